@@ -1,0 +1,203 @@
+"""The Efros-Shklovskii reduction of the S density of states (App. B 2, Eq. B7).
+
+Per realization (MODEL.md section 3):
+
+1. E_tau_j = sum_{i != j} U_ij + h_j (pass 1: column sums, blocked over columns),
+   with h_j ~ Normal(0, (h_rel <E_tau>_0)^2).
+2. Flip tau_j where E_tau_j < 0: E_tau_j -> |E_tau_j|, U_ij -> sign(E_tau_j) U_ij.
+3. a_ij = 2 U_ij - E_tau_j; E_min_i = max_{j != i} a_ij (pass 2: row maxima, blocked
+   over rows). The soft-Theta reduction keeps the `top_k` largest a_ij of each row.
+4. P_S(E) = fraction of S spins with E_min_i < E (hard Theta), or
+   mean_i prod_j sigmoid((E - a_ij) / w) (soft Theta; `_theta.py`).
+
+Both passes run in blocks of rows/columns with `jax.lax.map` under `jax.checkpoint`,
+so memory is O(block N), also for reverse-mode gradients. Energies are returned in
+units of the realization's mean tau energy <E_tau>.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
+from ._lattice import Realization, Sample
+from ._params import ModelParams
+from ._validate import check_int, check_range, is_traced
+
+#: Default number of largest a_ij kept per row for the soft-Theta reduction.
+DEFAULT_TOP_K = 32
+#: Target number of pair elements per block (sets the default block size).
+_BLOCK_ELEMENTS = 2**18
+
+
+def default_block_size(n: int, batch: int = 1) -> int:
+    """Rows (or columns) per block so that a block holds ~2^18 pairs per batch element."""
+    return max(1, min(n, _BLOCK_ELEMENTS // max(1, n * batch)))
+
+
+class ESResult(eqx.Module):
+    """The ES reduction of one realization.
+
+    **Fields:**
+
+    - `top`: (n, k) the k largest a_ij = 2 U_ij - E_tau_j of each row i, in units of
+      <E_tau>, sorted in decreasing order; `top[:, 0]` is E_min (hard Theta). Rows of
+      padded sites, and entries beyond a row's partners, hold -inf.
+    - `tail_count`: (n,) number of partners of each row not kept in `top`.
+    - `e_tau`: (n,) tau energies |E_tau_j| after flips, in units of <E_tau>.
+    - `e_tau_mean`: <E_tau> in units of g J_o (mean over impurities, with field).
+    - `e_tau0_mean`: <E_tau>_0 = mean |sum_i U_ij| without field, units of g J_o.
+    - `mask`: (n,) True for real impurities.
+    - `n_sites`: number of impurities.
+    """
+
+    top: Float[Array, "n k"]
+    tail_count: Int[Array, " n"]
+    e_tau: Float[Array, " n"]
+    e_tau_mean: Float[Array, ""]
+    e_tau0_mean: Float[Array, ""]
+    mask: Bool[Array, " n"]
+    n_sites: Int[Array, ""]
+
+    @property
+    def e_min(self) -> Float[Array, " n"]:
+        """E_min per S spin in units of <E_tau> (App. B 2); -inf on padded rows."""
+        return self.top[:, 0]
+
+
+def _blocks(n: int, block_size: int) -> Int[Array, "nb B"]:
+    nb = -(-n // block_size)
+    idx = jnp.arange(nb * block_size)  # indices >= n are padding, masked in Couplings
+    return idx.reshape(nb, block_size)
+
+
+def tau_field_sums(couplings: Couplings, block_size: int) -> Float[Array, " n"]:
+    """sum_{i != j} U_ij for every tau spin j (pass 1), in units of g J_o."""
+    n = couplings.n
+    rows = jnp.arange(n)[None, :]
+
+    @jax.checkpoint
+    def column_block(cols):
+        # (B, n) layout: each tau spin's sum runs along the minor axis, so the order of
+        # summation, hence the result, does not depend on the block size.
+        return jnp.sum(couplings.pairs(rows, cols[:, None]), axis=1)
+
+    return jax.lax.map(column_block, _blocks(n, block_size)).reshape(-1)[:n]
+
+
+def row_top(
+    couplings: Couplings,
+    sign: Float[Array, " n"],
+    e_tau: Float[Array, " n"],
+    top_k: int,
+    block_size: int,
+) -> Float[Array, "n k"]:
+    """The `top_k` largest 2 sign_j U_ij - e_tau_j of each row i (pass 2).
+
+    Entries that are not partners (diagonal, padding) are -inf.
+    """
+    n = couplings.n
+    cols = jnp.arange(n)
+    valid_col = couplings.realization.mask
+
+    @jax.checkpoint
+    def row_block(rows):
+        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
+        a = jnp.where(ok, a, -jnp.inf)
+        if top_k == 1:
+            return jnp.max(a, axis=1, keepdims=True)
+        return jax.lax.top_k(a, top_k)[0]
+
+    out = jax.lax.map(row_block, _blocks(n, block_size))
+    return out.reshape(-1, top_k)[:n]
+
+
+def es_reduction(
+    couplings: Couplings,
+    h_normals: Float[Array, " n"],
+    h_rel: Float[Array, ""] | float = 0.0,
+    *,
+    top_k: int = 1,
+    block_size: int | None = None,
+) -> ESResult:
+    """The ES reduction (App. B 2) of one realization with given couplings.
+
+    **Arguments:**
+
+    - `couplings`: the `Couplings` of the realization (positions, c_ij, a~).
+    - `h_normals`: (n,) standard normals for the random fields h^tau_j; the field is
+      h_j = h_rel <E_tau>_0 h_normals_j.
+    - `h_rel`: field width relative to <E_tau>_0 (>= 0).
+    - `top_k`: how many of the largest a_ij per row to keep (1 suffices for the hard
+      reduction; the soft one needs more, see `SoftTheta`).
+    - `block_size`: rows/columns per block (default from the size); results do not
+      depend on it.
+
+    **Returns:** an `ESResult`.
+    """
+    n = couplings.n
+    top_k = check_int("es_reduction", "top_k", top_k, 1)
+    top_k = min(top_k, n)
+    block_size = default_block_size(n) if block_size is None else check_int(
+        "es_reduction", "block_size", block_size, 1)
+    block_size = min(block_size, n)
+    h_rel = check_range("es_reduction", "h_rel", h_rel, 0.0)
+    mask = couplings.realization.mask
+    n_sites = couplings.realization.n_sites
+    nf = n_sites.astype(jnp.result_type(float))
+
+    sums = tau_field_sums(couplings, block_size)
+    e_tau0_mean = jnp.sum(jnp.where(mask, jnp.abs(sums), 0.0)) / nf
+    e_raw = sums + h_rel * e_tau0_mean * h_normals
+    sign = jnp.where(e_raw < 0, -1.0, 1.0)
+    e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
+    e_tau_mean = jnp.sum(e_tau) / nf
+    top = row_top(couplings, sign, e_tau, top_k, block_size)
+    top = jnp.where(mask[:, None], top / e_tau_mean, -jnp.inf)
+    tail = jnp.where(mask, jnp.maximum(n_sites - 1 - top_k, 0), 0)
+    return ESResult(top, tail, e_tau / e_tau_mean, e_tau_mean, e_tau0_mean, mask, n_sites)
+
+
+def simulate(
+    sample: Sample,
+    params: ModelParams,
+    key: PRNGKeyArray,
+    *,
+    top_k: int = 1,
+    block_size: int | None = None,
+) -> ESResult:
+    """Draw one realization from `key` and run the ES reduction.
+
+    The key is split into three: impurity positions, c_ij, and h^tau normals. The
+    same key gives the same positions and c_ij for every a~ and h_rel (common random
+    numbers), so `jax.vmap` over parameters compares like with like and shares the
+    random-number work.
+
+    **Arguments:**
+
+    - `sample`: the `Sample` (lattice, x).
+    - `params`: `ModelParams`; only `atilde` and `h_rel` enter (energies are in units
+      of g J_o and then of <E_tau>).
+    - `key`: a JAX PRNG key.
+    - `top_k`, `block_size`: as in `es_reduction`.
+
+    **Returns:** an `ESResult`.
+    """
+    if is_traced(params):
+        params = params.checked()
+    k_pos, k_c, k_h = jax.random.split(key, 3)
+    realization = sample.draw(k_pos)
+    couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
+    h_normals = jax.random.normal(k_h, (realization.capacity,))
+    return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size)
+
+
+def realization_from_positions(positions, box: float = math.inf, x: float = 1.0) -> Realization:
+    """Convenience for small hand-made systems: `box=inf` means open boundaries."""
+    return Realization.from_positions(positions, box if math.isfinite(box) else 1e30, x)

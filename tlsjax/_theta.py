@@ -1,0 +1,152 @@
+"""P_S(E) from an `ESResult`, with a hard or a soft Theta, and the crossover T_U.
+
+Hard Theta (the paper's algorithm): P_S(E) = fraction of S spins with E_min < E.
+Soft Theta (the differentiable relaxation, MODEL.md section 3):
+Theta(z) -> sigmoid(z / w), p_i(E) = prod_j sigmoid((E - a_ij) / w), computed as
+a sum of log-sigmoids over the `top_k` largest a_ij of each row. The partners left
+out each contribute log sigmoid((E - a) / w) with a <= a_(k), so the truncation
+error of log p_i is at most tail_count_i * softplus((a_(k) - E) / w);
+`SoftTheta.truncation_bound` turns that into a bound on |P_S| error.
+
+T_U is the energy where P_S(T_U) = 5 g (the paper's shortcut for
+gamma_tau^2 n_tau = gamma_S^2 n_S, Fig. 2 caption).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Float
+
+from ._es import ESResult
+from ._validate import check_grid, check_range, is_traced
+
+
+def _check_energies(energies) -> Float[Array, " m"]:
+    return check_grid("P_S", "energies", energies)
+
+
+def _valid_count(es: ESResult) -> Float[Array, ""]:
+    return es.n_sites.astype(es.top.dtype)
+
+
+class AbstractTheta(eqx.Module):
+    """How the ES product of step functions is evaluated."""
+
+    def p_s(self, es: ESResult, energies) -> Float[Array, " m"]:
+        """P_S on a grid of energies in units of <E_tau>."""
+        raise NotImplementedError
+
+    def crossover(self, es: ESResult, g) -> Float[Array, ""]:
+        """T_U / <E_tau>: the energy where P_S = 5 g."""
+        raise NotImplementedError
+
+
+class HardTheta(AbstractTheta):
+    """The paper's step function: P_S(E) = #(E_min < E) / N."""
+
+    def p_s(self, es, energies):
+        energies = _check_energies(energies)
+        below = (es.e_min[None, :] < energies[:, None]) & es.mask[None, :]
+        return jnp.sum(below, axis=1) / _valid_count(es)
+
+    def crossover(self, es, g):
+        """The m-th smallest E_min, m = ceil(5 g N): the least E with P_S(E+) >= 5 g."""
+        target = _check_target(g)
+        e = jnp.sort(jnp.where(es.mask, es.e_min, jnp.inf))
+        m = jnp.ceil(target * _valid_count(es)).astype(jnp.int32)
+        return e[jnp.clip(m - 1, 0, e.shape[0] - 1)]
+
+
+class SoftTheta(AbstractTheta):
+    """Theta(z) -> sigmoid(z / w); `width` w in units of <E_tau> (> 0)."""
+
+    width: Float[Array, ""]
+
+    def __init__(self, width):
+        self.width = check_range("SoftTheta", "width", width, 0.0, lo_open=True)
+
+    def log_p(self, es: ESResult, energies) -> Float[Array, "m n"]:
+        """log p_i(E) = sum_j log sigmoid((E - a_ij) / w) over the kept partners."""
+        w = self.width
+        keep = jnp.isfinite(es.top)  # (n, k)
+        safe_top = jnp.where(keep, es.top, 0.0)
+        z = (energies[:, None, None] - safe_top[None]) / w
+        return jnp.sum(jnp.where(keep[None], jax.nn.log_sigmoid(z), 0.0), axis=-1)
+
+    def log_p_s(self, es: ESResult, energies) -> Float[Array, " m"]:
+        """log P_S(E), computed stably as a log-mean-exp over S spins."""
+        lp = self.log_p(es, energies)
+        lp = jnp.where(es.mask[None, :], lp, -jnp.inf)
+        return jax.nn.logsumexp(lp, axis=1) - jnp.log(_valid_count(es))
+
+    def p_s(self, es, energies):
+        energies = _check_energies(energies)
+        return jnp.exp(self.log_p_s(es, energies))
+
+    def truncation_bound(self, es: ESResult, energies) -> Float[Array, " m"]:
+        """Upper bound on |P_S(top-k) - P_S(all partners)| at each energy."""
+        energies = _check_energies(energies)
+        lp = self.log_p(es, energies)
+        last = jnp.where(jnp.isfinite(es.top[:, -1]), es.top[:, -1], 0.0)
+        err = es.tail_count[None, :] * jax.nn.softplus((last[None, :] - energies[:, None])
+                                                       / self.width)
+        bound = jnp.exp(lp) * -jnp.expm1(-err)
+        bound = jnp.where(es.mask[None, :], bound, 0.0)
+        return jnp.sum(bound, axis=1) / _valid_count(es)
+
+    def crossover(self, es, g):
+        """Root of log P_S(E) = log(5 g) by bisection, differentiated implicitly."""
+        target = _check_target(g)
+        lo = jnp.min(jnp.where(es.mask, es.e_min, jnp.inf)) - 50.0 * self.width
+        hi = jnp.max(jnp.where(es.mask, es.e_min, -jnp.inf)) + 50.0 * self.width
+
+        def fn(e, args):
+            theta, es_, t = args
+            return theta.log_p_s(es_, e[None])[0] - jnp.log(t)
+
+        tol = 1e-6 if es.top.dtype == jnp.float32 else 1e-10
+        sol = optx.root_find(
+            fn,
+            optx.Bisection(rtol=tol, atol=tol * self.width, flip="detect",
+                           expand_if_necessary=True),
+            0.5 * (lo + hi),
+            args=(self, es, target),
+            options=dict(lower=lo, upper=hi),
+            max_steps=256,
+        )
+        return sol.value
+
+
+def _check_target(g):
+    """5 g must lie in (0, 1) for the criterion P_S(T_U) = 5 g to have a solution."""
+    if is_traced(g):
+        return check_range("crossover", "5*g", 5.0 * jnp.asarray(g), 0.0, 1.0,
+                           lo_open=True, hi_open=True)
+    check_range("crossover", "g", g, 0.0, 0.2, lo_open=True, hi_open=True)
+    return 5.0 * jnp.asarray(g, dtype=jnp.result_type(float))
+
+
+def theta_from_width(width: float) -> AbstractTheta:
+    """`HardTheta()` for width 0, else `SoftTheta(width)`; negative widths raise."""
+    check_range("theta_from_width", "width", width, 0.0)
+    if not is_traced(width) and float(width) == 0.0:
+        return HardTheta()
+    return SoftTheta(width)
+
+
+def p_s(es: ESResult, energies, theta: AbstractTheta | None = None) -> Float[Array, " m"]:
+    """P_S(E) on a grid of energies (units of <E_tau>); hard Theta by default."""
+    return (theta or HardTheta()).p_s(es, energies)
+
+
+def crossover_temperature(es: ESResult, g, theta: AbstractTheta | None = None
+                          ) -> Float[Array, ""]:
+    """T_U / <E_tau> from P_S(T_U) = 5 g (Fig. 2 caption); hard Theta by default.
+
+    With a `SoftTheta`, the result is differentiable (implicit function theorem
+    through the bisection root, `optimistix.ImplicitAdjoint`).
+    """
+    return (theta or HardTheta()).crossover(es, g)
