@@ -1,0 +1,191 @@
+"""The paper's numerics: P_S(E) for a grid of (a~, h_rel), disorder-averaged (Figs. 2, 4)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._ensemble import disorder_average
+from ._es import simulate
+from ._lattice import FCC, Sample, SimpleCubic
+from ._params import DEFAULT_G, ModelParams
+from ._theta import AbstractTheta, HardTheta, SoftTheta
+from ._validate import check_grid, check_int, check_range
+
+LATTICES = {"fcc": FCC, "sc": SimpleCubic}
+
+#: The paper's values (Fig. 2 and Fig. 4 captions, App. B 3).
+PAPER_ATILDES = (0.0, 1.5, 3.0, 4.5, 6.0)
+PAPER_H_RELS = (0.0, 0.3, 1.0)
+PAPER_SAMPLES = ((0.2, 18), (0.5, 13))
+#: "T_U ~ 0.2 <E_tau> for 1 < a~ < 6" (Fig. 2 caption).
+PAPER_TU_OVER_ETAU = 0.2
+
+
+def default_energies() -> np.ndarray:
+    """61 log-spaced energies from 0.01 to 10 <E_tau>."""
+    return np.logspace(-2.0, 1.0, 61)
+
+
+def es_scan(
+    sample: Sample,
+    atildes: Float[Array, " A"],
+    h_rels: Float[Array, " H"],
+    energies: Float[Array, " E"],
+    key: PRNGKeyArray,
+    *,
+    g: float = DEFAULT_G,
+    theta: AbstractTheta | None = None,
+    block_size: int | None = None,
+    top_k: int | None = None,
+) -> dict[str, Array]:
+    """One realization (one key) for every (a~, h_rel) pair, vmapped.
+
+    Positions, c_ij and the h normals are shared by all pairs (common random numbers).
+
+    **Returns:** a dict with `P_S` (A, H, E), `T_U_over_E_tau` (A, H),
+    `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), and `n_sites` ().
+    """
+    theta = theta or HardTheta()
+    if top_k is None:
+        top_k = 1 if isinstance(theta, HardTheta) else 32
+
+    def one(a, h):
+        es = simulate(sample, ModelParams(g=g, atilde=a, h_rel=h), key,
+                      top_k=top_k, block_size=block_size)
+        return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=theta.crossover(es, g),
+                    E_tau_over_gJ0=es.e_tau_mean, n_sites=es.n_sites.astype(float))
+
+    out = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(atildes, h_rels)
+    out["n_sites"] = out["n_sites"][0, 0]
+    return out
+
+
+@dataclass
+class ScanResult:
+    """Disorder-averaged output of `run_scan` (NumPy arrays, float64)."""
+
+    x: float
+    cells: int
+    lattice: str
+    atildes: np.ndarray
+    h_rels: np.ndarray
+    energies: np.ndarray
+    g: float
+    width: float
+    realizations: int
+    mean: dict[str, np.ndarray]
+    stderr: dict[str, np.ndarray]
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dict(
+            x=self.x, cells=self.cells, lattice=self.lattice, atildes=self.atildes,
+            h_rels=self.h_rels, g=self.g, width=self.width, realizations=self.realizations,
+            n_sites_mean=float(self.mean["n_sites"]), seconds=self.seconds,
+            P_S=dict(energies=self.energies, mean=self.mean["P_S"], stderr=self.stderr["P_S"]),
+            T_U_over_E_tau=dict(mean=self.mean["T_U_over_E_tau"],
+                                stderr=self.stderr["T_U_over_E_tau"]),
+            E_tau_over_gJ0=dict(mean=self.mean["E_tau_over_gJ0"],
+                                stderr=self.stderr["E_tau_over_gJ0"]),
+        )
+
+
+def run_scan(
+    x: float,
+    cells: int,
+    atildes=PAPER_ATILDES,
+    h_rels=PAPER_H_RELS,
+    *,
+    energies=None,
+    realizations: int = 16,
+    seed: int = 0,
+    g: float = DEFAULT_G,
+    width: float = 0.0,
+    block_size: int | None = None,
+    progress: bool = True,
+    lattice: str = "fcc",
+) -> ScanResult:
+    """Disorder-average `es_scan` over `realizations` keys derived from `seed`.
+
+    `width` 0 is the paper's hard Theta; > 0 is the soft Theta of that width (in units
+    of <E_tau>). Interrupting (Ctrl-C) keeps the realizations already finished.
+    """
+    if lattice not in LATTICES:
+        raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
+                         f"got {lattice!r}")
+    sample = Sample(x, lattice=LATTICES[lattice](check_int("run_scan", "cells", cells, 2)))
+    atildes = check_grid("run_scan", "atildes", atildes)
+    check_range("run_scan", "atildes", atildes, 0.0)
+    h_rels = check_grid("run_scan", "h_rels", h_rels)
+    check_range("run_scan", "h_rels", h_rels, 0.0)
+    energies = check_grid("run_scan", "energies",
+                          default_energies() if energies is None else energies,
+                          positive=True, increasing=True)
+    realizations = check_int("run_scan", "realizations", realizations, 1)
+    width = float(check_range("run_scan", "width", width, 0.0))
+    theta = HardTheta() if width == 0.0 else SoftTheta(width)
+    keys = jax.random.split(jax.random.key(seed), realizations)
+    start = time.perf_counter()
+    mean, err, count = disorder_average(
+        lambda k: es_scan(sample, atildes, h_rels, energies, k, g=g, theta=theta,
+                          block_size=block_size),
+        keys, progress=progress, description=f"x={x:g} L={cells}")
+    return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels), np.asarray(energies),
+                      g, width, count, mean, err, time.perf_counter() - start)
+
+
+def tu_table_rows(results: list[ScanResult]) -> list[list]:
+    """Rows (x, cells, a~, h_rel, T_U/<E_tau>, stderr, <E_tau>/gJ_o, stderr, realizations)."""
+    rows = []
+    for r in results:
+        for ia, a in enumerate(r.atildes):
+            for ih, h in enumerate(r.h_rels):
+                rows.append([r.x, r.cells, float(a), float(h),
+                             float(r.mean["T_U_over_E_tau"][ia, ih]),
+                             float(r.stderr["T_U_over_E_tau"][ia, ih]),
+                             float(r.mean["E_tau_over_gJ0"][ia, ih]),
+                             float(r.stderr["E_tau_over_gJ0"][ia, ih]), r.realizations])
+    return rows
+
+
+TU_HEADER = ["x", "cells", "atilde", "h_rel", "T_U_over_E_tau", "T_U_over_E_tau_stderr",
+             "E_tau_over_gJ0", "E_tau_over_gJ0_stderr", "realizations"]
+
+
+def compare_with_paper(results: list[ScanResult], lo: float = 1.0, hi: float = 6.0) -> dict:
+    """T_U / <E_tau> for a~ in [lo, hi] against the paper's "about 0.2"."""
+    vals, errs, labels = [], [], []
+    for r in results:
+        for ia, a in enumerate(r.atildes):
+            if lo <= a <= hi:
+                for ih, h in enumerate(r.h_rels):
+                    vals.append(float(r.mean["T_U_over_E_tau"][ia, ih]))
+                    errs.append(float(r.stderr["T_U_over_E_tau"][ia, ih]))
+                    labels.append(dict(x=r.x, atilde=float(a), h_rel=float(h)))
+    vals = np.asarray(vals)
+    if vals.size == 0:
+        return dict(paper=PAPER_TU_OVER_ETAU, n=0)
+    return dict(
+        paper=PAPER_TU_OVER_ETAU, atilde_range=[lo, hi], n=int(vals.size),
+        measured_min=float(vals.min()), measured_max=float(vals.max()),
+        measured_mean=float(vals.mean()),
+        ratio_mean_to_paper=float(vals.mean() / PAPER_TU_OVER_ETAU),
+        cases=[dict(**lab, T_U_over_E_tau=v, stderr=e) for lab, v, e in zip(labels, vals, errs)],
+    )
+
+
+def gap_exponent(result: ScanResult, ia: int, ih: int, p_lo: float = 1e-3, p_hi: float = 0.1
+                 ) -> float:
+    """Log-log slope of the mean P_S(E) where p_lo < P_S < p_hi (power-law gap)."""
+    p = result.mean["P_S"][ia, ih]
+    e = result.energies
+    sel = (p > p_lo) & (p < p_hi)
+    if sel.sum() < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(e[sel]), np.log(p[sel]), 1)[0])

@@ -1,0 +1,53 @@
+"""Command-line interface: `tlsjax <command> ...` (a thin layer over the API).
+
+Each command lives in its own module `tlsjax/_cli_<name>.py` with a
+`register(subparsers)` function that adds its parser and sets `func`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Command modules, in the order of the physics flow.
+COMMAND_MODULES = (
+    "tlsjax._cli_es",
+)
+
+
+def float_list(text: str) -> list[float]:
+    """Parse "0,1.5,3" or "0 1.5 3" into floats (for list-valued options)."""
+    parts = [p for p in text.replace(",", " ").split() if p]
+    if not parts:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of numbers")
+    try:
+        return [float(p) for p in parts]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tlsjax",
+        description="S-tau two-level-system model (Schechter & Stamp, PRB 88, 174202 (2013)).")
+    sub = parser.add_subparsers(dest="command", required=False)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["reproduce", *([] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
