@@ -1,0 +1,21 @@
+"""Test configuration: float64 everywhere (gradient checks need it), rank promotion off."""
+
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+#: The shared measurements folder, beside the project's root (absent in a user's clone).
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_KAPPA = SHARED / "data" / "kappa"
+
+
+def need_shared_kappa():
+    """Skip (with the reason) where ../shared/data/kappa is absent."""
+    if not SHARED_KAPPA.is_dir():
+        pytest.skip(f"shared measurements not found at {SHARED_KAPPA} "
+                    "(they ship beside the project in CI, not in a user's clone)")
+    return SHARED_KAPPA
