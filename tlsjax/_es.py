@@ -97,25 +97,34 @@ def row_top(
     top_k: int,
     block_size: int,
 ) -> Float[Array, "n k"]:
-    """The `top_k` largest 2 sign_j U_ij - e_tau_j of each row i (pass 2).
+    """The `top_k` largest a_ij = 2 sign_j U_ij - e_tau_j of each row i (pass 2).
 
-    Entries that are not partners (diagonal, padding) are -inf.
+    The O(N^2) pass only selects the partners j (no gradient flows through it); the
+    kept values are then recomputed from their N x k indices, differentiably. So
+    derivatives of the reduction cost O(N k) here instead of a second O(N^2) pass
+    (the selection itself is piecewise constant). Entries that are not partners
+    (diagonal, padding, rows with fewer than k partners) are -inf.
     """
     n = couplings.n
     cols = jnp.arange(n)
     valid_col = couplings.realization.mask
+    frozen = jax.lax.stop_gradient((couplings, sign, e_tau))
 
-    @jax.checkpoint
     def row_block(rows):
-        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        c, s, e = frozen
+        a = 2.0 * c.block(rows, cols) * s[None, :] - e[None, :]
         ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
         a = jnp.where(ok, a, -jnp.inf)
         if top_k == 1:
-            return jnp.max(a, axis=1, keepdims=True)
-        return jax.lax.top_k(a, top_k)[0]
+            idx = jnp.argmax(a, axis=1, keepdims=True)
+            return jnp.take_along_axis(a, idx, axis=1), idx
+        return jax.lax.top_k(a, top_k)
 
-    out = jax.lax.map(row_block, _blocks(n, block_size))
-    return out.reshape(-1, top_k)[:n]
+    values, idx = jax.lax.map(row_block, _blocks(n, block_size))
+    values = values.reshape(-1, top_k)[:n]
+    idx = idx.reshape(-1, top_k)[:n]
+    a = 2.0 * couplings.pairs(jnp.arange(n)[:, None], idx) * sign[idx] - e_tau[idx]
+    return jnp.where(jnp.isfinite(values), a, -jnp.inf)
 
 
 def es_reduction(
@@ -159,7 +168,9 @@ def es_reduction(
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf
     top = row_top(couplings, sign, e_tau, top_k, block_size)
-    top = jnp.where(mask[:, None], top / e_tau_mean, -jnp.inf)
+    keep = mask[:, None] & jnp.isfinite(top)
+    # double where: -inf / <E_tau> would give NaN cotangents for <E_tau>
+    top = jnp.where(keep, jnp.where(keep, top, 0.0) / e_tau_mean, -jnp.inf)
     tail = jnp.where(mask, jnp.maximum(n_sites - 1 - top_k, 0), 0)
     return ESResult(top, tail, e_tau / e_tau_mean, e_tau_mean, e_tau0_mean, mask, n_sites)
 

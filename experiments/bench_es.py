@@ -1,0 +1,193 @@
+"""Benchmark of the ES reduction: tlsjax (blocked, jit) against a plain NumPy baseline.
+
+Cases, each in a fresh subprocess so that peak memory (max RSS) is its own:
+
+1. paper size (fcc, x = 0.2, L = 18, ~4650 sites): tlsjax hard reduction vs the
+   NumPy baseline of `_numpy_reference.py` (the same algorithm with full N x N
+   float64 arrays), same realization and couplings; the largest |E_min| difference
+   is printed too;
+2. tlsjax alone at N ~ 2e4 (L = 29) and N ~ 1e5 (L = 50);
+3. soft P_S on a 64-point grid plus its derivative with respect to a~
+   (forward mode, `jax.jacfwd`, the cheaper mode for 1 input and 64 outputs)
+   against the hard forward pass, at paper size.
+
+Timings are after compilation, the median of `--repeats` runs. Pairs per second count
+the N (N - 1) ordered pairs of one reduction (each visited twice, once per pass).
+
+    python experiments/bench_es.py [--quick] [--json bench_es.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _median_time(fn, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return sorted(ts)[len(ts) // 2]
+
+
+def _draw(cells: int, seed: int):
+    import jax
+
+    import tlsjax as tj
+    from tlsjax._couplings import seed_from_key
+
+    sample = tj.Sample(0.2, cells=cells)
+    kp, kc, kh = jax.random.split(jax.random.key(seed), 3)
+    real = sample.draw(kp)
+    return real, seed_from_key(kc), jax.random.normal(kh, (real.capacity,))
+
+
+def case_tlsjax(cells: int, repeats: int, atilde: float = 3.0) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import tlsjax as tj
+    from tlsjax._couplings import Couplings, GaussianAmplitudes
+
+    real, seed, h = _draw(cells, 0)
+
+    @jax.jit
+    def run(a):
+        return tj.es_reduction(Couplings(real, GaussianAmplitudes(seed), a), h, 0.0).e_min
+
+    a = jnp.asarray(atilde)
+    t0 = time.perf_counter()
+    e_min = run(a).block_until_ready()
+    compile_s = time.perf_counter() - t0
+    t = _median_time(lambda: run(a).block_until_ready(), repeats)
+    n = int(real.n_sites)
+    return dict(impl="tlsjax", cells=cells, n=n, seconds=t, compile_seconds=compile_s,
+                pairs_per_second=n * (n - 1) / t, peak_rss_mb=_peak_mb(),
+                e_min=[float(v) for v in e_min[:n]] if n <= 6000 else None,
+                backend=jax.default_backend(), dtype=str(e_min.dtype))
+
+
+def case_numpy(cells: int, repeats: int, atilde: float = 3.0) -> dict:
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    from _numpy_reference import numpy_es
+
+    real, seed, h = _draw(cells, 0)
+    args = (np.asarray(real.positions), np.asarray(real.mask), real.box, real.x,
+            np.asarray(seed), atilde, np.asarray(h), 0.0)
+    out = {}
+    t = _median_time(lambda: out.setdefault("r", numpy_es(*args)), repeats)
+    n = int(real.n_sites)
+    return dict(impl="numpy", cells=cells, n=n, seconds=t, pairs_per_second=n * (n - 1) / t,
+                peak_rss_mb=_peak_mb(), e_min=[float(v) for v in out["r"][0]],
+                dtype="float64")
+
+
+def case_soft(cells: int, repeats: int, atilde: float = 3.0, width: float = 0.02) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import tlsjax as tj
+    from tlsjax._couplings import Couplings, GaussianAmplitudes
+
+    real, seed, h = _draw(cells, 0)
+    grid = jnp.logspace(-2, 1, 64)
+    theta = tj.SoftTheta(width)
+
+    def soft(a):
+        es = tj.es_reduction(Couplings(real, GaussianAmplitudes(seed), a), h, 0.0, top_k=32)
+        return theta.p_s(es, grid)
+
+    @jax.jit
+    def hard(a):
+        return tj.es_reduction(Couplings(real, GaussianAmplitudes(seed), a), h, 0.0).e_min
+
+    value_and_jac = jax.jit(lambda a: (soft(a), jax.jacfwd(soft)(a)))
+    a = jnp.asarray(atilde)
+    hard(a).block_until_ready()
+    jax.block_until_ready(value_and_jac(a))
+    t_hard = _median_time(lambda: hard(a).block_until_ready(), repeats)
+    t_soft = _median_time(lambda: jax.block_until_ready(value_and_jac(a)), repeats)
+    _, jac = value_and_jac(a)
+    return dict(impl="tlsjax-soft+jacfwd", cells=cells, n=int(real.n_sites), width=width,
+                grid=64, top_k=32, seconds_hard=t_hard, seconds_soft_and_grad=t_soft,
+                ratio=t_soft / t_hard, jac_finite=bool(jnp.all(jnp.isfinite(jac))),
+                peak_rss_mb=_peak_mb())
+
+
+CASES = dict(tlsjax=case_tlsjax, numpy=case_numpy, soft=case_soft)
+
+
+def _subprocess(case: str, cells: int, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--case", case, "--cells", str(cells), "--repeats",
+           str(repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode != 0:
+        raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    p.add_argument("--cells", type=int, default=18, help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="skip N ~ 1e5")
+    p.add_argument("--json", default="bench_es.json", help="output JSON path")
+    args = p.parse_args(argv)
+    if args.case:
+        print(json.dumps(CASES[args.case](args.cells, args.repeats)))
+        return 0
+
+    import numpy as np
+
+    rows = {}
+    print("ES reduction benchmark (fcc, x = 0.2, hard Theta unless stated; after compilation)")
+    tl = _subprocess("tlsjax", 18, args.repeats)
+    npy = _subprocess("numpy", 18, max(1, args.repeats - 2))
+    diff = float(np.max(np.abs(np.asarray(tl.pop("e_min")) - np.asarray(npy.pop("e_min")))))
+    rows["paper_size"] = dict(tlsjax=tl, numpy=npy, speedup=npy["seconds"] / tl["seconds"],
+                              max_abs_e_min_difference=diff)
+    print(f"paper size N = {tl['n']}: tlsjax {tl['seconds']:.3f} s "
+          f"({tl['pairs_per_second']:.3g} pairs/s, peak {tl['peak_rss_mb']:.0f} MB, "
+          f"{tl['dtype']}) | NumPy {npy['seconds']:.3f} s ({npy['pairs_per_second']:.3g} pairs/s, "
+          f"peak {npy['peak_rss_mb']:.0f} MB, float64) | speed-up {rows['paper_size']['speedup']:.1f}x"
+          f" (target >= 10x) | max |dE_min| = {diff:.2e} <E_tau>")
+    for cells in ([29] if args.quick else [29, 50]):
+        r = _subprocess("tlsjax", cells, 1)
+        r.pop("e_min")
+        rows[f"L{cells}"] = r
+        target = "" if cells < 50 else " (target <= 180 s, < 2048 MB)"
+        print(f"tlsjax N = {r['n']}: {r['seconds']:.2f} s, {r['pairs_per_second']:.3g} pairs/s, "
+              f"peak {r['peak_rss_mb']:.0f} MB{target}")
+    soft = _subprocess("soft", 18, args.repeats)
+    rows["soft_vs_hard"] = soft
+    print(f"soft P_S (64 energies, w = {soft['width']}, top_k = 32) + d/da~ (jacfwd): "
+          f"{soft['seconds_soft_and_grad']:.3f} s vs hard forward {soft['seconds_hard']:.3f} s "
+          f"= {soft['ratio']:.2f}x (target <= 5x)")
+    import platform
+
+    rows["machine"] = dict(platform=platform.platform(), cpus=os.cpu_count(),
+                           python=platform.python_version())
+    Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

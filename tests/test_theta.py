@@ -1,0 +1,142 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tlsjax as tj
+from tlsjax._couplings import GaussianAmplitudes, seed_from_key
+
+
+@pytest.fixture(scope="module")
+def parts():
+    sample = tj.Sample(0.2, cells=6)
+    kp, kc, kh = jax.random.split(jax.random.key(7), 3)
+    real = sample.draw(kp)
+    return real, seed_from_key(kc), jax.random.normal(kh, (real.capacity,))
+
+
+def _es(parts, atilde, h_rel=0.0, top_k=1):
+    real, seed, h = parts
+    return tj.es_reduction(tj.Couplings(real, GaussianAmplitudes(seed), atilde), h, h_rel,
+                           top_k=top_k)
+
+
+def test_soft_tends_to_hard(parts):
+    energies = jnp.linspace(0.02, 3.0, 60)
+    hard = tj.HardTheta().p_s(_es(parts, 3.0), energies)
+    es = _es(parts, 3.0, top_k=64)
+    soft = tj.SoftTheta(1e-3).p_s(es, energies)
+    assert float(jnp.max(jnp.abs(soft - hard))) < 0.01
+    # and the truncation to 64 partners is rigorously negligible here
+    assert float(jnp.max(tj.SoftTheta(1e-3).truncation_bound(es, energies))) < 1e-6
+    # a wide Theta differs visibly: the test can fail
+    wide = tj.SoftTheta(0.3).p_s(es, energies)
+    assert float(jnp.max(jnp.abs(wide - hard))) > 0.05
+
+
+def test_truncation_bound_holds(parts):
+    energies = jnp.linspace(0.01, 2.0, 30)
+    theta = tj.SoftTheta(0.05)
+    n = int(parts[0].n_sites)
+    exact = theta.p_s(_es(parts, 1.5, top_k=n), energies)
+    es = _es(parts, 1.5, top_k=4)
+    approx = theta.p_s(es, energies)
+    bound = theta.truncation_bound(es, energies)
+    assert np.all(np.abs(np.asarray(approx - exact)) <= np.asarray(bound) * (1 + 1e-9) + 1e-15)
+    assert float(jnp.max(jnp.abs(approx - exact))) > 0  # truncation does matter at k = 4
+
+
+def test_soft_p_s_gradient_matches_fd(parts):
+    n = int(parts[0].n_sites)
+    energies = jnp.array([0.05, 0.1, 0.3, 1.0])
+    theta = tj.SoftTheta(0.1)
+
+    def f(a):
+        return theta.p_s(_es(parts, a, top_k=n), energies)
+
+    a0, h = 2.0, 1e-5
+    jac = jax.jacfwd(f)(jnp.asarray(a0))
+    jac_rev = jax.jacrev(f)(jnp.asarray(a0))
+    fd = (f(jnp.asarray(a0 + h)) - f(jnp.asarray(a0 - h))) / (2 * h)
+    np.testing.assert_allclose(jac, fd, rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(jac_rev, jac, rtol=1e-8, atol=1e-12)
+    assert float(jnp.max(jnp.abs(jac))) > 1e-3  # a~ matters
+
+
+def test_crossover_gradient_matches_fd(parts):
+    n = int(parts[0].n_sites)
+    theta = tj.SoftTheta(0.05)
+
+    def tu(a, g=0.02):
+        return theta.crossover(_es(parts, a, top_k=n), g)
+
+    a0, h = 2.5, 1e-5
+    grad = jax.grad(tu)(jnp.asarray(a0))
+    fd = (tu(jnp.asarray(a0 + h)) - tu(jnp.asarray(a0 - h))) / (2 * h)
+    assert float(grad) == pytest.approx(float(fd), rel=1e-3)
+    # T_U solves P_S(T_U) = 5 g
+    es = _es(parts, a0, top_k=n)
+    t = theta.crossover(es, 0.02)
+    assert float(theta.p_s(es, t[None])[0]) == pytest.approx(0.1, rel=1e-6)
+    # d T_U / d g: larger g -> larger 5 g target -> larger T_U
+    dg = jax.grad(lambda g: theta.crossover(es, g))(0.02)
+    fdg = (theta.crossover(es, 0.02 + 1e-6) - theta.crossover(es, 0.02 - 1e-6)) / 2e-6
+    assert float(dg) > 0 and float(dg) == pytest.approx(float(fdg), rel=1e-3)
+
+
+def test_no_nan_at_zero_cutoff(parts):
+    theta = tj.SoftTheta(0.1)
+    energies = jnp.array([0.1, 0.5])
+    jac = jax.jacrev(lambda a: theta.p_s(_es(parts, a, top_k=16), energies))(jnp.asarray(0.0))
+    assert np.all(np.isfinite(np.asarray(jac)))
+    g = jax.grad(lambda a: theta.crossover(_es(parts, a, top_k=16), 0.02))(jnp.asarray(0.0))
+    assert np.isfinite(float(g))
+    g_hard = jax.grad(lambda a: jnp.sum(jnp.where(jnp.isfinite(_es(parts, a).e_min),
+                                                  _es(parts, a).e_min, 0.0)))(jnp.asarray(0.0))
+    assert np.isfinite(float(g_hard))
+
+
+def test_hard_crossover_is_quantile(parts):
+    es = _es(parts, 3.0)
+    t = tj.crossover_temperature(es, 0.02)
+    m = np.asarray(es.mask)
+    e = np.sort(np.asarray(es.e_min)[m])
+    k = int(np.ceil(0.1 * m.sum()))
+    assert float(t) == e[k - 1]
+    p = tj.p_s(es, jnp.array([float(t), float(t) + 1e-9]))
+    assert float(p[0]) < 0.1 <= float(p[1])
+
+
+@pytest.mark.parametrize("width", [-0.1, float("nan"), 0.0])
+def test_bad_width(width):
+    with pytest.raises(ValueError, match=r"SoftTheta\(width=...\)"):
+        tj.SoftTheta(width)
+
+
+def test_theta_from_width():
+    assert isinstance(tj.theta_from_width(0.0), tj.HardTheta)
+    assert isinstance(tj.theta_from_width(0.1), tj.SoftTheta)
+    with pytest.raises(ValueError, match=r"theta_from_width\(width=...\)"):
+        tj.theta_from_width(-1.0)
+
+
+@pytest.mark.parametrize("energies, match", [
+    ([], "non-empty"), ([0.1, float("nan")], "finite"), ("abc", "numeric")])
+def test_bad_energy_grid(parts, energies, match):
+    es = _es(parts, 3.0)
+    for theta in (tj.HardTheta(), tj.SoftTheta(0.1)):
+        with pytest.raises(ValueError, match=rf"P_S\(energies=...\).*{match}"):
+            theta.p_s(es, energies)
+
+
+@pytest.mark.parametrize("g", [0.0, 0.2, 0.5, -0.1])
+def test_bad_g_for_crossover(parts, g):
+    with pytest.raises(ValueError, match=r"crossover\(g=...\)` must be finite and in \(0, 0.2\)"):
+        tj.crossover_temperature(_es(parts, 3.0), g)
+
+
+def test_bad_energies_under_jit(parts):
+    es = _es(parts, 3.0)
+    f = jax.jit(lambda e: tj.SoftTheta(0.1).p_s(es, e))
+    with pytest.raises(Exception, match=r"P_S\(energies=...\)` must be finite"):
+        f(jnp.array([0.1, jnp.nan])).block_until_ready()
