@@ -1,0 +1,165 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate
+
+import tlsjax as t
+from tlsjax._material import HBAR, K_B
+
+C = 3e-4
+MAT = t.Material(2200.0, 5800.0, 3800.0)
+TLS = t.ConstantC(C)
+OMEGA = jnp.asarray([2 * math.pi * 1e3, 2 * math.pi * 1e6])
+
+
+@pytest.mark.parametrize("gamma_ratio", [None, 1.3])
+def test_kappa_closed_form(gamma_ratio):
+    m = t.Material(2200.0, 5800.0, 3800.0, gamma_ratio=gamma_ratio)
+    T = jnp.geomspace(1e-3, 100.0, 9)
+    k = t.thermal_conductivity(TLS, m, T)
+    kc = t.thermal_conductivity_closed_form(C, m, T)
+    np.testing.assert_allclose(k, kc, rtol=1e-6)
+    # and the closed form itself, written out
+    s = 1 / (5800.0 * C * m.strength_factors[0]) + 2 / (3800.0 * C)
+    np.testing.assert_allclose(kc, K_B**3 * T**2 / (6 * math.pi * HBAR**2) * s, rtol=1e-12)
+
+
+def test_kappa_matthiessen_lowers_kappa():
+    m = t.Material(2200.0, 5800.0, 3800.0, rayleigh=1e-42, boundary=1e-3)
+    T = jnp.asarray([0.05, 1.0, 10.0])
+    k = t.thermal_conductivity(TLS, m, T)
+    kc = t.thermal_conductivity_closed_form(C, m, T)
+    assert np.all(np.asarray(k) < np.asarray(kc))
+    # boundary scattering only: kappa -> (1/3) c_Debye v l_b summed over branches
+    mb = t.Material(2200.0, 5800.0, 3800.0, boundary=1e-4)
+    kb = t.thermal_conductivity(t.ConstantC(1e-12), mb, jnp.asarray([0.01]))
+    cd = (2 * math.pi**2 * K_B**4 * 0.01**3 / (15 * HBAR**3))
+    expected = cd / 3 * 1e-4 * (1 / 5800.0**2 + 2 / 3800.0**2)
+    assert float(kb[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_qinv_relaxation_plateau_and_t3():
+    T = jnp.asarray([1e-3, 2e-3, 10.0, 30.0])
+    q = np.asarray(t.qinv_relaxation(TLS, MAT, T, OMEGA[:1]))[:, 0]
+    # omega tau_min >> 1 at low T: pi^4 C A (k_B T)^3 / (12 omega)
+    law = math.pi**4 * C * float(MAT.relaxation_A_K) * np.asarray(T) ** 3 / (12 * float(OMEGA[0]))
+    assert q[0] / law[0] == pytest.approx(1.0, abs=1e-4)
+    assert q[1] / law[1] == pytest.approx(1.0, abs=5e-3)
+    # omega tau_min << 1 at high T: plateau pi C / 2
+    assert q[2] / (math.pi * C / 2) == pytest.approx(1.0, abs=2e-4)
+    assert q[3] / (math.pi * C / 2) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_qinv_resonant_and_total():
+    T = jnp.geomspace(1e-3, 1.0, 5)
+    x = HBAR * OMEGA[None, :] / (K_B * T[:, None])
+    qr = t.qinv_resonant(TLS, MAT, T, OMEGA)
+    np.testing.assert_allclose(qr, math.pi * C * np.tanh(np.asarray(x) / 2), rtol=1e-12)
+    qt = t.qinv(TLS, MAT, T, OMEGA)
+    np.testing.assert_allclose(qt, qr + t.qinv_relaxation(TLS, MAT, T, OMEGA), rtol=1e-12)
+    assert qt.shape == (5, 2)
+
+
+def test_mfp_over_wavelength():
+    T = jnp.geomspace(1e-3, 10.0, 6)
+    omega = jnp.geomspace(1e6, 1e12, 4)
+    lr = t.mfp_over_wavelength(TLS, MAT, T, omega)
+    x = np.asarray(HBAR * omega[None, :] / (K_B * T[:, None]))
+    np.testing.assert_allclose(lr, 1 / (2 * math.pi**2 * C * np.tanh(x / 2)), rtol=1e-12)
+    mfp = t.mean_free_path(TLS, MAT, T, omega, polarization="l")
+    lam = 2 * math.pi * 5800.0 / np.asarray(omega)
+    np.testing.assert_allclose(np.asarray(mfp) / lam[None, :], lr, rtol=1e-12)  # C_l = C_t
+
+
+def test_sound_velocity_resonant_log_and_relaxation_slope():
+    # omega tau_min >> 1 (1 GHz, T <= 0.05 K): only the resonant C ln(T / T0)
+    T = jnp.asarray([0.01, 0.03, 0.05])
+    dv = np.asarray(t.sound_velocity_shift(TLS, MAT, T, jnp.asarray([2 * math.pi * 1e9]),
+                                           0.02))[:, 0]
+    np.testing.assert_allclose(dv, C * np.log(np.asarray(T) / 0.02), atol=1e-3 * C)
+    # omega tau_min << 1 (1 kHz, 5-30 K): slope C - (3/2) C = -C/2 per ln T
+    T2 = jnp.asarray([5.0, 30.0])
+    dv2 = np.asarray(t.sound_velocity_shift(TLS, MAT, T2, OMEGA[:1], 5.0))[:, 0]
+    slope = (dv2[1] - dv2[0]) / math.log(6.0)
+    assert slope / (-C / 2) == pytest.approx(1.0, abs=0.03)
+
+
+def test_tls_specific_heat_matches_scipy():
+    T, t_exp = 0.5, 10.0
+    cv = float(t.tls_specific_heat(TLS, MAT, jnp.asarray([T]), t_exp)[0])
+    P = float(MAT.density_of_states_P(C))
+    A = float(MAT.relaxation_A_K)
+
+    def f(x):
+        e = x * T
+        rate = A * e**3 / math.tanh(x / 2)
+        n = 0.5 * P * max(math.log(4 * t_exp * rate), 0.0)
+        return n * K_B**2 * T * (x / 2) ** 2 / math.cosh(x / 2) ** 2
+
+    ref = integrate.quad(f, 0, 60, limit=200, points=[1e-3, 1e-2, 0.1, 1.0])[0]
+    assert cv == pytest.approx(ref, rel=1e-5)
+    # close to (pi^2/6) n_o k_B^2 T with n_o evaluated at E = k_B T (log varies slowly)
+    n0 = 0.5 * P * math.log(4 * t_exp * A * T**3 / math.tanh(0.5))
+    assert cv / (math.pi**2 / 6 * n0 * K_B**2 * T) == pytest.approx(1.0, abs=0.15)
+
+
+def test_debye_specific_heat():
+    T = jnp.asarray([0.1, 1.0])
+    cd = t.debye_specific_heat(MAT, T)
+    # per branch: int d omega (omega^2 / 2 pi^2 v^3) k_B x^2 e^x / (e^x - 1)^2, exact 4 pi^4/15
+    i = integrate.quad(lambda x: x**4 * math.exp(-x) / (1 - math.exp(-x)) ** 2, 1e-12, 200)[0]
+    s = 1 / 5800.0**3 + 2 / 3800.0**3
+    ref = K_B * (K_B * np.asarray(T) / HBAR) ** 3 / (2 * math.pi**2) * i * s
+    np.testing.assert_allclose(cd, ref, rtol=1e-8)
+
+
+def test_vmap_and_grad_constant_c():
+    T = jnp.asarray([0.5, 2.0])
+    f = jax.vmap(lambda c: t.thermal_conductivity(t.ConstantC(c), MAT, T))
+    k = f(jnp.asarray([1e-4, 2e-4]))
+    np.testing.assert_allclose(k[0] / k[1], 2.0, rtol=1e-10)
+    g = jax.grad(lambda rho: t.qinv_relaxation(
+        TLS, t.Material(rho, 5800.0, 3800.0), jnp.asarray([0.05]), OMEGA[:1])[0, 0])(2200.0)
+    h = 1e-3
+    fd = (t.qinv_relaxation(TLS, t.Material(2200 + h, 5800.0, 3800.0), jnp.asarray([0.05]),
+                            OMEGA[:1])[0, 0]
+          - t.qinv_relaxation(TLS, t.Material(2200 - h, 5800.0, 3800.0),
+                              jnp.asarray([0.05]), OMEGA[:1])[0, 0]) / (2 * h)
+    assert float(g) == pytest.approx(float(fd), rel=1e-6)
+
+
+@pytest.mark.parametrize("fn,args,name", [
+    (t.thermal_conductivity, ([-1.0],), "T"),
+    (t.thermal_conductivity, ([0.0, 1.0],), "T"),
+    (t.thermal_conductivity, ([math.nan],), "T"),
+    (t.qinv, ([1.0], [-5.0]), "omega"),
+    (t.qinv_relaxation, ([1.0], [0.0]), "omega"),
+    (t.mfp_over_wavelength, ([1.0], [math.nan]), "omega"),
+    (t.tls_specific_heat, ([1.0], -1.0), "t_exp"),
+    (t.sound_velocity_shift, ([1.0], [1.0], 0.0), "T0"),
+])
+def test_bad_input(fn, args, name):
+    with pytest.raises(ValueError, match=rf"\({name}="):
+        fn(TLS, MAT, *args)
+
+
+def test_bad_polarization_and_r_min():
+    with pytest.raises(ValueError, match="polarization"):
+        t.qinv(TLS, MAT, [1.0], [1.0], polarization="x")
+    with pytest.raises(ValueError, match="r_min"):
+        t.qinv_relaxation(TLS, MAT, [1.0], [1.0], r_min=2.0)
+    with pytest.raises(ValueError, match=r"ConstantC\(C="):
+        t.ConstantC(-1.0)
+
+
+def test_bad_input_under_jit():
+    f = jax.jit(lambda T: t.thermal_conductivity(TLS, MAT, T))
+    assert np.all(np.isfinite(f(jnp.asarray([1.0, 2.0]))))
+    with pytest.raises(Exception, match=r"T=\.\.\.\)` must be finite and > 0"):
+        jax.block_until_ready(f(jnp.asarray([1.0, -2.0])))
+    g = jax.jit(lambda w: t.qinv(TLS, MAT, jnp.asarray([1.0]), w))
+    with pytest.raises(Exception, match=r"omega=\.\.\.\)` must be finite and > 0"):
+        jax.block_until_ready(g(jnp.asarray([jnp.nan])))

@@ -1,0 +1,282 @@
+"""The S-tau densities of states, the tunneling strength C(E) and the crossover T_U.
+
+MODEL.md section 4 (paper Sec. II B and Sec. III A, Eq. 3):
+
+    C(E) = kappa_log [ g phi_tau(E / g J_o) + P_S(E) phi_S(E / J_o) ]
+
+- phi_tau: the per-impurity density of the tau energies |E_tau| (from the ES reduction
+  of a sample, `simulate`), made dimensionless with g J_o and normalized on E >= 0. It
+  is smoothed with a Gaussian kernel (reflected at E = 0) so that it is differentiable
+  in E and in a~.
+- P_S(E): the ES reduction factor of the S DOS, soft Theta (differentiable), averaged
+  over realizations, each with its own <E_tau> (E[K] = (E / <E_tau>) e_tau_mean g J_o).
+- phi_S: the mean-field Gaussian of width J_o folded onto E >= 0,
+  phi_S(e) = sqrt(2 / pi) exp(-e^2 / 2) (a convention: sigma = J_o, per impurity).
+
+The ES reduction depends only on (a~, h_rel) and the sample; g, J_o and kappa_log enter
+by rescaling, so a `StauDOS` is built once (differentiably in a~ via `simulate`) and
+evaluated at any energy. Two crossovers are reported: the full criterion
+gamma_tau^2 n_tau = gamma_S^2 n_S, i.e. g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o)
+(the two terms of C(E) are equal), and the paper's shortcut P_S(T_U) = 5 g.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._es import DEFAULT_TOP_K, ESResult, simulate
+from ._lattice import Sample
+from ._params import ModelParams
+from ._theta import SoftTheta
+from ._tls import AbstractTLS
+from ._validate import check_int, check_range
+
+#: Default sample of the S-tau DOS model: fcc, x = 0.2, L = 10 (~800 impurities).
+DEFAULT_DOS_X = 0.2
+DEFAULT_DOS_CELLS = 10
+#: Default number of realizations (drawn from `jax.random.PRNGKey(DEFAULT_DOS_SEED)`).
+DEFAULT_DOS_REALIZATIONS = 4
+DEFAULT_DOS_SEED = 0
+#: Default soft-Theta width of P_S, in units of <E_tau>.
+DEFAULT_DOS_WIDTH = 0.02
+#: Default kernel bandwidth of phi_tau, in units of <E_tau>.
+DEFAULT_DOS_BANDWIDTH = 0.1
+#: Energies per chunk when P_S is evaluated (bounds memory at chunk * R * n * top_k).
+_CHUNK = 32
+
+
+def log_phi_s(e: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """log phi_S(e), phi_S(e) = sqrt(2 / pi) exp(-e^2 / 2), e = E / J_o >= 0 (Sec. II A)."""
+    return 0.5 * math.log(2.0 / math.pi) - 0.5 * jnp.square(e)
+
+
+def phi_s(e: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    """The mean-field S DOS per impurity in units of 1 / J_o, normalized on e >= 0."""
+    return jnp.exp(log_phi_s(e))
+
+
+class StauDOS(eqx.Module):
+    """ES data of several realizations at fixed (a~, h_rel): P_S(E) and phi_tau(E).
+
+    Build it with `stau_dos`. Energies passed to the methods are in units of g J_o.
+
+    **Fields:**
+
+    - `es`: an `ESResult` batched over realizations (leading axis R).
+    - `width`: soft-Theta width of P_S, in units of <E_tau> (> 0).
+    - `bandwidth`: Gaussian kernel bandwidth of phi_tau, in units of <E_tau> (> 0).
+    """
+
+    es: ESResult
+    width: Float[Array, ""]
+    bandwidth: Float[Array, ""]
+
+    def __init__(self, es: ESResult, width=DEFAULT_DOS_WIDTH, bandwidth=DEFAULT_DOS_BANDWIDTH):
+        if es.top.ndim != 3:
+            raise ValueError("`StauDOS(es=...)` must be an ESResult batched over realizations "
+                             f"(top of shape (R, n, k)); got top of shape {es.top.shape}")
+        self.es = es
+        self.width = check_range("StauDOS", "width", width, 0.0, lo_open=True)
+        self.bandwidth = check_range("StauDOS", "bandwidth", bandwidth, 0.0, lo_open=True)
+
+    @property
+    def realizations(self) -> int:
+        return self.es.top.shape[0]
+
+    @property
+    def e_tau_mean(self) -> Float[Array, ""]:
+        """<E_tau> in units of g J_o, averaged over realizations."""
+        return jnp.mean(self.es.e_tau_mean)
+
+    def _map(self, fn, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """Apply a scalar function over `eps` in checkpointed chunks (bounded memory)."""
+        eps = jnp.asarray(eps)
+        flat = eps.reshape(-1)
+        out = jax.lax.map(jax.checkpoint(fn), flat, batch_size=_CHUNK)
+        return out.reshape(eps.shape)
+
+    def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """log P_S at energies eps = E / (g J_o): log of the mean over realizations."""
+        theta = SoftTheta(self.width)
+
+        def one(e):
+            def per_real(es_r):
+                return theta.log_p_s(es_r, (e / es_r.e_tau_mean)[None])[0]
+
+            lp = jax.vmap(per_real)(self.es)
+            return jax.nn.logsumexp(lp) - math.log(self.realizations)
+
+        return self._map(one, eps)
+
+    def p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """P_S at energies eps = E / (g J_o) (soft Theta, mean over realizations)."""
+        return jnp.exp(self.log_p_s(eps))
+
+    def log_phi_tau(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """log phi_tau(eps): the density of |E_tau| per impurity in units of 1 / (g J_o).
+
+        Gaussian kernel of bandwidth `bandwidth` <E_tau>, reflected at 0, pooled over
+        realizations (each realization weighted equally).
+        """
+        es = self.es
+        pts = es.e_tau * es.e_tau_mean[:, None]  # (R, n), units g J_o
+        h = (self.bandwidth * es.e_tau_mean)[:, None]
+        n = es.n_sites.astype(pts.dtype)[:, None]
+        log_w = jnp.where(es.mask, -jnp.log(n) - jnp.log(h) - 0.5 * math.log(2.0 * math.pi),
+                          -jnp.inf)
+
+        def one(e):
+            lo = log_w - 0.5 * jnp.square((e - pts) / h)
+            hi = log_w - 0.5 * jnp.square((e + pts) / h)
+            both = jnp.stack([lo, hi])
+            return jax.nn.logsumexp(both) - math.log(self.realizations)
+
+        return self._map(one, eps)
+
+    def phi_tau(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """phi_tau(eps), eps = E / (g J_o), normalized on eps >= 0."""
+        return jnp.exp(self.log_phi_tau(eps))
+
+
+def stau_dos(
+    params: ModelParams | None = None,
+    sample: Sample | None = None,
+    key: PRNGKeyArray | None = None,
+    *,
+    realizations: int = DEFAULT_DOS_REALIZATIONS,
+    top_k: int = DEFAULT_TOP_K,
+    width=DEFAULT_DOS_WIDTH,
+    bandwidth=DEFAULT_DOS_BANDWIDTH,
+    block_size: int | None = None,
+) -> StauDOS:
+    """Run the soft-Theta ES reduction on a modest sample and keep what C(E) needs.
+
+    Differentiable with respect to `params.atilde` and `params.h_rel` (through
+    `simulate`); g, J_o and kappa_log do not enter here (they rescale, see `StauTLS`).
+
+    **Arguments:**
+
+    - `params`: `ModelParams` (default `ModelParams()`); only a~ and h_rel are used.
+    - `sample`: the `Sample` (default fcc, x = 0.2, L = 10: ~800 impurities).
+    - `key`: PRNG key (default `jax.random.PRNGKey(0)`), split into `realizations`.
+    - `realizations`: number of realizations (default 4).
+    - `top_k`: partners kept per S spin for the soft Theta (default 32).
+    - `width`: soft-Theta width in units of <E_tau> (default 0.02).
+    - `bandwidth`: phi_tau kernel bandwidth in units of <E_tau> (default 0.1).
+    - `block_size`: as in `es_reduction`.
+
+    **Returns:** a `StauDOS`.
+    """
+    params = ModelParams() if params is None else params
+    sample = Sample(DEFAULT_DOS_X, DEFAULT_DOS_CELLS) if sample is None else sample
+    key = jax.random.PRNGKey(DEFAULT_DOS_SEED) if key is None else key
+    realizations = check_int("stau_dos", "realizations", realizations, 1)
+    top_k = check_int("stau_dos", "top_k", top_k, 1)
+    es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
+                         block_size)
+    return StauDOS(es, width, bandwidth)
+
+
+@eqx.filter_jit
+def _simulate_batch(sample, params, keys, top_k, block_size):
+    return jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
+                                       block_size=block_size))(keys)
+
+
+class StauTLS(AbstractTLS):
+    """The S-tau tunneling strength C(E) (MODEL.md section 4) as two TLS populations.
+
+    - tau TLSs: C_tau(E) = kappa_log g phi_tau(E / g J_o); coupling g gamma_S, so their
+      relaxation rate carries s = g^2.
+    - S TLSs: C_S(E) = kappa_log P_S(E) phi_S(E / J_o); coupling gamma_S, s = 1.
+
+    Here gamma_S is the material's `gamma_t` (see `Material`). Well below T_U,
+    C(E) -> kappa_log g phi_tau(0) (phi_tau(0) is an O(1) number measured from the
+    sample); above T_U the S term takes over and C rises by up to ~1/g.
+
+    **Fields:**
+
+    - `dos`: a `StauDOS` (built at the a~, h_rel of `params`; see `stau_dos`).
+    - `params`: `ModelParams` (g, J0 in K, kappa_log used here).
+    """
+
+    dos: StauDOS
+    params: ModelParams
+
+    def strength_parts(self, energies_K):
+        p = self.params
+        e = jnp.asarray(energies_K)
+        eps = e / (p.g * p.J0)
+        c_tau = p.kappa_log * p.g * self.dos.phi_tau(eps)
+        c_s = p.kappa_log * jnp.exp(self.dos.log_p_s(eps) + log_phi_s(e / p.J0))
+        return jnp.stack([c_tau, c_s])
+
+    def coupling_scales(self):
+        g = self.params.g
+        return jnp.stack([g**2, jnp.ones_like(g)])
+
+
+def stau_tls(params: ModelParams | None = None, **dos_kwargs) -> StauTLS:
+    """`StauTLS(stau_dos(params, **dos_kwargs), params)`: C(E) for the given parameters."""
+    params = ModelParams() if params is None else params
+    return StauTLS(stau_dos(params, **dos_kwargs), params)
+
+
+class Crossover(eqx.Module):
+    """The crossover T_U by both criteria, in kelvin.
+
+    **Fields:**
+
+    - `full`: the root of g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o), i.e.
+      gamma_tau^2 n_tau = gamma_S^2 n_S (Sec. II B).
+    - `shortcut`: the root of P_S(E) = 5 g (Fig. 2 caption).
+    - `e_tau`: <E_tau> in kelvin (mean over realizations), for T_U / <E_tau>.
+    """
+
+    full: Float[Array, ""]
+    shortcut: Float[Array, ""]
+    e_tau: Float[Array, ""]
+
+
+def _root_log(fn, lo: float, hi: float, args):
+    """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated)."""
+    sol = optx.root_find(
+        fn, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
+        jnp.asarray(0.5 * (lo + hi)), args=args,
+        options=dict(lower=lo, upper=hi), max_steps=200, throw=False)
+    return jnp.exp(sol.value)
+
+
+def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
+    """T_U of an S-tau model by the full criterion and by the shortcut P_S = 5 g.
+
+    The roots are searched in E / (g J_o) in [`lo`, `hi`] (bisection in log E); a
+    result at either bound means there is no crossover inside.
+
+    **Returns:** a `Crossover` (kelvin).
+    """
+    lo = float(check_range("crossover", "lo", lo, 0.0, lo_open=True))
+    hi = float(check_range("crossover", "hi", hi, lo, lo_open=True))
+    p, dos = tls.params, tls.dos
+    gJ0 = p.g * p.J0
+
+    def full(u, args):
+        dos_, prm = args
+        e = jnp.exp(u)
+        return (jnp.log(prm.g) + dos_.log_phi_tau(e) - dos_.log_p_s(e)
+                - log_phi_s(e * prm.g))
+
+    def shortcut(u, args):
+        dos_, prm = args
+        return dos_.log_p_s(jnp.exp(u)) - jnp.log(5.0 * prm.g)
+
+    bounds = (math.log(lo), math.log(hi))
+    t_full = _root_log(full, *bounds, (dos, p)) * gJ0
+    t_short = _root_log(shortcut, *bounds, (dos, p)) * gJ0
+    return Crossover(t_full, t_short, dos.e_tau_mean * gJ0)

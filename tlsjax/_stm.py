@@ -1,0 +1,372 @@
+"""Standard-tunneling-model observables for any C(E) (MODEL.md section 5).
+
+One code path for the plain model (`ConstantC`) and the S-tau model (`StauTLS`): every
+function takes an `AbstractTLS` (populations p with tunneling strengths C_p(E) and
+relaxation-rate scales s_p) and a `Material`. SI units throughout: temperatures T in
+kelvin, angular frequencies omega in rad/s, lengths in m, kappa in W/(m K), specific
+heats in J/(m^3 K).
+
+Formulas (references: Phillips, Rep. Prog. Phys. 50, 1657 (1987); Hunklinger &
+Raychaudhuri, Prog. Low Temp. Phys. 9, 265 (1986); Jackle, Z. Phys. 257, 212 (1972)):
+
+- C_alpha(E) = C(E) (gamma_alpha / gamma_t)^2 (v_t / v_alpha)^2 (`Material.strength_factors`).
+- Resonant: l^-1 = (pi C_alpha(hbar omega) omega / v_alpha) tanh(hbar omega / 2 k_B T),
+  Q^-1_res = pi C_alpha(hbar omega) tanh(hbar omega / 2 k_B T).
+- Relaxation: tau^-1 = r s_p A E^3 coth(E / 2 k_B T), r = (Delta_o / E)^2, and
+  Q^-1_rel = sum_p int_0^inf dE C_p(E) sech^2(E / 2 k_B T) / (2 k_B T)
+             int_{r_min}^1 dr (sqrt(1 - r) / r) omega tau / (1 + omega^2 tau^2);
+  (Delta v / v)_rel has 1 / (1 + omega^2 tau^2) in place of omega tau / (...) and a
+  factor -1/2.
+- (Delta v / v)_res(T) - (Delta v / v)_res(T0)
+  = -int_0^inf dE (C(E) / E) [tanh(E / 2 k_B T) - tanh(E / 2 k_B T0)]  (hbar omega << k_B T),
+  which is C ln(T / T0) for constant C.
+- kappa = (1/3) sum over the three acoustic branches (l, t, t) of
+  int d omega c(omega) v l(omega, T), with Matthiessen's rule
+  l^-1 = l^-1_res + A_R omega^4 + 1 / l_b. For constant C and resonant scattering only,
+  kappa = (k_B^3 T^2 / (6 pi hbar^2)) (1 / (v_l C_l) + 2 / (v_t C_t))
+  (`thermal_conductivity_closed_form`).
+- C_v,TLS = int dE n(E) k_B (E / 2 k_B T)^2 sech^2(E / 2 k_B T), with
+  n(E) = sum_p (P_p(E) / 2) ln(4 t / tau_min,p(E)), P_p = C_p rho v_t^2 / (s_p gamma_t^2)
+  (P as in P(eps, Delta_o) = P / Delta_o); for constant n this is (pi^2 / 6) n k_B^2 T.
+- C_v,Debye = (2 pi^2 k_B^4 T^3 / (15 hbar^3)) (1 / v_l^3 + 2 / v_t^3).
+
+Integrals use fixed composite Gauss-Legendre rules (nodes from NumPy at import), so
+everything is jit-compatible and differentiable; outputs are vectorized over
+temperature (first axis) and frequency (second axis).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ._material import EV, HBAR, K_B, Material
+from ._tls import AbstractTLS, ConstantC
+from ._validate import check_grid, check_range
+
+#: Default lower cutoff r_min = (Delta_o,min / E)^2 of the relaxation integrals.
+DEFAULT_R_MIN = 1e-24
+#: hbar / k_B in K s: x = hbar omega / k_B T = _HBAR_OVER_KB omega / T.
+_HBAR_OVER_KB = HBAR / K_B
+#: k_B (k_B / hbar)^3 / (6 pi^2): kappa prefactor per T^3 (SI constants combined in
+#: Python floats so that float32 results stay finite).
+_KAPPA_CONST = K_B * (K_B / HBAR) ** 3 / (6.0 * math.pi**2)
+#: k_B^2 / eV^2, for C_v = k_B^2 T int n with n ~ C rho v^2 / gamma^2.
+_CV_CONST = K_B**2 / EV**2
+#: Temperatures per batch in the `lax.map` over T (bounds memory).
+_T_BATCH = 8
+_ORDER = 8
+
+
+def _gauss_legendre(edges, order: int = _ORDER) -> tuple[np.ndarray, np.ndarray]:
+    """Composite Gauss-Legendre nodes and weights on the panels given by `edges`."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    a, b = np.asarray(edges[:-1])[:, None], np.asarray(edges[1:])[:, None]
+    nodes = 0.5 * (b - a) * x[None] + 0.5 * (b + a)
+    weights = 0.5 * (b - a) * w[None]
+    return nodes.reshape(-1), weights.reshape(-1)
+
+
+#: x = E / k_B T (or hbar omega / k_B T): panels [0, 1e-4] then log-spaced to 60.
+_X_NODES, _X_WEIGHTS = _gauss_legendre(np.concatenate([[0.0], np.geomspace(1e-4, 60.0, 31)]))
+#: t in [0, 1] for log-energy integrals between per-temperature bounds.
+_T_NODES, _T_WEIGHTS = _gauss_legendre(np.linspace(0.0, 1.0, 41))
+
+
+def _r_rule(r_min: float):
+    """Nodes for int_{r_min}^1 dr f(r): u = ln r on [ln r_min, ln 1/2] (unit panels),
+    and r = 1 - s^2, s in [0, sqrt(1/2)] near r = 1 (removes the sqrt(1 - r) kink).
+
+    **Returns:** (r, weight, sqrt(1 - r)) such that int dr sqrt(1 - r) g(r) / r
+    = sum weight * sqrt(1 - r) * g(r).
+    """
+    lo, hi = math.log(r_min), math.log(0.5)
+    npan = max(2, math.ceil(hi - lo))
+    u, wu = _gauss_legendre(np.linspace(lo, hi, npan + 1))
+    s, ws = _gauss_legendre(np.linspace(0.0, math.sqrt(0.5), 5))
+    r = np.concatenate([np.exp(u), 1.0 - s**2])
+    # dr / r = du; and dr / r = 2 s ds / r.
+    w = np.concatenate([wu, 2.0 * s * ws / (1.0 - s**2)])
+    sq = np.concatenate([np.sqrt(1.0 - np.exp(u)), s])
+    return r, w, sq
+
+
+def _temperatures(where: str, T) -> Float[Array, " nT"]:
+    return check_grid(where, "T", T, positive=True)
+
+
+def _omegas(where: str, omega) -> Float[Array, " nw"]:
+    return check_grid(where, "omega", omega, positive=True)
+
+
+def _polarization_index(where: str, polarization: str) -> int:
+    if polarization not in ("l", "t"):
+        raise ValueError(f"`{where}(polarization=...)` must be 'l' or 't'; got {polarization!r}")
+    return 0 if polarization == "l" else 1
+
+
+def _check_r_min(where: str, r_min) -> float:
+    """r_min sets the quadrature nodes, so it must be a concrete number in (0, 1/2)."""
+    check_range(where, "r_min", r_min, 0.0, 0.5, lo_open=True, hi_open=True)
+    return float(r_min)
+
+
+def _map_T(fn, T):
+    return jax.lax.map(fn, T, batch_size=_T_BATCH)
+
+
+def _rayleigh(material: Material, omega):
+    """A_R omega^4 in 1/m, as (A_R^(1/4) omega)^4 so that omega^4 never overflows float32
+    (double `where`: finite gradients at A_R = 0)."""
+    a = material.rayleigh
+    on = a > 0
+    safe = jnp.where(on, a, 1.0)
+    return jnp.where(on, (safe**0.25 * omega) ** 4, 0.0)
+
+
+def _tanh_half(x):
+    return jnp.tanh(0.5 * x)
+
+
+# ---------------------------------------------------------------- resonant scattering
+
+
+def _inverse_mfp(tls: AbstractTLS, material: Material, T, omega, alpha: int):
+    """l^-1 (m^-1) on the (T, omega) grid for polarization index alpha (no checks)."""
+    x = _HBAR_OVER_KB * omega[None, :] / T[:, None]
+    e_K = jnp.broadcast_to(_HBAR_OVER_KB * omega[None, :], x.shape)
+    c = tls.tunneling_strength(e_K) * material.strength_factors[alpha]
+    v = material.velocities[alpha]
+    res = math.pi * c * omega[None, :] / v * _tanh_half(x)
+    return res + _rayleigh(material, omega)[None, :] + 1.0 / material.boundary
+
+
+def mean_free_path(tls: AbstractTLS, material: Material, T, omega, *,
+                   polarization: str = "t") -> Float[Array, "nT nw"]:
+    """Phonon mean free path l(omega, T) in m (resonant + Rayleigh + boundary).
+
+    **Arguments:**
+
+    - `tls`: the tunneling-strength model (`ConstantC` or `StauTLS`).
+    - `material`: the `Material`.
+    - `T`: temperatures in K (1-D, > 0).
+    - `omega`: angular frequencies in rad/s (1-D, > 0).
+    - `polarization`: `"l"` or `"t"`.
+
+    **Returns:** array of shape (len(T), len(omega)).
+    """
+    a = _polarization_index("mean_free_path", polarization)
+    T, omega = _temperatures("mean_free_path", T), _omegas("mean_free_path", omega)
+    return 1.0 / _inverse_mfp(tls, material, T, omega, a)
+
+
+def mfp_over_wavelength(tls: AbstractTLS, material: Material, T, omega, *,
+                        polarization: str = "t") -> Float[Array, "nT nw"]:
+    """l / lambda with lambda = 2 pi v / omega; resonant only it is
+    1 / (2 pi^2 C tanh(hbar omega / 2 k_B T)). Arguments as `mean_free_path`."""
+    a = _polarization_index("mfp_over_wavelength", polarization)
+    T, omega = _temperatures("mfp_over_wavelength", T), _omegas("mfp_over_wavelength", omega)
+    lam = 2.0 * math.pi * material.velocities[a] / omega
+    return 1.0 / (_inverse_mfp(tls, material, T, omega, a) * lam[None, :])
+
+
+def qinv_resonant(tls: AbstractTLS, material: Material, T, omega, *,
+                  polarization: str = "t") -> Float[Array, "nT nw"]:
+    """Resonant internal friction pi C_alpha(hbar omega) tanh(hbar omega / 2 k_B T)."""
+    a = _polarization_index("qinv_resonant", polarization)
+    T, omega = _temperatures("qinv_resonant", T), _omegas("qinv_resonant", omega)
+    x = _HBAR_OVER_KB * omega[None, :] / T[:, None]
+    e_K = jnp.broadcast_to(_HBAR_OVER_KB * omega[None, :], x.shape)
+    c = tls.tunneling_strength(e_K) * material.strength_factors[a]
+    return math.pi * c * _tanh_half(x)
+
+
+# ---------------------------------------------------------------- relaxation
+
+
+def max_relaxation_rate(material: Material, energies_K, T, scale=1.0):
+    """tau_min^-1 = s A E^3 coth(E / 2 k_B T) in 1/s, energies E / k_B and T in kelvin
+    (broadcast), s the population's coupling scale (`Material.relaxation_A_K`)."""
+    return scale * material.relaxation_A_K * energies_K**3 / _tanh_half(energies_K / T)
+
+
+def _relaxation_integrals(tls, material, T, omega, alpha, r_min, kind):
+    """sum_p C_p,alpha int dE (sech^2 / 2 k_B T) int dr (sqrt(1-r)/r) h(omega tau), (nT, nw).
+
+    kind "q": h = omega tau / (1 + (omega tau)^2); kind "v": h = 1 / (1 + (omega tau)^2).
+    """
+    r, wr, sq = (jnp.asarray(a) for a in _r_rule(r_min))
+    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    # weight of the E integral in x = E / k_B T: (1/2) sech^2(x/2) dx
+    wE = wx * 0.5 / jnp.cosh(0.5 * xn) ** 2
+    scales = tls.coupling_scales()
+    factor = material.strength_factors[alpha]
+
+    def per_T(t):
+        e_K = xn * t  # (nx,)
+        c = tls.strength_parts(e_K) * factor  # (p, nx)
+        rate = max_relaxation_rate(material, e_K[None, :], t, scales[:, None])  # (p, nx)
+        # q = r / (omega tau_min) = 1 / (omega tau) (omega tau = omega tau_min / r)
+        inv_y = rate[:, :, None] / omega[None, None, :]  # (p, nx, nw)
+        q = r[None, None, None, :] * inv_y[..., None]  # (p, nx, nw, nr)
+        # int dr (sqrt(1 - r) / r) h = sum_nodes weight * sqrt(1 - r) * h (see `_r_rule`)
+        h = q / (1.0 + q**2) if kind == "q" else q**2 / (1.0 + q**2)
+        inner = jnp.sum(h * (sq * wr)[None, None, None, :], axis=-1)  # (p, nx, nw)
+        return jnp.sum(c[:, :, None] * wE[None, :, None] * inner, axis=(0, 1))
+
+    return _map_T(per_T, T)
+
+
+def qinv_relaxation(tls: AbstractTLS, material: Material, T, omega, *,
+                    polarization: str = "t", r_min: float = DEFAULT_R_MIN
+                    ) -> Float[Array, "nT nw"]:
+    """One-phonon relaxation internal friction (the double integral of the module doc).
+
+    Tends to pi C / 2 where omega tau_min << 1 (plateau) and to
+    pi^4 C A (k_B T)^3 / (12 omega) where omega tau_min >> 1. Each population's rate is
+    scaled by its s_p (tau TLSs: g^2, S TLSs: 1).
+
+    **Arguments:** as `mean_free_path`, plus `r_min` in (0, 1), the lower cutoff of
+    r = (Delta_o / E)^2 (default 1e-24).
+
+    **Returns:** array of shape (len(T), len(omega)).
+    """
+    a = _polarization_index("qinv_relaxation", polarization)
+    T, omega = _temperatures("qinv_relaxation", T), _omegas("qinv_relaxation", omega)
+    r_min = _check_r_min("qinv_relaxation", r_min)
+    return _relaxation_integrals(tls, material, T, omega, a, r_min, "q")
+
+
+def qinv(tls: AbstractTLS, material: Material, T, omega, *, polarization: str = "t",
+         r_min: float = DEFAULT_R_MIN) -> Float[Array, "nT nw"]:
+    """Total internal friction Q^-1 = Q^-1_res + Q^-1_rel (shape (len(T), len(omega)))."""
+    return (qinv_resonant(tls, material, T, omega, polarization=polarization)
+            + qinv_relaxation(tls, material, T, omega, polarization=polarization,
+                              r_min=r_min))
+
+
+def sound_velocity_shift(tls: AbstractTLS, material: Material, T, omega, T0, *,
+                         polarization: str = "t", r_min: float = DEFAULT_R_MIN
+                         ) -> Float[Array, "nT nw"]:
+    """Delta v / v (T) - Delta v / v (T0): resonant (hbar omega << k_B T) + relaxation.
+
+    For constant C the resonant part is C ln(T / T0); where omega tau_min << 1 the
+    relaxation part adds -(3/2) C ln(T / T0).
+
+    **Arguments:** as `qinv_relaxation`, plus the reference temperature `T0` in K (> 0).
+
+    **Returns:** array of shape (len(T), len(omega)).
+    """
+    a = _polarization_index("sound_velocity_shift", polarization)
+    T = _temperatures("sound_velocity_shift", T)
+    omega = _omegas("sound_velocity_shift", omega)
+    T0 = check_range("sound_velocity_shift", "T0", T0, 0.0, lo_open=True)
+    r_min = _check_r_min("sound_velocity_shift", r_min)
+    factor = material.strength_factors[a]
+    tn, wt = jnp.asarray(_T_NODES), jnp.asarray(_T_WEIGHTS)
+
+    def resonant(t):
+        lo = jnp.log(1e-4 * jnp.minimum(t, T0))
+        hi = jnp.log(60.0 * jnp.maximum(t, T0))
+        e_K = jnp.exp(lo + (hi - lo) * tn)
+        c = tls.tunneling_strength(e_K) * factor
+        diff = jnp.tanh(0.5 * e_K / t) - jnp.tanh(0.5 * e_K / T0)
+        return -(hi - lo) * jnp.sum(wt * c * diff)  # dE / E = d ln E
+
+    res = _map_T(resonant, T)
+    T0v = jnp.reshape(T0, (1,))
+    rel = _relaxation_integrals(tls, material, T, omega, a, r_min, "v")
+    rel0 = _relaxation_integrals(tls, material, T0v, omega, a, r_min, "v")
+    return res[:, None] - 0.5 * (rel - rel0)
+
+
+# ---------------------------------------------------------------- thermal conductivity
+
+
+def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array, " nT"]:
+    """kappa(T) in W/(m K): Debye kinetic integral with Matthiessen's rule.
+
+    kappa = (1/3) sum_{l,t,t} int d omega c(omega) v l(omega, T), integrated over
+    x = hbar omega / k_B T in [0, 60] (composite Gauss-Legendre, log-spaced panels),
+    with l^-1 = resonant (C(hbar omega)) + Rayleigh + boundary.
+
+    **Arguments:**
+
+    - `tls`: the tunneling-strength model.
+    - `material`: the `Material` (Rayleigh and boundary terms are taken from it).
+    - `T`: temperatures in K (1-D, > 0).
+
+    **Returns:** kappa at each T, shape (len(T),).
+    """
+    T = _temperatures("thermal_conductivity", T)
+    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    # x^4 e^x / (e^x - 1)^2 = x^4 / (4 sinh^2(x / 2))
+    heat = xn**4 / (4.0 * jnp.sinh(0.5 * xn) ** 2)
+    v = material.velocities
+    branches = material.weights
+    factors = material.strength_factors
+
+    def per_T(t):
+        omega = xn * t / _HBAR_OVER_KB
+        c = tls.tunneling_strength(xn * t)  # E = hbar omega = x k_B T -> E/k_B = x T
+        inv_l = (math.pi * c[None, :] * factors[:, None] * omega[None, :] / v[:, None]
+                 * _tanh_half(xn)[None, :]
+                 + _rayleigh(material, omega)[None, :] + 1.0 / material.boundary)
+        per_branch = jnp.sum(wx[None, :] * heat[None, :] / inv_l, axis=1) / v**2
+        return _KAPPA_CONST * t**3 * jnp.sum(branches * per_branch)
+
+    return _map_T(per_T, T)
+
+
+def thermal_conductivity_closed_form(C, material: Material, T) -> Float[Array, " nT"]:
+    """kappa = (k_B^3 T^2 / (6 pi hbar^2)) (1 / (v_l C_l) + 2 / (v_t C_t)), W/(m K).
+
+    The exact result for constant (transverse) C and resonant scattering only.
+    """
+    C = ConstantC(C).C
+    T = _temperatures("thermal_conductivity_closed_form", T)
+    s = jnp.sum(material.weights / (material.velocities * C * material.strength_factors))
+    return (K_B**3 / (6.0 * math.pi * HBAR**2)) * T**2 * s
+
+
+# ---------------------------------------------------------------- specific heat
+
+
+def tls_specific_heat(tls: AbstractTLS, material: Material, T, t_exp) -> Float[Array, " nT"]:
+    """TLS specific heat in J/(m^3 K) on the time scale `t_exp` (s).
+
+    C_v = int dE n(E) k_B (E / 2 k_B T)^2 sech^2(E / 2 k_B T), with
+    n(E) = sum_p (P_p(E) / 2) max(0, ln(4 t_exp / tau_min,p(E, T))) and
+    P_p = C_p rho v_t^2 / (s_p gamma_t^2) (convention: P as in P(eps, Delta_o) = P /
+    Delta_o). For an energy-independent n this is (pi^2 / 6) n k_B^2 T.
+
+    **Returns:** shape (len(T),).
+    """
+    T = _temperatures("tls_specific_heat", T)
+    t_exp = check_range("tls_specific_heat", "t_exp", t_exp, 0.0, lo_open=True)
+    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    w = wx * (0.5 * xn) ** 2 / jnp.cosh(0.5 * xn) ** 2
+    scales = tls.coupling_scales()
+
+    def per_T(t):
+        e_K = xn * t
+        c = tls.strength_parts(e_K)  # (p, nx)
+        # k_B^2 P_p = _CV_CONST C_p rho v_t^2 / (s_p gamma_t[eV]^2)
+        kP = _CV_CONST * c * material.rho * material.v_t**2 / (
+            scales[:, None] * material.gamma_t**2)
+        rate = max_relaxation_rate(material, e_K[None, :], t, scales[:, None])
+        n = 0.5 * kP * jnp.maximum(jnp.log(4.0 * t_exp * rate), 0.0)
+        return t * jnp.sum(w[None, :] * n)
+
+    return _map_T(per_T, T)
+
+
+def debye_specific_heat(material: Material, T) -> Float[Array, " nT"]:
+    """Low-T Debye phonon specific heat (2 pi^2 k_B^4 T^3 / (15 hbar^3)) (1/v_l^3 + 2/v_t^3)."""
+    T = _temperatures("debye_specific_heat", T)
+    s = 1.0 / material.v_l**3 + 2.0 / material.v_t**3
+    return (2.0 * math.pi**2 * K_B**4 / (15.0 * HBAR**3)) * T**3 * s
