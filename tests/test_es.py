@@ -92,12 +92,12 @@ def test_top_k_consistent_with_hard():
 def test_vmap_over_keys_and_params():
     sample = tj.Sample(0.2, cells=5)
     keys = jax.random.split(jax.random.key(0), 3)
-    out = jax.vmap(lambda k: tj.simulate(sample, tj.ModelParams(), k).e_tau_mean)(keys)
+    out = jax.jit(jax.vmap(lambda k: tj.simulate(sample, tj.ModelParams(), k).e_tau_mean))(keys)
     assert out.shape == (3,) and np.all(np.asarray(out) > 0)
     a = jnp.array([0.0, 1.5, 3.0])
     f = jax.jit(jax.vmap(lambda x: tj.simulate(sample, tj.ModelParams(atilde=x), keys[0]).e_min))
     batched = f(a)
-    single = tj.simulate(sample, tj.ModelParams(atilde=1.5), keys[0]).e_min
+    single = jax.jit(lambda k: tj.simulate(sample, tj.ModelParams(atilde=1.5), k).e_min)(keys[0])
     m = np.isfinite(np.asarray(single))
     np.testing.assert_allclose(batched[1][m], single[m], rtol=1e-12)
 
