@@ -1,0 +1,64 @@
+import json
+import math
+
+import pytest
+
+from tlsjax._material import HBAR, K_B
+from tlsjax.cli import main
+
+MAT = ["--rho", "2200", "--vl", "5800", "--vt", "3800"]
+TINY = ["--cells", "4", "--realizations", "1"]
+
+
+def test_kappa_constant_c_json(tmp_path, capsys):
+    out = tmp_path / "k.json"
+    assert main(["kappa", "--T", "0.1,1", *MAT, "--constant-C", "3e-4", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["T"] == [0.1, 1.0]
+    for T, k in zip(d["T"], d["kappa"]):
+        ref = K_B**3 * T**2 / (6 * math.pi * HBAR**2) * 3 / (3800.0 * 3e-4) * (
+            1 / 3 * (3800.0 / 5800.0) + 2 / 3)
+        assert k == pytest.approx(ref, rel=1e-6)
+    assert "kappa" in capsys.readouterr().out
+
+
+def test_qinv_stau_json(tmp_path):
+    out = tmp_path / "q.json"
+    assert main(["qinv", "--T", "0.1,3", *MAT, *TINY, "--g", "0.03", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["T"] == [0.1, 3.0] and len(d["Qinv"]) == 2
+    assert d["Qinv"][1] > d["Qinv"][0] > 0
+    assert d["Qinv"][0] == pytest.approx(d["Qinv_res"][0] + d["Qinv_rel"][0], rel=1e-6)
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["kappa", "--T", "-1", *MAT, "--constant-C", "3e-4"], "T"),
+    (["kappa", "--T", "1", "--rho", "-2200", "--vl", "5800", "--vt", "3800",
+      "--constant-C", "3e-4"], "rho"),
+    (["kappa", "--T", "1", "--rho", "2200", "--vl", "nan", "--vt", "3800",
+      "--constant-C", "3e-4"], "v_l"),
+    (["qinv", "--T", "1", *MAT, "--constant-C", "3e-4", "--freq", "0"], "freq"),
+    (["qinv", "--T", "1", *MAT, "--constant-C", "-1"], "C"),
+])
+def test_bad_input(argv, name, capsys):
+    assert main(argv) == 2
+    assert f"({name}=" in capsys.readouterr().err
+
+
+def test_json_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "mine.json"
+    out.write_text("user data")
+    argv = ["kappa", "--T", "1", *MAT, "--constant-C", "3e-4", "--json", str(out)]
+    assert main(argv) == 2
+    assert out.read_text() == "user data"
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_observables_writes_figure_and_numbers(tmp_path):
+    d = tmp_path / "obs"
+    assert main(["observables", "--out", str(d), *MAT, *TINY, "--points", "4",
+                 "--T-min", "0.05", "--T-max", "5"]) == 0
+    for name in ("observables.png", "observables_T.csv", "c_of_e.csv", "observables.json"):
+        assert (d / name).stat().st_size > 0
+    s = json.loads((d / "observables.json").read_text())["summary"]
+    assert 0 < s["T_U_full_K"] < s["T_U_shortcut_K"]

@@ -1,0 +1,282 @@
+"""`tlsjax kappa`, `tlsjax qinv` and `tlsjax observables` (MODEL.md sections 4-5)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._dos import (
+    DEFAULT_DOS_CELLS,
+    DEFAULT_DOS_REALIZATIONS,
+    DEFAULT_DOS_X,
+    StauTLS,
+    crossover,
+    stau_dos,
+)
+from ._io import OutputDir, write_json
+from ._lattice import Sample
+from ._material import DEFAULT_GAMMA_T_EV, HBAR, K_B, Material
+from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ._stm import (
+    mfp_over_wavelength,
+    qinv_relaxation,
+    qinv_resonant,
+    thermal_conductivity,
+)
+from ._tls import AbstractTLS, ConstantC
+from ._validate import check_grid
+from .cli import float_list
+
+#: hbar omega / k_B T of the "thermal" phonon used for l / lambda(T) in the figure.
+THERMAL_X = 3.0
+
+
+def _add_material(p, required: bool = True) -> None:
+    m = p.add_argument_group("material (SI units; no presets: supply your own)")
+    m.add_argument("--rho", type=float, required=required, help="density in kg/m^3")
+    m.add_argument("--vl", type=float, required=required, help="longitudinal velocity, m/s")
+    m.add_argument("--vt", type=float, required=required, help="transverse velocity, m/s")
+    m.add_argument("--gamma-ratio", type=float, default=None, dest="gamma_ratio",
+                   help="gamma_l / gamma_t (default v_l / v_t, i.e. C_l = C_t)")
+    m.add_argument("--gamma-t", type=float, default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
+                   help="transverse deformation potential (gamma_S in the S-tau model), eV "
+                   "(default 1 eV: an order of magnitude, not a measurement)")
+    m.add_argument("--rayleigh", type=float, default=0.0,
+                   help="Rayleigh coefficient A_R of l^-1 = A_R omega^4, s^4/m (default 0)")
+    m.add_argument("--boundary", type=float, default=math.inf,
+                   help="boundary mean free path in m (default: none)")
+
+
+def _add_model(p, allow_constant: bool = True) -> None:
+    m = p.add_argument_group("tunneling strength: --constant-C (plain model) or S-tau "
+                             "parameters")
+    if allow_constant:
+        m.add_argument("--constant-C", type=float, default=None, dest="constant_C",
+                       help="plain standard tunneling model with this (transverse) C")
+    m.add_argument("--g", type=float, default=DEFAULT_G, help=f"g (default {DEFAULT_G})")
+    m.add_argument("--J0", type=float, default=DEFAULT_J0_K,
+                   help=f"J_o in K (default {DEFAULT_J0_K:g})")
+    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+                   help=f"a~ in units of a_o (default {DEFAULT_ATILDE:g})")
+    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel", help="h_rel (default 0)")
+    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log",
+                   help=f"kappa_log (default {DEFAULT_KAPPA_LOG:g})")
+    m.add_argument("--x", type=float, default=DEFAULT_DOS_X,
+                   help=f"occupation of the DOS sample (default {DEFAULT_DOS_X:g})")
+    m.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS,
+                   help=f"fcc cells per edge of the DOS sample (default {DEFAULT_DOS_CELLS})")
+    m.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS,
+                   help=f"realizations of the DOS sample (default {DEFAULT_DOS_REALIZATIONS})")
+    m.add_argument("--seed", type=int, default=0, help="PRNG seed of the DOS sample (0)")
+
+
+def _add_output(p) -> None:
+    p.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing --json PATH")
+
+
+def register(sub) -> None:
+    k = sub.add_parser("kappa", help="thermal conductivity kappa(T) in W/(m K)",
+                       description="Thermal conductivity from the Debye kinetic integral with "
+                       "resonant TLS scattering (+ Rayleigh, boundary), MODEL.md section 5.")
+    k.add_argument("--T", type=float_list, required=True, help="temperatures in K, e.g. 0.1,1")
+    _add_material(k)
+    _add_model(k)
+    _add_output(k)
+    k.set_defaults(func=run_kappa)
+
+    q = sub.add_parser("qinv", help="internal friction Q^-1(T) (resonant + relaxation)",
+                       description="Internal friction Q^-1 = Q^-1_res + Q^-1_rel at one "
+                       "frequency, MODEL.md section 5.")
+    q.add_argument("--T", type=float_list, required=True, help="temperatures in K")
+    q.add_argument("--freq", type=float, default=1e3, help="frequency in Hz (default 1e3)")
+    q.add_argument("--polarization", choices=["l", "t"], default="t")
+    _add_material(q)
+    _add_model(q)
+    _add_output(q)
+    q.set_defaults(func=run_qinv)
+
+    o = sub.add_parser("observables", help="figure: kappa, Q^-1, l/lambda and C(E) vs T",
+                       description="kappa(T), Q^-1(T), l/lambda and C(E) of the S-tau model "
+                       "against the plain model with C = C(E -> 0), marking T_U.")
+    o.add_argument("--out", default="tlsjax-observables", help="output folder")
+    o.add_argument("--T-min", type=float, default=0.01, dest="T_min", help="K (0.01)")
+    o.add_argument("--T-max", type=float, default=30.0, dest="T_max", help="K (30)")
+    o.add_argument("--points", type=int, default=40, help="temperatures, log-spaced (40)")
+    o.add_argument("--freq", type=float, default=1e3, help="Q^-1 frequency in Hz (1e3)")
+    o.add_argument("--overwrite", action="store_true",
+                   help="allow replacing files in --out that tlsjax did not write")
+    _add_material(o)
+    _add_model(o, allow_constant=False)
+    o.set_defaults(func=run_observables)
+
+
+def material_from_args(args) -> Material:
+    return Material(args.rho, args.vl, args.vt, gamma_ratio=args.gamma_ratio,
+                    gamma_t=args.gamma_t, rayleigh=args.rayleigh, boundary=args.boundary)
+
+
+def params_from_args(args) -> ModelParams:
+    return ModelParams(g=args.g, J0=args.J0, atilde=args.atilde, h_rel=args.h_rel,
+                       kappa_log=args.kappa_log)
+
+
+def stau_from_args(args) -> StauTLS:
+    params = params_from_args(args)
+    dos = stau_dos(params, Sample(args.x, args.cells), jax.random.PRNGKey(args.seed),
+                   realizations=args.realizations)
+    return StauTLS(dos, params)
+
+
+def tls_from_args(args) -> tuple[AbstractTLS, dict]:
+    if getattr(args, "constant_C", None) is not None:
+        return ConstantC(args.constant_C), dict(model="constant C", C=args.constant_C)
+    tls = stau_from_args(args)
+    desc = dict(model="S-tau", g=args.g, J0_K=args.J0, atilde=args.atilde, h_rel=args.h_rel,
+                kappa_log=args.kappa_log,
+                dos_sample=dict(x=args.x, cells=args.cells, realizations=args.realizations,
+                                seed=args.seed))
+    return tls, desc
+
+
+def _material_desc(args) -> dict:
+    return dict(rho=args.rho, v_l=args.vl, v_t=args.vt, gamma_ratio=args.gamma_ratio,
+                gamma_t_eV=args.gamma_t, rayleigh=args.rayleigh,
+                boundary_m=args.boundary if math.isfinite(args.boundary) else None)
+
+
+def _finish(args, out: dict, header: str, columns: list[str]) -> int:
+    if args.json:
+        write_json(args.json, out, overwrite=args.overwrite)
+    print(header)
+    print("  ".join(f"{c:>14s}" for c in columns))
+    for row in zip(*(out[c] for c in columns)):
+        print("  ".join(f"{v:14.6g}" for v in row))
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_kappa(args) -> int:
+    material = material_from_args(args)
+    tls, desc = tls_from_args(args)
+    check_grid("kappa", "T", args.T, positive=True)
+    T = np.asarray(args.T, dtype=float)
+    kappa = np.asarray(jax.jit(thermal_conductivity)(tls, material, T))
+    out = dict(T=T.tolist(), kappa=kappa.tolist(), units=dict(T="K", kappa="W/(m K)"),
+               material=_material_desc(args), **desc)
+    return _finish(args, out, f"kappa(T), {desc['model']}", ["T", "kappa"])
+
+
+def run_qinv(args) -> int:
+    material = material_from_args(args)
+    tls, desc = tls_from_args(args)
+    if not args.freq > 0 or not math.isfinite(args.freq):
+        raise ValueError(f"`qinv(freq=...)` must be finite and > 0; got {args.freq}")
+    check_grid("qinv", "T", args.T, positive=True)
+    T = np.asarray(args.T, dtype=float)
+    omega = np.asarray([2.0 * math.pi * args.freq])
+    res = np.asarray(qinv_resonant(tls, material, T, omega,
+                                   polarization=args.polarization))[:, 0]
+    rel = np.asarray(jax.jit(qinv_relaxation, static_argnames="polarization")(
+        tls, material, T, omega, polarization=args.polarization))[:, 0]
+    out = dict(T=T.tolist(), Qinv=(res + rel).tolist(), Qinv_res=res.tolist(),
+               Qinv_rel=rel.tolist(), freq_Hz=args.freq, polarization=args.polarization,
+               units=dict(T="K"), material=_material_desc(args), **desc)
+    return _finish(args, out, f"Q^-1(T) at {args.freq:g} Hz, {desc['model']}",
+                   ["T", "Qinv", "Qinv_res", "Qinv_rel"])
+
+
+def compute_observables(tls: StauTLS, material: Material, T, freq: float) -> dict:
+    """Everything the observables figure shows, for the S-tau model and for the plain
+    model with the constant C_o = C(E -> 0) of the same S-tau model."""
+    T = jnp.asarray(T)
+    omega = jnp.asarray([2.0 * math.pi * freq])
+    cross = crossover(tls)
+    c0 = tls.tunneling_strength(jnp.asarray([1e-6 * float(cross.full)]))[0]
+    plain = ConstantC(c0)
+    kap = jax.jit(thermal_conductivity)
+    q_res = jax.jit(qinv_resonant)
+    q_rel = jax.jit(qinv_relaxation)
+    omega_th = THERMAL_X * K_B * T / HBAR
+    out = dict(T=T, omega_thermal=omega_th)
+    for name, model in (("stau", tls), ("plain", plain)):
+        out[f"kappa_{name}"] = kap(model, material, T)
+        out[f"Qinv_res_{name}"] = q_res(model, material, T, omega)[:, 0]
+        out[f"Qinv_rel_{name}"] = q_rel(model, material, T, omega)[:, 0]
+        out[f"Qinv_{name}"] = out[f"Qinv_res_{name}"] + out[f"Qinv_rel_{name}"]
+        out[f"l_over_lambda_{name}"] = jnp.diagonal(
+            mfp_over_wavelength(model, material, T, omega_th))
+    energies = jnp.geomspace(1e-3 * float(cross.full), 100.0 * float(cross.shortcut), 80)
+    parts = tls.strength_parts(energies)
+    out.update(E=energies, C_tau=parts[0], C_S=parts[1], C=parts[0] + parts[1],
+               C0=c0, T_U_full=cross.full, T_U_shortcut=cross.shortcut, E_tau=cross.e_tau)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def flatness_below(T, kappa, T_max) -> float:
+    """max |kappa / T^2 / (kappa / T^2 at the lowest T) - 1| over T <= T_max."""
+    r = kappa / T**2
+    sel = T <= T_max
+    return float(np.max(np.abs(r[sel] / r[0] - 1.0))) if np.any(sel) else math.nan
+
+
+def run_observables(args) -> int:
+    from ._plot_observables import plot_observables
+
+    if not (0 < args.T_min < args.T_max) or not math.isfinite(args.T_max):
+        raise ValueError("`observables(T_min=..., T_max=...)` must satisfy 0 < T_min < T_max")
+    if args.points < 2:
+        raise ValueError(f"`observables(points=...)` must be >= 2; got {args.points}")
+    if not args.freq > 0 or not math.isfinite(args.freq):
+        raise ValueError(f"`observables(freq=...)` must be finite and > 0; got {args.freq}")
+    out = OutputDir(args.out, overwrite=args.overwrite)
+    material = material_from_args(args)
+    tls, desc = tls_from_args(args)
+    T = np.geomspace(args.T_min, args.T_max, args.points)
+    res = compute_observables(tls, material, T, args.freq)
+    tu_full, tu_short = float(res["T_U_full"]), float(res["T_U_shortcut"])
+    kappa_s = res["kappa_stau"]
+    summary = dict(
+        **desc, material=_material_desc(args), freq_Hz=args.freq,
+        T_U_full_K=tu_full, T_U_shortcut_K=tu_short, E_tau_K=float(res["E_tau"]),
+        T_U_full_over_E_tau=tu_full / float(res["E_tau"]),
+        T_U_shortcut_over_E_tau=tu_short / float(res["E_tau"]),
+        C0=float(res["C0"]), kappa_log_g=args.kappa_log * args.g,
+        C_at_10_T_U_shortcut=float(np.asarray(tls.tunneling_strength(
+            jnp.asarray([10.0 * tu_short])))[0]),
+        kappa_over_T2_flatness_below_T_U_full=flatness_below(T, kappa_s, tu_full),
+        kappa_over_T2_flatness_below_half_T_U_full=flatness_below(T, kappa_s, 0.5 * tu_full),
+        kappa_ratio_stau_to_plain_at_T_max=float(kappa_s[-1] / res["kappa_plain"][-1]),
+        Qinv_stau_at_T_max=float(res["Qinv_stau"][-1]),
+        l_over_lambda_at_T_min=float(res["l_over_lambda_stau"][0]),
+        l_over_lambda_note=f"thermal phonon hbar omega = {THERMAL_X:g} k_B T, transverse",
+    )
+    cols = ["T", "kappa_stau", "kappa_plain", "Qinv_stau", "Qinv_res_stau", "Qinv_rel_stau",
+            "Qinv_plain", "l_over_lambda_stau", "l_over_lambda_plain"]
+    out.csv("observables_T.csv", cols,
+            [[float(res[c][i]) for c in cols] for i in range(len(T))])
+    out.csv("c_of_e.csv", ["E_K", "C", "C_tau", "C_S"],
+            [[float(res[c][i]) for c in ("E", "C", "C_tau", "C_S")]
+             for i in range(len(res["E"]))])
+    out.json("observables.json", dict(summary=summary, **{
+        k: v for k, v in res.items() if v.ndim == 1}))
+    plot_observables(res, desc, out.path("observables.png"))
+    print(f"S-tau model g={args.g:g} J0={args.J0:g} K a~={args.atilde:g} "
+          f"kappa_log={args.kappa_log:g}; material rho={args.rho:g} vl={args.vl:g} "
+          f"vt={args.vt:g}")
+    print(f"  T_U (g phi_tau = P_S phi_S) = {tu_full:.4g} K = "
+          f"{summary['T_U_full_over_E_tau']:.3f} <E_tau>; T_U (P_S = 5g) = {tu_short:.4g} K = "
+          f"{summary['T_U_shortcut_over_E_tau']:.3f} <E_tau>; <E_tau> = "
+          f"{summary['E_tau_K']:.4g} K")
+    print(f"  C(E -> 0) = {summary['C0']:.4g} (kappa_log g = {summary['kappa_log_g']:.4g}); "
+          f"C(10 T_U) = {summary['C_at_10_T_U_shortcut']:.4g}")
+    print(f"  kappa/T^2 flat below T_U(full) within "
+          f"{100 * summary['kappa_over_T2_flatness_below_T_U_full']:.2f}%; "
+          f"kappa(S-tau)/kappa(plain) at {args.T_max:g} K = "
+          f"{summary['kappa_ratio_stau_to_plain_at_T_max']:.3g}")
+    print(f"wrote {len(out.written)} files to {out.root}/")
+    return 0
