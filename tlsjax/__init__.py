@@ -8,6 +8,13 @@ sample -> couplings -> ES reduction -> P_S(E), T_U -> observables -> fits.
 from ._couplings import Couplings as Couplings
 from ._couplings import ExplicitAmplitudes as ExplicitAmplitudes
 from ._couplings import GaussianAmplitudes as GaussianAmplitudes
+from ._dos import Crossover as Crossover
+from ._dos import StauDOS as StauDOS
+from ._dos import StauTLS as StauTLS
+from ._dos import crossover as crossover
+from ._dos import phi_s as phi_s
+from ._dos import stau_dos as stau_dos
+from ._dos import stau_tls as stau_tls
 from ._es import ESResult as ESResult
 from ._es import es_reduction as es_reduction
 from ._es import simulate as simulate
@@ -16,12 +23,26 @@ from ._lattice import AbstractLattice as AbstractLattice
 from ._lattice import Realization as Realization
 from ._lattice import Sample as Sample
 from ._lattice import SimpleCubic as SimpleCubic
+from ._material import Material as Material
 from ._params import ModelParams as ModelParams
+from ._stm import debye_specific_heat as debye_specific_heat
+from ._stm import max_relaxation_rate as max_relaxation_rate
+from ._stm import mean_free_path as mean_free_path
+from ._stm import mfp_over_wavelength as mfp_over_wavelength
+from ._stm import qinv as qinv
+from ._stm import qinv_relaxation as qinv_relaxation
+from ._stm import qinv_resonant as qinv_resonant
+from ._stm import sound_velocity_shift as sound_velocity_shift
+from ._stm import thermal_conductivity as thermal_conductivity
+from ._stm import thermal_conductivity_closed_form as thermal_conductivity_closed_form
+from ._stm import tls_specific_heat as tls_specific_heat
 from ._theta import AbstractTheta as AbstractTheta
 from ._theta import HardTheta as HardTheta
 from ._theta import SoftTheta as SoftTheta
 from ._theta import crossover_temperature as crossover_temperature
 from ._theta import p_s as p_s
 from ._theta import theta_from_width as theta_from_width
+from ._tls import AbstractTLS as AbstractTLS
+from ._tls import ConstantC as ConstantC
 
 __version__ = "0.1.0"

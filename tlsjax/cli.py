@@ -13,6 +13,7 @@ import sys
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
     "tlsjax._cli_es",
+    "tlsjax._cli_observables",
 )
 
 
