@@ -15,6 +15,9 @@ from ._dos import crossover as crossover
 from ._dos import phi_s as phi_s
 from ._dos import stau_dos as stau_dos
 from ._dos import stau_tls as stau_tls
+from ._ensemble import RunningStats as RunningStats
+from ._ensemble import disorder_average as disorder_average
+from ._ensemble import mean_and_stderr as mean_and_stderr
 from ._es import ESResult as ESResult
 from ._es import es_reduction as es_reduction
 from ._es import simulate as simulate
