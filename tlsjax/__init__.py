@@ -28,6 +28,9 @@ from ._lattice import Sample as Sample
 from ._lattice import SimpleCubic as SimpleCubic
 from ._material import Material as Material
 from ._params import ModelParams as ModelParams
+from ._sensitivity import SensitivityResult as SensitivityResult
+from ._sensitivity import sensitivity as sensitivity
+from ._sharding import device_mesh as device_mesh
 from ._stm import debye_specific_heat as debye_specific_heat
 from ._stm import max_relaxation_rate as max_relaxation_rate
 from ._stm import mean_free_path as mean_free_path

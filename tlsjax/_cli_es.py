@@ -42,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--energies", type=float_list, default=None,
                    help="energies in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
     p.add_argument("--block-size", type=int, default=None)
+    p.add_argument("--devices", type=int, default=None,
+                   help="devices to split realizations over (default: all of jax.devices())")
+    p.add_argument("--checkpoint", default=None, metavar="PATH.npz",
+                   help="save the partial ensemble here after each batch; resume from it")
     p.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
     p.add_argument("--overwrite", action="store_true", help="allow replacing --json PATH")
     p.add_argument("--no-progress", action="store_true")
@@ -81,7 +85,7 @@ def run_es(args) -> int:
     res = run_scan(args.x, args.cells, args.atilde, args.h_tau, energies=args.energies,
                    realizations=args.realizations, seed=args.seed, g=args.g, width=args.width,
                    block_size=args.block_size, progress=not args.no_progress,
-                   lattice=args.lattice)
+                   lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint)
     out = res.to_json()
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
     for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0"):

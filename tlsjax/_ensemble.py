@@ -1,20 +1,49 @@
-"""Disorder averages: realizations streamed in batches with running statistics."""
+"""Disorder ensembles: realizations streamed in batches, on every device, resumable.
+
+`disorder_average(fn, keys)` runs `fn(key)` for every key and keeps a running mean
+and standard error. The work is organised in three levels:
+
+- a Python loop over *batches* of `batch_size` keys (one batch in memory at a time;
+  after each batch the progress bar moves and, if asked, a partial result is saved);
+- inside a batch, the keys are split over the devices of a 1-D `Mesh`
+  (`NamedSharding` / `shard_map`, see `_sharding.py`);
+- on each device, `vmap_size` realizations are `jax.vmap`ped together, in a
+  `jax.lax.map` over the device's share.
+
+Results are bitwise identical for any number of devices and any `batch_size` (same
+keys, same `vmap_size`): every realization is computed by the same compiled body, and
+the running statistics add realizations one at a time in key order (Welford, float64).
+Changing `vmap_size` may change the last bits (XLA compiles a different body).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray, PyTree
 
+from ._sharding import device_mesh, mesh_size, round_up, shard_leading, sharded_map, to_host
 from ._validate import check_int
+
+#: Format tag stored in every saved partial result.
+CHECKPOINT_FORMAT = "tlsjax-ensemble-v1"
 
 
 class RunningStats:
     """Running mean and standard error of a pytree of arrays (Welford, float64).
 
-    `update(batch)` takes a pytree whose leaves have a leading realization axis.
+    `update(batch)` takes a pytree whose leaves have a leading realization axis and adds
+    the realizations one at a time, in order, so the result does not depend on how
+    realizations are grouped into batches. `state()` / `from_state()` save and restore
+    the exact running sums (for resuming an interrupted ensemble).
     """
 
     def __init__(self):
@@ -23,13 +52,16 @@ class RunningStats:
         self._m2 = None
         self._treedef = None
 
+    def _init(self, treedef, shapes) -> None:
+        self._treedef = treedef
+        self._mean = [np.zeros(s) for s in shapes]
+        self._m2 = [np.zeros(s) for s in shapes]
+
     def update(self, batch: PyTree) -> None:
         leaves, treedef = jax.tree_util.tree_flatten(batch)
         leaves = [np.asarray(x, dtype=np.float64) for x in leaves]
         if self._treedef is None:
-            self._treedef = treedef
-            self._mean = [np.zeros(x.shape[1:]) for x in leaves]
-            self._m2 = [np.zeros(x.shape[1:]) for x in leaves]
+            self._init(treedef, [x.shape[1:] for x in leaves])
         elif treedef != self._treedef:
             raise ValueError("`RunningStats.update`: batch structure changed between updates")
         for r in range(leaves[0].shape[0]):
@@ -57,6 +89,28 @@ class RunningStats:
             errs = [np.sqrt(m2 / (n - 1) / n) for m2 in self._m2]
         return jax.tree_util.tree_unflatten(self._treedef, errs)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The exact running sums as a flat dict of arrays (`count`, `mean_k`, `m2_k`)."""
+        out = {"count": np.asarray(self.count)}
+        for k, (m, m2) in enumerate(zip(self._mean or [], self._m2 or [])):
+            out[f"mean_{k}"] = m
+            out[f"m2_{k}"] = m2
+        return out
+
+    @classmethod
+    def from_state(cls, state, treedef, shapes) -> RunningStats:
+        """Rebuild from `state()` output for outputs of structure `treedef` and `shapes`."""
+        stats = cls()
+        stats._init(treedef, shapes)
+        stats.count = int(state["count"])
+        for k, shape in enumerate(shapes):
+            mean, m2 = np.asarray(state[f"mean_{k}"]), np.asarray(state[f"m2_{k}"])
+            if mean.shape != tuple(shape) or m2.shape != tuple(shape):
+                raise ValueError("`RunningStats.from_state`: saved shapes do not match")
+            stats._mean[k] = mean.astype(np.float64)
+            stats._m2[k] = m2.astype(np.float64)
+        return stats
+
 
 def mean_and_stderr(values, axis: int = 0):
     """Mean and standard error along `axis` (n - 1 variance; NaN stderr for n < 2)."""
@@ -70,42 +124,167 @@ def mean_and_stderr(values, axis: int = 0):
     return mean, v.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
+def _fingerprint(key_data: np.ndarray, impl: str, out_struct, vmap_size: int,
+                 config) -> str:
+    """SHA-256 of everything that fixes the ensemble's result."""
+    h = hashlib.sha256()
+    h.update(CHECKPOINT_FORMAT.encode())
+    h.update(np.ascontiguousarray(key_data).tobytes())
+    h.update(str(key_data.shape).encode())
+    h.update(impl.encode())
+    leaves, treedef = jax.tree_util.tree_flatten(out_struct)
+    h.update(str(treedef).encode())
+    h.update(str([(leaf.shape, str(leaf.dtype)) for leaf in leaves]).encode())
+    h.update(str(vmap_size).encode())
+    h.update(json.dumps(config, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def _load_checkpoint(path: Path, fingerprint: str, n_keys: int, treedef, shapes):
+    """(stats, next_index) from a saved partial result, or `None` if `path` is absent."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+        fmt = str(data["format"])
+    except (OSError, ValueError, KeyError) as err:
+        raise FileExistsError(f"{path} exists and is not a tlsjax ensemble checkpoint; "
+                              "choose another `checkpoint` path") from err
+    if fmt != CHECKPOINT_FORMAT:
+        raise FileExistsError(f"{path} exists and is not a tlsjax ensemble checkpoint "
+                              f"(format {fmt!r}); choose another `checkpoint` path")
+    if str(data["fingerprint"]) != fingerprint:
+        raise ValueError(
+            f"`disorder_average(checkpoint=...)`: {path} holds a partial result of a different "
+            "configuration (keys, outputs, vmap_size or config differ); delete it or choose "
+            "another path")
+    next_index = int(data["next_index"])
+    if not 0 <= next_index <= n_keys or int(data["count"]) != next_index:
+        raise ValueError(f"`disorder_average(checkpoint=...)`: {path} is inconsistent "
+                         f"(next_index {next_index}, count {int(data['count'])}, {n_keys} keys)")
+    return RunningStats.from_state(data, treedef, shapes), next_index
+
+
+def _save_checkpoint(path: Path, fingerprint: str, stats: RunningStats, next_index: int,
+                     n_keys: int) -> None:
+    """Write atomically (temporary file, then rename): an interruption never leaves half."""
+    if jax.process_index() != 0:  # one writer when several hosts run the same program
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, format=np.asarray(CHECKPOINT_FORMAT), fingerprint=np.asarray(fingerprint),
+                 next_index=np.asarray(next_index), n_keys=np.asarray(n_keys), **stats.state())
+    os.replace(tmp, path)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_batch(fn, impl, mesh, vmap_size):
+    """The jitted batch function (cached, so repeated calls with the same `fn` reuse it)."""
+
+    def one(kd):
+        return fn(jax.random.wrap_key_data(kd, impl=impl))
+
+    return jax.jit(lambda kd: sharded_map(one, kd, mesh, batch_size=vmap_size))
+
+
 def disorder_average(
     fn: Callable[[PRNGKeyArray], PyTree],
     keys: PRNGKeyArray,
     *,
-    batch_size: int = 1,
+    batch_size: int | None = None,
+    vmap_size: int = 1,
+    devices: int | Sequence[jax.Device] | Mesh | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    config=None,
     progress: bool = False,
     description: str = "realizations",
 ) -> tuple[PyTree, PyTree, int]:
-    """Average `fn(key)` over disorder realizations.
+    """Average `fn(key)` over disorder realizations, on every device, resumably.
 
-    `fn` is `jax.vmap`ped over batches of `batch_size` keys and jit-compiled once;
-    batches run one after another (memory stays that of one batch), with a
-    progress bar if `progress`. A `KeyboardInterrupt` stops the loop and returns
-    the statistics of the realizations finished so far.
+    **Arguments:**
 
-    **Returns:** `(mean, stderr, count)` as pytrees of NumPy arrays.
+    - `fn`: one realization, `key -> pytree of arrays` (traceable; it is compiled once).
+    - `keys`: (n,) JAX PRNG keys, one per realization.
+    - `batch_size`: realizations per step of the outer loop (default: one `vmap_size`
+      chunk per device); rounded up to a multiple of `vmap_size` x the number of
+      devices. The last batch is padded with repeated keys whose results are dropped.
+    - `vmap_size`: realizations `jax.vmap`ped together on one device (>= 1). Memory
+      grows with it; results may change in the last bits with it, never with
+      `batch_size` or the number of devices.
+    - `devices`: `None` (all of `jax.devices()`, every host's), a count, a list of
+      devices or a 1-D `Mesh`; see `device_mesh`.
+    - `checkpoint`: path of a partial result (`.npz`). If the file exists, the ensemble
+      resumes from it (it must come from the same keys, outputs, `vmap_size` and
+      `config`, else `ValueError`; a file that is not a tlsjax checkpoint is never
+      touched: `FileExistsError`). After each batch the running sums and the index of
+      the next key are written to it (atomically). It is kept when the run completes,
+      so running again returns the saved result at once.
+    - `config`: anything JSON-representable that identifies what `fn` computes (sample,
+      parameters, grids); it enters the checkpoint's fingerprint. `fn` itself cannot be
+      inspected, so pass this whenever you use `checkpoint`.
+    - `progress`: show a tqdm progress bar; `description` labels it.
+
+    A `KeyboardInterrupt` stops the loop and returns the statistics of the realizations
+    finished so far (already saved if `checkpoint` is set).
+
+    **Returns:** `(mean, stderr, count)`: pytrees of float64 NumPy arrays shaped like
+    one output of `fn`, and the number of realizations averaged.
     """
-    n = keys.shape[0]
+    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.wrap_key_data(keys)  # legacy uint32 keys
+    n = keys.shape[0] if keys.ndim else 0
     check_int("disorder_average", "number of keys", n, 1)
-    batch_size = min(check_int("disorder_average", "batch_size", batch_size, 1), n)
-    batched = jax.jit(jax.vmap(fn))
-    stats = RunningStats()
-    starts = range(0, n, batch_size)
-    if progress:
+    vmap_size = check_int("disorder_average", "vmap_size", vmap_size, 1)
+    mesh = device_mesh(devices)
+    unit = vmap_size * mesh_size(mesh)
+    batch_size = unit if batch_size is None else check_int(
+        "disorder_average", "batch_size", batch_size, 1)
+    batch_size = round_up(min(batch_size, round_up(n, unit)), unit)
+
+    impl = jax.random.key_impl(keys)
+    key_data = np.asarray(jax.random.key_data(keys))
+
+    batched = _compiled_batch(fn, impl, mesh, vmap_size)
+    out_struct = jax.eval_shape(
+        batched, jax.ShapeDtypeStruct((batch_size, *key_data.shape[1:]), key_data.dtype))
+    out_struct = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype),
+                                        out_struct)
+    leaves, treedef = jax.tree_util.tree_flatten(out_struct)
+    shapes = [leaf.shape for leaf in leaves]
+
+    stats, start = RunningStats(), 0
+    stats._init(treedef, shapes)
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None:
+        fingerprint = _fingerprint(key_data, str(impl), out_struct, vmap_size, config)
+        loaded = _load_checkpoint(path, fingerprint, n, treedef, shapes)
+        if loaded is not None:
+            stats, start = loaded
+
+    bar = None
+    if progress and jax.process_index() == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n, desc=description, unit="real")
+        bar = tqdm(total=n, initial=start, desc=description, unit="real")
     try:
-        for start in starts:
-            stats.update(batched(keys[start:start + batch_size]))
-            if progress:
-                bar.update(min(batch_size, n - start))
+        for lo in range(start, n, batch_size):
+            hi = min(lo + batch_size, n)
+            chunk = key_data[lo:hi]
+            if hi - lo < batch_size:  # pad the last batch (same compiled shape)
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - (hi - lo), 0)])
+            out = to_host(batched(shard_leading(chunk, mesh)))
+            stats.update(jax.tree_util.tree_map(lambda a, m=hi - lo: a[:m], out))
+            if path is not None:
+                _save_checkpoint(path, fingerprint, stats, hi, n)
+            if bar is not None:
+                bar.update(hi - lo)
     except KeyboardInterrupt:
         if stats.count == 0:
             raise
     finally:
-        if progress:
+        if bar is not None:
             bar.close()
+    if stats.count == 0:
+        raise ValueError("`disorder_average`: no realization was averaged")
     return stats.mean, stats.stderr, stats.count

@@ -22,11 +22,13 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
 from ._lattice import Realization, Sample
 from ._params import ModelParams
+from ._sharding import index_blocks, sharded_map
 from ._validate import check_int, check_range, is_traced
 
 #: Default number of largest a_ij kept per row for the soft-Theta reduction.
@@ -76,8 +78,12 @@ def _blocks(n: int, block_size: int) -> Int[Array, "nb B"]:
     return idx.reshape(nb, block_size)
 
 
-def tau_field_sums(couplings: Couplings, block_size: int) -> Float[Array, " n"]:
-    """sum_{i != j} U_ij for every tau spin j (pass 1), in units of g J_o."""
+def tau_field_sums(couplings: Couplings, block_size: int, mesh: Mesh | None = None
+                   ) -> Float[Array, " n"]:
+    """sum_{i != j} U_ij for every tau spin j (pass 1), in units of g J_o.
+
+    With a `mesh`, the column blocks are split over its devices (`sharded_map`).
+    """
     n = couplings.n
     rows = jnp.arange(n)[None, :]
 
@@ -87,7 +93,7 @@ def tau_field_sums(couplings: Couplings, block_size: int) -> Float[Array, " n"]:
         # summation, hence the result, does not depend on the block size.
         return jnp.sum(couplings.pairs(rows, cols[:, None]), axis=1)
 
-    return jax.lax.map(column_block, _blocks(n, block_size)).reshape(-1)[:n]
+    return sharded_map(column_block, index_blocks(n, block_size, mesh), mesh).reshape(-1)[:n]
 
 
 def row_top(
@@ -96,6 +102,7 @@ def row_top(
     e_tau: Float[Array, " n"],
     top_k: int,
     block_size: int,
+    mesh: Mesh | None = None,
 ) -> Float[Array, "n k"]:
     """The `top_k` largest a_ij = 2 sign_j U_ij - e_tau_j of each row i (pass 2).
 
@@ -120,7 +127,7 @@ def row_top(
             return jnp.take_along_axis(a, idx, axis=1), idx
         return jax.lax.top_k(a, top_k)
 
-    values, idx = jax.lax.map(row_block, _blocks(n, block_size))
+    values, idx = sharded_map(row_block, index_blocks(n, block_size, mesh), mesh)
     values = values.reshape(-1, top_k)[:n]
     idx = idx.reshape(-1, top_k)[:n]
     a = 2.0 * couplings.pairs(jnp.arange(n)[:, None], idx) * sign[idx] - e_tau[idx]
@@ -134,6 +141,7 @@ def es_reduction(
     *,
     top_k: int = 1,
     block_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> ESResult:
     """The ES reduction (App. B 2) of one realization with given couplings.
 
@@ -147,6 +155,8 @@ def es_reduction(
       reduction; the soft one needs more, see `SoftTheta`).
     - `block_size`: rows/columns per block (default from the size); results do not
       depend on it.
+    - `mesh`: a 1-D device `Mesh` (`device_mesh()`) to split the row and column
+      blocks of this one realization over its devices; results do not depend on it.
 
     **Returns:** an `ESResult`.
     """
@@ -161,13 +171,13 @@ def es_reduction(
     n_sites = couplings.realization.n_sites
     nf = n_sites.astype(jnp.result_type(float))
 
-    sums = tau_field_sums(couplings, block_size)
+    sums = tau_field_sums(couplings, block_size, mesh)
     e_tau0_mean = jnp.sum(jnp.where(mask, jnp.abs(sums), 0.0)) / nf
     e_raw = sums + h_rel * e_tau0_mean * h_normals
     sign = jnp.where(e_raw < 0, -1.0, 1.0)
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf
-    top = row_top(couplings, sign, e_tau, top_k, block_size)
+    top = row_top(couplings, sign, e_tau, top_k, block_size, mesh)
     keep = mask[:, None] & jnp.isfinite(top)
     # double where: -inf / <E_tau> would give NaN cotangents for <E_tau>
     top = jnp.where(keep, jnp.where(keep, top, 0.0) / e_tau_mean, -jnp.inf)
@@ -182,6 +192,7 @@ def simulate(
     *,
     top_k: int = 1,
     block_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> ESResult:
     """Draw one realization from `key` and run the ES reduction.
 
@@ -196,7 +207,7 @@ def simulate(
     - `params`: `ModelParams`; only `atilde` and `h_rel` enter (energies are in units
       of g J_o and then of <E_tau>).
     - `key`: a JAX PRNG key.
-    - `top_k`, `block_size`: as in `es_reduction`.
+    - `top_k`, `block_size`, `mesh`: as in `es_reduction`.
 
     **Returns:** an `ESResult`.
     """
@@ -206,7 +217,8 @@ def simulate(
     realization = sample.draw(k_pos)
     couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
     h_normals = jax.random.normal(k_h, (realization.capacity,))
-    return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size)
+    return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
+                        mesh=mesh)
 
 
 def realization_from_positions(positions, box: float = math.inf, x: float = 1.0) -> Realization:

@@ -110,11 +110,16 @@ def run_scan(
     block_size: int | None = None,
     progress: bool = True,
     lattice: str = "fcc",
+    devices=None,
+    checkpoint=None,
 ) -> ScanResult:
     """Disorder-average `es_scan` over `realizations` keys derived from `seed`.
 
     `width` 0 is the paper's hard Theta; > 0 is the soft Theta of that width (in units
     of <E_tau>). Interrupting (Ctrl-C) keeps the realizations already finished.
+    Realizations are split over `devices` (default: all of `jax.devices()`; see
+    `disorder_average`); with `checkpoint` (an .npz path) the ensemble saves its partial
+    result after each batch and resumes from it.
     """
     if lattice not in LATTICES:
         raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
@@ -135,7 +140,11 @@ def run_scan(
     mean, err, count = disorder_average(
         lambda k: es_scan(sample, atildes, h_rels, energies, k, g=g, theta=theta,
                           block_size=block_size),
-        keys, progress=progress, description=f"x={x:g} L={cells}")
+        keys, progress=progress, description=f"x={x:g} L={cells}", devices=devices,
+        checkpoint=checkpoint,
+        config=dict(x=x, cells=cells, lattice=lattice, atildes=np.asarray(atildes).tolist(),
+                    h_rels=np.asarray(h_rels).tolist(), energies=np.asarray(energies).tolist(),
+                    g=g, width=width, block_size=block_size))
     return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels), np.asarray(energies),
                       g, width, count, mean, err, time.perf_counter() - start)
 

@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "tlsjax._cli_es",
     "tlsjax._cli_observables",
+    "tlsjax._cli_sensitivity",
 )
 
 

@@ -1,0 +1,101 @@
+"""Sensitivity: Jacobians by forward and reverse mode, finite differences, elasticities."""
+
+import jax
+import numpy as np
+import pytest
+
+from tlsjax._sensitivity import (
+    PARAM_NAMES,
+    choose_mode,
+    sensitivity,
+)
+
+_KW = dict(x=0.2, cells=6, realizations=2, energies=[0.2, 0.5, 1.0], top_k=16)
+
+
+@pytest.fixture(scope="module")
+def forward():
+    return sensitivity(mode="forward", fd_checks=8, **_KW)
+
+
+def test_auto_mode_follows_shape():
+    assert choose_mode(8, 5) == "forward"
+    assert choose_mode(3, 5) == "reverse"
+    assert choose_mode(5, 5) == "forward"
+
+
+def test_jacobian_agrees_with_finite_differences(forward):
+    assert jax.config.jax_enable_x64
+    assert len(forward.fd_checks) == 8
+    assert {c["param"] for c in forward.fd_checks} == set(PARAM_NAMES)
+    nonzero = [c for c in forward.fd_checks if c["d_log_y_d_p_ad"] != 0.0]
+    assert len(nonzero) >= 5
+    for c in forward.fd_checks:
+        assert c["abs_error"] <= 1e-5 * max(abs(c["d_log_y_d_p_fd"]), 1.0), c
+
+
+def test_forward_and_reverse_agree(forward):
+    rev = sensitivity(mode="reverse", fd_checks=0, **_KW)
+    assert rev.mode == "reverse" and forward.mode == "forward"
+    np.testing.assert_allclose(rev.log_jacobian, forward.log_jacobian, rtol=1e-9, atol=1e-12)
+
+
+def test_exact_elasticities(forward):
+    names = forward.output_names
+    e = dict(zip(names, forward.elasticity))
+    # C_o = kappa_log g: elasticity 1 in g, 0 elsewhere.
+    np.testing.assert_allclose(e["C_o"], [1.0, 0.0, 0.0, 0.0, 0.0], atol=1e-12)
+    # T_U[K] = (T_U / <E_tau>) (<E_tau> / g J_o) g J_o: elasticity exactly 1 in J_o.
+    np.testing.assert_allclose(e["T_U[K]"][1], 1.0, rtol=1e-12)
+    # P_S(E) with E in units of <E_tau> depends on neither g nor J_o.
+    for name in names[3:]:
+        np.testing.assert_array_equal(e[name][:2], 0.0)
+    np.testing.assert_allclose(forward.jacobian, forward.log_jacobian * forward.values[:, None])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(params=[0.02, 500.0, 3.0]), "params"),
+     (dict(params=[0.3, 500.0, 3.0, 0.3, 0.05]), "g"),
+     (dict(params=[0.02, 500.0, 3.0, 0.3, 0.0]), "w"),
+     (dict(params=[0.02, -1.0, 3.0, 0.3, 0.05]), "J0"),
+     (dict(mode="sideways"), "mode"),
+     (dict(realizations=0), "realizations"),
+     (dict(energies=[1.0, 0.5]), "energies")],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sensitivity(**kwargs)
+
+
+def test_cli_writes_table_figure_and_checks(tmp_path, capsys):
+    """Also the case h_rel = 0, where the elasticity w.r.t. h_rel is undefined."""
+    import json
+
+    from tlsjax.cli import main
+
+    out = tmp_path / "sens"
+    rc = main(["sensitivity", "--cells", "6", "--realizations", "1", "--energies", "0.3,1",
+               "--h-rel", "0", "--fd-checks", "5", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "Elasticities" in text and "max rel. error" in text
+    assert "d ln y / d p shown" in text
+    for name in ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "sensitivity.json").read_text())
+    elasticity = np.array(saved["elasticity"], dtype=float)  # null (NaN) where p = 0
+    assert np.all(np.isnan(elasticity[:, 3]))
+    assert np.all(np.isfinite(elasticity[:, [0, 1, 2, 4]]))
+    assert np.all(np.isfinite(np.array(saved["log_jacobian"], dtype=float)))
+    assert saved["fd_max_rel_error"] < 1e-4
+
+
+def test_cli_refuses_foreign_file(tmp_path):
+    from tlsjax.cli import main
+
+    out = tmp_path / "sens"
+    out.mkdir()
+    (out / "sensitivity.json").write_text("{}")
+    assert main(["sensitivity", "--cells", "6", "--fd-checks", "0", "--out", str(out)]) == 2
+    assert (out / "sensitivity.json").read_text() == "{}"

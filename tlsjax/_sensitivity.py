@@ -1,0 +1,280 @@
+"""Sensitivity of the model's outputs to its parameters: Jacobians and elasticities.
+
+Parameters p = (g, J_o, a~, h_rel, w), w the soft-Theta width in units of <E_tau>.
+Outputs y (all positive, so their logarithms are differentiated):
+
+- `T_U[K]`: the crossover P_S(T_U) = 5 g (soft Theta), in kelvin,
+  T_U = (T_U / <E_tau>) <E_tau>, <E_tau> in units of g J_o times g J_o;
+- `T_U/<E_tau>`: the same in units of the realization's <E_tau>;
+- `C_o`: kappa_log g (Eq. 3);
+- `P_S(E=...)`: the soft-Theta reduction factor on a grid of energies in units of
+  <E_tau> (hence independent of g and J_o).
+
+Several realizations enter through their mean (T_U and P_S averaged over keys before
+the logarithm); the keys are fixed (common random numbers), so the Jacobian is that of
+a smooth function of p, apart from the kinks where the sign of an E_tau or the set of
+kept partners changes (measure zero; finite differences with small steps see none).
+
+The Jacobian of ln y with respect to p is computed by `jax.jacfwd` when there are at
+least as many outputs as parameters (5 tangents pushed forward at once), else by
+`jax.jacrev`. Elasticities are d ln y / d ln p = p d ln y / d p; where a parameter is
+0 (e.g. h_rel = 0) the elasticity is undefined and reported as NaN, and the
+semi-elasticity d ln y / d p is what the Jacobian table holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._es import DEFAULT_TOP_K, simulate
+from ._lattice import Sample
+from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ._theta import SoftTheta
+from ._validate import check_grid, check_int, check_range
+
+#: The differentiated parameters, in order.
+PARAM_NAMES = ("g", "J0", "atilde", "h_rel", "w")
+#: Default h_rel of a sensitivity study: the paper's middle case 0.3 (not 0, where the
+#: elasticity with respect to h_rel is undefined).
+DEFAULT_SENS_H_REL = 0.3
+#: Default soft-Theta width w, in units of <E_tau>.
+DEFAULT_SENS_WIDTH = 0.05
+
+
+def default_sensitivity_energies() -> np.ndarray:
+    """Energies (units of <E_tau>) of the default P_S grid: 0.1 to 1, 6 log-spaced."""
+    return np.logspace(-1.0, 0.0, 6)
+
+
+def default_params() -> np.ndarray:
+    """The default point (g, J_o [K], a~, h_rel, w)."""
+    return np.array([DEFAULT_G, DEFAULT_J0_K, DEFAULT_ATILDE, DEFAULT_SENS_H_REL,
+                     DEFAULT_SENS_WIDTH])
+
+
+def output_names(energies) -> list[str]:
+    """Names of the outputs, in the order of `log_outputs`."""
+    return ["T_U[K]", "T_U/<E_tau>", "C_o"] + [f"P_S(E={float(e):.3g})"
+                                              for e in np.asarray(energies)]
+
+
+def log_outputs(
+    p: Float[Array, " 5"],
+    sample: Sample,
+    keys: PRNGKeyArray,
+    energies: Float[Array, " m"],
+    *,
+    kappa_log: float = DEFAULT_KAPPA_LOG,
+    top_k: int = DEFAULT_TOP_K,
+    block_size: int | None = None,
+) -> Float[Array, " 3+m"]:
+    """ln y for the outputs listed in the module docstring, as a function of p.
+
+    **Arguments:**
+
+    - `p`: (g, J_o [K], a~, h_rel, w), a 5-vector (may be traced).
+    - `sample`: the `Sample`.
+    - `keys`: (R,) PRNG keys, one realization each (averaged).
+    - `energies`: (m,) energies in units of <E_tau> for P_S.
+    - `kappa_log`: for C_o = kappa_log g.
+    - `top_k`, `block_size`: as in `simulate`.
+
+    **Returns:** the (3 + m,) vector of logarithms, ordered as `output_names(energies)`.
+    """
+    g, j0, atilde, h_rel, w = (p[i] for i in range(5))
+    params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
+    theta = SoftTheta(w)
+
+    def one(key):
+        es = simulate(sample, params, key, top_k=top_k, block_size=block_size)
+        tu = theta.crossover(es, g)
+        return tu * es.e_tau_mean, tu, theta.log_p_s(es, energies)
+
+    tu_gj0, tu_over, log_ps = jax.vmap(one)(keys)
+    r = keys.shape[0]
+    log_tu_k = jnp.log(jnp.mean(tu_gj0)) + jnp.log(g) + jnp.log(j0)
+    log_mean_ps = jax.nn.logsumexp(log_ps, axis=0) - jnp.log(r)
+    return jnp.concatenate([jnp.stack([log_tu_k, jnp.log(jnp.mean(tu_over)),
+                                       jnp.log(kappa_log * g)]), log_mean_ps])
+
+
+@dataclasses.dataclass
+class SensitivityResult:
+    """Output of `sensitivity` (NumPy arrays, float64).
+
+    - `param_names`, `params`: the 5 parameters and the point.
+    - `output_names`, `values`: the outputs y at that point.
+    - `jacobian`: (n_out, 5) d y / d p.
+    - `log_jacobian`: (n_out, 5) d ln y / d p.
+    - `elasticity`: (n_out, 5) d ln y / d ln p (NaN where p = 0).
+    - `mode`: "forward" (jacfwd) or "reverse" (jacrev).
+    - `fd_checks`: finite-difference checks of sampled entries (list of dicts).
+    - `seconds`: wall time of the Jacobian (compile included).
+    """
+
+    param_names: list[str]
+    params: np.ndarray
+    output_names: list[str]
+    values: np.ndarray
+    jacobian: np.ndarray
+    log_jacobian: np.ndarray
+    elasticity: np.ndarray
+    mode: str
+    fd_checks: list[dict]
+    seconds: float
+    config: dict
+
+    @property
+    def fd_max_rel_error(self) -> float:
+        return max((c["rel_error"] for c in self.fd_checks), default=float("nan"))
+
+    def to_json(self) -> dict:
+        return dict(param_names=self.param_names, params=self.params,
+                    output_names=self.output_names, values=self.values,
+                    jacobian=self.jacobian, log_jacobian=self.log_jacobian,
+                    elasticity=self.elasticity, mode=self.mode, seconds=self.seconds,
+                    fd_checks=self.fd_checks, fd_max_rel_error=self.fd_max_rel_error,
+                    config=self.config)
+
+
+def choose_mode(n_outputs: int, n_params: int) -> str:
+    """"forward" if n_outputs >= n_params (n_params JVPs), else "reverse" (n_outputs VJPs)."""
+    return "forward" if n_outputs >= n_params else "reverse"
+
+
+def _fd_entries(log_jac: np.ndarray, n_checks: int, seed: int) -> list[tuple[int, int]]:
+    """A sample of (output, parameter) entries to check, favouring non-zero ones.
+
+    First one entry per parameter (a random non-zero one where the column has any),
+    then random further entries, non-zero ones first.
+    """
+    rng = np.random.default_rng(seed)
+    n_out, n_par = log_jac.shape
+    entries = []
+    for j in range(n_par):
+        rows = np.flatnonzero(log_jac[:, j]) if np.any(log_jac[:, j]) else np.arange(n_out)
+        entries.append((int(rng.choice(rows)), j))
+    rest = [(i, j) for i in range(n_out) for j in range(n_par) if (i, j) not in entries]
+    rng.shuffle(rest)
+    rest.sort(key=lambda e: log_jac[e] == 0.0)  # stable: non-zero entries first
+    entries += rest[:max(0, n_checks - len(entries))]
+    return entries[:n_checks]
+
+
+def sensitivity(
+    params=None,
+    *,
+    x: float = 0.2,
+    cells: int = 8,
+    realizations: int = 2,
+    seed: int = 0,
+    energies=None,
+    kappa_log: float = DEFAULT_KAPPA_LOG,
+    top_k: int = DEFAULT_TOP_K,
+    block_size: int | None = None,
+    mode: str = "auto",
+    fd_checks: int = 8,
+    fd_step: float = 1e-6,
+) -> SensitivityResult:
+    """Jacobian and elasticities of (T_U, C_o, P_S(E)) with respect to (g, J_o, a~, h_rel, w).
+
+    **Arguments:**
+
+    - `params`: (g, J_o [K], a~, h_rel, w); default `default_params()` (h_rel = 0.3).
+    - `x`, `cells`: the fcc sample (default x = 0.2, L = 8, ~410 impurities).
+    - `realizations`, `seed`: keys `jax.random.split(jax.random.key(seed), realizations)`.
+    - `energies`: P_S grid in units of <E_tau> (default `default_sensitivity_energies()`).
+    - `kappa_log`, `top_k`, `block_size`: model and reduction settings.
+    - `mode`: "auto" (cheaper for the shape, `choose_mode`), "forward" or "reverse".
+    - `fd_checks`: how many entries to check by central finite differences (0: none).
+    - `fd_step`: relative step of the finite differences, h_j = fd_step max(|p_j|, 1e-3).
+
+    Run with `jax_enable_x64` for meaningful finite-difference checks (the CLI does).
+
+    **Returns:** a `SensitivityResult`.
+    """
+    import time
+
+    p = np.asarray(default_params() if params is None else params, dtype=float)
+    if p.shape != (5,):
+        raise ValueError(f"`sensitivity(params=...)` must be 5 values {PARAM_NAMES}; "
+                         f"got shape {p.shape}")
+    ModelParams(g=p[0], J0=p[1], atilde=p[2], h_rel=p[3], kappa_log=kappa_log)  # validates
+    check_range("sensitivity", "g", p[0], 0.0, 0.2, lo_open=True, hi_open=True)
+    check_range("sensitivity", "w", p[4], 0.0, lo_open=True)
+    sample = Sample(x, check_int("sensitivity", "cells", cells, 2))
+    realizations = check_int("sensitivity", "realizations", realizations, 1)
+    energies = check_grid("sensitivity", "energies",
+                          default_sensitivity_energies() if energies is None else energies,
+                          positive=True, increasing=True)
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"`sensitivity(mode=...)` must be 'auto', 'forward' or 'reverse'; "
+                         f"got {mode!r}")
+    fd_checks = check_int("sensitivity", "fd_checks", fd_checks, 0)
+    fd_step = float(check_range("sensitivity", "fd_step", fd_step, 0.0, 0.1, lo_open=True))
+    keys = jax.random.split(jax.random.key(seed), realizations)
+    names = output_names(energies)
+    n_out = len(names)
+    mode = choose_mode(n_out, 5) if mode == "auto" else mode
+
+    def f(pv):
+        return log_outputs(pv, sample, keys, energies, kappa_log=kappa_log, top_k=top_k,
+                           block_size=block_size)
+
+    jac_fn = jax.jit(jax.jacfwd(f) if mode == "forward" else jax.jacrev(f))
+    f_jit = jax.jit(f)
+    pj = jnp.asarray(p)
+    start = time.perf_counter()
+    log_jac = np.asarray(jac_fn(pj), dtype=float)
+    seconds = time.perf_counter() - start
+    log_y = np.asarray(f_jit(pj), dtype=float)
+    y = np.exp(log_y)
+    with np.errstate(invalid="ignore"):
+        elasticity = np.where(p[None, :] != 0.0, log_jac * p[None, :], np.nan)
+
+    checks = []
+    cache: dict[int, np.ndarray] = {}
+    for i, j in _fd_entries(log_jac, fd_checks, seed):
+        h = fd_step * max(abs(p[j]), 1e-3)
+        if j not in cache:
+            plus, minus = p.copy(), p.copy()
+            plus[j] += h
+            minus[j] -= h
+            if minus[j] < 0.0:  # one-sided at a boundary (h_rel = 0)
+                minus[j] = p[j]
+                cache[j] = (np.asarray(f_jit(jnp.asarray(plus))) - log_y) / h
+            else:
+                cache[j] = (np.asarray(f_jit(jnp.asarray(plus)))
+                            - np.asarray(f_jit(jnp.asarray(minus)))) / (2.0 * h)
+        fd = float(cache[j][i])
+        ad = float(log_jac[i, j])
+        err = abs(ad - fd)
+        checks.append(dict(output=names[i], param=PARAM_NAMES[j], d_log_y_d_p_ad=ad,
+                           d_log_y_d_p_fd=fd, step=h, abs_error=err,
+                           rel_error=err / max(abs(ad), abs(fd), 1e-12)))
+    config = dict(x=x, cells=cells, n_sites_capacity=sample.capacity,
+                  realizations=realizations, seed=seed, kappa_log=kappa_log, top_k=top_k,
+                  energies_over_E_tau=np.asarray(energies), fd_step=fd_step,
+                  x64=bool(jax.config.jax_enable_x64))
+    return SensitivityResult(list(PARAM_NAMES), p, names, y, log_jac * y[:, None], log_jac,
+                             elasticity, mode, checks, seconds, config)
+
+
+def elasticity_table(res: SensitivityResult) -> str:
+    """A plain-text table of d ln y / d ln p (d ln y / d p, marked *, where p = 0)."""
+    head = f"{'output':<18}{'value':>12}" + "".join(f"{n:>12}" for n in res.param_names)
+    lines = [head, "-" * len(head)]
+    for i, name in enumerate(res.output_names):
+        cells = []
+        for j in range(len(res.param_names)):
+            e = res.elasticity[i, j]
+            cells.append(f"{e:>12.4g}" if np.isfinite(e) else f"{res.log_jacobian[i, j]:>11.4g}*")
+        lines.append(f"{name:<18}{res.values[i]:>12.4g}" + "".join(cells))
+    if np.any(res.params == 0.0):
+        lines.append("* the parameter is 0: d ln y / d p shown instead of the elasticity")
+    return "\n".join(lines)
