@@ -99,3 +99,19 @@ def test_cli_refuses_foreign_file(tmp_path):
     (out / "sensitivity.json").write_text("{}")
     assert main(["sensitivity", "--cells", "6", "--fd-checks", "0", "--out", str(out)]) == 2
     assert (out / "sensitivity.json").read_text() == "{}"
+
+
+def test_kappa_entries_agree_with_finite_differences():
+    import tlsjax as tj
+
+    material = tj.Material(rho=2200.0, v_l=5800.0, v_t=3800.0)
+    res = sensitivity(x=0.2, cells=6, realizations=1, energies=[1.0], top_k=16,
+                      material=material, temperatures=[0.5, 3.0], fd_checks=12, seed=2)
+    assert res.output_names[-2:] == ["kappa(T=0.5K)", "kappa(T=3K)"]
+    assert np.all(np.isfinite(res.log_jacobian))
+    kappa_checks = [c for c in res.fd_checks if c["output"].startswith("kappa")]
+    assert kappa_checks
+    for c in res.fd_checks:
+        assert c["abs_error"] <= 1e-5 * max(abs(c["d_log_y_d_p_fd"]), 1.0), c
+    with pytest.raises(ValueError, match="together"):
+        sensitivity(material=material)

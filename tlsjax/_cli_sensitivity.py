@@ -21,8 +21,9 @@ _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.
 def register(sub) -> None:
     p = sub.add_parser(
         "sensitivity", help="Jacobian / elasticities of T_U, C_o, P_S(E) w.r.t. the parameters",
-        description="d ln y / d ln p for y = T_U (soft Theta, P_S(T_U) = 5 g), C_o = kappa_log g "
-        "and P_S(E) on a grid (E in units of <E_tau>), p = (g, J_o, a~, h_rel, w), by forward "
+        description="d ln y / d ln p for y = T_U (soft Theta, P_S(T_U) = 5 g), C_o = kappa_log g, "
+        "P_S(E) on a grid (E in units of <E_tau>) and, with --temperatures and a material, "
+        "kappa(T), p = (g, J_o, a~, h_rel, w), by forward "
         "or reverse mode (whichever is cheaper for the shape), averaged over a few "
         "realizations with fixed keys; a sample of entries is checked against central "
         "finite differences. Writes sensitivity.json, elasticities.csv, jacobian.csv and "
@@ -43,6 +44,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--energies", type=float_list, default=None,
                    help="P_S grid in units of <E_tau> (default 6 log-spaced, 0.1-1)")
+    p.add_argument("--temperatures", type=float_list, default=None,
+                   help="temperatures in K for kappa(T) (needs --rho, --v-l, --v-t)")
+    p.add_argument("--rho", type=float, default=None, help="host density, kg/m^3")
+    p.add_argument("--v-l", type=float, default=None, dest="v_l", help="v_l in m/s")
+    p.add_argument("--v-t", type=float, default=None, dest="v_t", help="v_t in m/s")
     p.add_argument("--mode", choices=["auto", "forward", "reverse"], default="auto")
     p.add_argument("--fd-checks", type=int, default=10, dest="fd_checks",
                    help="entries checked by finite differences (10)")
@@ -85,10 +91,19 @@ def run_sensitivity(args) -> int:
     out = OutputDir(args.out, overwrite=args.overwrite)
     for name in _FILES:  # refuse before computing, not after
         check_writable(out.root / name, out.overwrite, out.owned)
+    material = None
+    if args.temperatures is not None:
+        if None in (args.rho, args.v_l, args.v_t):
+            raise ValueError("--temperatures needs the host material: --rho, --v-l and --v-t "
+                             "(no presets are shipped)")
+        from ._material import Material
+
+        material = Material(rho=args.rho, v_l=args.v_l, v_t=args.v_t)
     res = sensitivity([args.g, args.J0, args.atilde, args.h_rel, args.width], x=args.x,
                       cells=args.cells, realizations=args.realizations, seed=args.seed,
                       energies=args.energies, kappa_log=args.kappa_log, mode=args.mode,
-                      fd_checks=args.fd_checks)
+                      fd_checks=args.fd_checks, material=material,
+                      temperatures=args.temperatures)
     out.json("sensitivity.json", res.to_json())
     out.csv("elasticities.csv", ["output", "value", *res.param_names],
             [[name, float(res.values[i]), *map(float, res.elasticity[i])]

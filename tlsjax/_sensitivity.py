@@ -8,7 +8,10 @@ Outputs y (all positive, so their logarithms are differentiated):
 - `T_U/<E_tau>`: the same in units of the realization's <E_tau>;
 - `C_o`: kappa_log g (Eq. 3);
 - `P_S(E=...)`: the soft-Theta reduction factor on a grid of energies in units of
-  <E_tau> (hence independent of g and J_o).
+  <E_tau> (hence independent of g and J_o);
+- `kappa(T=...)` (optional, with a `Material` and temperatures): the thermal
+  conductivity of `thermal_conductivity` with the S-tau C(E) of `StauTLS` built from
+  the same realizations (soft-Theta width w, default phi_tau bandwidth).
 
 Several realizations enter through their mean (T_U and P_S averaged over keys before
 the logarithm); the keys are fixed (common random numbers), so the Jacobian is that of
@@ -31,9 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._dos import StauDOS, StauTLS
 from ._es import DEFAULT_TOP_K, simulate
 from ._lattice import Sample
+from ._material import Material
 from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ._stm import thermal_conductivity
 from ._theta import SoftTheta
 from ._validate import check_grid, check_int, check_range
 
@@ -57,10 +63,13 @@ def default_params() -> np.ndarray:
                      DEFAULT_SENS_WIDTH])
 
 
-def output_names(energies) -> list[str]:
+def output_names(energies, temperatures=None) -> list[str]:
     """Names of the outputs, in the order of `log_outputs`."""
-    return ["T_U[K]", "T_U/<E_tau>", "C_o"] + [f"P_S(E={float(e):.3g})"
-                                              for e in np.asarray(energies)]
+    names = ["T_U[K]", "T_U/<E_tau>", "C_o"] + [f"P_S(E={float(e):.3g})"
+                                               for e in np.asarray(energies)]
+    if temperatures is not None:
+        names += [f"kappa(T={float(t):.3g}K)" for t in np.asarray(temperatures)]
+    return names
 
 
 def log_outputs(
@@ -72,7 +81,9 @@ def log_outputs(
     kappa_log: float = DEFAULT_KAPPA_LOG,
     top_k: int = DEFAULT_TOP_K,
     block_size: int | None = None,
-) -> Float[Array, " 3+m"]:
+    material: Material | None = None,
+    temperatures: Float[Array, " t"] | None = None,
+) -> Float[Array, " 3+m(+t)"]:
     """ln y for the outputs listed in the module docstring, as a function of p.
 
     **Arguments:**
@@ -83,24 +94,32 @@ def log_outputs(
     - `energies`: (m,) energies in units of <E_tau> for P_S.
     - `kappa_log`: for C_o = kappa_log g.
     - `top_k`, `block_size`: as in `simulate`.
+    - `material`, `temperatures`: if both given, ln kappa(T) at those temperatures (K)
+      is appended.
 
-    **Returns:** the (3 + m,) vector of logarithms, ordered as `output_names(energies)`.
+    **Returns:** the vector of logarithms, ordered as `output_names(energies, temperatures)`.
     """
     g, j0, atilde, h_rel, w = (p[i] for i in range(5))
     params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
     theta = SoftTheta(w)
 
-    def one(key):
-        es = simulate(sample, params, key, top_k=top_k, block_size=block_size)
+    es_all = jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
+                                         block_size=block_size))(keys)
+
+    def one(es):
         tu = theta.crossover(es, g)
         return tu * es.e_tau_mean, tu, theta.log_p_s(es, energies)
 
-    tu_gj0, tu_over, log_ps = jax.vmap(one)(keys)
+    tu_gj0, tu_over, log_ps = jax.vmap(one)(es_all)
     r = keys.shape[0]
     log_tu_k = jnp.log(jnp.mean(tu_gj0)) + jnp.log(g) + jnp.log(j0)
     log_mean_ps = jax.nn.logsumexp(log_ps, axis=0) - jnp.log(r)
-    return jnp.concatenate([jnp.stack([log_tu_k, jnp.log(jnp.mean(tu_over)),
-                                       jnp.log(kappa_log * g)]), log_mean_ps])
+    parts = [jnp.stack([log_tu_k, jnp.log(jnp.mean(tu_over)), jnp.log(kappa_log * g)]),
+             log_mean_ps]
+    if material is not None and temperatures is not None:
+        tls = StauTLS(StauDOS(es_all, width=w), params)
+        parts.append(jnp.log(thermal_conductivity(tls, material, temperatures)))
+    return jnp.concatenate(parts)
 
 
 @dataclasses.dataclass
@@ -180,6 +199,8 @@ def sensitivity(
     mode: str = "auto",
     fd_checks: int = 8,
     fd_step: float = 1e-6,
+    material: Material | None = None,
+    temperatures=None,
 ) -> SensitivityResult:
     """Jacobian and elasticities of (T_U, C_o, P_S(E)) with respect to (g, J_o, a~, h_rel, w).
 
@@ -193,6 +214,8 @@ def sensitivity(
     - `mode`: "auto" (cheaper for the shape, `choose_mode`), "forward" or "reverse".
     - `fd_checks`: how many entries to check by central finite differences (0: none).
     - `fd_step`: relative step of the finite differences, h_j = fd_step max(|p_j|, 1e-3).
+    - `material`, `temperatures`: a `Material` and temperatures in K; if given, the
+      outputs include kappa(T) (`thermal_conductivity` with the S-tau C(E)).
 
     Run with `jax_enable_x64` for meaningful finite-difference checks (the CLI does).
 
@@ -217,14 +240,21 @@ def sensitivity(
                          f"got {mode!r}")
     fd_checks = check_int("sensitivity", "fd_checks", fd_checks, 0)
     fd_step = float(check_range("sensitivity", "fd_step", fd_step, 0.0, 0.1, lo_open=True))
+    if (material is None) != (temperatures is None):
+        raise ValueError("`sensitivity(material=..., temperatures=...)` go together: give "
+                         "both for kappa(T), or neither")
+    if temperatures is not None:
+        temperatures = check_grid("sensitivity", "temperatures", temperatures,
+                                  positive=True, increasing=True)
     keys = jax.random.split(jax.random.key(seed), realizations)
-    names = output_names(energies)
+    names = output_names(energies, temperatures)
     n_out = len(names)
     mode = choose_mode(n_out, 5) if mode == "auto" else mode
 
     def f(pv):
         return log_outputs(pv, sample, keys, energies, kappa_log=kappa_log, top_k=top_k,
-                           block_size=block_size)
+                           block_size=block_size, material=material,
+                           temperatures=temperatures)
 
     jac_fn = jax.jit(jax.jacfwd(f) if mode == "forward" else jax.jacrev(f))
     f_jit = jax.jit(f)
@@ -260,6 +290,10 @@ def sensitivity(
     config = dict(x=x, cells=cells, n_sites_capacity=sample.capacity,
                   realizations=realizations, seed=seed, kappa_log=kappa_log, top_k=top_k,
                   energies_over_E_tau=np.asarray(energies), fd_step=fd_step,
+                  temperatures_K=None if temperatures is None else np.asarray(temperatures),
+                  material=None if material is None else {
+                      k: float(getattr(material, k)) for k in ("rho", "v_l", "v_t", "gamma_ratio",
+                                                               "gamma_t", "rayleigh", "boundary")},
                   x64=bool(jax.config.jax_enable_x64))
     return SensitivityResult(list(PARAM_NAMES), p, names, y, log_jac * y[:, None], log_jac,
                              elasticity, mode, checks, seconds, config)
