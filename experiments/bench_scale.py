@@ -218,7 +218,7 @@ def _plot(results: dict, path) -> None:
         ax_m.loglog(n, mem0 * n / n[0], "k:", label="∝ N (from smallest)")
     ax_t.set_xlabel("impurities N")
     ax_t.set_ylabel("seconds per reduction")
-    ax_t.set_title(f"ES reduction, exponent of t(N) (hard, N ≥ 1e4): "
+    ax_t.set_title(f"ES reduction, exponent of t(N) (hard, N ≥ 5e3): "
                    f"{results['fit']['hard_exponent']:.2f}", fontsize=9)
     ax_m.set_xlabel("impurities N")
     ax_m.set_ylabel("peak RSS of the process [MB]")
