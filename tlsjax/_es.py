@@ -17,6 +17,7 @@ units of the realization's mean tau energy <E_tau>.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -72,12 +73,6 @@ class ESResult(eqx.Module):
         return self.top[:, 0]
 
 
-def _blocks(n: int, block_size: int) -> Int[Array, "nb B"]:
-    nb = -(-n // block_size)
-    idx = jnp.arange(nb * block_size)  # indices >= n are padding, masked in Couplings
-    return idx.reshape(nb, block_size)
-
-
 def tau_field_sums(couplings: Couplings, block_size: int, mesh: Mesh | None = None
                    ) -> Float[Array, " n"]:
     """sum_{i != j} U_ij for every tau spin j (pass 1), in units of g J_o.
@@ -96,6 +91,48 @@ def tau_field_sums(couplings: Couplings, block_size: int, mesh: Mesh | None = No
     return sharded_map(column_block, index_blocks(n, block_size, mesh), mesh).reshape(-1)[:n]
 
 
+def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
+    """The O(N^2) selection pass: the `top_k` largest a_ij of each row (and their j).
+
+    Without `with_index` and for `top_k == 1` it is a plain maximum, much cheaper on
+    CPUs than an arg-maximum or `top_k`.
+    """
+    n = couplings.n
+    cols = jnp.arange(n)
+    valid_col = couplings.realization.mask
+
+    def row_block(rows):
+        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
+        a = jnp.where(ok, a, -jnp.inf)
+        if top_k == 1 and not with_index:
+            return jnp.max(a, axis=1, keepdims=True)
+        return jax.lax.top_k(a, top_k)
+
+    out = sharded_map(row_block, index_blocks(n, block_size, mesh), mesh)
+    return jax.tree_util.tree_map(lambda v: v.reshape(-1, top_k)[:n], out)
+
+
+def _recompute(couplings, sign, e_tau, values, idx):
+    """The selected a_ij from their N x k indices (differentiable, O(N k))."""
+    n = couplings.n
+    a = 2.0 * couplings.pairs(jnp.arange(n)[:, None], idx) * sign[idx] - e_tau[idx]
+    return jnp.where(jnp.isfinite(values), a, -jnp.inf)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _row_max(couplings, sign, e_tau, block_size, mesh):
+    return _select(couplings, sign, e_tau, 1, block_size, mesh, with_index=False)
+
+
+@_row_max.defjvp
+def _row_max_jvp(block_size, mesh, primals, tangents):
+    # Only when differentiating: find the maximizing partners, then differentiate
+    # their O(N) recomputed values.
+    values, idx = _select(*primals, 1, block_size, mesh, with_index=True)
+    return jax.jvp(lambda c, s, e: _recompute(c, s, e, values, idx), primals, tangents)
+
+
 def row_top(
     couplings: Couplings,
     sign: Float[Array, " n"],
@@ -109,29 +146,16 @@ def row_top(
     The O(N^2) pass only selects the partners j (no gradient flows through it); the
     kept values are then recomputed from their N x k indices, differentiably. So
     derivatives of the reduction cost O(N k) here instead of a second O(N^2) pass
-    (the selection itself is piecewise constant). Entries that are not partners
-    (diagonal, padding, rows with fewer than k partners) are -inf.
+    (the selection itself is piecewise constant). For `top_k == 1` (hard Theta) the
+    forward pass is a plain maximum and the partners are located only when a
+    derivative is taken (`jax.custom_jvp`). Entries that are not partners (diagonal,
+    padding, rows with fewer than k partners) are -inf.
     """
-    n = couplings.n
-    cols = jnp.arange(n)
-    valid_col = couplings.realization.mask
-    frozen = jax.lax.stop_gradient((couplings, sign, e_tau))
-
-    def row_block(rows):
-        c, s, e = frozen
-        a = 2.0 * c.block(rows, cols) * s[None, :] - e[None, :]
-        ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
-        a = jnp.where(ok, a, -jnp.inf)
-        if top_k == 1:
-            idx = jnp.argmax(a, axis=1, keepdims=True)
-            return jnp.take_along_axis(a, idx, axis=1), idx
-        return jax.lax.top_k(a, top_k)
-
-    values, idx = sharded_map(row_block, index_blocks(n, block_size, mesh), mesh)
-    values = values.reshape(-1, top_k)[:n]
-    idx = idx.reshape(-1, top_k)[:n]
-    a = 2.0 * couplings.pairs(jnp.arange(n)[:, None], idx) * sign[idx] - e_tau[idx]
-    return jnp.where(jnp.isfinite(values), a, -jnp.inf)
+    if top_k == 1:
+        return _row_max(couplings, sign, e_tau, block_size, mesh)
+    values, idx = _select(*jax.lax.stop_gradient((couplings, sign, e_tau)), top_k, block_size,
+                          mesh, with_index=True)
+    return _recompute(couplings, sign, e_tau, values, idx)
 
 
 def es_reduction(

@@ -129,8 +129,8 @@ def run_scan(
     check_range("run_scan", "atildes", atildes, 0.0)
     h_rels = check_grid("run_scan", "h_rels", h_rels)
     check_range("run_scan", "h_rels", h_rels, 0.0)
-    energies = check_grid("run_scan", "energies",
-                          default_energies() if energies is None else energies,
+    energies_in = default_energies() if energies is None else energies
+    energies = check_grid("run_scan", "energies", energies_in,
                           positive=True, increasing=True)
     realizations = check_int("run_scan", "realizations", realizations, 1)
     width = float(check_range("run_scan", "width", width, 0.0))
@@ -145,7 +145,8 @@ def run_scan(
         config=dict(x=x, cells=cells, lattice=lattice, atildes=np.asarray(atildes).tolist(),
                     h_rels=np.asarray(h_rels).tolist(), energies=np.asarray(energies).tolist(),
                     g=g, width=width, block_size=block_size))
-    return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels), np.asarray(energies),
+    return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels),
+                      np.asarray(energies_in, dtype=float),
                       g, width, count, mean, err, time.perf_counter() - start)
 
 
