@@ -8,6 +8,9 @@ sample -> couplings -> ES reduction -> P_S(E), T_U -> observables -> fits.
 from ._couplings import Couplings as Couplings
 from ._couplings import ExplicitAmplitudes as ExplicitAmplitudes
 from ._couplings import GaussianAmplitudes as GaussianAmplitudes
+from ._data import Curve as Curve
+from ._data import load_curve as load_curve
+from ._data import parse_curve as parse_curve
 from ._dos import Crossover as Crossover
 from ._dos import StauDOS as StauDOS
 from ._dos import StauTLS as StauTLS
@@ -21,6 +24,12 @@ from ._ensemble import mean_and_stderr as mean_and_stderr
 from ._es import ESResult as ESResult
 from ._es import es_reduction as es_reduction
 from ._es import simulate as simulate
+from ._fit import PARAMETERS as PARAMETERS
+from ._fit import FitResult as FitResult
+from ._fit import least_squares as least_squares
+from ._fit import propagate as propagate
+from ._fit_stau import fit_kappa as fit_kappa
+from ._fit_stau import fit_targets as fit_targets
 from ._lattice import FCC as FCC
 from ._lattice import AbstractLattice as AbstractLattice
 from ._lattice import Realization as Realization
@@ -42,6 +51,8 @@ from ._stm import sound_velocity_shift as sound_velocity_shift
 from ._stm import thermal_conductivity as thermal_conductivity
 from ._stm import thermal_conductivity_closed_form as thermal_conductivity_closed_form
 from ._stm import tls_specific_heat as tls_specific_heat
+from ._table import TabulatedStauTLS as TabulatedStauTLS
+from ._table import tabulate_stau as tabulate_stau
 from ._theta import AbstractTheta as AbstractTheta
 from ._theta import HardTheta as HardTheta
 from ._theta import SoftTheta as SoftTheta

@@ -261,8 +261,10 @@ def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
 
     **Returns:** a `Crossover` (kelvin).
     """
-    lo = float(check_range("crossover", "lo", lo, 0.0, lo_open=True))
-    hi = float(check_range("crossover", "hi", hi, lo, lo_open=True))
+    # validate, then use the Python floats (under `jit` check_range returns a tracer)
+    check_range("crossover", "lo", lo, 0.0, lo_open=True)
+    check_range("crossover", "hi", hi, lo, lo_open=True)
+    lo, hi = float(lo), float(hi)
     p, dos = tls.params, tls.dos
     gJ0 = p.g * p.J0
 

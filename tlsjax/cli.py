@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tlsjax._cli_es",
     "tlsjax._cli_observables",
     "tlsjax._cli_sensitivity",
+    "tlsjax._cli_fit",
 )
 
 
