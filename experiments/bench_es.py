@@ -22,38 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _median_time(fn, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2]
-
-
-def _draw(cells: int, seed: int):
-    import jax
-
-    import tlsjax as tj
-    from tlsjax._couplings import seed_from_key
-
-    sample = tj.Sample(0.2, cells=cells)
-    kp, kc, kh = jax.random.split(jax.random.key(seed), 3)
-    real = sample.draw(kp)
-    return real, seed_from_key(kc), jax.random.normal(kh, (real.capacity,))
+sys.path.insert(0, str(HERE))
+from _bench_common import (  # noqa: E402
+    draw_realization,
+    median_time,
+    pairs_per_second,
+    peak_mb,
+    run_case,
+)
 
 
 def case_tlsjax(cells: int, repeats: int, atilde: float = 3.0) -> dict:
@@ -63,7 +44,7 @@ def case_tlsjax(cells: int, repeats: int, atilde: float = 3.0) -> dict:
     import tlsjax as tj
     from tlsjax._couplings import Couplings, GaussianAmplitudes
 
-    real, seed, h = _draw(cells, 0)
+    real, seed, h = draw_realization(cells, 0)
 
     @jax.jit
     def run(a):
@@ -73,28 +54,26 @@ def case_tlsjax(cells: int, repeats: int, atilde: float = 3.0) -> dict:
     t0 = time.perf_counter()
     e_min = run(a).block_until_ready()
     compile_s = time.perf_counter() - t0
-    t = _median_time(lambda: run(a).block_until_ready(), repeats)
+    t = median_time(lambda: run(a).block_until_ready(), repeats)
     n = int(real.n_sites)
     return dict(impl="tlsjax", cells=cells, n=n, seconds=t, compile_seconds=compile_s,
-                pairs_per_second=n * (n - 1) / t, peak_rss_mb=_peak_mb(),
+                pairs_per_second=pairs_per_second(n, t), peak_rss_mb=peak_mb(),
                 e_min=[float(v) for v in e_min[:n]] if n <= 6000 else None,
                 backend=jax.default_backend(), dtype=str(e_min.dtype))
 
 
 def case_numpy(cells: int, repeats: int, atilde: float = 3.0) -> dict:
     import numpy as np
-
-    sys.path.insert(0, str(HERE))
     from _numpy_reference import numpy_es
 
-    real, seed, h = _draw(cells, 0)
+    real, seed, h = draw_realization(cells, 0)
     args = (np.asarray(real.positions), np.asarray(real.mask), real.box, real.x,
             np.asarray(seed), atilde, np.asarray(h), 0.0)
     out = {}
-    t = _median_time(lambda: out.setdefault("r", numpy_es(*args)), repeats)
+    t = median_time(lambda: out.setdefault("r", numpy_es(*args)), repeats)
     n = int(real.n_sites)
-    return dict(impl="numpy", cells=cells, n=n, seconds=t, pairs_per_second=n * (n - 1) / t,
-                peak_rss_mb=_peak_mb(), e_min=[float(v) for v in out["r"][0]],
+    return dict(impl="numpy", cells=cells, n=n, seconds=t, pairs_per_second=pairs_per_second(n, t),
+                peak_rss_mb=peak_mb(), e_min=[float(v) for v in out["r"][0]],
                 dtype="float64")
 
 
@@ -105,7 +84,7 @@ def case_soft(cells: int, repeats: int, atilde: float = 3.0, width: float = 0.02
     import tlsjax as tj
     from tlsjax._couplings import Couplings, GaussianAmplitudes
 
-    real, seed, h = _draw(cells, 0)
+    real, seed, h = draw_realization(cells, 0)
     grid = jnp.logspace(-2, 1, 64)
     theta = tj.SoftTheta(width)
 
@@ -121,25 +100,20 @@ def case_soft(cells: int, repeats: int, atilde: float = 3.0, width: float = 0.02
     a = jnp.asarray(atilde)
     hard(a).block_until_ready()
     jax.block_until_ready(value_and_jac(a))
-    t_hard = _median_time(lambda: hard(a).block_until_ready(), repeats)
-    t_soft = _median_time(lambda: jax.block_until_ready(value_and_jac(a)), repeats)
+    t_hard = median_time(lambda: hard(a).block_until_ready(), repeats)
+    t_soft = median_time(lambda: jax.block_until_ready(value_and_jac(a)), repeats)
     _, jac = value_and_jac(a)
     return dict(impl="tlsjax-soft+jacfwd", cells=cells, n=int(real.n_sites), width=width,
                 grid=64, top_k=32, seconds_hard=t_hard, seconds_soft_and_grad=t_soft,
                 ratio=t_soft / t_hard, jac_finite=bool(jnp.all(jnp.isfinite(jac))),
-                peak_rss_mb=_peak_mb())
+                peak_rss_mb=peak_mb())
 
 
 CASES = dict(tlsjax=case_tlsjax, numpy=case_numpy, soft=case_soft)
 
 
 def _subprocess(case: str, cells: int, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--case", case, "--cells", str(cells), "--repeats",
-           str(repeats)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if out.returncode != 0:
-        raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_case(__file__, case, cells, repeats)
 
 
 def main(argv=None) -> int:

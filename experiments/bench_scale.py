@@ -30,13 +30,20 @@ import argparse
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _bench_common import (  # noqa: E402
+    draw_realization,
+    median_time,
+    pairs_per_second,
+    peak_mb,
+    run_case,
+)
+
 X = 0.2
 SIZES = (1e3, 3e3, 1e4, 3e4, 1e5)
 
@@ -45,40 +52,14 @@ def _cells_for(n_target: float) -> int:
     return max(2, round((n_target / (4.0 * X)) ** (1.0 / 3.0)))
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed(fn, repeats: int) -> float:
-    fn()  # compile and warm up
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return sorted(ts)[len(ts) // 2]
-
-
-def _realization(cells: int, seed: int = 0):
-    import jax
-
-    import tlsjax as tj
-    from tlsjax._couplings import Couplings, GaussianAmplitudes, seed_from_key
-
-    kp, kc, kh = jax.random.split(jax.random.key(seed), 3)
-    real = tj.Sample(X, cells).draw(kp)
-    seed_words = seed_from_key(kc)
-    h = jax.random.normal(kh, (real.capacity,))
-    return real, seed_words, h, Couplings, GaussianAmplitudes
-
-
 def case_es(cells: int, repeats: int, soft: bool) -> dict:
     import jax
     import jax.numpy as jnp
 
     import tlsjax as tj
+    from tlsjax._couplings import Couplings, GaussianAmplitudes
 
-    real, seed_words, h, Couplings, GaussianAmplitudes = _realization(cells)
+    real, seed_words, h = draw_realization(cells, 0, X)
     energies = jnp.logspace(-1.0, 0.5, 16)
     theta = tj.SoftTheta(0.05)
 
@@ -90,31 +71,24 @@ def case_es(cells: int, repeats: int, soft: bool) -> dict:
             return theta.p_s(es, energies)
         return es.e_min
 
-    seconds = _timed(lambda: jax.block_until_ready(run(3.0)), repeats)
+    seconds = median_time(lambda: jax.block_until_ready(run(3.0)), repeats, warmup=True)
     n = int(real.n_sites)
     return dict(case="soft" if soft else "hard", cells=cells, n=n, seconds=seconds,
-                pairs_per_second=2.0 * n * (n - 1) / seconds, peak_rss_mb=_peak_mb(),
+                pairs_per_second=pairs_per_second(n, seconds), peak_rss_mb=peak_mb(),
                 dtype=str(jnp.result_type(float)), backend=jax.default_backend())
 
 
 def case_numpy(cells: int, repeats: int) -> dict:
     import numpy as np
-
-    sys.path.insert(0, str(HERE))
     from _numpy_reference import numpy_es
 
-    real, seed_words, h, _, _ = _realization(cells)
+    real, seed_words, h = draw_realization(cells, 0, X)
     args = (np.asarray(real.positions), np.asarray(real.mask), real.box, real.x,
             np.asarray(seed_words), 3.0, np.asarray(h), 0.3)
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        numpy_es(*args)
-        ts.append(time.perf_counter() - t)
+    seconds = median_time(lambda: numpy_es(*args), repeats)
     n = int(real.n_sites)
-    seconds = sorted(ts)[len(ts) // 2]
     return dict(case="numpy", cells=cells, n=n, seconds=seconds,
-                pairs_per_second=2.0 * n * (n - 1) / seconds, peak_rss_mb=_peak_mb(),
+                pairs_per_second=pairs_per_second(n, seconds), peak_rss_mb=peak_mb(),
                 dtype="float64")
 
 
@@ -137,10 +111,10 @@ def case_grad(cells: int, repeats: int) -> dict:
     p = jnp.array([3.0, 0.3, 0.05])
     fwd = jax.jit(loss)
     vg = jax.jit(jax.value_and_grad(loss))
-    t_fwd = _timed(lambda: jax.block_until_ready(fwd(p)), repeats)
-    t_grad = _timed(lambda: jax.block_until_ready(vg(p)), repeats)
+    t_fwd = median_time(lambda: jax.block_until_ready(fwd(p)), repeats, warmup=True)
+    t_grad = median_time(lambda: jax.block_until_ready(vg(p)), repeats, warmup=True)
     return dict(case="grad", cells=cells, n=int(sample.draw(key).n_sites), seconds_forward=t_fwd,
-                seconds_value_and_grad=t_grad, ratio=t_grad / t_fwd, peak_rss_mb=_peak_mb(),
+                seconds_value_and_grad=t_grad, ratio=t_grad / t_fwd, peak_rss_mb=peak_mb(),
                 params=["atilde", "h_rel", "w"], mode="reverse (jax.value_and_grad)")
 
 
@@ -167,7 +141,7 @@ def case_throughput(cells: int, repeats: int) -> dict:
     seconds = time.perf_counter() - t
     return dict(case="throughput", cells=cells, devices=d, realizations=count,
                 seconds=seconds, realizations_per_second=count / seconds,
-                peak_rss_mb=_peak_mb(), backend=jax.default_backend())
+                peak_rss_mb=peak_mb(), backend=jax.default_backend())
 
 
 CASES = dict(hard=lambda c, r: case_es(c, r, False), soft=lambda c, r: case_es(c, r, True),
@@ -175,17 +149,7 @@ CASES = dict(hard=lambda c, r: case_es(c, r, False), soft=lambda c, r: case_es(c
 
 
 def _subprocess(case: str, cells: int, repeats: int, devices: int | None = None) -> dict:
-    env = os.environ.copy()
-    if devices is not None:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            f" --xla_force_host_platform_device_count={devices}").strip()
-        env["JAX_PLATFORMS"] = "cpu"
-    cmd = [sys.executable, __file__, "--case", case, "--cells", str(cells), "--repeats",
-           str(repeats)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_case(__file__, case, cells, repeats, devices)
 
 
 def _slope(ns, ys) -> float:

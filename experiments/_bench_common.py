@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmarks: timing, peak memory, one realization, subprocess cases.
+
+Throughput convention of every benchmark: "pairs per second" is N (N - 1) / t, the
+ordered pairs of one full ES reduction (each pair is visited once in each of the two
+O(N^2) passes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def peak_mb() -> float:
+    """Peak resident memory of this process in MB (Linux ru_maxrss is in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def median_time(fn, repeats: int, *, warmup: bool = False) -> float:
+    """Median wall time of `fn()` over `repeats` calls (after one untimed call if `warmup`)."""
+    if warmup:
+        fn()
+    ts = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return sorted(ts)[len(ts) // 2]
+
+
+def pairs_per_second(n: int, seconds: float) -> float:
+    return n * (n - 1) / seconds
+
+
+def draw_realization(cells: int, seed: int = 0, x: float = 0.2):
+    """(realization, coupling seed words, h normals) of fcc (x, L = cells) from `seed`,
+    split exactly as `tlsjax.simulate` splits its key."""
+    import jax
+
+    import tlsjax as tj
+    from tlsjax._couplings import seed_from_key
+
+    kp, kc, kh = jax.random.split(jax.random.key(seed), 3)
+    real = tj.Sample(x, cells=cells).draw(kp)
+    return real, seed_from_key(kc), jax.random.normal(kh, (real.capacity,))
+
+
+def run_case(script: str, case: str, cells: int, repeats: int,
+             devices: int | None = None) -> dict:
+    """Run `script --case CASE --cells L --repeats R` in a fresh process; its last stdout
+    line is the case's JSON. `devices` emulates that many CPU devices."""
+    env = os.environ.copy()
+    if devices is not None:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            f" --xla_force_host_platform_device_count={devices}").strip()
+        env["JAX_PLATFORMS"] = "cpu"
+    cmd = [sys.executable, script, "--case", case, "--cells", str(cells), "--repeats",
+           str(repeats)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
