@@ -384,8 +384,13 @@ def _kappa_derived(res, curve, y, tls_of, material_of, model_log_kappa, rebuild,
         c = crossover(StauTLS(dos, mp))
         return c.shortcut if criterion == "shortcut" else c.full
 
-    d["T_U_K"], d["T_U_K_err"] = propagate(lambda q: tu(q, "shortcut"), res)
-    d["T_U_full_K"], d["T_U_full_K_err"] = propagate(lambda q: tu(q, "full"), res)
+    for key, criterion in (("T_U_K", "shortcut"), ("T_U_full_K", "full")):
+        try:
+            d[key], d[f"{key}_err"] = propagate(lambda q, c=criterion: tu(q, c), res)
+        except Exception as err:  # e.g. no root on a very small DOS sample
+            d[key], d[f"{key}_err"] = math.nan, math.nan
+            res.notes.append(f"T_U ({criterion} criterion) could not be computed: "
+                             f"{str(err).splitlines()[0]}")
     mp = _model_params(p)
     d["E_tau_K"] = float(dos_fixed.e_tau_mean * mp.gJ0)
     d["gJ0_K"] = float(mp.gJ0)

@@ -1,0 +1,43 @@
+import json
+from pathlib import Path
+
+from tlsjax.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "example_kappa.csv"
+TINY = ["--cells", "4", "--realizations", "1", "--no-progress"]
+
+
+def test_fit_kappa_json_and_plot(tmp_path, capsys):
+    out, png = tmp_path / "fit.json", tmp_path / "fit.png"
+    assert main(["fit", "kappa", str(EXAMPLE), "--free", "g,J0", *TINY, "--json", str(out),
+                 "--plot", str(png)]) == 0
+    d = json.loads(out.read_text())
+    for key in ("params", "stderr", "C_o", "T_U_K", "rms_log_residual", "converged"):
+        assert key in d
+    assert d["C_o"] is None and d["C_o_v_eff_m_per_s"] > 0  # no velocities given
+    assert set(d["free"]) == {"g", "J0", "kv"}
+    assert png.stat().st_size > 10_000
+    assert "kv" in capsys.readouterr().out
+
+
+def test_fit_targets(tmp_path):
+    out = tmp_path / "t.json"
+    assert main(["fit", "targets", "--C0", "1e-3", "--TU", "3", "--free", "g,J0", *TINY,
+                 "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert abs(d["params"]["g"] - 0.01) < 1e-6 and abs(d["T_U_K"] - 3.0) < 1e-4
+
+
+def test_fit_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("T(K),k(W/m/K)\n0.1,abc\n")
+    assert main(["fit", "kappa", str(bad), *TINY]) == 2
+    assert "bad.csv, line 2: non-numeric cell 'abc'" in capsys.readouterr().err
+    assert main(["fit", "kappa", str(EXAMPLE), "--rho", "1000", *TINY]) == 2
+    assert "--vl" in capsys.readouterr().err
+    assert main(["fit", "kappa", str(EXAMPLE), "--free", "g,foo", *TINY]) == 2
+    assert "foo" in capsys.readouterr().err
+    mine = tmp_path / "mine.json"
+    mine.write_text("user")
+    assert main(["fit", "kappa", str(EXAMPLE), *TINY, "--json", str(mine)]) == 2
+    assert mine.read_text() == "user"
