@@ -66,7 +66,8 @@ def case_es(cells: int, repeats: int, soft: bool) -> dict:
     @jax.jit
     def run(a):
         c = Couplings(real, GaussianAmplitudes(seed_words), a)
-        es = tj.es_reduction(c, h, 0.3, top_k=32 if soft else 1)
+        es = tj.es_reduction(c, h, 0.3, top_k=32 if soft else 1,
+                             soft_width=theta.width if soft else None)
         if soft:
             return theta.p_s(es, energies)
         return es.e_min
@@ -105,7 +106,8 @@ def case_grad(cells: int, repeats: int) -> dict:
     def loss(p):
         a, h_rel, w = p[0], p[1], p[2]
         theta = tj.SoftTheta(w)
-        es = tj.simulate(sample, tj.ModelParams(atilde=a, h_rel=h_rel), key, top_k=32)
+        es = tj.simulate(sample, tj.ModelParams(atilde=a, h_rel=h_rel), key, top_k=32,
+                         soft_width=w)
         return jnp.log(theta.crossover(es, 0.02)) + jnp.sum(theta.log_p_s(es, energies))
 
     p = jnp.array([3.0, 0.3, 0.05])

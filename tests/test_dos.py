@@ -99,7 +99,7 @@ def test_gradients_match_finite_differences():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"stau_dos\(realizations="):
         t.stau_dos(PARAMS, SAMPLE, realizations=0)
-    with pytest.raises(ValueError, match=r"StauDOS\(width="):
+    with pytest.raises(ValueError, match=r"stau_dos\(width="):
         t.stau_dos(PARAMS, SAMPLE, realizations=1, width=-1.0)
     with pytest.raises(ValueError, match=r"crossover\(hi="):
         t.crossover(t.stau_tls(PARAMS, sample=SAMPLE, realizations=1, top_k=4), lo=1.0, hi=0.5)

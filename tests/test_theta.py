@@ -16,35 +16,71 @@ def parts():
 
 
 @jax.jit(static_argnames="top_k")
-def _es(parts, atilde, h_rel=0.0, top_k=1):
+def _es(parts, atilde, h_rel=0.0, top_k=1, soft_width=None):
     real, seed, h = parts
     return tj.es_reduction(tj.Couplings(real, GaussianAmplitudes(seed), atilde), h, h_rel,
-                           top_k=top_k)
+                           top_k=top_k, soft_width=soft_width)
 
 
 def test_soft_tends_to_hard(parts):
     energies = jnp.linspace(0.02, 3.0, 60)
     hard = tj.HardTheta().p_s(_es(parts, 3.0), energies)
-    es = _es(parts, 3.0, top_k=64)
+    es = _es(parts, 3.0, top_k=16, soft_width=1e-3)
     soft = tj.SoftTheta(1e-3).p_s(es, energies)
     assert float(jnp.max(jnp.abs(soft - hard))) < 0.01
-    # and the truncation to 64 partners is rigorously negligible here
+    # and what the 16 kept partners leave out is rigorously negligible here
     assert float(jnp.max(tj.SoftTheta(1e-3).truncation_bound(es, energies))) < 1e-6
     # a wide Theta differs visibly: the test can fail
-    wide = tj.SoftTheta(0.3).p_s(es, energies)
+    wide = tj.SoftTheta(0.3).p_s(_es(parts, 3.0, top_k=16, soft_width=0.3), energies)
     assert float(jnp.max(jnp.abs(wide - hard))) > 0.05
 
 
-def test_truncation_bound_holds(parts):
+@pytest.mark.parametrize("width", [0.02, 0.1])
+def test_tail_and_truncation_bounds_hold(parts, width):
     energies = jnp.linspace(0.01, 2.0, 30)
-    theta = tj.SoftTheta(0.05)
-    n = int(parts[0].n_sites)
-    exact = theta.p_s(_es(parts, 1.5, top_k=n), energies)
-    es = _es(parts, 1.5, top_k=4)
+    theta = tj.SoftTheta(width)
+    n = parts[0].capacity
+    exact = theta.p_s(_es(parts, 1.5, top_k=n), energies)  # every partner kept
+    # top 4 + first-order tail: the error stays inside its rigorous bound and is small
+    es = _es(parts, 1.5, top_k=4, soft_width=width)
     approx = theta.p_s(es, energies)
     bound = theta.truncation_bound(es, energies)
-    assert np.all(np.abs(np.asarray(approx - exact)) <= np.asarray(bound) * (1 + 1e-9) + 1e-15)
-    assert float(jnp.max(jnp.abs(approx - exact))) > 0  # truncation does matter at k = 4
+    err = np.abs(np.asarray(approx - exact))
+    assert np.all(err <= np.asarray(bound) * (1 + 1e-9) + 1e-15)
+    # top 4 alone (accepted explicitly): a larger error, also inside its (cruder) bound
+    trunc = tj.SoftTheta(width, allow_truncation=True)
+    es0 = _es(parts, 1.5, top_k=4)
+    approx0 = trunc.p_s(es0, energies)
+    err0 = np.abs(np.asarray(approx0 - exact))
+    assert np.all(err0 <= np.asarray(trunc.truncation_bound(es0, energies)) * (1 + 1e-9) + 1e-15)
+    assert err0.max() > 10 * err.max() > 0  # the tail term matters, and helps
+
+
+def test_soft_needs_the_tail_for_its_width(parts):
+    es = _es(parts, 1.5, top_k=4)
+    with pytest.raises(ValueError, match="soft_width=width"):
+        tj.SoftTheta(0.05).p_s(es, [0.1, 1.0])
+    with pytest.raises(ValueError, match=r"SoftTheta\(width=...\)` must equal the `soft_width`"):
+        tj.SoftTheta(0.05).p_s(_es(parts, 1.5, top_k=4, soft_width=0.1), [0.1, 1.0])
+    f = jax.jit(lambda e: tj.SoftTheta(0.05).p_s(e, jnp.array([0.1])))
+    with pytest.raises(Exception, match="soft_width=width"):
+        f(es).block_until_ready()
+
+
+def test_tail_gradient_matches_fd(parts):
+    energies = jnp.array([0.1, 0.3, 1.0])
+    theta = tj.SoftTheta(0.05)
+
+    @jax.jit
+    def f(a):
+        return theta.p_s(_es(parts, a, top_k=6, soft_width=0.05), energies)
+
+    a0, h = 2.0, 1e-6
+    jac = jax.jit(jax.jacfwd(f))(jnp.asarray(a0))
+    fd = (f(jnp.asarray(a0 + h)) - f(jnp.asarray(a0 - h))) / (2 * h)
+    np.testing.assert_allclose(jac, fd, rtol=1e-4, atol=1e-9)
+    jac_rev = jax.jit(jax.jacrev(f))(jnp.asarray(a0))
+    np.testing.assert_allclose(jac_rev, jac, rtol=1e-8, atol=1e-12)
 
 
 def test_soft_p_s_gradient_matches_fd(parts):
@@ -91,9 +127,11 @@ def test_no_nan_at_zero_cutoff(parts):
     theta = tj.SoftTheta(0.1)
     energies = jnp.array([0.1, 0.5])
     zero = jnp.asarray(0.0)
-    jac = jax.jit(jax.jacrev(lambda a: theta.p_s(_es(parts, a, top_k=16), energies)))(zero)
+    jac = jax.jit(jax.jacrev(lambda a: theta.p_s(_es(parts, a, top_k=16, soft_width=0.1),
+                                                 energies)))(zero)
     assert np.all(np.isfinite(np.asarray(jac)))
-    g = jax.jit(jax.grad(lambda a: theta.crossover(_es(parts, a, top_k=16), 0.02)))(zero)
+    g = jax.jit(jax.grad(lambda a: theta.crossover(_es(parts, a, top_k=16, soft_width=0.1),
+                                                   0.02)))(zero)
     assert np.isfinite(float(g))
 
     def hard_sum(a):
@@ -130,7 +168,7 @@ def test_theta_from_width():
 @pytest.mark.parametrize("energies, match", [
     ([], "non-empty"), ([0.1, float("nan")], "finite"), ("abc", "numeric")])
 def test_bad_energy_grid(parts, energies, match):
-    es = _es(parts, 3.0)
+    es = _es(parts, 3.0, top_k=4, soft_width=0.1)
     for theta in (tj.HardTheta(), tj.SoftTheta(0.1)):
         with pytest.raises(ValueError, match=rf"P_S\(energies=...\).*{match}"):
             theta.p_s(es, energies)
@@ -143,7 +181,7 @@ def test_bad_g_for_crossover(parts, g):
 
 
 def test_bad_energies_under_jit(parts):
-    es = _es(parts, 3.0)
+    es = _es(parts, 3.0, top_k=4, soft_width=0.1)
     f = jax.jit(lambda e: tj.SoftTheta(0.1).p_s(es, e))
     with pytest.raises(Exception, match=r"P_S\(energies=...\)` must be finite"):
         f(jnp.array([0.1, jnp.nan])).block_until_ready()

@@ -178,15 +178,16 @@ def stau_dos(
     key = jax.random.PRNGKey(DEFAULT_DOS_SEED) if key is None else key
     realizations = check_int("stau_dos", "realizations", realizations, 1)
     top_k = check_int("stau_dos", "top_k", top_k, 1)
+    width = check_range("stau_dos", "width", width, 0.0, lo_open=True)
     es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
-                         block_size)
+                         block_size, width)
     return StauDOS(es, width, bandwidth)
 
 
 @eqx.filter_jit
-def _simulate_batch(sample, params, keys, top_k, block_size):
+def _simulate_batch(sample, params, keys, top_k, block_size, width):
     return jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
-                                       block_size=block_size))(keys)
+                                       block_size=block_size, soft_width=width))(keys)
 
 
 class StauTLS(AbstractTLS):

@@ -57,6 +57,11 @@ class ESResult(eqx.Module):
     - `e_tau0_mean`: <E_tau>_0 = mean |sum_i U_ij| without field, units of g J_o.
     - `mask`: (n,) True for real impurities.
     - `n_sites`: number of impurities.
+    - `tail_lse`: (n,) or None. With `es_reduction(soft_width=w)`: for each row i,
+      log sum_{j not in top} exp(a_ij / w) (a_ij in units of <E_tau>; -inf if no such
+      partner), which gives the soft-Theta factors of all partners left out of `top` to
+      first order: sum_j log sigmoid((E - a_ij)/w) ~ -exp(tail_lse_i - E / w).
+    - `soft_width`: the w of `tail_lse` (units of <E_tau>), or None.
     """
 
     top: Float[Array, "n k"]
@@ -66,6 +71,8 @@ class ESResult(eqx.Module):
     e_tau0_mean: Float[Array, ""]
     mask: Bool[Array, " n"]
     n_sites: Int[Array, ""]
+    tail_lse: Float[Array, " n"] | None = None
+    soft_width: Float[Array, ""] | None = None
 
     @property
     def e_min(self) -> Float[Array, " n"]:
@@ -133,6 +140,34 @@ def _row_max_jvp(block_size, mesh, primals, tangents):
     return jax.jvp(lambda c, s, e: _recompute(c, s, e, values, idx), primals, tangents)
 
 
+def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale):
+    """Top-k selection plus, for each row, log sum over the other partners of
+    exp(a_ij / tail_scale) (differentiable; each block is rematerialized in reverse mode)."""
+    n = couplings.n
+    cols = jnp.arange(n)
+    valid_col = couplings.realization.mask
+
+    @jax.checkpoint
+    def row_block(rows):
+        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
+        a = jnp.where(ok, a, -jnp.inf)
+        values, idx = jax.lax.top_k(jax.lax.stop_gradient(a), top_k)
+        tail = ok & (jax.lax.stop_gradient(a) < values[:, -1:])
+        has = jnp.any(tail, axis=1)
+        # double where: no gradient may flow through the -inf entries
+        logits = jnp.where(tail, jnp.where(tail, a, 0.0) / tail_scale, -jnp.inf)
+        lse = jax.nn.logsumexp(jnp.where(has[:, None], logits, 0.0), axis=1)
+        return values, idx, jnp.where(has, lse, -jnp.inf)
+
+    # Not split over a mesh: reverse-mode differentiation of this pass inside
+    # `shard_map` fails in JAX (closed-over sharded operands); realizations of an
+    # ensemble are still spread over devices by `disorder_average`.
+    values, idx, lse = jax.lax.map(row_block, index_blocks(n, block_size))
+    values, idx = values.reshape(-1, top_k)[:n], idx.reshape(-1, top_k)[:n]
+    return _recompute(couplings, sign, e_tau, values, idx), lse.reshape(-1)[:n]
+
+
 def row_top(
     couplings: Couplings,
     sign: Float[Array, " n"],
@@ -140,7 +175,8 @@ def row_top(
     top_k: int,
     block_size: int,
     mesh: Mesh | None = None,
-) -> Float[Array, "n k"]:
+    tail_scale: Float[Array, ""] | None = None,
+) -> tuple[Float[Array, "n k"], Float[Array, " n"] | None]:
     """The `top_k` largest a_ij = 2 sign_j U_ij - e_tau_j of each row i (pass 2).
 
     The O(N^2) pass only selects the partners j (no gradient flows through it); the
@@ -150,12 +186,18 @@ def row_top(
     forward pass is a plain maximum and the partners are located only when a
     derivative is taken (`jax.custom_jvp`). Entries that are not partners (diagonal,
     padding, rows with fewer than k partners) are -inf.
+
+    With `tail_scale` (the soft width in units of g J_o) the pass also returns, per
+    row, log sum_{j not kept} exp(a_ij / tail_scale), differentiably (then the O(N^2)
+    pass is differentiated too); else the second return value is None.
     """
+    if tail_scale is not None:
+        return _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale)
     if top_k == 1:
-        return _row_max(couplings, sign, e_tau, block_size, mesh)
+        return _row_max(couplings, sign, e_tau, block_size, mesh), None
     values, idx = _select(*jax.lax.stop_gradient((couplings, sign, e_tau)), top_k, block_size,
                           mesh, with_index=True)
-    return _recompute(couplings, sign, e_tau, values, idx)
+    return _recompute(couplings, sign, e_tau, values, idx), None
 
 
 def es_reduction(
@@ -166,6 +208,7 @@ def es_reduction(
     top_k: int = 1,
     block_size: int | None = None,
     mesh: Mesh | None = None,
+    soft_width: Float[Array, ""] | float | None = None,
 ) -> ESResult:
     """The ES reduction (App. B 2) of one realization with given couplings.
 
@@ -181,6 +224,11 @@ def es_reduction(
       depend on it.
     - `mesh`: a 1-D device `Mesh` (`device_mesh()`) to split the row and column
       blocks of this one realization over its devices; results do not depend on it.
+      (With `soft_width`, the row pass runs unsplit; see `_row_top_and_tail`.)
+    - `soft_width`: for a soft-Theta P_S of width w (units of <E_tau>, > 0): also sum
+      the partners beyond `top_k` (`ESResult.tail_lse`), so that `SoftTheta(w)` covers
+      every partner j of the product, as its definition requires. None (default): only
+      the `top_k` largest are kept (enough for the hard Theta).
 
     **Returns:** an `ESResult`.
     """
@@ -201,12 +249,19 @@ def es_reduction(
     sign = jnp.where(e_raw < 0, -1.0, 1.0)
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf
-    top = row_top(couplings, sign, e_tau, top_k, block_size, mesh)
+    if soft_width is not None:
+        soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, lo_open=True)
+        top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh,
+                                soft_width * e_tau_mean)
+        tail_lse = jnp.where(mask, tail_lse, -jnp.inf)
+    else:
+        top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh)
     keep = mask[:, None] & jnp.isfinite(top)
     # double where: -inf / <E_tau> would give NaN cotangents for <E_tau>
     top = jnp.where(keep, jnp.where(keep, top, 0.0) / e_tau_mean, -jnp.inf)
     tail = jnp.where(mask, jnp.maximum(n_sites - 1 - top_k, 0), 0)
-    return ESResult(top, tail, e_tau / e_tau_mean, e_tau_mean, e_tau0_mean, mask, n_sites)
+    return ESResult(top, tail, e_tau / e_tau_mean, e_tau_mean, e_tau0_mean, mask, n_sites,
+                    tail_lse, soft_width)
 
 
 def simulate(
@@ -217,6 +272,7 @@ def simulate(
     top_k: int = 1,
     block_size: int | None = None,
     mesh: Mesh | None = None,
+    soft_width: Float[Array, ""] | float | None = None,
 ) -> ESResult:
     """Draw one realization from `key` and run the ES reduction.
 
@@ -231,7 +287,7 @@ def simulate(
     - `params`: `ModelParams`; only `atilde` and `h_rel` enter (energies are in units
       of g J_o and then of <E_tau>).
     - `key`: a JAX PRNG key.
-    - `top_k`, `block_size`, `mesh`: as in `es_reduction`.
+    - `top_k`, `block_size`, `mesh`, `soft_width`: as in `es_reduction`.
 
     **Returns:** an `ESResult`.
     """
@@ -242,7 +298,7 @@ def simulate(
     couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
     h_normals = jax.random.normal(k_h, (realization.capacity,))
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
-                        mesh=mesh)
+                        mesh=mesh, soft_width=soft_width)
 
 
 def realization_from_positions(positions, box: float = math.inf, x: float = 1.0) -> Realization:

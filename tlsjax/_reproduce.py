@@ -56,7 +56,8 @@ def es_scan(
 
     def one(a, h):
         es = simulate(sample, ModelParams(g=g, atilde=a, h_rel=h), key,
-                      top_k=top_k, block_size=block_size)
+                      top_k=top_k, block_size=block_size,
+                      soft_width=None if isinstance(theta, HardTheta) else theta.width)
         return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=theta.crossover(es, g),
                     E_tau_over_gJ0=es.e_tau_mean, n_sites=es.n_sites.astype(float))
 

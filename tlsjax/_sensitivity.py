@@ -104,7 +104,7 @@ def log_outputs(
     theta = SoftTheta(w)
 
     es_all = jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
-                                         block_size=block_size))(keys)
+                                         block_size=block_size, soft_width=w))(keys)
 
     def one(es):
         tu = theta.crossover(es, g)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
@@ -61,20 +62,69 @@ class HardTheta(AbstractTheta):
 
 
 class SoftTheta(AbstractTheta):
-    """Theta(z) -> sigmoid(z / w); `width` w in units of <E_tau> (> 0)."""
+    """Theta(z) -> sigmoid(z / w); `width` w in units of <E_tau> (> 0).
+
+    p_i(E) = prod_j sigmoid((E - a_ij) / w) over every partner j (MODEL.md section 3).
+    The `top_k` largest a_ij of each row enter exactly; the others (far partners, and
+    the many tau spins with small E_tau) through the row's `tail_lse`, to first order:
+    sum_{j not kept} log sigmoid((E - a_ij)/w) ~ -exp(tail_lse_i - E/w), whose error is
+    bounded in `truncation_bound`. This needs an `ESResult` made with
+    `soft_width=width` (or one that keeps every partner). Leaving the tail out is not
+    a small error for large samples: each of the N tau spins contributes a factor
+    sigmoid((E + E_tau_j)/w) < 1, a total of ~exp(-N phi_tau(0) w exp(-E/w)).
+    `allow_truncation=True` accepts a top-k-only result anyway (then
+    `truncation_bound` reports the size of what was left out).
+    """
 
     width: Float[Array, ""]
+    allow_truncation: bool = eqx.field(static=True)
 
-    def __init__(self, width):
+    def __init__(self, width, allow_truncation: bool = False):
         self.width = check_range("SoftTheta", "width", width, 0.0, lo_open=True)
+        self.allow_truncation = bool(allow_truncation)
+
+    def _parts(self, es: ESResult):
+        """(top, tail_lse or None), after checking that the tail is the one for this width
+        (or that nothing was left out)."""
+        if es.tail_lse is None:
+            if self.allow_truncation:
+                return es.top, None
+            msg = ("`SoftTheta.p_s(es=...)`: the ES result keeps only the top_k largest "
+                   "a_ij of each row; run it with `soft_width=width` (or use "
+                   "SoftTheta(allow_truncation=True) to accept the truncation)")
+            if is_traced(es.tail_count):
+                return eqx.error_if(es.top, jnp.any(es.tail_count > 0), msg), None
+            if int(np.max(np.asarray(es.tail_count))) > 0:
+                raise ValueError(msg)
+            return es.top, None
+        msg = "`SoftTheta(width=...)` must equal the `soft_width` the ES result was made with"
+        if is_traced((self.width, es.soft_width)):
+            same = jnp.allclose(self.width, es.soft_width, rtol=1e-6)
+            return es.top, eqx.error_if(es.tail_lse, ~same, msg)
+        if not np.allclose(np.asarray(self.width), np.asarray(es.soft_width), rtol=1e-6):
+            raise ValueError(f"{msg} (width {float(self.width):g}, soft_width "
+                             f"{float(es.soft_width):g})")
+        return es.top, es.tail_lse
+
+    def _log_p_top(self, top, energies) -> Float[Array, "m n"]:
+        """sum over the kept partners of log sigmoid((E - a_ij) / w)."""
+        keep = jnp.isfinite(top)  # (n, k)
+        safe_top = jnp.where(keep, top, 0.0)
+        z = (energies[:, None, None] - safe_top[None]) / self.width
+        return jnp.sum(jnp.where(keep[None], jax.nn.log_sigmoid(z), 0.0), axis=-1)
+
+    def _tail_term(self, tail_lse, energies) -> Float[Array, "m n"]:
+        """exp(tail_lse - E/w) (capped at e^60: p is 0 there either way)."""
+        x = tail_lse[None, :] - energies[:, None] / self.width
+        return jnp.exp(jnp.minimum(x, 60.0))
 
     def log_p(self, es: ESResult, energies) -> Float[Array, "m n"]:
-        """log p_i(E) = sum_j log sigmoid((E - a_ij) / w) over the kept partners."""
-        w = self.width
-        keep = jnp.isfinite(es.top)  # (n, k)
-        safe_top = jnp.where(keep, es.top, 0.0)
-        z = (energies[:, None, None] - safe_top[None]) / w
-        return jnp.sum(jnp.where(keep[None], jax.nn.log_sigmoid(z), 0.0), axis=-1)
+        """log p_i(E) = sum_j log sigmoid((E - a_ij) / w) (kept partners + tail)."""
+        top, tail_lse = self._parts(es)
+        lp = self._log_p_top(top, energies)
+        if tail_lse is not None:
+            lp = lp - self._tail_term(tail_lse, energies)
+        return lp
 
     def log_p_s(self, es: ESResult, energies) -> Float[Array, " m"]:
         """log P_S(E), computed stably as a log-mean-exp over S spins."""
@@ -87,13 +137,30 @@ class SoftTheta(AbstractTheta):
         return jnp.exp(self.log_p_s(es, energies))
 
     def truncation_bound(self, es: ESResult, energies) -> Float[Array, " m"]:
-        """Upper bound on |P_S(top-k) - P_S(all partners)| at each energy."""
+        """Upper bound on |P_S(computed) - P_S(product over every partner)| per energy.
+
+        With a tail (`soft_width`): e^x >= softplus(x) >= e^x - e^{2x}/2, and each left-out
+        partner has x = (a_ij - E)/w <= x_k = (a_(k) - E)/w, so the true log p_i lies in
+        [lp_i, lp_i + err_i] with err_i = e^{x_k} exp(tail_lse_i - E/w) / 2, and also below
+        the kept partners' product. Without a tail: each of the tail_count_i left-out
+        factors is in [sigmoid(-x_k), 1], so log p_i lies in [lp_i - err_i, lp_i] with
+        err_i = tail_count_i softplus(x_k).
+        """
         energies = _check_energies(energies)
-        lp = self.log_p(es, energies)
-        last = jnp.where(jnp.isfinite(es.top[:, -1]), es.top[:, -1], 0.0)
-        err = es.tail_count[None, :] * jax.nn.softplus((last[None, :] - energies[:, None])
-                                                       / self.width)
-        bound = jnp.exp(lp) * -jnp.expm1(-err)
+        top, tail_lse = self._parts(es)
+        lp_top = self._log_p_top(top, energies)
+        last = top[:, -1]  # -inf where a row has fewer than k partners
+        x_k = (last[None, :] - energies[:, None]) / self.width
+        if tail_lse is None:
+            err = es.tail_count[None, :] * jax.nn.softplus(jnp.where(jnp.isfinite(x_k), x_k,
+                                                                      -60.0))
+            bound = jnp.exp(lp_top) * -jnp.expm1(-err)
+        else:
+            tail = self._tail_term(tail_lse, energies)
+            lp = lp_top - tail
+            # capped: beyond e^60 the bound is min(...)'s first term anyway
+            err = jnp.minimum(0.5 * jnp.exp(jnp.minimum(x_k, 60.0)) * tail, 60.0)
+            bound = jnp.minimum(jnp.exp(lp_top) - jnp.exp(lp), jnp.exp(lp) * jnp.expm1(err))
         bound = jnp.where(es.mask[None, :], bound, 0.0)
         return jnp.sum(bound, axis=1) / _valid_count(es)
 
