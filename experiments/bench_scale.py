@@ -11,7 +11,8 @@ device counts then only apply to the CPU backend and are skipped unless --force-
 Cases (fcc, x = 0.2, L chosen so that N = 0.8 L^3 is closest to the target):
 
 - hard: the paper's reduction (top_k = 1) for N = 1e3, 3e3, 1e4, 3e4, 1e5;
-- soft: top_k = 32 and soft P_S on 16 energies, N up to --soft-max (3e4 by default);
+- soft: top_k = DEFAULT_TOP_K (8) plus the tail term, and soft P_S on 16 energies,
+  N up to --soft-max (3e4 by default);
 - numpy: the plain-NumPy baseline (full N x N float64 arrays,
   `experiments/_numpy_reference.py`) where it fits, N <= --numpy-max (1e4);
 - grad: value and gradient of log T_U + sum log P_S (soft) with respect to
@@ -66,7 +67,7 @@ def case_es(cells: int, repeats: int, soft: bool) -> dict:
     @jax.jit
     def run(a):
         c = Couplings(real, GaussianAmplitudes(seed_words), a)
-        es = tj.es_reduction(c, h, 0.3, top_k=32 if soft else 1,
+        es = tj.es_reduction(c, h, 0.3, top_k=tj.DEFAULT_TOP_K if soft else 1,
                              soft_width=theta.width if soft else None)
         if soft:
             return theta.p_s(es, energies)
@@ -106,7 +107,7 @@ def case_grad(cells: int, repeats: int) -> dict:
     def loss(p):
         a, h_rel, w = p[0], p[1], p[2]
         theta = tj.SoftTheta(w)
-        es = tj.simulate(sample, tj.ModelParams(atilde=a, h_rel=h_rel), key, top_k=32,
+        es = tj.simulate(sample, tj.ModelParams(atilde=a, h_rel=h_rel), key, top_k=tj.DEFAULT_TOP_K,
                          soft_width=w)
         return jnp.log(theta.crossover(es, 0.02)) + jnp.sum(theta.log_p_s(es, energies))
 

@@ -21,6 +21,7 @@ from ._dos import stau_tls as stau_tls
 from ._ensemble import RunningStats as RunningStats
 from ._ensemble import disorder_average as disorder_average
 from ._ensemble import mean_and_stderr as mean_and_stderr
+from ._es import DEFAULT_TOP_K as DEFAULT_TOP_K
 from ._es import ESResult as ESResult
 from ._es import es_reduction as es_reduction
 from ._es import simulate as simulate

@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._ensemble import disorder_average
-from ._es import simulate
+from ._es import DEFAULT_TOP_K, simulate
 from ._lattice import FCC, Sample, SimpleCubic
 from ._params import DEFAULT_G, ModelParams
 from ._theta import AbstractTheta, HardTheta, SoftTheta
@@ -52,7 +52,7 @@ def es_scan(
     """
     theta = theta or HardTheta()
     if top_k is None:
-        top_k = 1 if isinstance(theta, HardTheta) else 32
+        top_k = 1 if isinstance(theta, HardTheta) else DEFAULT_TOP_K
 
     def one(a, h):
         es = simulate(sample, ModelParams(g=g, atilde=a, h_rel=h), key,
