@@ -100,3 +100,13 @@ def test_reproduce_quick_end_to_end(tmp_path):
     r3 = _run("reproduce", "--quick", "--out", str(user), "--no-progress")
     assert r3.returncode == 2 and "not written by tlsjax" in r3.stderr
     assert (user / "summary.txt").read_text() == "my summary"
+
+
+def test_es_soft_in_float32(tmp_path):
+    # the CLI runs in JAX's default float32: the soft T_U root must converge there too
+    out = tmp_path / "soft.json"
+    r = _run("es", "--cells", "10", "--realizations", "2", "--width", "0.05", "--energies",
+             "0.1,0.3,1", "--json", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert 0.1 < d["T_U_over_E_tau"]["mean"] < 0.4

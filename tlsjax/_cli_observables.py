@@ -264,7 +264,8 @@ def run_observables(args) -> int:
              for i in range(len(res["E"]))])
     out.json("observables.json", dict(summary=summary, **{
         k: v for k, v in res.items() if v.ndim == 1}))
-    plot_observables(res, desc, out.path("observables.png"))
+    plot_observables(res, dict(desc, material=_material_desc(args), freq_Hz=args.freq),
+                     out.path("observables.png"))
     print(f"S-tau model g={args.g:g} J0={args.J0:g} K a~={args.atilde:g} "
           f"kappa_log={args.kappa_log:g}; material rho={args.rho:g} vl={args.vl:g} "
           f"vt={args.vt:g}")

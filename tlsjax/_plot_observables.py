@@ -68,6 +68,11 @@ def plot_observables(res: dict, desc: dict, path) -> None:
     if desc.get("model") == "S-tau":
         title += (f": g = {desc['g']:g}, J_o = {desc['J0_K']:g} K, a~ = {desc['atilde']:g}, "
                   f"h_rel = {desc['h_rel']:g}, kappa_log = {desc['kappa_log']:g}")
+    mat = desc.get("material")
+    if mat:
+        title += (f"\nmaterial: rho = {mat['rho']:g} kg/m^3, v_l = {mat['v_l']:g} m/s, "
+                  f"v_t = {mat['v_t']:g} m/s, gamma_t = {mat['gamma_t_eV']:g} eV; "
+                  f"Q^-1 at {desc.get('freq_Hz', float('nan')):g} Hz")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -174,11 +174,12 @@ class SoftTheta(AbstractTheta):
             theta, es_, t = args
             return theta.log_p_s(es_, e[None])[0] - jnp.log(t)
 
-        tol = 1e-6 if es.top.dtype == jnp.float32 else 1e-10
+        # Bisection stops when the bracket is below atol + rtol |E| AND |log P_S - log 5g|
+        # < atol; float32 cannot resolve log P_S much below 1e-5 where P_S is steep.
+        tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-12
         sol = optx.root_find(
             fn,
-            optx.Bisection(rtol=tol, atol=tol * self.width, flip="detect",
-                           expand_if_necessary=True),
+            optx.Bisection(rtol=tol, atol=tol, flip="detect", expand_if_necessary=True),
             0.5 * (lo + hi),
             args=(self, es, target),
             options=dict(lower=lo, upper=hi),
