@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-
 import numpy as np
 
 from ._io import OutputDir, write_json
@@ -175,11 +171,3 @@ def summary_text(results, cmp) -> str:
             lines.append("This implementation of the paper's algorithm does NOT reproduce the "
                          "quoted 0.2; the difference is reported, not tuned away.")
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    from .cli import main
-
-    sys.exit(main(["es", *sys.argv[1:]]))
-    json  # noqa: B018
-    argparse  # noqa: B018

@@ -18,7 +18,6 @@ units of the realization's mean tau energy <E_tau>.
 from __future__ import annotations
 
 import functools
-import math
 
 import equinox as eqx
 import jax
@@ -27,7 +26,7 @@ from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
-from ._lattice import Realization, Sample
+from ._lattice import Sample
 from ._params import ModelParams
 from ._sharding import index_blocks, sharded_map
 from ._validate import check_int, check_range, is_traced
@@ -304,8 +303,3 @@ def simulate(
     h_normals = jax.random.normal(k_h, (realization.capacity,))
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
                         mesh=mesh, soft_width=soft_width)
-
-
-def realization_from_positions(positions, box: float = math.inf, x: float = 1.0) -> Realization:
-    """Convenience for small hand-made systems: `box=inf` means open boundaries."""
-    return Realization.from_positions(positions, box if math.isfinite(box) else 1e30, x)
