@@ -42,7 +42,7 @@ def draw_realization(cells: int, seed: int = 0, x: float = 0.2):
     import jax
 
     import tlsjax as tj
-    from tlsjax._couplings import seed_from_key
+    from tlsjax.model._couplings import seed_from_key
 
     kp, kc, kh = jax.random.split(jax.random.key(seed), 3)
     real = tj.Sample(x, cells=cells).draw(kp)

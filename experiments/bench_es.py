@@ -42,7 +42,7 @@ def case_tlsjax(cells: int, repeats: int, atilde: float = 3.0) -> dict:
     import jax.numpy as jnp
 
     import tlsjax as tj
-    from tlsjax._couplings import Couplings, GaussianAmplitudes
+    from tlsjax.model._couplings import Couplings, GaussianAmplitudes
 
     real, seed, h = draw_realization(cells, 0)
 
@@ -82,7 +82,7 @@ def case_soft(cells: int, repeats: int, atilde: float = 3.0, width: float = 0.02
     import jax.numpy as jnp
 
     import tlsjax as tj
-    from tlsjax._couplings import Couplings, GaussianAmplitudes
+    from tlsjax.model._couplings import Couplings, GaussianAmplitudes
 
     real, seed, h = draw_realization(cells, 0)
     grid = jnp.logspace(-2, 1, 64)

@@ -58,7 +58,7 @@ def case_es(cells: int, repeats: int, soft: bool) -> dict:
     import jax.numpy as jnp
 
     import tlsjax as tj
-    from tlsjax._couplings import Couplings, GaussianAmplitudes
+    from tlsjax.model._couplings import Couplings, GaussianAmplitudes
 
     real, seed_words, h = draw_realization(cells, 0, X)
     energies = jnp.logspace(-1.0, 0.5, 16)
@@ -125,7 +125,7 @@ def case_throughput(cells: int, repeats: int) -> dict:
     import jax
 
     import tlsjax as tj
-    from tlsjax._ensemble import disorder_average
+    from tlsjax.parallel._ensemble import disorder_average
 
     sample = tj.Sample(X, cells)
     params = tj.ModelParams(atilde=3.0)

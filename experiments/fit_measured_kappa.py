@@ -22,7 +22,7 @@ jax.config.update("jax_enable_x64", True)
 
 from tlsjax import fit_kappa, load_curve  # noqa: E402
 from tlsjax._io import OutputDir  # noqa: E402
-from tlsjax._plot_fit import plot_kappa_fit  # noqa: E402
+from tlsjax.plot._plot_fit import plot_kappa_fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "kappa"

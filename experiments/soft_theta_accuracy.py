@@ -23,7 +23,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import tlsjax as tj  # noqa: E402
-from tlsjax._couplings import Couplings, GaussianAmplitudes  # noqa: E402
+from tlsjax.model._couplings import Couplings, GaussianAmplitudes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import draw_realization  # noqa: E402

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from tlsjax._material import HBAR, K_B
 from tlsjax.cli import main
+from tlsjax.observables._material import HBAR, K_B
 
 MAT = ["--rho", "2200", "--vl", "5800", "--vt", "3800"]
 TINY = ["--cells", "4", "--realizations", "1"]

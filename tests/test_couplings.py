@@ -5,7 +5,7 @@ import pytest
 from scipy.special import ndtri
 
 import tlsjax as tj
-from tlsjax._couplings import GaussianAmplitudes, inverse_normal_cdf, seed_from_key
+from tlsjax.model._couplings import GaussianAmplitudes, inverse_normal_cdf, seed_from_key
 
 
 def test_inverse_normal_cdf_accuracy():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
-from tlsjax._ensemble import RunningStats, disorder_average, mean_and_stderr
+from tlsjax.parallel._ensemble import RunningStats, disorder_average, mean_and_stderr
 
 
 def _normals(key):
@@ -146,7 +146,7 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_run_scan_uses_checkpoint(tmp_path):
-    from tlsjax._reproduce import run_scan
+    from tlsjax.studies._reproduce import run_scan
 
     path = tmp_path / "scan.npz"
     kw = dict(realizations=3, energies=[0.3, 1.0], progress=False, checkpoint=path)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
-from tlsjax._couplings import GaussianAmplitudes, seed_from_key
+from tlsjax.model._couplings import GaussianAmplitudes, seed_from_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 from _numpy_reference import numpy_es  # noqa: E402

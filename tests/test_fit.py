@@ -18,7 +18,7 @@ from tlsjax import (
     tabulate_stau,
     thermal_conductivity,
 )
-from tlsjax._fit import _log_bounds, to_physical, to_unconstrained
+from tlsjax.fit._fit import _log_bounds, to_physical, to_unconstrained
 
 SAMPLE = Sample(0.2, 6)
 R = 2

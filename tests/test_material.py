@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tlsjax import Material
-from tlsjax._material import EV, HBAR, K_B
+from tlsjax.observables._material import EV, HBAR, K_B
 
 
 def test_defaults_equal_strengths():

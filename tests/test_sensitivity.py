@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from tlsjax._sensitivity import (
+from tlsjax.fit._sensitivity import (
     PARAM_NAMES,
     choose_mode,
     sensitivity,

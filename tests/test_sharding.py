@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
-from tlsjax._ensemble import disorder_average
-from tlsjax._sharding import device_mesh, index_blocks, mesh_size, sharded_map
+from tlsjax.parallel._ensemble import disorder_average
+from tlsjax.parallel._sharding import device_mesh, index_blocks, mesh_size, sharded_map
 
 # The computation shared by this process (1 device) and the subprocess (4 devices).
 CASES = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     import tlsjax as tj
-    from tlsjax._ensemble import disorder_average
-    from tlsjax._sharding import device_mesh
+    from tlsjax.parallel._ensemble import disorder_average
+    from tlsjax.parallel._sharding import device_mesh
 
     SAMPLE = tj.Sample(0.2, 7)
     THETA = tj.SoftTheta(0.05)

@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate
 
 import tlsjax as t
-from tlsjax._material import HBAR, K_B
+from tlsjax.observables._material import HBAR, K_B
 
 C = 3e-4
 MAT = t.Material(2200.0, 5800.0, 3800.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
-from tlsjax._couplings import GaussianAmplitudes, seed_from_key
+from tlsjax.model._couplings import GaussianAmplitudes, seed_from_key
 
 
 @pytest.fixture(scope="module")

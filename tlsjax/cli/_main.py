@@ -12,10 +12,10 @@ import sys
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
-    "tlsjax._cli_es",
-    "tlsjax._cli_observables",
-    "tlsjax._cli_sensitivity",
-    "tlsjax._cli_fit",
+    "tlsjax.cli._cli_es",
+    "tlsjax.cli._cli_observables",
+    "tlsjax.cli._cli_sensitivity",
+    "tlsjax.cli._cli_fit",
 )
 
 

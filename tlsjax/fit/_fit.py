@@ -49,8 +49,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._io import write_json
-from ._validate import check_int, check_range
+from .._io import write_json
+from .._validate import check_int, check_range
 
 #: Fittable parameters: name -> (lower bound, upper bound, unit, meaning).
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {

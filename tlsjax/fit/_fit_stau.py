@@ -37,8 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._data import Curve, load_curve
-from ._dos import (
+from .._validate import check_range
+from ..model._lattice import Sample
+from ..model._params import ModelParams
+from ..observables._dos import (
     DEFAULT_DOS_CELLS,
     DEFAULT_DOS_REALIZATIONS,
     DEFAULT_DOS_SEED,
@@ -47,15 +49,13 @@ from ._dos import (
     crossover,
     stau_dos,
 )
+from ..observables._material import Material
+from ..observables._stm import qinv as _qinv
+from ..observables._stm import thermal_conductivity
+from ..observables._table import tabulate_stau
+from ..observables._tls import ConstantC
+from ._data import Curve, load_curve
 from ._fit import FitResult, least_squares, propagate
-from ._lattice import Sample
-from ._material import Material
-from ._params import ModelParams
-from ._stm import qinv as _qinv
-from ._stm import thermal_conductivity
-from ._table import tabulate_stau
-from ._tls import ConstantC
-from ._validate import check_range
 
 _MODEL_FIELDS = ("g", "J0", "atilde", "h_rel", "kappa_log")
 #: Default relative (log) uncertainty of the targets C_o and T_U.

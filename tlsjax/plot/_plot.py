@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ._reproduce import PAPER_TU_OVER_ETAU, ScanResult  # noqa: E402
+from ..studies._reproduce import PAPER_TU_OVER_ETAU, ScanResult  # noqa: E402
 
 
 def plot_ps_panels(result: ScanResult, path, *, figure_label: str = "") -> None:

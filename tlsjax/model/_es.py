@@ -25,11 +25,11 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._validate import check_int, check_range, is_traced
+from ..parallel._sharding import index_blocks, sharded_map
 from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
 from ._lattice import Sample
 from ._params import ModelParams
-from ._sharding import index_blocks, sharded_map
-from ._validate import check_int, check_range, is_traced
 
 #: Default number of largest a_ij kept exactly per row for the soft-Theta reduction (the
 #: rest enter through the tail term). 8 keeps the P_S error below 1e-4 for w = 0.02 and

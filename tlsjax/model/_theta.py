@@ -21,8 +21,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
+from .._validate import check_grid, check_range, is_traced
 from ._es import ESResult
-from ._validate import check_grid, check_range, is_traced
 
 
 def _check_energies(energies) -> Float[Array, " m"]:

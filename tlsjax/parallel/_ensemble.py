@@ -30,8 +30,8 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray, PyTree
 
+from .._validate import check_int
 from ._sharding import device_mesh, mesh_size, round_up, shard_leading, sharded_map, to_host
-from ._validate import check_int
 
 #: Format tag stored in every saved partial result.
 CHECKPOINT_FORMAT = "tlsjax-ensemble-v1"

@@ -8,7 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._dos import (
+from .._io import OutputDir, write_json
+from .._validate import check_grid
+from ..model._lattice import Sample
+from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ..observables._dos import (
     DEFAULT_DOS_CELLS,
     DEFAULT_DOS_REALIZATIONS,
     DEFAULT_DOS_X,
@@ -16,19 +20,15 @@ from ._dos import (
     crossover,
     stau_dos,
 )
-from ._io import OutputDir, write_json
-from ._lattice import Sample
-from ._material import DEFAULT_GAMMA_T_EV, HBAR, K_B, Material
-from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
-from ._stm import (
+from ..observables._material import DEFAULT_GAMMA_T_EV, HBAR, K_B, Material
+from ..observables._stm import (
     mfp_over_wavelength,
     qinv_relaxation,
     qinv_resonant,
     thermal_conductivity,
 )
-from ._tls import AbstractTLS, ConstantC
-from ._validate import check_grid
-from .cli import float_list
+from ..observables._tls import AbstractTLS, ConstantC
+from ._main import float_list
 
 #: hbar omega / k_B T of the "thermal" phonon used for l / lambda(T) in the figure.
 THERMAL_X = 3.0
@@ -225,7 +225,7 @@ def flatness_below(T, kappa, T_max) -> float:
 
 
 def run_observables(args) -> int:
-    from ._plot_observables import plot_observables
+    from ..plot._plot_observables import plot_observables
 
     if not (0 < args.T_min < args.T_max) or not math.isfinite(args.T_max):
         raise ValueError("`observables(T_min=..., T_max=...)` must satisfy 0 < T_min < T_max")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._io import OutputDir, check_writable
-from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
-from ._sensitivity import (
+from .._io import OutputDir, check_writable
+from ..fit._sensitivity import (
     DEFAULT_SENS_H_REL,
     DEFAULT_SENS_WIDTH,
     SensitivityResult,
     elasticity_table,
     sensitivity,
 )
-from .cli import float_list
+from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
+from ._main import float_list
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
 
@@ -96,7 +96,7 @@ def run_sensitivity(args) -> int:
         if None in (args.rho, args.v_l, args.v_t):
             raise ValueError("--temperatures needs the host material: --rho, --v-l and --v-t "
                              "(no presets are shipped)")
-        from ._material import Material
+        from ..observables._material import Material
 
         material = Material(rho=args.rho, v_l=args.v_l, v_t=args.v_t)
     res = sensitivity([args.g, args.J0, args.atilde, args.h_rel, args.width], x=args.x,

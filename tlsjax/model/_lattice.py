@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._validate import check_int, check_range
+from .._validate import check_int, check_range
 
 
 class AbstractLattice(eqx.Module):

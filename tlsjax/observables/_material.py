@@ -12,7 +12,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import check_range, is_traced
+from .._validate import check_range, is_traced
 
 #: Joules per electronvolt (exact, SI 2019).
 EV = 1.602176634e-19

@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Int, PyTree
 
-from ._validate import check_int
+from .._validate import check_int
 
 #: The name of the single mesh axis.
 DEVICE_AXIS = "devices"

@@ -17,7 +17,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validate import check_range
+from .._validate import check_range
 
 
 class AbstractTLS(eqx.Module):

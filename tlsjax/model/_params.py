@@ -5,7 +5,7 @@ from __future__ import annotations
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from ._validate import check_range
+from .._validate import check_range
 
 DEFAULT_G = 0.02
 DEFAULT_J0_K = 500.0

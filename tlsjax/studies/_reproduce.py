@@ -9,12 +9,12 @@ import jax
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._ensemble import disorder_average
-from ._es import DEFAULT_TOP_K, simulate
-from ._lattice import FCC, Sample, SimpleCubic
-from ._params import DEFAULT_G, ModelParams
-from ._theta import AbstractTheta, HardTheta, SoftTheta
-from ._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range
+from ..model._es import DEFAULT_TOP_K, simulate
+from ..model._lattice import FCC, Sample, SimpleCubic
+from ..model._params import DEFAULT_G, ModelParams
+from ..model._theta import AbstractTheta, HardTheta, SoftTheta
+from ..parallel._ensemble import disorder_average
 
 LATTICES = {"fcc": FCC, "sc": SimpleCubic}
 

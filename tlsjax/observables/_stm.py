@@ -44,9 +44,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validate import check_grid, check_range
 from ._material import EV, HBAR, K_B, Material
 from ._tls import AbstractTLS, ConstantC
-from ._validate import check_grid, check_range
 
 #: Default lower cutoff r_min = (Delta_o,min / E)^2 of the relaxation integrals.
 DEFAULT_R_MIN = 1e-24

@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._validate import check_int, check_range
+from ..model._params import ModelParams
 from ._dos import StauDOS, log_phi_s
-from ._params import ModelParams
 from ._tls import AbstractTLS
-from ._validate import check_int, check_range
 
 #: Default grid of the tables: eps = E / (g J_o) from 1e-3 to 1e3, 321 nodes.
 DEFAULT_EPS_MIN = 1e-3

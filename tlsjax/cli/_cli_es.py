@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._io import OutputDir, write_json
-from ._params import DEFAULT_G
-from ._reproduce import (
+from .._io import OutputDir, write_json
+from ..model._params import DEFAULT_G
+from ..studies._reproduce import (
     PAPER_ATILDES,
     PAPER_H_RELS,
     PAPER_SAMPLES,
@@ -16,7 +16,7 @@ from ._reproduce import (
     run_scan,
     tu_table_rows,
 )
-from .cli import float_list
+from ._main import float_list
 
 
 def register(sub) -> None:
@@ -106,7 +106,7 @@ def run_es(args) -> int:
 
 
 def run_reproduce(args) -> int:
-    from ._plot import plot_ps_panels, plot_tu_summary
+    from ..plot._plot import plot_ps_panels, plot_tu_summary
 
     out = OutputDir(args.out, overwrite=args.overwrite)
     samples = ((0.2, 12), (0.5, 13)) if args.quick else PAPER_SAMPLES

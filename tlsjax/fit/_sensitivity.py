@@ -34,14 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._dos import StauDOS, StauTLS
-from ._es import DEFAULT_TOP_K, simulate
-from ._lattice import Sample
-from ._material import Material
-from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
-from ._stm import thermal_conductivity
-from ._theta import SoftTheta
-from ._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range
+from ..model._es import DEFAULT_TOP_K, simulate
+from ..model._lattice import Sample
+from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ..model._theta import SoftTheta
+from ..observables._dos import StauDOS, StauTLS
+from ..observables._material import Material
+from ..observables._stm import thermal_conductivity
 
 #: The differentiated parameters, in order.
 PARAM_NAMES = ("g", "J0", "atilde", "h_rel", "w")

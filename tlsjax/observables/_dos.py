@@ -30,12 +30,12 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._es import DEFAULT_TOP_K, ESResult, simulate
-from ._lattice import Sample
-from ._params import ModelParams
-from ._theta import SoftTheta
+from .._validate import check_int, check_range
+from ..model._es import DEFAULT_TOP_K, ESResult, simulate
+from ..model._lattice import Sample
+from ..model._params import ModelParams
+from ..model._theta import SoftTheta
 from ._tls import AbstractTLS
-from ._validate import check_int, check_range
 
 #: Default sample of the S-tau DOS model: fcc, x = 0.2, L = 10 (~800 impurities).
 DEFAULT_DOS_X = 0.2

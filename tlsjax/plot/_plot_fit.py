@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ._fit import FitResult  # noqa: E402
+from ..fit._fit import FitResult  # noqa: E402
 
 
 def plot_kappa_fit(result: FitResult, path, *, title: str | None = None) -> None:

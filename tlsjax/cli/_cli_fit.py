@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import jax
 
-from ._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
-from ._fit import PARAMETERS
-from ._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
-from ._io import check_writable
-from ._lattice import Sample
-from ._material import Material
-from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from .._io import check_writable
+from ..fit._fit import PARAMETERS
+from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
+from ..model._lattice import Sample
+from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
+from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
+from ..observables._material import Material
 
 
 def _names(text: str) -> list[str]:
@@ -133,7 +133,7 @@ def run_kappa(args) -> int:
     res = fit_kappa(args.file, material, free=free, init=_init(args), sigma_log=args.sigma_log,
                     qinv_data=args.qinv, freq=args.freq, **_dos(args), **_opt(args))
     if args.plot:
-        from ._plot_fit import plot_kappa_fit
+        from ..plot._plot_fit import plot_kappa_fit
 
         plot_kappa_fit(res, args.plot)
         print(f"wrote {args.plot}")

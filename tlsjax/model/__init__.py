@@ -1,0 +1,3 @@
+"""The S-tau model: samples, couplings, the ES reduction (App. B 2) and its Theta.
+
+The public API is re-exported from `tlsjax`; the modules here are private."""
