@@ -9,6 +9,7 @@ raises at run time with the same message.
 from __future__ import annotations
 
 import math
+import os
 
 import equinox as eqx
 import jax
@@ -56,6 +57,7 @@ def check_range(
     """
     interval = _interval(lo, hi, lo_open, hi_open)
     msg = f"`{where}({name}=...)` must be finite and in {interval}"
+    _reject_non_numeric(where, name, value, msg)
     if is_traced(value):
         arr = jnp.asarray(value, dtype=dtype)
         bad = ~jnp.isfinite(arr)
@@ -78,6 +80,23 @@ def check_range(
     return jnp.asarray(value, dtype=dtype)
 
 
+def _reject_non_numeric(where: str, name: str, value, msg: str) -> None:
+    """Strings, bytes and other non-numeric objects: `ValueError` (NumPy would turn
+    ``"0.2"`` into a number, and JAX then fail with a bare TypeError)."""
+    if is_traced(value):
+        return
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{msg}; got a non-numeric value, the string {value!r} (pass a number)")
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{msg}; got the boolean {value!r}")
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):  # ragged nested lists and the like
+        kind = "O"
+    if kind in "USVO":
+        raise ValueError(f"{msg}; got a non-numeric value {value!r}")
+
+
 def check_grid(where: str, name: str, values, *, positive: bool = False, increasing: bool = False):
     """Check a 1-D grid (energies, temperatures, frequencies) and return it as an array.
 
@@ -93,6 +112,7 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
             bad = bad | jnp.any(arr <= 0)
         return eqx.error_if(arr, bad, f"`{where}({name}=...)` must be finite" + (
             " and > 0" if positive else ""))
+    _reject_non_numeric(where, name, values, f"`{where}({name}=...)` must be numeric")
     try:
         a = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as err:
@@ -110,8 +130,18 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
     return jnp.asarray(a, dtype=jnp.result_type(float))
 
 
+def check_static(where: str, name: str, value) -> None:
+    """Refuse a traced value for an argument that fixes array sizes (must be static)."""
+    if is_traced(value):
+        raise TypeError(
+            f"`{where}({name}=...)` is static: it fixes array sizes, so it cannot be a traced "
+            "value inside `jit`, `vmap` or `grad`. Pass a Python number (for `jax.jit`, mark "
+            "it static: `static_argnums`/`static_argnames`, or close over it)")
+
+
 def check_int(where: str, name: str, value, lo: int, hi: int | None = None) -> int:
     """Check a static integer argument (sizes, counts)."""
+    check_static(where, name, value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"`{where}({name}=...)` must be an integer; got {value!r}")
     value = int(value)
@@ -119,3 +149,57 @@ def check_int(where: str, name: str, value, lo: int, hi: int | None = None) -> i
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
         raise ValueError(f"`{where}({name}=...)` must be {rng}; got {value}")
     return value
+
+
+#: Seeds are 64-bit unsigned integers (two 32-bit words of key data).
+SEED_MAX = 2**64 - 1
+
+
+def check_seed(where: str, name: str, seed) -> int:
+    """Check a PRNG seed: an integer in [0, 2**64 - 1]."""
+    return check_int(where, name, seed, 0, SEED_MAX)
+
+
+def seed_key(where: str, name: str, seed):
+    """Check a seed (`check_seed`) and make its JAX PRNG key, the same with and without
+    `jax_enable_x64`: `jax.random.key(seed)` for seeds below 2^32 (JAX keeps only the
+    low 32 bits of larger seeds unless x64 is on), and for larger ones the key of the
+    low word folded with the high word."""
+    seed = check_seed(where, name, seed)
+    low, high = seed & 0xFFFFFFFF, seed >> 32
+    key = jax.random.key(low)
+    return key if high == 0 else jax.random.fold_in(key, np.uint32(high))
+
+
+def check_type(where: str, name: str, value, cls, expected: str | None = None) -> None:
+    """Raise `TypeError` naming the argument if `value` is not an instance of `cls`."""
+    if not isinstance(value, cls):
+        what = expected or (cls.__name__ if isinstance(cls, type)
+                            else " or ".join(c.__name__ for c in cls))
+        raise TypeError(f"`{where}({name}=...)` must be a {what}; got "
+                        f"{type(value).__name__} {value!r:.80}")
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"  # pragma: no cover
+
+
+def check_memory(where: str, what: str, needed: float, fraction: float = 0.8) -> None:
+    """Refuse (`ValueError`) work whose estimated memory `needed` (bytes) exceeds
+    `fraction` of the physical memory, with the estimate in the message."""
+    total = physical_memory_bytes()
+    if total is not None and needed > fraction * total:
+        raise ValueError(f"`{where}`: {what} needs about {_bytes_text(needed)} of memory; "
+                         f"this machine has {_bytes_text(total)}. Choose a smaller size")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._io import OutputDir, write_json
+from .._io import OutputDir, check_output_path, run_id, write_json
+from .._validate import check_int, check_seed
 from ..model._params import DEFAULT_G
 from ..studies._reproduce import (
     PAPER_ATILDES,
@@ -31,7 +32,7 @@ def register(sub) -> None:
     p.add_argument("--h-tau", type=float_list, default=[0.0], dest="h_tau",
                    help="random field width h_rel = h^tau/<E_tau>_0; a list is scanned (0)")
     p.add_argument("--realizations", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     p.add_argument("--width", type=float, default=0.0,
                    help="soft-Theta width w in units of <E_tau>; 0 = hard Theta (default)")
     p.add_argument("--g", type=float, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
@@ -41,9 +42,14 @@ def register(sub) -> None:
     p.add_argument("--devices", type=int, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")
     p.add_argument("--checkpoint", default=None, metavar="PATH.npz",
-                   help="save the partial ensemble here after each batch; resume from it")
-    p.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
-    p.add_argument("--overwrite", action="store_true", help="allow replacing --json PATH")
+                   help="save the partial ensemble here after each batch; after Ctrl-C, "
+                   "the same command again resumes from it")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="write the result as JSON (after Ctrl-C: the partial result, marked "
+                   "\"partial\": true; the same command again replaces it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing --json PATH if another program or another tlsjax "
+                   "run wrote it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_es)
 
@@ -53,11 +59,12 @@ def register(sub) -> None:
                        "CSV/JSON tables and a summary comparing T_U/<E_tau> with the paper.")
     r.add_argument("--out", default="tlsjax-results",
                    help="output folder (default ./tlsjax-results)")
-    r.add_argument("--realizations", type=int, default=16,
-                   help="realizations per sample (default 16)")
+    r.add_argument("--realizations", type=int, default=None,
+                   help="realizations per sample (default 16; 4 with --quick)")
     r.add_argument("--quick", action="store_true",
-                   help="4 realizations and a smaller x=0.2 sample (L=12): a smoke run")
-    r.add_argument("--seed", type=int, default=0)
+                   help="a smaller x=0.2 sample (L=12) and 4 realizations unless "
+                   "--realizations is given: a smoke run")
+    r.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     r.add_argument("--g", type=float, default=DEFAULT_G)
     r.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
@@ -77,12 +84,27 @@ def _squeeze_case(d: dict, single_a: bool, single_h: bool) -> dict:
     return {k: (sq(v) if k in ("mean", "stderr") else v) for k, v in d.items()}
 
 
+def _es_run_id(args) -> str:
+    """Identifies the result of an `es` command (not the devices, batches or paths)."""
+    return run_id(dict(command="es", x=args.x, cells=args.cells, lattice=args.lattice,
+                       atilde=args.atilde, h_tau=args.h_tau, realizations=args.realizations,
+                       seed=args.seed, width=args.width, g=args.g, energies=args.energies,
+                       block_size=args.block_size))
+
+
+def _report_interrupt(res, what: str) -> None:
+    print(f"INTERRUPTED after {res.realizations} of {res.requested} realizations: {what}")
+
+
 def run_es(args) -> int:
+    rid = _es_run_id(args)
+    if args.json:  # before computing
+        check_output_path(args.json, args.overwrite, run=rid, what="--json")
     res = run_scan(args.x, args.cells, args.atilde, args.h_tau, energies=args.energies,
                    realizations=args.realizations, seed=args.seed, g=args.g, width=args.width,
                    block_size=args.block_size, progress=not args.no_progress,
                    lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint)
-    out = res.to_json()
+    out = dict(command="tlsjax es", **res.to_json())
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
     for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0"):
         out[key] = _squeeze_case(out[key], single_a, single_h)
@@ -91,30 +113,60 @@ def run_es(args) -> int:
     if single_h:
         out["h_rel"] = float(args.h_tau[0])
     if args.json:
-        write_json(args.json, out, overwrite=args.overwrite)
+        write_json(args.json, out, overwrite=args.overwrite, run=rid)
     tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
     tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
-    print(f"fcc x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
+    print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
           f"{res.realizations} realizations, {res.seconds:.1f} s")
     for ia, a in enumerate(res.atildes):
         for ih, h in enumerate(res.h_rels):
             print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
                   f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
     if args.json:
-        print(f"wrote {args.json}")
+        print(f"wrote {args.json}" + (" (partial)" if res.interrupted else ""))
+    if res.interrupted:
+        _report_interrupt(res, "the numbers above are partial" + (
+            f"; {args.json} is marked \"partial\": true" if args.json else "") + (
+            "; run the same command again to resume from the checkpoint"
+            if args.checkpoint else ""))
+        raise KeyboardInterrupt
     return 0
+
+
+def reproduce_files(samples) -> list[str]:
+    """The files `tlsjax reproduce` writes for these (x, cells) samples."""
+    names = [f"ps_x{x:g}_L{cells}.{ext}" for x, cells in samples for ext in ("png", "json", "csv")]
+    return names + ["tu_table.csv", "tu_summary.png", "summary.json", "summary.txt"]
 
 
 def run_reproduce(args) -> int:
     from ..plot._plot import plot_ps_panels, plot_tu_summary
 
-    out = OutputDir(args.out, overwrite=args.overwrite)
     samples = ((0.2, 12), (0.5, 13)) if args.quick else PAPER_SAMPLES
-    realizations = 4 if args.quick else args.realizations
+    realizations = (4 if args.quick else 16) if args.realizations is None else args.realizations
+    check_int("reproduce", "realizations", realizations, 1)  # before anything is written
+    check_seed("reproduce", "seed", args.seed)
+    with OutputDir(args.out, overwrite=args.overwrite, expect=reproduce_files(samples),
+                   group="reproduce") as out:
+        results = _reproduce_scans(args, out, samples, realizations, plot_ps_panels)
+        rows = tu_table_rows(results)
+        out.csv("tu_table.csv", TU_HEADER, rows)
+        plot_tu_summary(results, out.path("tu_summary.png"))
+        text = _reproduce_summary(args, out, results, rows)
+    print(text)
+    print(f"wrote {len(out.written)} files to {out.root}/")
+    return 0
+
+
+def _reproduce_scans(args, out, samples, realizations, plot_ps_panels) -> list:
     results = []
     for (x, cells), label in zip(samples, ("Fig. 2 b-d analogue: ", "Fig. 4 analogue: ")):
         res = run_scan(x, cells, PAPER_ATILDES, PAPER_H_RELS, realizations=realizations,
                        seed=args.seed, g=args.g, progress=not args.no_progress)
+        if res.interrupted:
+            _report_interrupt(res, f"x={x:g} L={cells}; nothing written, {out.root} is as it "
+                              "was")
+            raise KeyboardInterrupt
         results.append(res)
         stem = f"ps_x{x:g}_L{cells}"
         plot_ps_panels(res, out.path(f"{stem}.png"), figure_label=label)
@@ -124,14 +176,18 @@ def run_reproduce(args) -> int:
                   float(res.stderr["P_S"][ia, ih, ie])]
                  for ia, a in enumerate(res.atildes) for ih, h in enumerate(res.h_rels)
                  for ie, e in enumerate(res.energies)])
-    rows = tu_table_rows(results)
-    out.csv("tu_table.csv", TU_HEADER, rows)
-    plot_tu_summary(results, out.path("tu_summary.png"))
+    return results
+
+
+def _reproduce_summary(args, out, results, rows) -> str:
     cmp = compare_with_paper(results)
     exponents = {f"x{r.x:g}_a{a:g}": gap_exponent(r, ia, 0)
                  for r in results for ia, a in enumerate(r.atildes)}
     summary = dict(
-        command="tlsjax reproduce" + (" --quick" if args.quick else ""),
+        command="tlsjax reproduce" + (" --quick" if args.quick else "") + (
+            f" --realizations {args.realizations}" if args.realizations is not None else "") + (
+            f" --seed {args.seed}" if args.seed else ""),
+        seed=args.seed,
         samples=[dict(x=r.x, cells=r.cells, n_sites_mean=float(r.mean["n_sites"]),
                       realizations=r.realizations, seconds=r.seconds) for r in results],
         g=args.g, criterion="P_S(T_U) = 5 g, hard Theta", comparison_with_paper=cmp,
@@ -141,10 +197,8 @@ def run_reproduce(args) -> int:
     )
     out.json("summary.json", summary)
     text = summary_text(results, cmp)
-    out.path("summary.txt").write_text(text)
-    print(text)
-    print(f"wrote {len(out.written)} files to {out.root}/")
-    return 0
+    out.text("summary.txt", text)
+    return text
 
 
 def summary_text(results, cmp) -> str:

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._io import OutputDir, write_json
-from .._validate import check_grid
+from .._io import OutputDir, check_output_path, write_json
+from .._validate import check_grid, seed_key
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import (
@@ -37,8 +37,10 @@ THERMAL_X = 3.0
 def _add_material(p, required: bool = True) -> None:
     m = p.add_argument_group("material (SI units; no presets: supply your own)")
     m.add_argument("--rho", type=float, required=required, help="density in kg/m^3")
-    m.add_argument("--vl", type=float, required=required, help="longitudinal velocity, m/s")
-    m.add_argument("--vt", type=float, required=required, help="transverse velocity, m/s")
+    m.add_argument("--vl", "--v-l", type=float, required=required, dest="vl",
+                   help="longitudinal velocity, m/s")
+    m.add_argument("--vt", "--v-t", type=float, required=required, dest="vt",
+                   help="transverse velocity, m/s")
     m.add_argument("--gamma-ratio", type=float, default=None, dest="gamma_ratio",
                    help="gamma_l / gamma_t (default v_l / v_t, i.e. C_l = C_t)")
     m.add_argument("--gamma-t", type=float, default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
@@ -50,32 +52,55 @@ def _add_material(p, required: bool = True) -> None:
                    help="boundary mean free path in m (default: none)")
 
 
+#: The S-tau model options and their defaults (None in argparse, so that giving one
+#: together with --constant-C can be refused).
+MODEL_DEFAULTS = dict(g=DEFAULT_G, J0=DEFAULT_J0_K, atilde=DEFAULT_ATILDE, h_rel=0.0,
+                      kappa_log=DEFAULT_KAPPA_LOG, x=DEFAULT_DOS_X, cells=DEFAULT_DOS_CELLS,
+                      realizations=DEFAULT_DOS_REALIZATIONS, seed=0)
+_MODEL_FLAGS = dict(g="--g", J0="--J0", atilde="--atilde", h_rel="--h-rel",
+                    kappa_log="--kappa-log", x="--x", cells="--cells",
+                    realizations="--realizations", seed="--seed")
+
+
 def _add_model(p, allow_constant: bool = True) -> None:
     m = p.add_argument_group("tunneling strength: --constant-C (plain model) or S-tau "
-                             "parameters")
+                             "parameters (not both)")
     if allow_constant:
         m.add_argument("--constant-C", type=float, default=None, dest="constant_C",
                        help="plain standard tunneling model with this (transverse) C")
-    m.add_argument("--g", type=float, default=DEFAULT_G, help=f"g (default {DEFAULT_G})")
-    m.add_argument("--J0", type=float, default=DEFAULT_J0_K,
+    m.add_argument("--g", type=float, default=None, help=f"g (default {DEFAULT_G})")
+    m.add_argument("--J0", type=float, default=None,
                    help=f"J_o in K (default {DEFAULT_J0_K:g})")
-    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    m.add_argument("--atilde", type=float, default=None,
                    help=f"a~ in units of a_o (default {DEFAULT_ATILDE:g})")
-    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel", help="h_rel (default 0)")
-    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log",
+    m.add_argument("--h-rel", type=float, default=None, dest="h_rel", help="h_rel (default 0)")
+    m.add_argument("--kappa-log", type=float, default=None, dest="kappa_log",
                    help=f"kappa_log (default {DEFAULT_KAPPA_LOG:g})")
-    m.add_argument("--x", type=float, default=DEFAULT_DOS_X,
+    m.add_argument("--x", type=float, default=None,
                    help=f"occupation of the DOS sample (default {DEFAULT_DOS_X:g})")
-    m.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS,
+    m.add_argument("--cells", type=int, default=None,
                    help=f"fcc cells per edge of the DOS sample (default {DEFAULT_DOS_CELLS})")
-    m.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS,
+    m.add_argument("--realizations", type=int, default=None,
                    help=f"realizations of the DOS sample (default {DEFAULT_DOS_REALIZATIONS})")
-    m.add_argument("--seed", type=int, default=0, help="PRNG seed of the DOS sample (0)")
+    m.add_argument("--seed", type=int, default=None,
+                   help="PRNG seed of the DOS sample, in [0, 2^64 - 1] (default 0)")
+
+
+def resolve_model_args(args) -> None:
+    """Refuse S-tau options next to --constant-C; fill in the defaults of the others."""
+    given = [flag for name, flag in _MODEL_FLAGS.items() if getattr(args, name) is not None]
+    if getattr(args, "constant_C", None) is not None and given:
+        raise ValueError(f"--constant-C selects the plain tunneling model, which has no "
+                         f"S-tau parameters: drop {', '.join(given)} or drop --constant-C")
+    for name, default in MODEL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def _add_output(p) -> None:
     p.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
-    p.add_argument("--overwrite", action="store_true", help="allow replacing --json PATH")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing --json PATH if tlsjax did not write it")
 
 
 def register(sub) -> None:
@@ -126,12 +151,13 @@ def params_from_args(args) -> ModelParams:
 
 def stau_from_args(args) -> StauTLS:
     params = params_from_args(args)
-    dos = stau_dos(params, Sample(args.x, args.cells), jax.random.PRNGKey(args.seed),
+    dos = stau_dos(params, Sample(args.x, args.cells), seed_key("stau_dos", "seed", args.seed),
                    realizations=args.realizations)
     return StauTLS(dos, params)
 
 
 def tls_from_args(args) -> tuple[AbstractTLS, dict]:
+    resolve_model_args(args)
     if getattr(args, "constant_C", None) is not None:
         return ConstantC(args.constant_C), dict(model="constant C", C=args.constant_C)
     tls = stau_from_args(args)
@@ -148,6 +174,12 @@ def _material_desc(args) -> dict:
                 boundary_m=args.boundary if math.isfinite(args.boundary) else None)
 
 
+def _check_json(args) -> None:
+    """Check --json before computing."""
+    if args.json:
+        check_output_path(args.json, args.overwrite, what="--json")
+
+
 def _finish(args, out: dict, header: str, columns: list[str]) -> int:
     if args.json:
         write_json(args.json, out, overwrite=args.overwrite)
@@ -161,6 +193,7 @@ def _finish(args, out: dict, header: str, columns: list[str]) -> int:
 
 
 def run_kappa(args) -> int:
+    _check_json(args)
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
     check_grid("kappa", "T", args.T, positive=True)
@@ -172,6 +205,7 @@ def run_kappa(args) -> int:
 
 
 def run_qinv(args) -> int:
+    _check_json(args)
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
     if not args.freq > 0 or not math.isfinite(args.freq):
@@ -225,19 +259,32 @@ def flatness_below(T, kappa, T_max) -> float:
 
 
 def run_observables(args) -> int:
-    from ..plot._plot_observables import plot_observables
-
     if not (0 < args.T_min < args.T_max) or not math.isfinite(args.T_max):
         raise ValueError("`observables(T_min=..., T_max=...)` must satisfy 0 < T_min < T_max")
     if args.points < 2:
         raise ValueError(f"`observables(points=...)` must be >= 2; got {args.points}")
     if not args.freq > 0 or not math.isfinite(args.freq):
         raise ValueError(f"`observables(freq=...)` must be finite and > 0; got {args.freq}")
-    out = OutputDir(args.out, overwrite=args.overwrite)
+    out = OutputDir(args.out, overwrite=args.overwrite, expect=OBSERVABLES_FILES,
+                    group="observables")
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
     T = np.geomspace(args.T_min, args.T_max, args.points)
     res = compute_observables(tls, material, T, args.freq)
+    with out:
+        summary = _write_observables(args, out, tls, desc, T, res)
+    _print_observables(args, summary)
+    print(f"wrote {len(out.written)} files to {out.root}/")
+    return 0
+
+
+#: The files `tlsjax observables` writes.
+OBSERVABLES_FILES = ("observables_T.csv", "c_of_e.csv", "observables.json", "observables.png")
+
+
+def _write_observables(args, out, tls, desc, T, res) -> dict:
+    from ..plot._plot_observables import plot_observables
+
     tu_full, tu_short = float(res["T_U_full"]), float(res["T_U_shortcut"])
     kappa_s = res["kappa_stau"]
     summary = dict(
@@ -266,6 +313,11 @@ def run_observables(args) -> int:
         k: v for k, v in res.items() if v.ndim == 1}))
     plot_observables(res, dict(desc, material=_material_desc(args), freq_Hz=args.freq),
                      out.path("observables.png"))
+    return summary
+
+
+def _print_observables(args, summary) -> None:
+    tu_full, tu_short = summary["T_U_full_K"], summary["T_U_shortcut_K"]
     print(f"S-tau model g={args.g:g} J0={args.J0:g} K a~={args.atilde:g} "
           f"kappa_log={args.kappa_log:g}; material rho={args.rho:g} vl={args.vl:g} "
           f"vt={args.vt:g}")
@@ -279,5 +331,3 @@ def run_observables(args) -> int:
           f"{100 * summary['kappa_over_T2_flatness_below_T_U_full']:.2f}%; "
           f"kappa(S-tau)/kappa(plain) at {args.T_max:g} K = "
           f"{summary['kappa_ratio_stau_to_plain_at_T_max']:.3g}")
-    print(f"wrote {len(out.written)} files to {out.root}/")
-    return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._io import OutputDir, check_writable
+from .._io import OutputDir
+from .._validate import check_seed
 from ..fit._sensitivity import (
     DEFAULT_SENS_H_REL,
     DEFAULT_SENS_WIDTH,
@@ -27,7 +28,8 @@ def register(sub) -> None:
         "or reverse mode (whichever is cheaper for the shape), averaged over a few "
         "realizations with fixed keys; a sample of entries is checked against central "
         "finite differences. Writes sensitivity.json, elasticities.csv, jacobian.csv and "
-        "elasticities.png to --out. Runs in float64.")
+        "elasticities.png to --out. Computes in float64 (locally: the process's JAX "
+        "configuration is not changed).")
     p.add_argument("--g", type=float, default=DEFAULT_G, help=f"g in (0, 0.2) ({DEFAULT_G})")
     p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help=f"J_o in K ({DEFAULT_J0_K})")
     p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
@@ -41,14 +43,16 @@ def register(sub) -> None:
     p.add_argument("--x", type=float, default=0.2, help="occupation (0.2)")
     p.add_argument("--cells", type=int, default=8, help="fcc cells per edge (8, ~410 sites)")
     p.add_argument("--realizations", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     p.add_argument("--energies", type=float_list, default=None,
                    help="P_S grid in units of <E_tau> (default 6 log-spaced, 0.1-1)")
     p.add_argument("--temperatures", type=float_list, default=None,
-                   help="temperatures in K for kappa(T) (needs --rho, --v-l, --v-t)")
+                   help="temperatures in K for kappa(T) (needs --rho, --vl, --vt)")
     p.add_argument("--rho", type=float, default=None, help="host density, kg/m^3")
-    p.add_argument("--v-l", type=float, default=None, dest="v_l", help="v_l in m/s")
-    p.add_argument("--v-t", type=float, default=None, dest="v_t", help="v_t in m/s")
+    p.add_argument("--vl", "--v-l", type=float, default=None, dest="vl",
+                   help="longitudinal velocity, m/s")
+    p.add_argument("--vt", "--v-t", type=float, default=None, dest="vt",
+                   help="transverse velocity, m/s")
     p.add_argument("--mode", choices=["auto", "forward", "reverse"], default="auto")
     p.add_argument("--fd-checks", type=int, default=10, dest="fd_checks",
                    help="entries checked by finite differences (10)")
@@ -87,31 +91,38 @@ def plot_elasticities(res: SensitivityResult, path) -> None:
 def run_sensitivity(args) -> int:
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # finite-difference checks need float64
-    out = OutputDir(args.out, overwrite=args.overwrite)
-    for name in _FILES:  # refuse before computing, not after
-        check_writable(out.root / name, out.overwrite, out.owned)
-    material = None
-    if args.temperatures is not None:
-        if None in (args.rho, args.v_l, args.v_t):
-            raise ValueError("--temperatures needs the host material: --rho, --v-l and --v-t "
-                             "(no presets are shipped)")
-        from ..observables._material import Material
+    check_seed("sensitivity", "seed", args.seed)
+    given = [v is not None for v in (args.rho, args.vl, args.vt)]
+    if args.temperatures is not None and not all(given):
+        raise ValueError("--temperatures needs the host material: --rho, --vl and --vt "
+                         "(no presets are shipped)")
+    if args.temperatures is None and any(given):
+        raise ValueError("--rho, --vl and --vt only enter kappa(T): give --temperatures too, "
+                         "or drop them")
+    # refuse a user's file in the way before computing, not after
+    out = OutputDir(args.out, overwrite=args.overwrite, expect=_FILES, group="sensitivity")
+    # The finite-difference checks need float64: on locally (this thread, this call), the
+    # process-wide JAX configuration is left as it is.
+    with jax.enable_x64(True):
+        material = None
+        if args.temperatures is not None:
+            from ..observables._material import Material
 
-        material = Material(rho=args.rho, v_l=args.v_l, v_t=args.v_t)
-    res = sensitivity([args.g, args.J0, args.atilde, args.h_rel, args.width], x=args.x,
-                      cells=args.cells, realizations=args.realizations, seed=args.seed,
-                      energies=args.energies, kappa_log=args.kappa_log, mode=args.mode,
-                      fd_checks=args.fd_checks, material=material,
-                      temperatures=args.temperatures)
-    out.json("sensitivity.json", res.to_json())
-    out.csv("elasticities.csv", ["output", "value", *res.param_names],
-            [[name, float(res.values[i]), *map(float, res.elasticity[i])]
-             for i, name in enumerate(res.output_names)])
-    out.csv("jacobian.csv", ["output", "value", *(f"d/d{n}" for n in res.param_names)],
-            [[name, float(res.values[i]), *map(float, res.jacobian[i])]
-             for i, name in enumerate(res.output_names)])
-    plot_elasticities(res, out.path("elasticities.png"))
+            material = Material(rho=args.rho, v_l=args.vl, v_t=args.vt)
+        res = sensitivity([args.g, args.J0, args.atilde, args.h_rel, args.width], x=args.x,
+                          cells=args.cells, realizations=args.realizations, seed=args.seed,
+                          energies=args.energies, kappa_log=args.kappa_log, mode=args.mode,
+                          fd_checks=args.fd_checks, material=material,
+                          temperatures=args.temperatures)
+    with out:
+        out.json("sensitivity.json", res.to_json())
+        out.csv("elasticities.csv", ["output", "value", *res.param_names],
+                [[name, float(res.values[i]), *map(float, res.elasticity[i])]
+                 for i, name in enumerate(res.output_names)])
+        out.csv("jacobian.csv", ["output", "value", *(f"d/d{n}" for n in res.param_names)],
+                [[name, float(res.values[i]), *map(float, res.jacobian[i])]
+                 for i, name in enumerate(res.output_names)])
+        plot_elasticities(res, out.path("elasticities.png"))
     print(f"Elasticities d ln y / d ln p ({res.mode} mode, {res.seconds:.1f} s incl. compile; "
           f"fcc x={args.x:g} L={args.cells}, {args.realizations} realizations)")
     print(elasticity_table(res))

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+
+from .._interrupts import install_handlers, requested_signal
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -40,16 +44,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()  # pragma: no cover
+
+
+def _with_default_command(parser, argv: list[str]) -> list[str]:
+    """`tlsjax [reproduce options]` runs `tlsjax reproduce [options]` (the main job)."""
+    if argv and (argv[0] in ("-h", "--help") or argv[0] in _commands(parser)):
+        return argv
+    return ["reproduce", *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted).
+
+    Called without `argv` (as the `tlsjax` program) it installs the Ctrl-C/SIGTERM
+    handling of `tlsjax._interrupts` and, when interrupted, leaves at once with
+    `os._exit` after flushing its output (the interpreter teardown may crash while XLA
+    compiler threads still run); called with `argv` (from Python) it returns 130.
+    """
+    program = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["reproduce", *([] if argv is None else argv)])
+    args = parser.parse_args(_with_default_command(parser, argv))
+    restore = install_handlers() if program else (lambda: None)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        signum = requested_signal() or signal.SIGINT
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"tlsjax {args.command}: interrupted ({name})", file=sys.stderr)
+        if program:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(128 + int(signum))
+        return 128 + int(signum)
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -184,6 +184,8 @@ def parse_curve(text: str, quantity: str = "kappa", *, source: str = "<memory>",
             i, _, cell = roles[role]
             raw = cells[i].strip()
             try:
+                if "_" in raw:  # Python's float() reads "1_0" as 10; a CSV cell must not
+                    raise ValueError(raw)
                 v = float(raw)
             except ValueError:
                 raise ValueError(f"{source}, line {n}: non-numeric cell {raw!r} in column "
@@ -223,10 +225,13 @@ def load_curve(path, quantity: str = "kappa", *, min_points: int = 1) -> Curve:
     **Returns:** a `Curve` in SI units, sorted by temperature.
 
     **Raises:** `FileNotFoundError` if absent; `ValueError` naming the file, line and
-    problem for anything else (not UTF-8 text, missing columns, non-numeric cells,
+    problem for anything else (a folder, not UTF-8 text, missing columns, non-numeric cells
+    (underscores such as ``1_0`` included),
     non-positive values, unknown units, too few points).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a CSV file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     data = path.read_bytes()

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._es import DEFAULT_TOP_K, simulate
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
@@ -217,7 +217,9 @@ def sensitivity(
     - `material`, `temperatures`: a `Material` and temperatures in K; if given, the
       outputs include kappa(T) (`thermal_conductivity` with the S-tau C(E)).
 
-    Run with `jax_enable_x64` for meaningful finite-difference checks (the CLI does).
+    Compute in float64 for meaningful finite-difference checks: call it inside
+    ``with jax.enable_x64(True):`` (as the CLI does; this changes no global setting).
+    The samples drawn from `seed` are the same with and without float64.
 
     **Returns:** a `SensitivityResult`.
     """
@@ -246,7 +248,7 @@ def sensitivity(
     if temperatures is not None:
         temperatures = check_grid("sensitivity", "temperatures", temperatures,
                                   positive=True, increasing=True)
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("sensitivity", "seed", seed), realizations)
     names = output_names(energies, temperatures)
     n_out = len(names)
     mode = choose_mode(n_out, 5) if mode == "auto" else mode

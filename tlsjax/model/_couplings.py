@@ -91,6 +91,13 @@ def seed_from_key(key: PRNGKeyArray) -> UInt32[Array, 2]:
     return jax.random.bits(key, (2,), jnp.uint32)
 
 
+def standard_normals(key: PRNGKeyArray, shape: tuple[int, ...]) -> Float[Array, ...]:
+    """Standard normals drawn in float32 whatever the precision, then cast to the
+    default float dtype: a key gives the same numbers with and without `jax_enable_x64`
+    (to float32 precision)."""
+    return jax.random.normal(key, shape, dtype=jnp.float32).astype(jnp.result_type(float))
+
+
 class AbstractCouplingAmplitudes(eqx.Module):
     """The random amplitudes c_ij of Eq. (2), any block on demand."""
 

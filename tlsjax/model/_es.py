@@ -25,9 +25,9 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_int, check_range, check_type, is_traced
 from ..parallel._sharding import index_blocks, sharded_map
-from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
+from ._couplings import Couplings, GaussianAmplitudes, seed_from_key, standard_normals
 from ._lattice import Sample
 from ._params import ModelParams
 
@@ -236,6 +236,7 @@ def es_reduction(
 
     **Returns:** an `ESResult`.
     """
+    check_type("es_reduction", "couplings", couplings, Couplings)
     n = couplings.n
     top_k = check_int("es_reduction", "top_k", top_k, 1)
     top_k = min(top_k, n)
@@ -268,6 +269,16 @@ def es_reduction(
                     tail_lse, soft_width)
 
 
+def _check_key(where: str, key) -> None:
+    """A PRNG key: a new-style key (`jax.random.key`) or a legacy uint32[2] one."""
+    dtype = getattr(key, "dtype", None)
+    ok = dtype is not None and (jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or (
+        dtype == jnp.uint32 and getattr(key, "shape", None) == (2,)))
+    if not ok:
+        raise TypeError(f"`{where}(key=...)` must be a JAX PRNG key, e.g. "
+                        f"`jax.random.key(0)`; got {type(key).__name__} {key!r:.60}")
+
+
 def simulate(
     sample: Sample,
     params: ModelParams,
@@ -295,11 +306,14 @@ def simulate(
 
     **Returns:** an `ESResult`.
     """
+    check_type("simulate", "sample", sample, Sample)
+    check_type("simulate", "params", params, ModelParams)
+    _check_key("simulate", key)
     if is_traced(params):
         params = params.checked()
     k_pos, k_c, k_h = jax.random.split(key, 3)
     realization = sample.draw(k_pos)
     couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
-    h_normals = jax.random.normal(k_h, (realization.capacity,))
+    h_normals = standard_normals(k_h, (realization.capacity,))
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
                         mesh=mesh, soft_width=soft_width)

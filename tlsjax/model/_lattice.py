@@ -15,7 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range
+from .._validate import check_int, check_memory, check_range, check_static, is_traced
+
+#: Largest number of lattice sites: site indices are 32-bit integers (`jnp.nonzero`,
+#: the counter-based c_ij generator).
+MAX_LATTICE_SITES = 2**31 - 1
+#: Bytes of memory per lattice site when a sample is drawn (float64 NumPy sites, their
+#: device copy, a float32 uniform, the occupation mask and `nonzero`'s indices).
+_BYTES_PER_SITE = 64
+#: Bytes per impurity slot of one realization (positions, ES arrays, blocks).
+_BYTES_PER_IMPURITY = 256
 
 
 class AbstractLattice(eqx.Module):
@@ -114,12 +123,19 @@ class Realization(eqx.Module):
     @staticmethod
     def from_positions(positions, box: float, x: float) -> Realization:
         """A realization from explicit positions (all occupied), e.g. for hand checks."""
+        where = "Realization.from_positions"
+        check_static(where, "box", box)
+        check_static(where, "x", x)
+        check_range(where, "box", box, 0.0, lo_open=True)
+        check_range(where, "x", x, 0.0, 1.0, lo_open=True)
+        if not is_traced(positions):
+            check_range(where, "positions", positions)  # numeric and finite
         positions = jnp.asarray(positions, dtype=jnp.result_type(float))
         if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < 2:
             raise ValueError("`Realization.from_positions(positions=...)` must have shape (n, 3)"
                              f" with n >= 2; got {positions.shape}")
-        check_range("Realization.from_positions", "box", box, 0.0, lo_open=True)
-        check_range("Realization.from_positions", "x", x, 0.0, 1.0, lo_open=True)
+        # inside the periodic box [0, box) (a point outside is no site of this sample)
+        positions = check_range(where, "positions", positions, 0.0, float(box), hi_open=True)
         n = positions.shape[0]
         return Realization(positions, jnp.ones(n, bool), jnp.asarray(n), float(box), float(x))
 
@@ -146,10 +162,22 @@ class Sample(eqx.Module):
                  capacity: int | None = None):
         if (cells is None) == (lattice is None):
             raise ValueError("`Sample` needs exactly one of `cells` (fcc) or `lattice`")
+        check_static("Sample", "x", x)
         x = float(check_range("Sample", "x", x, 0.0, 1.0, lo_open=True))
         self.x = x
+        if lattice is not None and not isinstance(lattice, AbstractLattice):
+            raise TypeError(f"`Sample(lattice=...)` must be an `FCC` or `SimpleCubic` lattice; "
+                            f"got {type(lattice).__name__}")
         self.lattice = FCC(cells) if lattice is None else lattice
         m = self.lattice.n_sites
+        check_memory("Sample", f"drawing a realization of {m:,} lattice sites "
+                     f"({type(self.lattice).__name__}, cells={self.lattice.cells}, "
+                     f"~{x * m:,.0f} impurities)",
+                     _BYTES_PER_SITE * m + _BYTES_PER_IMPURITY * (x * m))
+        if m > MAX_LATTICE_SITES:
+            raise ValueError(f"`Sample`: {type(self.lattice).__name__}(cells="
+                             f"{self.lattice.cells}) has {m:.3g} lattice sites; at most "
+                             f"{MAX_LATTICE_SITES} (2^31 - 1) are supported")
         if capacity is None:
             capacity = min(m, math.ceil(x * m + 8.0 * math.sqrt(m * x * (1.0 - x)) + 8))
         self.capacity = check_int("Sample", "capacity", capacity, 2, m)
@@ -159,10 +187,14 @@ class Sample(eqx.Module):
         return self.x * self.lattice.n_sites
 
     def draw(self, key: PRNGKeyArray) -> Realization:
-        """Draw the occupied sites (each independently with probability x)."""
+        """Draw the occupied sites (each independently with probability x).
+
+        The uniforms are drawn in float32 whatever the precision (`jax_enable_x64`), so
+        a key gives the same impurities in float32 and float64 runs.
+        """
         sites = jnp.asarray(self.lattice.site_positions(), dtype=jnp.result_type(float))
         m = sites.shape[0]
-        occupied = jax.random.uniform(key, (m,)) < self.x
+        occupied = jax.random.uniform(key, (m,), dtype=jnp.float32) < jnp.float32(self.x)
         count = jnp.sum(occupied)
         count = eqx.error_if(count, count > self.capacity,
                              "`Sample.draw`: more impurities than `Sample(capacity=...)`")

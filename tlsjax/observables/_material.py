@@ -32,13 +32,28 @@ DEFAULT_GAMMA_T_EV = 1.0
 _A_CONST = EV**2 * K_B**3 / (2.0 * math.pi * HBAR**4)
 
 
+def _check_velocity_order(v_l, v_t):
+    """v_l >= v_t: in an isotropic solid v_l^2 - (4/3) v_t^2 = K / rho > 0 (K the bulk
+    modulus), so longitudinal sound is the faster; v_l = v_t is allowed as the
+    one-velocity Debye idealization (used by velocity-free fits)."""
+    msg = ("`Material(v_l=..., v_t=...)`: v_l must be >= v_t (longitudinal sound is faster "
+           "than transverse: v_l^2 - 4/3 v_t^2 = K/rho > 0); were they swapped?")
+    if is_traced(v_l) or is_traced(v_t):
+        return eqx.error_if(v_l, v_l < v_t, msg), v_t
+    if float(v_l) < float(v_t):
+        raise ValueError(f"{msg} Got v_l = {float(v_l):g}, v_t = {float(v_t):g} m/s")
+    return v_l, v_t
+
+
 class Material(eqx.Module):
     """An isotropic host (Debye phonons, two polarizations alpha = l, t), SI units.
 
     **Fields:**
 
     - `rho`: mass density in kg/m^3 (> 0).
-    - `v_l`, `v_t`: longitudinal and transverse sound velocities in m/s (> 0).
+    - `v_l`, `v_t`: longitudinal and transverse sound velocities in m/s (> 0,
+      v_l >= v_t; physically v_l > (2/sqrt 3) v_t, equality is the one-velocity Debye
+      idealization).
     - `gamma_ratio`: gamma_l / gamma_t, the ratio of the deformation potentials (> 0).
       Default (`None`): v_l / v_t, which makes C_l = C_t (a convention of this package:
       the model gives a single C, see `tunneling_strengths`).
@@ -67,6 +82,7 @@ class Material(eqx.Module):
         self.rho = check_range("Material", "rho", rho, 0.0, lo_open=True)
         self.v_l = check_range("Material", "v_l", v_l, 0.0, lo_open=True)
         self.v_t = check_range("Material", "v_t", v_t, 0.0, lo_open=True)
+        self.v_l, self.v_t = _check_velocity_order(self.v_l, self.v_t)
         if gamma_ratio is None:
             gamma_ratio = self.v_l / self.v_t
         self.gamma_ratio = check_range("Material", "gamma_ratio", gamma_ratio, 0.0,

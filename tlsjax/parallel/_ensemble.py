@@ -22,6 +22,9 @@ import functools
 import hashlib
 import json
 import os
+import re
+import types
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,11 +33,13 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray, PyTree
 
+from .._interrupts import deferred_interrupts, raise_if_interrupted
+from .._io import atomic_path, check_folder_writable
 from .._validate import check_int
 from ._sharding import device_mesh, mesh_size, round_up, shard_leading, sharded_map, to_host
 
-#: Format tag stored in every saved partial result.
-CHECKPOINT_FORMAT = "tlsjax-ensemble-v1"
+#: Format tag stored in every saved partial result (v2: the fingerprint identifies `fn`).
+CHECKPOINT_FORMAT = "tlsjax-ensemble-v2"
 
 
 class RunningStats:
@@ -124,11 +129,88 @@ def mean_and_stderr(values, axis: int = 0):
     return mean, v.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_FUNCTIONS = (types.FunctionType, types.MethodType, functools.partial)
+
+
+def _code_digest(code: types.CodeType, h) -> None:
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_digest(const, h)
+        else:
+            h.update(_ADDRESS.sub("", repr(const)).encode())
+
+
+def _value_digest(value, h, depth: int) -> None:
+    """Feed a closed-over value (pytree of arrays, numbers, functions, ...) into `h`."""
+    if isinstance(value, _FUNCTIONS):
+        _callable_digest(value, h, depth - 1)
+        return
+    leaves, treedef = jax.tree_util.tree_flatten(value)
+    h.update(_ADDRESS.sub("", str(treedef)).encode())
+    for leaf in leaves:
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                leaf = jax.random.key_data(leaf)
+            a = np.asarray(leaf)
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        elif isinstance(leaf, _FUNCTIONS):
+            _callable_digest(leaf, h, depth - 1)
+        else:
+            h.update(_ADDRESS.sub("", repr(leaf)).encode())
+
+
+def _callable_digest(fn, h, depth: int = 3) -> None:
+    """Feed what identifies `fn` into `h`: its module and qualified name, its code, and
+    the values of its closure, defaults and partial arguments (functions among them
+    followed `depth` levels deep). Values `fn` reads from module globals are not seen:
+    name them in `config`."""
+    if depth < 0:
+        return
+    if isinstance(fn, functools.partial):
+        h.update(b"partial")
+        _callable_digest(fn.func, h, depth)
+        _value_digest((fn.args, fn.keywords), h, depth)
+        return
+    target = fn if isinstance(fn, (types.FunctionType, types.MethodType)) else type(fn)
+    h.update(f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
+             .encode())
+    func = getattr(fn, "__func__", fn)
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        _code_digest(code, h)
+        cells = [c.cell_contents for c in (func.__closure__ or ()) if _cell_full(c)]
+        _value_digest((cells, func.__defaults__, func.__kwdefaults__), h, depth)
+    if not isinstance(fn, (types.FunctionType, types.MethodType)):
+        _value_digest(fn, h, depth)  # a callable object, e.g. an equinox Module
+    elif isinstance(fn, types.MethodType):
+        _value_digest(fn.__self__, h, depth)
+
+
+def _cell_full(cell) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def function_fingerprint(fn) -> str:
+    """A SHA-256 hex digest identifying `fn` (see `_callable_digest`)."""
+    h = hashlib.sha256()
+    _callable_digest(fn, h)
+    return h.hexdigest()
+
+
 def _fingerprint(key_data: np.ndarray, impl: str, out_struct, vmap_size: int,
-                 config) -> str:
+                 config, fn) -> str:
     """SHA-256 of everything that fixes the ensemble's result."""
     h = hashlib.sha256()
     h.update(CHECKPOINT_FORMAT.encode())
+    h.update(function_fingerprint(fn).encode())
     h.update(np.ascontiguousarray(key_data).tobytes())
     h.update(str(key_data.shape).encode())
     h.update(impl.encode())
@@ -144,21 +226,33 @@ def _load_checkpoint(path: Path, fingerprint: str, n_keys: int, treedef, shapes)
     """(stats, next_index) from a saved partial result, or `None` if `path` is absent."""
     if not path.exists():
         return None
+    if path.is_dir():
+        raise FileExistsError(f"`disorder_average(checkpoint=...)`: {path} is a folder; "
+                              "give a file name such as run.npz")
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-        fmt = str(data["format"])
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        if zipfile.is_zipfile(path) or _looks_truncated_zip(path):
+            raise ValueError(
+                f"`disorder_average(checkpoint=...)`: {path} cannot be read (truncated or "
+                f"damaged: {err}); delete it to start the ensemble again, or choose another "
+                "path") from None
         raise FileExistsError(f"{path} exists and is not a tlsjax ensemble checkpoint; "
-                              "choose another `checkpoint` path") from err
-    if fmt != CHECKPOINT_FORMAT:
+                              "choose another `checkpoint` path") from None
+    fmt = str(data.get("format", ""))
+    if fmt.startswith("tlsjax-ensemble-") and fmt != CHECKPOINT_FORMAT:
+        raise ValueError(f"`disorder_average(checkpoint=...)`: {path} was written by another "
+                         f"version of tlsjax (format {fmt!r}, this one reads "
+                         f"{CHECKPOINT_FORMAT!r}); delete it or choose another path")
+    if fmt != CHECKPOINT_FORMAT or "fingerprint" not in data:
         raise FileExistsError(f"{path} exists and is not a tlsjax ensemble checkpoint "
                               f"(format {fmt!r}); choose another `checkpoint` path")
     if str(data["fingerprint"]) != fingerprint:
         raise ValueError(
             f"`disorder_average(checkpoint=...)`: {path} holds a partial result of a different "
-            "configuration (keys, outputs, vmap_size or config differ); delete it or choose "
-            "another path")
+            "configuration (function, keys, outputs, vmap_size or config differ); delete it "
+            "or choose another path")
     next_index = int(data["next_index"])
     if not 0 <= next_index <= n_keys or int(data["count"]) != next_index:
         raise ValueError(f"`disorder_average(checkpoint=...)`: {path} is inconsistent "
@@ -166,16 +260,24 @@ def _load_checkpoint(path: Path, fingerprint: str, n_keys: int, treedef, shapes)
     return RunningStats.from_state(data, treedef, shapes), next_index
 
 
+def _looks_truncated_zip(path: Path) -> bool:
+    """A file starting like a zip archive (NumPy's .npz) whose end is missing."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def _save_checkpoint(path: Path, fingerprint: str, stats: RunningStats, next_index: int,
                      n_keys: int) -> None:
-    """Write atomically (temporary file, then rename): an interruption never leaves half."""
+    """Write atomically (a temporary name beside it, then a rename; `atomic_path`): an
+    interruption never leaves half a file, and no file of the user's is touched."""
     if jax.process_index() != 0:  # one writer when several hosts run the same program
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, format=np.asarray(CHECKPOINT_FORMAT), fingerprint=np.asarray(fingerprint),
                  next_index=np.asarray(next_index), n_keys=np.asarray(n_keys), **stats.state())
-    os.replace(tmp, path)
 
 
 @functools.lru_cache(maxsize=16)
@@ -215,22 +317,39 @@ def disorder_average(
     - `devices`: `None` (all of `jax.devices()`, every host's), a count, a list of
       devices or a 1-D `Mesh`; see `device_mesh`.
     - `checkpoint`: path of a partial result (`.npz`). If the file exists, the ensemble
-      resumes from it (it must come from the same keys, outputs, `vmap_size` and
-      `config`, else `ValueError`; a file that is not a tlsjax checkpoint is never
-      touched: `FileExistsError`). After each batch the running sums and the index of
-      the next key are written to it (atomically). It is kept when the run completes,
-      so running again returns the saved result at once.
+      resumes from it (it must come from the same function, keys, outputs, `vmap_size`
+      and `config`, else `ValueError`; a file that is not a tlsjax checkpoint is never
+      touched: `FileExistsError`; a truncated one: `ValueError`). After each batch the
+      running sums and the index of the next key are written to it (atomically, through
+      a temporary name ``.NAME.tlsjax-tmp-...``). It is kept when the run completes, so
+      running again returns the saved result at once. The path is checked (a folder, a
+      read-only place) before anything is computed.
     - `config`: anything JSON-representable that identifies what `fn` computes (sample,
-      parameters, grids); it enters the checkpoint's fingerprint. `fn` itself cannot be
-      inspected, so pass this whenever you use `checkpoint`.
+      parameters, grids); it enters the checkpoint's fingerprint together with `fn`'s
+      module, qualified name, code and the values it closes over. Values `fn` reads from
+      module globals cannot be seen: name them in `config`.
     - `progress`: show a tqdm progress bar; `description` labels it.
 
     A `KeyboardInterrupt` stops the loop and returns the statistics of the realizations
-    finished so far (already saved if `checkpoint` is set).
+    finished so far (already saved if `checkpoint` is set); `count` then tells how many
+    of the keys were averaged. Updating the statistics and saving them are never cut in
+    half by an interrupt (`deferred_interrupts`).
 
     **Returns:** `(mean, stderr, count)`: pytrees of float64 NumPy arrays shaped like
     one output of `fn`, and the number of realizations averaged.
     """
+    if not callable(fn):
+        raise TypeError(f"`disorder_average(fn=...)` must be callable (key -> pytree of "
+                        f"arrays); got {type(fn).__name__}")
+    if not hasattr(keys, "dtype"):
+        raise TypeError("`disorder_average(keys=...)` must be an array of JAX PRNG keys, e.g. "
+                        f"`jax.random.split(jax.random.key(0), n)`; got {type(keys).__name__}")
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None:  # before any compilation or computation
+        if path.is_dir():
+            raise FileExistsError(f"`disorder_average(checkpoint=...)`: {path} is a folder; "
+                                  "give a file name such as run.npz")
+        check_folder_writable(path.parent, what=f"checkpoint {path}: folder")
     if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jax.random.wrap_key_data(keys)  # legacy uint32 keys
     n = keys.shape[0] if keys.ndim else 0
@@ -255,9 +374,8 @@ def disorder_average(
 
     stats, start = RunningStats(), 0
     stats._init(treedef, shapes)
-    path = None if checkpoint is None else Path(checkpoint)
     if path is not None:
-        fingerprint = _fingerprint(key_data, str(impl), out_struct, vmap_size, config)
+        fingerprint = _fingerprint(key_data, str(impl), out_struct, vmap_size, config, fn)
         loaded = _load_checkpoint(path, fingerprint, n, treedef, shapes)
         if loaded is not None:
             stats, start = loaded
@@ -274,11 +392,13 @@ def disorder_average(
             if hi - lo < batch_size:  # pad the last batch (same compiled shape)
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - (hi - lo), 0)])
             out = to_host(batched(shard_leading(chunk, mesh)))
-            stats.update(jax.tree_util.tree_map(lambda a, m=hi - lo: a[:m], out))
-            if path is not None:
-                _save_checkpoint(path, fingerprint, stats, hi, n)
+            with deferred_interrupts():  # statistics and checkpoint stay consistent
+                stats.update(jax.tree_util.tree_map(lambda a, m=hi - lo: a[:m], out))
+                if path is not None:
+                    _save_checkpoint(path, fingerprint, stats, hi, n)
             if bar is not None:
                 bar.update(hi - lo)
+            raise_if_interrupted()  # a Ctrl-C that JAX swallowed (see `_interrupts.py`)
     except KeyboardInterrupt:
         if stats.count == 0:
             raise

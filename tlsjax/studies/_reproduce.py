@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._es import DEFAULT_TOP_K, simulate
 from ..model._lattice import FCC, Sample, SimpleCubic
 from ..model._params import DEFAULT_G, ModelParams
@@ -83,11 +83,19 @@ class ScanResult:
     stderr: dict[str, np.ndarray]
     seconds: float
     extra: dict = field(default_factory=dict)
+    #: realizations asked for (`realizations` < `requested` after an interrupt)
+    requested: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        """True if the ensemble was stopped (Ctrl-C) before all realizations were done."""
+        return self.realizations < self.requested
 
     def to_json(self) -> dict:
         return dict(
             x=self.x, cells=self.cells, lattice=self.lattice, atildes=self.atildes,
             h_rels=self.h_rels, g=self.g, width=self.width, realizations=self.realizations,
+            realizations_requested=self.requested, partial=self.interrupted,
             n_sites_mean=float(self.mean["n_sites"]), seconds=self.seconds,
             P_S=dict(energies=self.energies, mean=self.mean["P_S"], stderr=self.stderr["P_S"]),
             T_U_over_E_tau=dict(mean=self.mean["T_U_over_E_tau"],
@@ -120,7 +128,9 @@ def run_scan(
     of <E_tau>). Interrupting (Ctrl-C) keeps the realizations already finished.
     Realizations are split over `devices` (default: all of `jax.devices()`; see
     `disorder_average`); with `checkpoint` (an .npz path) the ensemble saves its partial
-    result after each batch and resumes from it.
+    result after each batch and resumes from it. `seed` is an integer in [0, 2^64 - 1];
+    the same seed gives the same samples with and without `jax_enable_x64`. After an
+    interrupt the result has `interrupted` True (`realizations` < `requested`).
     """
     if lattice not in LATTICES:
         raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
@@ -136,7 +146,7 @@ def run_scan(
     realizations = check_int("run_scan", "realizations", realizations, 1)
     width = float(check_range("run_scan", "width", width, 0.0))
     theta = HardTheta() if width == 0.0 else SoftTheta(width)
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("run_scan", "seed", seed), realizations)
     start = time.perf_counter()
     mean, err, count = disorder_average(
         lambda k: es_scan(sample, atildes, h_rels, energies, k, g=g, theta=theta,
@@ -148,7 +158,8 @@ def run_scan(
                     g=g, width=width, block_size=block_size))
     return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels),
                       np.asarray(energies_in, dtype=float),
-                      g, width, count, mean, err, time.perf_counter() - start)
+                      g, width, count, mean, err, time.perf_counter() - start,
+                      requested=realizations)
 
 
 def tu_table_rows(results: list[ScanResult]) -> list[list]:
