@@ -59,6 +59,11 @@ def install_handlers() -> Callable[[], None]:
     return restore
 
 
+def clear_request() -> None:
+    """Forget an earlier stop request (each command run starts afresh)."""
+    _STATE.requested = None
+
+
 def requested_signal() -> int | None:
     """The signal (SIGINT or SIGTERM) that asked the CLI to stop, or None."""
     return _STATE.requested

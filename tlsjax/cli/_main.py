@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from .._interrupts import install_handlers, requested_signal
+from .._interrupts import clear_request, install_handlers, requested_signal
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(_with_default_command(parser, argv))
+    clear_request()
     restore = install_handlers() if program else (lambda: None)
     try:
         return int(args.func(args) or 0)
