@@ -163,7 +163,9 @@ class Sample(eqx.Module):
         if (cells is None) == (lattice is None):
             raise ValueError("`Sample` needs exactly one of `cells` (fcc) or `lattice`")
         check_static("Sample", "x", x)
-        x = float(check_range("Sample", "x", x, 0.0, 1.0, lo_open=True))
+        check_static("Sample", "cells", cells)
+        check_range("Sample", "x", x, 0.0, 1.0, lo_open=True)
+        x = float(np.asarray(x))  # concrete (checked): usable inside a `jit` trace too
         self.x = x
         if lattice is not None and not isinstance(lattice, AbstractLattice):
             raise TypeError(f"`Sample(lattice=...)` must be an `FCC` or `SimpleCubic` lattice; "

@@ -230,7 +230,7 @@ def _load_checkpoint(path: Path, fingerprint: str, n_keys: int, treedef, shapes)
         raise FileExistsError(f"`disorder_average(checkpoint=...)`: {path} is a folder; "
                               "give a file name such as run.npz")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         if zipfile.is_zipfile(path) or _looks_truncated_zip(path):
