@@ -293,3 +293,23 @@ def test_velocity_spelling_is_the_same_everywhere():
         for spelling in (["--vl", "5", "--vt", "3"], ["--v-l", "5", "--v-t", "3"]):
             args = parser.parse_args([command, *extra, "--rho", "1", *spelling])
             assert (args.vl, args.vt) == (5.0, 3.0), (command, spelling)
+
+
+def test_small_cli_fixes(capsys):
+    # the header names the lattice that ran
+    assert main(["es", "--lattice", "sc", "--cells", "3", "--realizations", "1", "--energies",
+                 "1", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith("sc x=0.2 L=3:")
+    # S-tau options next to --constant-C are refused, not silently ignored
+    assert main(["kappa", "--T", "1", "--rho", "2200", "--vl", "5800", "--vt", "3800",
+                 "--constant-C", "3e-4", "--g", "-1", "--cells", "0"]) == 2
+    assert "--constant-C selects the plain tunneling model" in capsys.readouterr().err
+    # swapped velocities are refused
+    assert main(["kappa", "--T", "1", "--rho", "2200", "--vl", "3000", "--vt", "3800",
+                 "--constant-C", "3e-4"]) == 2
+    assert "v_l must be >= v_t" in capsys.readouterr().err
+    # a huge sample is refused with the memory estimate, a huge seed with the range
+    assert main(["es", "--cells", "100000"]) == 2
+    assert re.search(r"needs about [\d.]+ PiB of memory", capsys.readouterr().err)
+    assert main(["es", "--seed", str(10**23)]) == 2
+    assert "must be in [0, 18446744073709551615]" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_int, check_range, check_type, is_traced
-from ..parallel._sharding import index_blocks, sharded_map
+from ..parallel._sharding import index_blocks, replicate, sharded_map
 from ._couplings import Couplings, GaussianAmplitudes, seed_from_key, standard_normals
 from ._lattice import Sample
 from ._params import ModelParams
@@ -96,7 +96,8 @@ def tau_field_sums(couplings: Couplings, block_size: int, mesh: Mesh | None = No
         # summation, hence the result, does not depend on the block size.
         return jnp.sum(couplings.pairs(rows, cols[:, None]), axis=1)
 
-    return sharded_map(column_block, index_blocks(n, block_size, mesh), mesh).reshape(-1)[:n]
+    sums = sharded_map(column_block, index_blocks(n, block_size, mesh), mesh)
+    return replicate(sums, mesh).reshape(-1)[:n]  # gathered: later means as on one device
 
 
 def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
@@ -117,7 +118,7 @@ def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
             return jnp.max(a, axis=1, keepdims=True)
         return jax.lax.top_k(a, top_k)
 
-    out = sharded_map(row_block, index_blocks(n, block_size, mesh), mesh)
+    out = replicate(sharded_map(row_block, index_blocks(n, block_size, mesh), mesh), mesh)
     return jax.tree_util.tree_map(lambda v: v.reshape(-1, top_k)[:n], out)
 
 

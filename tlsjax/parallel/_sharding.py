@@ -129,6 +129,21 @@ def sharded_map(fn: Callable, xs: PyTree, mesh: Mesh | None = None, *,
                          check_vma=False)(xs)
 
 
+def replicate(tree: PyTree, mesh: Mesh | None) -> PyTree:
+    """Constrain (inside `jit`) the arrays of `tree` to be whole on every device of `mesh`.
+
+    Used on the output of `sharded_map` before it is reduced (sums, means): a reduction
+    over an array split across devices adds per-device partial sums, in another order
+    than one device would (results then differ in the last bit, depending on the data).
+    Gathered first, every device reduces the whole array as a single device does.
+    A no-op without a mesh or with one device.
+    """
+    if mesh_size(mesh) == 1:
+        return tree
+    sharding = NamedSharding(mesh, P())
+    return jax.tree_util.tree_map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
+
+
 def index_blocks(n: int, block_size: int, mesh: Mesh | None = None) -> Int[Array, "nb B"]:
     """Row (or column) indices 0..n-1 cut into blocks of `block_size`.
 
