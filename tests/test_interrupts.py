@@ -18,6 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tlsjax._interrupts import (
+    clear_request,
+    deferred_interrupts,
+    install_handlers,
+    raise_if_interrupted,
+    requested_signal,
+)
+
 HERE = Path(__file__).resolve().parent
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
 
@@ -55,6 +63,31 @@ def _interrupt_when(args, cwd, ready, timeout=240.0):
 def _progress(text: str) -> int:
     done = re.findall(r"(\d+)/\d+ \[", text)
     return int(done[-1]) if done else -1
+
+
+def test_deferred_interrupts_finish_the_section_then_stop():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)  # the signal is held back: the section runs on
+            done.append("rest of the section")
+    assert done == ["rest of the section"]
+
+
+def test_cli_handler_turns_sigterm_into_a_clean_stop():
+    restore = install_handlers()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)
+        assert requested_signal() == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a swallowed one is seen at the next safe point
+            raise_if_interrupted()
+    finally:
+        restore()
+        clear_request()
+    raise_if_interrupted()  # cleared: nothing raised
 
 
 def test_sigint_during_compilation_exits_cleanly(tmp_path):

@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -344,7 +345,7 @@ class OutputDir:
         self._manifest = _read_manifest(self.root, overwrite)
         if not self._manifest["complete"]:
             print(f"note: the previous run into {self.root} was stopped while its files were "
-                  "being moved in; they are replaced now")
+                  "being moved in; they are replaced now", file=sys.stderr)
         self.owned: set[str] = set(self._manifest["files"]) | set(self._manifest["pending"])
         self.written: list[str] = []
         self._staging: Path | None = None
