@@ -313,3 +313,35 @@ def test_small_cli_fixes(capsys):
     assert re.search(r"needs about [\d.]+ PiB of memory", capsys.readouterr().err)
     assert main(["es", "--seed", str(10**23)]) == 2
     assert "must be in [0, 18446744073709551615]" in capsys.readouterr().err
+
+
+def test_interrupted_rerun_never_replaces_a_complete_result(tmp_path, monkeypatch, capsys):
+    from tlsjax.parallel._ensemble import RunningStats
+
+    p = tmp_path / "es.json"
+    argv = ["es", "--cells", "3", "--realizations", "3", "--energies", "1", "--no-progress",
+            "--json", str(p)]
+    assert main(argv) == 0
+    complete = p.read_bytes()
+    assert json.loads(complete)["partial"] is False
+
+    original, calls = RunningStats.update, {"n": 0}
+
+    def interrupted(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        original(self, batch)
+
+    monkeypatch.setattr(RunningStats, "update", interrupted)
+    capsys.readouterr()
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert "INTERRUPTED after 1 of 3 realizations" in captured.out
+    assert f"kept {p}" in captured.out and "interrupted (Ctrl-C)" in captured.err
+    assert p.read_bytes() == complete
+    p.unlink()
+    calls["n"] = 0
+    assert main(argv) == 130  # no complete result to keep: the partial one is written
+    d = json.loads(p.read_text())
+    assert d["partial"] is True and d["realizations"] == 1

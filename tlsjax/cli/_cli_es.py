@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
-from .._io import OutputDir, check_output_path, run_id, write_json
+from .._io import OutputDir, check_output_path, read_tlsjax_json, run_id, write_json
 from .._validate import check_int, check_seed
 from ..model._params import DEFAULT_G
 from ..studies._reproduce import (
@@ -92,6 +95,18 @@ def _es_run_id(args) -> str:
                        block_size=args.block_size))
 
 
+def _complete_result_of(path, rid: str) -> bool:
+    """True if `path` holds the complete (not partial) JSON of the run `rid`: an
+    interrupted rerun must not replace it with a partial one."""
+    rec = read_tlsjax_json(path)
+    if rec is None or rec.get("run_id") != rid:
+        return False
+    try:
+        return json.loads(Path(path).read_text()).get("partial") is False
+    except (OSError, ValueError):
+        return False
+
+
 def _report_interrupt(res, what: str) -> None:
     print(f"INTERRUPTED after {res.realizations} of {res.requested} realizations: {what}")
 
@@ -112,7 +127,8 @@ def run_es(args) -> int:
         out["atilde"] = float(args.atilde[0])
     if single_h:
         out["h_rel"] = float(args.h_tau[0])
-    if args.json:
+    keep = res.interrupted and args.json and _complete_result_of(args.json, rid)
+    if args.json and not keep:
         write_json(args.json, out, overwrite=args.overwrite, run=rid)
     tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
     tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
@@ -122,11 +138,14 @@ def run_es(args) -> int:
         for ih, h in enumerate(res.h_rels):
             print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
                   f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
-    if args.json:
+    if keep:
+        print(f"kept {args.json}: it holds the complete result of this command")
+    elif args.json:
         print(f"wrote {args.json}" + (" (partial)" if res.interrupted else ""))
     if res.interrupted:
         _report_interrupt(res, "the numbers above are partial" + (
-            f"; {args.json} is marked \"partial\": true" if args.json else "") + (
+            f"; {args.json} is marked \"partial\": true" if args.json and not keep
+            else "") + (
             "; run the same command again to resume from the checkpoint"
             if args.checkpoint else ""))
         raise KeyboardInterrupt
