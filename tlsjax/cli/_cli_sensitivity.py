@@ -103,7 +103,10 @@ def run_sensitivity(args) -> int:
     out = OutputDir(args.out, overwrite=args.overwrite, expect=_FILES, group="sensitivity")
     # The finite-difference checks need float64: on locally (this thread, this call), the
     # process-wide JAX configuration is left as it is.
-    with jax.enable_x64(True):
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # JAX < 0.7 spelled it jax.experimental.enable_x64
+        from jax.experimental import enable_x64
+    with enable_x64(True):
         material = None
         if args.temperatures is not None:
             from ..observables._material import Material
