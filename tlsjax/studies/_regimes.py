@@ -129,14 +129,24 @@ class RegimeScan:
     laws: dict[str, np.ndarray]
     slope_mask: np.ndarray
     paper_slopes: dict[str, float] = field(default_factory=dict)
+    exponent_of: str = "T_U_K"
 
     def value(self, key: str) -> dict:
         return dict(mean=self.mean[key], stderr=self.stderr[key])
 
     def slope(self, key: str) -> dict:
+        """Log-log slope of `key` along the axis (mean, stderr over realizations, the
+        paper's value, the points fitted); NaN where undefined (see `note`)."""
         k = f"slope_{key}"
-        return dict(mean=float(self.mean[k]), stderr=float(self.stderr[k]),
-                    paper=self.paper_slopes.get(key), over=self.values[self.slope_mask])
+        if k not in self.mean:
+            return dict(mean=math.nan, stderr=math.nan, paper=self.paper_slopes.get(key),
+                        over=self.values[self.slope_mask],
+                        note="fewer than 2 points in the fit range")
+        out = dict(mean=float(self.mean[k]), stderr=float(self.stderr[k]),
+                   paper=self.paper_slopes.get(key), over=self.values[self.slope_mask])
+        if not np.isfinite(out["mean"]):
+            out["note"] = "undefined: the value is 0 (no crossover) in some realization"
+        return out
 
     def to_json(self) -> dict:
         out = {self.axis: self.values, "cells": self.cells, "realizations": self.realizations,
@@ -145,6 +155,7 @@ class RegimeScan:
         for k in self.mean:
             if not k.startswith("slope_") and k != "n_sites":
                 out[k] = self.value(k)
+        out["exponent"] = dict(of=self.exponent_of, **self.slope(self.exponent_of))
         out["slopes"] = {k[6:]: self.slope(k[6:]) for k in self.mean if k.startswith("slope_")}
         out["paper_laws"] = self.laws
         return out
@@ -243,7 +254,7 @@ def mixed_scan(crystal: MixedCrystal | None = None, x=DEFAULT_X_MIXED, *,
         checkpoint)
     laws = paper_laws("mixed", params, xs)
     return RegimeScan("mixed", "x", xs, cells, mean, err, count, secs, params, laws, mask,
-                      dict(C_o=1.0, T_U_K=0.0, T_U_shortcut_K=0.0))
+                      dict(C_o=1.0, T_U_K=0.0, T_U_shortcut_K=0.0), exponent_of="C_o")
 
 
 def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_EE, *,
