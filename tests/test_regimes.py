@@ -115,6 +115,34 @@ def test_no_dipoles_reproduces_es_exactly():
     assert (float(p.g), float(p.J0), float(p.atilde)) == pytest.approx((0.02, 500.0, 1.5))
 
 
+def test_tau_pair_bound_matches_dense_numpy():
+    sample = tj.Sample(0.3, cells=3)
+    key = jax.random.key(5)
+    d = DipolarDefects(g=0.02, J0=500.0, atilde=1.0, J_ee_over_gJ0=0.7, dipole_atilde=0.5)
+
+    @jax.jit
+    def run(key):
+        couplings, _, k_c = _draw(sample, d.atilde, key)
+        dip = tj.dipolar_couplings(couplings.realization, k_c, d.dipole_atilde)
+        full = tj.DipolarSTauCouplings(couplings.realization, couplings.amplitudes,
+                                       couplings.atilde, dip, jnp.asarray(0.7))
+        idx = jnp.arange(full.n)
+        r = d.simulate(sample, key, tau_pairs=True)
+        return (full.block(idx, idx), dip.block(idx, idx, "tau", "tau"),
+                couplings.realization.mask, r.tau_e_min, r.es.e_tau_mean)
+
+    u, dtt, mask, bound, e_mean = (np.asarray(a) for a in run(key))
+    m = mask
+    u, jtt = u[np.ix_(m, m)], 0.7 * dtt[np.ix_(m, m)]  # units of g J_o
+    field = u.sum(axis=0)             # E_tau_j = sum_i U_ij (S spins absorbed in c_ij)
+    s = -np.sign(field)               # each tau points against its field
+    e = np.abs(field)
+    a = -2.0 * s[:, None] * s[None, :] * jtt - e[None, :]
+    np.fill_diagonal(a, -np.inf)
+    np.testing.assert_allclose(bound[m] * e_mean, a.max(axis=1), rtol=1e-10, atol=1e-12)
+    assert np.all(np.isneginf(bound[~m]))
+
+
 # -- the dilute crystal's parametrization ----------------------------------------------------
 def test_dilute_couplings_scale_as_x_and_x_7_3():
     # the typical couplings at R_o (rms over pairs within 10% of R_o), from samples
@@ -229,6 +257,16 @@ def test_mixed_crystal_loses_the_s_gap_at_small_x(cli_run):
 
 
 # -- the CLI ---------------------------------------------------------------------------------
+def test_dipole_tau_reduction_shape(cli_run):
+    d = cli_run[1]["dipole"]
+    e = np.asarray(d["parameters"]["P_tau_energies_over_J_ee"])
+    p = np.asarray(d["P_tau"]["mean"])
+    assert p.shape == (2, e.size)
+    assert np.all(np.diff(p, axis=1) >= 0)  # a cumulative fraction
+    # |J^tautau| <= 2 J_ee r'_max < J_ee at a_d = 3, x = 0.2: no tau is gapped above J_ee
+    np.testing.assert_array_equal(p[:, e >= 1.0], 1.0)
+
+
 def test_cli_json_keys_and_files(cli_run):
     out, d = cli_run
     for name in ("regimes.json", "regimes_summary.txt", "regimes_concentration.png",

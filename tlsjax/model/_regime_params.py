@@ -26,8 +26,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_range, is_traced
 from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
-from ._dipolar import ANGULAR_RMS, DipolarSTauCouplings, dipolar_couplings
-from ._es import ESResult, default_block_size, es_reduction, simulate, tau_field_sums
+from ._dipolar import ANGULAR_RMS, DipolarCouplings, DipolarSTauCouplings, dipolar_couplings
+from ._es import ESResult, default_block_size, es_reduction, row_top, simulate, tau_field_sums
 from ._lattice import Sample
 from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, ModelParams
 
@@ -49,6 +49,8 @@ class RegimeES(eqx.Module):
     - `J_S_K`: width of the mean-field S DOS, phi_S(E / J_S) / J_S per impurity (K).
     - `J_SS_K`: the S-S coupling scale at R_o (K); gamma_S^2 / (rho c^2 R_o^3), which turns
       a DOS per impurity into the tunneling strength C.
+    - `tau_e_min`: optional (n,) ES estimate for the tau spins against each other
+      (`DipolarDefects.simulate(tau_pairs=True)`), in units of <E_tau>; -inf on padding.
     """
 
     es: ESResult
@@ -56,6 +58,7 @@ class RegimeES(eqx.Module):
     g: Float[Array, ""]
     J_S_K: Float[Array, ""]
     J_SS_K: Float[Array, ""]
+    tau_e_min: Float[Array, " n"] | None = None
 
     @property
     def e_tau_K(self) -> Float[Array, ""]:
@@ -216,8 +219,17 @@ class DipolarDefects(eqx.Module):
         """J_ee in kelvin."""
         return self.J_ee_over_gJ0 * self.g * self.J0
 
-    def simulate(self, sample: Sample, key: PRNGKeyArray, **es_kwargs) -> RegimeES:
-        """One realization with the dipolar S-tau term (orientations from the c_ij subkey)."""
+    def simulate(self, sample: Sample, key: PRNGKeyArray, *, tau_pairs: bool = False,
+                 block_size: int | None = None) -> RegimeES:
+        """One realization with the dipolar S-tau term (orientations from the c_ij subkey).
+
+        With `tau_pairs`, also the ES estimate of the tau DOS against the dipolar tau-tau
+        couplings (App. B 1, Eq. B6): tau_i is pair-stable at energy E against tau_j iff
+        E >= -2 s_i s_j J^tautau_ij - E_tau_j (MODEL.md section 6, fields from the S-tau
+        couplings, s = -sign(field)); its least such E is `RegimeES.tau_e_min`. The elastic
+        tau-tau coupling g^2 J_o is left out (it is below J_ee / 5 for J_ee >= 0.1 g J_o at
+        g = 0.02; the full Hamiltonian has it).
+        """
         ratio = self.J_ee_over_gJ0
         if is_traced(ratio):  # run-time check of a traced value (e.g. under vmap)
             ratio = check_range("DipolarDefects", "J_ee_over_gJ0", ratio, 0.0)
@@ -225,6 +237,60 @@ class DipolarDefects(eqx.Module):
         dip = dipolar_couplings(couplings.realization, k_c, self.dipole_atilde)
         full = DipolarSTauCouplings(couplings.realization, couplings.amplitudes,
                                     couplings.atilde, dip, jnp.asarray(ratio))
-        es = es_reduction(full, h_normals, 0.0, **es_kwargs)
+        es = es_reduction(full, h_normals, 0.0, block_size=block_size)
         j_s = self.J0 * jnp.sqrt(1.0 + (ANGULAR_RMS * self.J_ee / self.J0) ** 2)
-        return RegimeES(es, self.g * self.J0, self.g, j_s, self.J0)
+        tau_e_min = tau_pair_bound(full, es, block_size) if tau_pairs else None
+        return RegimeES(es, self.g * self.J0, self.g, j_s, self.J0, tau_e_min)
+
+
+def tau_pair_bound(couplings: DipolarSTauCouplings, es: ESResult,
+                   block_size: int | None = None) -> Float[Array, " n"]:
+    """ES bound of each tau spin against the dipolar tau-tau couplings (App. B 1).
+
+    tau_i (pointing against its field, s_i = -sign E_tau_i) is pair-stable at energy E
+    against tau_j iff E >= -2 s_i s_j J^tautau_ij - |E_tau_j| (MODEL.md section 6 in the
+    local-field convention); the least such E over j is returned, in units of <E_tau>
+    (-inf on padded sites). J^tautau_ij = J_ee D^{tau tau}_ij r'_ij; the fields E_tau are
+    those of `es` (from the S-tau couplings, as in the ES reduction). One O(N^2) pass for
+    the field signs (the same column sums as `es_reduction`'s) and one for the maxima.
+
+    **Arguments:**
+
+    - `couplings`: the `DipolarSTauCouplings` `es` was computed from (without a field).
+    - `es`: its `ESResult`.
+    - `block_size`: as in `es_reduction`.
+
+    **Returns:** (n,) bounds in units of <E_tau>.
+    """
+    n = couplings.n
+    block = min(default_block_size(n) if block_size is None else block_size, n)
+    sign = jnp.where(tau_field_sums(couplings, block) < 0, -1.0, 1.0)
+    tt = _TauTauCouplings(couplings.dipoles, couplings.ratio, sign)
+    top, _ = row_top(tt, sign, es.e_tau * es.e_tau_mean, 1, block)  # units of g J_o
+    return jnp.where(couplings.realization.mask, top[:, 0] / es.e_tau_mean, -jnp.inf)
+
+
+class _TauTauCouplings(eqx.Module):
+    """-s_i (J_ee / g J_o) D^tautau_ij r'_ij, the tau-tau couplings as `row_top` needs them.
+
+    `row_top` forms a_ij = 2 sign_j U_ij - e_tau_j; with U_ij = -sign_i J_ij / (g J_o) this
+    is -2 sign_i sign_j J_ij - E_tau_j, the pair-stability bound of tau_i against tau_j
+    (the spins point against their fields: s = -sign).
+    """
+
+    dipoles: DipolarCouplings
+    ratio: Float[Array, ""]
+    sign: Float[Array, " n"]
+
+    @property
+    def realization(self):
+        return self.dipoles.realization
+
+    @property
+    def n(self) -> int:
+        return self.dipoles.realization.capacity
+
+    def block(self, rows, cols):
+        rows_c = jnp.minimum(rows, self.n - 1)
+        return (-self.sign[rows_c][:, None] * self.ratio
+                * self.dipoles.block(rows, cols, "tau", "tau"))

@@ -56,8 +56,8 @@ def _tau_density(r: RegimeES, bandwidth) -> tuple[Float[Array, " m"], Float[Arra
     return grid, density / (es.e_tau_mean * r.unit_K)
 
 
-def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None,
-                       bandwidth=DEFAULT_DOS_BANDWIDTH) -> dict[str, Float[Array, ""]]:
+def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None, tau_probe_K=None,
+                       bandwidth=DEFAULT_DOS_BANDWIDTH) -> dict[str, Float[Array, "*m"]]:
     """T_U (both criteria), C_o and related numbers of one realization, in kelvin.
 
     **Arguments:**
@@ -66,6 +66,9 @@ def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None,
     - `kappa_log`: 1 / ln(Delta_o^u / Delta_o^l), in (0, 1] (Eq. 3).
     - `probe_K`: an energy (K, > 0) at which C(E) is also reported, split into its tau and
       S parts (`C_tau_probe`, `C_S_probe`); None to skip.
+    - `tau_probe_K`: energies (K, array) at which the tau reduction P_tau(E) (fraction of
+      tau spins with `r.tau_e_min` below E, App. B 1) is reported as `P_tau`; needs
+      `r.tau_e_min`.
     - `bandwidth`: kernel bandwidth of rho_tau in units of <E_tau> (> 0).
 
     **Returns:** a dict of scalars:
@@ -77,7 +80,8 @@ def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None,
     - `crossover`: 1 if T_U_K > 0 else 0;
     - `resolution`: N times the target P_S at T_U, the number of S spins expected below
       T_U (below ~2, T_U rests on the sample's extreme E_min);
-    - with `probe_K`: `C_tau_probe`, `C_S_probe`, the two parts of C(E) there.
+    - with `probe_K`: `C_tau_probe`, `C_S_probe`, the two parts of C(E) there;
+    - with `tau_probe_K`: `P_tau` at those energies.
     """
     kappa_log = check_range("regime_observables", "kappa_log", kappa_log, 0.0, 1.0,
                             lo_open=True)
@@ -114,5 +118,11 @@ def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None,
         out["C_tau_probe"] = kappa_log * r.g**2 * r.J_SS_K * rho_probe
         out["C_S_probe"] = (kappa_log * r.J_SS_K / r.J_S_K * p_s
                             * jnp.exp(log_phi_s(probe / r.J_S_K)))
+    if tau_probe_K is not None:
+        if r.tau_e_min is None:
+            raise ValueError("`regime_observables(tau_probe_K=...)` needs a RegimeES with "
+                             "tau_e_min (DipolarDefects.simulate(tau_pairs=True))")
+        e_tau_probe = jnp.atleast_1d(jnp.asarray(tau_probe_K))[:, None] / e_k
+        below = es.mask[None, :] & (r.tau_e_min[None, :] < e_tau_probe)
+        out["P_tau"] = jnp.sum(below, axis=-1) / n
     return out
-

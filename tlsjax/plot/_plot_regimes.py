@@ -114,7 +114,8 @@ def plot_dipole(scan: RegimeScan, path) -> None:
     """T_U and C_o versus J_ee / (g J_o), log-log, both regimes marked, the paper's laws."""
     r = scan.values
     p = scan.params
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4))
+    has_tau = "P_tau" in scan.mean
+    fig, axes = plt.subplots(1, 3 if has_tau else 2, figsize=(16.0 if has_tau else 11.0, 4.4))
     for ax, key, ylab in ((axes[0], "T_U_K", r"$T_U$ (K)"),
                           (axes[1], "C_o", r"tunneling strength $C_o$ (dimensionless)")):
         ax.axvspan(r.min() / 1.5, 1.0, color="0.92", zorder=0)
@@ -139,9 +140,11 @@ def plot_dipole(scan: RegimeScan, path) -> None:
         ax.set_ylabel(ylab)
         ax.grid(True, which="both", alpha=0.2)
         ax.legend(fontsize=7, loc="best")
-        ymin = ax.get_ylim()[0]
-        ax.text(0.9, ymin * 1.3, r"$J_{ee} < gJ_o$", ha="right", fontsize=8)
-        ax.text(1.1, ymin * 1.3, r"$J_{ee} > gJ_o$", ha="left", fontsize=8)
+        frame = ax.get_xaxis_transform()  # x in data, y in axes units
+        ax.text(0.9, 0.03, r"$J_{ee} < gJ_o$", ha="right", fontsize=8, transform=frame)
+        ax.text(1.1, 0.03, r"$J_{ee} > gJ_o$", ha="left", fontsize=8, transform=frame)
+    if has_tau:
+        _plot_p_tau(axes[2], scan)
     axes[0].set_title(f"Electric dipoles: g = {p['g']:g}, J_o = {p['J0_K']:g} K, "
                       f"a~ = {p['atilde']:g}, a_d = {p['dipole_atilde']:g} a_o, fcc x = {p['x']:g}, "
                       f"L = {scan.cells[0]}, {scan.realizations} realizations, mean ± s.e.",
@@ -149,3 +152,26 @@ def plot_dipole(scan: RegimeScan, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def _plot_p_tau(ax, scan: RegimeScan) -> None:
+    """P_tau(E) vs E / J_ee per J_ee (ES, App. B 1) with Eq. B6, 1 - c ln(J_ee / E), c = J_ee/gJ_o."""
+    e = np.asarray(scan.params["P_tau_energies_over_J_ee"])
+    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(scan.values)))
+    for i, r in enumerate(scan.values):
+        m, s = scan.mean["P_tau"][i], scan.stderr["P_tau"][i]
+        ax.errorbar(e, m, yerr=np.where(np.isfinite(s), s, 0.0), fmt="o-", color=colors[i],
+                    ms=3, capsize=2, label=f"J_ee = {r:g} g J_o")
+        if r < 1.0:
+            dense = np.geomspace(e.min(), 1.0, 50)
+            ax.plot(dense, np.clip(1.0 - r * np.log(1.0 / dense), 0.0, 1.0), ":",
+                    color=colors[i], lw=1)
+    ax.plot([], [], "k:", lw=1, label="Eq. B6: 1 - (J_ee/gJ_o) ln(J_ee/E)")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel(r"$E\,/\,J_{ee}$ (dimensionless)")
+    ax.set_ylabel(r"$P_\tau(E)$: tau DOS reduction by tau-tau dipoles (ES)")
+    ax.set_title("tau-tau dipole depression (ES estimate, elastic tau-tau omitted)", fontsize=8)
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7, loc="lower right")

@@ -48,6 +48,8 @@ DEFAULT_N_TARGET = 4000
 DEFAULT_DIPOLE_SAMPLE = (0.2, 18)
 #: Largest lattice (sites) a scan may build; smaller x needs a smaller n_target.
 MAX_SITES = 20_000_000
+#: The tau reduction P_tau(E) of the dipole scan is reported at these E / J_ee (App. B 1).
+TAU_PROBE_OVER_JEE = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 #: The mixed crystal's C(E) is also reported at this energy, in units of g J_o
 #: (a quarter of the paper's T_U ~ 0.2 g J_o).
 MIXED_PROBE_OVER_GJ0 = 0.05
@@ -219,11 +221,13 @@ def dilution_scan(crystal: DiluteCrystal | None = None, x=DEFAULT_X_DILUTE, *,
     params = dict(J_nn_K=_f(crystal.J_nn), g_c=_f(crystal.g_c), x_c=_f(crystal.x_c),
                   atilde=_f(crystal.atilde), kappa_log=float(kappa_log), n_target=n_target)
     cells, mean, err, count, secs, mask = _x_scan(
-        "dilution", crystal, params, xs, n_target, ("T_U_K", "T_U_shortcut_K", "C_o", "T_U_over_E_tau"),
-        realizations, seed, kappa_log, None, progress, devices, checkpoint)
+        "dilution", crystal, params, xs, n_target,
+        ("T_U_K", "T_U_shortcut_K", "C_o", "T_U_over_E_tau", "E_tau_K"), realizations, seed,
+        kappa_log, None, progress, devices, checkpoint)
     laws = paper_laws("dilution", params, xs)
     return RegimeScan("dilution", "x", xs, cells, mean, err, count, secs, params, laws, mask,
-                      dict(T_U_K=7.0 / 3.0, T_U_shortcut_K=7.0 / 3.0, C_o=4.0 / 3.0, T_U_over_E_tau=0.0))
+                      dict(T_U_K=7.0 / 3.0, T_U_shortcut_K=7.0 / 3.0, C_o=4.0 / 3.0,
+                           T_U_over_E_tau=0.0, E_tau_K=7.0 / 3.0))
 
 
 def mixed_scan(crystal: MixedCrystal | None = None, x=DEFAULT_X_MIXED, *,
@@ -273,7 +277,10 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
     - the rest as in `dilution_scan`.
 
     **Returns:** a `RegimeScan` with slopes of T_U_K and C_o over J_ee / (g J_o) >= 3
-    (paper: 1 and -1), and the J_ee = 0 values as `reference_<observable>`.
+    (paper: 1 and -1), the J_ee = 0 values as `reference_<observable>`, and `P_tau`
+    (J_ee x energies): the ES reduction of the tau DOS by the dipolar tau-tau couplings at
+    E = `TAU_PROBE_OVER_JEE` x J_ee (App. B 1; paper, Eq. B6: 1 - c ln(J_ee / E) with
+    c ~ J_ee / (g J_o), a weak depression for J_ee < g J_o).
     """
     base = DipolarDefects() if defects is None else defects
     ratios = _axis("dipole_scan", "J_ee_over_gJ0", J_ee_over_gJ0, False, math.inf)
@@ -282,17 +289,20 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
     mask = ratios >= EXPONENT_JEE_MIN
     all_ratios = jnp.asarray(np.concatenate([[0.0], ratios]))
 
+    tau_probe = jnp.asarray(TAU_PROBE_OVER_JEE)
+
     def one(ratio, key):
         d = DipolarDefects(base.g, base.J0, base.atilde, ratio, base.dipole_atilde)
-        r = d.simulate(sample, key)
-        o = regime_observables(r, kappa_log)
+        r = d.simulate(sample, key, tau_pairs=True)
+        o = regime_observables(r, kappa_log, tau_probe_K=tau_probe * d.J_ee)
         o["n_sites"] = r.es.n_sites.astype(o["C_o"].dtype)
         return o
 
     def fn(key):
         o = jax.vmap(one, (0, None))(all_ratios, key)
         out = {k: v[1:] for k, v in o.items()}
-        out.update({f"reference_{k}": v[0] for k, v in o.items() if k != "n_sites"})
+        out.update({f"reference_{k}": v[0] for k, v in o.items()
+                    if k not in ("n_sites", "P_tau")})
         if mask.sum() >= 2:
             for k in ("T_U_K", "T_U_shortcut_K", "C_o"):
                 out[f"slope_{k}"] = _slope(np.log(ratios[mask]), out[k][mask])
@@ -306,6 +316,7 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
     config = dict(regime="dipole", params=params, ratios=ratios.tolist(), cells=cells)
     mean, err, count, secs = _run("dipole", fn, keys, config, progress, devices, checkpoint)
     laws = paper_laws("dipole", params, ratios)
+    params["P_tau_energies_over_J_ee"] = list(TAU_PROBE_OVER_JEE)
     return RegimeScan("dipole", "J_ee_over_gJ0", ratios, [cells], mean, err, count, secs,
                       params, laws, mask, dict(T_U_K=1.0, T_U_shortcut_K=1.0, C_o=-1.0))
 
