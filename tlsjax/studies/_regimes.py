@@ -351,7 +351,8 @@ def run_regimes(
     g, J_o, a~ are the concentrated crystal's (at x_c, and of the dipole sample); the dilute
     crystal has J_nn = J_o / x_c unless given (so that it equals that crystal at x_c) and
     g_c = g. With `checkpoint_dir`, each regime saves and resumes its partial ensemble in
-    `<checkpoint_dir>/regimes_<name>.npz`.
+    `<checkpoint_dir>/regimes_<name>.npz`. An interruption (Ctrl-C) keeps the finished
+    realizations of the regime being run and skips the regimes after it.
 
     **Returns:** a dict name -> `RegimeScan` for the chosen `regimes`.
     """
@@ -391,16 +392,20 @@ def run_regimes(
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         return Path(checkpoint_dir) / f"regimes_{name}.npz"
 
+    runs = dict(
+        dilution=lambda: dilution_scan(models["dilution"], xd, n_target=n_target,
+                                       checkpoint=ckpt("dilution"), **common),
+        mixed=lambda: mixed_scan(models["mixed"], xm, n_target=n_target,
+                                 checkpoint=ckpt("mixed"), **common),
+        dipole=lambda: dipole_scan(models["dipole"], ratios, x=dipole_x, cells=dipole_cells,
+                                   checkpoint=ckpt("dipole"), **common),
+    )
     out = {}
-    if "dilution" in regimes:
-        out["dilution"] = dilution_scan(models["dilution"], xd, n_target=n_target,
-                                        checkpoint=ckpt("dilution"), **common)
-    if "mixed" in regimes:
-        out["mixed"] = mixed_scan(models["mixed"], xm, n_target=n_target,
-                                  checkpoint=ckpt("mixed"), **common)
-    if "dipole" in regimes:
-        out["dipole"] = dipole_scan(models["dipole"], ratios, x=dipole_x, cells=dipole_cells,
-                                    checkpoint=ckpt("dipole"), **common)
+    for name in REGIMES:
+        if name in regimes:
+            out[name] = runs[name]()
+            if out[name].realizations < realizations:  # interrupted (Ctrl-C): stop here
+                break
     return out
 
 
