@@ -15,8 +15,9 @@ R^-3 law. D is the bare angular factor (head-to-tail along R: -2; side by side,
 perpendicular to R: +1); over random orientations its mean is 0 and its rms is
 sqrt(2/3) (the elastic c_ij have rms 1).
 
-The orientations are O(N) numbers stored per impurity; any (rows, cols) block of any
-species pair (S-S, S-tau, tau-S, tau-tau) is computed from them on demand, so the
+The orientations are O(N) numbers stored per impurity (each site's a pure function of the
+key and its index); any (rows, cols) block of any species pair (S-S, S-tau, tau-S,
+tau-tau) is computed from them on demand, so the
 Monte Carlo Hamiltonian (which generates its coupling rows block by block) can add
 `DipolarCouplings.pairs(rows, cols, a, b)` to each of its blocks. The orientations are
 drawn from `jax.random.fold_in(key_c, DIPOLE_FOLD)`, key_c being the c_ij subkey of
@@ -46,10 +47,16 @@ ANGULAR_RMS = (2.0 / 3.0) ** 0.5
 def random_orientations(key: PRNGKeyArray, n: int) -> Float[Array, "n 2 3"]:
     """Isotropic random unit vectors: `[:, 0]` for the S dipoles, `[:, 1]` for the tau ones.
 
-    Normalized standard normal 3-vectors (uniform on the sphere).
+    Normalized standard normal 3-vectors (uniform on the sphere), those of site i drawn
+    from `fold_in(key, i)`: a pure function of (key, i), so padding a realization to a
+    larger capacity (as the full Hamiltonian does) leaves every real site's dipoles as
+    they are.
     """
-    v = jax.random.normal(key, (n, 2, 3))
-    return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+    def one(i):
+        v = jax.random.normal(jax.random.fold_in(key, i), (2, 3))
+        return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+
+    return jax.vmap(one)(jnp.arange(n))
 
 
 def dipole_key(key_c: PRNGKeyArray) -> PRNGKeyArray:
