@@ -15,8 +15,8 @@ R^-3 law. D is the bare angular factor (head-to-tail along R: -2; side by side,
 perpendicular to R: +1); over random orientations its mean is 0 and its rms is
 sqrt(2/3) (the elastic c_ij have rms 1).
 
-The orientations are O(N) numbers stored per impurity (each site's a pure function of the
-key and its index); any (rows, cols) block of any species pair (S-S, S-tau, tau-S,
+The orientations are O(N) numbers stored per impurity (each site's a function of the key
+and its index only); any (rows, cols) block of any species pair (S-S, S-tau, tau-S,
 tau-tau) is computed from them on demand, so the
 Monte Carlo Hamiltonian (which generates its coupling rows block by block) can add
 `DipolarCouplings.pairs(rows, cols, a, b)` to each of its blocks. The orientations are
@@ -50,7 +50,8 @@ def random_orientations(key: PRNGKeyArray, n: int) -> Float[Array, "n 2 3"]:
     Normalized standard normal 3-vectors (uniform on the sphere), those of site i drawn
     from `fold_in(key, i)`: a pure function of (key, i), so padding a realization to a
     larger capacity (as the full Hamiltonian does) leaves every real site's dipoles as
-    they are.
+    they are (up to the last bit, ~3e-16 in float64: XLA vectorizes the sampler
+    differently for each size).
     """
     def one(i):
         v = jax.random.normal(jax.random.fold_in(key, i), (2, 3))

@@ -27,7 +27,7 @@ def _slope_label(scan: RegimeScan, key: str, name: str) -> str:
     sl = scan.slope(key) if f"slope_{key}" in scan.mean else None
     if sl is None or not np.isfinite(sl["mean"]):
         return f"{name}: slope n/a"
-    return f"{name}: slope {sl['mean']:.2f} ± {sl['stderr']:.2f} (paper {sl['paper']:.3g})"
+    return f"{name}: slope {sl['mean']:.3f} ± {sl['stderr']:.3f} (paper {sl['paper']:.3g})"
 
 
 def _dense_law(scan: RegimeScan, key: str, lo: float, hi: float):
@@ -141,8 +141,8 @@ def plot_dipole(scan: RegimeScan, path) -> None:
         ax.grid(True, which="both", alpha=0.2)
         ax.legend(fontsize=7, loc="best")
         frame = ax.get_xaxis_transform()  # x in data, y in axes units
-        ax.text(0.9, 0.03, r"$J_{ee} < gJ_o$", ha="right", fontsize=8, transform=frame)
-        ax.text(1.1, 0.03, r"$J_{ee} > gJ_o$", ha="left", fontsize=8, transform=frame)
+        ax.text(0.9, 0.5, r"$J_{ee} < gJ_o$", ha="right", fontsize=8, transform=frame)
+        ax.text(1.1, 0.5, r"$J_{ee} > gJ_o$", ha="left", fontsize=8, transform=frame)
     if has_tau:
         _plot_p_tau(axes[2], scan)
     axes[0].set_title(f"Electric dipoles: g = {p['g']:g}, J_o = {p['J0_K']:g} K, "
