@@ -20,6 +20,11 @@ from .fit._sensitivity import sensitivity as sensitivity
 from .model._couplings import Couplings as Couplings
 from .model._couplings import ExplicitAmplitudes as ExplicitAmplitudes
 from .model._couplings import GaussianAmplitudes as GaussianAmplitudes
+from .model._dipolar import DipolarCouplings as DipolarCouplings
+from .model._dipolar import DipolarSTauCouplings as DipolarSTauCouplings
+from .model._dipolar import angular_factor as angular_factor
+from .model._dipolar import dipolar_couplings as dipolar_couplings
+from .model._dipolar import random_orientations as random_orientations
 from .model._es import DEFAULT_TOP_K as DEFAULT_TOP_K
 from .model._es import ESResult as ESResult
 from .model._es import es_reduction as es_reduction
@@ -30,6 +35,10 @@ from .model._lattice import Realization as Realization
 from .model._lattice import Sample as Sample
 from .model._lattice import SimpleCubic as SimpleCubic
 from .model._params import ModelParams as ModelParams
+from .model._regime_params import DiluteCrystal as DiluteCrystal
+from .model._regime_params import DipolarDefects as DipolarDefects
+from .model._regime_params import MixedCrystal as MixedCrystal
+from .model._regime_params import RegimeES as RegimeES
 from .model._theta import AbstractTheta as AbstractTheta
 from .model._theta import HardTheta as HardTheta
 from .model._theta import SoftTheta as SoftTheta
@@ -44,6 +53,7 @@ from .observables._dos import phi_s as phi_s
 from .observables._dos import stau_dos as stau_dos
 from .observables._dos import stau_tls as stau_tls
 from .observables._material import Material as Material
+from .observables._regime_obs import regime_observables as regime_observables
 from .observables._stm import debye_specific_heat as debye_specific_heat
 from .observables._stm import max_relaxation_rate as max_relaxation_rate
 from .observables._stm import mean_free_path as mean_free_path
@@ -63,5 +73,11 @@ from .parallel._ensemble import RunningStats as RunningStats
 from .parallel._ensemble import disorder_average as disorder_average
 from .parallel._ensemble import mean_and_stderr as mean_and_stderr
 from .parallel._sharding import device_mesh as device_mesh
+from .studies._regimes import RegimeScan as RegimeScan
+from .studies._regimes import dilution_scan as dilution_scan
+from .studies._regimes import dipole_scan as dipole_scan
+from .studies._regimes import mixed_scan as mixed_scan
+from .studies._regimes import paper_laws as paper_laws
+from .studies._regimes import run_regimes as run_regimes
 
 __version__ = "0.1.0"

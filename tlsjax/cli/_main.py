@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "tlsjax.cli._cli_observables",
     "tlsjax.cli._cli_sensitivity",
     "tlsjax.cli._cli_fit",
+    "tlsjax.cli._cli_regimes",
 )
 
 

@@ -1,0 +1,123 @@
+"""`tlsjax regimes`: the paper's Sec. III B predictions (dilute KBr:CN, mixed crystals,
+electric dipoles), computed from samples, with figures, tables and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._io import OutputDir, check_writable, write_json
+from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
+from ..model._regime_params import DEFAULT_X_C
+from ..studies._regimes import (
+    DEFAULT_DIPOLE_SAMPLE,
+    DEFAULT_J_EE,
+    DEFAULT_N_TARGET,
+    DEFAULT_X_DILUTE,
+    DEFAULT_X_MIXED,
+    REGIMES,
+    run_regimes,
+    scan_table,
+    summary_text,
+)
+from ._main import float_list
+
+#: --quick: a smoke run (small samples, few points, 4 realizations).
+QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
+             n_target=800, realizations=4, dipole_cells=10)
+FILES = ("regimes.json", "regimes_summary.txt", "regimes_concentration.png", "regimes_dipole.png",
+         "dilution.csv", "mixed.csv", "dipole.csv")
+
+
+def _names(text: str) -> list[str]:
+    return [p for p in text.replace(",", " ").split() if p]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "regimes", help="Sec. III B: dilute KBr:CN, mixed crystals, electric dipoles",
+        description="T_U and C_o of the dilute pure crystal (T_U(x), paper: x^(7/3)), of CN in a "
+        "mixed host (C_o(x), paper: 0.1 g x/x_c, T_U independent of x) and versus electric dipole "
+        "couplings J_ee/(g J_o) (paper: T_U ~ J_ee, C_o ~ g^2 J_o/J_ee above g J_o), each a "
+        "disorder average with its standard error; figures, CSV and JSON in --out.")
+    p.add_argument("--out", default="tlsjax-regimes", help="output folder (./tlsjax-regimes)")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the JSON result to PATH")
+    p.add_argument("--regimes", type=_names, default=list(REGIMES),
+                   help="which of dilution,mixed,dipole to run (default all)")
+    p.add_argument("--x-dilute", type=float_list, default=list(DEFAULT_X_DILUTE), dest="x_dilute",
+                   help="increasing concentrations in (0, 1] for the pure crystal")
+    p.add_argument("--x-mixed", type=float_list, default=list(DEFAULT_X_MIXED), dest="x_mixed",
+                   help="increasing CN concentrations in (0, 1] for the mixed crystal")
+    p.add_argument("--j-ee", type=float_list, default=list(DEFAULT_J_EE), dest="J_ee_over_gJ0",
+                   help="increasing values of J_ee/(g J_o) >= 0 (J_ee = 0 is always added)")
+    p.add_argument("--n-target", type=int, default=DEFAULT_N_TARGET, dest="n_target",
+                   help=f"mean impurities per sample along x (default {DEFAULT_N_TARGET})")
+    p.add_argument("--realizations", type=int, default=16, help="per regime (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--g", type=float, default=DEFAULT_G,
+                   help="g of the concentrated crystal (at x_c; dilute: g_c)")
+    p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
+    p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+                   help="cutoff a~ in units of a_o, fixed for all x (3)")
+    p.add_argument("--x-c", type=float, default=DEFAULT_X_C, dest="x_c",
+                   help="reference concentration x_c (0.2)")
+    p.add_argument("--J-nn", type=float, default=None, dest="J_nn",
+                   help="dilute crystal: S-S coupling at the nearest-neighbour distance, K "
+                   "(default J0/x_c)")
+    p.add_argument("--h-S", type=float, default=1.0, dest="h_S",
+                   help="mixed crystal: S-field width in units of J_o (1)")
+    p.add_argument("--h-tau", type=float, default=1.0, dest="h_tau",
+                   help="mixed crystal: tau-field width in units of g J_o (1)")
+    p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    p.add_argument("--dipole-x", type=float, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
+    p.add_argument("--dipole-cells", type=int, default=DEFAULT_DIPOLE_SAMPLE[1],
+                   dest="dipole_cells", help="fcc cells per edge of the dipole sample (18)")
+    p.add_argument("--dipole-atilde", type=float, default=None, dest="dipole_atilde",
+                   help="cutoff of the dipolar radial factor (default: --atilde)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime")
+    p.add_argument("--devices", type=int, default=None)
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="save partial ensembles in DIR after each batch; resume from them")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing files tlsjax did not write")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_regimes_cli)
+
+
+def run_regimes_cli(args) -> int:
+    from ..plot._plot_regimes import plot_concentration, plot_dipole
+
+    kwargs = {k: getattr(args, k) for k in (
+        "x_dilute", "x_mixed", "J_ee_over_gJ0", "n_target", "realizations", "seed", "g", "J0",
+        "atilde", "x_c", "J_nn", "h_S", "h_tau", "kappa_log", "dipole_x", "dipole_cells",
+        "dipole_atilde")}
+    if args.quick:
+        kwargs.update(QUICK)
+    # every output location is checked before any work
+    out = OutputDir(args.out, overwrite=args.overwrite)
+    for name in FILES:
+        check_writable(out.root / name, out.overwrite, out.owned)
+    if args.json:
+        check_writable(Path(args.json), args.overwrite)
+    scans = run_regimes(args.regimes, progress=not args.no_progress, devices=args.devices,
+                        checkpoint_dir=args.checkpoint, **kwargs)
+    command = "tlsjax regimes" + (" --quick" if args.quick else "")
+    data = dict(command=command, seed=args.seed,
+                **{name: scan.to_json() for name, scan in scans.items()})
+    out.json("regimes.json", data)
+    if args.json:
+        write_json(args.json, data, overwrite=args.overwrite)
+    for name, scan in scans.items():
+        out.csv(f"{name}.csv", *scan_table(scan))
+    if "dilution" in scans or "mixed" in scans:
+        plot_concentration(scans.get("dilution"), scans.get("mixed"),
+                           out.path("regimes_concentration.png"))
+    if "dipole" in scans:
+        plot_dipole(scans["dipole"], out.path("regimes_dipole.png"))
+    text = summary_text(scans)
+    out.path("regimes_summary.txt").write_text(text)
+    print(text)
+    print(f"wrote {len(out.written)} files to {out.root}/" +
+          (f" and {args.json}" if args.json else ""))
+    return 0
