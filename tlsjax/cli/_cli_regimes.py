@@ -3,9 +3,9 @@ electric dipoles), computed from samples, with figures, tables and JSON."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
-from .._io import OutputDir, check_writable, write_json
+from .._io import OutputDir, check_output_path, write_json
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..model._regime_params import DEFAULT_X_C
 from ..studies._regimes import (
@@ -95,28 +95,35 @@ def run_regimes_cli(args) -> int:
     if args.quick:
         kwargs.update(QUICK)
     # every output location is checked before any work
-    out = OutputDir(args.out, overwrite=args.overwrite)
-    for name in FILES:
-        check_writable(out.root / name, out.overwrite, out.owned)
+    out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="regimes")
     if args.json:
-        check_writable(Path(args.json), args.overwrite)
+        check_output_path(args.json, args.overwrite, what="--json")
     scans = run_regimes(args.regimes, progress=not args.no_progress, devices=args.devices,
                         checkpoint_dir=args.checkpoint, **kwargs)
+    wanted = kwargs["realizations"]
+    if any(n not in scans or scans[n].realizations < wanted for n in args.regimes):
+        done = {n: s.realizations for n, s in scans.items()}
+        resume = ("the checkpoints keep them: run the same command again to resume; "
+                  if args.checkpoint else "")
+        print(f"tlsjax regimes: INTERRUPTED (realizations done per regime: {done}; {resume}"
+              f"nothing written, {out.root} is as it was)", file=sys.stderr)
+        raise KeyboardInterrupt
     command = "tlsjax regimes" + (" --quick" if args.quick else "")
     data = dict(command=command, seed=args.seed,
                 **{name: scan.to_json() for name, scan in scans.items()})
-    out.json("regimes.json", data)
+    with out:
+        out.json("regimes.json", data)
+        for name, scan in scans.items():
+            out.csv(f"{name}.csv", *scan_table(scan))
+        if "dilution" in scans or "mixed" in scans:
+            plot_concentration(scans.get("dilution"), scans.get("mixed"),
+                               out.path("regimes_concentration.png"))
+        if "dipole" in scans:
+            plot_dipole(scans["dipole"], out.path("regimes_dipole.png"))
+        text = summary_text(scans)
+        out.text("regimes_summary.txt", text)
     if args.json:
         write_json(args.json, data, overwrite=args.overwrite)
-    for name, scan in scans.items():
-        out.csv(f"{name}.csv", *scan_table(scan))
-    if "dilution" in scans or "mixed" in scans:
-        plot_concentration(scans.get("dilution"), scans.get("mixed"),
-                           out.path("regimes_concentration.png"))
-    if "dipole" in scans:
-        plot_dipole(scans["dipole"], out.path("regimes_dipole.png"))
-    text = summary_text(scans)
-    out.path("regimes_summary.txt").write_text(text)
     print(text)
     print(f"wrote {len(out.written)} files to {out.root}/" +
           (f" and {args.json}" if args.json else ""))
