@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_int, check_range, is_traced
 from ..parallel._sharding import index_blocks, sharded_map
-from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
+from ._couplings import Couplings, draw_couplings
 from ._lattice import Sample
 from ._params import ModelParams
 
@@ -297,9 +297,6 @@ def simulate(
     """
     if is_traced(params):
         params = params.checked()
-    k_pos, k_c, k_h = jax.random.split(key, 3)
-    realization = sample.draw(k_pos)
-    couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
-    h_normals = jax.random.normal(k_h, (realization.capacity,))
+    couplings, h_normals, _, _ = draw_couplings(sample, params.atilde, key)
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
                         mesh=mesh, soft_width=soft_width)
