@@ -111,7 +111,7 @@ def _greedy(ham, spins, fields, movable, b, tol, max_sweeps):
     thr = jnp.full(spins.shape, -tol, spins.dtype)
 
     def unstable(s, f):
-        return jnp.any((-2.0 * s * f < -tol) & movable)
+        return jnp.any((-2.0 * s * f < -tol) & movable[None, :])
 
     def body(c):
         s, f, i, flips = c
@@ -169,7 +169,7 @@ def stability(ham: Hamiltonian, spins: Float[Array, "R 2n"],
     def per_species(bad):
         return jnp.sum(bad.reshape(bad.shape[0], 2, ham.n), axis=2)
 
-    single = (-2.0 * spins * fields < -tol) & movable
+    single = (-2.0 * spins * fields < -tol) & movable[None, :]
     return Stability(per_species(single), per_species(_pair_min(ham, spins, fields, movable) < -tol))
 
 

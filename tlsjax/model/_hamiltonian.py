@@ -125,6 +125,11 @@ class HamiltonianParams(eqx.Module):
         return self.model.gJ0
 
 
+def _lead(v, like):
+    """`v` (2n,) with leading unit axes to broadcast against `like` (..., 2n) explicitly."""
+    return v.reshape((1,) * (jnp.ndim(like) - 1) + v.shape)
+
+
 def pad_realization(real: Realization, capacity: int) -> Realization:
     """`real` with its arrays padded (zeros, mask False) to `capacity` >= its own."""
     extra = capacity - real.capacity
@@ -327,13 +332,13 @@ class Hamiltonian(eqx.Module):
                ) -> Float[Array, "*batch"]:
         """H(s) in K; pass the local `fields` of `s` if known (then O(N))."""
         lam = self.local_fields(s) if fields is None else fields
-        return 0.5 * jnp.sum(s * (self.h + lam), axis=-1)
+        return 0.5 * jnp.sum(s * (_lead(self.h, s) + lam), axis=-1)
 
     def flip_energies(self, s: Float[Array, "*batch 2n"],
                       fields: Float[Array, "*batch 2n"] | None = None) -> Float[Array, "*batch 2n"]:
         """eps_k = -2 s_k lambda_k in K (0 on padded sites); pass `fields` if known."""
         lam = self.local_fields(s) if fields is None else fields
-        return jnp.where(self.mask, -2.0 * s * lam, 0.0)
+        return jnp.where(_lead(self.mask, s), -2.0 * s * lam, 0.0)
 
     def pair_flip_energies(self, s: Float[Array, " 2n"], k: Int[Array, ...], l: Int[Array, ...],  # noqa: E741
                            fields: Float[Array, " 2n"] | None = None) -> Float[Array, ...]:

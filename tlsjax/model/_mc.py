@@ -141,7 +141,7 @@ def init_state(ham: Hamiltonian, key: PRNGKeyArray, temperatures: Float[Array, "
     if spins.shape != (r, ham.size):
         raise ValueError(f"`init_state(spins=...)` must have shape ({r}, {ham.size}); got "
                          f"{spins.shape}")
-    spins = jnp.where(ham.mask, spins, 1.0)
+    spins = jnp.where(ham.mask[None, :], spins, 1.0)
     return MCState(spins, ham.local_fields(spins), temps, jnp.arange(r), jnp.zeros(r, int),
                    jnp.asarray(0), key)
 
