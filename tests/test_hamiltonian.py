@@ -80,7 +80,7 @@ def test_flip_and_pair_flip_energies_are_energy_differences(ham, spins):
     np.testing.assert_allclose(eps[real], np.asarray(flipped)[real] - e0, atol=1e-10)
     assert np.all(eps[~np.asarray(ham.mask)] == 0)
     ks = np.random.default_rng(0).choice(real, 8, replace=False)
-    pairs = [(k, l) for k, l in itertools.product(ks, ks) if k != l]
+    pairs = [(a, b) for a, b in itertools.product(ks, ks) if a != b]
     k_idx, l_idx = jnp.array([p[0] for p in pairs]), jnp.array([p[1] for p in pairs])
     got = np.asarray(ham.pair_flip_energies(s, k_idx, l_idx, fields))
     both = np.ones((len(pairs), ham.size))
@@ -94,10 +94,10 @@ def test_flip_and_pair_flip_energies_are_energy_differences(ham, spins):
 def _generated_vs_stored(ham, spins):
     fly = ham.on_the_fly()
     idx = jnp.array([0, 5, 79, 80, 90, 159])
-    k, l = jnp.array([1, 2, 85, 90]), jnp.array([86, 3, 4, 91])
+    k, q = jnp.array([1, 2, 85, 90]), jnp.array([86, 3, 4, 91])
     return dict(
         rows=(fly.rows(idx), ham.matrix[idx]), dense=(fly.dense(), ham.matrix),
-        coupling=(fly.coupling(k, l), ham.matrix[k, l]),
+        coupling=(fly.coupling(k, q), ham.matrix[k, q]),
         fields=(fly.local_fields(spins), ham.local_fields(spins)),
         definition=(ham.local_fields(spins), ham.h[None, :] + spins @ ham.matrix),
         blocks=(fly.map_row_blocks(lambda i, rows: rows.sum(axis=1), 8),

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range
+from .._validate import check_int, check_range, is_traced
 from ._hamiltonian import (
     TAU,
     Hamiltonian,
@@ -232,7 +232,19 @@ def metropolis(ham: Hamiltonian, state: MCState, sweeps: int, *,
 
 
 def check_schedule(where: str, name: str, temps, *, decreasing: bool) -> Float[Array, ...]:
-    """A non-empty 1-D array of finite temperatures > 0 (K), strictly decreasing if asked."""
+    """A non-empty 1-D array of finite temperatures > 0 (K), strictly decreasing if asked.
+
+    Traced values get the same checks at run time (`eqx.error_if`)."""
+    if is_traced(temps):
+        arr = jnp.asarray(temps)
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array of "
+                             f"temperatures (K); got shape {arr.shape}")
+        bad = jnp.any(~jnp.isfinite(arr) | (arr <= 0))
+        if decreasing:
+            bad = bad | jnp.any(jnp.diff(arr) >= 0)
+        return eqx.error_if(arr, bad, f"`{where}({name}=...)` must hold finite temperatures > 0 "
+                            "(K)" + (", strictly decreasing" if decreasing else ""))
     a = np.asarray(temps, dtype=float)
     if a.ndim != 1 or a.size == 0:
         raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array of temperatures "

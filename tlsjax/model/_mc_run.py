@@ -278,7 +278,8 @@ def _compiled(stage: str, config: MCConfig, mesh, vmap_size: int, build: tuple |
     """
 
     def body(batched, shared):
-        def one(x):
+        def one(xs):
+            x, shared = xs
             if stage == "build":
                 sample, impl, pad_to, budget = build
                 params, = shared
@@ -298,7 +299,12 @@ def _compiled(stage: str, config: MCConfig, mesh, vmap_size: int, build: tuple |
                 return _stage_descent(ham, x[2], movable, tol, shared[3], config)
             return _stage_finish(ham, carry, x[2], x[3], movable, tol, ladder, shared[3])
 
-        return sharded_map(one, batched, mesh, batch_size=vmap_size)
+        # the shared arguments travel with every realization rather than being closed over:
+        # inside `shard_map`, gathers from closed-over arrays fail on several devices
+        count = jax.tree_util.tree_leaves(batched)[0].shape[0]
+        shared = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (count, *jnp.shape(a))),
+                                        shared)
+        return sharded_map(one, (batched, shared), mesh, batch_size=vmap_size)
 
     return jax.jit(body)
 
