@@ -2,8 +2,9 @@
 (`minimize`, pure and jit-able) and the driver over many realizations and devices
 (`run_mc`: chunks of sweeps, progress bar, Ctrl-C keeps the state reached).
 
-Pipeline: every replica is annealed from the top of the temperature ladder down to its
-own ladder temperature, then parallel tempering runs on the ladder, then the
+Pipeline: every replica is annealed, at one common geometric cooling rate from the top
+of the temperature ladder, down to its own ladder temperature; then parallel tempering
+runs on the ladder; then the
 zero-temperature descent over single and pair flips (`_descent.py`) ends each replica
 in a single- and pair-stable state.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -54,8 +56,10 @@ class MCConfig(eqx.Module):
     - `t_max`, `t_min`: default-ladder ends; None: J_o and g^2 J_o / 10 (MODEL.md
       section 6: from the scale of the S fields to well below the tau-tau couplings).
     - `chains`: independent tempering chains (replicas = chains x M).
-    - `anneal_sweeps`: sweeps of the annealing that brings each replica from the top
-      of the ladder geometrically down to its own slot temperature (>= 0).
+    - `anneal_sweeps`: sweeps of the annealing (>= 0): one geometric cooling from the
+      top of the ladder to its bottom, each replica following it until it reaches its
+      own ladder temperature (so every replica cools at the same rate, and the coldest
+      get the whole schedule).
     - `sweeps`: tempering sweeps (>= 0); `swap_every`: sweeps between exchange rounds.
     - `block_size`: delayed-update block (divides the padded capacity n; `run_mc` pads
       the capacity to a multiple of it).
@@ -117,7 +121,7 @@ class MCConfig(eqx.Module):
 
 class MCResult(eqx.Module):
     """Outcome of the Monte Carlo pipeline; with `run_mc` every field has a leading
-    realization axis V (except `ladder`, `tol`, `interrupted`, `stages`).
+    realization axis V (except `ladder`, `tol`, `interrupted`, `seconds`).
 
     **Fields:**
 
@@ -134,6 +138,9 @@ class MCResult(eqx.Module):
     - `n_sites`: number of impurities.
     - `ladder`: (M,) the ladder (K); `tol`: the descent tolerance (K).
     - `interrupted`: True if Ctrl-C stopped a stage early (`run_mc`).
+    - `seconds`: `run_mc`'s wall time per stage, ((stage, seconds), ...) for "build"
+      (Hamiltonians, initial states, compilation), "anneal", "temper", "descent";
+      `dict(result.seconds)` reads it.
     """
 
     spins: Float[Array, "R 2n"]
@@ -150,6 +157,7 @@ class MCResult(eqx.Module):
     ladder: Float[Array, " M"]
     tol: Float[Array, ""]
     interrupted: bool = eqx.field(static=True, default=False)
+    seconds: tuple[tuple[str, float], ...] = eqx.field(static=True, default=())
 
     @property
     def best(self) -> Int[Array, ...]:
@@ -191,11 +199,11 @@ def _stage_init(ham, key, ladder, config):
 def _stage_anneal(ham, carry, ladder, movable, start, count, config):
     """Annealing sweeps start..start+count-1 (of config.anneal_sweeps); count may be traced."""
     total = max(config.anneal_sweeps, 1)
-    top = ladder[0]
+    top, bottom = ladder[0], ladder[-1]
     target = ladder[carry.state.slots]
 
     def temps_at(i, st):
-        return top * (target / top) ** ((start + i + 1) / total)
+        return jnp.maximum(top * (bottom / top) ** ((start + i + 1) / total), target)
 
     b = _check_block(ham, config.block_size)
     state = _sweeps(ham, carry.state, count, temps_at, movable, b, config.refresh_every)
@@ -332,10 +340,14 @@ class _Progress:
 
 def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, budget, chunk,
                bar):
-    """The pipeline on one batch of realizations, in chunks; returns (MCResult, interrupted)."""
+    """The pipeline on one batch of realizations, in chunks; returns (MCResult on the host,
+    interrupted, wall seconds per stage)."""
     run = functools.partial(_compiled, config=config, mesh=mesh, vmap_size=vmap_size)
-    hams, carry = run("build", build=(sample, impl, config.block_size, budget))(
-        shard_leading(key_data, mesh), (params,))
+    seconds = dict.fromkeys(("build", "anneal", "temper", "descent"), 0.0)
+    t = time.perf_counter()
+    hams, carry = jax.block_until_ready(run("build", build=(sample, impl, config.block_size, budget))(
+        shard_leading(key_data, mesh), (params,)))
+    seconds["build"] = time.perf_counter() - t
     ham0 = jax.tree_util.tree_map(lambda a: a[0], hams)
     ladder = config.ladder_for(params.g, params.J0).astype(ham0.h.dtype)
     movable = movable_mask(ham0, frozen)
@@ -346,14 +358,17 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     try:
         for stage, total in (("anneal", config.anneal_sweeps), ("temper", config.sweeps)):
             while done[stage == "temper"] < total:
+                t = time.perf_counter()
                 k = min(chunk, total - done[stage == "temper"])
                 extra = (done[0], k) if stage == "anneal" else (k,)
-                carry = run(stage)((hams, carry), (*shared, *(jnp.asarray(e) for e in extra)))
-                jax.block_until_ready(carry)
+                carry = jax.block_until_ready(
+                    run(stage)((hams, carry), (*shared, *(jnp.asarray(e) for e in extra))))
                 done[stage == "temper"] += k
+                seconds[stage] += time.perf_counter() - t
                 bar.update(k, stage=stage)
     except KeyboardInterrupt:
         interrupted = True
+    t = time.perf_counter()
     d, before = run("descent_start")((hams, carry), shared)
     try:
         rounds = 0
@@ -366,8 +381,9 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
                 break
     except KeyboardInterrupt:
         interrupted = True
-    result = run("finish")((hams, carry, d, before), (*shared, jnp.asarray(done)))
-    return to_host(result), interrupted
+    result = to_host(run("finish")((hams, carry, d, before), (*shared, jnp.asarray(done))))
+    seconds["descent"] = time.perf_counter() - t
+    return result, interrupted, seconds
 
 
 def run_mc(
@@ -429,15 +445,16 @@ def run_mc(
     key_data = np.asarray(jax.random.key_data(keys))
     bar = _Progress(progress, round_up(n_keys, unit) // unit * (config.anneal_sweeps + config.sweeps),
                     "Monte Carlo")
-    results, interrupted = [], False
+    results, interrupted, seconds = [], False, {}
     try:
         for lo in range(0, n_keys, unit):
             chunk_keys = key_data[lo:lo + unit]
             if chunk_keys.shape[0] < unit:  # pad the last batch (same compiled shapes)
                 chunk_keys = np.concatenate(
                     [chunk_keys, np.repeat(chunk_keys[-1:], unit - chunk_keys.shape[0], 0)])
-            res, interrupted = _run_batch(chunk_keys, impl, sample, params, config, frozen, mesh,
-                                          vmap_size, max_dense_bytes, chunk, bar)
+            res, interrupted, secs = _run_batch(chunk_keys, impl, sample, params, config, frozen,
+                                                mesh, vmap_size, max_dense_bytes, chunk, bar)
+            seconds = {k: seconds.get(k, 0.0) + v for k, v in secs.items()}
             keep = min(unit, n_keys - lo)
             results.append(jax.tree_util.tree_map(lambda a, keep=keep: a[:keep], res))
             if interrupted:
@@ -446,4 +463,4 @@ def run_mc(
         bar.close()
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *results)
     return dataclasses.replace(out, ladder=np.asarray(out.ladder[0]), tol=np.asarray(out.tol[0]),
-                               interrupted=interrupted)
+                               interrupted=interrupted, seconds=tuple(seconds.items()))
