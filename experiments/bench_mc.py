@@ -61,7 +61,7 @@ def case_throughput(cells: int, repeats: int, replicas=REPLICAS) -> dict:
     k_np = np.asarray(ham.dense())
     h_np = np.asarray(ham.h)
     movable = np.asarray(ham.mask)
-    sweeps_jit = jax.jit(tj.metropolis, static_argnames="sweeps")
+    sweeps_jit = jax.jit(tj.metropolis)
     sweep_jit = jax.jit(tj.model._mc.sweep, static_argnames="block_size")
     out = []
     for r in replicas:
@@ -142,7 +142,7 @@ def case_big(cells: int, repeats: int) -> dict:
     build = time.perf_counter() - t
     temps = _ladder(16)
     state = tj.init_state(ham, jax.random.key(1), temps)
-    run = jax.jit(tj.metropolis, static_argnames="sweeps")
+    run = jax.jit(tj.metropolis)
     sweeps = max(1, repeats)
     state = jax.block_until_ready(run(ham, state, sweeps))  # compile
     t = time.perf_counter()

@@ -36,7 +36,10 @@ def small_hamiltonian(seed: int, g: float, J0: float = 10.0, h_S: float = 0.5, h
     ham = tj.Hamiltonian(couplings, tj.SymmetricGaussianAmplitudes(seed_from_key(ks[1])),
                          tj.SymmetricGaussianAmplitudes(seed_from_key(ks[2])), h,
                          jnp.asarray(J0), jnp.asarray(g), jnp.ones(3), None, N_SMALL)
-    return ham.stored()
+    return _stored(ham)
+
+
+_stored = jax.jit(lambda ham: ham.stored())
 
 
 STATES = np.array(list(itertools.product([-1.0, 1.0], repeat=2 * N_SMALL)))  # index = bits
@@ -95,8 +98,8 @@ def _chi2_pvalue(samples, energies, temperature, bins=8):
     return chi2.sf(stat, len(expected) - 1)
 
 
-metropolis = jax.jit(tj.metropolis, static_argnames=("sweeps",))
-tempering = jax.jit(tj.tempering, static_argnames=("sweeps",))
+metropolis = jax.jit(tj.metropolis)
+tempering = jax.jit(tj.tempering)
 
 
 def test_metropolis_samples_boltzmann(small_cases):
@@ -138,7 +141,7 @@ def test_annealing_reaches_ground_state(small_cases):
 
 
 # -- a sampled realization ----------------------------------------------------------------------
-MEDIUM = tj.Sample(0.2, cells=5)  # 500 sites, ~100 impurities
+MEDIUM = tj.Sample(0.2, cells=4)  # 256 sites, ~51 impurities, n = 128
 MEDIUM_PARAMS = tj.HamiltonianParams(g=0.1, J0=50.0, atilde=1.5, h_S=0.2, h_tau=0.5)
 
 
@@ -151,7 +154,7 @@ def medium():
 def _long_run(ham, key):
     ladder = jnp.geomspace(50.0, 0.1, 8)
     state = tj.init_state(ham, key, ladder)
-    state = tj.metropolis(ham, state, 300, refresh_every=10**6)  # never refreshed
+    state = tj.metropolis(ham, state, 200, refresh_every=10**6)  # never refreshed
     scratch = ham.local_fields(state.spins)
     state2, stats = tj.descend(ham, state)
     return state, scratch, state2, stats
@@ -160,7 +163,7 @@ def _long_run(ham, key):
 def test_incremental_fields_equal_scratch_and_stored_equals_generated(medium):
     assert medium.matrix is not None
     state, scratch, desc, stats = _long_run(medium, jax.random.key(0))
-    assert int(jnp.min(state.accepted)) > 100  # the fields were updated many times
+    assert int(jnp.min(state.accepted)) > 50  # the fields were updated many times
     scale = float(jnp.max(jnp.abs(scratch)))
     np.testing.assert_allclose(state.fields, scratch, rtol=0, atol=1e-12 * scale)
     # identical trajectories with the rows generated on the fly
@@ -185,7 +188,7 @@ def test_incremental_fields_equal_scratch_and_stored_equals_generated(medium):
 def test_tau_energies_with_s_frozen_are_the_es_reduction():
     """J^SS = J^tautau = 0, S_i = +1 held fixed: the descended tau spins have
     eps_j = 2 g J_o |E_tau_j| of the ES reduction (same key, same field)."""
-    sample, key, h_rel = tj.Sample(0.2, cells=5), jax.random.key(4), 0.3
+    sample, key, h_rel = tj.Sample(0.2, cells=4), jax.random.key(4), 0.3
     model = tj.ModelParams(g=0.02, J0=500.0, atilde=3.0, h_rel=h_rel)
     es = jax.jit(lambda k: tj.simulate(sample, model, k))(key)
     params = tj.HamiltonianParams.from_model(model, h_tau=h_rel * float(es.e_tau0_mean))

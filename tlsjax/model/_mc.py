@@ -110,6 +110,15 @@ def movable_mask(ham: Hamiltonian, frozen: Bool[Array, " 2n"] | None) -> Bool[Ar
     return ham.mask & ~frozen
 
 
+def check_count(where: str, name: str, value) -> Int[Array, ""] | int:
+    """A number of sweeps (>= 0): a Python int is checked now, a traced one at run time
+    (so `jax.jit` need not treat it as static)."""
+    if is_traced(value):
+        value = jnp.asarray(value)
+        return eqx.error_if(value, value < 0, f"`{where}({name}=...)` must be >= 0")
+    return check_int(where, name, value, 0)
+
+
 def _check_block(ham: Hamiltonian, block_size: int | None) -> int:
     b = ham.block_size if block_size is None else check_int("mc", "block_size", block_size, 1)
     if ham.n % b:
@@ -212,7 +221,7 @@ def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every):
     return jax.lax.fori_loop(0, count, body, state)
 
 
-def metropolis(ham: Hamiltonian, state: MCState, sweeps: int, *,
+def metropolis(ham: Hamiltonian, state: MCState, sweeps: int | Int[Array, ""], *,
                frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
                refresh_every: int = DEFAULT_REFRESH) -> MCState:
     """`sweeps` Metropolis sweeps at the state's temperatures (detailed balance per spin).
@@ -220,14 +229,15 @@ def metropolis(ham: Hamiltonian, state: MCState, sweeps: int, *,
     **Arguments:**
 
     - `ham`, `state`: the `Hamiltonian` and the `MCState`.
-    - `sweeps`: number of sweeps (>= 0).
+    - `sweeps`: number of sweeps (>= 0; may be traced, so one compiled function serves
+      every count).
     - `frozen`: (2n,) bool, spins never flipped (None: all real spins move).
     - `block_size`: spins per delayed-update block (divides n; default `ham.block_size`).
     - `refresh_every`: recompute the fields from scratch every this many sweeps (>= 1).
 
     **Returns:** the new `MCState`.
     """
-    sweeps = check_int("metropolis", "sweeps", sweeps, 0)
+    sweeps = check_count("metropolis", "sweeps", sweeps)
     refresh_every = check_int("metropolis", "refresh_every", refresh_every, 1)
     b = _check_block(ham, block_size)
     return _sweeps(ham, state, sweeps, lambda i, st: st.temperatures, movable_mask(ham, frozen),
@@ -335,7 +345,8 @@ def _ladder_state(state: MCState, ladder, where: str) -> tuple[MCState, int]:
         state.replicas // m_count
 
 
-def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int, *, swap_every: int = 1,
+def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int | Int[Array, ""], *,
+              swap_every: int = 1,
               frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
               refresh_every: int = DEFAULT_REFRESH) -> tuple[MCState, SwapStats]:
     """Parallel tempering (replica exchange) over a temperature `ladder`.
@@ -350,14 +361,14 @@ def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int, *, swap_eve
     - `ham`, `state`: the `Hamiltonian` and `MCState` (replica r starts on slot
       `state.slots[r] % M`; `init_state` gives r % M).
     - `ladder`: (M,) temperatures in K, finite, > 0, strictly decreasing.
-    - `sweeps`: number of sweeps (>= 0).
+    - `sweeps`: number of sweeps (>= 0; may be traced).
     - `swap_every`: sweeps between exchange rounds (>= 1).
     - `frozen`, `block_size`, `refresh_every`: as in `metropolis`.
 
     **Returns:** `(state, SwapStats)`.
     """
     lad = check_schedule("tempering", "ladder", ladder, decreasing=True).astype(state.spins.dtype)
-    sweeps = check_int("tempering", "sweeps", sweeps, 0)
+    sweeps = check_count("tempering", "sweeps", sweeps)
     swap_every = check_int("tempering", "swap_every", swap_every, 1)
     refresh_every = check_int("tempering", "refresh_every", refresh_every, 1)
     b = _check_block(ham, block_size)
