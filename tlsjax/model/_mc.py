@@ -36,10 +36,9 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_grid, check_int, check_range, is_traced
 from ._hamiltonian import (
     TAU,
     Hamiltonian,
@@ -244,31 +243,6 @@ def metropolis(ham: Hamiltonian, state: MCState, sweeps: int | Int[Array, ""], *
                    b, refresh_every)
 
 
-def check_schedule(where: str, name: str, temps, *, decreasing: bool) -> Float[Array, ...]:
-    """A non-empty 1-D array of finite temperatures > 0 (K), strictly decreasing if asked.
-
-    Traced values get the same checks at run time (`eqx.error_if`)."""
-    if is_traced(temps):
-        arr = jnp.asarray(temps)
-        if arr.ndim != 1 or arr.shape[0] == 0:
-            raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array of "
-                             f"temperatures (K); got shape {arr.shape}")
-        bad = jnp.any(~jnp.isfinite(arr) | (arr <= 0))
-        if decreasing:
-            bad = bad | jnp.any(jnp.diff(arr) >= 0)
-        return eqx.error_if(arr, bad, f"`{where}({name}=...)` must hold finite temperatures > 0 "
-                            "(K)" + (", strictly decreasing" if decreasing else ""))
-    a = np.asarray(temps, dtype=float)
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array of temperatures "
-                         f"(K); got shape {a.shape}")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"`{where}({name}=...)` must hold finite temperatures > 0 (K)")
-    if decreasing and np.any(np.diff(a) >= 0):
-        raise ValueError(f"`{where}({name}=...)` must be strictly decreasing (hottest first)")
-    return jnp.asarray(a)
-
-
 def anneal(ham: Hamiltonian, state: MCState, schedule: Float[Array, "n_sweeps ..."], *,
            frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
            refresh_every: int = DEFAULT_REFRESH) -> MCState:
@@ -367,7 +341,7 @@ def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int | Int[Array,
 
     **Returns:** `(state, SwapStats)`.
     """
-    lad = check_schedule("tempering", "ladder", ladder, decreasing=True).astype(state.spins.dtype)
+    lad = check_grid("tempering", "ladder", ladder, positive=True, decreasing=True).astype(state.spins.dtype)
     sweeps = check_count("tempering", "sweeps", sweeps)
     swap_every = check_int("tempering", "swap_every", swap_every, 1)
     refresh_every = check_int("tempering", "refresh_every", refresh_every, 1)

@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_grid, check_int, check_range, is_traced
 from ..parallel._sharding import device_mesh, mesh_size, round_up, shard_leading, sharded_map, to_host
 from ._descent import DescentStats, Stability, _Descent, _descent_loop, _finish_descent, stability
 from ._hamiltonian import DEFAULT_DENSE_BYTES, Hamiltonian, HamiltonianParams, hamiltonian
@@ -36,7 +36,6 @@ from ._mc import (
     _ladder_state,
     _sweeps,
     _tempering,
-    check_schedule,
     default_tol,
     init_state,
     movable_mask,
@@ -86,7 +85,7 @@ class MCConfig(eqx.Module):
     def __check_init__(self):
         w = "MCConfig"
         if self.ladder is not None:
-            check_schedule(w, "ladder", self.ladder, decreasing=True)
+            check_grid(w, "ladder", self.ladder, positive=True, decreasing=True)
         check_int(w, "temperatures", self.temperatures, 1)
         for name in ("t_max", "t_min", "tol"):
             value = getattr(self, name)
