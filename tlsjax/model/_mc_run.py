@@ -54,11 +54,13 @@ class MCConfig(eqx.Module):
     - `temperatures`: ladder length M for the default ladder (>= 1).
     - `t_max`, `t_min`: default-ladder ends; None: J_o and g^2 J_o / 10 (MODEL.md
       section 6: from the scale of the S fields to well below the tau-tau couplings).
+      `t_max` also sets where the annealing starts (`anneal_top`).
     - `chains`: independent tempering chains (replicas = chains x M).
-    - `anneal_sweeps`: sweeps of the annealing (>= 0): one geometric cooling from the
-      top of the ladder to its bottom, each replica following it until it reaches its
-      own ladder temperature (so every replica cools at the same rate, and the coldest
-      get the whole schedule).
+    - `anneal_sweeps`: sweeps of the annealing (>= 0): one geometric cooling from
+      `anneal_top` (t_max, else the ladder's top, else J_o) to the ladder's bottom, each
+      replica following it until it reaches its own ladder temperature (so every
+      replica cools at the same rate, and the coldest get the whole schedule). With
+      `temperatures=1` and `chains=R` this is R independent annealing runs.
     - `sweeps`: tempering sweeps (>= 0); `swap_every`: sweeps between exchange rounds.
     - `block_size`: delayed-update block (divides the padded capacity n; `run_mc` pads
       the capacity to a multiple of it).
@@ -113,6 +115,14 @@ class MCConfig(eqx.Module):
                              f"{float(t_min):g} K, t_max = {float(t_max):g} K")
         e = jnp.linspace(0.0, 1.0, self.temperatures)
         return jnp.asarray(t_max, jnp.result_type(float)) * (jnp.asarray(t_min) / t_max) ** e
+
+    def anneal_top(self, ladder, J0) -> Float[Array, ""]:
+        """Where the annealing starts (K): `t_max` if set, else the top of an explicit
+        ladder, else J_o (so `temperatures=1, chains=R` anneals R independent replicas
+        from J_o down to t_min)."""
+        if self.t_max is not None:
+            return jnp.asarray(self.t_max, ladder.dtype)
+        return ladder[0] if self.ladder is not None else jnp.asarray(J0, ladder.dtype)
 
     def replicas(self, ladder) -> int:
         return self.chains * len(ladder)
@@ -189,8 +199,9 @@ def _stage_init(ham, key, ladder, config):
     m_count = ladder.shape[0]
     r = config.chains * m_count
     slots = jnp.arange(r) % m_count
-    top = jnp.full(r, ladder[0]) if config.anneal_sweeps else ladder[slots]
-    state = eqx.tree_at(lambda s: s.slots, init_state(ham, key, top), slots)
+    top = jnp.maximum(config.anneal_top(ladder, ham.J0), ladder[slots])
+    start = top if config.anneal_sweeps else ladder[slots]
+    state = eqx.tree_at(lambda s: s.slots, init_state(ham, key, start), slots)
     zeros = jnp.zeros(m_count - 1, int)
     return _Carry(state, SwapStats(zeros, zeros))
 
@@ -198,7 +209,7 @@ def _stage_init(ham, key, ladder, config):
 def _stage_anneal(ham, carry, ladder, movable, start, count, config):
     """Annealing sweeps start..start+count-1 (of config.anneal_sweeps); count may be traced."""
     total = max(config.anneal_sweeps, 1)
-    top, bottom = ladder[0], ladder[-1]
+    top, bottom = config.anneal_top(ladder, ham.J0), ladder[-1]
     target = ladder[carry.state.slots]
 
     def temps_at(i, st):
