@@ -306,7 +306,8 @@ def _compiled(stage: str, config: MCConfig, mesh, vmap_size: int, build: tuple |
                 ladder = config.ladder_for(ham.g, ham.J0).astype(ham.h.dtype)
                 return ham, _stage_init(ham, mc_key(key), ladder, config)
             ham, carry = x[0], x[1]
-            ladder, movable, tol = shared[:3]
+            ladder, free, tol = shared[:3]
+            movable = ham.mask & free  # this realization's impurities, not frozen
             if stage == "anneal":
                 return _stage_anneal(ham, carry, ladder, movable, shared[3], shared[4], config)
             if stage == "temper":
@@ -360,9 +361,10 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     seconds["build"] = time.perf_counter() - t
     ham0 = jax.tree_util.tree_map(lambda a: a[0], hams)
     ladder = config.ladder_for(params.g, params.J0).astype(ham0.h.dtype)
-    movable = movable_mask(ham0, frozen)
+    movable_mask(ham0, frozen)  # validates the shape of `frozen`
+    free = jnp.ones(ham0.size, bool) if frozen is None else ~jnp.asarray(frozen, bool)
     tol = jnp.asarray(default_tol(ham0) if config.tol is None else config.tol, ham0.h.dtype)
-    shared = (ladder, movable, tol)
+    shared = (ladder, free, tol)
     done = [0, 0]
     interrupted = False
     try:
