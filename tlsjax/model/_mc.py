@@ -1,5 +1,5 @@
-"""Monte Carlo of the full Hamiltonian (Eq. 1): Metropolis, annealing, parallel tempering
-and a zero-temperature descent over single and pair flips (MODEL.md section 6).
+"""Monte Carlo of the full Hamiltonian (Eq. 1, MODEL.md section 6): Metropolis sweeps,
+simulated annealing and parallel tempering.
 
 State. R replicas of one realization are held together: spins and local fields are
 (R, 2n) arrays (`MCState`), the spin layout of `Hamiltonian`. Realizations are batched
@@ -39,11 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, is_traced
-from ._hamiltonian import (
-    TAU,
-    Hamiltonian,
-    S,
-)
+from ._hamiltonian import TAU, Hamiltonian, S
 
 #: Default number of sweeps between recomputing the local fields from scratch.
 DEFAULT_REFRESH = 100
@@ -90,7 +86,7 @@ class SwapStats(eqx.Module):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def default_tol(ham: Hamiltonian) -> float:
+def default_tol(ham: Hamiltonian) -> Float[Array, ""]:
     """Energy tolerance of the descent and stability counts, in K: 4 eps sqrt(2n) J_o with
     eps the float resolution (the rounding error of a local field summed over 2n terms).
     Float32, paper size (2n ~ 1e4, J_o = 500 K): 0.024 K; float64: 4.5e-11 K."""
@@ -341,7 +337,8 @@ def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int | Int[Array,
 
     **Returns:** `(state, SwapStats)`.
     """
-    lad = check_grid("tempering", "ladder", ladder, positive=True, decreasing=True).astype(state.spins.dtype)
+    lad = check_grid("tempering", "ladder", ladder, positive=True, decreasing=True)
+    lad = lad.astype(state.spins.dtype)
     sweeps = check_count("tempering", "sweeps", sweeps)
     swap_every = check_int("tempering", "swap_every", swap_every, 1)
     refresh_every = check_int("tempering", "refresh_every", refresh_every, 1)

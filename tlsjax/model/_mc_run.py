@@ -425,7 +425,8 @@ def run_mc(
     - `sample`, `params`: the `Sample` and `HamiltonianParams` (or `ModelParams`).
     - `keys`: (V,) PRNG keys, one per realization.
     - `config`: an `MCConfig` (None: the defaults).
-    - `frozen`: (2n,) bool spins held fixed (n the padded capacity).
+    - `frozen`: (2n,) bool spins held fixed at their random initial values (n the padded
+      capacity: `sample.capacity` rounded up to a multiple of `config.block_size`).
     - `devices`: as in `disorder_average` (None: every device).
     - `vmap_size`: realizations vmapped together per device (>= 1).
     - `max_dense_bytes`: per-realization budget for storing K (else rows are generated).
