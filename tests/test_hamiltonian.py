@@ -102,6 +102,7 @@ def _generated_vs_stored(ham, spins):
         definition=(ham.local_fields(spins), ham.h[None, :] + spins @ ham.matrix),
         blocks=(fly.map_row_blocks(lambda i, rows: rows.sum(axis=1), 8),
                 fly.map_row_blocks(lambda i, rows: rows.sum(axis=1), 16)),
+        tau_rows=(fly.map_row_blocks(lambda i, rows: rows, 16, species=(1,)), ham.matrix[80:]),
     )
 
 

@@ -265,23 +265,24 @@ class Hamiltonian(eqx.Module):
         tt = j_tt * self._amp("tt").pairs(i, j)
         return jnp.where(tk, jnp.where(tl, tt, ts), jnp.where(tl, st, ss))
 
-    def map_row_blocks(self, fn, block_size: int | None = None):
+    def map_row_blocks(self, fn, block_size: int | None = None, species: tuple[int, ...] = (0, 1)):
         """`fn(idx, rows)` over all row blocks of K; outputs concatenated along axis 0.
 
         `idx` (B,) are spin indices, `rows` = K[idx, :] (B, 2n); `fn` returns arrays with
         a leading axis B (per-row results). Blocks run in a `jax.lax.map` (S blocks, then
         tau blocks), so only one block of K is held at a time when K is not stored.
-        `block_size` must divide n (default `self.block_size`).
+        `block_size` must divide n (default `self.block_size`); `species` = (0,) visits
+        only the S rows, (1,) only the tau rows (then the output has n rows).
         """
         b = self._check_block(block_size)
         starts = jnp.arange(0, self.n, b)
         outs = []
-        for species in (S, TAU):
-            def one(start, species=species):
-                return fn(species * self.n + start + jnp.arange(b), self.species_rows(species, start, b))
+        for sp in species:
+            def one(start, sp=sp):
+                return fn(sp * self.n + start + jnp.arange(b), self.species_rows(sp, start, b))
             out = jax.lax.map(one, starts)
             outs.append(jax.tree_util.tree_map(lambda v: v.reshape(-1, *v.shape[2:]), out))
-        return jax.tree_util.tree_map(lambda a, c: jnp.concatenate([a, c]), *outs)
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
 
     def _check_block(self, block_size):
         b = self.block_size if block_size is None else check_int(

@@ -144,7 +144,8 @@ class MCResult(eqx.Module):
     - `swaps`: `SwapStats` of the tempering.
     - `accepted`: (R,) accepted Metropolis flips (annealing and tempering).
     - `sweeps`: (2,) sweeps done in annealing and tempering.
-    - `n_sites`: number of impurities.
+    - `n_sites`: number of impurities (the real ones are the first `n_sites` of each
+      species: S_i at index i, tau_i at n + i).
     - `ladder`: (M,) the ladder (K); `tol`: the descent tolerance (K).
     - `interrupted`: True if Ctrl-C stopped a stage early (`run_mc`).
     - `seconds`: `run_mc`'s wall time per stage, ((stage, seconds), ...) for "build"
