@@ -109,13 +109,14 @@ def _apply_pairs(ham, spins, fields, ks, ls, rows_k, wanted, tol):
 def _greedy(ham, spins, fields, movable, b, tol, max_sweeps):
     """Zero-temperature sweeps (flip iff eps < -tol) until single-stable or max_sweeps."""
     thr = jnp.full(spins.shape, -tol, spins.dtype)
+    diag = ham.diagonal_blocks(b)
 
     def unstable(s, f):
         return jnp.any((-2.0 * s * f < -tol) & movable[None, :])
 
     def body(c):
         s, f, i, flips = c
-        s2, f2 = sweep(ham, s, f, thr, movable, b)
+        s2, f2 = sweep(ham, s, f, thr, movable, b, diag)
         return s2, f2, i + 1, flips + jnp.sum(s2 != s, axis=1)
 
     s, f, _, flips = jax.lax.while_loop(

@@ -240,6 +240,23 @@ class Hamiltonian(eqx.Module):
             return jax.lax.dynamic_slice_in_dim(self.matrix, species * self.n + start, size, 0)
         return self._generate_rows(species, start + jnp.arange(size))
 
+    def diagonal_blocks(self, size: int) -> Float[Array, "2 nb size size"]:
+        """The diagonal blocks K[idx, idx] of every block idx = species * n + start +
+        (0..size-1), start = 0, size, ...: (2, n / size, size, size), O(N size) memory.
+        Sliced from the stored K or generated (all blocks at once: small blocks one by
+        one cost far more per element on CPUs)."""
+        b = self._check_block(size)
+        starts = jnp.arange(0, self.n, b)
+        if self.matrix is not None:
+            offsets = jnp.concatenate([starts, self.n + starts])
+            blocks = jax.vmap(lambda o: jax.lax.dynamic_slice(self.matrix, (o, o), (b, b)))(offsets)
+            return blocks.reshape(2, -1, b, b)
+        i = starts[:, None] + jnp.arange(b)[None, :]
+        j_ss, _, j_tt = self._energy_scales()
+        ss = j_ss * self._amp("ss").pairs(i[:, :, None], i[:, None, :])
+        tt = j_tt * self._amp("tt").pairs(i[:, :, None], i[:, None, :])
+        return jnp.stack([ss, tt])
+
     def rows(self, idx: Int[Array, " B"]) -> Float[Array, "B 2n"]:
         """Rows K[idx, :] for any spin indices `idx` (values in [0, 2n)).
 

@@ -9,14 +9,16 @@ Metropolis with delayed (blocked) field updates. A sweep visits the spins in ord
 0, 1, ..., 2n - 1 and proposes flipping each one: accepted if eps_k < T E_k with
 E_k ~ Exponential(1) (the Metropolis rule min(1, exp(-eps_k / T)); at T = 0: iff
 eps_k < 0). The spins are cut into blocks of B (`block_size`, dividing n). For a block:
-take its rows K[block, :] (B x 2n, from the stored K or generated), run the B attempts
-one after the other with the in-block fields corrected by the B x B couplings for the
-flips made earlier in the block, then bring every field up to date at once:
-lambda += delta_s[:, block] @ K[block, :], an (R x B) @ (B x 2n) matrix product. This
-is exactly sequential single-spin Metropolis; its O(N^2 R) work per sweep is a GEMM
-rather than R N rank-one updates, and every row block of K is produced once per sweep
-(shared by the R replicas). Fields are recomputed from scratch every `refresh_every`
-sweeps (they agree with the incremental ones to rounding, `tests/test_mc.py`).
+run the B attempts one after the other with the in-block fields corrected by the
+B x B couplings for the flips made earlier in the block, then bring every field up to
+date at once: lambda += delta_s[:, block] @ K[block, :], an (R x B) @ (B x 2n) matrix
+product with the block's rows of K (from the stored K or generated). This is exactly
+sequential single-spin Metropolis; its O(N^2 R) work per sweep is a GEMM rather than
+R N rank-one updates, and every row block of K is produced at most once per sweep
+(shared by the R replicas), and not at all when no replica flipped a spin of the block
+(most blocks at low temperature and in the zero-temperature descent). Fields are
+recomputed from scratch every `refresh_every` sweeps (they agree with the incremental
+ones to rounding, `tests/test_mc.py`).
 
 Temperatures are in K. Parallel tempering holds `chains` independent chains, each with
 one replica at every temperature of a ladder; replicas keep their spins and exchange
@@ -170,43 +172,51 @@ def _block_attempts(s_b, l_b, thr_b, mov_b, kbb):
 
 
 def sweep(ham: Hamiltonian, spins: Float[Array, "R 2n"], fields: Float[Array, "R 2n"],
-          thresholds: Float[Array, "R 2n"], movable: Bool[Array, " 2n"], block_size: int
+          thresholds: Float[Array, "R 2n"], movable: Bool[Array, " 2n"], block_size: int,
+          diag: Float[Array, "2 nb B B"] | None = None
           ) -> tuple[Float[Array, "R 2n"], Float[Array, "R 2n"]]:
     """One Metropolis sweep over spins 0..2n-1 with delayed block updates (module docstring).
 
     Spin k of replica r flips iff movable[k] and eps_k < thresholds[r, k]
     (T E with E ~ Exp(1) for Metropolis at T; -tol for a zero-temperature descent).
+    `diag`: `ham.diagonal_blocks(block_size)` if already at hand (loops over sweeps
+    compute it once).
 
     **Returns:** `(spins, fields)` after the sweep (fields updated incrementally).
     """
     n, b = ham.n, block_size
     starts = jnp.arange(0, n, b)
+    diag = ham.diagonal_blocks(b) if diag is None else diag
     for species in (S, TAU):
-        def block(carry, start, species=species):
+        def block(carry, x, species=species):
             spins, fields = carry
+            start, kbb = x
             off = species * n + start
-            rows = ham.species_rows(species, start, b)
-            kbb = jax.lax.dynamic_slice_in_dim(rows, off, b, 1)
             s_b = jax.lax.dynamic_slice_in_dim(spins, off, b, 1)
             new = _block_attempts(s_b, jax.lax.dynamic_slice_in_dim(fields, off, b, 1),
                                   jax.lax.dynamic_slice_in_dim(thresholds, off, b, 1),
                                   jax.lax.dynamic_slice_in_dim(movable, off, b), kbb)
-            fields = fields + (new - s_b) @ rows
+            delta = new - s_b
+            # the rows of K are fetched (or generated) only if a spin of the block flipped
+            fields = jax.lax.cond(
+                jnp.any(delta != 0),
+                lambda f: f + delta @ ham.species_rows(species, start, b), lambda f: f, fields)
             return (jax.lax.dynamic_update_slice_in_dim(spins, new, off, 1), fields), None
 
-        (spins, fields), _ = jax.lax.scan(block, (spins, fields), starts)
+        (spins, fields), _ = jax.lax.scan(block, (spins, fields), (starts, diag[species]))
     return spins, fields
 
 
 def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every):
     """`count` Metropolis sweeps; the temperatures of sweep i (0-based, in this call) are
     `temps_at(i, state)` (R,). `count` may be traced."""
+    diag = ham.diagonal_blocks(block_size)
 
     def body(i, st):
         key, k_thr = jax.random.split(st.key)
         temps = temps_at(i, st)
         thr = temps[:, None] * jax.random.exponential(k_thr, st.spins.shape, st.spins.dtype)
-        spins, fields = sweep(ham, st.spins, st.fields, thr, movable, block_size)
+        spins, fields = sweep(ham, st.spins, st.fields, thr, movable, block_size, diag)
         done = st.sweeps + 1
         fields = jax.lax.cond(done % refresh_every == 0, lambda: ham.local_fields(spins),
                               lambda: fields)
