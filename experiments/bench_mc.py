@@ -230,6 +230,7 @@ def main() -> None:
               f"{p['descent_rounds']} rounds; unstable after: {p['after_single']} single, "
               f"{p['after_pair']} pair; peak RSS {p['peak_rss_mb']:.0f} MB")
         print(f"  pair-unstable before descent (coldest replica first): {p['before_pair'][:6]}")
+    if not args.quick:
         b = run_case(me, "big", 29, 2)
         out["big"] = b
         print(f"\nN = {b['n_sites']} impurities ({b['n_spins']} spins), rows on the fly (stored: "
