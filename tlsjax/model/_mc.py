@@ -325,7 +325,8 @@ def _ladder_state(state: MCState, ladder, where: str) -> tuple[MCState, int]:
         state.replicas // m_count
 
 
-def tempering(ham: Hamiltonian, state: MCState, ladder, sweeps: int | Int[Array, ""], *,
+def tempering(ham: Hamiltonian, state: MCState, ladder: Float[Array, " M"],
+              sweeps: int | Int[Array, ""], *,
               swap_every: int = 1,
               frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
               refresh_every: int = DEFAULT_REFRESH) -> tuple[MCState, SwapStats]:
