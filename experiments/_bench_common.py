@@ -50,16 +50,16 @@ def draw_realization(cells: int, seed: int = 0, x: float = 0.2):
 
 
 def run_case(script: str, case: str, cells: int, repeats: int,
-             devices: int | None = None) -> dict:
-    """Run `script --case CASE --cells L --repeats R` in a fresh process; its last stdout
-    line is the case's JSON. `devices` emulates that many CPU devices."""
+             devices: int | None = None, extra: list[str] | None = None) -> dict:
+    """Run `script --case CASE --cells L --repeats R [extra...]` in a fresh process; its last
+    stdout line is the case's JSON. `devices` emulates that many CPU devices."""
     env = os.environ.copy()
     if devices is not None:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                             f" --xla_force_host_platform_device_count={devices}").strip()
         env["JAX_PLATFORMS"] = "cpu"
     cmd = [sys.executable, script, "--case", case, "--cells", str(cells), "--repeats",
-           str(repeats)]
+           str(repeats), *(extra or [])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")

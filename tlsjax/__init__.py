@@ -3,7 +3,8 @@ as a differentiable JAX model.
 
 The physics flows one way, and so do the sub-packages (each imports only those
 below it: parallel -> model -> observables -> fit -> studies -> plot -> cli):
-sample -> couplings -> ES reduction -> P_S(E), T_U -> observables -> fits.
+sample -> couplings -> ES reduction -> P_S(E), T_U -> observables -> fits, and
+sample -> full Hamiltonian (Eq. 1) -> Monte Carlo (anneal, temper, descend).
 """
 
 from .fit._data import Curve as Curve
@@ -20,6 +21,11 @@ from .fit._sensitivity import sensitivity as sensitivity
 from .model._couplings import Couplings as Couplings
 from .model._couplings import ExplicitAmplitudes as ExplicitAmplitudes
 from .model._couplings import GaussianAmplitudes as GaussianAmplitudes
+from .model._couplings import SymmetricGaussianAmplitudes as SymmetricGaussianAmplitudes
+from .model._descent import DescentStats as DescentStats
+from .model._descent import Stability as Stability
+from .model._descent import descend as descend
+from .model._descent import stability as stability
 from .model._dipolar import DipolarCouplings as DipolarCouplings
 from .model._dipolar import DipolarSTauCouplings as DipolarSTauCouplings
 from .model._dipolar import angular_factor as angular_factor
@@ -29,11 +35,26 @@ from .model._es import DEFAULT_TOP_K as DEFAULT_TOP_K
 from .model._es import ESResult as ESResult
 from .model._es import es_reduction as es_reduction
 from .model._es import simulate as simulate
+from .model._hamiltonian import Hamiltonian as Hamiltonian
+from .model._hamiltonian import HamiltonianParams as HamiltonianParams
+from .model._hamiltonian import hamiltonian as hamiltonian
 from .model._lattice import FCC as FCC
 from .model._lattice import AbstractLattice as AbstractLattice
 from .model._lattice import Realization as Realization
 from .model._lattice import Sample as Sample
 from .model._lattice import SimpleCubic as SimpleCubic
+from .model._mc import MCState as MCState
+from .model._mc import SwapStats as SwapStats
+from .model._mc import anneal as anneal
+from .model._mc import default_tol as default_tol
+from .model._mc import init_state as init_state
+from .model._mc import metropolis as metropolis
+from .model._mc import tempering as tempering
+from .model._mc_run import MCConfig as MCConfig
+from .model._mc_run import MCResult as MCResult
+from .model._mc_run import mc_key as mc_key
+from .model._mc_run import minimize as minimize
+from .model._mc_run import run_mc as run_mc
 from .model._params import ModelParams as ModelParams
 from .model._regime_params import DiluteCrystal as DiluteCrystal
 from .model._regime_params import DipolarDefects as DipolarDefects

@@ -97,11 +97,13 @@ def _reject_non_numeric(where: str, name: str, value, msg: str) -> None:
         raise ValueError(f"{msg}; got a non-numeric value {value!r}")
 
 
-def check_grid(where: str, name: str, values, *, positive: bool = False, increasing: bool = False):
+def check_grid(where: str, name: str, values, *, positive: bool = False, increasing: bool = False,
+               decreasing: bool = False):
     """Check a 1-D grid (energies, temperatures, frequencies) and return it as an array.
 
-    Empty, non-1-D, non-finite, non-positive (if `positive`) or non-increasing (if
-    `increasing`) grids raise `ValueError` naming `name`.
+    Empty, non-1-D, non-finite, non-positive (if `positive`), non-increasing (if
+    `increasing`) or non-decreasing (if `decreasing`, e.g. a temperature ladder) grids
+    raise `ValueError` naming `name`.
     """
     if is_traced(values):
         arr = jnp.asarray(values)
@@ -110,8 +112,10 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
         bad = ~jnp.all(jnp.isfinite(arr))
         if positive:
             bad = bad | jnp.any(arr <= 0)
+        if decreasing:
+            bad = bad | jnp.any(jnp.diff(arr) >= 0)
         return eqx.error_if(arr, bad, f"`{where}({name}=...)` must be finite" + (
-            " and > 0" if positive else ""))
+            " and > 0" if positive else "") + (", strictly decreasing" if decreasing else ""))
     _reject_non_numeric(where, name, values, f"`{where}({name}=...)` must be numeric")
     try:
         a = np.asarray(values, dtype=float)
@@ -127,6 +131,8 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
         raise ValueError(f"`{where}({name}=...)` must be > 0; got {a[a <= 0][0]:g}")
     if increasing and a.size > 1 and np.any(np.diff(a) <= 0):
         raise ValueError(f"`{where}({name}=...)` must be strictly increasing")
+    if decreasing and a.size > 1 and np.any(np.diff(a) >= 0):
+        raise ValueError(f"`{where}({name}=...)` must be strictly decreasing")
     return jnp.asarray(a, dtype=jnp.result_type(float))
 
 

@@ -13,13 +13,15 @@ written once here and mirrored in NumPy by `experiments/bench_es.py` and the tes
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt32
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32
 
-from ._lattice import Realization
+from ._lattice import Realization, Sample
 
 _M1 = 0x7FEB352D
 _M2 = 0x846CA68B
@@ -115,6 +117,20 @@ class GaussianAmplitudes(AbstractCouplingAmplitudes):
         return normals_from_hashes(row_hash(self.seed, rows), col_hash(self.seed, cols))
 
 
+class SymmetricGaussianAmplitudes(AbstractCouplingAmplitudes):
+    """c_ij = c_ji ~ Normal(0, 1): one draw per unordered pair (c^SS, c^tautau of Eq. 2).
+
+    Both indices go through the same hash (`row_hash`), so c_ij is a pure function of
+    the unordered pair {i, j}; the cost per pair is that of `GaussianAmplitudes`.
+    (row_hash is a bijection of the index, so i != j never gives the hash 0.)
+    """
+
+    seed: UInt32[Array, 2]
+
+    def pairs(self, rows, cols):
+        return normals_from_hashes(row_hash(self.seed, rows), row_hash(self.seed, cols))
+
+
 class ExplicitAmplitudes(AbstractCouplingAmplitudes):
     """A given c matrix (small systems, hand-checked cases)."""
 
@@ -142,10 +158,13 @@ class Couplings(eqx.Module):
     def n(self) -> int:
         return self.realization.capacity
 
-    def pairs(self, rows: Int[Array, ...], cols: Int[Array, ...]) -> Float[Array, ...]:
-        """U_ij in units of g J_o for broadcastable index arrays `rows` (i) and `cols` (j).
+    def radial(self, rows: Int[Array, ...], cols: Int[Array, ...]
+               ) -> tuple[Bool[Array, ...], Float[Array, ...]]:
+        """`(valid, r)`: whether (i, j) is a pair of distinct real sites, and
+        r_ij = R_o^3 / (R_ij^3 + a~^3) in units of a_o^3 (a finite placeholder where not
+        valid: mask it with `valid`).
 
-        Zero on the diagonal, for padded sites and for indices >= n (block padding).
+        Indices >= n (block padding) are not valid.
         """
         real = self.realization
         n = real.capacity
@@ -161,9 +180,53 @@ class Couplings(eqx.Module):
             r2 = r2 + d * d
         r3 = r2 * jnp.sqrt(r2)
         denom = jnp.where(valid, r3 + self.atilde**3, 1.0)
-        c = self.amplitudes.pairs(rows_c, cols_c)
-        return jnp.where(valid, c * (real.r0_cubed / denom), 0.0)
+        return valid, real.r0_cubed / denom
+
+    def pairs(self, rows: Int[Array, ...], cols: Int[Array, ...]) -> Float[Array, ...]:
+        """U_ij in units of g J_o for broadcastable index arrays `rows` (i) and `cols` (j).
+
+        Zero on the diagonal, for padded sites and for indices >= n (block padding).
+        """
+        n = self.realization.capacity
+        valid, r = self.radial(rows, cols)
+        c = self.amplitudes.pairs(jnp.minimum(rows, n - 1), jnp.minimum(cols, n - 1))
+        return jnp.where(valid, c * r, 0.0)
 
     def block(self, rows: Int[Array, " B"], cols: Int[Array, " C"]) -> Float[Array, "B C"]:
         """U[rows][:, cols] in units of g J_o (see `pairs`)."""
         return self.pairs(rows[:, None], cols[None, :])
+
+
+class RealizationDraw(NamedTuple):
+    """What one key draws (`draw_couplings`): the S-tau couplings and the h^tau normals,
+    plus the subkeys of the couplings and the fields, from which further independent
+    numbers (c^SS, c^tautau, h^S of the full Hamiltonian) are derived by `fold_in`."""
+
+    couplings: Couplings
+    h_normals: Float[Array, " n"]
+    key_c: PRNGKeyArray
+    key_h: PRNGKeyArray
+
+
+def draw_couplings(sample: Sample, atilde: Float[Array, ""] | float, key: PRNGKeyArray
+                   ) -> RealizationDraw:
+    """Draw one realization from `key`: impurity positions, c_ij and h^tau normals.
+
+    The key is split into three (positions, c_ij, h normals); this split is what
+    `simulate` and `hamiltonian` share, so the same key gives the same positions, the
+    same U_ij and the same field normals in the ES reduction and in the full model.
+
+    **Arguments:**
+
+    - `sample`: the `Sample`.
+    - `atilde`: the cutoff a~ (units of a_o).
+    - `key`: a JAX PRNG key.
+
+    **Returns:** a `RealizationDraw`.
+    """
+    k_pos, k_c, k_h = jax.random.split(key, 3)
+    realization = sample.draw(k_pos)
+    couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)),
+                          jnp.asarray(atilde))
+    h_normals = standard_normals(k_h, (realization.capacity,))
+    return RealizationDraw(couplings, h_normals, k_c, k_h)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._validate import check_range
-from ._couplings import Couplings
+from ._couplings import Couplings, standard_normals
 from ._lattice import Realization
 
 #: `jax.random.fold_in` tag deriving the orientation key from the c_ij subkey (chosen
@@ -54,7 +54,7 @@ def random_orientations(key: PRNGKeyArray, n: int) -> Float[Array, "n 2 3"]:
     differently for each size).
     """
     def one(i):
-        v = jax.random.normal(jax.random.fold_in(key, i), (2, 3))
+        v = standard_normals(jax.random.fold_in(key, i), (2, 3))
         return v / jnp.linalg.norm(v, axis=-1, keepdims=True)
 
     return jax.vmap(one)(jnp.arange(n))

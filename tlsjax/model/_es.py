@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_int, check_range, check_type, is_traced
 from ..parallel._sharding import index_blocks, replicate, sharded_map
-from ._couplings import Couplings, GaussianAmplitudes, seed_from_key, standard_normals
+from ._couplings import Couplings, draw_couplings
 from ._lattice import Sample
 from ._params import ModelParams
 
@@ -312,9 +312,6 @@ def simulate(
     _check_key("simulate", key)
     if is_traced(params):
         params = params.checked()
-    k_pos, k_c, k_h = jax.random.split(key, 3)
-    realization = sample.draw(k_pos)
-    couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)), params.atilde)
-    h_normals = standard_normals(k_h, (realization.capacity,))
+    couplings, h_normals, _, _ = draw_couplings(sample, params.atilde, key)
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
                         mesh=mesh, soft_width=soft_width)

@@ -20,12 +20,11 @@ realization (`RegimeES.unit_K` kelvin); the ES result itself is in units of <E_t
 from __future__ import annotations
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_range, is_traced
-from ._couplings import Couplings, GaussianAmplitudes, seed_from_key
+from ._couplings import draw_couplings
 from ._dipolar import ANGULAR_RMS, DipolarCouplings, DipolarSTauCouplings, dipolar_couplings
 from ._es import ESResult, default_block_size, es_reduction, row_top, simulate, tau_field_sums
 from ._lattice import Sample
@@ -68,11 +67,8 @@ class RegimeES(eqx.Module):
 
 def _draw(sample: Sample, atilde, key: PRNGKeyArray):
     """Positions, S-tau couplings, h^tau normals and the c_ij subkey, split as `simulate`."""
-    k_pos, k_c, k_h = jax.random.split(key, 3)
-    realization = sample.draw(k_pos)
-    couplings = Couplings(realization, GaussianAmplitudes(seed_from_key(k_c)),
-                          jnp.asarray(atilde))
-    return couplings, jax.random.normal(k_h, (realization.capacity,)), k_c
+    draw = draw_couplings(sample, atilde, key)
+    return draw.couplings, draw.h_normals, draw.key_c
 
 
 class DiluteCrystal(eqx.Module):
