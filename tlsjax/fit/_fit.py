@@ -14,25 +14,33 @@ positive with bounds 0 < lo < p < hi, and lives in unconstrained space as
 
 **The loop.** optax L-BFGS with its zoom line search (or any optax optimizer), one
 jitted step per iteration, from several starts (the given point, then random points
-around it in u); a tqdm progress bar shows loss and gradient norm. It stops when
-the gradient's largest component in u is below `gtol` ("gradient below gtol"), or the
-loss changed by less than `ftol` (relative) for 3 steps in a row ("loss change below
-ftol"), or after `max_steps` ("max_steps reached", not converged). Ctrl-C
-(`KeyboardInterrupt`) ends the fit with the best point seen so far, `converged=False`,
-reason "interrupted" (and saves it if `save_path` is given).
+around it in u); a progress bar shows loss and gradient norm. It stops when the
+gradient's largest component in u is below `gtol` ("gradient below gtol"), or the loss
+changed by less than `ftol` (relative, but never below 10 eps of the working precision)
+for 3 steps in a row ("loss change below ftol"), or after `max_steps` ("max_steps
+reached", not converged). Ctrl-C (`KeyboardInterrupt`) ends the fit with the best point
+seen so far, `converged=False`, reason "interrupted" (and saves it if `save_path` is
+given). The problem is a `Problem` module in which the choice of free parameters is an
+array, so one compiled step serves every start, every free set and every fixed value:
+profiles and model selection compile nothing new.
 
 **Uncertainties (Laplace approximation).** At the best point the Hessian H_u of the
-loss (`jax.hessian`, exact autodiff) gives the covariance Sigma_u = H_u^-1 of u;
-with D = diag(dp/du), the physical covariance is D Sigma_u D and the log-space one
-D_log Sigma_u D_log (D_log = diag(d ln p / du)). 1-sigma errors are the square roots
-of the diagonal, the correlation matrix is the normalized covariance. If the
-residuals are not in units of known standard deviations (`absolute_sigma=False`),
-Sigma is scaled by the reduced chi^2 (the curve_fit convention). Directions in which
-the Hessian's eigenvalue is below `rcond` times the largest are *not determined*
-by the data: they are left out of the (pseudo-)inverse, every parameter with a
-sizeable share of such a direction gets an infinite error, and `FitResult.notes` says
-in words which combination it is. A parameter whose log-space error exceeds 1 (a
-factor e) is reported as poorly determined.
+loss (central differences of the exact autodiff gradient J^T r, see `_curvature`)
+gives the covariance Sigma_u = H_u^-1 of u; with D = diag(dp/du), the physical
+covariance is D Sigma_u D and the log-space one D_log Sigma_u D_log
+(D_log = diag(d ln p / du)). 1-sigma errors are the square roots of the diagonal, the
+correlation matrix is the normalized covariance. If the residuals are not in units of
+known standard deviations (`absolute_sigma=False`), Sigma is scaled by the reduced
+chi^2 (the curve_fit convention). Directions the data do not determine are left out of
+the (pseudo-)inverse: the null space of the residual Jacobian J (singular values below
+sqrt(rcond) times the largest; with fewer residuals than free parameters there are
+always some, whatever the Hessian says away from the optimum), then Hessian
+eigenvalues below `rcond` times the largest (rcond is raised to 50 eps of the working
+precision). Every parameter with a sizeable share of such a direction gets an infinite
+error, and `FitResult.notes` says in words which combination it is. A parameter whose
+log-space error exceeds 1 (a factor e) is reported as poorly determined; where that, a
+bound or a flat direction makes the Laplace error meaningless, `_profile.py` gives
+profile-likelihood bounds.
 """
 
 from __future__ import annotations
@@ -62,7 +70,15 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "h_rel": (1e-3, 3.0, "", "random-field width h_rel"),
     "kappa_log": (1e-3, 1.0, "", "kappa_log = 1 / ln(Delta_u / Delta_l)"),
     "kv": (1.0, 1e6, "m/s", "kappa_log * v_eff (velocity-free kappa fits)"),
-    "rayleigh": (1e-55, 1e-30, "s^4/m", "Rayleigh coefficient A_R (l^-1 = A_R omega^4)"),
+    "T_U": (1e-4, 1e5, "K", "crossover T_U (P_S(T_U) = 5 g), in place of J_o"),
+    "C": (1e-7, 1.0, "", "constant tunneling strength C (plain STM)"),
+    "Cv": (1e-5, 1e6, "m/s", "C v_eff (plain STM without sound velocities)"),
+    "l_b": (1e-7, 10.0, "m", "boundary mean free path l_b"),
+    "l_b_v2": (1e-17, 1e-2, "s^2/m", "l_b / v_eff^2 (boundary term without sound velocities)"),
+    "rayleigh": (1e-8, 1e8, "1/(m K^4)",
+                 "Rayleigh term A_R (k_B/hbar)^4: l^-1 = rayleigh (hbar omega / k_B)^4"),
+    "rayleigh_v2": (1e-4, 1e16, "m/(s^2 K^4)",
+                    "rayleigh * v_eff^2 (Rayleigh term without sound velocities)"),
 }
 
 #: A direction of the Hessian is "not determined" below this eigenvalue ratio.
@@ -245,6 +261,16 @@ class Problem(eqx.Module):
         p = jnp.where(self.free_mask, p, self.fixed)
         return {n: p[i] for i, n in enumerate(self.names)}
 
+    def params_numpy(self, u) -> dict[str, float]:
+        """`params` evaluated with NumPy (no device work, nothing to compile)."""
+        lo, hi, fixed = (np.asarray(a, dtype=float) for a in (self.log_lo, self.log_hi,
+                                                               self.fixed))
+        u = np.asarray(u, dtype=float)
+        with np.errstate(over="ignore"):
+            p = np.exp(lo + (hi - lo) / (1.0 + np.exp(-u)))
+        p = np.where(np.asarray(self.free_mask), p, fixed)
+        return {n: float(p[i]) for i, n in enumerate(self.names)}
+
     def residual_vector(self, u):
         return self.residuals(self.params(u))
 
@@ -255,8 +281,10 @@ class Problem(eqx.Module):
     def with_fixed(self, name: str, value) -> Problem:
         """The same problem with `name` fixed at `value` (not free)."""
         i = self.names.index(name)
+        mask, fixed = np.array(self.free_mask), np.array(self.fixed)
+        mask[i], fixed[i] = False, value
         return eqx.tree_at(lambda q: (q.free_mask, q.fixed), self,
-                           (self.free_mask.at[i].set(False), self.fixed.at[i].set(value)))
+                           (jnp.asarray(mask), jnp.asarray(fixed, dtype=self.fixed.dtype)))
 
     def with_free(self, names: Sequence[str], bounds: dict[str, tuple[float, float]]
                   ) -> Problem:
@@ -357,6 +385,8 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
     """
     opt, is_lbfgs = _optimizer(*optimizer)
     step = _lbfgs_step if is_lbfgs else _grad_step
+    # a relative change below ~10 eps cannot be resolved in the working precision
+    ftol = max(float(ftol), 10.0 * float(jnp.finfo(problem.log_lo.dtype).eps))
     u = jnp.asarray(u0, dtype=problem.log_lo.dtype)
     state = _strong(_init_state(opt, u))
     hist = [] if history is None else history
@@ -479,7 +509,7 @@ def least_squares(
     on_step = None
     if callback is not None:
         def on_step(it, value, u_prev):
-            callback(it, value, {k: float(v) for k, v in problem.params(u_prev).items()})
+            callback(it, value, problem.params_numpy(u_prev))
     try:
         for s in range(starts):
             bar = progress_bar(max_steps, desc=f"fit start {s + 1}/{starts}", enabled=progress)
@@ -519,12 +549,35 @@ def least_squares(
 
 
 @eqx.filter_jit
-def _curvature(problem: Problem, u):
-    """Loss, Hessian and residual Jacobian in u (all parameters; fixed rows are 0)."""
-    r = problem.residual_vector(u)
-    H = jax.hessian(problem.loss)(u)
-    J = jax.jacfwd(problem.residual_vector)(u)
-    return 0.5 * jnp.sum(r**2), H, J, r
+def _jacobian(problem: Problem, u):
+    """Residuals and their Jacobian in u (forward mode; columns of fixed parameters 0)."""
+    return problem.residual_vector(u), jax.jacfwd(problem.residual_vector)(u)
+
+
+def _curvature(problem: Problem, u, idx: np.ndarray):
+    """Loss, Hessian over the free parameters `idx`, Jacobian and residuals at u.
+
+    The Hessian is the central difference of the exact gradient J^T r (step
+    eps^(1/3) in u, relative error ~eps^(2/3): 1e-10 in float64, 3e-5 in float32),
+    which re-uses the compiled Jacobian: an autodiff Hessian of the kappa model costs
+    more to compile than the whole fit costs to run.
+    """
+    r, J = _jacobian(problem, u)
+    h = float(jnp.finfo(u.dtype).eps) ** (1.0 / 3.0)
+    u_np = np.asarray(u, dtype=float)
+    cols = []
+    for j in idx:
+        grads = []
+        for sign in (1.0, -1.0):
+            uj = u_np.copy()
+            uj[j] += sign * h
+            rx, Jx = (np.asarray(a, dtype=float) for a in _jacobian(problem, jnp.asarray(
+                uj, dtype=u.dtype)))
+            grads.append(Jx.T @ rx)
+        cols.append((grads[0][idx] - grads[1][idx]) / (2.0 * h))
+    H = np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    r = np.asarray(r, dtype=float)
+    return 0.5 * float(np.sum(r**2)), 0.5 * (H + H.T), np.asarray(J, dtype=float)[:, idx], r
 
 
 def _free_index(problem: Problem, free: Sequence[str]) -> np.ndarray:
@@ -567,11 +620,7 @@ def _effective_rcond(rcond: float, dtype) -> float:
 def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
     u_full = jnp.asarray(best["u"], dtype=problem.log_lo.dtype)
     idx = _free_index(problem, free)
-    loss, H_full, J_full, r = _curvature(problem, u_full)
-    loss = float(loss)
-    H = np.asarray(H_full, dtype=float)[np.ix_(idx, idx)]
-    H = 0.5 * (H + H.T)
-    J = np.asarray(J_full, dtype=float)[:, idx]
+    loss, H, J, r = _curvature(problem, u_full, idx)
     n_data = int(r.shape[0])
     dof = n_data - len(free)
     u = np.asarray(u_full, dtype=float)[idx]
@@ -622,7 +671,7 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
         corr = cov / np.outer(sig, sig)
     for i in range(len(free)):
         corr[i, i] = 1.0 if np.isfinite(sig[i]) and sig[i] > 0 else math.nan
-    params = {k: float(v) for k, v in problem.params(u_full).items()}
+    params = problem.params_numpy(u_full)
     return FitResult(
         free=list(free), params=params,
         stderr={n: float(sig[i]) for i, n in enumerate(free)},
@@ -641,7 +690,7 @@ def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
     n_data = int(jax.eval_shape(problem.residual_vector, u_full).shape[0])
     nan_k = [[math.nan] * len(free) for _ in free]
     return FitResult(
-        free=list(free), params={k: float(v) for k, v in problem.params(u_full).items()},
+        free=list(free), params=problem.params_numpy(u_full),
         stderr={n: math.nan for n in free}, stderr_log={n: math.nan for n in free},
         correlation=nan_k, covariance=nan_k, loss=float(best["loss"]), n_data=n_data,
         dof=n_data - len(free), converged=False, reason=str(best["reason"]), steps=int(best["steps"]),
@@ -666,9 +715,17 @@ def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitRes
 
     x = jnp.asarray([base[n] for n in free])
     val, grad = jax.value_and_grad(f)(x)
-    grad = np.asarray(grad, dtype=float)
+    return propagate_gradient(result, float(val), dict(zip(free, np.asarray(grad, float))))
+
+
+def propagate_gradient(result: FitResult, value: float, grad: dict[str, float]
+                       ) -> tuple[float, float]:
+    """`propagate` for a value whose gradient over the free parameters is known."""
+    free = result.free
+    grad = np.asarray([grad[n] for n in free], dtype=float)
     if not np.all(np.isfinite(grad)):
-        return float(val), math.nan
+        return value, math.nan
+    x = np.asarray([result.params[n] for n in free], dtype=float)
     H = np.asarray(result.hessian_u, dtype=float)
     null = result.meta.get("null_directions_u")
     if null is None and np.all(np.isfinite(H)):  # results saved before null directions were
@@ -680,9 +737,9 @@ def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitRes
         # d f / d u = d f / d p * d p / d u, with d p / d u = p d ln p / d u
         lo, hi = (np.log(np.asarray([result.meta["bounds"][n][k] for n in free]))
                   for k in (0, 1))
-        g_u = grad * np.asarray(x) * dlogp_du(np.asarray(result.u), lo, hi)
+        g_u = grad * x * dlogp_du(np.asarray(result.u), lo, hi)
         if np.linalg.norm(null @ g_u) > 1e-6 * max(np.linalg.norm(g_u), 1e-300):
-            return float(val), math.inf
+            return value, math.inf
     cov = np.nan_to_num(np.asarray(result.covariance, dtype=float), posinf=0.0)
     var = float(grad @ cov @ grad)
-    return float(val), math.sqrt(max(var, 0.0))
+    return value, math.sqrt(max(var, 0.0))

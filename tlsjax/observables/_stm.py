@@ -116,6 +116,10 @@ def _check_r_min(where: str, r_min) -> float:
 
 
 def _map_T(fn, T):
+    # a short grid is vectorized at once: same values, and far cheaper to compile
+    # (and to differentiate twice) than a loop over batches
+    if T.shape[0] <= 4 * _T_BATCH:
+        return jax.vmap(fn)(T)
     return jax.lax.map(fn, T, batch_size=_T_BATCH)
 
 

@@ -142,36 +142,36 @@ _tables_jit = eqx.filter_jit(_tables)
 # ---------------------------------------------------------------- crossovers from the table
 
 
-def _refine_root(fn, x0):
-    """One Newton step at the (gradient-stopped) root x0 of fn: the value is x0 to
-    first order, and its derivative with respect to anything fn closes over is the
-    implicit-function one, -(d fn / d theta) / (d fn / d x)."""
+def _refine_root(fn, theta, x0):
+    """One Newton step at the (gradient-stopped) root x0 of fn(., theta): the value is x0
+    to first order, and its derivative with respect to theta is the implicit-function
+    one, -(d fn / d theta) / (d fn / d x)."""
     x0 = jax.lax.stop_gradient(x0)
-    f, df = jax.jvp(fn, (x0,), (jnp.ones_like(x0),))
+    f, df = jax.jvp(lambda x: fn(x, theta), (x0,), (jnp.ones_like(x0),))
     df = jax.lax.stop_gradient(df)
     safe = jnp.where(df != 0, df, 1.0)
     return x0 - jnp.where(df != 0, f / safe, 0.0)
 
 
-def _bracketed_root(fn, xs, values):
-    """The first root of fn on the grid xs (where values = fn(xs) first changes sign
-    from the sign of values[0]), by 40 bisections in that cell plus a Newton refinement.
-    Returns (x, found)."""
+def _bracketed_root(fn, theta, xs, values):
+    """The first root of fn(., theta) on the grid xs (where values = fn(xs, theta) first
+    changes sign from the sign of values[0]): 40 bisections in that cell, run on
+    stop-gradient copies (nothing to differentiate there), then a Newton refinement that
+    carries the derivative. Returns (x, found)."""
+    theta_c, values = jax.lax.stop_gradient((theta, values))
     s0 = jnp.sign(values[0])
     changed = jnp.sign(values) != s0
     found = jnp.any(changed)
     i = jnp.clip(jnp.argmax(changed), 1, xs.shape[0] - 1)
-    lo, hi = xs[i - 1], xs[i]
 
     def body(_, b):
         a, c = b
         m = 0.5 * (a + c)
-        same = jnp.sign(fn(m)) == s0
+        same = jnp.sign(fn(m, theta_c)) == s0
         return jnp.where(same, m, a), jnp.where(same, c, m)
 
-    lo, hi = jax.lax.fori_loop(0, 40, body, (jax.lax.stop_gradient(lo),
-                                              jax.lax.stop_gradient(hi)))
-    return _refine_root(fn, 0.5 * (lo + hi)), found
+    lo, hi = jax.lax.fori_loop(0, 40, body, (xs[i - 1], xs[i]))
+    return _refine_root(fn, theta, 0.5 * (lo + hi)), found
 
 
 def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
@@ -182,10 +182,11 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     """
     target = jnp.log(5.0 * g)
 
-    def fn(x):
-        return tab.interp_log_p_s(x) - target
+    def fn(x, t):
+        tab_, target_ = t
+        return tab_.interp_log_p_s(x) - target_
 
-    x, found = _bracketed_root(fn, tab.log_eps, tab.log_p_s - target)
+    x, found = _bracketed_root(fn, (tab, target), tab.log_eps, tab.log_p_s - target)
     below = tab.log_eps[0] + (target - tab.log_p_s[0]) / jnp.maximum(tab.d_log_p_s[0], 1e-30)
     return jnp.where(found, x, jnp.where(tab.log_p_s[0] > target, below, jnp.inf))
 
@@ -193,12 +194,13 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
 def full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     """ln(T_U / g J_o) of the full criterion g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o),
     from the table (depends on g only); +inf where the S term never takes over on the grid."""
-    def fn(x):
-        return (jnp.log(g) + tab.interp_log_phi_tau(x) - tab.interp_log_p_s(x)
-                - log_phi_s(jnp.exp(x) * g))
+    def fn(x, t):
+        tab_, g_ = t
+        return (jnp.log(g_) + tab_.interp_log_phi_tau(x) - tab_.interp_log_p_s(x)
+                - log_phi_s(jnp.exp(x) * g_))
 
-    values = jax.vmap(fn)(tab.log_eps)
-    x, found = _bracketed_root(fn, tab.log_eps, values)
+    values = jax.vmap(lambda x: fn(x, (tab, g)))(tab.log_eps)
+    x, found = _bracketed_root(fn, (tab, g), tab.log_eps, values)
     return jnp.where(found & (values[0] > 0), x, jnp.inf)
 
 
