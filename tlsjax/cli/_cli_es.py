@@ -16,7 +16,7 @@ from ..studies._reproduce import (
     run_scan,
     tu_table_rows,
 )
-from ._main import float_list
+from ._main import ListAction, float_list
 
 
 def register(sub) -> None:
@@ -26,16 +26,17 @@ def register(sub) -> None:
     p.add_argument("--x", type=float, default=0.2, help="occupation in (0, 1] (default 0.2)")
     p.add_argument("--cells", type=int, default=18, help="cubic cells per edge L >= 2 (18)")
     p.add_argument("--lattice", choices=["fcc", "sc"], default="fcc")
-    p.add_argument("--atilde", type=float_list, default=[3.0],
+    p.add_argument("--atilde", type=float_list, nargs="+", action=ListAction, default=[3.0],
                    help="cutoff a~ in units of a_o; a list is scanned (default 3)")
-    p.add_argument("--h-tau", type=float_list, default=[0.0], dest="h_tau",
+    p.add_argument("--h-tau", type=float_list, nargs="+", action=ListAction, default=[0.0],
+                   dest="h_tau",
                    help="random field width h_rel = h^tau/<E_tau>_0; a list is scanned (0)")
     p.add_argument("--realizations", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=float, default=0.0,
                    help="soft-Theta width w in units of <E_tau>; 0 = hard Theta (default)")
     p.add_argument("--g", type=float, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
-    p.add_argument("--energies", type=float_list, default=None,
+    p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
                    help="energies in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--devices", type=int, default=None,

@@ -30,6 +30,7 @@ reported. Q^-1 needs the material (its relaxation part depends on rho and v).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 
@@ -79,6 +80,9 @@ from ._kappa_model import (
     stau_table,
 )
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
+
+#: Stage messages (the command line shows them on stderr; silent by default).
+_log = logging.getLogger("tlsjax.fit")
 
 _MODEL_FIELDS = ("g", "J0", "atilde", "h_rel", "kappa_log")
 #: Default relative (log) uncertainty of the targets C_o and T_U.
@@ -311,7 +315,12 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
     sample, realizations, key = _dos_settings(sample, realizations, key)
     init = ModelParams() if init is None else init
     atilde, h_rel = float(init.atilde), float(init.h_rel)
-    table = stau_table(sample, realizations, key, atilde, h_rel) if need_table or joint else None
+    table = None
+    if need_table or joint:
+        _log.info(f"S-tau C(E) at a~ = {atilde:g}, h_rel = {h_rel:g}: ES reduction of "
+                  f"{realizations} realization(s), x = {float(sample.x):g}, "
+                  f"L = {int(sample.lattice.cells)} (once per process)")
+        table = stau_table(sample, realizations, key, atilde, h_rel)
     if velocity_free:
         mat = Material(1.0, 1.0, 1.0)
     else:
@@ -486,10 +495,15 @@ def _with_model(km: KappaModel, model: str, use_tu: bool = False) -> KappaModel:
 
 
 def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, boundary=None,
-                    rayleigh=None, material=None, start: dict | None = None,
+                    rayleigh=None, material=None, starts_from: Sequence[dict | None] = (None,),
                     level: float = DEFAULT_LEVEL, profile: bool = True, post: bool = True,
                     **fit_kwargs) -> FitResult:
-    """One candidate model fitted on a prepared setup (see `fit_kappa`)."""
+    """One candidate model fitted on a prepared setup (see `fit_kappa`).
+
+    `starts_from`: starting points to fit from (None: the default starting values; a
+    dict: values to start from, e.g. a nested model's fit); the best fit is kept.
+    """
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     free, terms, notes = _resolve_free(model, free, setup.velocity_free, boundary, rayleigh,
                                        material)
     if any(n in free for n in ("atilde", "h_rel")):
@@ -500,11 +514,19 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
         raise ValueError("a joint kappa and Q^-1 fit needs the S-tau model")
     _check_points(setup.curve, len(free), setup.absolute)
     km = _with_model(setup.model, model, use_tu="T_U" in free)
-    p0 = _starting_values(setup, model, free, terms, start)
     label = _model_label(model, terms)
     meta = dict(setup.meta, model=model, model_label=label,
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
-    res = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta, **fit_kwargs)
+    res, losses = None, []
+    for start in starts_from:
+        p0 = _starting_values(setup, model, free, terms, start)
+        r = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta, **fit_kwargs)
+        losses.append(r.loss)
+        if res is None or r.loss < res.loss or r.interrupted:
+            res = r
+        if r.interrupted:
+            break
+    res.meta["start_point_losses"] = losses
     res.notes[:0] = notes
     res.derived.update(model=model, model_label=label, **information(res))
     if not res.interrupted:
@@ -616,7 +638,10 @@ def information(res: FitResult) -> dict:
 def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
              profile: bool = True) -> FitResult:
     """Derived quantities and profile bounds; Ctrl-C here keeps the fit (`interrupted`)."""
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     res.meta["post_fit"] = "started"
+    _log.info("post-fit stage: derived quantities and profile-likelihood bounds "
+              f"({res.meta.get('model_label', '')})")
     try:
         _kappa_derived(res, setup)
         if profile:

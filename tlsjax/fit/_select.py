@@ -4,8 +4,9 @@ The candidates are the constant-C standard tunneling model (the null hypothesis)
 the S-tau model, each without or with a boundary term (free l_b) and without or with a
 Rayleigh term (free A_R): up to 8 models, nested (constant C is the S-tau model with
 T_U -> infinity; no boundary term is l_b -> infinity; no Rayleigh term is A_R = 0).
-Each is fitted (warm-started from the best fit of the models it contains), and the one
-with the smallest criterion is kept:
+Each is fitted from the default starting values and, where it exists, from the best
+fit of the models it contains (the better of the two is kept), and the one with the
+smallest criterion is chosen:
 
 - `"aicc"` (default): the corrected Akaike criterion, AIC + 2K(K + 1)/(n - K - 1). Measured
   kappa(T) curves have 10-30 points, where plain AIC over-fits; AICc tends to AIC for
@@ -23,6 +24,7 @@ Delta (< 2) as "the data do not decide".
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -33,6 +35,7 @@ from ._fit import FitResult
 from ._fit_stau import fit_kappa_model, post_fit, prepare_kappa
 from ._profile import DEFAULT_LEVEL
 
+_log = logging.getLogger("tlsjax.fit")
 CRITERIA = ("aicc", "aic", "bic")
 DEFAULT_CRITERION = "aicc"
 _MODES = ("auto", "absent", "free")
@@ -115,20 +118,25 @@ def select_kappa_model(
         raise ValueError(f"`select_kappa_model(criterion=...)` must be one of {CRITERIA}; "
                          f"got {criterion!r}")
     cands = candidates(model, boundary, rayleigh)
+    if not 0.5 < level < 1.0:
+        raise ValueError(f"`select_kappa_model(level=...)` must be in (0.5, 1); got {level!r}")
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
                           weights=weights, sample=sample, realizations=realizations, key=key,
                           need_table=any(c[0] == "stau" for c in cands))
     done: dict[tuple, FitResult | None] = {}
     skipped: dict[tuple, str] = {}
     interrupted = False
+    _log.info(f"fitting {len(cands)} candidate model(s), choosing by {criterion.upper()}")
     bar = progress_bar(len(cands), desc="fit kappa: candidate models", enabled=progress,
                        unit="model")
     try:
         for c in cands:
             bar.set_postfix(model=f"{c[0]} b={c[1]} r={c[2]}", refresh=False)
             try:
+                parent = _parent_start(c, done)
                 res = fit_kappa_model(setup, c[0], boundary=c[1], rayleigh=c[2],
-                                      material=material, start=_parent_start(c, done),
+                                      material=material,
+                                      starts_from=(None,) if parent is None else (None, parent),
                                       post=False, progress=False, **fit_kwargs)
             except ValueError as err:  # e.g. more parameters than points
                 skipped[c] = str(err)
