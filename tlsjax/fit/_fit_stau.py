@@ -30,9 +30,10 @@ reported. Q^-1 needs the material (its relaxation part depends on rho and v).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -77,6 +78,7 @@ from ._kappa_model import (
     names_for,
     placeholder_table,
     rayleigh_name,
+    rebuild_table,
     stau_table,
 )
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
@@ -193,6 +195,16 @@ def fit_targets(
                                      sigma_T_U=sigma_T_U),
         criterion=criterion, dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)")),
         **fit_kwargs)
+    try:
+        _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of)
+    except KeyboardInterrupt:
+        res.interrupted = True
+        res.notes.insert(0, "interrupted during the post-fit stage: the derived quantities "
+                         "(C_o, T_U and their errors) were not all computed")
+    return res
+
+
+def _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of) -> None:
     c0, c0_err = propagate(lambda p: _model_params(p).C0, res)
     tu, tu_err = propagate(lambda p: tu_fn(dos_of(p, _model_params(p)), _model_params(p)), res)
     mp = _model_params(res.params)
@@ -205,7 +217,11 @@ def fit_targets(
     if len(free) > 2:
         res.notes.append(f"2 targets (C_o, T_U) for {len(free)} free parameters: at most 2 "
                          "combinations can be determined")
-    return res
+    for name, val, target, sig in (("C_o", c0, C0, sigma_C0), ("T_U", tu, T_U, sigma_T_U)):
+        if abs(math.log(val / target)) > 3.0 * sig:
+            res.notes.insert(0, f"the target {name} = {target:g} is not reached within the "
+                             f"parameter bounds: the best fit gives {name} = {val:.4g} "
+                             f"({abs(math.log(val / target)) / sig:.1f} sigma away)")
 
 
 # ---------------------------------------------------------------- curves
@@ -272,6 +288,7 @@ class KappaSetup:
     dos_meta: dict
     meta: dict
     joint: bool
+    rebuild: Callable | None = None
 
 
 def _term(where, name, value, material_value):
@@ -329,7 +346,7 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
     km = KappaModel(jnp.asarray(curve.T), jnp.asarray(np.log(curve.y)),
                     jnp.asarray(np.sqrt(w) / sig), table if table is not None
                     else placeholder_table(), mat, jnp.asarray(False), jnp.asarray(False),
-                    atilde, h_rel, velocity_free, **q)
+                    velocity_free, **q)
     meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
                 velocity_free=velocity_free, absolute_sigma=absolute,
                 material=None if velocity_free else dict(
@@ -342,8 +359,9 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
     if joint:
         meta.update(qinv_data=qcurve.source, freq_Hz=float(freq), polarization=polarization,
                     data_qinv_T=qcurve.T.tolist(), data_qinv=qcurve.y.tolist())
+    rebuild = functools.partial(rebuild_table, sample, realizations, key)
     return KappaSetup(curve, km, velocity_free, absolute, init, kv, table,
-                      meta["dos_sample"], meta, joint)
+                      meta["dos_sample"], meta, joint, rebuild)
 
 
 def _material_terms(material):
@@ -412,7 +430,8 @@ def _starting_values(setup: KappaSetup, model, free, terms, start: dict | None):
     km, curve, vf = setup.model, setup.curve, setup.velocity_free
     p0 = {n: 1.0 for n in names_for(vf)}
     init = setup.init
-    p0.update(g=float(init.g), J0=float(init.J0))
+    p0.update(g=float(init.g), J0=float(init.J0), atilde=float(init.atilde),
+              h_rel=float(init.h_rel))
     if not vf:
         p0.update(kappa_log=float(init.kappa_log), C=float(init.kappa_log * init.g))
     p0[boundary_name(vf)] = math.inf
@@ -506,14 +525,14 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     free, terms, notes = _resolve_free(model, free, setup.velocity_free, boundary, rayleigh,
                                        material)
-    if any(n in free for n in ("atilde", "h_rel")):
-        raise ValueError("`fit_kappa(free=...)`: a~ and h_rel are fixed in kappa fits (the "
-                         "S-tau C(E) is tabulated once per (a~, h_rel)); compare fits at "
-                         "several --atilde values, or use fit_targets")
     if setup.joint and model == "stm":
         raise ValueError("a joint kappa and Q^-1 fit needs the S-tau model")
     _check_points(setup.curve, len(free), setup.absolute)
     km = _with_model(setup.model, model, use_tu="T_U" in free)
+    if any(n in free for n in ("atilde", "h_rel")):
+        km = dataclasses.replace(km, rebuild=setup.rebuild)
+        notes.append("a~ or h_rel free: the ES reduction and the C(E) table are rebuilt at "
+                     "every evaluation (slow; with both fixed the table is built once)")
     label = _model_label(model, terms)
     meta = dict(setup.meta, model=model, model_label=label,
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
@@ -644,7 +663,10 @@ def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
               f"({res.meta.get('model_label', '')})")
     try:
         _kappa_derived(res, setup)
-        if profile:
+        if profile and any(n in res.free for n in ("atilde", "h_rel")):
+            res.notes.append("no profile-likelihood bounds with a~ or h_rel free (each "
+                             "point would rebuild the ES reduction many times)")
+        elif profile:
             _profiles(res, setup, level)
         res.meta["post_fit"] = "done"
     except KeyboardInterrupt:

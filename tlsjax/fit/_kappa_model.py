@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -49,8 +50,8 @@ from ..observables._table import (
 from ..observables._tls import AbstractTLS
 
 #: All parameters of the kappa model, without and with a `Material`.
-NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "kv", "Cv", "l_b_v2", "rayleigh_v2")
-NAMES_MATERIAL = ("g", "J0", "T_U", "kappa_log", "C", "l_b", "rayleigh")
+NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "atilde", "h_rel", "kv", "Cv", "l_b_v2", "rayleigh_v2")
+NAMES_MATERIAL = ("g", "J0", "T_U", "atilde", "h_rel", "kappa_log", "C", "l_b", "rayleigh")
 #: (k_B / hbar)^4 in s^-4 K^-4: A_K = A_R * this.
 RAYLEIGH_K_PER_SI = (K_B / HBAR) ** 4
 #: 2 pi^2 k_B^4 / (15 hbar^3): boundary-limited kappa = this * T^3 * l_b / v^2.
@@ -108,6 +109,13 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
     return tab
 
 
+def rebuild_table(sample: Sample, realizations: int, key, params: ModelParams
+                  ) -> TabulatedStauTLS:
+    """The table at params.atilde, params.h_rel (traced): the ES reduction and the
+    tabulation run inside the loss (`KappaModel.rebuild`)."""
+    return tabulate_stau(stau_dos(params, sample, key, realizations=realizations), params)
+
+
 def placeholder_table(like: TabulatedStauTLS | None = None) -> TabulatedStauTLS:
     """A table of the usual shape for models that do not use the S-tau C(E) (constant
     C), so that they share the compiled function without running the ES reduction."""
@@ -161,29 +169,39 @@ class KappaModel(eqx.Module):
     material: Material
     stm: jax.Array
     use_tu: jax.Array
-    atilde: float = eqx.field(static=True)
-    h_rel: float = eqx.field(static=True)
     velocity_free: bool = eqx.field(static=True)
+    #: None (the table is fixed), or a function of `ModelParams` that rebuilds the table
+    #: from p["atilde"], p["h_rel"] inside the loss (a~ or h_rel free: an ES reduction
+    #: per evaluation, slow; see `rebuild_table`).
+    rebuild: Callable | None = eqx.field(static=True, default=None)
     q_T: jax.Array | None = None
     q_log_y: jax.Array | None = None
     q_scale: jax.Array | None = None
     omega: jax.Array | None = None
     polarization: str = eqx.field(static=True, default="t")
 
-    def j0(self, p):
+    def table_for(self, p) -> TabulatedStauTLS:
+        if self.rebuild is None:
+            return self.table
+        return self.rebuild(_replace(ModelParams(), atilde=p["atilde"], h_rel=p["h_rel"]))
+
+    def j0(self, p, table=None):
         """J_o: the parameter, or from T_U = g J_o eps*(g) where `use_tu` (T_U given)."""
-        lx = shortcut_log_eps(self.table, p["g"])
+        table = self.table_for(p) if table is None else table
+        lx = shortcut_log_eps(table, p["g"])
         lx = jnp.where(jnp.isfinite(lx), lx, 0.0)
         return jnp.where(self.use_tu, p["T_U"] / (p["g"] * jnp.exp(lx)), p["J0"])
 
-    def model_params(self, p) -> ModelParams:
+    def model_params(self, p, table=None) -> ModelParams:
+        table = self.table_for(p) if table is None else table
         kl = jnp.asarray(1.0) if self.velocity_free else p["kappa_log"]
-        base = ModelParams(atilde=self.atilde, h_rel=self.h_rel)
-        return _replace(base, g=p["g"], J0=self.j0(p), kappa_log=kl)
+        return _replace(ModelParams(), g=p["g"], J0=self.j0(p, table), atilde=p["atilde"],
+                        h_rel=p["h_rel"], kappa_log=kl)
 
     def tls(self, p) -> FitTLS:
         C = jnp.asarray(1.0) if self.velocity_free else p["C"]
-        return FitTLS(self.table.with_params(self.model_params(p)), C, self.stm)
+        table = self.table_for(p)
+        return FitTLS(table.with_params(self.model_params(p, table)), C, self.stm)
 
     def amplitude(self, p):
         return jnp.where(self.stm, p["Cv"], p["kv"])
@@ -231,7 +249,8 @@ class KappaModel(eqx.Module):
 
     def crossovers(self, p):
         """(T_U full, T_U shortcut) in K (inf where none on the table's grid)."""
-        return table_crossover(self.table.with_params(self.model_params(p)))
+        table = self.table_for(p)
+        return table_crossover(table.with_params(self.model_params(p, table)))
 
 
 #: Points of the temperature grid of `evaluate` (the model curves of the figure).
