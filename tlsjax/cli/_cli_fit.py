@@ -34,18 +34,21 @@ _STM_AMPLITUDES = ("C", "Cv")
 
 
 def name_list(text: str) -> list[str]:
-    """Parse "g,J0" (one word of a list option) into parameter names."""
+    """Split "g,J0" (one word of a list option) into names (checked by `_check_names`)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in PARAMETERS and n != "boundary"]
     if not names:
         raise argparse.ArgumentTypeError("expected parameter names, e.g. g,J0 or g J0")
+    return names
+
+
+def _check_names(names: list[str] | None) -> list[str] | None:
+    bad = [n for n in names or [] if n not in PARAMETERS and n != "boundary"]
     if bad:
         hint = ""
         if any(("." in b or "/" in b) for b in bad):
             hint = " (a file name? put FILE before --free, or end the list with --)"
-        raise argparse.ArgumentTypeError(
-            f"unknown parameter(s) {', '.join(bad)}{hint}; allowed: "
-            f"{', '.join(PARAMETERS)}, boundary")
+        raise ValueError(f"--free: unknown parameter(s) {', '.join(bad)}{hint}; allowed: "
+                         f"{', '.join(PARAMETERS)}, boundary")
     return names
 
 
@@ -246,7 +249,7 @@ def _interrupted_early(args) -> int:
 
 def run_targets(args) -> int:
     _check_outputs(args)
-    free = args.free or ["g", "J0", "atilde"]
+    free = _check_names(args.free) or ["g", "J0", "atilde"]
     try:
         res = fit_targets(args.C0, args.TU, sigma_C0=args.sigma_C0, sigma_T_U=args.sigma_TU,
                           free=free, init=_init(args), criterion=args.criterion, **_dos(args),
@@ -276,6 +279,7 @@ def run_kappa(args) -> int:
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
     _check_outputs(args, args.plot)
+    _check_names(args.free)
     _stage_logging(True)
     common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
                   profile=not args.no_profile, **_dos(args), **_opt(args))

@@ -25,8 +25,8 @@ array, so one compiled step serves every start, every free set and every fixed v
 profiles and model selection compile nothing new.
 
 **Uncertainties (Laplace approximation).** At the best point the Hessian H_u of the
-loss (central differences of the exact autodiff gradient J^T r, see `_curvature`)
-gives the covariance Sigma_u = H_u^-1 of u; with D = diag(dp/du), the physical
+loss (J^T J plus the residuals' curvature, by central differences of the compiled
+residuals, see `_curvature`) gives the covariance Sigma_u = H_u^-1 of u; with D = diag(dp/du), the physical
 covariance is D Sigma_u D and the log-space one D_log Sigma_u D_log
 (D_log = diag(d ln p / du)). 1-sigma errors are the square roots of the diagonal, the
 correlation matrix is the normalized covariance. If the residuals are not in units of
@@ -330,6 +330,10 @@ def _describe_direction(vec_log: np.ndarray, names: Sequence[str]) -> str:
     return " ".join(parts)
 
 
+#: Stopping rule on the chi^2 decrease (see `minimize`).
+CHI2_TOL = 1e-3
+CHI2_WINDOW = 10
+
 #: One optimizer object per kind, so that compiled steps are shared between fits.
 _LBFGS = optax.lbfgs()
 
@@ -373,7 +377,7 @@ def _strong(tree):
 def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int = 200,
              gtol: float = 1e-6, ftol: float = 1e-12, best: dict | None = None,
              tag: dict | None = None, history: list | None = None, bar=None,
-             on_step=None) -> dict:
+             on_step=None, chi2_tol: float | None = CHI2_TOL, dof: int | None = None) -> dict:
     """Run the optimizer from u0 (one start).
 
     Returns dict(u, loss, steps, converged, reason, history). The best point is also
@@ -381,7 +385,11 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
     history into `history`, so that a `KeyboardInterrupt` loses neither.
 
     Stops when the largest gradient component is below `gtol`, or the loss changed by
-    less than `ftol` (relative) for 3 steps in a row, or after `max_steps`.
+    less than `ftol` (relative) for 3 steps in a row, or chi^2 = 2 loss fell by less than
+    `chi2_tol` over the last `CHI2_WINDOW` steps (in units of the reduced chi^2 when `dof`
+    is given, i.e. when the residuals are not in units of known errors: a decrease that
+    no error bar or criterion can see; along a direction the data do not determine the
+    loss can keep creeping down for thousands of steps), or after `max_steps`.
     """
     opt, is_lbfgs = _optimizer(*optimizer)
     step = _lbfgs_step if is_lbfgs else _grad_step
@@ -414,6 +422,12 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
         if gmax < gtol:
             out.update(reason="gradient below gtol", converged=True)
             break
+        if chi2_tol is not None and len(hist) > CHI2_WINDOW:
+            scale = 1.0 if dof is None else max(2.0 * value / max(dof, 1), 1e-300)
+            if 2.0 * (hist[-CHI2_WINDOW - 1] - value) / scale < chi2_tol:
+                out.update(reason=f"chi^2 change below {chi2_tol:g} over {CHI2_WINDOW} steps",
+                           converged=True)
+                break
         if len(hist) > 1 and abs(hist[-2] - value) <= ftol * max(1.0, abs(value)):
             flat += 1
             if flat >= 3:
@@ -496,6 +510,9 @@ def least_squares(
     _optimizer(optimizer, learning_rate)  # validate before compiling anything
     problem = make_problem(residuals, init, free, bnd)
     u0 = _unconstrained(problem, init)
+    n_res = int(jax.eval_shape(problem.residual_vector, jnp.asarray(u0, problem.log_lo.dtype)
+                               ).shape[0])
+    dof = None if absolute_sigma else n_res - len(free)
     key = jax.random.PRNGKey(0) if key is None else key
     mask = np.asarray(problem.free_mask, dtype=float)
     noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
@@ -518,7 +535,8 @@ def least_squares(
             try:
                 out = minimize(problem, u0 + noise[s], optimizer=(optimizer, learning_rate),
                                max_steps=max_steps, gtol=gtol, ftol=ftol, best=best,
-                               tag=dict(start=s), history=hist, bar=bar, on_step=on_step)
+                               tag=dict(start=s), history=hist, bar=bar, on_step=on_step,
+                               dof=dof)
             finally:
                 bar.close()
             if best["start"] == s:
@@ -549,35 +567,72 @@ def least_squares(
 
 
 @eqx.filter_jit
-def _jacobian(problem: Problem, u):
-    """Residuals and their Jacobian in u (forward mode; columns of fixed parameters 0)."""
-    return problem.residual_vector(u), jax.jacfwd(problem.residual_vector)(u)
+def _residuals(problem: Problem, u):
+    """The residual vector at u (compiled once per problem structure)."""
+    return problem.residual_vector(u)
+
+
+def residuals_at(problem: Problem, u) -> np.ndarray:
+    return np.asarray(_residuals(problem, jnp.asarray(u, dtype=problem.log_lo.dtype)),
+                      dtype=float)
+
+
+def jacobian_fd(problem: Problem, u, idx) -> np.ndarray:
+    """d r / d u over the parameters `idx` by central differences (step eps^(1/3))."""
+    u = np.asarray(u, dtype=float)
+    h = float(jnp.finfo(problem.log_lo.dtype).eps) ** (1.0 / 3.0)
+    cols = []
+    for j in idx:
+        up, um = u.copy(), u.copy()
+        up[j] += h
+        um[j] -= h
+        cols.append((residuals_at(problem, up) - residuals_at(problem, um)) / (2.0 * h))
+    return np.stack(cols, axis=1) if cols else np.zeros((residuals_at(problem, u).size, 0))
+
+
+def propagate_u(result: FitResult, value: float, grad_u) -> tuple[float, float]:
+    """`propagate` for a value whose gradient in u (over `result.free`) is known."""
+    free = result.free
+    lo, hi = (np.log(np.asarray([result.meta["bounds"][n][k] for n in free])) for k in (0, 1))
+    p = np.asarray([result.params[n] for n in free], dtype=float)
+    dp_du = p * dlogp_du(np.asarray(result.u), lo, hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.where(dp_du != 0, np.asarray(grad_u, dtype=float) / dp_du, 0.0)
+    return propagate_gradient(result, value, dict(zip(free, grad)))
 
 
 def _curvature(problem: Problem, u, idx: np.ndarray):
-    """Loss, Hessian over the free parameters `idx`, Jacobian and residuals at u.
+    """Loss, Hessian and Jacobian over the free parameters `idx`, and residuals, at u.
 
-    The Hessian is the central difference of the exact gradient J^T r (step
-    eps^(1/3) in u, relative error ~eps^(2/3): 1e-10 in float64, 3e-5 in float32),
-    which re-uses the compiled Jacobian: an autodiff Hessian of the kappa model costs
-    more to compile than the whole fit costs to run.
+    By central differences of the compiled residual function (no second compilation:
+    an autodiff Jacobian or Hessian of the kappa model costs more to compile than the
+    whole fit costs to run). J: step eps^(1/3) in u (relative error ~eps^(2/3));
+    H = J^T J + sum_i r_i d^2 r_i, the second derivatives with step eps^(1/4) (relative
+    error ~eps^(1/2): 1e-8 in float64, 3e-4 in float32). 2k + 2k(k+1) residual
+    evaluations for k free parameters.
     """
-    r, J = _jacobian(problem, u)
-    h = float(jnp.finfo(u.dtype).eps) ** (1.0 / 3.0)
-    u_np = np.asarray(u, dtype=float)
-    cols = []
-    for j in idx:
-        grads = []
-        for sign in (1.0, -1.0):
-            uj = u_np.copy()
-            uj[j] += sign * h
-            rx, Jx = (np.asarray(a, dtype=float) for a in _jacobian(problem, jnp.asarray(
-                uj, dtype=u.dtype)))
-            grads.append(Jx.T @ rx)
-        cols.append((grads[0][idx] - grads[1][idx]) / (2.0 * h))
-    H = np.stack(cols, axis=1) if cols else np.zeros((0, 0))
-    r = np.asarray(r, dtype=float)
-    return 0.5 * float(np.sum(r**2)), 0.5 * (H + H.T), np.asarray(J, dtype=float)[:, idx], r
+    u = np.asarray(u, dtype=float)
+    eps = float(jnp.finfo(problem.log_lo.dtype).eps)
+    r0 = residuals_at(problem, u)
+    k = len(idx)
+
+    def at(shift):
+        v = u.copy()
+        for j, h in shift:
+            v[idx[j]] += h
+        return residuals_at(problem, v)
+
+    J = jacobian_fd(problem, u, idx)
+    h2 = eps ** 0.25
+    D = np.zeros((k, k, r0.size))  # second derivatives of the residuals
+    for a in range(k):
+        D[a, a] = (at([(a, h2)]) - 2.0 * r0 + at([(a, -h2)])) / (h2 * h2)
+        for b in range(a):
+            D[a, b] = D[b, a] = (at([(a, h2), (b, h2)]) - at([(a, h2), (b, -h2)])
+                                 - at([(a, -h2), (b, h2)]) + at([(a, -h2), (b, -h2)])) / (
+                                     4.0 * h2 * h2)
+    H = J.T @ J + np.einsum("abn,n->ab", D, r0)
+    return 0.5 * float(np.sum(r0**2)), 0.5 * (H + H.T), J, r0
 
 
 def _free_index(problem: Problem, free: Sequence[str]) -> np.ndarray:
@@ -618,7 +673,7 @@ def _effective_rcond(rcond: float, dtype) -> float:
 
 
 def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
-    u_full = jnp.asarray(best["u"], dtype=problem.log_lo.dtype)
+    u_full = np.asarray(best["u"], dtype=float)
     idx = _free_index(problem, free)
     loss, H, J, r = _curvature(problem, u_full, idx)
     n_data = int(r.shape[0])

@@ -60,12 +60,14 @@ from ._data import Curve, load_curve
 from ._fit import (
     PARAMETERS,
     FitResult,
-    _jacobian,
     _unconstrained,
+    jacobian_fd,
     least_squares,
     make_problem,
     propagate,
     propagate_gradient,
+    propagate_u,
+    residuals_at,
 )
 from ._kappa_model import (
     BOUNDARY_KAPPA_CONST,
@@ -205,8 +207,16 @@ def fit_targets(
 
 
 def _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of) -> None:
-    c0, c0_err = propagate(lambda p: _model_params(p).C0, res)
-    tu, tu_err = propagate(lambda p: tu_fn(dos_of(p, _model_params(p)), _model_params(p)), res)
+    # the model's C_o and T_U are in the residuals: ln X = ln target + sigma r, so their
+    # values and gradients come from the compiled residual function (no new compilation)
+    u = _unconstrained(res.problem, res.params)
+    idx = [res.problem.names.index(n) for n in free]
+    r = residuals_at(res.problem, u)
+    J = jacobian_fd(res.problem, u, idx)
+    c0 = C0 * math.exp(sigma_C0 * r[0])
+    tu = T_U * math.exp(sigma_T_U * r[1])
+    c0, c0_err = propagate_u(res, c0, c0 * sigma_C0 * J[0])
+    tu, tu_err = propagate_u(res, tu, tu * sigma_T_U * J[1])
     mp = _model_params(res.params)
     dos = dos_of(res.params, mp)
     e_tau = float(dos.e_tau_mean * mp.gJ0)
@@ -307,10 +317,12 @@ def _term(where, name, value, material_value):
 def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, weights=None,
                   qinv_data=None, freq=None, sigma_log_qinv=None, polarization="t",
                   sample=None, realizations=DEFAULT_DOS_REALIZATIONS, key=None,
-                  need_table=True) -> KappaSetup:
-    """Load and check the data, build the S-tau table (cached) and the residual model."""
+                  need_table=True, n_free: int = 1) -> KappaSetup:
+    """Load and check the data (at least enough points for `n_free` free parameters),
+    build the S-tau table (cached) and the residual model."""
     velocity_free = material is None
     curve = _as_curve(data, "kappa")
+    _check_points(curve, n_free, sigma_log is not None)
     w = _per_point("fit_kappa", "weights", weights, curve.n, curve.weight)
     sig, absolute = _sigma("fit_kappa", "sigma_log", sigma_log, curve.n)
     joint = qinv_data is not None
@@ -394,7 +406,7 @@ def _resolve_free(model, free, velocity_free, boundary, rayleigh, material):
         raise ValueError("`fit_kappa(free=...)`: kappa_log is not determined by kappa(T) "
                          "without sound velocities (kappa depends on kappa_log * v_eff); "
                          "fit 'kv' or pass a Material")
-    if amp not in free:
+    if amp not in free and (velocity_free or model == "stm"):
         free.append(amp)
         if velocity_free:
             notes.append(f"{amp} = {PARAMETERS[amp][3]} added to the free parameters: without "
@@ -453,11 +465,11 @@ def _starting_values(setup: KappaSetup, model, free, terms, start: dict | None):
             p0["T_U"] = float(curve.T[-1])
     if amp in free and not (start and amp in start) and (setup.kv is None or not vf):
         # kappa is proportional to 1 / amplitude without the extra terms; the residuals
-        # come from the compiled Jacobian that the error estimate needs anyway
+        # come from the compiled residual function that the error estimate needs anyway
         pr = make_problem(km1, p0, [], {})  # all fixed: the model at p0
-        r, _ = _jacobian(pr, jnp.zeros(len(pr.names), pr.log_lo.dtype))
+        r = residuals_at(pr, np.zeros(len(pr.names)))
         n = curve.n
-        lk = np.asarray(r, dtype=float)[:n] / np.asarray(km.scale) + np.log(curve.y)
+        lk = r[:n] / np.asarray(km.scale) + np.log(curve.y)
         ratio = float(np.exp(np.median(lk - np.log(curve.y))))
         lo, hi = PARAMETERS[amp][:2]
         p0[amp] = float(np.clip(p0[amp] * ratio, lo * 2.0, hi / 2.0))
@@ -549,8 +561,7 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
     res.notes[:0] = notes
     res.derived.update(model=model, model_label=label, **information(res))
     if not res.interrupted:
-        u = jnp.asarray(_unconstrained(res.problem, res.params), res.problem.log_lo.dtype)
-        r = np.asarray(_jacobian(res.problem, u)[0], dtype=float)[:setup.curve.n]
+        r = residuals_at(res.problem, _unconstrained(res.problem, res.params))[:setup.curve.n]
         r = r / np.asarray(km.scale, dtype=float)
         res.derived["rms_log_residual"] = float(np.sqrt(np.mean(r**2)))
     if post and not res.interrupted:
@@ -593,7 +604,8 @@ def fit_kappa(
       plain standard tunneling model: the null hypothesis).
     - `free`: free parameters (default g, J0 and the amplitude for S-tau, the amplitude
       alone for constant C; the amplitude is kv / kappa_log (S-tau) or Cv / C (constant
-      C) without / with a material and is always added). `T_U` may replace `J0`.
+      C) without / with a material; without a material it is always added, since it
+      sets the size of kappa there). `T_U` may replace `J0`.
       "boundary" and "rayleigh" in `free` are the same as the options below set to
       "free".
     - `init`: starting / fixed model parameters (default `ModelParams()`); its a~ and
@@ -619,11 +631,14 @@ def fit_kappa(
     SI units, rms log residuals, the curves for plotting, and the data. If Ctrl-C ends
     the fit or its post-fit stage, the result so far is returned with `interrupted`.
     """
+    # check the options before the (seconds-long) ES reduction of the table
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    n_free = len(_resolve_free(model, free, material is None, boundary, rayleigh, material)[0])
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
                           weights=weights, qinv_data=qinv_data, freq=freq,
                           sigma_log_qinv=sigma_log_qinv, polarization=polarization,
                           sample=sample, realizations=realizations, key=key,
-                          need_table=model == "stau")
+                          need_table=model == "stau", n_free=n_free)
     return fit_kappa_model(setup, model, free=free, boundary=boundary, rayleigh=rayleigh,
                            material=material, level=level, profile=profile, **fit_kwargs)
 
@@ -681,8 +696,7 @@ def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
 def _kappa_derived(res: FitResult, setup: KappaSetup) -> None:
     km = _with_model(setup.model, res.meta["model"], use_tu="T_U" in res.free)
     vf, curve, d = setup.velocity_free, setup.curve, res.derived
-    u = jnp.asarray(_unconstrained(res.problem, res.params), res.problem.log_lo.dtype)
-    r_all = np.asarray(_jacobian(res.problem, u)[0], dtype=float)
+    r_all = residuals_at(res.problem, _unconstrained(res.problem, res.params))
     r = r_all[:curve.n] / np.asarray(km.scale, dtype=float)
     d["rms_log_residual"] = float(np.sqrt(np.mean(r**2)))
     d["max_abs_log_residual"] = float(np.max(np.abs(r)))
