@@ -38,6 +38,11 @@ def register(sub) -> None:
     p.add_argument("--g", type=float, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
     p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
                    help="energies in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
+    p.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
+                   dest="pair_condition",
+                   help="E_min = max_j (2 U_ij - E_tau_j) with the U_ij redefined by the tau "
+                   "flips (signed, default) or max_j (2 |U_ij| - E_tau_j) (unsigned: the "
+                   "reading that comes close to the paper's 0.2; see the README)")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--devices", type=int, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")
@@ -60,6 +65,9 @@ def register(sub) -> None:
                    help="4 realizations and a smaller x=0.2 sample (L=12): a smoke run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--g", type=float, default=DEFAULT_G)
+    r.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
+                   dest="pair_condition",
+                   help="signed (default) or unsigned pair condition (see `tlsjax es -h`)")
     r.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     r.add_argument("--no-progress", action="store_true")
@@ -82,10 +90,12 @@ def run_es(args) -> int:
     res = run_scan(args.x, args.cells, args.atilde, args.h_tau, energies=args.energies,
                    realizations=args.realizations, seed=args.seed, g=args.g, width=args.width,
                    block_size=args.block_size, progress=not args.no_progress,
-                   lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint)
+                   lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint,
+                   pair_condition=args.pair_condition)
     out = res.to_json()
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
-    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0"):
+    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0", "T_U_over_median_E_tau",
+                "E_tau_median_over_mean"):
         out[key] = _squeeze_case(out[key], single_a, single_h)
     if single_a:
         out["atilde"] = float(args.atilde[0])
@@ -95,11 +105,15 @@ def run_es(args) -> int:
         write_json(args.json, out, overwrite=args.overwrite)
     tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
     tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
+    tm_m = np.atleast_2d(res.mean["T_U_over_median_E_tau"])
+    tm_s = np.atleast_2d(res.stderr["T_U_over_median_E_tau"])
     print(f"fcc x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
-          f"{res.realizations} realizations, {res.seconds:.1f} s")
+          f"{res.realizations} realizations, {res.seconds:.1f} s, "
+          f"{args.pair_condition} pair condition")
     for ia, a in enumerate(res.atildes):
         for ih, h in enumerate(res.h_rels):
             print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
+                  f", T_U/median|E_tau| = {tm_m[ia, ih]:.4f} ± {tm_s[ia, ih]:.4f}"
                   f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
     if args.json:
         print(f"wrote {args.json}")
@@ -115,7 +129,8 @@ def run_reproduce(args) -> int:
     results = []
     for (x, cells), label in zip(samples, ("Fig. 2 b-d analogue: ", "Fig. 4 analogue: ")):
         res = run_scan(x, cells, PAPER_ATILDES, PAPER_H_RELS, realizations=realizations,
-                       seed=args.seed, g=args.g, progress=not args.no_progress)
+                       seed=args.seed, g=args.g, progress=not args.no_progress,
+                       pair_condition=args.pair_condition)
         results.append(res)
         stem = f"ps_x{x:g}_L{cells}"
         plot_ps_panels(res, out.path(f"{stem}.png"), figure_label=label)
@@ -132,10 +147,12 @@ def run_reproduce(args) -> int:
     exponents = {f"x{r.x:g}_a{a:g}": gap_exponent(r, ia, 0)
                  for r in results for ia, a in enumerate(r.atildes)}
     summary = dict(
-        command="tlsjax reproduce" + (" --quick" if args.quick else ""),
+        command="tlsjax reproduce" + (" --quick" if args.quick else "") + (
+            "" if args.pair_condition == "signed" else " --pair-condition unsigned"),
         samples=[dict(x=r.x, cells=r.cells, n_sites_mean=float(r.mean["n_sites"]),
                       realizations=r.realizations, seconds=r.seconds) for r in results],
-        g=args.g, criterion="P_S(T_U) = 5 g, hard Theta", comparison_with_paper=cmp,
+        g=args.g, criterion="P_S(T_U) = 5 g, hard Theta", pair_condition=args.pair_condition,
+        comparison_with_paper=cmp,
         gap_exponent_h0=dict(note="log-log slope of P_S(E) where 1e-3 < P_S < 0.1, h_rel = 0",
                              **exponents),
         T_U_table=[dict(zip(TU_HEADER, row)) for row in rows],
@@ -153,7 +170,8 @@ def summary_text(results, cmp) -> str:
              ""]
     for r in results:
         lines.append(f"x = {r.x:g}, L = {r.cells}: <N> = {r.mean['n_sites']:.0f} impurities, "
-                     f"{r.realizations} realizations, {r.seconds:.1f} s")
+                     f"{r.realizations} realizations, {r.seconds:.1f} s, "
+                     f"{r.pair_condition} pair condition")
         lines.append("  T_U/<E_tau> (mean ± s.e.)   " + "   ".join(
             f"h_rel={h:g}" for h in r.h_rels))
         for ia, a in enumerate(r.atildes):
@@ -161,6 +179,9 @@ def summary_text(results, cmp) -> str:
                                f"{r.stderr['T_U_over_E_tau'][ia, ih]:.3f}"
                                for ih in range(len(r.h_rels)))
             lines.append(f"  a~ = {a:>3g}                    {vals}")
+        lines.append("  h_rel = 0: T_U / median|E_tau| and <E_tau> / (g J_o): " + "; ".join(
+            f"a~={a:g}: {r.mean['T_U_over_median_E_tau'][ia, 0]:.3f}, "
+            f"{r.mean['E_tau_over_gJ0'][ia, 0]:.3f}" for ia, a in enumerate(r.atildes)))
         lines.append("")
     if cmp.get("n", 0):
         lines.append(

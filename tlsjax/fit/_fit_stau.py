@@ -674,9 +674,9 @@ def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
     """Derived quantities and profile bounds; Ctrl-C here keeps the fit (`interrupted`)."""
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     res.meta["post_fit"] = "started"
-    _log.info("post-fit stage: derived quantities and profile-likelihood bounds "
-              f"({res.meta.get('model_label', '')})")
     try:
+        _log.info("post-fit stage: derived quantities and profile-likelihood bounds "
+                  f"({res.meta.get('model_label', '')})")
         _kappa_derived(res, setup)
         if profile and any(n in res.free for n in ("atilde", "h_rel")):
             res.notes.append("no profile-likelihood bounds with a~ or h_rel free (each "

@@ -32,13 +32,13 @@ def check_output_path(path, *, overwrite: bool, what: str,
     **Returns:** the path as a `Path`.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a file name")
     if suffixes is not None:
         allowed = sorted(set(suffixes))
         if path.suffix.lower() not in allowed:
             raise ValueError(f"{what} {path}: unsupported extension {path.suffix or '(none)'!r}; "
                              f"use one of {', '.join(allowed)}")
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; give a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise ValueError(f"{what} {path}: the folder {parent} does not exist")

@@ -157,6 +157,18 @@ def select_kappa_model(
         if interrupted:
             raise KeyboardInterrupt
         raise ValueError("no candidate model could be fitted: " + "; ".join(skipped.values()))
+    try:
+        return _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level,
+                       profile)
+    except KeyboardInterrupt:  # between the fits and the post-fit stage: keep the fits
+        res = min(fitted.values(), key=lambda r: r.derived.get(criterion, math.inf))
+        res.interrupted = True
+        res.notes.insert(0, "interrupted after the candidate fits: this is the best by the "
+                         "criterion; no table, errors of derived quantities or bounds")
+        return res
+
+
+def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, profile):
     table, chosen = _table(cands, done, skipped, criterion)
     res = fitted[chosen]
     res.derived["model_selection"] = dict(criterion=criterion, chosen=res.meta["model_label"],
