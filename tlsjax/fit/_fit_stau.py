@@ -828,7 +828,8 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
         if not box[0] < value < box[1]:
             value = min(max(value, box[0] * 1.0001), box[1] / 1.0001)
         u = _unconstrained(pr, {**res.params, "T_U": value})
-        iv = profile_interval(pr, name, value, u, res.loss, thr, box)
+        iv = profile_interval(pr, name, value, u, res.loss, thr, box,
+                              dof=None if setup.absolute else res.dof)
         lowest = min(lowest, iv.pop("lowest_loss"))
         out[name] = dict(best=value, level=level, **iv)
     d["profile"] = dict(level=level, delta_loss=thr, bounds=out)

@@ -43,8 +43,8 @@ def profile_threshold(level: float, loss_min: float, dof: int, absolute_sigma: b
     return 0.5 * z * z * s2
 
 
-def _fixed_loss(problem: Problem, name: str, value: float, u0, max_steps: int):
-    out = minimize(problem.with_fixed(name, value), u0, max_steps=max_steps)
+def _fixed_loss(problem: Problem, name: str, value: float, u0, max_steps: int, dof):
+    out = minimize(problem.with_fixed(name, value), u0, max_steps=max_steps, dof=dof)
     if not math.isfinite(out["loss"]):
         return math.inf, np.asarray(u0)
     return out["loss"], out["u"]
@@ -52,7 +52,8 @@ def _fixed_loss(problem: Problem, name: str, value: float, u0, max_steps: int):
 
 def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: float,
                  threshold: float, direction: int, limit: float, *,
-                 max_steps: int = _PROFILE_STEPS) -> tuple[float | None, float]:
+                 max_steps: int = _PROFILE_STEPS, dof: int | None = None
+                 ) -> tuple[float | None, float]:
     """Walk `name` from `value` towards `limit` (direction +1 or -1) until the profile
     loss exceeds loss_min + threshold.
 
@@ -63,6 +64,8 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     - `value`: the best-fit value of `name`; `u_best` the best fit in u.
     - `loss_min`, `threshold`: the best loss and the rise that marks the bound.
     - `limit`: the edge of the box in that direction (> 0).
+    - `dof`: degrees of freedom where the residuals are not in units of known errors
+      (the stopping rule of each re-minimization then works in reduced chi^2 units).
 
     **Returns:** (bound or None if the side is open, lowest profile loss seen; the
     latter is below `loss_min` only if the fit had not reached its optimum).
@@ -74,13 +77,13 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
         at_edge = (nxt - lim) * direction >= 0
         if at_edge:
             nxt = lim
-        loss, u_new = _fixed_loss(problem, name, math.exp(nxt), u, max_steps)
+        loss, u_new = _fixed_loss(problem, name, math.exp(nxt), u, max_steps, dof)
         lowest = min(lowest, loss)
         if loss - min(loss_min, lowest) >= threshold:
             inside, outside, u_in = lv, nxt, u
             for _ in range(6):
                 mid = 0.5 * (inside + outside)
-                lm, um = _fixed_loss(problem, name, math.exp(mid), u_in, max_steps)
+                lm, um = _fixed_loss(problem, name, math.exp(mid), u_in, max_steps, dof)
                 lowest = min(lowest, lm)
                 if lm - min(loss_min, lowest) >= threshold:
                     outside = mid
@@ -93,9 +96,11 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
 
 
 def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
-                     threshold: float, box: tuple[float, float]) -> dict:
+                     threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
     """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
     lowest_loss), lower/upper None where open."""
-    lower, low1 = profile_side(problem, name, value, u_best, loss_min, threshold, -1, box[0])
-    upper, low2 = profile_side(problem, name, value, u_best, loss_min, threshold, +1, box[1])
+    lower, low1 = profile_side(problem, name, value, u_best, loss_min, threshold, -1, box[0],
+                               dof=dof)
+    upper, low2 = profile_side(problem, name, value, u_best, loss_min, threshold, +1, box[1],
+                               dof=dof)
     return dict(lower=lower, upper=upper, lowest_loss=min(low1, low2))
