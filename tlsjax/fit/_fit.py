@@ -206,7 +206,8 @@ class FitResult:
         for k in ("correlation", "covariance", "hessian_u"):
             kw[k] = [[num(v) for v in row] for row in kw[k]]
         kw["loss"] = num(kw["loss"])
-        kw["derived"] = {k: d[k] for k in d.get("derived_keys", [])}
+        kw["derived"] = {k: (float(d[k]) if d[k] in ("inf", "-inf") else d[k])
+                         for k in d.get("derived_keys", [])}
         return cls(**kw)
 
     def to_json(self, path, *, overwrite: bool = False) -> Path:

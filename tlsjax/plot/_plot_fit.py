@@ -50,10 +50,17 @@ def plot_kappa_fit(result: FitResult, path, *, title: str | None = None) -> None
                   label="TLS scattering alone")
     ax.loglog(d["curve_T"], d["curve_kappa_T2"], "C1--", lw=1,
               label=r"pure $T^2$ law, $C = C(E\to 0)$")
+    t_lo, t_hi = min(d["curve_T"]), max(d["curve_T"])
     if "T_U_K" in d and math.isfinite(d["T_U_K"]):
-        for a in (ax, axr):
-            a.axvline(d["T_U_K"], color="gray", ls=":", lw=1)
-        ax.plot([], [], color="gray", ls=":", label=_tu_label(d))
+        inside = t_lo <= d["T_U_K"] <= t_hi
+        if inside:
+            for a in (ax, axr):
+                a.axvline(d["T_U_K"], color="gray", ls=":", lw=1)
+        ax.plot([], [], color="gray", ls=":",
+                label=_tu_label(d) + ("" if inside else " (outside the plot)"))
+    ax.set_xlim(t_lo, t_hi)
+    shown = np.concatenate([k, d["curve_kappa"]])
+    ax.set_ylim(shown.min() / 3.0, shown.max() * 3.0)
     ax.set_ylabel(r"$\kappa$ (W m$^{-1}$ K$^{-1}$)")
     lines = []
     for n in result.free:
