@@ -132,7 +132,9 @@ def numpy_fit(path: Path) -> dict:
         inv_l = math.pi * omega / a * np.tanh(0.5 * x)[None, :] + 1.0 / (a * a * lb)
         return np.log(_KAPPA_CONST * T**3 * 3.0 * np.sum(w * heat / inv_l, axis=1) / a**2)
 
-    q = np.log([1.0, 3.0 * c.y[0] / (4.07e10 * T[0] ** 3)])
+    q = np.log([1.0, 1e30])  # amplitude first (kappa is proportional to 1 / a without l_b)
+    q[0] = float(np.median(model(q) - y))
+    q[1] = math.log(3.0 * c.y[0] / (4.07e10 * T[0] ** 3))  # l_b alone: 3x the data at T_min
     lam, evals = 1e-3, 0
     r = model(q) - y
     for _ in range(200):
