@@ -152,3 +152,12 @@ def test_ctrl_c_in_the_post_fit_stage_keeps_the_fit(tmp_path):
     d = json.loads(out.read_text())
     assert d["interrupted"] is True and d["meta"]["post_fit"] == "interrupted"
     assert d["params"]["g"] > 0 and "interrupted during the post-fit stage" in d["notes"][0]
+
+
+def test_fit_targets_unreachable_T_U_is_a_result_at_the_bounds(capsys):
+    """`fit targets --TU 1e6`: no "root is not contained" error, a fit at the parameter
+    bounds that says the target is not reached."""
+    assert main(["fit", "targets", "--TU", "1e6", "--free", "g,J0", *TINY, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "the target T_U = 1e+06 is not reached within the parameter bounds" in out
+    assert "at its bound" in out

@@ -259,13 +259,22 @@ def run_targets(args) -> int:
     return _finish(args, res)
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (not the stream of the first call)."""
+
+    def emit(self, record):
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # a closed or broken stream must not break the fit
+            self.handleError(record)
+
+
 def _stage_logging(enabled: bool) -> None:
     """Show the fit's stage messages (logger "tlsjax.fit") on stderr, one line each."""
     log = logging.getLogger("tlsjax.fit")
-    if enabled and not any(getattr(h, "_tlsjax", False) for h in log.handlers):
-        h = logging.StreamHandler(sys.stderr)
+    if enabled and not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter("tlsjax fit: %(message)s"))
-        h._tlsjax = True
         log.addHandler(h)
         log.setLevel(logging.INFO)
 
