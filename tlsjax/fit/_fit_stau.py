@@ -10,9 +10,14 @@ Hessian's null direction finds it and `FitResult.notes` says which.
 
 **Curves.** kappa(T) (optionally jointly with Q^-1(T) at one frequency) is fitted in log
 space: r_i = sqrt(w_i) (ln model_i - ln data_i) / sigma_i. Without `sigma_log` the
-errors are scaled by the reduced chi^2 (`absolute_sigma=False`). C(E) comes from the
-S-tau DOS tables (`TabulatedStauTLS`), rebuilt in the loss only when a~ or h_rel is
-free.
+errors are scaled by the reduced chi^2 (`absolute_sigma=False`; the residuals then use a
+nominal sigma = 0.01, which only sets the scale of the loss). The model (`KappaModel`,
+`_kappa_model.py`) is the S-tau C(E), tabulated once per (a~, h_rel) and shared by every
+fit at those settings (rebuilt in the loss only when a~ or h_rel is free), or a constant
+C, each with optional boundary and Rayleigh terms; `select_kappa_model` (`_select.py`)
+chooses among them. After the fit (`post_fit`): derived quantities from one compiled
+`evaluate`, and profile-likelihood bounds (`_profile.py`) for T_U and for parameters the
+Laplace errors do not describe. Ctrl-C in that stage keeps the fit (`interrupted`).
 
 **Without sound velocities (convention of this package).** With resonant scattering
 kappa = sum_alpha (branches / v_alpha) F[C(E)], and C(E) is proportional to kappa_log,
@@ -21,9 +26,10 @@ so kappa depends on kappa_log and the velocities only through kappa_log * v_eff,
 not enter at all. So when no `material` is given the fit uses one effective velocity
 and fits the identifiable combination `kv` = kappa_log v_eff (m/s) instead of
 inventing velocities; it reports C_o v_eff = kappa_log g v_eff = g kv, and `C_o` is
-null. A Rayleigh term then enters as A_R / kappa_log^2 (the fitted `rayleigh` is that
-combination; with distinct v_l, v_t this one-velocity reduction is approximate).
-With a `material` (rho, v_l, v_t), kappa_log itself is fitted and C_o = kappa_log g is
+null. The boundary and Rayleigh terms then enter as l_b / v_eff^2 (`l_b_v2`) and
+A_R v_eff^2 (`rayleigh_v2`), the combinations the data fix (see `_kappa_model.py`; with
+distinct v_l, v_t this one-velocity reduction is approximate). With a `material`
+(rho, v_l, v_t), kappa_log, l_b and A_R themselves are fitted and C_o = kappa_log g is
 reported. Q^-1 needs the material (its relaxation part depends on rho and v).
 """
 
