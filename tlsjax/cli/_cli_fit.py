@@ -207,7 +207,9 @@ def _print_derived(d: dict) -> None:
                              ("A_R_s4_per_m", "A_R", "s^4/m"),
                              ("A_R_v_eff2_s2_m", "A_R v_eff^2", "s^2 m")):
         if key in d:
-            print(f"  {label} = {_fmt(d[key], d.get(key + '_err'))} {unit}")
+            err = d.get(key + "_err")
+            text = f"{d[key]:.4g} (fixed)" if err is None else _fmt(d[key], err)
+            print(f"  {label} = {text} {unit}")
     if "rms_log_residual" in d:
         print(f"  rms ln residual = {d['rms_log_residual']:.4g}")
 

@@ -789,8 +789,8 @@ def _terms_derived(res, vf) -> None:
     bname, rname = boundary_name(vf), rayleigh_name(vf)
     terms = res.meta["terms"]
 
-    def err(n):
-        return res.stderr.get(n, 0.0)
+    def err(n):  # None for a fixed term
+        return res.stderr.get(n)
 
     if terms[bname]["mode"] != "absent":
         v, e = res.params[bname], err(bname)
@@ -802,9 +802,10 @@ def _terms_derived(res, vf) -> None:
         v, e = res.params[rname], err(rname)
         if vf:
             d["A_R_v_eff2_s2_m"] = v / RAYLEIGH_K_PER_SI
-            d["A_R_v_eff2_s2_m_err"] = e / RAYLEIGH_K_PER_SI
+            d["A_R_v_eff2_s2_m_err"] = None if e is None else e / RAYLEIGH_K_PER_SI
         else:
-            d["A_R_s4_per_m"], d["A_R_s4_per_m_err"] = v / RAYLEIGH_K_PER_SI, e / RAYLEIGH_K_PER_SI
+            d["A_R_s4_per_m"] = v / RAYLEIGH_K_PER_SI
+            d["A_R_s4_per_m_err"] = None if e is None else e / RAYLEIGH_K_PER_SI
 
 
 def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
