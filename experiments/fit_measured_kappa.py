@@ -1,27 +1,33 @@
-"""Fit the S-tau model to the measured kappa(T) of Stycast 1266 and PTFE.
+"""Fit the measured kappa(T) of Stycast 1266 and PTFE, choosing the model by AICc.
 
 Reads `../shared/data/kappa/` (beside the project) when it exists; writes, into the
-output folder (default `experiments/out/fit_measured_kappa/`), one figure and one JSON
-per curve and a table `fits.csv` / `fits.md`.
+output folder (default `experiments/out/fit_measured_kappa/`), per curve the figure
+and the JSON of the chosen fit, and the tables `fits.csv` / `fits.md` (chosen model,
+parameters, bounds) and `candidates.md` (all 8 candidate models of each curve).
 
-No sound velocities are supplied (none with a citation at hand), so the velocity-free
-convention applies: free g, J_o and kv = kappa_log v_eff; a~ = 3 fixed (MODEL.md
-default). The numbers are what the fit gives; nothing is tuned toward the universal
-figures (data/universal_figures.csv), which are only printed beside them.
+Each curve gets what `tlsjax fit kappa FILE` does by default: the constant-C model and
+the S-tau model (a~ = 3, the MODEL.md default; default DOS sample), each without and
+with a boundary term and a Rayleigh term, compared by AICc, then errors and
+profile-likelihood bounds of the chosen one. No sound velocities are supplied (none with
+a citation at hand), so the velocity-free combinations are fitted. The numbers are what
+the fits give; nothing is tuned toward the universal figures (data/universal_figures.csv).
+Computed in float64 (set below; the command line runs in float32).
 
-    python experiments/fit_measured_kappa.py [--out DIR] [--overwrite]
+    python experiments/fit_measured_kappa.py [--out DIR] [--overwrite] [--figures DIR]
 """
 
 import argparse
 import math
+import shutil
 from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from tlsjax import fit_kappa, load_curve  # noqa: E402
+from tlsjax import load_curve  # noqa: E402
 from tlsjax._io import OutputDir  # noqa: E402
+from tlsjax.fit._select import format_selection_table, select_kappa_model  # noqa: E402
 from tlsjax.plot._plot_fit import plot_kappa_fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,46 +39,71 @@ CURVES = [
 ]
 
 
-def fmt(v, e):
-    return f"{v:.3g} ± {e:.2g}" if math.isfinite(e) else f"{v:.3g} (undetermined)"
+def fmt(v, e=None):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if e is None or not math.isfinite(e):
+        return f"{v:.3g}"
+    return f"{v:.3g} ± {e:.2g}"
+
+
+def tu_text(d):
+    if "T_U_K" not in d:
+        return "-"
+    lo, hi = d.get("T_U_K_lower"), d.get("T_U_K_upper")
+    if lo is not None and hi is not None:
+        return f"{d['T_U_K']:.3g} ({lo:.3g}-{hi:.3g})"
+    if lo is not None:
+        return f"> {lo:.3g}"
+    if hi is not None:
+        return f"< {hi:.3g}"
+    return f"{d['T_U_K']:.3g} (unbounded)"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "experiments" / "out" / "fit_measured_kappa"))
+    ap.add_argument("--figures", default=None,
+                    help="also copy the figures here (e.g. experiments/figures)")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args()
     if not SHARED.is_dir():
         print(f"{SHARED} not found: nothing to fit")
         return 0
     out = OutputDir(args.out, overwrite=args.overwrite)
-    header = ["material", "points", "T range (K)", "g", "J0 (K)", "kv = kappa_log v_eff (m/s)",
-              "C_o v_eff (m/s)", "T_U (K)", "rms ln residual", "rms <1 K", "rms >=1 K",
-              "converged", "notes"]
-    rows = []
+    header = ["material", "points", "T range (K)", "chosen model (AICc)", "Delta AICc to next",
+              "C_o v_eff (m/s)", "l_b / v_eff^2 (s^2/m)", "A_R v_eff^2 (s^2 m)",
+              "T_U (K), 95 % profile", "rms ln residual", "converged", "notes"]
+    rows, cand_md = [], []
     for name, label in CURVES:
-        curve = load_curve(SHARED / name, min_points=3)
-        res = fit_kappa(curve, None, free=["g", "J0", "kv"], starts=3, progress=False)
+        curve = load_curve(SHARED / name)
+        res = select_kappa_model(curve, progress=False)
         stem = name.removesuffix(".csv")
         res.to_json(out.path(f"{stem}_fit.json"), overwrite=True)
-        plot_kappa_fit(res, out.path(f"{stem}_fit.png"), title=label)
-        d, p, s = res.derived, res.params, res.stderr
-        rows.append([label, curve.n, f"{curve.T[0]:.3g}-{curve.T[-1]:.3g}",
-                     fmt(p["g"], s["g"]), fmt(p["J0"], s["J0"]), fmt(p["kv"], s["kv"]),
-                     fmt(d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"]),
-                     fmt(d["T_U_K"], d["T_U_K_err"]), f"{d['rms_log_residual']:.3f}",
-                     f"{d.get('rms_log_residual_below_1K', float('nan')):.3f}",
-                     f"{d.get('rms_log_residual_above_1K', float('nan')):.3f}",
-                     res.converged, "; ".join(res.notes)])
+        png = out.path(f"{stem}_fit.png")
+        plot_kappa_fit(res, png, title=label)
+        if args.figures:
+            shutil.copyfile(png, Path(args.figures) / png.name)
+        d, sel = res.derived, res.derived["model_selection"]
+        deltas = sorted(r["delta"] for r in sel["candidates"] if "delta" in r)
+        rows.append([label, curve.n, f"{curve.T[0]:.3g}-{curve.T[-1]:.3g}", d["model_label"],
+                     f"{deltas[1]:.2f}" if len(deltas) > 1 else "-",
+                     fmt(d.get("C_o_v_eff_m_per_s"), d.get("C_o_v_eff_m_per_s_err")),
+                     fmt(d.get("l_b_over_v_eff2_s2_per_m"),
+                         d.get("l_b_over_v_eff2_s2_per_m_err")),
+                     fmt(d.get("A_R_v_eff2_s2_m"), d.get("A_R_v_eff2_s2_m_err")),
+                     tu_text(d), f"{d['rms_log_residual']:.3f}", res.converged,
+                     "; ".join(res.notes)])
+        table = format_selection_table(sel)
+        cand_md += [f"### {label}", "", "```", table, "```", ""]
         print(label)
+        print(table)
         print(res.summary())
-        print(f"  C_o v_eff = {rows[-1][6]} m/s; T_U = {rows[-1][7]} K; rms ln residual "
-              f"{d['rms_log_residual']:.3f}; implied v_eff if C_o = 3e-4 (Carruzzo & Yu): "
-              f"{d['C_o_v_eff_m_per_s'] / 3e-4:.3g} m/s")
     out.csv("fits.csv", header, rows)
     md = ["| " + " | ".join(header[:-1]) + " |", "|" + "---|" * (len(header) - 1)]
     md += ["| " + " | ".join(str(c) for c in r[:-1]) + " |" for r in rows]
     out.path("fits.md").write_text("\n".join(md) + "\n")
+    out.path("candidates.md").write_text("\n".join(cand_md))
     print(f"wrote {len(out.written)} files to {out.root}/")
     return 0
 

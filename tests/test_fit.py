@@ -40,7 +40,8 @@ def synthetic():
 def recovered(synthetic):
     curve, _ = synthetic
     return fit_kappa(curve, MAT, free=["g", "J0"], init=ModelParams(g=0.02, J0=600.0),
-                     sigma_log=0.03, sample=SAMPLE, realizations=R, progress=False, starts=2)
+                     sigma_log=0.03, sample=SAMPLE, realizations=R, progress=False, starts=2,
+                     profile=False)
 
 
 def test_table_matches_direct_model():
@@ -155,7 +156,7 @@ def test_json_round_trip(tmp_path, recovered):
 def test_velocity_free_fits_identifiable_combination(synthetic):
     curve, _ = synthetic
     r = fit_kappa(curve, None, free=["g", "J0"], sample=SAMPLE, realizations=R,
-                  progress=False, sigma_log=0.03)
+                  progress=False, sigma_log=0.03, profile=False)
     assert "kv" in r.free and any("kv" in n for n in r.notes)
     v_eff = 3.0 / (1 / 2500.0 + 2 / 1200.0)
     assert r.params["kv"] == pytest.approx(0.1 * v_eff, abs=3 * r.stderr["kv"])
@@ -192,7 +193,7 @@ def test_atilde_identifiability_reported():
     k = k * np.exp(0.03 * np.random.default_rng(5).standard_normal(T.size))
     curve = Curve(T=T, y=k, weight=np.ones_like(T), quantity="kappa", source="synthetic")
     r = fit_kappa(curve, MAT, free=["g", "J0", "atilde"], sigma_log=0.03, sample=small,
-                  realizations=1, progress=False, max_steps=40)
+                  realizations=1, progress=False, max_steps=20)
     sig = r.stderr_log["atilde"]
     determined = "atilde" not in r.undetermined and sig < 1.0
     assert determined or any("atilde" in n for n in r.notes)

@@ -16,6 +16,7 @@ from .fit._fit import least_squares as least_squares
 from .fit._fit import propagate as propagate
 from .fit._fit_stau import fit_kappa as fit_kappa
 from .fit._fit_stau import fit_targets as fit_targets
+from .fit._select import select_kappa_model as select_kappa_model
 from .fit._sensitivity import SensitivityResult as SensitivityResult
 from .fit._sensitivity import sensitivity as sensitivity
 from .model._couplings import Couplings as Couplings

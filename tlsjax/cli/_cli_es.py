@@ -20,7 +20,7 @@ from ..studies._reproduce import (
     run_scan,
     tu_table_rows,
 )
-from ._main import float_list
+from ._main import ListAction, float_list
 
 
 def register(sub) -> None:
@@ -30,17 +30,23 @@ def register(sub) -> None:
     p.add_argument("--x", type=float, default=0.2, help="occupation in (0, 1] (default 0.2)")
     p.add_argument("--cells", type=int, default=18, help="cubic cells per edge L >= 2 (18)")
     p.add_argument("--lattice", choices=["fcc", "sc"], default="fcc")
-    p.add_argument("--atilde", type=float_list, default=[3.0],
+    p.add_argument("--atilde", type=float_list, nargs="+", action=ListAction, default=[3.0],
                    help="cutoff a~ in units of a_o; a list is scanned (default 3)")
-    p.add_argument("--h-tau", type=float_list, default=[0.0], dest="h_tau",
+    p.add_argument("--h-tau", type=float_list, nargs="+", action=ListAction, default=[0.0],
+                   dest="h_tau",
                    help="random field width h_rel = h^tau/<E_tau>_0; a list is scanned (0)")
     p.add_argument("--realizations", type=int, default=8)
     p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     p.add_argument("--width", type=float, default=0.0,
                    help="soft-Theta width w in units of <E_tau>; 0 = hard Theta (default)")
     p.add_argument("--g", type=float, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
-    p.add_argument("--energies", type=float_list, default=None,
+    p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
                    help="energies in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
+    p.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
+                   dest="pair_condition",
+                   help="E_min = max_j (2 U_ij - E_tau_j) with the U_ij redefined by the tau "
+                   "flips (signed, default) or max_j (2 |U_ij| - E_tau_j) (unsigned: the "
+                   "reading that comes close to the paper's 0.2; see the README)")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--devices", type=int, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")
@@ -69,6 +75,9 @@ def register(sub) -> None:
                    "--realizations is given: a smoke run")
     r.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     r.add_argument("--g", type=float, default=DEFAULT_G)
+    r.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
+                   dest="pair_condition",
+                   help="signed (default) or unsigned pair condition (see `tlsjax es -h`)")
     r.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     r.add_argument("--no-progress", action="store_true")
@@ -92,7 +101,7 @@ def _es_run_id(args) -> str:
     return run_id(dict(command="es", x=args.x, cells=args.cells, lattice=args.lattice,
                        atilde=args.atilde, h_tau=args.h_tau, realizations=args.realizations,
                        seed=args.seed, width=args.width, g=args.g, energies=args.energies,
-                       block_size=args.block_size))
+                       block_size=args.block_size, pair_condition=args.pair_condition))
 
 
 def _complete_result_of(path, rid: str) -> bool:
@@ -118,10 +127,12 @@ def run_es(args) -> int:
     res = run_scan(args.x, args.cells, args.atilde, args.h_tau, energies=args.energies,
                    realizations=args.realizations, seed=args.seed, g=args.g, width=args.width,
                    block_size=args.block_size, progress=not args.no_progress,
-                   lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint)
+                   lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint,
+                   pair_condition=args.pair_condition)
     out = dict(command="tlsjax es", **res.to_json())
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
-    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0"):
+    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0", "T_U_over_median_E_tau",
+                "E_tau_median_over_mean"):
         out[key] = _squeeze_case(out[key], single_a, single_h)
     if single_a:
         out["atilde"] = float(args.atilde[0])
@@ -132,11 +143,15 @@ def run_es(args) -> int:
         write_json(args.json, out, overwrite=args.overwrite, run=rid)
     tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
     tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
+    tm_m = np.atleast_2d(res.mean["T_U_over_median_E_tau"])
+    tm_s = np.atleast_2d(res.stderr["T_U_over_median_E_tau"])
     print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
-          f"{res.realizations} realizations, {res.seconds:.1f} s")
+          f"{res.realizations} realizations, {res.seconds:.1f} s, "
+          f"{args.pair_condition} pair condition")
     for ia, a in enumerate(res.atildes):
         for ih, h in enumerate(res.h_rels):
             print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
+                  f", T_U/median|E_tau| = {tm_m[ia, ih]:.4f} ± {tm_s[ia, ih]:.4f}"
                   f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
@@ -181,7 +196,8 @@ def _reproduce_scans(args, out, samples, realizations, plot_ps_panels) -> list:
     results = []
     for (x, cells), label in zip(samples, ("Fig. 2 b-d analogue: ", "Fig. 4 analogue: ")):
         res = run_scan(x, cells, PAPER_ATILDES, PAPER_H_RELS, realizations=realizations,
-                       seed=args.seed, g=args.g, progress=not args.no_progress)
+                       seed=args.seed, g=args.g, progress=not args.no_progress,
+                       pair_condition=args.pair_condition)
         if res.interrupted:
             _report_interrupt(res, f"x={x:g} L={cells}; nothing written, {out.root} is as it "
                               "was")
@@ -205,11 +221,13 @@ def _reproduce_summary(args, out, results, rows) -> str:
     summary = dict(
         command="tlsjax reproduce" + (" --quick" if args.quick else "") + (
             f" --realizations {args.realizations}" if args.realizations is not None else "") + (
-            f" --seed {args.seed}" if args.seed else ""),
+            f" --seed {args.seed}" if args.seed else "") + (
+            "" if args.pair_condition == "signed" else " --pair-condition unsigned"),
         seed=args.seed,
         samples=[dict(x=r.x, cells=r.cells, n_sites_mean=float(r.mean["n_sites"]),
                       realizations=r.realizations, seconds=r.seconds) for r in results],
-        g=args.g, criterion="P_S(T_U) = 5 g, hard Theta", comparison_with_paper=cmp,
+        g=args.g, criterion="P_S(T_U) = 5 g, hard Theta", pair_condition=args.pair_condition,
+        comparison_with_paper=cmp,
         gap_exponent_h0=dict(note="log-log slope of P_S(E) where 1e-3 < P_S < 0.1, h_rel = 0",
                              **exponents),
         T_U_table=[dict(zip(TU_HEADER, row)) for row in rows],
@@ -225,7 +243,8 @@ def summary_text(results, cmp) -> str:
              ""]
     for r in results:
         lines.append(f"x = {r.x:g}, L = {r.cells}: <N> = {r.mean['n_sites']:.0f} impurities, "
-                     f"{r.realizations} realizations, {r.seconds:.1f} s")
+                     f"{r.realizations} realizations, {r.seconds:.1f} s, "
+                     f"{r.pair_condition} pair condition")
         lines.append("  T_U/<E_tau> (mean ± s.e.)   " + "   ".join(
             f"h_rel={h:g}" for h in r.h_rels))
         for ia, a in enumerate(r.atildes):
@@ -233,6 +252,9 @@ def summary_text(results, cmp) -> str:
                                f"{r.stderr['T_U_over_E_tau'][ia, ih]:.3f}"
                                for ih in range(len(r.h_rels)))
             lines.append(f"  a~ = {a:>3g}                    {vals}")
+        lines.append("  h_rel = 0: T_U / median|E_tau| and <E_tau> / (g J_o): " + "; ".join(
+            f"a~={a:g}: {r.mean['T_U_over_median_E_tau'][ia, 0]:.3f}, "
+            f"{r.mean['E_tau_over_gJ0'][ia, 0]:.3f}" for ia, a in enumerate(r.atildes)))
         lines.append("")
     if cmp.get("n", 0):
         lines.append(

@@ -28,7 +28,7 @@ from ..observables._stm import (
     thermal_conductivity,
 )
 from ..observables._tls import AbstractTLS, ConstantC
-from ._main import float_list
+from ._main import ListAction, float_list
 
 #: hbar omega / k_B T of the "thermal" phonon used for l / lambda(T) in the figure.
 THERMAL_X = 3.0
@@ -107,7 +107,8 @@ def register(sub) -> None:
     k = sub.add_parser("kappa", help="thermal conductivity kappa(T) in W/(m K)",
                        description="Thermal conductivity from the Debye kinetic integral with "
                        "resonant TLS scattering (+ Rayleigh, boundary), MODEL.md section 5.")
-    k.add_argument("--T", type=float_list, required=True, help="temperatures in K, e.g. 0.1,1")
+    k.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
+                   help="temperatures in K, e.g. 0.1,1 or 0.1 1")
     _add_material(k)
     _add_model(k)
     _add_output(k)
@@ -116,7 +117,8 @@ def register(sub) -> None:
     q = sub.add_parser("qinv", help="internal friction Q^-1(T) (resonant + relaxation)",
                        description="Internal friction Q^-1 = Q^-1_res + Q^-1_rel at one "
                        "frequency, MODEL.md section 5.")
-    q.add_argument("--T", type=float_list, required=True, help="temperatures in K")
+    q.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
+                   help="temperatures in K")
     q.add_argument("--freq", type=float, default=1e3, help="frequency in Hz (default 1e3)")
     q.add_argument("--polarization", choices=["l", "t"], default="t")
     _add_material(q)

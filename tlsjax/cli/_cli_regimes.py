@@ -19,7 +19,7 @@ from ..studies._regimes import (
     scan_table,
     summary_text,
 )
-from ._main import float_list
+from ._main import ListAction, float_list
 
 #: --quick: a smoke run (small samples, few points, 4 realizations).
 QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
@@ -42,13 +42,16 @@ def register(sub) -> None:
     p.add_argument("--out", default="tlsjax-regimes", help="output folder (./tlsjax-regimes)")
     p.add_argument("--json", default=None, metavar="PATH",
                    help="also write the JSON result to PATH")
-    p.add_argument("--regimes", type=_names, default=list(REGIMES),
+    p.add_argument("--regimes", type=_names, nargs="+", action=ListAction, default=list(REGIMES),
                    help="which of dilution,mixed,dipole to run (default all)")
-    p.add_argument("--x-dilute", type=float_list, default=list(DEFAULT_X_DILUTE), dest="x_dilute",
+    p.add_argument("--x-dilute", type=float_list, nargs="+", action=ListAction,
+                   default=list(DEFAULT_X_DILUTE), dest="x_dilute",
                    help="increasing concentrations in (0, 1] for the pure crystal")
-    p.add_argument("--x-mixed", type=float_list, default=list(DEFAULT_X_MIXED), dest="x_mixed",
+    p.add_argument("--x-mixed", type=float_list, nargs="+", action=ListAction,
+                   default=list(DEFAULT_X_MIXED), dest="x_mixed",
                    help="increasing CN concentrations in (0, 1] for the mixed crystal")
-    p.add_argument("--j-ee", type=float_list, default=list(DEFAULT_J_EE), dest="J_ee_over_gJ0",
+    p.add_argument("--j-ee", type=float_list, nargs="+", action=ListAction,
+                   default=list(DEFAULT_J_EE), dest="J_ee_over_gJ0",
                    help="increasing values of J_ee/(g J_o) >= 0 (J_ee = 0 is always added)")
     p.add_argument("--n-target", type=int, default=DEFAULT_N_TARGET, dest="n_target",
                    help=f"mean impurities per sample along x (default {DEFAULT_N_TARGET})")

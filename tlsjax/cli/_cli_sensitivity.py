@@ -14,7 +14,7 @@ from ..fit._sensitivity import (
     sensitivity,
 )
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
-from ._main import float_list
+from ._main import ListAction, float_list
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
 
@@ -44,9 +44,9 @@ def register(sub) -> None:
     p.add_argument("--cells", type=int, default=8, help="fcc cells per edge (8, ~410 sites)")
     p.add_argument("--realizations", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
-    p.add_argument("--energies", type=float_list, default=None,
+    p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
                    help="P_S grid in units of <E_tau> (default 6 log-spaced, 0.1-1)")
-    p.add_argument("--temperatures", type=float_list, default=None,
+    p.add_argument("--temperatures", type=float_list, nargs="+", action=ListAction, default=None,
                    help="temperatures in K for kappa(T) (needs --rho, --vl, --vt)")
     p.add_argument("--rho", type=float, default=None, help="host density, kg/m^3")
     p.add_argument("--vl", "--v-l", type=float, default=None, dest="vl",

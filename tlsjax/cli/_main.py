@@ -28,11 +28,22 @@ def float_list(text: str) -> list[float]:
     """Parse "0,1.5,3" or "0 1.5 3" into floats (for list-valued options)."""
     parts = [p for p in text.replace(",", " ").split() if p]
     if not parts:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of numbers")
+        raise argparse.ArgumentTypeError("expected a list of numbers (0.1,1,10 or 0.1 1 10)")
     try:
         return [float(p) for p in parts]
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from err
+
+
+class ListAction(argparse.Action):
+    """A list-valued option that takes one or more words, each parsed by `type` into a
+    list, and joins them: `--T 0.1,1,10`, `--T 0.1 1 10` and `--T 0.1,1 10` are the same.
+
+    Use as `add_argument("--T", type=float_list, nargs="+", action=ListAction)`.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [v for word in values for v in word])
 
 
 def build_parser() -> argparse.ArgumentParser:

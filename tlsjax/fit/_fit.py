@@ -14,25 +14,33 @@ positive with bounds 0 < lo < p < hi, and lives in unconstrained space as
 
 **The loop.** optax L-BFGS with its zoom line search (or any optax optimizer), one
 jitted step per iteration, from several starts (the given point, then random points
-around it in u); a tqdm progress bar shows loss and gradient norm. It stops when
-the gradient's largest component in u is below `gtol` ("gradient below gtol"), or the
-loss changed by less than `ftol` (relative) for 3 steps in a row ("loss change below
-ftol"), or after `max_steps` ("max_steps reached", not converged). Ctrl-C
-(`KeyboardInterrupt`) ends the fit with the best point seen so far, `converged=False`,
-reason "interrupted" (and saves it if `save_path` is given).
+around it in u); a progress bar shows loss and gradient norm. It stops when the
+gradient's largest component in u is below `gtol` ("gradient below gtol"), or the loss
+changed by less than `ftol` (relative, but never below 10 eps of the working precision)
+for 3 steps in a row ("loss change below ftol"), or after `max_steps` ("max_steps
+reached", not converged). Ctrl-C (`KeyboardInterrupt`) ends the fit with the best point
+seen so far, `converged=False`, reason "interrupted" (and saves it if `save_path` is
+given). The problem is a `Problem` module in which the choice of free parameters is an
+array, so one compiled step serves every start, every free set and every fixed value:
+profiles and model selection compile nothing new.
 
 **Uncertainties (Laplace approximation).** At the best point the Hessian H_u of the
-loss (`jax.hessian`, exact autodiff) gives the covariance Sigma_u = H_u^-1 of u;
-with D = diag(dp/du), the physical covariance is D Sigma_u D and the log-space one
-D_log Sigma_u D_log (D_log = diag(d ln p / du)). 1-sigma errors are the square roots
-of the diagonal, the correlation matrix is the normalized covariance. If the
-residuals are not in units of known standard deviations (`absolute_sigma=False`),
-Sigma is scaled by the reduced chi^2 (the curve_fit convention). Directions in which
-the Hessian's eigenvalue is below `rcond` times the largest are *not determined*
-by the data: they are left out of the (pseudo-)inverse, every parameter with a
-sizeable share of such a direction gets an infinite error, and `FitResult.notes` says
-in words which combination it is. A parameter whose log-space error exceeds 1 (a
-factor e) is reported as poorly determined.
+loss (J^T J plus the residuals' curvature, by central differences of the compiled
+residuals, see `_curvature`) gives the covariance Sigma_u = H_u^-1 of u; with D = diag(dp/du), the physical
+covariance is D Sigma_u D and the log-space one D_log Sigma_u D_log
+(D_log = diag(d ln p / du)). 1-sigma errors are the square roots of the diagonal, the
+correlation matrix is the normalized covariance. If the residuals are not in units of
+known standard deviations (`absolute_sigma=False`), Sigma is scaled by the reduced
+chi^2 (the curve_fit convention). Directions the data do not determine are left out of
+the (pseudo-)inverse: the null space of the residual Jacobian J (singular values below
+sqrt(rcond) times the largest; with fewer residuals than free parameters there are
+always some, whatever the Hessian says away from the optimum), then Hessian
+eigenvalues below `rcond` times the largest (rcond is raised to 50 eps of the working
+precision). Every parameter with a sizeable share of such a direction gets an infinite
+error, and `FitResult.notes` says in words which combination it is. A parameter whose
+log-space error exceeds 1 (a factor e) is reported as poorly determined; where that, a
+bound or a flat direction makes the Laplace error meaningless, `_profile.py` gives
+profile-likelihood bounds.
 """
 
 from __future__ import annotations
@@ -43,14 +51,16 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._io import write_json
+from .._progress import progress_bar
 from .._validate import check_int, check_range
+from ._output import write_json_atomic
 
 #: Fittable parameters: name -> (lower bound, upper bound, unit, meaning).
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -60,7 +70,15 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "h_rel": (1e-3, 3.0, "", "random-field width h_rel"),
     "kappa_log": (1e-3, 1.0, "", "kappa_log = 1 / ln(Delta_u / Delta_l)"),
     "kv": (1.0, 1e6, "m/s", "kappa_log * v_eff (velocity-free kappa fits)"),
-    "rayleigh": (1e-55, 1e-30, "s^4/m", "Rayleigh coefficient A_R (l^-1 = A_R omega^4)"),
+    "T_U": (1e-4, 1e5, "K", "crossover T_U (P_S(T_U) = 5 g), in place of J_o"),
+    "C": (1e-7, 1.0, "", "constant tunneling strength C (plain STM)"),
+    "Cv": (1e-5, 1e6, "m/s", "C v_eff (plain STM without sound velocities)"),
+    "l_b": (1e-7, 10.0, "m", "boundary mean free path l_b"),
+    "l_b_v2": (1e-17, 1e-2, "s^2/m", "l_b / v_eff^2 (boundary term without sound velocities)"),
+    "rayleigh": (1e-8, 1e8, "1/(m K^4)",
+                 "Rayleigh term A_R (k_B/hbar)^4: l^-1 = rayleigh (hbar omega / k_B)^4"),
+    "rayleigh_v2": (1e-4, 1e16, "m/(s^2 K^4)",
+                    "rayleigh * v_eff^2 (Rayleigh term without sound velocities)"),
 }
 
 #: A direction of the Hessian is "not determined" below this eigenvalue ratio.
@@ -130,6 +148,9 @@ class FitResult:
     - `derived`: further numbers (e.g. C_o, T_U_K, rms_log_residual), written at the
       top level of the JSON.
     - `meta`: what was fitted (data file, material, fixed settings).
+    - `interrupted`: True if Ctrl-C ended the fit or its post-fit stage early (the
+      result is the best point reached; `notes` say what is missing).
+    - `problem`: the compiled least-squares `Problem` (not saved; used for profiles).
     """
 
     free: list[str]
@@ -151,10 +172,14 @@ class FitResult:
     notes: list[str] = dataclasses.field(default_factory=list)
     derived: dict = dataclasses.field(default_factory=dict)
     meta: dict = dataclasses.field(default_factory=dict)
+    interrupted: bool = False
+    problem: object = dataclasses.field(default=None, repr=False, compare=False)
 
     _FIELDS = ("free", "params", "stderr", "stderr_log", "correlation", "covariance", "loss",
                "n_data", "dof", "converged", "reason", "steps", "history", "hessian_u", "u",
-               "undetermined", "notes", "meta")
+               "undetermined", "notes", "meta", "interrupted")
+    #: Fields added after the first release: optional when reading a JSON file.
+    _OPTIONAL = {"interrupted": False}
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self._FIELDS}
@@ -174,18 +199,21 @@ class FitResult:
                 return math.nan
             return x
 
-        kw = {k: d[k] for k in cls._FIELDS}
+        kw = {k: d.get(k, cls._OPTIONAL[k]) if k in cls._OPTIONAL else d[k]
+              for k in cls._FIELDS}
         for k in ("params", "stderr", "stderr_log"):
             kw[k] = {n: num(v) for n, v in kw[k].items()}
         for k in ("correlation", "covariance", "hessian_u"):
             kw[k] = [[num(v) for v in row] for row in kw[k]]
         kw["loss"] = num(kw["loss"])
-        kw["derived"] = {k: d[k] for k in d.get("derived_keys", [])}
+        kw["derived"] = {k: (float(d[k]) if d[k] in ("inf", "-inf") else d[k])
+                         for k in d.get("derived_keys", [])}
         return cls(**kw)
 
     def to_json(self, path, *, overwrite: bool = False) -> Path:
-        """Write as JSON (never over a file tlsjax did not write, unless `overwrite`)."""
-        return write_json(path, self.to_dict(), overwrite=overwrite)
+        """Write as JSON (never over a file tlsjax did not write, unless `overwrite`),
+        through a temporary file renamed into place."""
+        return write_json_atomic(path, self.to_dict(), overwrite=overwrite)
 
     @classmethod
     def from_json(cls, path) -> FitResult:
@@ -205,9 +233,115 @@ class FitResult:
 # ---------------------------------------------------------------- the loop
 
 
+class Problem(eqx.Module):
+    """A least-squares problem over a fixed list of parameters, some free, some fixed.
+
+    Which parameters are free is data (`free_mask`), not structure, so one compiled step
+    serves every choice of free parameters, every fixed value and every start (the
+    profile likelihood and the model selection re-use it without compiling again).
+
+    **Fields:**
+
+    - `residuals`: maps a dict of all parameters to the residual vector (a plain
+      function, or an `eqx.Module` whose arrays are then ordinary inputs).
+    - `names`: all parameter names, in the order of the vectors below.
+    - `free_mask`: True where a parameter is free.
+    - `log_lo`, `log_hi`: log bounds of each parameter (unused where fixed).
+    - `fixed`: the values of the fixed parameters (unused where free).
+    """
+
+    residuals: Callable
+    names: tuple[str, ...] = eqx.field(static=True)
+    free_mask: Array
+    log_lo: Array
+    log_hi: Array
+    fixed: Array
+
+    def params(self, u) -> dict[str, Array]:
+        p = jnp.exp(self.log_lo + (self.log_hi - self.log_lo) * jax.nn.sigmoid(u))
+        p = jnp.where(self.free_mask, p, self.fixed)
+        return {n: p[i] for i, n in enumerate(self.names)}
+
+    def params_numpy(self, u) -> dict[str, float]:
+        """`params` evaluated with NumPy (no device work, nothing to compile)."""
+        lo, hi, fixed = (np.asarray(a, dtype=float) for a in (self.log_lo, self.log_hi,
+                                                               self.fixed))
+        u = np.asarray(u, dtype=float)
+        with np.errstate(over="ignore"):
+            p = np.exp(lo + (hi - lo) / (1.0 + np.exp(-u)))
+        p = np.where(np.asarray(self.free_mask), p, fixed)
+        return {n: float(p[i]) for i, n in enumerate(self.names)}
+
+    def residual_vector(self, u):
+        return self.residuals(self.params(u))
+
+    def loss(self, u):
+        r = self.residual_vector(u)
+        return 0.5 * jnp.sum(r**2)
+
+    def with_fixed(self, name: str, value) -> Problem:
+        """The same problem with `name` fixed at `value` (not free)."""
+        i = self.names.index(name)
+        mask, fixed = np.array(self.free_mask), np.array(self.fixed)
+        mask[i], fixed[i] = False, value
+        return eqx.tree_at(lambda q: (q.free_mask, q.fixed), self,
+                           (jnp.asarray(mask), jnp.asarray(fixed, dtype=self.fixed.dtype)))
+
+    def with_free(self, names: Sequence[str], bounds: dict[str, tuple[float, float]]
+                  ) -> Problem:
+        """The same problem with exactly `names` free, within `bounds`."""
+        mask = np.array([n in names for n in self.names])
+        lo, hi = np.asarray(self.log_lo), np.asarray(self.log_hi)
+        lo, hi = lo.copy(), hi.copy()
+        for n in names:
+            i = self.names.index(n)
+            lo[i], hi[i] = math.log(bounds[n][0]), math.log(bounds[n][1])
+        return eqx.tree_at(lambda q: (q.free_mask, q.log_lo, q.log_hi), self,
+                           (jnp.asarray(mask), jnp.asarray(lo, dtype=self.log_lo.dtype),
+                            jnp.asarray(hi, dtype=self.log_hi.dtype)))
+
+
+def make_problem(residuals, init: dict[str, float], free: Sequence[str],
+                 bounds: dict[str, tuple[float, float]]) -> Problem:
+    """A `Problem` over the parameters of `init` (all of them, in that order)."""
+    names = tuple(init)
+    dtype = jnp.result_type(float)
+    lo = np.array([math.log(bounds[n][0]) if n in free else 0.0 for n in names])
+    hi = np.array([math.log(bounds[n][1]) if n in free else 1.0 for n in names])
+    fixed = np.array([float(init[n]) for n in names])
+    return Problem(residuals, names, jnp.asarray([n in free for n in names]),
+                   jnp.asarray(lo, dtype=dtype), jnp.asarray(hi, dtype=dtype),
+                   jnp.asarray(fixed, dtype=dtype))
+
+
+def _unconstrained(problem: Problem, values: dict[str, float]) -> np.ndarray:
+    """u for the free parameters of `values` (0 for the fixed ones)."""
+    u = np.zeros(len(problem.names))
+    lo, hi, mask = (np.asarray(a, dtype=float) for a in (problem.log_lo, problem.log_hi,
+                                                          problem.free_mask))
+    for i, n in enumerate(problem.names):
+        if mask[i]:
+            u[i] = to_unconstrained([values[n]], lo[i:i + 1], hi[i:i + 1])[0]
+    return u
+
+
+def _describe_direction(vec_log: np.ndarray, names: Sequence[str]) -> str:
+    order = np.argsort(-np.abs(vec_log))
+    parts = [f"{vec_log[i]:+.2f} ln {names[i]}" for i in order if abs(vec_log[i]) >= 0.05]
+    return " ".join(parts)
+
+
+#: Stopping rule on the chi^2 decrease (see `minimize`).
+CHI2_TOL = 1e-3
+CHI2_WINDOW = 10
+
+#: One optimizer object per kind, so that compiled steps are shared between fits.
+_LBFGS = optax.lbfgs()
+
+
 def _optimizer(optimizer, learning_rate):
     if optimizer == "lbfgs":
-        return optax.lbfgs(), True
+        return _LBFGS, True
     if optimizer == "adam":
         return optax.adam(learning_rate), False
     if isinstance(optimizer, optax.GradientTransformation):
@@ -216,10 +350,94 @@ def _optimizer(optimizer, learning_rate):
                      f"GradientTransformation; got {optimizer!r}")
 
 
-def _describe_direction(vec_log: np.ndarray, names: Sequence[str]) -> str:
-    order = np.argsort(-np.abs(vec_log))
-    parts = [f"{vec_log[i]:+.2f} ln {names[i]}" for i in order if abs(vec_log[i]) >= 0.05]
-    return " ".join(parts)
+@eqx.filter_jit
+def _lbfgs_step(problem, opt, u, state):
+    value, grad = optax.value_and_grad_from_state(problem.loss)(u, state=state)
+    updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=problem.loss)
+    return optax.apply_updates(u, updates), state, value, grad
+
+
+@eqx.filter_jit
+def _grad_step(problem, opt, u, state):
+    value, grad = jax.value_and_grad(problem.loss)(u)
+    updates, state = opt.update(grad, state, u)
+    return optax.apply_updates(u, updates), state, value, grad
+
+
+@eqx.filter_jit
+def _init_state(opt, u):
+    return opt.init(u)
+
+
+def _strong(tree):
+    """Strip weak types, so that the first step does not compile a second time."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, x.dtype) if isinstance(
+        x, jax.Array) else x, tree)
+
+
+def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int = 200,
+             gtol: float = 1e-6, ftol: float = 1e-12, best: dict | None = None,
+             tag: dict | None = None, history: list | None = None, bar=None,
+             on_step=None, chi2_tol: float | None = CHI2_TOL, dof: int | None = None) -> dict:
+    """Run the optimizer from u0 (one start).
+
+    Returns dict(u, loss, steps, converged, reason, history). The best point is also
+    written into `best` (with the items of `tag`) as soon as it is found, and the loss
+    history into `history`, so that a `KeyboardInterrupt` loses neither.
+
+    Stops when the largest gradient component is below `gtol`, or the loss changed by
+    less than `ftol` (relative) for 3 steps in a row, or chi^2 = 2 loss fell by less than
+    `chi2_tol` over the last `CHI2_WINDOW` steps (in units of the reduced chi^2 when `dof`
+    is given, i.e. when the residuals are not in units of known errors: a decrease that
+    no error bar or criterion can see; along a direction the data do not determine the
+    loss can keep creeping down for thousands of steps), or after `max_steps`.
+    """
+    opt, is_lbfgs = _optimizer(*optimizer)
+    step = _lbfgs_step if is_lbfgs else _grad_step
+    # a relative change below ~10 eps cannot be resolved in the working precision
+    ftol = max(float(ftol), 10.0 * float(jnp.finfo(problem.log_lo.dtype).eps))
+    u = jnp.asarray(u0, dtype=problem.log_lo.dtype)
+    state = _strong(_init_state(opt, u))
+    hist = [] if history is None else history
+    out = dict(u=np.asarray(u0, dtype=float), loss=math.inf, steps=0, converged=False,
+               reason="max_steps reached", history=hist)
+    flat = 0
+    for it in range(max_steps):
+        u_prev = u
+        u, state, value, grad = step(problem, opt, u, state)
+        value = float(value)
+        if not math.isfinite(value):
+            out["reason"] = "non-finite loss"
+            break
+        gmax = float(jnp.max(jnp.abs(grad)))
+        hist.append(value)
+        if value < out["loss"]:
+            out.update(u=np.asarray(u_prev, dtype=float), loss=value, steps=it)
+            if best is not None and value < best["loss"]:
+                best.update(u=out["u"], loss=value, steps=it, **(tag or {}))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.4g}", grad=f"{gmax:.2g}", refresh=False)
+        if on_step is not None:
+            on_step(it, value, u_prev)
+        if gmax < gtol:
+            out.update(reason="gradient below gtol", converged=True)
+            break
+        if chi2_tol is not None and len(hist) > CHI2_WINDOW:
+            scale = 1.0 if dof is None else max(2.0 * value / max(dof, 1), 1e-300)
+            if 2.0 * (hist[-CHI2_WINDOW - 1] - value) / scale < chi2_tol:
+                out.update(reason=f"chi^2 change below {chi2_tol:g} over {CHI2_WINDOW} steps",
+                           converged=True)
+                break
+        if len(hist) > 1 and abs(hist[-2] - value) <= ftol * max(1.0, abs(value)):
+            flat += 1
+            if flat >= 3:
+                out.update(reason="loss change below ftol", converged=True)
+                break
+        else:
+            flat = 0
+    out["steps"] = len(hist)
+    return out
 
 
 def least_squares(
@@ -248,7 +466,8 @@ def least_squares(
     **Arguments:**
 
     - `residuals`: maps a dict of all parameters (free ones traced) to the residual
-      vector, already divided by the standard deviations. Must be jit-compatible.
+      vector, already divided by the standard deviations. Must be jit-compatible. An
+      `eqx.Module` with the same structure from call to call shares one compilation.
     - `init`: values of all parameters (free ones are the first start), physical units.
     - `free`: names of the free parameters (a subset of `PARAMETERS`).
     - `bounds`: per-parameter (lo, hi) overriding `PARAMETERS`.
@@ -259,19 +478,25 @@ def least_squares(
       `GradientTransformation`.
     - `absolute_sigma`: if False, scale the covariance by the reduced chi^2.
     - `rcond`: eigenvalue ratio below which a Hessian direction is not determined.
-    - `progress`: show a tqdm progress bar.
+    - `progress`: show a progress bar (a line every few seconds at most when stderr is
+      not a terminal).
     - `callback`: called as `callback(step, loss, params)` after each step (it may raise
       `KeyboardInterrupt` to stop the fit, like Ctrl-C).
     - `save_path`: if given, the result is written there as JSON (also on interrupt).
     - `meta`: stored in `FitResult.meta`.
 
-    **Returns:** a `FitResult`.
+    **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
+    or the error estimate).
     """
     free = list(free)
     if not free:
         raise ValueError("`fit(free=...)` must name at least one parameter")
     if len(set(free)) != len(free):
         raise ValueError(f"`fit(free=...)` names a parameter twice: {free}")
+    missing = [n for n in free if n not in init]
+    if missing:
+        raise ValueError(f"`least_squares(init=...)` must give a starting value for every "
+                         f"free parameter; missing: {', '.join(missing)}")
     starts = check_int("fit", "starts", starts, 1)
     max_steps = check_int("fit", "max_steps", max_steps, 1)
     check_range("fit", "gtol", gtol, 0.0)
@@ -281,114 +506,188 @@ def least_squares(
     for n in free:
         lo, hi = bnd[n]
         if not lo < float(init[n]) < hi:
-            raise ValueError(f"initial value of {n} = {init[n]:g} is outside its bounds "
+            raise ValueError(f"initial value of {n} = {float(init[n]):g} is outside its bounds "
                              f"({lo:g}, {hi:g})")
-    log_lo, log_hi = _log_bounds(free, bnd)
-    fixed = {k: v for k, v in init.items() if k not in free}
-
-    def params_of(u):
-        p = to_physical(u, log_lo, log_hi)
-        return {**fixed, **{n: p[i] for i, n in enumerate(free)}}
-
-    def loss_fn(u):
-        r = residuals(params_of(u))
-        return 0.5 * jnp.sum(r**2)
-
-    opt, is_lbfgs = _optimizer(optimizer, learning_rate)
-    value_and_grad = optax.value_and_grad_from_state(loss_fn) if is_lbfgs else \
-        jax.value_and_grad(loss_fn)
-
-    @jax.jit
-    def step(u, state):
-        if is_lbfgs:
-            value, grad = value_and_grad(u, state=state)
-            updates, state = opt.update(grad, state, u, value=value, grad=grad,
-                                        value_fn=loss_fn)
-        else:
-            value, grad = value_and_grad(u)
-            updates, state = opt.update(grad, state, u)
-        return optax.apply_updates(u, updates), state, value, grad
-
-    u0 = to_unconstrained([init[n] for n in free], log_lo, log_hi)
+    _optimizer(optimizer, learning_rate)  # validate before compiling anything
+    problem = make_problem(residuals, init, free, bnd)
+    u0 = _unconstrained(problem, init)
+    n_res = int(jax.eval_shape(problem.residual_vector, jnp.asarray(u0, problem.log_lo.dtype)
+                               ).shape[0])
+    dof = None if absolute_sigma else n_res - len(free)
     key = jax.random.PRNGKey(0) if key is None else key
-    noise = np.asarray(jax.random.normal(key, (starts, len(free))), dtype=float) * spread
+    mask = np.asarray(problem.free_mask, dtype=float)
+    noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
+    noise = noise * spread * mask[None, :]
     noise[0] = 0.0
 
     histories: list[list[float]] = []
-    best = dict(loss=math.inf, u=u0, start=0, steps=0, converged=False,
-                reason="no step finished")
+    best: dict = dict(loss=math.inf, u=u0, start=0, steps=0, converged=False,
+                      reason="no step finished")
     interrupted = False
+    on_step = None
+    if callback is not None:
+        def on_step(it, value, u_prev):
+            callback(it, value, problem.params_numpy(u_prev))
     try:
-        from tqdm.auto import tqdm
-
         for s in range(starts):
-            u = jnp.asarray(u0 + noise[s])
-            state = opt.init(u)
+            bar = progress_bar(max_steps, desc=f"fit start {s + 1}/{starts}", enabled=progress)
             hist: list[float] = []
             histories.append(hist)
-            reason, converged, flat = "max_steps reached", False, 0
-            bar = tqdm(range(max_steps), desc=f"fit start {s + 1}/{starts}",
-                       disable=not progress, leave=False)
-            for it in bar:
-                u_prev = u
-                u, state, value, grad = step(u, state)
-                value = float(value)
-                gmax = float(jnp.max(jnp.abs(grad)))
-                if not math.isfinite(value):
-                    reason = "non-finite loss"
-                    break
-                hist.append(value)
-                if value < best["loss"]:
-                    best.update(loss=value, u=np.asarray(u_prev), start=s, steps=it)
-                bar.set_postfix(loss=f"{value:.4g}", grad=f"{gmax:.2g}")
-                if callback is not None:
-                    callback(it, value, {k: float(v) for k, v in params_of(u_prev).items()})
-                if gmax < gtol:
-                    reason, converged = "gradient below gtol", True
-                    break
-                if len(hist) > 1 and abs(hist[-2] - value) <= ftol * max(1.0, abs(value)):
-                    flat += 1
-                    if flat >= 3:
-                        reason, converged = "loss change below ftol", True
-                        break
-                else:
-                    flat = 0
-            bar.close()
+            try:
+                out = minimize(problem, u0 + noise[s], optimizer=(optimizer, learning_rate),
+                               max_steps=max_steps, gtol=gtol, ftol=ftol, best=best,
+                               tag=dict(start=s), history=hist, bar=bar, on_step=on_step,
+                               dof=dof)
+            finally:
+                bar.close()
             if best["start"] == s:
-                best.update(converged=converged, reason=reason, steps=len(hist))
+                best.update(converged=out["converged"], reason=out["reason"],
+                            steps=out["steps"])
     except KeyboardInterrupt:
         interrupted = True
         best.update(converged=False, reason="interrupted")
 
-    result = _laplace(loss_fn, residuals, params_of, best, free, log_lo, log_hi,
-                      absolute_sigma, rcond)
+    try:
+        result = _laplace(problem, best, free, absolute_sigma, rcond)
+    except KeyboardInterrupt:
+        interrupted = True
+        result = _no_errors(problem, best, free, "interrupted while computing the errors "
+                            "(Laplace approximation): no errors reported")
     result.history = histories
+    result.problem = problem
+    result.interrupted = interrupted
     result.meta = dict(meta or {}, bounds={n: list(bnd[n]) for n in free}, starts=starts,
                        start_losses=[h[-1] if h else None for h in histories],
                        best_start=best["start"], optimizer=str(optimizer), rcond=rcond,
-                       absolute_sigma=absolute_sigma)
-    if interrupted:
+                       absolute_sigma=absolute_sigma, **result.meta)
+    if interrupted and best["reason"] == "interrupted":
         result.notes.insert(0, "the fit was interrupted: this is the best point reached")
     if save_path is not None:
         result.to_json(save_path, overwrite=True)
     return result
 
 
-def _laplace(loss_fn, residuals, params_of, best, free, log_lo, log_hi, absolute_sigma,
-             rcond) -> FitResult:
-    u = jnp.asarray(best["u"])
-    loss = float(loss_fn(u))
-    n_data = int(residuals(params_of(u)).shape[0])
-    dof = n_data - len(free)
-    H = np.asarray(jax.hessian(loss_fn)(u))
-    H = 0.5 * (H + H.T)
-    p = np.asarray(to_physical(u, log_lo, log_hi))
-    dlog = dlogp_du(np.asarray(u), log_lo, log_hi)
-    evals, evecs = np.linalg.eigh(H) if np.all(np.isfinite(H)) else (
-        np.full(len(free), np.nan), np.eye(len(free)))
-    lam_max = np.nanmax(np.abs(evals)) if np.any(np.isfinite(evals)) else math.nan
+@eqx.filter_jit
+def _residuals(problem: Problem, u):
+    """The residual vector at u (compiled once per problem structure)."""
+    return problem.residual_vector(u)
+
+
+def residuals_at(problem: Problem, u) -> np.ndarray:
+    return np.asarray(_residuals(problem, jnp.asarray(u, dtype=problem.log_lo.dtype)),
+                      dtype=float)
+
+
+def jacobian_fd(problem: Problem, u, idx) -> np.ndarray:
+    """d r / d u over the parameters `idx` by central differences (step eps^(1/3))."""
+    u = np.asarray(u, dtype=float)
+    h = float(jnp.finfo(problem.log_lo.dtype).eps) ** (1.0 / 3.0)
+    cols = []
+    for j in idx:
+        up, um = u.copy(), u.copy()
+        up[j] += h
+        um[j] -= h
+        cols.append((residuals_at(problem, up) - residuals_at(problem, um)) / (2.0 * h))
+    return np.stack(cols, axis=1) if cols else np.zeros((residuals_at(problem, u).size, 0))
+
+
+def propagate_u(result: FitResult, value: float, grad_u) -> tuple[float, float]:
+    """`propagate` for a value whose gradient in u (over `result.free`) is known."""
+    free = result.free
+    lo, hi = (np.log(np.asarray([result.meta["bounds"][n][k] for n in free])) for k in (0, 1))
+    p = np.asarray([result.params[n] for n in free], dtype=float)
+    dp_du = p * dlogp_du(np.asarray(result.u), lo, hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = np.where(dp_du != 0, np.asarray(grad_u, dtype=float) / dp_du, 0.0)
+    return propagate_gradient(result, value, dict(zip(free, grad)))
+
+
+def _curvature(problem: Problem, u, idx: np.ndarray):
+    """Loss, Hessian and Jacobian over the free parameters `idx`, and residuals, at u.
+
+    By central differences of the compiled residual function (no second compilation:
+    an autodiff Jacobian or Hessian of the kappa model costs more to compile than the
+    whole fit costs to run). J: step eps^(1/3) in u (relative error ~eps^(2/3));
+    H = J^T J + sum_i r_i d^2 r_i, the second derivatives with step eps^(1/4) (relative
+    error ~eps^(1/2): 1e-8 in float64, 3e-4 in float32). 2k + 2k(k+1) residual
+    evaluations for k free parameters.
+    """
+    u = np.asarray(u, dtype=float)
+    eps = float(jnp.finfo(problem.log_lo.dtype).eps)
+    r0 = residuals_at(problem, u)
+    k = len(idx)
+
+    def at(shift):
+        v = u.copy()
+        for j, h in shift:
+            v[idx[j]] += h
+        return residuals_at(problem, v)
+
+    J = jacobian_fd(problem, u, idx)
+    h2 = eps ** 0.25
+    D = np.zeros((k, k, r0.size))  # second derivatives of the residuals
+    for a in range(k):
+        D[a, a] = (at([(a, h2)]) - 2.0 * r0 + at([(a, -h2)])) / (h2 * h2)
+        for b in range(a):
+            D[a, b] = D[b, a] = (at([(a, h2), (b, h2)]) - at([(a, h2), (b, -h2)])
+                                 - at([(a, -h2), (b, h2)]) + at([(a, -h2), (b, -h2)])) / (
+                                     4.0 * h2 * h2)
+    H = J.T @ J + np.einsum("abn,n->ab", D, r0)
+    return 0.5 * float(np.sum(r0**2)), 0.5 * (H + H.T), J, r0
+
+
+def _free_index(problem: Problem, free: Sequence[str]) -> np.ndarray:
+    return np.array([problem.names.index(n) for n in free])
+
+
+def _null_space(H: np.ndarray, J: np.ndarray, rcond: float):
+    """Split u-space (free parameters) into what the data determine and what they don't.
+
+    Directions the residuals cannot see (the null space of J: always at least
+    k - n of them with k parameters and n residuals) are not determined, whatever the
+    Hessian says away from the optimum; within the rest, Hessian eigenvalues below
+    `rcond` times the largest are not determined either.
+
+    **Returns:** (inverse of H on the determined subspace, list of null vectors).
+    """
+    k = H.shape[0]
+    _, s, vt = np.linalg.svd(J, full_matrices=True)
+    s_full = np.zeros(k)
+    s_full[:s.size] = s[:k]
+    s_max = s_full.max() if s_full.size else 0.0
+    jnull = s_full <= math.sqrt(rcond) * s_max if s_max > 0 else np.ones(k, bool)
+    Q, null = vt[~jnull].T, [vt[i] for i in np.where(jnull)[0]]
+    if Q.shape[1] == 0:
+        return np.zeros((k, k)), null
+    evals, V = np.linalg.eigh(Q.T @ H @ Q)
+    lam_max = np.max(np.abs(evals))
     good = evals > rcond * lam_max
-    inv = (evecs[:, good] / evals[good]) @ evecs[:, good].T
+    W = Q @ V
+    inv = (W[:, good] / evals[good]) @ W[:, good].T
+    null += [W[:, i] for i in np.where(~good)[0]]
+    return inv, null
+
+
+def _effective_rcond(rcond: float, dtype) -> float:
+    """rcond, but never below what the working precision can resolve."""
+    return max(float(rcond), 50.0 * float(jnp.finfo(dtype).eps))
+
+
+def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
+    u_full = np.asarray(best["u"], dtype=float)
+    idx = _free_index(problem, free)
+    loss, H, J, r = _curvature(problem, u_full, idx)
+    n_data = int(r.shape[0])
+    dof = n_data - len(free)
+    u = np.asarray(u_full, dtype=float)[idx]
+    log_lo, log_hi = (np.asarray(a, dtype=float)[idx] for a in (problem.log_lo, problem.log_hi))
+    p = np.exp(log_lo + (log_hi - log_lo) / (1.0 + np.exp(-u)))
+    dlog = dlogp_du(u, log_lo, log_hi)
+    rc = _effective_rcond(rcond, problem.log_lo.dtype)
+    if np.all(np.isfinite(H)) and np.all(np.isfinite(J)):
+        inv, null_u = _null_space(H, J, rc)
+    else:
+        inv, null_u = np.full(H.shape, math.nan), []
     scale = 1.0
     if not absolute_sigma:
         scale = 2.0 * loss / dof if dof > 0 else math.inf
@@ -396,15 +695,10 @@ def _laplace(loss_fn, residuals, params_of, best, free, log_lo, log_hi, absolute
     cov_log = dlog[:, None] * cov_u * dlog[None, :]
     cov = p[:, None] * cov_log * p[None, :]
     undetermined, notes = [], []
-    # a parameter is undetermined if a null direction (in log space) loads on it
-    null_log = []
-    for k in np.where(~good)[0]:
-        v = dlog * evecs[:, k]  # d ln p along the null direction (u-space unit vector)
-        if np.linalg.norm(v) > 0:
-            v = v / np.linalg.norm(v)
-        else:  # pragma: no cover
-            v = evecs[:, k]
-        null_log.append(v)
+    null_log = []  # d ln p along each null direction, normalized
+    for v in null_u:
+        w = dlog * v
+        null_log.append(w / np.linalg.norm(w) if np.linalg.norm(w) > 0 else v)
     for i, n in enumerate(free):
         if any(abs(v[i]) >= 0.1 for v in null_log):
             undetermined.append(n)
@@ -413,6 +707,9 @@ def _laplace(loss_fn, residuals, params_of, best, free, log_lo, log_hi, absolute
     for i, n in enumerate(free):
         if n in undetermined:
             sig_log[i] = sig[i] = math.inf
+    if dof <= 0 and not absolute_sigma:
+        notes.append(f"{n_data} residuals for {len(free)} free parameters: no degrees of "
+                     "freedom left to estimate the scatter, so no errors")
     for v in null_log:
         names = [free[i] for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1]
         what = " and ".join(names) if names else "the parameters"
@@ -430,15 +727,31 @@ def _laplace(loss_fn, residuals, params_of, best, free, log_lo, log_hi, absolute
         corr = cov / np.outer(sig, sig)
     for i in range(len(free)):
         corr[i, i] = 1.0 if np.isfinite(sig[i]) and sig[i] > 0 else math.nan
-    params = {k: float(v) for k, v in params_of(u).items()}
+    params = problem.params_numpy(u_full)
     return FitResult(
         free=list(free), params=params,
         stderr={n: float(sig[i]) for i, n in enumerate(free)},
         stderr_log={n: float(sig_log[i]) for i, n in enumerate(free)},
         correlation=corr.tolist(), covariance=cov.tolist(), loss=loss, n_data=n_data,
         dof=dof, converged=bool(best["converged"]), reason=str(best["reason"]),
-        steps=int(best["steps"]), history=[], hessian_u=H.tolist(), u=np.asarray(u).tolist(),
-        undetermined=undetermined, notes=notes)
+        steps=int(best["steps"]), history=[], hessian_u=H.tolist(), u=u.tolist(),
+        undetermined=undetermined, notes=notes,
+        meta=dict(null_directions_u=[np.asarray(v).tolist() for v in null_u]))
+
+
+def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
+    """A result at the best point without errors (the error estimate was interrupted)."""
+    idx = _free_index(problem, free)
+    u_full = jnp.asarray(best["u"], dtype=problem.log_lo.dtype)
+    n_data = int(jax.eval_shape(problem.residual_vector, u_full).shape[0])
+    nan_k = [[math.nan] * len(free) for _ in free]
+    return FitResult(
+        free=list(free), params=problem.params_numpy(u_full),
+        stderr={n: math.nan for n in free}, stderr_log={n: math.nan for n in free},
+        correlation=nan_k, covariance=nan_k, loss=float(best["loss"]), n_data=n_data,
+        dof=n_data - len(free), converged=False, reason=str(best["reason"]), steps=int(best["steps"]),
+        history=[], hessian_u=nan_k, u=np.asarray(best["u"], dtype=float)[idx].tolist(),
+        notes=[note])
 
 
 def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitResult
@@ -458,18 +771,31 @@ def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitRes
 
     x = jnp.asarray([base[n] for n in free])
     val, grad = jax.value_and_grad(f)(x)
-    grad = np.asarray(grad, dtype=float)
+    return propagate_gradient(result, float(val), dict(zip(free, np.asarray(grad, float))))
+
+
+def propagate_gradient(result: FitResult, value: float, grad: dict[str, float]
+                       ) -> tuple[float, float]:
+    """`propagate` for a value whose gradient over the free parameters is known."""
+    free = result.free
+    grad = np.asarray([grad[n] for n in free], dtype=float)
+    if not np.all(np.isfinite(grad)):
+        return value, math.nan
+    x = np.asarray([result.params[n] for n in free], dtype=float)
     H = np.asarray(result.hessian_u, dtype=float)
-    rcond = float(result.meta.get("rcond", DEFAULT_RCOND))
-    if np.all(np.isfinite(H)):
+    null = result.meta.get("null_directions_u")
+    if null is None and np.all(np.isfinite(H)):  # results saved before null directions were
+        rcond = float(result.meta.get("rcond", DEFAULT_RCOND))
         evals, evecs = np.linalg.eigh(H)
-        null = evecs[:, evals <= rcond * np.max(np.abs(evals))]
+        null = evecs[:, evals <= rcond * np.max(np.abs(evals))].T
+    null = np.asarray(null if null is not None else [], dtype=float).reshape(-1, len(free))
+    if null.size:
         # d f / d u = d f / d p * d p / d u, with d p / d u = p d ln p / d u
         lo, hi = (np.log(np.asarray([result.meta["bounds"][n][k] for n in free]))
                   for k in (0, 1))
-        g_u = grad * np.asarray(x) * dlogp_du(np.asarray(result.u), lo, hi)
-        if null.size and np.linalg.norm(g_u @ null) > 1e-6 * max(np.linalg.norm(g_u), 1e-300):
-            return float(val), math.inf
+        g_u = grad * x * dlogp_du(np.asarray(result.u), lo, hi)
+        if np.linalg.norm(null @ g_u) > 1e-6 * max(np.linalg.norm(g_u), 1e-300):
+            return value, math.inf
     cov = np.nan_to_num(np.asarray(result.covariance, dtype=float), posinf=0.0)
     var = float(grad @ cov @ grad)
-    return float(val), math.sqrt(max(var, 0.0))
+    return value, math.sqrt(max(var, 0.0))

@@ -10,9 +10,14 @@ Hessian's null direction finds it and `FitResult.notes` says which.
 
 **Curves.** kappa(T) (optionally jointly with Q^-1(T) at one frequency) is fitted in log
 space: r_i = sqrt(w_i) (ln model_i - ln data_i) / sigma_i. Without `sigma_log` the
-errors are scaled by the reduced chi^2 (`absolute_sigma=False`). C(E) comes from the
-S-tau DOS tables (`TabulatedStauTLS`), rebuilt in the loss only when a~ or h_rel is
-free.
+errors are scaled by the reduced chi^2 (`absolute_sigma=False`; the residuals then use a
+nominal sigma = 0.01, which only sets the scale of the loss). The model (`KappaModel`,
+`_kappa_model.py`) is the S-tau C(E), tabulated once per (a~, h_rel) and shared by every
+fit at those settings (rebuilt in the loss only when a~ or h_rel is free), or a constant
+C, each with optional boundary and Rayleigh terms; `select_kappa_model` (`_select.py`)
+chooses among them. After the fit (`post_fit`): derived quantities from one compiled
+`evaluate`, and profile-likelihood bounds (`_profile.py`) for T_U and for parameters the
+Laplace errors do not describe. Ctrl-C in that stage keeps the fit (`interrupted`).
 
 **Without sound velocities (convention of this package).** With resonant scattering
 kappa = sum_alpha (branches / v_alpha) F[C(E)], and C(E) is proportional to kappa_log,
@@ -21,17 +26,22 @@ so kappa depends on kappa_log and the velocities only through kappa_log * v_eff,
 not enter at all. So when no `material` is given the fit uses one effective velocity
 and fits the identifiable combination `kv` = kappa_log v_eff (m/s) instead of
 inventing velocities; it reports C_o v_eff = kappa_log g v_eff = g kv, and `C_o` is
-null. A Rayleigh term then enters as A_R / kappa_log^2 (the fitted `rayleigh` is that
-combination; with distinct v_l, v_t this one-velocity reduction is approximate).
-With a `material` (rho, v_l, v_t), kappa_log itself is fitted and C_o = kappa_log g is
+null. The boundary and Rayleigh terms then enter as l_b / v_eff^2 (`l_b_v2`) and
+A_R v_eff^2 (`rayleigh_v2`), the combinations the data fix (see `_kappa_model.py`; with
+distinct v_l, v_t this one-velocity reduction is approximate). With a `material`
+(rho, v_l, v_t), kappa_log, l_b and A_R themselves are fitted and C_o = kappa_log g is
 reported. Q^-1 needs the material (its relaxation part depends on rho and v).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,13 +59,40 @@ from ..observables._dos import (
     crossover,
     stau_dos,
 )
-from ..observables._material import Material
-from ..observables._stm import qinv as _qinv
-from ..observables._stm import thermal_conductivity
-from ..observables._table import tabulate_stau
-from ..observables._tls import ConstantC
+from ..observables._material import HBAR, K_B, Material
+from ..observables._stm import thermal_conductivity_closed_form
+from ..observables._table import TabulatedStauTLS
 from ._data import Curve, load_curve
-from ._fit import FitResult, least_squares, propagate
+from ._fit import (
+    PARAMETERS,
+    FitResult,
+    _unconstrained,
+    jacobian_fd,
+    least_squares,
+    make_problem,
+    propagate,
+    propagate_gradient,
+    propagate_u,
+    residuals_at,
+)
+from ._kappa_model import (
+    BOUNDARY_KAPPA_CONST,
+    GRID_POINTS,
+    RAYLEIGH_K_PER_SI,
+    KappaModel,
+    amplitude_name,
+    boundary_name,
+    evaluate,
+    names_for,
+    placeholder_table,
+    rayleigh_name,
+    rebuild_table,
+    stau_table,
+)
+from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
+
+#: Stage messages (the command line shows them on stderr; silent by default).
+_log = logging.getLogger("tlsjax.fit")
 
 _MODEL_FIELDS = ("g", "J0", "atilde", "h_rel", "kappa_log")
 #: Default relative (log) uncertainty of the targets C_o and T_U.
@@ -166,8 +203,26 @@ def fit_targets(
                                      sigma_T_U=sigma_T_U),
         criterion=criterion, dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)")),
         **fit_kwargs)
-    c0, c0_err = propagate(lambda p: _model_params(p).C0, res)
-    tu, tu_err = propagate(lambda p: tu_fn(dos_of(p, _model_params(p)), _model_params(p)), res)
+    try:
+        _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of)
+    except KeyboardInterrupt:
+        res.interrupted = True
+        res.notes.insert(0, "interrupted during the post-fit stage: the derived quantities "
+                         "(C_o, T_U and their errors) were not all computed")
+    return res
+
+
+def _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of) -> None:
+    # the model's C_o and T_U are in the residuals: ln X = ln target + sigma r, so their
+    # values and gradients come from the compiled residual function (no new compilation)
+    u = _unconstrained(res.problem, res.params)
+    idx = [res.problem.names.index(n) for n in free]
+    r = residuals_at(res.problem, u)
+    J = jacobian_fd(res.problem, u, idx)
+    c0 = C0 * math.exp(sigma_C0 * r[0])
+    tu = T_U * math.exp(sigma_T_U * r[1])
+    c0, c0_err = propagate_u(res, c0, c0 * sigma_C0 * J[0])
+    tu, tu_err = propagate_u(res, tu, tu * sigma_T_U * J[1])
     mp = _model_params(res.params)
     dos = dos_of(res.params, mp)
     e_tau = float(dos.e_tau_mean * mp.gJ0)
@@ -178,40 +233,358 @@ def fit_targets(
     if len(free) > 2:
         res.notes.append(f"2 targets (C_o, T_U) for {len(free)} free parameters: at most 2 "
                          "combinations can be determined")
-    return res
+    for name, val, target, sig in (("C_o", c0, C0, sigma_C0), ("T_U", tu, T_U, sigma_T_U)):
+        if abs(math.log(val / target)) > 3.0 * sig:
+            res.notes.insert(0, f"the target {name} = {target:g} is not reached within the "
+                             f"parameter bounds: the best fit gives {name} = {val:.4g} "
+                             f"({abs(math.log(val / target)) / sig:.1f} sigma away)")
 
 
 # ---------------------------------------------------------------- curves
 
 
-def _as_curve(data, quantity, min_points) -> Curve:
+def _as_curve(data, quantity) -> Curve:
     if isinstance(data, Curve):
         if data.quantity != quantity:
             raise ValueError(f"expected a {quantity} curve; got a {data.quantity} curve "
                              f"from {data.source}")
-        if data.n < min_points:
-            raise ValueError(f"{data.source}: {data.n} data point(s), fewer than the "
-                             f"{min_points} free parameters")
         return data
-    return load_curve(data, quantity, min_points=min_points)
+    return load_curve(data, quantity)
 
 
-def _sigma(where, sigma_log, n):
+def _check_points(curve: Curve, n_free: int, absolute: bool) -> None:
+    need = n_free if absolute else n_free + 1
+    if curve.n < need:
+        why = ("" if absolute else
+               " (the errors are scaled by the scatter of the residuals, which needs at "
+               "least one point more than free parameters; give sigma_log to fit with "
+               "known errors)")
+        raise ValueError(f"{curve.source}: {curve.n} data point(s) for {n_free} free "
+                         f"parameter(s); at least {need} are needed{why}")
+
+
+def _per_point(where, name, value, n, default):
+    """A scalar or length-n array of positive numbers (`ValueError` naming `name`)."""
+    if value is None:
+        return default
+    arr = np.asarray(check_range(where, name, value, 0.0, lo_open=True), dtype=float)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.size not in (1, n)):
+        raise ValueError(f"`{where}({name}=...)` must be a scalar or have one value per data "
+                         f"point ({n}); got shape {arr.shape}")
+    return np.broadcast_to(arr.reshape(-1)[0] if arr.size == 1 else arr, (n,)).copy()
+
+
+def _sigma(where, name, sigma_log, n):
+    """(sigma per point, absolute): without sigma_log, a nominal 0.01 (the covariance is
+    then scaled by the reduced chi^2, so the errors do not depend on it; it only keeps
+    the loss of order one for the stopping rule in float32)."""
     if sigma_log is None:
-        return np.ones(n), False
-    s = np.broadcast_to(np.asarray(check_range(where, "sigma_log", sigma_log, 0.0,
-                                               lo_open=True), dtype=float), (n,))
-    return s, True
+        return np.full(n, _NOMINAL_SIGMA), False
+    return _per_point(where, name, sigma_log, n, None), True
+
+
+#: Nominal residual scale when the data carry no errors (see `_sigma`).
+_NOMINAL_SIGMA = 0.01
+_MODELS = ("stau", "stm")
+_ALIASES = {"boundary": "l_b", "l_b": "l_b", "l_b_v2": "l_b", "rayleigh": "rayleigh",
+            "rayleigh_v2": "rayleigh", "A_R": "rayleigh"}
+
+
+@dataclasses.dataclass
+class KappaSetup:
+    """Everything a kappa fit needs besides the choice of model (shared by candidates)."""
+
+    curve: Curve
+    model: KappaModel
+    velocity_free: bool
+    absolute: bool
+    init: ModelParams
+    kv: float | None
+    table: TabulatedStauTLS | None
+    dos_meta: dict
+    meta: dict
+    joint: bool
+    rebuild: Callable | None = None
+
+
+def _term(where, name, value, material_value):
+    """Resolve a boundary / Rayleigh option: ("absent"|"free"|"fixed", value or None)."""
+    if value is None:
+        return ("fixed", material_value) if material_value is not None else ("absent", None)
+    if isinstance(value, str):
+        if value in ("absent", "free"):
+            return value, None
+        raise ValueError(f"`{where}({name}=...)` must be None, 'absent', 'free' or a positive "
+                         f"number; got {value!r}")
+    v = float(check_range(where, name, value, 0.0))
+    return ("absent", None) if v == 0.0 else ("fixed", v)
+
+
+def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, weights=None,
+                  qinv_data=None, freq=None, sigma_log_qinv=None, polarization="t",
+                  sample=None, realizations=DEFAULT_DOS_REALIZATIONS, key=None,
+                  need_table=True, n_free: int = 1) -> KappaSetup:
+    """Load and check the data (at least enough points for `n_free` free parameters),
+    build the S-tau table (cached) and the residual model."""
+    velocity_free = material is None
+    curve = _as_curve(data, "kappa")
+    _check_points(curve, n_free, sigma_log is not None)
+    w = _per_point("fit_kappa", "weights", weights, curve.n, curve.weight)
+    sig, absolute = _sigma("fit_kappa", "sigma_log", sigma_log, curve.n)
+    joint = qinv_data is not None
+    q = {}
+    if joint:
+        if velocity_free:
+            raise ValueError("`fit_kappa(qinv_data=...)` needs a Material (rho, v_l, v_t): "
+                             "the relaxation part of Q^-1 depends on them")
+        if freq is None:
+            raise ValueError("`fit_kappa(freq=...)` must be given with qinv_data (Hz)")
+        check_range("fit_kappa", "freq", freq, 0.0, lo_open=True)
+        qcurve = _as_curve(qinv_data, "qinv")
+        qs, qabs = _sigma("fit_kappa", "sigma_log_qinv", sigma_log_qinv, qcurve.n)
+        if qabs != absolute:
+            raise ValueError("give both sigma_log and sigma_log_qinv, or neither")
+        q = dict(q_T=jnp.asarray(qcurve.T), q_log_y=jnp.asarray(np.log(qcurve.y)),
+                 q_scale=jnp.asarray(np.sqrt(qcurve.weight) / qs),
+                 omega=jnp.asarray([2.0 * math.pi * float(freq)]), polarization=polarization)
+    sample, realizations, key = _dos_settings(sample, realizations, key)
+    init = ModelParams() if init is None else init
+    atilde, h_rel = float(init.atilde), float(init.h_rel)
+    table = None
+    if need_table or joint:
+        _log.info(f"S-tau C(E) at a~ = {atilde:g}, h_rel = {h_rel:g}: ES reduction of "
+                  f"{realizations} realization(s), x = {float(sample.x):g}, "
+                  f"L = {int(sample.lattice.cells)} (once per process)")
+        table = stau_table(sample, realizations, key, atilde, h_rel)
+    if velocity_free:
+        mat = Material(1.0, 1.0, 1.0)
+    else:
+        mat = Material(material.rho, material.v_l, material.v_t,
+                       gamma_ratio=material.gamma_ratio, gamma_t=material.gamma_t)
+    km = KappaModel(jnp.asarray(curve.T), jnp.asarray(np.log(curve.y)),
+                    jnp.asarray(np.sqrt(w) / sig), table if table is not None
+                    else placeholder_table(), mat, jnp.asarray(False), jnp.asarray(False),
+                    velocity_free, **q)
+    meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
+                velocity_free=velocity_free, absolute_sigma=absolute,
+                material=None if velocity_free else dict(
+                    rho=float(material.rho), v_l=float(material.v_l), v_t=float(material.v_t),
+                    gamma_ratio=float(material.gamma_ratio),
+                    gamma_t_eV=float(material.gamma_t)),
+                dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)"),
+                atilde=atilde, h_rel=h_rel,
+                data_T=curve.T.tolist(), data_kappa=curve.y.tolist())
+    if joint:
+        meta.update(qinv_data=qcurve.source, freq_Hz=float(freq), polarization=polarization,
+                    data_qinv_T=qcurve.T.tolist(), data_qinv=qcurve.y.tolist())
+    rebuild = functools.partial(rebuild_table, sample, realizations, key)
+    return KappaSetup(curve, km, velocity_free, absolute, init, kv, table,
+                      meta["dos_sample"], meta, joint, rebuild)
+
+
+def _material_terms(material):
+    """(l_b, Rayleigh in the fit's units) fixed by a Material, or None."""
+    if material is None:
+        return None, None
+    lb = float(material.boundary)
+    ray = float(material.rayleigh) * RAYLEIGH_K_PER_SI
+    return (lb if math.isfinite(lb) else None), (ray if ray > 0 else None)
+
+
+def _resolve_free(model, free, velocity_free, boundary, rayleigh, material):
+    """(free names, fixed values of the extra terms, notes) for one candidate model."""
+    if model not in _MODELS:
+        raise ValueError(f"`fit_kappa(model=...)` must be one of {_MODELS}; got {model!r}")
+    amp = amplitude_name(model, velocity_free)
+    bname, rname = boundary_name(velocity_free), rayleigh_name(velocity_free)
+    notes = []
+    if free is None:
+        free = ["g", "J0", amp] if model == "stau" else [amp]
+    free = list(free)
+    terms = {}
+    for n in list(free):
+        if n in _ALIASES:
+            target = bname if _ALIASES[n] == "l_b" else rname
+            if n != target:
+                notes.append(f"'{n}' fitted as {target} ({PARAMETERS[target][3]})")
+            free[free.index(n)] = target
+    if velocity_free and "kappa_log" in free:
+        raise ValueError("`fit_kappa(free=...)`: kappa_log is not determined by kappa(T) "
+                         "without sound velocities (kappa depends on kappa_log * v_eff); "
+                         "fit 'kv' or pass a Material")
+    if amp not in free and (velocity_free or model == "stm"):
+        free.append(amp)
+        if velocity_free:
+            notes.append(f"{amp} = {PARAMETERS[amp][3]} added to the free parameters: without "
+                         "sound velocities it sets the amplitude of kappa")
+    mat_lb, mat_ray = _material_terms(material)
+    for name, opt, mat_v in ((bname, boundary, mat_lb), (rname, rayleigh, mat_ray)):
+        mode, value = _term("fit_kappa", "boundary" if name == bname else "rayleigh", opt, mat_v)
+        if name in free:
+            mode = "free"
+        if mode == "free" and name not in free:
+            free.append(name)
+        terms[name] = (mode, value)
+    allowed = {"stau": ("g", "J0", "T_U", "atilde", "h_rel", amp, bname, rname),
+               "stm": (amp, bname, rname)}[model]
+    _check_free(free, allowed, "fit_kappa")
+    if "J0" in free and "T_U" in free:
+        raise ValueError("`fit_kappa(free=...)`: J0 and T_U cannot both be free (T_U = g J_o "
+                         "eps*(g) fixes one from the other)")
+    return free, terms, notes
+
+
+def _model_label(model, terms):
+    parts = ["S-tau" if model == "stau" else "constant C"]
+    for name, label in (("l_b", "boundary"), ("rayleigh", "Rayleigh")):
+        for n, (mode, _) in terms.items():
+            if n.startswith(name) and mode != "absent":
+                parts.append(label + (" (fixed)" if mode == "fixed" else ""))
+    return " + ".join(parts)
+
+
+def _starting_values(setup: KappaSetup, model, free, terms, start: dict | None):
+    """Starting values of every parameter of the model (physical units)."""
+    km, curve, vf = setup.model, setup.curve, setup.velocity_free
+    p0 = {n: 1.0 for n in names_for(vf)}
+    init = setup.init
+    p0.update(g=float(init.g), J0=float(init.J0), atilde=float(init.atilde),
+              h_rel=float(init.h_rel))
+    if not vf:
+        p0.update(kappa_log=float(init.kappa_log), C=float(init.kappa_log * init.g))
+    p0[boundary_name(vf)] = math.inf
+    p0[rayleigh_name(vf)] = 0.0
+    for name, (mode, value) in terms.items():
+        if mode == "fixed":
+            p0[name] = value
+    km1 = _with_model(km, model)
+    amp = amplitude_name(model, vf)
+    if vf:
+        p0["kv"] = p0["Cv"] = float(setup.kv) if setup.kv is not None else 1.0
+    if start:  # a nested model's fit; its absent terms (inf, 0) are not starting values
+        start = {k: v for k, v in start.items() if k in p0 and (
+            k not in PARAMETERS or PARAMETERS[k][0] < v < PARAMETERS[k][1])}
+        p0.update(start)
+    if "T_U" in free:
+        p0["T_U"] = float(_evaluate(km1, p0, curve)["T_U"][0])
+        if not (math.isfinite(p0["T_U"]) and p0["T_U"] > 0):
+            p0["T_U"] = float(curve.T[-1])
+    if amp in free and not (start and amp in start) and (setup.kv is None or not vf):
+        # kappa is proportional to 1 / amplitude without the extra terms; the residuals
+        # come from the compiled residual function that the error estimate needs anyway
+        pr = make_problem(km1, p0, [], {})  # all fixed: the model at p0
+        r = residuals_at(pr, np.zeros(len(pr.names)))
+        n = curve.n
+        lk = r[:n] / np.asarray(km.scale) + np.log(curve.y)
+        ratio = float(np.exp(np.median(lk - np.log(curve.y))))
+        lo, hi = PARAMETERS[amp][:2]
+        p0[amp] = float(np.clip(p0[amp] * ratio, lo * 2.0, hi / 2.0))
+    _extra_starts(setup, km1, p0, terms, start)
+    return p0
+
+
+def _extra_starts(setup, km1, p0, terms, start):
+    """Boundary term: alone it would give 3x the data at the lowest T. Rayleigh term:
+    0.3 x the resonant l^-1 of the thermal phonon (hbar omega = 4 k_B T) at the highest T."""
+    vf, curve = setup.velocity_free, setup.curve
+    bname, rname = boundary_name(vf), rayleigh_name(vf)
+    mat = setup.model.material
+    v2_inv = 1.0 if vf else float((1.0 / mat.v_l**2 + 2.0 / mat.v_t**2) / 3.0)
+    if terms[bname][0] == "free" and not (start and bname in start):
+        T0, k0 = float(curve.T[0]), float(curve.y[0])
+        lb_v2 = 3.0 * k0 / (BOUNDARY_KAPPA_CONST * T0**3)
+        val = lb_v2 if vf else lb_v2 / v2_inv
+        lo, hi = PARAMETERS[bname][:2]
+        p0[bname] = float(np.clip(val, lo * 2.0, hi / 2.0))
+    if terms[rname][0] == "free" and not (start and rname in start):
+        T1 = float(curve.T[-1])
+        E = 4.0 * T1
+        arr = _arrays(p0)
+        c = float(_evaluate(km1, p0, curve)["strength"][1])
+        omega = E * K_B / HBAR
+        v = float(km1.amplitude(arr)) if vf else float(mat.v_t)
+        inv_res = math.pi * c * omega / v * math.tanh(2.0)
+        ray = 0.3 * inv_res / E**4
+        val = ray * v * v if vf else ray
+        lo, hi = PARAMETERS[rname][:2]
+        p0[rname] = float(np.clip(val, lo * 2.0, hi / 2.0))
+
+
+def _evaluate(km: KappaModel, p: dict, curve: Curve) -> dict:
+    """`evaluate` on the figure's grid, at C(E -> 0) and at the thermal phonon of the
+    highest temperature (hbar omega = 4 k_B T)."""
+    lo, hi = float(curve.T[0]), float(curve.T[-1])
+    grid = jnp.asarray(np.geomspace(lo / 1.5, hi * 1.5, GRID_POINTS))
+    g, J0 = float(p.get("g", 0.02)), float(p.get("J0", 500.0))
+    energies = jnp.asarray([1e-6 * g * J0, 4.0 * hi])
+    out = evaluate(km, _arrays(p), grid, energies)
+    return dict(jax.tree_util.tree_map(np.asarray, out), grid=np.asarray(grid))
+
+
+def _arrays(p: dict) -> dict:
+    dtype = jnp.result_type(float)
+    return {k: jnp.asarray(v, dtype=dtype) for k, v in p.items()}
+
+
+def _with_model(km: KappaModel, model: str, use_tu: bool = False) -> KappaModel:
+    return eqx.tree_at(lambda m: (m.stm, m.use_tu), km,
+                       (jnp.asarray(model == "stm"), jnp.asarray(use_tu)))
+
+
+def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, boundary=None,
+                    rayleigh=None, material=None, starts_from: Sequence[dict | None] = (None,),
+                    level: float = DEFAULT_LEVEL, profile: bool = True, post: bool = True,
+                    **fit_kwargs) -> FitResult:
+    """One candidate model fitted on a prepared setup (see `fit_kappa`).
+
+    `starts_from`: starting points to fit from (None: the default starting values; a
+    dict: values to start from, e.g. a nested model's fit); the best fit is kept.
+    """
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    free, terms, notes = _resolve_free(model, free, setup.velocity_free, boundary, rayleigh,
+                                       material)
+    if setup.joint and model == "stm":
+        raise ValueError("a joint kappa and Q^-1 fit needs the S-tau model")
+    _check_points(setup.curve, len(free), setup.absolute)
+    km = _with_model(setup.model, model, use_tu="T_U" in free)
+    if any(n in free for n in ("atilde", "h_rel")):
+        km = dataclasses.replace(km, rebuild=setup.rebuild)
+        notes.append("a~ or h_rel free: the ES reduction and the C(E) table are rebuilt at "
+                     "every evaluation (slow; with both fixed the table is built once)")
+    label = _model_label(model, terms)
+    meta = dict(setup.meta, model=model, model_label=label,
+                terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
+    res, losses = None, []
+    for start in starts_from:
+        p0 = _starting_values(setup, model, free, terms, start)
+        r = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta, **fit_kwargs)
+        losses.append(r.loss)
+        if res is None or r.loss < res.loss or r.interrupted:
+            res = r
+        if r.interrupted:
+            break
+    res.meta["start_point_losses"] = losses
+    res.notes[:0] = notes
+    res.derived.update(model=model, model_label=label, **information(res))
+    if not res.interrupted:
+        r = residuals_at(res.problem, _unconstrained(res.problem, res.params))[:setup.curve.n]
+        r = r / np.asarray(km.scale, dtype=float)
+        res.derived["rms_log_residual"] = float(np.sqrt(np.mean(r**2)))
+    if post and not res.interrupted:
+        post_fit(res, setup, level=level, profile=profile)
+    return res
 
 
 def fit_kappa(
     data,
     material: Material | None = None,
     *,
+    model: str = "stau",
     free: Sequence[str] | None = None,
     init: ModelParams | None = None,
     kv: float | None = None,
-    rayleigh: float = 0.0,
+    boundary=None,
+    rayleigh=None,
     sigma_log=None,
     weights=None,
     qinv_data=None,
@@ -221,206 +594,278 @@ def fit_kappa(
     sample: Sample | None = None,
     realizations: int = DEFAULT_DOS_REALIZATIONS,
     key: PRNGKeyArray | None = None,
+    level: float = DEFAULT_LEVEL,
+    profile: bool = True,
     **fit_kwargs,
 ) -> FitResult:
-    """Fit the S-tau model to a measured kappa(T) (optionally jointly with Q^-1(T)).
+    """Fit one model of kappa(T) (optionally jointly with Q^-1(T)): S-tau or constant C,
+    with optional boundary and Rayleigh terms. `select_kappa_model` chooses among them.
 
     **Arguments:**
 
     - `data`: a `Curve` of kappa or a CSV path (`load_curve`).
-    - `material`: `Material` with rho, v_l, v_t; `None` fits the velocity-free combination
-      `kv` = kappa_log v_eff (see the module docstring).
-    - `free`: free parameters (default g, J0 and the amplitude: `kv` without material,
-      `kappa_log` with it). Without material `kv` is always added, `kappa_log` refused.
-    - `init`: starting / fixed model parameters (default `ModelParams()`).
-    - `kv`: starting kappa_log v_eff in m/s (default: matched to the lowest-T point).
-    - `rayleigh`: starting / fixed Rayleigh coefficient (A_R / kappa_log^2 without
-      material), s^4/m; fit it by adding "rayleigh" to `free`.
+    - `material`: `Material` with rho, v_l, v_t (its `boundary` and `rayleigh`, if set,
+      are fixed terms); `None` fits the velocity-free combinations (module docstring).
+    - `model`: `"stau"` (C(E) of the S-tau model, default) or `"stm"` (constant C, the
+      plain standard tunneling model: the null hypothesis).
+    - `free`: free parameters (default g, J0 and the amplitude for S-tau, the amplitude
+      alone for constant C; the amplitude is kv / kappa_log (S-tau) or Cv / C (constant
+      C) without / with a material; without a material it is always added, since it
+      sets the size of kappa there). `T_U` may replace `J0`.
+      "boundary" and "rayleigh" in `free` are the same as the options below set to
+      "free".
+    - `init`: starting / fixed model parameters (default `ModelParams()`); its a~ and
+      h_rel fix the S-tau table.
+    - `kv`: starting kv in m/s (default: matched to the data).
+    - `boundary`: None (absent, or the material's l_b), "absent", "free", or a fixed value
+      (l_b in m with a material, l_b / v_eff^2 in s^2/m without).
+    - `rayleigh`: None or 0 (absent, or the material's A_R), "absent", "free", or a fixed
+      value (A_R (k_B/hbar)^4 in 1/(m K^4) with a material, times v_eff^2 without).
     - `sigma_log`, `weights`: per-point (or scalar) 1-sigma of ln kappa and weights
       (default: the file's `weight` column). Without `sigma_log` the covariance is
-      scaled by the reduced chi^2.
+      scaled by the reduced chi^2, and one more point than free parameters is needed.
     - `qinv_data`, `freq`, `sigma_log_qinv`, `polarization`: a Q^-1(T) curve measured at
-      `freq` Hz, fitted jointly (needs `material`).
+      `freq` Hz, fitted jointly (needs `material` and the S-tau model).
     - `sample`, `realizations`, `key`: the ES sample of the DOS (as `stau_dos`).
-    - `fit_kwargs`: passed to `least_squares`.
+    - `level`: confidence of the profile-likelihood bounds (default 0.95, one-sided).
+    - `profile`: compute profile-likelihood bounds for T_U and for parameters the
+      Laplace errors do not describe (at a bound, undetermined, or poorly determined).
+    - `fit_kwargs`: passed to `least_squares` (starts, max_steps, progress, ...).
 
-    **Returns:** a `FitResult`; `derived` holds C_o (or C_o v_eff), T_U_K, rms log
-    residuals, the fitted and pure-T^2 curves for plotting, and the data.
+    **Returns:** a `FitResult`; `derived` holds the model label, information criteria,
+    C_o (or C_o v_eff), T_U_K with its profile bounds, the extra-scattering parameters in
+    SI units, rms log residuals, the curves for plotting, and the data. If Ctrl-C ends
+    the fit or its post-fit stage, the result so far is returned with `interrupted`.
     """
-    velocity_free = material is None
-    if free is None:
-        free = ["g", "J0", "kv" if velocity_free else "kappa_log"]
-    free = list(free)
-    notes = []
-    if velocity_free:
-        if "kappa_log" in free:
-            raise ValueError("`fit_kappa(free=...)`: kappa_log is not determined by kappa(T) "
-                             "without sound velocities (kappa depends on kappa_log * v_eff); "
-                             "fit 'kv' or pass a Material")
-        if "kv" not in free:
-            free.append("kv")
-            notes.append("kv = kappa_log v_eff added to the free parameters: without sound "
-                         "velocities it sets the amplitude of kappa")
-        allowed = ("g", "J0", "atilde", "h_rel", "kv", "rayleigh")
+    # check the options before the (seconds-long) ES reduction of the table
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    n_free = len(_resolve_free(model, free, material is None, boundary, rayleigh, material)[0])
+    setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
+                          weights=weights, qinv_data=qinv_data, freq=freq,
+                          sigma_log_qinv=sigma_log_qinv, polarization=polarization,
+                          sample=sample, realizations=realizations, key=key,
+                          need_table=model == "stau", n_free=n_free)
+    return fit_kappa_model(setup, model, free=free, boundary=boundary, rayleigh=rayleigh,
+                           material=material, level=level, profile=profile, **fit_kwargs)
+
+
+# ---------------------------------------------------------------- after the fit
+
+
+def information(res: FitResult) -> dict:
+    """Information criteria of a least-squares fit (smaller is better).
+
+    With known errors (absolute sigma), -2 ln L = chi^2 + const and K = k free
+    parameters; without, the scatter is a further parameter profiled out:
+    -2 ln L = n ln(RSS / n) + const and K = k + 1. AIC = -2 ln L + 2 K;
+    AICc = AIC + 2 K (K + 1) / (n - K - 1) (Hurvich & Tsai 1989; inf if n <= K + 1);
+    BIC = -2 ln L + K ln n.
+    """
+    n, k = res.n_data, len(res.free)
+    chi2 = 2.0 * res.loss
+    absolute = bool(res.meta.get("absolute_sigma", True))
+    if absolute:
+        m2lnl, K = chi2, k
     else:
-        allowed = ("g", "J0", "atilde", "h_rel", "kappa_log", "rayleigh")
-    _check_free(free, allowed, "fit_kappa")
-    curve = _as_curve(data, "kappa", len(free))
-    T = jnp.asarray(curve.T)
-    y = np.log(curve.y)
-    w = curve.weight if weights is None else np.broadcast_to(
-        np.asarray(check_range("fit_kappa", "weights", weights, 0.0, lo_open=True),
-                   dtype=float), (curve.n,))
-    sig, absolute = _sigma("fit_kappa", sigma_log, curve.n)
-    scale = jnp.asarray(np.sqrt(w) / sig)
+        rss = chi2 * _NOMINAL_SIGMA**2
+        m2lnl, K = n * math.log(max(rss, 1e-300) / n), k + 1
+    aic = m2lnl + 2.0 * K
+    aicc = aic + 2.0 * K * (K + 1) / (n - K - 1) if n - K - 1 > 0 else math.inf
+    return dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
+                bic=m2lnl + K * math.log(n))
 
-    joint = qinv_data is not None
-    if joint:
-        if velocity_free:
-            raise ValueError("`fit_kappa(qinv_data=...)` needs a Material (rho, v_l, v_t): "
-                             "the relaxation part of Q^-1 depends on them")
-        if freq is None:
-            raise ValueError("`fit_kappa(freq=...)` must be given with qinv_data (Hz)")
-        check_range("fit_kappa", "freq", freq, 0.0, lo_open=True)
-        qcurve = _as_curve(qinv_data, "qinv", 1)
-        qs, qabs = _sigma("fit_kappa", sigma_log_qinv, qcurve.n)
-        if qabs != absolute:
-            raise ValueError("give both sigma_log and sigma_log_qinv, or neither")
-        q_scale = jnp.asarray(np.sqrt(qcurve.weight) / qs)
-        omega = jnp.asarray([2.0 * math.pi * float(freq)])
 
-    sample, realizations, key = _dos_settings(sample, realizations, key)
-    rebuild = any(n in free for n in ("atilde", "h_rel"))
-    init = ModelParams() if init is None else init
-    p0 = {k: float(getattr(init, k)) for k in _MODEL_FIELDS}
-    if velocity_free:
-        p0["kappa_log"] = 1.0
-    p0["rayleigh"] = float(rayleigh)
-    dos0 = stau_dos(_model_params(p0), sample, key, realizations=realizations)
-    tab0 = tabulate_stau(dos0, _model_params(p0))
-
-    def material_of(p):
-        if velocity_free:
-            return Material(1.0, p["kv"], p["kv"], rayleigh=p["rayleigh"])
-        return Material(material.rho, material.v_l, material.v_t,
-                        gamma_ratio=material.gamma_ratio, gamma_t=material.gamma_t,
-                        rayleigh=p["rayleigh"], boundary=material.boundary)
-
-    def tls_of(p):
-        mp = _model_params(p)
-        if rebuild:
-            return tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
-        return tab0.with_params(mp)
-
-    # starting amplitude: kappa is exactly proportional to 1 / kv (1 / kappa_log)
-    amp = "kv" if velocity_free else "kappa_log"
-    if amp in free:
-        p_try = dict(p0, kv=1.0 if kv is None else float(kv))
-        k1 = float(thermal_conductivity(tls_of(p_try), material_of(p_try), T[:1])[0])
-        ratio = k1 / float(curve.y[0])
-        if velocity_free and kv is None:
-            p0["kv"] = float(np.clip(ratio, 2.0, 5e5))
-        elif not velocity_free:
-            p0["kappa_log"] = float(np.clip(p0["kappa_log"] * ratio, 2e-3, 0.9))
-    elif velocity_free:
-        p0["kv"] = float(kv) if kv is not None else 1e3
-
-    def model_log_kappa(p, T_):
-        return jnp.log(thermal_conductivity(tls_of(p), material_of(p), T_))
-
-    def residuals(p):
-        r = (model_log_kappa(p, T) - y) * scale
-        if joint:
-            q = _qinv(tls_of(p), material_of(p), jnp.asarray(qcurve.T), omega,
-                      polarization=polarization)[:, 0]
-            r = jnp.concatenate([r, (jnp.log(q) - np.log(qcurve.y)) * q_scale])
-        return r
-
-    meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
-                velocity_free=velocity_free, absolute_sigma=absolute,
-                material=None if velocity_free else dict(
-                    rho=float(material.rho), v_l=float(material.v_l), v_t=float(material.v_t),
-                    gamma_ratio=float(material.gamma_ratio), gamma_t_eV=float(material.gamma_t)),
-                dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)"),
-                data_T=curve.T.tolist(), data_kappa=curve.y.tolist())
-    if joint:
-        meta.update(qinv_data=qcurve.source, freq_Hz=float(freq), polarization=polarization,
-                    data_qinv_T=qcurve.T.tolist(), data_qinv=qcurve.y.tolist())
-    res = least_squares(residuals, p0, free, absolute_sigma=absolute, meta=meta, **fit_kwargs)
-    res.notes[:0] = notes
-    _kappa_derived(res, curve, y, tls_of, material_of, model_log_kappa, rebuild, sample,
-                   realizations, key, velocity_free)
-    if joint:
-        q = np.asarray(_qinv(tls_of(res.params), material_of(res.params),
-                             jnp.asarray(qcurve.T), omega, polarization=polarization))[:, 0]
-        rq = np.log(q) - np.log(qcurve.y)
-        res.derived.update(rms_log_residual_qinv=float(np.sqrt(np.mean(rq**2))),
-                           residuals_log_qinv=rq.tolist(), model_qinv=q.tolist())
+def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
+             profile: bool = True) -> FitResult:
+    """Derived quantities and profile bounds; Ctrl-C here keeps the fit (`interrupted`)."""
+    check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    res.meta["post_fit"] = "started"
+    try:
+        _log.info("post-fit stage: derived quantities and profile-likelihood bounds "
+                  f"({res.meta.get('model_label', '')})")
+        _kappa_derived(res, setup)
+        if profile and any(n in res.free for n in ("atilde", "h_rel")):
+            res.notes.append("no profile-likelihood bounds with a~ or h_rel free (each "
+                             "point would rebuild the ES reduction many times)")
+        elif profile:
+            _profiles(res, setup, level)
+        res.meta["post_fit"] = "done"
+    except KeyboardInterrupt:
+        res.interrupted = True
+        res.meta["post_fit"] = "interrupted"
+        res.notes.insert(0, "interrupted during the post-fit stage (derived quantities, "
+                         "profile bounds): the best-fit parameters and their errors are "
+                         "complete, what is missing below was not computed")
     return res
 
 
-def _kappa_derived(res, curve, y, tls_of, material_of, model_log_kappa, rebuild, sample,
-                   realizations, key, velocity_free):
-    p = res.params
-    T = jnp.asarray(curve.T)
-    r = np.asarray(model_log_kappa(p, T)) - y
-    d = res.derived
+def _kappa_derived(res: FitResult, setup: KappaSetup) -> None:
+    km = _with_model(setup.model, res.meta["model"], use_tu="T_U" in res.free)
+    vf, curve, d = setup.velocity_free, setup.curve, res.derived
+    r_all = residuals_at(res.problem, _unconstrained(res.problem, res.params))
+    r = r_all[:curve.n] / np.asarray(km.scale, dtype=float)
     d["rms_log_residual"] = float(np.sqrt(np.mean(r**2)))
     d["max_abs_log_residual"] = float(np.max(np.abs(r)))
     d["residuals_log"] = r.tolist()
     for name, sel in (("below_1K", curve.T < 1.0), ("above_1K", curve.T >= 1.0)):
         if np.any(sel):
             d[f"rms_log_residual_{name}"] = float(np.sqrt(np.mean(r[sel] ** 2)))
-
-    def dos_of(q):
-        mp = _model_params(q)
-        return stau_dos(mp, sample, key, realizations=realizations) if rebuild else None
-
-    dos_fixed = stau_dos(_model_params(p), sample, key, realizations=realizations)
-
-    def tu(q, criterion):
-        mp = _model_params(q)
-        dos = dos_of(q) if rebuild else dos_fixed
-        c = crossover(StauTLS(dos, mp))
-        return c.shortcut if criterion == "shortcut" else c.full
-
-    for key, criterion in (("T_U_K", "shortcut"), ("T_U_full_K", "full")):
-        try:
-            d[key], d[f"{key}_err"] = propagate(lambda q, c=criterion: tu(q, c), res)
-        except Exception as err:  # e.g. no root on a very small DOS sample
-            d[key], d[f"{key}_err"] = math.nan, math.nan
-            res.notes.append(f"T_U ({criterion} criterion) could not be computed: "
-                             f"{str(err).splitlines()[0]}")
-    mp = _model_params(p)
-    d["E_tau_K"] = float(dos_fixed.e_tau_mean * mp.gJ0)
-    d["gJ0_K"] = float(mp.gJ0)
-    phi0 = float(dos_fixed.phi_tau(jnp.asarray([1e-4]))[0])
-    d["phi_tau_0"] = phi0
-    if velocity_free:
-        d["C_o"] = None
-        d["C_o_note"] = ("not determined without sound velocities: see C_o_v_eff_m_per_s "
-                         "= kappa_log g v_eff")
-        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = propagate(
-            lambda q: q["g"] * q["kv"], res)
-        d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"] * phi0
-    else:
-        d["C_o"], d["C_o_err"] = propagate(lambda q: q["kappa_log"] * q["g"], res)
-        d["C_low"] = d["C_o"] * phi0
-    # curves for the figure: the fit, and the pure T^2 law with C = C(E -> 0)
-    lo, hi = float(curve.T[0]), float(curve.T[-1])
-    grid = np.geomspace(lo / 1.5, hi * 1.5, 60)
-    tls = tls_of(p)
-    mat = material_of(p)
-    c_low = float(tls.tunneling_strength(jnp.asarray([1e-6 * d["gJ0_K"]]))[0])
-    d["curve_T"] = grid.tolist()
-    d["curve_kappa"] = np.exp(np.asarray(model_log_kappa(p, jnp.asarray(grid)))).tolist()
-    d["curve_kappa_T2"] = np.asarray(thermal_conductivity(
-        ConstantC(c_low), Material(mat.rho, mat.v_l, mat.v_t, gamma_ratio=mat.gamma_ratio),
-        jnp.asarray(grid))).tolist()
-    if d["T_U_K"] > hi:
-        res.notes.append(f"T_U = {d['T_U_K']:.3g} K lies above the data (T <= {hi:.3g} K): "
-                         "the data show no crossover, so g and J_o are constrained only "
-                         "through the onset of the deviation from T^2")
+    ev = _evaluate(km, res.params, curve)
+    stau = res.meta["model"] == "stau"
+    if stau:
+        _stau_derived(res, km, ev)
+    _amplitude_derived(res, vf, stau)
+    _terms_derived(res, vf)
+    d["curve_T"] = ev["grid"].tolist()
+    d["curve_kappa"] = np.exp(ev["log_kappa"]).tolist()
+    if any(t["mode"] != "absent" for t in res.meta["terms"].values()):
+        d["curve_kappa_tls_only"] = np.exp(ev["log_kappa_tls"]).tolist()
+    mat = km.material_of(_arrays(res.params))
+    d["curve_kappa_T2"] = np.asarray(thermal_conductivity_closed_form(
+        float(ev["strength"][0]), Material(float(mat.rho), float(mat.v_l), float(mat.v_t),
+                                           gamma_ratio=float(mat.gamma_ratio)),
+        ev["grid"])).tolist()
+    if setup.joint:
+        rq = r_all[curve.n:] / np.asarray(km.q_scale, dtype=float)
+        d.update(rms_log_residual_qinv=float(np.sqrt(np.mean(rq**2))),
+                 residuals_log_qinv=rq.tolist(),
+                 model_qinv=np.exp(np.asarray(km.q_log_y) + rq).tolist())
     if "rms_log_residual_above_1K" in d and "rms_log_residual_below_1K" in d:
         res.notes.append(f"rms log residual {d['rms_log_residual_below_1K']:.3g} below 1 K, "
                          f"{d['rms_log_residual_above_1K']:.3g} above 1 K")
+
+
+def _stau_derived(res, km, ev) -> None:
+    d = res.derived
+    for i, key in enumerate(("T_U_K", "T_U_full_K")):
+        val = float(ev["T_U"][i])
+        grad = {n: float(ev["T_U_grad"][n][i]) for n in res.free}
+        d[key], d[f"{key}_err"] = propagate_gradient(res, val, grad)
+        if not math.isfinite(val):
+            d[key], d[f"{key}_err"] = math.nan, math.nan
+            res.notes.append(f"T_U ({'P_S = 5 g' if i == 0 else 'full'} criterion): no "
+                             "crossover on the tabulated energy range")
+    p = _arrays(res.params)
+    g, J0 = float(p["g"]), float(km.j0(p))
+    d["J0_K"] = J0
+    d["gJ0_K"] = g * J0
+    d["E_tau_K"] = float(km.table.e_tau_mean) * g * J0
+    d["phi_tau_0"] = float(np.exp(np.interp(math.log(1e-4), np.asarray(km.table.log_eps),
+                                            np.asarray(km.table.log_phi_tau))))
+    hi = res.meta["data_T"][-1]
+    if math.isfinite(d["T_U_K"]) and d["T_U_K"] > hi:
+        res.notes.append(f"T_U = {d['T_U_K']:.3g} K lies above the data (T <= {hi:.3g} K): "
+                         "the data show no crossover, so g and J_o are constrained only "
+                         "through the onset of the deviation from T^2")
+
+
+def _amplitude_derived(res, vf, stau) -> None:
+    d = res.derived
+    if stau:
+        phi0 = d["phi_tau_0"]
+        if vf:
+            d["C_o"] = None
+            d["C_o_note"] = ("not determined without sound velocities: see C_o_v_eff_m_per_s "
+                             "= kappa_log g v_eff")
+            d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = propagate(
+                lambda q: q["g"] * q["kv"], res)
+            d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"] * phi0
+        else:
+            d["C_o"], d["C_o_err"] = propagate(lambda q: q["kappa_log"] * q["g"], res)
+            d["C_low"] = d["C_o"] * phi0
+    elif vf:
+        d["C_o"] = None
+        d["C_o_note"] = "not determined without sound velocities: see C_o_v_eff_m_per_s"
+        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = res.params["Cv"], res.stderr["Cv"]
+        d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"]
+    else:
+        d["C_o"], d["C_o_err"] = res.params["C"], res.stderr["C"]
+        d["C_low"] = d["C_o"]
+
+
+def _terms_derived(res, vf) -> None:
+    """The boundary and Rayleigh terms in SI units (see the `KappaModel` docstring)."""
+    d = res.derived
+    bname, rname = boundary_name(vf), rayleigh_name(vf)
+    terms = res.meta["terms"]
+
+    def err(n):  # None for a fixed term
+        return res.stderr.get(n)
+
+    if terms[bname]["mode"] != "absent":
+        v, e = res.params[bname], err(bname)
+        if vf:
+            d["l_b_over_v_eff2_s2_per_m"], d["l_b_over_v_eff2_s2_per_m_err"] = v, e
+        else:
+            d["l_b_m"], d["l_b_m_err"] = v, e
+    if terms[rname]["mode"] != "absent":
+        v, e = res.params[rname], err(rname)
+        if vf:
+            d["A_R_v_eff2_s2_m"] = v / RAYLEIGH_K_PER_SI
+            d["A_R_v_eff2_s2_m_err"] = None if e is None else e / RAYLEIGH_K_PER_SI
+        else:
+            d["A_R_s4_per_m"] = v / RAYLEIGH_K_PER_SI
+            d["A_R_s4_per_m_err"] = None if e is None else e / RAYLEIGH_K_PER_SI
+
+
+def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
+    """Profile-likelihood intervals of T_U and of the parameters Laplace does not describe."""
+    problem = res.problem
+    d = res.derived
+    thr = profile_threshold(level, res.loss, res.dof, setup.absolute)
+    if not math.isfinite(thr):
+        return
+    bounds = {n: tuple(b) for n, b in res.meta["bounds"].items()}
+    out, lowest = {}, res.loss
+    targets = [n for n in res.free if n in res.undetermined or res.stderr_log[n] > 1.0
+               or _at_bound(res.params[n], bounds[n])]
+    stau = res.meta["model"] == "stau"
+    tu = d.get("T_U_K", math.nan)
+    if stau and ("J0" in res.free or "T_U" in res.free) and math.isfinite(tu) and tu > 0:
+        targets.insert(0, "T_U")
+    for name in dict.fromkeys(targets):
+        pr, value = problem, res.params[name]
+        box = bounds.get(name, PARAMETERS[name][:2])
+        if name == "T_U" and "T_U" not in res.free:
+            value = tu
+            box = PARAMETERS["T_U"][:2]
+            new_free = [n if n != "J0" else "T_U" for n in res.free]
+            pr = problem.with_free(new_free, {**bounds, "T_U": box})
+            pr = eqx.tree_at(lambda q: q.residuals.use_tu, pr, jnp.asarray(True))
+        if not box[0] < value < box[1]:
+            value = min(max(value, box[0] * 1.0001), box[1] / 1.0001)
+        u = _unconstrained(pr, {**res.params, "T_U": value})
+        iv = profile_interval(pr, name, value, u, res.loss, thr, box,
+                              dof=None if setup.absolute else res.dof)
+        lowest = min(lowest, iv.pop("lowest_loss"))
+        out[name] = dict(best=value, level=level, **iv)
+    d["profile"] = dict(level=level, delta_loss=thr, bounds=out)
+    if "T_U" in out:
+        d["T_U_K_lower"], d["T_U_K_upper"] = out["T_U"]["lower"], out["T_U"]["upper"]
+        d["T_U_K_bound_level"] = level
+    for name, iv in out.items():
+        res.notes.append(_bound_note(name, iv, level))
+    if lowest < res.loss - 0.05 * thr:
+        res.notes.append(f"the profile found a lower loss ({lowest:.6g}) than the fit "
+                         f"({res.loss:.6g}): the fit had not reached its optimum")
+
+
+def _at_bound(v, box) -> bool:
+    return v < box[0] * 1.01 or v > box[1] / 1.01
+
+
+def _bound_note(name, iv, level) -> str:
+    unit = PARAMETERS[name][2]
+    unit = f" {unit}" if unit else ""
+    pct = f"{100 * level:g} %"
+    lo, hi = iv["lower"], iv["upper"]
+    if lo is not None and hi is not None:
+        return (f"{name}: {lo:.3g} < {name} < {hi:.3g}{unit} (each side one-sided {pct}, "
+                "profile likelihood)")
+    if lo is not None:
+        return (f"{name} > {lo:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+                "give no upper bound")
+    if hi is not None:
+        return (f"{name} < {hi:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+                "give no lower bound")
+    return f"{name}: the data bound it on neither side within its range ({pct} profile)"

@@ -100,7 +100,16 @@ def tau_field_sums(couplings: Couplings, block_size: int, mesh: Mesh | None = No
     return replicate(sums, mesh).reshape(-1)[:n]  # gathered: later means as on one device
 
 
-def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
+PAIR_CONDITIONS = ("signed", "unsigned")
+
+
+def _bond(u, sign, unsigned: bool):
+    """The S-tau bond entering a_ij: U_ij after the tau flips (sign_j U_ij, the paper's
+    "accordingly redefined" couplings; default), or |U_ij| (`pair_condition="unsigned"`)."""
+    return jnp.abs(u) if unsigned else u * sign
+
+
+def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index, unsigned=False):
     """The O(N^2) selection pass: the `top_k` largest a_ij of each row (and their j).
 
     Without `with_index` and for `top_k == 1` it is a plain maximum, much cheaper on
@@ -111,7 +120,7 @@ def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
     valid_col = couplings.realization.mask
 
     def row_block(rows):
-        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        a = 2.0 * _bond(couplings.block(rows, cols), sign[None, :], unsigned) - e_tau[None, :]
         ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
         a = jnp.where(ok, a, -jnp.inf)
         if top_k == 1 and not with_index:
@@ -122,27 +131,31 @@ def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index):
     return jax.tree_util.tree_map(lambda v: v.reshape(-1, top_k)[:n], out)
 
 
-def _recompute(couplings, sign, e_tau, values, idx):
+def _recompute(couplings, sign, e_tau, values, idx, unsigned=False):
     """The selected a_ij from their N x k indices (differentiable, O(N k))."""
     n = couplings.n
-    a = 2.0 * couplings.pairs(jnp.arange(n)[:, None], idx) * sign[idx] - e_tau[idx]
+    a = 2.0 * _bond(couplings.pairs(jnp.arange(n)[:, None], idx), sign[idx], unsigned) \
+        - e_tau[idx]
     return jnp.where(jnp.isfinite(values), a, -jnp.inf)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _row_max(couplings, sign, e_tau, block_size, mesh):
-    return _select(couplings, sign, e_tau, 1, block_size, mesh, with_index=False)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
+def _row_max(couplings, sign, e_tau, block_size, mesh, unsigned=False):
+    return _select(couplings, sign, e_tau, 1, block_size, mesh, with_index=False,
+                   unsigned=unsigned)
 
 
 @_row_max.defjvp
-def _row_max_jvp(block_size, mesh, primals, tangents):
+def _row_max_jvp(block_size, mesh, unsigned, primals, tangents):
     # Only when differentiating: find the maximizing partners, then differentiate
     # their O(N) recomputed values.
-    values, idx = _select(*primals, 1, block_size, mesh, with_index=True)
-    return jax.jvp(lambda c, s, e: _recompute(c, s, e, values, idx), primals, tangents)
+    values, idx = _select(*primals, 1, block_size, mesh, with_index=True, unsigned=unsigned)
+    return jax.jvp(lambda c, s, e: _recompute(c, s, e, values, idx, unsigned), primals,
+                   tangents)
 
 
-def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale):
+def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale,
+                      unsigned=False):
     """Top-k selection plus, for each row, log sum over the other partners of
     exp(a_ij / tail_scale) (differentiable; each block is rematerialized in reverse mode)."""
     n = couplings.n
@@ -151,7 +164,7 @@ def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scal
 
     @jax.checkpoint
     def row_block(rows):
-        a = 2.0 * couplings.block(rows, cols) * sign[None, :] - e_tau[None, :]
+        a = 2.0 * _bond(couplings.block(rows, cols), sign[None, :], unsigned) - e_tau[None, :]
         ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
         a = jnp.where(ok, a, -jnp.inf)
         values, idx = jax.lax.top_k(jax.lax.stop_gradient(a), top_k)
@@ -170,7 +183,7 @@ def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scal
     # ensemble are still spread over devices by `disorder_average`.
     values, idx, lse = jax.lax.map(row_block, index_blocks(n, block_size))
     values, idx = values.reshape(-1, top_k)[:n], idx.reshape(-1, top_k)[:n]
-    return _recompute(couplings, sign, e_tau, values, idx), lse.reshape(-1)[:n]
+    return _recompute(couplings, sign, e_tau, values, idx, unsigned), lse.reshape(-1)[:n]
 
 
 def row_top(
@@ -181,6 +194,7 @@ def row_top(
     block_size: int,
     mesh: Mesh | None = None,
     tail_scale: Float[Array, ""] | None = None,
+    unsigned: bool = False,
 ) -> tuple[Float[Array, "n k"], Float[Array, " n"] | None]:
     """The `top_k` largest a_ij = 2 sign_j U_ij - e_tau_j of each row i (pass 2).
 
@@ -194,15 +208,17 @@ def row_top(
 
     With `tail_scale` (the soft width in units of g J_o) the pass also returns, per
     row, log sum_{j not kept} exp(a_ij / tail_scale), differentiably (then the O(N^2)
-    pass is differentiated too); else the second return value is None.
+    pass is differentiated too); else the second return value is None. `unsigned` uses
+    2 |U_ij| - e_tau_j instead (see `es_reduction(pair_condition=...)`).
     """
     if tail_scale is not None:
-        return _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale)
+        return _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scale,
+                                 unsigned)
     if top_k == 1:
-        return _row_max(couplings, sign, e_tau, block_size, mesh), None
+        return _row_max(couplings, sign, e_tau, block_size, mesh, unsigned), None
     values, idx = _select(*jax.lax.stop_gradient((couplings, sign, e_tau)), top_k, block_size,
-                          mesh, with_index=True)
-    return _recompute(couplings, sign, e_tau, values, idx), None
+                          mesh, with_index=True, unsigned=unsigned)
+    return _recompute(couplings, sign, e_tau, values, idx, unsigned), None
 
 
 def es_reduction(
@@ -214,6 +230,7 @@ def es_reduction(
     block_size: int | None = None,
     mesh: Mesh | None = None,
     soft_width: Float[Array, ""] | float | None = None,
+    pair_condition: str = "signed",
 ) -> ESResult:
     """The ES reduction (App. B 2) of one realization with given couplings.
 
@@ -234,10 +251,20 @@ def es_reduction(
       the partners beyond `top_k` (`ESResult.tail_lse`), so that `SoftTheta(w)` covers
       every partner j of the product, as its definition requires. None (default): only
       the `top_k` largest are kept (enough for the hard Theta).
+    - `pair_condition`: `"signed"` (default): E_min_i = max_j (2 U_ij - E_tau_j) with the
+      U_ij redefined by the tau flips (an anti-aligned bond, U_ij < 0, cannot destabilize
+      the pair); `"unsigned"`: max_j (2 |U_ij| - E_tau_j), the reading that ignores the
+      sign of the bond (it comes close to the paper's T_U ~ 0.2 <E_tau>; README, "Where
+      the paper's 0.2 comes from"). Not the default: the text says the U_ij are
+      "accordingly redefined" after the flips.
 
     **Returns:** an `ESResult`.
     """
     check_type("es_reduction", "couplings", couplings, Couplings)
+    if pair_condition not in PAIR_CONDITIONS:
+        raise ValueError(f"`es_reduction(pair_condition=...)` must be one of "
+                         f"{PAIR_CONDITIONS}; got {pair_condition!r}")
+    unsigned = pair_condition == "unsigned"
     n = couplings.n
     top_k = check_int("es_reduction", "top_k", top_k, 1)
     top_k = min(top_k, n)
@@ -258,10 +285,11 @@ def es_reduction(
     if soft_width is not None:
         soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, lo_open=True)
         top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh,
-                                soft_width * e_tau_mean)
+                                soft_width * e_tau_mean, unsigned)
         tail_lse = jnp.where(mask, tail_lse, -jnp.inf)
     else:
-        top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh)
+        top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh,
+                                unsigned=unsigned)
     keep = mask[:, None] & jnp.isfinite(top)
     # double where: -inf / <E_tau> would give NaN cotangents for <E_tau>
     top = jnp.where(keep, jnp.where(keep, top, 0.0) / e_tau_mean, -jnp.inf)
@@ -289,6 +317,7 @@ def simulate(
     block_size: int | None = None,
     mesh: Mesh | None = None,
     soft_width: Float[Array, ""] | float | None = None,
+    pair_condition: str = "signed",
 ) -> ESResult:
     """Draw one realization from `key` and run the ES reduction.
 
@@ -303,7 +332,7 @@ def simulate(
     - `params`: `ModelParams`; only `atilde` and `h_rel` enter (energies are in units
       of g J_o and then of <E_tau>).
     - `key`: a JAX PRNG key.
-    - `top_k`, `block_size`, `mesh`, `soft_width`: as in `es_reduction`.
+    - `top_k`, `block_size`, `mesh`, `soft_width`, `pair_condition`: as in `es_reduction`.
 
     **Returns:** an `ESResult`.
     """
@@ -314,4 +343,4 @@ def simulate(
         params = params.checked()
     couplings, h_normals, _, _ = draw_couplings(sample, params.atilde, key)
     return es_reduction(couplings, h_normals, params.h_rel, top_k=top_k, block_size=block_size,
-                        mesh=mesh, soft_width=soft_width)
+                        mesh=mesh, soft_width=soft_width, pair_condition=pair_condition)

@@ -246,12 +246,25 @@ class Crossover(eqx.Module):
 
 
 def _root_log(fn, lo: float, hi: float, args):
-    """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated)."""
+    """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated), as exp(u).
+
+    Where fn has the same sign at both ends there is no root inside: the result is the
+    end where |fn| is smaller (the root lies beyond it), with zero derivative, instead
+    of an error (the bisection is then run on a stand-in with a root in the middle).
+    """
+    f_lo, f_hi = fn(jnp.asarray(lo), args), fn(jnp.asarray(hi), args)
+    inside = jnp.sign(f_lo) != jnp.sign(f_hi)
+    mid = 0.5 * (lo + hi)
+
+    def bracketed(u, a):
+        return jnp.where(inside, fn(u, a), u - mid)
+
     sol = optx.root_find(
-        fn, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
-        jnp.asarray(0.5 * (lo + hi)), args=args,
-        options=dict(lower=lo, upper=hi), max_steps=200, throw=False)
-    return jnp.exp(sol.value)
+        bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
+        jnp.asarray(mid), args=args, options=dict(lower=lo, upper=hi), max_steps=200,
+        throw=False)
+    edge = jnp.where(jnp.abs(f_lo) < jnp.abs(f_hi), lo, hi)
+    return jnp.exp(jnp.where(inside, sol.value, jax.lax.stop_gradient(edge)))
 
 
 def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:

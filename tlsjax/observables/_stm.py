@@ -116,6 +116,10 @@ def _check_r_min(where: str, r_min) -> float:
 
 
 def _map_T(fn, T):
+    # a short grid is vectorized at once: same values, and far cheaper to compile
+    # (and to differentiate twice) than a loop over batches
+    if T.shape[0] <= 4 * _T_BATCH:
+        return jax.vmap(fn)(T)
     return jax.lax.map(fn, T, batch_size=_T_BATCH)
 
 
@@ -287,7 +291,8 @@ def sound_velocity_shift(tls: AbstractTLS, material: Material, T, omega, T0, *,
 # ---------------------------------------------------------------- thermal conductivity
 
 
-def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array, " nT"]:
+def thermal_conductivity(tls: AbstractTLS, material: Material, T, *,
+                         extra_scattering=None) -> Float[Array, " nT"]:
     """kappa(T) in W/(m K): Debye kinetic integral with Matthiessen's rule.
 
     kappa = (1/3) sum_{l,t,t} int d omega c(omega) v l(omega, T), integrated over
@@ -299,6 +304,9 @@ def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array
     - `tls`: the tunneling-strength model.
     - `material`: the `Material` (Rayleigh and boundary terms are taken from it).
     - `T`: temperatures in K (1-D, > 0).
+    - `extra_scattering`: optional function of the phonon energies hbar omega / k_B in
+      kelvin (1-D) returning a further inverse mean free path in 1/m, the same for every
+      branch (the fits use it for Rayleigh and boundary terms in float32-safe units).
 
     **Returns:** kappa at each T, shape (len(T),).
     """
@@ -316,6 +324,8 @@ def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array
         inv_l = (math.pi * c[None, :] * factors[:, None] * omega[None, :] / v[:, None]
                  * _tanh_half(xn)[None, :]
                  + _rayleigh(material, omega)[None, :] + 1.0 / material.boundary)
+        if extra_scattering is not None:
+            inv_l = inv_l + extra_scattering(xn * t)[None, :]
         per_branch = jnp.sum(wx[None, :] * heat[None, :] / inv_l, axis=1) / v**2
         return _KAPPA_CONST * t**3 * jnp.sum(branches * per_branch)
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validate import check_int, check_range
+from .._validate import check_int, check_range, is_traced
 from ..model._params import ModelParams
 from ._dos import StauDOS, log_phi_s
 from ._tls import AbstractTLS
@@ -57,6 +58,7 @@ class TabulatedStauTLS(AbstractTLS):
     - `log_p_s`, `d_log_p_s`: ln P_S at the nodes and its slope d/d(ln eps).
     - `log_phi_tau`, `d_log_phi_tau`: ln phi_tau at the nodes and its slope.
     - `params`: `ModelParams` (g, J0 in K, kappa_log used here).
+    - `e_tau_mean`: <E_tau> of the sample in units of g J_o (None if unknown).
     """
 
     log_eps: Float[Array, " m"]
@@ -65,11 +67,21 @@ class TabulatedStauTLS(AbstractTLS):
     log_phi_tau: Float[Array, " m"]
     d_log_phi_tau: Float[Array, " m"]
     params: ModelParams
+    e_tau_mean: Float[Array, ""] | None = None
 
     def with_params(self, params: ModelParams) -> TabulatedStauTLS:
         """The same tables with other g, J_o, kappa_log (a~, h_rel must not change)."""
         return TabulatedStauTLS(self.log_eps, self.log_p_s, self.d_log_p_s,
-                                self.log_phi_tau, self.d_log_phi_tau, params)
+                                self.log_phi_tau, self.d_log_phi_tau, params,
+                                self.e_tau_mean)
+
+    def interp_log_p_s(self, x):
+        """ln P_S at x = ln(E / g J_o) (cubic Hermite; linear in x beyond the grid)."""
+        return jnp.minimum(_hermite(x, self.log_eps, self.log_p_s, self.d_log_p_s), 0.0)
+
+    def interp_log_phi_tau(self, x):
+        """ln phi_tau at x = ln(E / g J_o)."""
+        return _hermite(x, self.log_eps, self.log_phi_tau, self.d_log_phi_tau)
 
     def _logs(self, energies_K):
         p = self.params
@@ -77,9 +89,7 @@ class TabulatedStauTLS(AbstractTLS):
         eps = e / (p.g * p.J0)
         tiny = jnp.finfo(eps.dtype).tiny
         x = jnp.log(jnp.maximum(eps, tiny))
-        lps = jnp.minimum(_hermite(x, self.log_eps, self.log_p_s, self.d_log_p_s), 0.0)
-        lpt = _hermite(x, self.log_eps, self.log_phi_tau, self.d_log_phi_tau)
-        return e, lps, lpt
+        return e, self.interp_log_p_s(x), self.interp_log_phi_tau(x)
 
     def strength_parts(self, energies_K):
         p = self.params
@@ -111,7 +121,92 @@ def tabulate_stau(dos: StauDOS, params: ModelParams, *, eps_min: float = DEFAULT
     check_range("tabulate_stau", "eps_max", eps_max, eps_min, lo_open=True)
     points = check_int("tabulate_stau", "points", points, 4)
     xs = jnp.linspace(math.log(eps_min), math.log(eps_max), points)
+    if is_traced(dos):  # inside a trace (e.g. a~ free in a fit): no nested compilation
+        lps, dlps, lpt, dlpt = _tables(dos, xs)
+    else:
+        lps, dlps, lpt, dlpt = _tables_jit(dos, xs)
+    return TabulatedStauTLS(xs, lps, dlps, lpt, dlpt, params, dos.e_tau_mean)
+
+
+def _tables(dos: StauDOS, xs):
     ones = jnp.ones_like(xs)
     lps, dlps = jax.jvp(lambda x: dos.log_p_s(jnp.exp(x)), (xs,), (ones,))
     lpt, dlpt = jax.jvp(lambda x: dos.log_phi_tau(jnp.exp(x)), (xs,), (ones,))
-    return TabulatedStauTLS(xs, lps, dlps, lpt, dlpt, params)
+    return lps, dlps, lpt, dlpt
+
+
+#: Compiled once per sample shape (op-by-op dispatch of the same work takes seconds).
+_tables_jit = eqx.filter_jit(_tables)
+
+
+# ---------------------------------------------------------------- crossovers from the table
+
+
+def _refine_root(fn, theta, x0):
+    """One Newton step at the (gradient-stopped) root x0 of fn(., theta): the value is x0
+    to first order, and its derivative with respect to theta is the implicit-function
+    one, -(d fn / d theta) / (d fn / d x)."""
+    x0 = jax.lax.stop_gradient(x0)
+    f, df = jax.jvp(lambda x: fn(x, theta), (x0,), (jnp.ones_like(x0),))
+    df = jax.lax.stop_gradient(df)
+    safe = jnp.where(df != 0, df, 1.0)
+    return x0 - jnp.where(df != 0, f / safe, 0.0)
+
+
+def _bracketed_root(fn, theta, xs, values):
+    """The first root of fn(., theta) on the grid xs (where values = fn(xs, theta) first
+    changes sign from the sign of values[0]): 40 bisections in that cell, run on
+    stop-gradient copies (nothing to differentiate there), then a Newton refinement that
+    carries the derivative. Returns (x, found)."""
+    theta_c, values = jax.lax.stop_gradient((theta, values))
+    s0 = jnp.sign(values[0])
+    changed = jnp.sign(values) != s0
+    found = jnp.any(changed)
+    i = jnp.clip(jnp.argmax(changed), 1, xs.shape[0] - 1)
+
+    def body(_, b):
+        a, c = b
+        m = 0.5 * (a + c)
+        same = jnp.sign(fn(m, theta_c)) == s0
+        return jnp.where(same, m, a), jnp.where(same, c, m)
+
+    lo, hi = jax.lax.fori_loop(0, 40, body, (xs[i - 1], xs[i]))
+    return _refine_root(fn, theta, 0.5 * (lo + hi)), found
+
+
+def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
+    """ln(T_U / g J_o) of the paper's criterion P_S(T_U) = 5 g, from the table.
+
+    Depends on g only (P_S is a function of E / g J_o). Below the grid the table's
+    linear continuation of ln P_S is used; differentiable in g (implicit function).
+    """
+    target = jnp.log(5.0 * g)
+
+    def fn(x, t):
+        tab_, target_ = t
+        return tab_.interp_log_p_s(x) - target_
+
+    x, found = _bracketed_root(fn, (tab, target), tab.log_eps, tab.log_p_s - target)
+    below = tab.log_eps[0] + (target - tab.log_p_s[0]) / jnp.maximum(tab.d_log_p_s[0], 1e-30)
+    return jnp.where(found, x, jnp.where(tab.log_p_s[0] > target, below, jnp.inf))
+
+
+def full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
+    """ln(T_U / g J_o) of the full criterion g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o),
+    from the table (depends on g only); +inf where the S term never takes over on the grid."""
+    def fn(x, t):
+        tab_, g_ = t
+        return (jnp.log(g_) + tab_.interp_log_phi_tau(x) - tab_.interp_log_p_s(x)
+                - log_phi_s(jnp.exp(x) * g_))
+
+    values = jax.vmap(lambda x: fn(x, (tab, g)))(tab.log_eps)
+    x, found = _bracketed_root(fn, (tab, g), tab.log_eps, values)
+    return jnp.where(found & (values[0] > 0), x, jnp.inf)
+
+
+def table_crossover(tab: TabulatedStauTLS) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """(T_U full, T_U shortcut) in kelvin from the table at `tab.params` (see
+    `crossover` for the definitions); inf where there is no crossover on the grid."""
+    p = tab.params
+    gJ0 = p.g * p.J0
+    return gJ0 * jnp.exp(full_log_eps(tab, p.g)), gJ0 * jnp.exp(shortcut_log_eps(tab, p.g))

@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass, field
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, seed_key
-from ..model._es import DEFAULT_TOP_K, simulate
+from ..model._es import DEFAULT_TOP_K, PAIR_CONDITIONS, simulate
 from ..model._lattice import FCC, Sample, SimpleCubic
 from ..model._params import DEFAULT_G, ModelParams
 from ..model._theta import AbstractTheta, HardTheta, SoftTheta
@@ -42,13 +43,16 @@ def es_scan(
     theta: AbstractTheta | None = None,
     block_size: int | None = None,
     top_k: int | None = None,
+    pair_condition: str = "signed",
 ) -> dict[str, Array]:
     """One realization (one key) for every (a~, h_rel) pair, vmapped.
 
     Positions, c_ij and the h normals are shared by all pairs (common random numbers).
+    `pair_condition` as in `es_reduction`.
 
     **Returns:** a dict with `P_S` (A, H, E), `T_U_over_E_tau` (A, H),
-    `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), and `n_sites` ().
+    `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), `E_tau_median_over_mean`
+    (A, H) (median |E_tau| / <E_tau>), `T_U_over_median_E_tau` (A, H), and `n_sites` ().
     """
     theta = theta or HardTheta()
     if top_k is None:
@@ -57,9 +61,13 @@ def es_scan(
     def one(a, h):
         es = simulate(sample, ModelParams(g=g, atilde=a, h_rel=h), key,
                       top_k=top_k, block_size=block_size,
-                      soft_width=None if isinstance(theta, HardTheta) else theta.width)
-        return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=theta.crossover(es, g),
-                    E_tau_over_gJ0=es.e_tau_mean, n_sites=es.n_sites.astype(float))
+                      soft_width=None if isinstance(theta, HardTheta) else theta.width,
+                      pair_condition=pair_condition)
+        tu = theta.crossover(es, g)
+        median = jnp.nanmedian(jnp.where(es.mask, es.e_tau, jnp.nan))
+        return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=tu,
+                    E_tau_over_gJ0=es.e_tau_mean, E_tau_median_over_mean=median,
+                    T_U_over_median_E_tau=tu / median, n_sites=es.n_sites.astype(float))
 
     out = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(atildes, h_rels)
     out["n_sites"] = out["n_sites"][0, 0]
@@ -83,6 +91,7 @@ class ScanResult:
     stderr: dict[str, np.ndarray]
     seconds: float
     extra: dict = field(default_factory=dict)
+    pair_condition: str = "signed"
     #: realizations asked for (`realizations` < `requested` after an interrupt)
     requested: int = 0
 
@@ -102,6 +111,11 @@ class ScanResult:
                                 stderr=self.stderr["T_U_over_E_tau"]),
             E_tau_over_gJ0=dict(mean=self.mean["E_tau_over_gJ0"],
                                 stderr=self.stderr["E_tau_over_gJ0"]),
+            T_U_over_median_E_tau=dict(mean=self.mean["T_U_over_median_E_tau"],
+                                       stderr=self.stderr["T_U_over_median_E_tau"]),
+            E_tau_median_over_mean=dict(mean=self.mean["E_tau_median_over_mean"],
+                                        stderr=self.stderr["E_tau_median_over_mean"]),
+            pair_condition=self.pair_condition,
         )
 
 
@@ -121,6 +135,7 @@ def run_scan(
     lattice: str = "fcc",
     devices=None,
     checkpoint=None,
+    pair_condition: str = "signed",
 ) -> ScanResult:
     """Disorder-average `es_scan` over `realizations` keys derived from `seed`.
 
@@ -130,8 +145,12 @@ def run_scan(
     `disorder_average`); with `checkpoint` (an .npz path) the ensemble saves its partial
     result after each batch and resumes from it. `seed` is an integer in [0, 2^64 - 1];
     the same seed gives the same samples with and without `jax_enable_x64`. After an
-    interrupt the result has `interrupted` True (`realizations` < `requested`).
+    interrupt the result has `interrupted` True (`realizations` < `requested`). `pair_condition`: `"signed"`
+    (default) or `"unsigned"` (see `es_reduction`).
     """
+    if pair_condition not in PAIR_CONDITIONS:
+        raise ValueError(f"`run_scan(pair_condition=...)` must be one of {PAIR_CONDITIONS}; "
+                         f"got {pair_condition!r}")
     if lattice not in LATTICES:
         raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
                          f"got {lattice!r}")
@@ -150,20 +169,22 @@ def run_scan(
     start = time.perf_counter()
     mean, err, count = disorder_average(
         lambda k: es_scan(sample, atildes, h_rels, energies, k, g=g, theta=theta,
-                          block_size=block_size),
+                          block_size=block_size, pair_condition=pair_condition),
         keys, progress=progress, description=f"x={x:g} L={cells}", devices=devices,
         checkpoint=checkpoint,
         config=dict(x=x, cells=cells, lattice=lattice, atildes=np.asarray(atildes).tolist(),
                     h_rels=np.asarray(h_rels).tolist(), energies=np.asarray(energies).tolist(),
-                    g=g, width=width, block_size=block_size))
+                    g=g, width=width, block_size=block_size,
+                    **({} if pair_condition == "signed" else dict(pair_condition=pair_condition))))
     return ScanResult(x, cells, lattice, np.asarray(atildes), np.asarray(h_rels),
                       np.asarray(energies_in, dtype=float),
                       g, width, count, mean, err, time.perf_counter() - start,
-                      requested=realizations)
+                      requested=realizations, pair_condition=pair_condition)
 
 
 def tu_table_rows(results: list[ScanResult]) -> list[list]:
-    """Rows (x, cells, a~, h_rel, T_U/<E_tau>, stderr, <E_tau>/gJ_o, stderr, realizations)."""
+    """Rows (x, cells, a~, h_rel, T_U/<E_tau>, stderr, <E_tau>/gJ_o, stderr, realizations,
+    T_U / median |E_tau|, stderr, pair condition)."""
     rows = []
     for r in results:
         for ia, a in enumerate(r.atildes):
@@ -172,12 +193,16 @@ def tu_table_rows(results: list[ScanResult]) -> list[list]:
                              float(r.mean["T_U_over_E_tau"][ia, ih]),
                              float(r.stderr["T_U_over_E_tau"][ia, ih]),
                              float(r.mean["E_tau_over_gJ0"][ia, ih]),
-                             float(r.stderr["E_tau_over_gJ0"][ia, ih]), r.realizations])
+                             float(r.stderr["E_tau_over_gJ0"][ia, ih]), r.realizations,
+                             float(r.mean["T_U_over_median_E_tau"][ia, ih]),
+                             float(r.stderr["T_U_over_median_E_tau"][ia, ih]),
+                             r.pair_condition])
     return rows
 
 
 TU_HEADER = ["x", "cells", "atilde", "h_rel", "T_U_over_E_tau", "T_U_over_E_tau_stderr",
-             "E_tau_over_gJ0", "E_tau_over_gJ0_stderr", "realizations"]
+             "E_tau_over_gJ0", "E_tau_over_gJ0_stderr", "realizations",
+             "T_U_over_median_E_tau", "T_U_over_median_E_tau_stderr", "pair_condition"]
 
 
 def compare_with_paper(results: list[ScanResult], lo: float = 1.0, hi: float = 6.0) -> dict:

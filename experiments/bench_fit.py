@@ -1,0 +1,208 @@
+"""Fit times of kappa(T) curves, before and after the fast fitting path, per curve.
+
+Each fit runs in a fresh Python process, so every number includes importing JAX and
+tlsjax, building the S-tau C(E) table (ES reduction) and compiling: what a user waits
+for with `tlsjax fit kappa FILE`. Curves: the three measured curves of
+`../shared/data/kappa/` (when present) and a synthetic 13-point curve (13 of the 16
+points of `data/example_kappa.csv`, evenly spread; the S-tau model generated them with 3 %
+noise).
+
+- **before**: the code of commit `BEFORE` (extracted with `git archive`, run from a
+  temporary folder): `fit_kappa(file)`, free g, J0, kv, default DOS sample.
+- **after, S-tau**: the same model and free parameters with the current code,
+  profile-likelihood bounds included.
+- **after, S-tau + boundary**: 4 free parameters (g, J0, kv, l_b / v_eff^2).
+- **after, auto**: `tlsjax fit kappa FILE` as it runs by default: 8 candidate models
+  fitted and compared by AICc, then errors and bounds of the chosen one.
+- **NumPy baseline**: the constant-C + boundary model (same Gauss-Legendre kappa
+  integral) fitted by Levenberg-Marquardt with finite-difference Jacobians in plain
+  NumPy, in-process (no import or compilation to pay): how long the arithmetic of a
+  simple fit takes without JAX.
+
+    python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N]
+
+Writes `bench_fit.json` and prints a table. Times are wall-clock seconds on this
+machine; on a shared machine they are noisy (CPU seconds are printed beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "kappa"
+#: The last commit before the fast fitting path (kappa fits ~50 s on an idle machine).
+BEFORE = "a810434"
+
+CHILD = r"""
+import json, sys, time, resource
+t0 = time.perf_counter()
+mode, path = sys.argv[1], sys.argv[2]
+import tlsjax
+from tlsjax import fit_kappa
+t_import = time.perf_counter() - t0
+if mode == "before":
+    r = fit_kappa(path, progress=False)
+elif mode == "stau":
+    r = fit_kappa(path, progress=False)
+elif mode == "stau_boundary":
+    r = fit_kappa(path, boundary="free", progress=False)
+else:
+    from tlsjax.fit._select import select_kappa_model
+    r = select_kappa_model(path, progress=False)
+t = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
+d = r.derived
+print(json.dumps(dict(seconds=t, import_seconds=t_import, cpu_seconds=ru.ru_utime + ru.ru_stime,
+                      rms_log_residual=d["rms_log_residual"], converged=r.converged,
+                      free=list(r.free), model=d.get("model_label", "S-tau"),
+                      T_U_K=d.get("T_U_K"), T_U_K_lower=d.get("T_U_K_lower"),
+                      T_U_K_upper=d.get("T_U_K_upper"), module=tlsjax.__file__)))
+"""
+
+
+def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
+    env = os.environ.copy()
+    env["JAX_PLATFORMS"] = "cpu"
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], env=env,
+                         capture_output=True, text=True, cwd=pythonpath or ROOT)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        return dict(error=out.stderr.strip().splitlines()[-1], process_seconds=wall)
+    d = json.loads(out.stdout.strip().splitlines()[-1])
+    d["process_seconds"] = wall
+    return d
+
+
+def old_code() -> tempfile.TemporaryDirectory:
+    tmp = tempfile.TemporaryDirectory(prefix="tlsjax-before-")
+    arch = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "tlsjax"],
+                          capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tmp.name], input=arch, check=True)
+    return tmp
+
+
+def curves(tmpdir: Path, n: int) -> list[tuple[str, Path]]:
+    out = []
+    if SHARED.is_dir():
+        for name in ("stycast1266_olson1993.csv", "ptfe_anderson1963_s1.csv",
+                     "ptfe_reese1965_s1.csv"):
+            out.append((name.removesuffix(".csv"), SHARED / name))
+    lines = (ROOT / "data" / "example_kappa.csv").read_text().splitlines()
+    body = [ln for ln in lines[2:] if ln.strip()]
+    synth = tmpdir / "synthetic13.csv"
+    idx = np.round(np.linspace(0, len(body) - 1, 13)).astype(int)
+    synth.write_text("\n".join([lines[1]] + [body[i] for i in idx]) + "\n")
+    assert len(synth.read_text().splitlines()) == 14
+    out.append(("synthetic 13 points", synth))
+    return out[-n:] if n else out
+
+
+# ---------------------------------------------------------------- the NumPy baseline
+
+
+def numpy_fit(path: Path) -> dict:
+    """Constant C + boundary, velocity-free (parameters ln Cv, ln l_b/v^2), LM in NumPy."""
+    from tlsjax.fit._data import load_curve
+    from tlsjax.observables._material import HBAR, K_B
+    from tlsjax.observables._stm import _KAPPA_CONST, _X_NODES, _X_WEIGHTS
+
+    t0 = time.perf_counter()
+    c = load_curve(path)
+    T, y = c.T, np.log(c.y)
+    x, w = _X_NODES, _X_WEIGHTS
+    heat = x**4 / (4.0 * np.sinh(0.5 * x) ** 2)
+
+    def model(q):
+        a, lb = np.exp(np.clip(q, -60.0, 60.0))  # a = C v (velocity v = a with C = 1); l' = a^2 l_b/v^2
+        omega = x[None, :] * T[:, None] * K_B / HBAR
+        inv_l = math.pi * omega / a * np.tanh(0.5 * x)[None, :] + 1.0 / (a * a * lb)
+        return np.log(_KAPPA_CONST * T**3 * 3.0 * np.sum(w * heat / inv_l, axis=1) / a**2)
+
+    q = np.log([1.0, 1e30])  # amplitude first (kappa is proportional to 1 / a without l_b)
+    q[0] = float(np.median(model(q) - y))
+    q[1] = math.log(3.0 * c.y[0] / (4.07e10 * T[0] ** 3))  # l_b alone: 3x the data at T_min
+    lam, evals = 1e-3, 0
+    r = model(q) - y
+    for _ in range(200):
+        J = np.stack([(model(q + dq) - model(q - dq)) / 2e-6
+                      for dq in np.eye(2) * 1e-6], axis=1)
+        evals += 4
+        A = J.T @ J
+        A = A + lam * (np.diag(np.diag(A)) + 1e-12 * np.trace(A) * np.eye(2))
+        step = np.linalg.lstsq(A, -J.T @ r, rcond=None)[0]
+        r_new = model(q + step) - y
+        evals += 1
+        if np.sum(r_new**2) < np.sum(r**2):
+            dec = np.sum(r**2) - np.sum(r_new**2)
+            q, r, lam = q + step, r_new, lam / 3
+            if dec < 1e-12:
+                break
+        else:
+            lam *= 10
+    return dict(seconds=time.perf_counter() - t0, rms_log_residual=float(np.sqrt(np.mean(r**2))),
+                evaluations=evals)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "out"))
+    ap.add_argument("--skip-before", action="store_true", help="do not time the old code")
+    ap.add_argument("--curves", type=int, default=0, help="only the last N curves")
+    args = ap.parse_args()
+    modes = ([] if args.skip_before else ["before"]) + ["stau", "stau_boundary", "auto"]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmpname:
+        old = None if args.skip_before else old_code()
+        for label, path in curves(Path(tmpname), args.curves):
+            row = {}
+            for mode in modes:
+                row[mode] = run_child(mode, path, old.name if mode == "before" else None)
+                print(f"{label:28s} {mode:14s} {json.dumps(row[mode])}", flush=True)
+            row["numpy_stm_boundary"] = numpy_fit(path)
+            results[label] = row
+        if old is not None:
+            old.cleanup()
+    print()
+    head = f"{'curve':28s} " + " ".join(f"{m:>16s}" for m in modes) + f" {'NumPy LM':>15s}"
+    print("wall seconds per fit (process: import + table + compile + fit + errors), "
+          "rms ln residual in brackets")
+    print(head)
+    for label, row in results.items():
+        cells = []
+        for m in modes:
+            d = row[m]
+            cells.append("error" if "error" in d else
+                         f"{d['seconds']:6.1f} ({d['rms_log_residual']:.3f})")
+        nb = row["numpy_stm_boundary"]
+        cells.append(f"{nb['seconds']:.3f} ({nb['rms_log_residual']:.3f})")
+        print(f"{label:28s} " + " ".join(f"{c:>16s}" for c in cells))
+    if "before" in modes:
+        print("\nspeed-up of the S-tau fit (before / after):",
+              ", ".join(f"{k}: {r['before']['seconds'] / r['stau']['seconds']:.1f}x"
+                        for k, r in results.items()
+                        if "error" not in r["before"] and "error" not in r["stau"]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = dict(before_commit=BEFORE, python=sys.version.split()[0], cpus=os.cpu_count(),
+                load_average=os.getloadavg())
+    (out / "bench_fit.json").write_text(json.dumps(dict(meta=meta, results=results), indent=2))
+    print(f"wrote {out / 'bench_fit.json'} (load average at the end {meta['load_average']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Model selection, profile-likelihood bounds and robustness of the kappa fits.
+
+Synthetic curves are made by the fit's own model (the same tabulated C(E), the same
+compiled residual function), so that the criterion and the parameters can be checked
+against the truth; the DOS sample is the small one of test_fit.py (shared table).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import need_shared_kappa
+
+from tlsjax import Curve, fit_kappa, least_squares
+from tlsjax.fit import _fit_stau as fs
+from tlsjax.fit._fit import make_problem, residuals_at
+from tlsjax.fit._kappa_model import names_for
+from tlsjax.fit._select import select_kappa_model
+from tlsjax.model._lattice import Sample
+from tlsjax.observables._dos import _root_log
+
+SAMPLE = Sample(0.2, 6)
+R = 2
+T = np.geomspace(0.05, 5.0, 20)
+NOISE = 0.03
+
+
+def model_log_kappa(T, model, **params):
+    """ln kappa of the fit's model (velocity-free units) at the given parameters."""
+    curve = Curve(T=T, y=np.ones_like(T), weight=np.ones_like(T), quantity="kappa",
+                  source="model")
+    setup = fs.prepare_kappa(curve, sample=SAMPLE, realizations=R)
+    p = {n: 1.0 for n in names_for(True)}
+    p.update({"l_b_v2": math.inf, "rayleigh_v2": 0.0, "atilde": 3.0, "h_rel": 0.0, **params})
+    km = fs._with_model(setup.model, model)
+    # nominal sigma 0.01 without errors: r = (ln kappa - 0) / 0.01
+    return residuals_at(make_problem(km, p, [], {}), np.zeros(len(p))) * 0.01, setup, km, p
+
+
+def noisy(T, model, seed, **params):
+    lk = model_log_kappa(T, model, **params)[0]
+    y = np.exp(lk + NOISE * np.random.default_rng(seed).standard_normal(T.size))
+    return Curve(T=T, y=y, weight=np.ones_like(T), quantity="kappa", source=f"synthetic {model}")
+
+
+CASES = {
+    "neither": ("stau", dict(g=0.01, J0=1500.0, kv=300.0), "S-tau"),
+    "boundary": ("stau", dict(g=0.01, J0=1500.0, kv=300.0, l_b_v2=2e-12), "S-tau + boundary"),
+    "rayleigh": ("stm", dict(Cv=2.0, rayleigh_v2=3e8), "constant C + Rayleigh"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_criterion_picks_generating_model(case):
+    model, true, label = CASES[case]
+    curve = noisy(T, model, 1, **true)
+    res = select_kappa_model(curve, sigma_log=NOISE, sample=SAMPLE, realizations=R,
+                             progress=False, profile=False)
+    sel = res.derived["model_selection"]
+    assert sel["criterion"] == "aicc" and len(sel["candidates"]) == 8
+    assert res.derived["model_label"] == label, sel
+    assert res.converged, res.reason
+    for name, value in true.items():
+        err = res.stderr[name]
+        assert math.isfinite(err) and abs(res.params[name] - value) < 2.0 * err, (
+            name, res.params[name], err, value)
+
+
+def test_one_sided_lower_bound_on_T_U_above_the_data():
+    true = dict(g=0.01, J0=20000.0, kv=300.0)
+    T_low = np.geomspace(0.05, 1.0, 16)
+    curve = noisy(T_low, "stau", 2, **true)
+    _, setup, km, p = model_log_kappa(T_low, "stau", **true)
+    tu_true = float(fs._evaluate(km, p, setup.curve)["T_U"][0])
+    assert tu_true > 3.0 * T_low[-1]  # the crossover lies well above the data
+    res = fit_kappa(curve, sigma_log=NOISE, sample=SAMPLE, realizations=R, progress=False)
+    d = res.derived
+    lower = d["T_U_K_lower"]
+    assert lower is not None and T_low[-1] < lower < tu_true, (lower, tu_true, res.notes)
+    assert d["T_U_K_upper"] is None or d["T_U_K_upper"] > tu_true
+    assert d["T_U_K_bound_level"] == 0.95 and "T_U_K" in res.to_dict()
+    assert any("T_U >" in n or "< T_U <" in n for n in res.notes)
+
+
+def test_ptfe_anderson_with_a_free_boundary_term():
+    path = need_shared_kappa() / "ptfe_anderson1963_s1.csv"
+    res = fit_kappa(path, boundary="free", sample=SAMPLE, realizations=R, progress=False,
+                    profile=False)
+    assert res.converged, res.reason
+    assert "l_b_v2" in res.free
+    assert res.derived["rms_log_residual"] < 0.06
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(weights=[1.0, 2.0]), r"weights=.*one value per data point \(20\)"),
+    (dict(sigma_log=np.full(3, 0.03)), r"sigma_log=.*one value per data point \(20\)"),
+    (dict(sigma_log=-0.1), "sigma_log"),
+    (dict(level=1.5), "level"),
+    (dict(boundary="sometimes"), "boundary"),
+    (dict(model="plain"), "model"),
+])
+def test_bad_kappa_options_name_the_argument(kwargs, match):
+    curve = Curve(T=T, y=np.exp(T), weight=np.ones_like(T), quantity="kappa", source="x")
+    with pytest.raises(ValueError, match=match):
+        fit_kappa(curve, sample=SAMPLE, realizations=R, progress=False, **kwargs)
+
+
+def test_as_many_points_as_free_parameters_is_refused():
+    c = Curve(T=np.array([0.1, 0.2, 0.4]), y=np.array([1e-4, 4e-4, 1.6e-3]),
+              weight=np.ones(3), quantity="kappa", source="three.csv")
+    with pytest.raises(ValueError, match=r"three.csv: 3 data point\(s\) for 3 free .* at least 4"):
+        fit_kappa(c, free=["g", "J0", "kv"], progress=False)
+
+
+def test_least_squares_without_initial_value():
+    with pytest.raises(ValueError, match="init=.*missing: J0"):
+        least_squares(lambda p: jnp.stack([p["g"]]), dict(g=0.1), ["g", "J0"], progress=False)
+
+
+def test_unconverged_fit_does_not_invent_errors():
+    """2 residuals, 3 parameters, stopped after one step: the combination the residuals
+    cannot see gets infinite errors whatever the Hessian looks like there."""
+
+    def residuals(p):
+        return jnp.stack([jnp.log(p["g"] / 0.01) / 0.1,
+                          (jnp.log(p["J0"] * p["atilde"]) - math.log(3000.0)) / 0.1
+                          + 0.3 * jnp.log(p["atilde"]) ** 2])
+
+    r = least_squares(residuals, dict(g=0.05, J0=100.0, atilde=1.0), ["g", "J0", "atilde"],
+                      max_steps=1, progress=False)
+    assert not r.converged
+    assert math.isfinite(r.stderr["g"])
+    assert math.isinf(r.stderr["J0"]) and math.isinf(r.stderr["atilde"])
+    assert any("not determined" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("offset,edge", [(100.0, -3.0), (-100.0, 3.0), (0.5, -0.5)])
+def test_crossover_root_beyond_the_search_range_is_the_edge(offset, edge):
+    """`crossover` (fit targets) searches T_U in a fixed range: a criterion without a root
+    there gives the nearer edge (where the root lies beyond), not an error."""
+    r = _root_log(lambda u, a: u + a, -3.0, 3.0, jnp.asarray(offset))
+    assert float(r) == pytest.approx(math.exp(edge), rel=1e-6)
+    grad = jax.grad(lambda a: _root_log(lambda u, b: u + b, -3.0, 3.0, a))(offset)
+    assert float(grad) == pytest.approx(0.0 if abs(offset) > 3 else -math.exp(edge), rel=1e-5)

@@ -1,0 +1,106 @@
+"""One-sided and two-sided bounds by profile likelihood.
+
+Where the data do not determine a quantity in one direction (T_U above the measured
+range, J_o running into its bound), a symmetric Laplace error means nothing. The
+profile likelihood does: fix the quantity q at a value, minimize the loss over all
+the other free parameters, and compare with the best fit. With loss = chi^2 / 2, the
+one-sided bound at confidence `level` is where the profile rises by
+
+    Delta loss = z^2 / 2 * s^2,    z = Phi^-1(level)  (1.645 at 95 %),
+
+with s^2 = 1 when the residuals are in units of known standard deviations, and
+s^2 = chi^2_min / dof (the reduced chi^2) when they are not (the covariance is scaled
+the same way in `_fit.py`). A side on which the profile stays below that rise all the
+way to the edge of the parameter box is open: the data give no bound there.
+
+The walk starts at the best fit and moves ln q outwards in growing steps (0.1, 0.2,
+0.4, ... in ln q), each re-minimization warm-started from the previous one, then
+brackets the crossing and bisects it (6 halvings). It uses the fit's own compiled step
+(`Problem.with_fixed`), so it compiles nothing new.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+from ._fit import Problem, minimize
+
+#: Default confidence of the one-sided bounds.
+DEFAULT_LEVEL = 0.95
+#: Optimizer steps per point of the profile.
+_PROFILE_STEPS = 60
+
+
+def profile_threshold(level: float, loss_min: float, dof: int, absolute_sigma: bool) -> float:
+    """The rise of the loss (chi^2 / 2) that marks a one-sided bound at `level`."""
+    if not 0.5 < level < 1.0:
+        raise ValueError(f"`profile(level=...)` must be in (0.5, 1); got {level!r}")
+    z = NormalDist().inv_cdf(level)
+    s2 = 1.0 if absolute_sigma else (2.0 * loss_min / dof if dof > 0 else math.inf)
+    return 0.5 * z * z * s2
+
+
+def _fixed_loss(problem: Problem, name: str, value: float, u0, max_steps: int, dof):
+    out = minimize(problem.with_fixed(name, value), u0, max_steps=max_steps, dof=dof)
+    if not math.isfinite(out["loss"]):
+        return math.inf, np.asarray(u0)
+    return out["loss"], out["u"]
+
+
+def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: float,
+                 threshold: float, direction: int, limit: float, *,
+                 max_steps: int = _PROFILE_STEPS, dof: int | None = None
+                 ) -> tuple[float | None, float]:
+    """Walk `name` from `value` towards `limit` (direction +1 or -1) until the profile
+    loss exceeds loss_min + threshold.
+
+    **Arguments:**
+
+    - `problem`: the fit's `Problem`, in which `name` is free or fixed (it is fixed
+      at each value of the walk; the other free parameters are minimized).
+    - `value`: the best-fit value of `name`; `u_best` the best fit in u.
+    - `loss_min`, `threshold`: the best loss and the rise that marks the bound.
+    - `limit`: the edge of the box in that direction (> 0).
+    - `dof`: degrees of freedom where the residuals are not in units of known errors
+      (the stopping rule of each re-minimization then works in reduced chi^2 units).
+
+    **Returns:** (bound or None if the side is open, lowest profile loss seen; the
+    latter is below `loss_min` only if the fit had not reached its optimum).
+    """
+    lv, lim = math.log(value), math.log(limit)
+    step, u, lowest = 0.1, np.asarray(u_best, dtype=float), loss_min
+    while True:
+        nxt = lv + direction * step
+        at_edge = (nxt - lim) * direction >= 0
+        if at_edge:
+            nxt = lim
+        loss, u_new = _fixed_loss(problem, name, math.exp(nxt), u, max_steps, dof)
+        lowest = min(lowest, loss)
+        if loss - min(loss_min, lowest) >= threshold:
+            inside, outside, u_in = lv, nxt, u
+            for _ in range(6):
+                mid = 0.5 * (inside + outside)
+                lm, um = _fixed_loss(problem, name, math.exp(mid), u_in, max_steps, dof)
+                lowest = min(lowest, lm)
+                if lm - min(loss_min, lowest) >= threshold:
+                    outside = mid
+                else:
+                    inside, u_in = mid, um
+            return math.exp(0.5 * (inside + outside)), lowest
+        if at_edge:
+            return None, lowest
+        lv, u, step = nxt, u_new, step * 2.0
+
+
+def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
+                     threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
+    """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
+    lowest_loss), lower/upper None where open."""
+    lower, low1 = profile_side(problem, name, value, u_best, loss_min, threshold, -1, box[0],
+                               dof=dof)
+    upper, low2 = profile_side(problem, name, value, u_best, loss_min, threshold, +1, box[1],
+                               dof=dof)
+    return dict(lower=lower, upper=upper, lowest_loss=min(low1, low2))

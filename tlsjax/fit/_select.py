@@ -1,0 +1,240 @@
+"""Automatic choice among nested kappa(T) models by an information criterion.
+
+The candidates are the constant-C standard tunneling model (the null hypothesis) and
+the S-tau model, each without or with a boundary term (free l_b) and without or with a
+Rayleigh term (free A_R): up to 8 models, nested (constant C is the S-tau model with
+T_U -> infinity; no boundary term is l_b -> infinity; no Rayleigh term is A_R = 0).
+Each is fitted from the default starting values and, where it exists, from the best
+fit of the models it contains (the better of the two is kept), and the one with the
+smallest criterion is chosen:
+
+- `"aicc"` (default): the corrected Akaike criterion, AIC + 2K(K + 1)/(n - K - 1). Measured
+  kappa(T) curves have 10-30 points, where plain AIC over-fits; AICc tends to AIC for
+  large n (Hurvich & Tsai, Biometrika 76, 297 (1989)).
+- `"aic"`: AIC = -2 ln L + 2K.
+- `"bic"`: BIC = -2 ln L + K ln n (a stronger penalty for each parameter).
+
+K counts the free parameters plus, when the data carry no errors, the scatter (see
+`information`). The table of all candidates (criterion, its difference to the best,
+Akaike weight exp(-Delta/2) normalized, rms log residual, convergence) is returned in
+`FitResult.derived["model_selection"]`. A parameter on the edge of its range (the
+nested limit) makes the chi^2 statistics of the comparison approximate: read a small
+Delta (< 2) as "the data do not decide".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from .._progress import progress_bar
+from ..observables._dos import DEFAULT_DOS_REALIZATIONS
+from ._fit import FitResult
+from ._fit_stau import fit_kappa_model, post_fit, prepare_kappa
+from ._profile import DEFAULT_LEVEL
+
+_log = logging.getLogger("tlsjax.fit")
+CRITERIA = ("aicc", "aic", "bic")
+DEFAULT_CRITERION = "aicc"
+_MODES = ("auto", "absent", "free")
+
+
+def _options(where, name, value, allowed):
+    if isinstance(value, str):
+        if value not in allowed:
+            raise ValueError(f"`{where}({name}=...)` must be one of {allowed} or a number; "
+                             f"got {value!r}")
+        return ("absent", "free") if value == "auto" else (value,)
+    return (value,)
+
+
+def candidates(model="auto", boundary="auto", rayleigh="auto") -> list[tuple]:
+    """The (model, boundary, rayleigh) options to compare, simplest first."""
+    models = _options("select_kappa_model", "model", model, ("auto", "stm", "stau"))
+    models = ("stm", "stau") if models == ("absent", "free") else models
+    bs = _options("select_kappa_model", "boundary", boundary, _MODES)
+    rs = _options("select_kappa_model", "rayleigh", rayleigh, _MODES)
+    out = [(m, b, r) for m in models for b in bs for r in rs]
+
+    def size(c):
+        return (c[0] == "stau") * 2 + (c[1] == "free") + (c[2] == "free")
+
+    return sorted(out, key=size)
+
+
+def _parent_start(c, done) -> dict | None:
+    """The parameters of the best fitted candidate nested in c (same model, fewer terms)."""
+    best = None
+    for (m, b, r), res in done.items():
+        if m != c[0] or res is None:
+            continue
+        if (b == "free" and c[1] != "free") or (r == "free" and c[2] != "free"):
+            continue
+        if best is None or res.loss < best.loss:
+            best = res
+    return None if best is None else dict(best.params)
+
+
+def select_kappa_model(
+    data,
+    material=None,
+    *,
+    model="auto",
+    boundary="auto",
+    rayleigh="auto",
+    criterion: str = DEFAULT_CRITERION,
+    init=None,
+    kv: float | None = None,
+    sigma_log=None,
+    weights=None,
+    sample=None,
+    realizations: int = DEFAULT_DOS_REALIZATIONS,
+    key=None,
+    level: float = DEFAULT_LEVEL,
+    profile: bool = True,
+    progress: bool = True,
+    **fit_kwargs,
+) -> FitResult:
+    """Fit the candidate models of kappa(T) and keep the one the criterion prefers.
+
+    **Arguments:**
+
+    - `data`, `material`, `init`, `kv`, `sigma_log`, `weights`, `sample`,
+      `realizations`, `key`, `level`, `profile`: as in `fit_kappa`.
+    - `model`: `"auto"` (compare constant C and S-tau), `"stau"` or `"stm"`.
+    - `boundary`, `rayleigh`: `"auto"` (compare without and with the term, free),
+      `"absent"`, `"free"`, or a number (fixed, in the units of `fit_kappa`).
+    - `criterion`: `"aicc"` (default), `"aic"` or `"bic"` (module docstring).
+    - `progress`: one progress bar over the candidates.
+    - `fit_kwargs`: passed to `least_squares` for every candidate (starts, max_steps, ...).
+
+    **Returns:** the chosen model's `FitResult` (with its errors, profile bounds and
+    derived quantities), with `derived["model_selection"]` holding the table of all
+    candidates. Ctrl-C keeps the best of the candidates finished so far (`interrupted`).
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"`select_kappa_model(criterion=...)` must be one of {CRITERIA}; "
+                         f"got {criterion!r}")
+    cands = candidates(model, boundary, rayleigh)
+    if not 0.5 < level < 1.0:
+        raise ValueError(f"`select_kappa_model(level=...)` must be in (0.5, 1); got {level!r}")
+    setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
+                          weights=weights, sample=sample, realizations=realizations, key=key,
+                          need_table=any(c[0] == "stau" for c in cands))
+    done: dict[tuple, FitResult | None] = {}
+    skipped: dict[tuple, str] = {}
+    interrupted = False
+    _log.info(f"fitting {len(cands)} candidate model(s), choosing by {criterion.upper()}")
+    bar = progress_bar(len(cands), desc="fit kappa: candidate models", enabled=progress,
+                       unit="model")
+    try:
+        for c in cands:
+            bar.set_postfix(model=f"{c[0]} b={c[1]} r={c[2]}", refresh=False)
+            try:
+                parent = _parent_start(c, done)
+                res = fit_kappa_model(setup, c[0], boundary=c[1], rayleigh=c[2],
+                                      material=material,
+                                      starts_from=(None,) if parent is None else (None, parent),
+                                      post=False, progress=False, **fit_kwargs)
+            except ValueError as err:  # e.g. more parameters than points
+                skipped[c] = str(err)
+                done[c] = None
+                bar.update(1)
+                continue
+            done[c] = res
+            bar.update(1)
+            if res.interrupted:
+                interrupted = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    fitted = {c: r for c, r in done.items() if r is not None}
+    if not fitted:
+        if interrupted:
+            raise KeyboardInterrupt
+        raise ValueError("no candidate model could be fitted: " + "; ".join(skipped.values()))
+    try:
+        return _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level,
+                       profile)
+    except KeyboardInterrupt:  # between the fits and the post-fit stage: keep the fits
+        res = min(fitted.values(), key=lambda r: r.derived.get(criterion, math.inf))
+        res.interrupted = True
+        res.notes.insert(0, "interrupted after the candidate fits: this is the best by the "
+                         "criterion; no table, errors of derived quantities or bounds")
+        return res
+
+
+def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, profile):
+    table, chosen = _table(cands, done, skipped, criterion)
+    res = fitted[chosen]
+    res.derived["model_selection"] = dict(criterion=criterion, chosen=res.meta["model_label"],
+                                          candidates=table, interrupted=interrupted)
+    res.notes.insert(0, _selection_note(table, criterion, res))
+    if interrupted:
+        res.interrupted = True
+        res.notes.insert(0, "interrupted during the model selection: the chosen model is "
+                         "the best of those fitted so far; no errors of derived quantities "
+                         "or profile bounds were computed")
+        return res
+    return post_fit(res, setup, level=level, profile=profile)
+
+
+def _table(cands, done, skipped, criterion):
+    rows, values = [], {}
+    for c in cands:
+        res = done.get(c)
+        if res is None:
+            if c in skipped:
+                rows.append(dict(model=c[0], boundary=c[1], rayleigh=c[2], skipped=skipped[c]))
+            continue
+        d = res.derived
+        values[c] = d[criterion]
+        rows.append(dict(model=c[0], boundary=c[1], rayleigh=c[2], label=d["model_label"],
+                         free=list(res.free), k=len(res.free), loss=res.loss,
+                         rms_log_residual=d.get("rms_log_residual"), aic=d["aic"],
+                         aicc=d["aicc"], bic=d["bic"], converged=res.converged))
+    finite = {c: v for c, v in values.items() if math.isfinite(v)}
+    pool = finite or values
+    chosen = min(pool, key=lambda c: (pool[c], len(done[c].free)))
+    best = pool[chosen]
+    weights = {c: math.exp(-0.5 * (v - best)) for c, v in finite.items()}
+    total = sum(weights.values()) or 1.0
+    for row in rows:
+        c = (row["model"], row["boundary"], row["rayleigh"])
+        if c in values:
+            row["delta"] = values[c] - best
+            row["weight"] = weights.get(c, 0.0) / total
+            row["chosen"] = c == chosen
+    return rows, chosen
+
+
+def _selection_note(table, criterion, res) -> str:
+    fitted = sorted((r for r in table if "delta" in r), key=lambda r: r["delta"])
+    text = (f"model chosen by {criterion.upper()} among {len(fitted)} candidates: "
+            f"{res.meta['model_label']}")
+    if len(fitted) > 1:
+        nxt = fitted[1]
+        text += (f"; next {nxt['label']} (Delta {criterion.upper()} = {nxt['delta']:.3g}"
+                 + (", the data do not decide between them" if nxt["delta"] < 2 else "") + ")")
+    return text
+
+
+def format_selection_table(selection: dict) -> str:
+    """The candidate table as aligned text (for the command line)."""
+    crit = selection["criterion"]
+    lines = [f"  {'model':38s} {'k':>2s} {'rms ln':>8s} {crit.upper():>9s} {'Delta':>7s} "
+             f"{'weight':>6s}"]
+    for r in sorted(selection["candidates"], key=lambda r: r.get("delta", np.inf)):
+        if "skipped" in r:
+            lines.append(f"  {r['model']} b={r['boundary']} r={r['rayleigh']}: skipped "
+                         f"({r['skipped']})")
+            continue
+        mark = "*" if r.get("chosen") else " "
+        lines.append(f"{mark} {r['label']:38s} {r['k']:2d} {r['rms_log_residual']:8.4f} "
+                     f"{r[crit]:9.2f} {r['delta']:7.2f} {r['weight']:6.3f}"
+                     + ("" if r["converged"] else "  (not converged)"))
+    return "\n".join(lines)
