@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jax
 
+from .._io import FIGURE_SUFFIXES, check_output_path
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
-from ..fit._output import check_output_path
 from ..fit._profile import DEFAULT_LEVEL
 from ..fit._select import CRITERIA, DEFAULT_CRITERION, format_selection_table, select_kappa_model
 from ..model._lattice import Sample
@@ -162,13 +162,9 @@ def _opt(args) -> dict:
 def _check_outputs(args, plot: str | None = None) -> None:
     """Every output location, before anything is computed."""
     if args.json:
-        check_output_path(args.json, overwrite=args.overwrite, what="--json",
-                          suffixes=(".json",))
+        check_output_path(args.json, args.overwrite, what="--json", suffixes=(".json",))
     if plot:
-        from ..plot._plot_fit import figure_suffixes
-
-        check_output_path(plot, overwrite=args.overwrite, what="--plot",
-                          suffixes=figure_suffixes())
+        check_output_path(plot, args.overwrite, what="--plot", suffixes=FIGURE_SUFFIXES)
         if args.json and Path(plot).resolve() == Path(args.json).resolve():
             raise ValueError("--json and --plot name the same file")
 

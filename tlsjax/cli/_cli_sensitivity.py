@@ -14,6 +14,7 @@ from ..fit._sensitivity import (
     sensitivity,
 )
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
+from ..plot._save import save_figure
 from ._main import ListAction, float_list
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
@@ -84,8 +85,7 @@ def plot_elasticities(res: SensitivityResult, path) -> None:
     point = ", ".join(f"{n}={v:g}" for n, v in zip(res.param_names, res.params))
     ax.set_title(f"Elasticities at {point}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_sensitivity(args) -> int:

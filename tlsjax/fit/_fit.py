@@ -58,9 +58,9 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
-from ._output import write_json_atomic
 
 #: Fittable parameters: name -> (lower bound, upper bound, unit, meaning).
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -213,7 +213,7 @@ class FitResult:
     def to_json(self, path, *, overwrite: bool = False) -> Path:
         """Write as JSON (never over a file tlsjax did not write, unless `overwrite`),
         through a temporary file renamed into place."""
-        return write_json_atomic(path, self.to_dict(), overwrite=overwrite)
+        return write_json(path, self.to_dict(), overwrite=overwrite)
 
     @classmethod
     def from_json(cls, path) -> FitResult:

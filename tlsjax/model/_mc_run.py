@@ -335,15 +335,15 @@ class _Progress:
     def __init__(self, enabled: bool, total: int, desc: str):
         self.bar = None
         if enabled and jax.process_index() == 0:
-            from tqdm.auto import tqdm
+            from .._progress import progress_bar
 
-            self.bar = tqdm(total=total, desc=desc, unit="sweep")
+            self.bar = progress_bar(total, desc=desc, unit="sweep", leave=True)
 
     def update(self, k: int, **postfix):
         if self.bar is not None:
             self.bar.update(k)
             if postfix:
-                self.bar.set_postfix(postfix)
+                self.bar.set_postfix(postfix, refresh=False)
 
     def close(self):
         if self.bar is not None:

@@ -382,9 +382,9 @@ def disorder_average(
 
     bar = None
     if progress and jax.process_index() == 0:
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar
 
-        bar = tqdm(total=n, initial=start, desc=description, unit="real")
+        bar = progress_bar(n, initial=start, desc=description, unit="real", leave=True)
     try:
         for lo in range(start, n, batch_size):
             hi = min(lo + batch_size, n)

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..studies._reproduce import PAPER_TU_OVER_ETAU, ScanResult  # noqa: E402
+from ._save import save_figure
 
 
 def plot_ps_panels(result: ScanResult, path, *, figure_label: str = "") -> None:
@@ -40,8 +41,7 @@ def plot_ps_panels(result: ScanResult, path, *, figure_label: str = "") -> None:
                  f"(<N> = {result.mean['n_sites']:.0f}), {result.realizations} realizations, "
                  f"{theta}; bands: ±1 s.e.", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_tu_summary(results: list[ScanResult], path) -> None:
@@ -62,5 +62,4 @@ def plot_tu_summary(results: list[ScanResult], path) -> None:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -11,15 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..fit._fit import PARAMETERS, FitResult  # noqa: E402
-
-
-def figure_suffixes() -> tuple[str, ...]:
-    """File extensions matplotlib can write here (with the dot, lower case)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    types = FigureCanvasAgg(Figure()).get_supported_filetypes()
-    return tuple(sorted("." + t.lower() for t in types))
+from ._save import save_figure
 
 
 def _tu_label(d: dict) -> str:
@@ -78,5 +70,4 @@ def plot_kappa_fit(result: FitResult, path, *, title: str | None = None) -> None
     axr.set_xlabel("T (K)")
     axr.set_ylabel(r"ln($\kappa_{fit}/\kappa$)")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ._save import save_figure
+
 
 def plot_observables(res: dict, desc: dict, path) -> None:
     """Four panels from `compute_observables` output; S-tau vs plain model C = C(E -> 0)."""
@@ -75,5 +77,4 @@ def plot_observables(res: dict, desc: dict, path) -> None:
                   f"Q^-1 at {desc.get('freq_Hz', float('nan')):g} Hz")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)

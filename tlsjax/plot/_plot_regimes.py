@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..studies._regimes import EXPERIMENT_WINDOW, RegimeScan, paper_laws  # noqa: E402
+from ._save import save_figure
 
 
 def _errorbar(ax, x, scan: RegimeScan, key: str, **kw):
@@ -106,8 +107,7 @@ def plot_concentration(dilution: RegimeScan | None, mixed: RegimeScan | None, pa
         ax_row[0].set_title(title + f"; ~{p['n_target']} impurities, {scan.realizations} "
                             "realizations, mean ± s.e.", fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_dipole(scan: RegimeScan, path) -> None:
@@ -150,8 +150,7 @@ def plot_dipole(scan: RegimeScan, path) -> None:
                       f"L = {scan.cells[0]}, {scan.realizations} realizations, mean ± s.e.",
                       fontsize=8, loc="left")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_p_tau(ax, scan: RegimeScan) -> None:
