@@ -19,3 +19,31 @@ def need_shared_kappa():
         pytest.skip(f"shared measurements not found at {SHARED_KAPPA} "
                     "(they ship beside the project in CI, not in a user's clone)")
     return SHARED_KAPPA
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / ".probe").write_text("x")
+        (folder / ".probe").unlink()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder nobody can write in (chmod; for root, a read-only system folder)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if not _writable(ro):
+            yield ro
+            return
+        for candidate in (Path("/sys"), Path("/proc")):
+            if candidate.is_dir() and not _writable(candidate):
+                yield candidate
+                return
+        pytest.skip("no read-only folder available (running as root?)")
+    finally:
+        ro.chmod(0o755)

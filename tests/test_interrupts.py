@@ -27,7 +27,7 @@ from tlsjax._interrupts import (
 )
 
 HERE = Path(__file__).resolve().parent
-ENV = dict(os.environ, JAX_PLATFORMS="cpu")
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", TLSJAX_LOG_INTERVAL="0.05")  # progress lines to watch
 
 
 def _cli(*args):

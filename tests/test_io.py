@@ -22,34 +22,6 @@ from tlsjax._io import (
 from tlsjax.cli import build_parser, main
 
 
-def _writable(folder: Path) -> bool:
-    try:
-        (folder / ".probe").write_text("x")
-        (folder / ".probe").unlink()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A folder nobody can write in (chmod; for root, a read-only system folder)."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        if not _writable(ro):
-            yield ro
-            return
-        for candidate in (Path("/sys"), Path("/proc")):
-            if candidate.is_dir() and not _writable(candidate):
-                yield candidate
-                return
-        pytest.skip("no read-only folder available (running as root?)")
-    finally:
-        ro.chmod(0o755)
-
-
 def _tree(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else None
 

@@ -2,16 +2,27 @@
 
 On a terminal, tqdm redraws one line in place. When stderr is not a terminal (a log
 file, a pipe, a batch job), every redraw would be a new line in the log, so there the
-bar redraws at most every `LOG_INTERVAL_S` seconds, and postfix updates (loss, gradient)
-never force a redraw of their own.
+bar redraws at most every `LOG_INTERVAL_S` seconds (the environment variable
+`TLSJAX_LOG_INTERVAL`, in seconds, sets another interval), and postfix updates (loss,
+gradient) never force a redraw of their own.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 #: Seconds between redraws when stderr is not a terminal.
 LOG_INTERVAL_S = 10.0
+
+
+def log_interval() -> float:
+    """Seconds between redraws in a log: `TLSJAX_LOG_INTERVAL` if set (> 0), else 10."""
+    try:
+        value = float(os.environ.get("TLSJAX_LOG_INTERVAL", LOG_INTERVAL_S))
+    except ValueError:
+        return LOG_INTERVAL_S
+    return value if value > 0 else LOG_INTERVAL_S
 
 
 def stderr_is_terminal() -> bool:
@@ -31,7 +42,8 @@ def progress_bar(total: int | None = None, *, desc: str = "", enabled: bool = Tr
     from tqdm.auto import tqdm
 
     terminal = stderr_is_terminal()
-    kw = {} if terminal else dict(mininterval=LOG_INTERVAL_S, maxinterval=LOG_INTERVAL_S,
+    every = log_interval()
+    kw = {} if terminal else dict(mininterval=every, maxinterval=every,
                                   miniters=1, ncols=100)
     return tqdm(total=total, desc=desc, disable=not enabled, leave=leave if terminal else False,
                 unit=unit, initial=initial, file=sys.stderr, **kw)
