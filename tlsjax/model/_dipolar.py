@@ -118,7 +118,7 @@ class DipolarCouplings(eqx.Module):
         uv = sum(u[rows_c, k] * v[cols_c, k] for k in range(3))
         ud = sum(u[rows_c, k] * d[k] for k in range(3))
         vd = sum(v[cols_c, k] * d[k] for k in range(3))
-        ang = uv - 3.0 * ud * vd / r2
+        ang = uv - 3.0 * (ud * vd) / r2  # (ud vd): exactly symmetric under i <-> j for a == b
         radial = real.r0_cubed / (r2 * jnp.sqrt(r2) + self.atilde**3)
         return jnp.where(valid, ang * radial, 0.0)
 
@@ -142,8 +142,12 @@ def dipolar_couplings(realization: Realization, key_c: PRNGKeyArray,
     **Returns:** a `DipolarCouplings`.
     """
     atilde = check_range("dipolar_couplings", "atilde", atilde, 0.0)
-    return DipolarCouplings(realization, random_orientations(dipole_key(key_c),
-                                                             realization.capacity), atilde)
+    # The barrier keeps XLA from fusing the normalization into the couplings that use the
+    # orientations (which rounds differently per program): couplings computed in the same
+    # jit as the orientations then equal those computed later from the stored ones, bit for
+    # bit (the full Hamiltonian's stored and generated rows).
+    u = jax.lax.optimization_barrier(random_orientations(dipole_key(key_c), realization.capacity))
+    return DipolarCouplings(realization, u, atilde)
 
 
 class DipolarSTauCouplings(Couplings):
