@@ -142,12 +142,8 @@ def dipolar_couplings(realization: Realization, key_c: PRNGKeyArray,
     **Returns:** a `DipolarCouplings`.
     """
     atilde = check_range("dipolar_couplings", "atilde", atilde, 0.0)
-    # The barrier keeps XLA from fusing the normalization into the couplings that use the
-    # orientations (which rounds differently per program): couplings computed in the same
-    # jit as the orientations then equal those computed later from the stored ones, bit for
-    # bit (the full Hamiltonian's stored and generated rows).
-    u = jax.lax.optimization_barrier(random_orientations(dipole_key(key_c), realization.capacity))
-    return DipolarCouplings(realization, u, atilde)
+    return DipolarCouplings(realization, random_orientations(dipole_key(key_c),
+                                                             realization.capacity), atilde)
 
 
 class DipolarSTauCouplings(Couplings):
