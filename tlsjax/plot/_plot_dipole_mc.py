@@ -54,12 +54,13 @@ def plot_tau_dos_mc(check: TauDOSCheck, path) -> None:
                              f"c = {check.c[i]:.3g}", fontsize=8)
     axes[0, 0].set_ylabel(r"$n_\tau(E)\,/\,n_\tau^o(E)$ in the window")
     axes[1, 0].set_ylabel(r"$N_\tau(<E)\,/\,N_\tau^o(<E)$")
-    axes[0, -1].legend(fontsize=6, loc="upper left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     p = check.params
     fig.suptitle(f"tau DOS of pair-stable Monte Carlo states vs the ES estimate: g = {p['g']:g}, "
                  f"J_o = {p['J0_K']:g} K, a~ = {p['atilde']:g}, a_d = {p['dipole_atilde']:g} a_o, "
                  f"fcc x = {p['x']:g}, L = {p['cells']} (~{check.n_sites_mean:.0f} impurities), "
                  f"{check.realizations} realizations, mean ± s.e. (jackknife)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.04, 1.0, 1.0))
     fig.savefig(path, dpi=130)
     plt.close(fig)
