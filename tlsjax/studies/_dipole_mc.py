@@ -141,7 +141,7 @@ def _one_case(ratio, sample, keys, config, side, model, windows, progress) -> di
     e_mc, e_mf, e_min, e_es = [], [], [], []
     for v, key in enumerate(keys):
         mask = np.asarray(flips.mask[v])
-        e_mc.append(np.asarray(flips.tau[v])[mask] / 2.0)
+        e_mc.append(np.asarray(flips.tau[v])[mask] / 2.0)  # >= -tol / 2 (stable states)
         mf, mf_mask, em, em_mask, e_tau = side(key, ratio)
         e_mf.append(np.asarray(mf)[:, np.asarray(mf_mask[0])])
         e_min.append(np.asarray(em)[np.asarray(em_mask)])
@@ -153,7 +153,10 @@ def _one_case(ratio, sample, keys, config, side, model, windows, progress) -> di
                 energy_per_impurity_K=(np.asarray(res.lowest_energy)
                                        / np.asarray(res.n_sites)).tolist(),
                 n_sites=np.asarray(res.n_sites).tolist(),
-                unstable=[int(np.sum(res.after.single)), int(np.sum(res.after.pair))])
+                unstable=[int(np.sum(res.after.single)), int(np.sum(res.after.pair))],
+                negative=int(sum(np.sum(e < 0) for e in e_mc)), tol_K=float(res.tol))
+    # eps within the descent tolerance of 0 may have either sign: count them at |eps|
+    e_mc = [np.abs(e) for e in e_mc]
     for name, (lo, hi) in windows.items():
         sums = _case_sums(e_mc, e_mf, e_min, j_tt, c, g, gj0, lo * j_tt, hi * j_tt)
         case[name] = {k: v.tolist() for k, v in sums.items()}
@@ -172,7 +175,9 @@ class TauDOSCheck:
     windows, `mean_field` the expected number without correlations (both summed over
     realizations). `e_tau_K[name]`: <E_tau> (mean, stderr over realizations) in the final
     MC states (`mc`), in random configurations (`mean_field`) and in the ES reduction
-    (`es`: S-tau fields only).
+    (`es`: S-tau fields only). `unstable` (K, 3): single- and pair-unstable spins of all
+    final replicas, and tau spins of the best states with eps < 0 (stable only to the
+    descent tolerance `tol_K`, K; they are counted at |eps|).
     """
 
     J_ee_over_gJ0: np.ndarray
@@ -190,6 +195,7 @@ class TauDOSCheck:
     n_sites_mean: float
     realizations: int
     seconds: float
+    tol_K: float = float("nan")
     params: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -206,7 +212,9 @@ class TauDOSCheck:
             cumulative_counts=self.cumulative_counts, E_tau_K=pairs(self.e_tau_K),
             energy_per_impurity_K=dict(mean=self.energy_per_impurity_K[0],
                                        stderr=self.energy_per_impurity_K[1]),
-            unstable=dict(single=self.unstable[:, 0], pair=self.unstable[:, 1]),
+            unstable=dict(single=self.unstable[:, 0], pair=self.unstable[:, 1],
+                          negative_tau_eps=self.unstable[:, 2]),
+            descent_tolerance_K=self.tol_K,
             n_sites_mean=self.n_sites_mean, realizations=self.realizations,
             seconds=self.seconds, parameters=self.params))
 
@@ -236,7 +244,9 @@ class TauDOSCheck:
         """A plain-text table of the cumulative reductions."""
         lines = [f"tau DOS reduction n_tau/n_tau^o below E (Monte Carlo of Eq. 1 with dipoles, "
                  f"{self.realizations} realizations, ~{self.n_sites_mean:.0f} impurities; "
-                 "E = |lambda| = eps/2; mean ± s.e.)"]
+                 "E = |lambda| = eps/2; mean ± s.e.; final states single- and pair-stable to "
+                 f"{self.tol_K:.2g} K: unstable spins {self.unstable[:, :2].sum()}, tau spins "
+                 f"with eps < 0 {self.unstable[:, 2].sum()})"]
         for i, r in enumerate(self.J_ee_over_gJ0):
             lines.append(f"J_ee = {r:g} g J_o (J_tt = {self.J_tt_K[i]:.3g} K, c = {self.c[i]:.3g}):"
                          f" <E_tau> MC {self.e_tau_K['mc'][0][i]:.3g} K, mean field "
@@ -295,8 +305,9 @@ def _assemble(cases: list[dict], edges, probes, realizations, seconds, params) -
         cumulative, counts, ccounts, e_tau,
         (np.array([v.mean() for v in en]),
          np.array([v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else np.nan for v in en])),
-        np.array([c["unstable"] for c in cases]),
-        float(np.mean([np.mean(c["n_sites"]) for c in cases])), realizations, seconds, params)
+        np.array([c["unstable"] + [c["negative"]] for c in cases]),
+        float(np.mean([np.mean(c["n_sites"]) for c in cases])), realizations, seconds,
+        max(c["tol_K"] for c in cases), params)
 
 
 def tau_dos_mc(
