@@ -81,9 +81,9 @@ def test_single_flip_and_mean_field_energies():
     with pytest.raises(ValueError, match=r"single_flip_energies\(which=...\)"):
         single_flip_energies(res, "worst")
     key = jax.random.key(9)
-    mf = mean_field_flip_energies(ham, key, 4)
+    mf = jax.jit(mean_field_flip_energies, static_argnums=2)(ham, key, 4)
     rand = np.where(np.asarray(jax.random.bernoulli(key, 0.5, (4, ham.size))), 1.0, -1.0)
-    lam = np.abs(np.asarray(ham.h) + np.where(m2, rand, 1.0) @ np.asarray(ham.matrix))
+    lam = np.abs(np.asarray(ham.h) + np.where(m2, rand, 1.0) @ np.asarray(ham.matrix))  # h + K s
     np.testing.assert_allclose(np.asarray(mf.tau), np.where(mask, 2 * lam[:, n:], 0.0), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(mf.S), np.where(mask, 2 * lam[:, :n], 0.0), rtol=1e-12)
     with pytest.raises(ValueError, match=r"mean_field_flip_energies\(configurations=...\)"):
