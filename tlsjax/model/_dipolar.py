@@ -17,9 +17,9 @@ sqrt(2/3) (the elastic c_ij have rms 1).
 
 The orientations are O(N) numbers stored per impurity (each site's a function of the key
 and its index only); any (rows, cols) block of any species pair (S-S, S-tau, tau-S,
-tau-tau) is computed from them on demand, so the
-Monte Carlo Hamiltonian (which generates its coupling rows block by block) can add
-`DipolarCouplings.pairs(rows, cols, a, b)` to each of its blocks. The orientations are
+tau-tau) is computed from them on demand: the full Hamiltonian (which generates its
+coupling rows block by block) adds `DipolarCouplings.pairs(rows, cols, a, b)` to each of
+its blocks (`HamiltonianParams(J_ee_over_gJ0=...)`, `_hamiltonian.py`). The orientations are
 drawn from `jax.random.fold_in(key_c, DIPOLE_FOLD)`, key_c being the c_ij subkey of
 `simulate`, so adding dipoles changes none of the existing random numbers.
 """
@@ -118,7 +118,7 @@ class DipolarCouplings(eqx.Module):
         uv = sum(u[rows_c, k] * v[cols_c, k] for k in range(3))
         ud = sum(u[rows_c, k] * d[k] for k in range(3))
         vd = sum(v[cols_c, k] * d[k] for k in range(3))
-        ang = uv - 3.0 * ud * vd / r2
+        ang = uv - 3.0 * (ud * vd) / r2  # (ud vd): exactly symmetric under i <-> j for a == b
         radial = real.r0_cubed / (r2 * jnp.sqrt(r2) + self.atilde**3)
         return jnp.where(valid, ang * radial, 0.0)
 

@@ -231,6 +231,7 @@ def es_reduction(
     mesh: Mesh | None = None,
     soft_width: Float[Array, ""] | float | None = None,
     pair_condition: str = "signed",
+    field: Float[Array, " n"] | None = None,
 ) -> ESResult:
     """The ES reduction (App. B 2) of one realization with given couplings.
 
@@ -257,6 +258,10 @@ def es_reduction(
       sign of the bond (it comes close to the paper's T_U ~ 0.2 <E_tau>; README, "Where
       the paper's 0.2 comes from"). Not the default: the text says the U_ij are
       "accordingly redefined" after the flips.
+    - `field`: (n,) absolute tau fields h_j in units of g J_o (finite), added to the
+      column sums: E_tau_j = sum_i U_ij + h_rel <E_tau>_0 h_normals_j + field_j. The
+      alternative to `h_rel` when the field's width is known in units of the couplings
+      (it needs no <E_tau>_0 beforehand); None (default): no such term.
 
     **Returns:** an `ESResult`.
     """
@@ -272,6 +277,11 @@ def es_reduction(
         "es_reduction", "block_size", block_size, 1)
     block_size = min(block_size, n)
     h_rel = check_range("es_reduction", "h_rel", h_rel, 0.0)
+    if field is not None:
+        field = check_range("es_reduction", "field", field)
+        if field.shape != (n,):
+            raise ValueError(f"`es_reduction(field=...)` must have shape ({n},) (one field per "
+                             f"tau spin of the realization's capacity); got {field.shape}")
     mask = couplings.realization.mask
     n_sites = couplings.realization.n_sites
     nf = n_sites.astype(jnp.result_type(float))
@@ -279,6 +289,8 @@ def es_reduction(
     sums = tau_field_sums(couplings, block_size, mesh)
     e_tau0_mean = jnp.sum(jnp.where(mask, jnp.abs(sums), 0.0)) / nf
     e_raw = sums + h_rel * e_tau0_mean * h_normals
+    if field is not None:
+        e_raw = e_raw + field
     sign = jnp.where(e_raw < 0, -1.0, 1.0)
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf

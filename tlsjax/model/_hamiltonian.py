@@ -21,6 +21,23 @@ sum_{i != j} J^Stau_ij S_i tau_j + sum_{i<j} J^tautau tau_i tau_j, exactly the s
 MODEL.md section 6; J^Stau_ij is the coefficient of S_i tau_j (not symmetric in i, j), and
 a site's own S_i and tau_i are not coupled. Rows and columns of padded sites are zero.
 
+Electric dipoles (optional, Sec. III B; `HamiltonianParams(J_ee_over_gJ0=...)`). Each
+impurity i carries two unit dipole orientations, u^S_i (of its S flip) and u^tau_i (of its
+tau flip) (`_dipolar.py`), and the same pairs as above get a dipolar term:
+
+    K[S_i, S_j]     += J_ee D^{S S}_ij     r'_ij   (u^S_i, u^S_j;     symmetric, i != j)
+    K[S_i, tau_j]   += J_ee D^{S tau}_ij   r'_ij   (u^S_i, u^tau_j;   ordered pair, i != j)
+    K[tau_i, tau_j] += J_ee D^{tau tau}_ij r'_ij   (u^tau_i, u^tau_j; symmetric, i != j)
+
+with D^ab_ij = u^a_i . u^b_j - 3 (u^a_i . R^)(u^b_j . R^) and r'_ij = R_o^3 / (R_ij^3 + a_d^3)
+(a_d: the dipolar cutoff, a~ by default); D^{S tau}_ij = D^{tau S}_ji, so K stays
+symmetric, and a site's own S_i and tau_i stay uncoupled. The S-tau block is then
+g J_o times the `DipolarSTauCouplings` U_ij of the ES reduction with J_ee / (g J_o) for
+the same key (`DipolarDefects.simulate`), and the orientations come from
+`fold_in(key_c, DIPOLE_FOLD)`, so switching dipoles on changes no other number. Without
+dipoles (`J_ee_over_gJ0=None`, the default) none of this is computed; J_ee = 0 gives the
+same K bit for bit, at the cost of the dipolar arithmetic.
+
 Derived quantities (all in K):
 
 - local fields lambda = dH/ds = h + K s;
@@ -58,6 +75,7 @@ from ._couplings import (
     seed_from_key,
     standard_normals,
 )
+from ._dipolar import DipolarSTauCouplings, dipolar_couplings
 from ._lattice import Realization, Sample
 from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, ModelParams
 
@@ -80,6 +98,11 @@ class HamiltonianParams(eqx.Module):
     - `h_tau`: width of the random fields h^tau_j in units of g J_o (>= 0, default 0).
       (The ES reduction's h_rel is relative to <E_tau>_0 instead: h_tau = h_rel
       <E_tau>_0 / (g J_o) gives the same fields.)
+    - `J_ee_over_gJ0`: the electric dipole coupling J_ee at R_o in units of g J_o (>= 0),
+      added to all three coupling types (module docstring, Sec. III B); None (default):
+      no dipolar term. 0 gives the same couplings as None, bit for bit.
+    - `dipole_atilde`: the cutoff a_d of the dipolar radial factor, units of a_o (>= 0);
+      None (default): a~. Only with `J_ee_over_gJ0`.
 
     Construct with `HamiltonianParams(g=..., J0=..., atilde=..., h_S=..., h_tau=...)` or
     from existing `ModelParams` with `HamiltonianParams.from_model(params, h_S, h_tau)`.
@@ -88,9 +111,11 @@ class HamiltonianParams(eqx.Module):
     model: ModelParams
     h_S: Float[Array, "*batch"]
     h_tau: Float[Array, "*batch"]
+    J_ee_over_gJ0: Float[Array, "*batch"] | None = None
+    dipole_atilde: Float[Array, "*batch"] | None = None
 
     def __init__(self, g=DEFAULT_G, J0=DEFAULT_J0_K, atilde=DEFAULT_ATILDE, h_S=0.0, h_tau=0.0,
-                 *, model: ModelParams | None = None):
+                 J_ee_over_gJ0=None, dipole_atilde=None, *, model: ModelParams | None = None):
         if model is None:
             try:
                 model = ModelParams(g=g, J0=J0, atilde=atilde)
@@ -99,15 +124,26 @@ class HamiltonianParams(eqx.Module):
         self.model = model
         self.h_S = check_range("HamiltonianParams", "h_S", h_S, 0.0)
         self.h_tau = check_range("HamiltonianParams", "h_tau", h_tau, 0.0)
+        if J_ee_over_gJ0 is None and dipole_atilde is not None:
+            raise ValueError("`HamiltonianParams(dipole_atilde=...)` needs J_ee_over_gJ0 (the "
+                             "dipolar coupling it cuts off); got J_ee_over_gJ0=None")
+        self.J_ee_over_gJ0 = None if J_ee_over_gJ0 is None else check_range(
+            "HamiltonianParams", "J_ee_over_gJ0", J_ee_over_gJ0, 0.0)
+        self.dipole_atilde = None if dipole_atilde is None else check_range(
+            "HamiltonianParams", "dipole_atilde", dipole_atilde, 0.0)
 
     @classmethod
-    def from_model(cls, params: ModelParams, h_S=0.0, h_tau=0.0) -> HamiltonianParams:
-        """The Hamiltonian parameters with g, J_o, a~ of `params` and the given fields."""
-        return cls(h_S=h_S, h_tau=h_tau, model=params)
+    def from_model(cls, params: ModelParams, h_S=0.0, h_tau=0.0, J_ee_over_gJ0=None,
+                   dipole_atilde=None) -> HamiltonianParams:
+        """The Hamiltonian parameters with g, J_o, a~ of `params` and the given fields (and
+        dipolar coupling)."""
+        return cls(h_S=h_S, h_tau=h_tau, J_ee_over_gJ0=J_ee_over_gJ0,
+                   dipole_atilde=dipole_atilde, model=params)
 
     def checked(self) -> HamiltonianParams:
         """The same parameters with run-time checks attached (for traced values)."""
-        return HamiltonianParams(h_S=self.h_S, h_tau=self.h_tau, model=self.model.checked())
+        return HamiltonianParams(h_S=self.h_S, h_tau=self.h_tau, J_ee_over_gJ0=self.J_ee_over_gJ0,
+                                 dipole_atilde=self.dipole_atilde, model=self.model.checked())
 
     @property
     def g(self) -> Float[Array, "*batch"]:
@@ -124,6 +160,11 @@ class HamiltonianParams(eqx.Module):
     @property
     def gJ0(self) -> Float[Array, "*batch"]:
         return self.model.gJ0
+
+    @property
+    def J_ee(self) -> Float[Array, "*batch"] | None:
+        """J_ee in K (None without dipoles)."""
+        return None if self.J_ee_over_gJ0 is None else self.J_ee_over_gJ0 * self.gJ0
 
 
 def _lead(v, like):
@@ -148,7 +189,9 @@ class Hamiltonian(eqx.Module):
 
     **Fields:**
 
-    - `couplings`: the S-tau `Couplings` (U_ij / (g J_o) of the ES reduction, positions, a~).
+    - `couplings`: the S-tau `Couplings` (U_ij / (g J_o) of the ES reduction, positions, a~);
+      a `DipolarSTauCouplings` when the dipoles are on (its `dipoles` and `ratio` =
+      J_ee / (g J_o) then also give the S-S and tau-tau dipolar terms).
     - `ss_amplitudes`, `tt_amplitudes`: the symmetric amplitudes c^SS, c^tautau.
     - `h`: (2n,) fields in K, zero on padded sites.
     - `J0`, `g`: J_o in K and g.
@@ -217,17 +260,36 @@ class Hamiltonian(eqx.Module):
         gj = self.g * self.J0
         return self.J0 * self.scales[0], gj * self.scales[1], gj * self.g * self.scales[2]
 
+    @property
+    def J_ee(self) -> Float[Array, ""]:
+        """The dipolar coupling J_ee at R_o in K (0 without dipoles)."""
+        c = self.couplings
+        ratio = c.ratio if isinstance(c, DipolarSTauCouplings) else 0.0
+        return ratio * self.g * self.J0
+
+    def _dipolar(self, i, j, kind: str):
+        """The same-species dipolar term J_ee D^{kind kind}_ij r'_ij in K, times the
+        `scales` entry of that block (J^SS or J^tautau), or 0.0 without dipoles. (The S-tau
+        term is in `couplings`.)"""
+        c = self.couplings
+        if not isinstance(c, DipolarSTauCouplings):
+            return 0.0
+        scale = self.scales[0] if kind == "S" else self.scales[2]
+        # g J_o first, as in `_energy_scales`: the same rounding whichever factors are
+        # compile-time constants (stored and generated rows then agree bit for bit)
+        return ((self.g * self.J0) * c.ratio * scale) * c.dipoles.pairs(i, j, kind, kind)
+
     def _generate_rows(self, species: int, sites: Int[Array, " B"]) -> Float[Array, "B 2n"]:
         """K rows of the spins `species * n + sites` (species static), generated."""
         cols = jnp.arange(self.n)[None, :]
         i = sites[:, None]
         j_ss, j_st, j_tt = self._energy_scales()
         if species == S:   # [S_i, S_j] = J^SS_ij, [S_i, tau_j] = J^Stau_ij
-            left = j_ss * self._amp("ss").pairs(i, cols)
+            left = j_ss * self._amp("ss").pairs(i, cols) + self._dipolar(i, cols, "S")
             right = j_st * self.couplings.pairs(i, cols)
         else:              # [tau_i, S_j] = J^Stau_ji, [tau_i, tau_j] = J^tautau_ij
             left = j_st * self.couplings.pairs(cols, i)
-            right = j_tt * self._amp("tt").pairs(i, cols)
+            right = j_tt * self._amp("tt").pairs(i, cols) + self._dipolar(i, cols, "tau")
         return jnp.concatenate([left, right], axis=1)
 
     def species_rows(self, species: int, start: Int[Array, ""] | int, size: int
@@ -254,8 +316,9 @@ class Hamiltonian(eqx.Module):
             return blocks.reshape(2, -1, b, b)
         i = starts[:, None] + jnp.arange(b)[None, :]
         j_ss, _, j_tt = self._energy_scales()
-        ss = j_ss * self._amp("ss").pairs(i[:, :, None], i[:, None, :])
-        tt = j_tt * self._amp("tt").pairs(i[:, :, None], i[:, None, :])
+        rows, cols = i[:, :, None], i[:, None, :]
+        ss = j_ss * self._amp("ss").pairs(rows, cols) + self._dipolar(rows, cols, "S")
+        tt = j_tt * self._amp("tt").pairs(rows, cols) + self._dipolar(rows, cols, "tau")
         return jnp.stack([ss, tt])
 
     def rows(self, idx: Int[Array, " B"]) -> Float[Array, "B 2n"]:
@@ -277,10 +340,10 @@ class Hamiltonian(eqx.Module):
         i, j = k % n, l % n
         tk, tl = k >= n, l >= n
         j_ss, j_st, j_tt = self._energy_scales()
-        ss = j_ss * self._amp("ss").pairs(i, j)
+        ss = j_ss * self._amp("ss").pairs(i, j) + self._dipolar(i, j, "S")
         st = j_st * self.couplings.pairs(i, j)    # k = S_i, l = tau_j
         ts = j_st * self.couplings.pairs(j, i)    # k = tau_i, l = S_j
-        tt = j_tt * self._amp("tt").pairs(i, j)
+        tt = j_tt * self._amp("tt").pairs(i, j) + self._dipolar(i, j, "tau")
         return jnp.where(tk, jnp.where(tl, tt, ts), jnp.where(tl, st, ss))
 
     def map_row_blocks(self, fn, block_size: int | None = None, species: tuple[int, ...] = (0, 1)):
@@ -388,9 +451,10 @@ def hamiltonian(
     **Arguments:**
 
     - `sample`: the `Sample` (lattice, x).
-    - `params`: `HamiltonianParams` (or `ModelParams`, then h_S = h_tau = 0).
+    - `params`: `HamiltonianParams` (or `ModelParams`, then h_S = h_tau = 0, no dipoles).
     - `key`: a JAX PRNG key; split as in `simulate`, so the positions and J^Stau are the
-      ES reduction's for the same key (module docstring).
+      ES reduction's for the same key (with dipoles: those of `DipolarDefects.simulate`;
+      module docstring).
     - `pad_to`: the capacity is rounded up to a multiple of this (>= 1); it is also the
       block size of the blocked operations (the Monte Carlo's blocks divide it).
     - `max_dense_bytes`: store K densely if its (2n)^2 entries take at most this many
@@ -409,6 +473,11 @@ def hamiltonian(
     n = round_up(n0, pad_to)
     real = pad_realization(draw.couplings.realization, n)
     couplings = Couplings(real, draw.couplings.amplitudes, draw.couplings.atilde)
+    if params.J_ee_over_gJ0 is not None:  # the dipoles of `DipolarDefects.simulate`
+        a_d = params.atilde if params.dipole_atilde is None else params.dipole_atilde
+        couplings = DipolarSTauCouplings(real, couplings.amplitudes, couplings.atilde,
+                                         dipolar_couplings(real, draw.key_c, a_d),
+                                         jnp.asarray(params.J_ee_over_gJ0))
     ss = SymmetricGaussianAmplitudes(seed_from_key(jax.random.fold_in(draw.key_c, 1)))
     tt = SymmetricGaussianAmplitudes(seed_from_key(jax.random.fold_in(draw.key_c, 2)))
     h_s_normals = standard_normals(jax.random.fold_in(draw.key_h, 1), (n0,))

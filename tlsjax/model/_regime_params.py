@@ -162,19 +162,13 @@ class MixedCrystal(eqx.Module):
                  ) -> RegimeES:
         """One realization: ES reduction with couplings g J_o (x / x_c) c_ij r_ij and the field.
 
-        In units of the coupling scale g J_o x / x_c the field width is h_tau x_c / x. The
-        ES reduction takes its field relative to <E_tau>_0, so <E_tau>_0 is computed
-        first (one extra O(N^2) column pass).
+        In units of the coupling scale g J_o x / x_c the field width is h_tau x_c / x; it
+        is passed as an absolute field (`es_reduction(field=...)`).
         """
         x = sample.x
         couplings, h_normals, _ = _draw(sample, self.atilde, key)
-        n = couplings.n
-        block = default_block_size(n) if block_size is None else block_size
-        real = couplings.realization
-        e0 = (jnp.sum(jnp.where(real.mask, jnp.abs(tau_field_sums(couplings, min(block, n))),
-                                0.0)) / real.n_sites.astype(h_normals.dtype))
         field = self.h_tau * (self.x_c / x)
-        es = es_reduction(couplings, h_normals, field / e0, block_size=block_size)
+        es = es_reduction(couplings, h_normals, field=field * h_normals, block_size=block_size)
         scale = self.x_c / x
         return RegimeES(es, self.g * self.J0 / scale, self.g,
                         self.J0 * jnp.sqrt(self.h_S**2 + 1.0 / scale**2), self.J0 / scale)
