@@ -84,25 +84,53 @@ def run_es(args) -> int:
                    lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint)
     out = res.to_json()
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
-    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0"):
-        out[key] = _squeeze_case(out[key], single_a, single_h)
+    for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0", "T_U_over_E_tau_hard",
+                "fraction_no_gap"):
+        if key in out:
+            out[key] = _squeeze_case(out[key], single_a, single_h)
     if single_a:
         out["atilde"] = float(args.atilde[0])
     if single_h:
         out["h_rel"] = float(args.h_tau[0])
     if args.json:
         write_json(args.json, out, overwrite=args.overwrite)
-    tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
-    tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
     print(f"fcc x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
           f"{res.realizations} realizations, {res.seconds:.1f} s")
-    for ia, a in enumerate(res.atildes):
-        for ih, h in enumerate(res.h_rels):
-            print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
-                  f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
+    for line in case_lines(res):
+        print(line)
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _pm(mean: float, err: float) -> str:
+    """"mean ± stderr", with "n/a" for the stderr of a single realization."""
+    return f"{mean:.4f} ± {err:.4f}" if np.isfinite(err) else f"{mean:.4f} ± n/a (1 realization)"
+
+
+def case_lines(res) -> list[str]:
+    """One line per (a~, h_rel): T_U/<E_tau> (and the hard-Theta value beside a soft one),
+    <E_tau>, and how many realizations have no gap (T_U = 0)."""
+    lines = []
+    mean, err = res.mean, res.stderr
+    grid = {k: np.atleast_2d(mean[k]) for k in mean if k != "n_sites" and k != "P_S"}
+    egrid = {k: np.atleast_2d(err[k]) for k in grid}
+    soft = "T_U_over_E_tau_hard" in grid
+    for ia, a in enumerate(res.atildes):
+        for ih, h in enumerate(res.h_rels):
+            tu = _pm(grid["T_U_over_E_tau"][ia, ih], egrid["T_U_over_E_tau"][ia, ih])
+            line = f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu}"
+            if soft:
+                hard = _pm(grid["T_U_over_E_tau_hard"][ia, ih],
+                           egrid["T_U_over_E_tau_hard"][ia, ih])
+                line += f" (soft Theta, w = {res.width:g}; hard Theta: {hard})"
+            line += f"  (<E_tau> = {grid['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)"
+            zero = int(round(grid["no_gap"][ia, ih] * res.realizations))
+            if zero:
+                line += (f"; T_U = 0 in {zero} of {res.realizations} realizations: "
+                         "P_S(0+) >= 5 g, no gap")
+            lines.append(line)
+    return lines
 
 
 def run_reproduce(args) -> int:

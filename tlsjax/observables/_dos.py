@@ -10,6 +10,8 @@ MODEL.md section 4 (paper Sec. II B and Sec. III A, Eq. 3):
   in E and in a~.
 - P_S(E): the ES reduction factor of the S DOS, soft Theta (differentiable), averaged
   over realizations, each with its own <E_tau> (E[K] = (E / <E_tau>) e_tau_mean g J_o).
+  Width 0 is the hard Theta (the paper's algorithm; `StauDOS.hard()`), a step function
+  of E, for comparison: the soft width is a regularization and moves T_U.
 - phi_S: the mean-field Gaussian of width J_o folded onto E >= 0,
   phi_S(e) = sqrt(2 / pi) exp(-e^2 / 2) (a convention: sigma = J_o, per impurity).
 
@@ -30,11 +32,11 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_int, check_range
-from ..model._es import DEFAULT_TOP_K, ESResult, simulate
-from ..model._lattice import Sample
+from .._validate import check_int, check_range, is_traced
+from ..model._es import DEFAULT_TOP_K, MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult, simulate
+from ..model._lattice import Sample, check_sample_size
 from ..model._params import ModelParams
-from ..model._theta import SoftTheta
+from ..model._theta import HardTheta, SoftTheta
 from ._tls import AbstractTLS
 
 #: Default sample of the S-tau DOS model: fcc, x = 0.2, L = 10 (~800 impurities).
@@ -43,8 +45,12 @@ DEFAULT_DOS_CELLS = 10
 #: Default number of realizations (drawn from `jax.random.PRNGKey(DEFAULT_DOS_SEED)`).
 DEFAULT_DOS_REALIZATIONS = 4
 DEFAULT_DOS_SEED = 0
-#: Default soft-Theta width of P_S, in units of <E_tau>.
-DEFAULT_DOS_WIDTH = 0.02
+#: Default soft-Theta width of P_S, in units of <E_tau>: the largest width tried whose
+#: T_U lies within 3% of the hard-Theta value (the paper's algorithm) on the default
+#: sample, by both criteria (experiments/soft_width_bias.py, 4 realizations: 1.005 x
+#: hard (full criterion), 0.996 (P_S = 5 g); at w = 0.01: 1.037 and 1.011; at the old
+#: 0.02: 1.19 and 1.07).
+DEFAULT_DOS_WIDTH = 0.005
 #: Default kernel bandwidth of phi_tau, in units of <E_tau>.
 DEFAULT_DOS_BANDWIDTH = 0.1
 #: Energies per chunk when P_S is evaluated (bounds memory at chunk * R * n * top_k).
@@ -69,21 +75,34 @@ class StauDOS(eqx.Module):
     **Fields:**
 
     - `es`: an `ESResult` batched over realizations (leading axis R).
-    - `width`: soft-Theta width of P_S, in units of <E_tau> (> 0).
+    - `width`: soft-Theta width of P_S, in units of <E_tau>, in [0, 1]; 0 is the hard
+      Theta (a step function of E; not differentiable in E or a~).
     - `bandwidth`: Gaussian kernel bandwidth of phi_tau, in units of <E_tau> (> 0).
     """
 
     es: ESResult
     width: Float[Array, ""]
     bandwidth: Float[Array, ""]
+    is_hard: bool = eqx.field(static=True)
 
     def __init__(self, es: ESResult, width=DEFAULT_DOS_WIDTH, bandwidth=DEFAULT_DOS_BANDWIDTH):
         if es.top.ndim != 3:
             raise ValueError("`StauDOS(es=...)` must be an ESResult batched over realizations "
                              f"(top of shape (R, n, k)); got top of shape {es.top.shape}")
         self.es = es
-        self.width = check_range("StauDOS", "width", width, 0.0, lo_open=True)
+        self.is_hard = not is_traced(width) and float(check_range(
+            "StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH, reason=SOFT_WIDTH_REASON)) == 0.0
+        self.width = check_range("StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH,
+                                 lo_open=not self.is_hard, reason=SOFT_WIDTH_REASON)
         self.bandwidth = check_range("StauDOS", "bandwidth", bandwidth, 0.0, lo_open=True)
+
+    def hard(self) -> StauDOS:
+        """The same realizations with the hard Theta (the paper's step function).
+
+        `top[:, 0]` of the ES results is E_min, so this costs nothing: use it to report
+        the hard-Theta value beside every soft one (the soft width moves T_U).
+        """
+        return StauDOS(self.es, 0.0, self.bandwidth)
 
     @property
     def realizations(self) -> int:
@@ -102,14 +121,20 @@ class StauDOS(eqx.Module):
         return out.reshape(eps.shape)
 
     def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        """log P_S at energies eps = E / (g J_o): log of the mean over realizations."""
-        theta = SoftTheta(self.width)
+        """log P_S at energies eps = E / (g J_o): log of the mean over realizations
+        (-inf below the smallest E_min with the hard Theta)."""
+        if self.is_hard:
+            def per_real(es_r, e):
+                return jnp.log(HardTheta().p_s(es_r, (e / es_r.e_tau_mean)[None])[0])
+        else:
+            theta = SoftTheta(self.width)
 
-        def one(e):
-            def per_real(es_r):
+            def per_real(es_r, e):
                 return theta.log_p_s(es_r, (e / es_r.e_tau_mean)[None])[0]
 
-            lp = jax.vmap(per_real)(self.es)
+        def one(e):
+
+            lp = jax.vmap(per_real, (0, None))(self.es, e)
             return jax.nn.logsumexp(lp) - math.log(self.realizations)
 
         return self._map(one, eps)
@@ -166,8 +191,10 @@ def stau_dos(
     - `sample`: the `Sample` (default fcc, x = 0.2, L = 10: ~800 impurities).
     - `key`: PRNG key (default `jax.random.PRNGKey(0)`), split into `realizations`.
     - `realizations`: number of realizations (default 4).
-    - `top_k`: partners kept per S spin for the soft Theta (default 32).
-    - `width`: soft-Theta width in units of <E_tau> (default 0.02).
+    - `top_k`: partners kept exactly per S spin for the soft Theta (default 8; the
+      others enter through the tail term of `simulate(soft_width=...)`).
+    - `width`: soft-Theta width in units of <E_tau>, in [0, 1] (default
+      `DEFAULT_DOS_WIDTH` = 0.005, within 3% of the hard T_U; 0: the hard Theta).
     - `bandwidth`: phi_tau kernel bandwidth in units of <E_tau> (default 0.1).
     - `block_size`: as in `es_reduction`.
 
@@ -176,12 +203,15 @@ def stau_dos(
     params = ModelParams() if params is None else params
     sample = Sample(DEFAULT_DOS_X, DEFAULT_DOS_CELLS) if sample is None else sample
     key = jax.random.PRNGKey(DEFAULT_DOS_SEED) if key is None else key
+    check_sample_size("stau_dos", sample)
     realizations = check_int("stau_dos", "realizations", realizations, 1)
     top_k = check_int("stau_dos", "top_k", top_k, 1)
-    width = check_range("stau_dos", "width", width, 0.0, lo_open=True)
+    width = check_range("stau_dos", "width", width, 0.0, MAX_SOFT_WIDTH,
+                        reason=SOFT_WIDTH_REASON)
+    hard = not is_traced(width) and float(width) == 0.0
     es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
-                         block_size, width)
-    return StauDOS(es, width, bandwidth)
+                         block_size, None if hard else width)
+    return StauDOS(es, 0.0 if hard else width, bandwidth)
 
 
 @eqx.filter_jit
@@ -211,12 +241,15 @@ class StauTLS(AbstractTLS):
     params: ModelParams
 
     def strength_parts(self, energies_K):
+        return jnp.exp(self.log_strength_parts(energies_K))
+
+    def log_strength_parts(self, energies_K):
         p = self.params
         e = jnp.asarray(energies_K)
         eps = e / (p.g * p.J0)
-        c_tau = p.kappa_log * p.g * self.dos.phi_tau(eps)
-        c_s = p.kappa_log * jnp.exp(self.dos.log_p_s(eps) + log_phi_s(e / p.J0))
-        return jnp.stack([c_tau, c_s])
+        log_c_tau = jnp.log(p.kappa_log * p.g) + self.dos.log_phi_tau(eps)
+        log_c_s = jnp.log(p.kappa_log) + self.dos.log_p_s(eps) + log_phi_s(e / p.J0)
+        return jnp.stack([log_c_tau, log_c_s])
 
     def coupling_scales(self):
         g = self.params.g

@@ -10,9 +10,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range
-from ..model._es import DEFAULT_TOP_K, simulate
-from ..model._lattice import FCC, Sample, SimpleCubic
-from ..model._params import DEFAULT_G, ModelParams
+from ..model._es import DEFAULT_TOP_K, MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, simulate
+from ..model._lattice import FCC, Sample, SimpleCubic, check_sample_size
+from ..model._params import ATILDE_MAX, ATILDE_REASON, DEFAULT_G, ModelParams
 from ..model._theta import AbstractTheta, HardTheta, SoftTheta
 from ..parallel._ensemble import disorder_average
 
@@ -48,7 +48,9 @@ def es_scan(
     Positions, c_ij and the h normals are shared by all pairs (common random numbers).
 
     **Returns:** a dict with `P_S` (A, H, E), `T_U_over_E_tau` (A, H),
-    `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), and `n_sites` ().
+    `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), `no_gap` (A, H) (1 where
+    T_U = 0: P_S(0+) >= 5 g), and `n_sites` (); with a soft `theta` also
+    `T_U_over_E_tau_hard` (A, H), the hard-Theta T_U of the same realization.
     """
     theta = theta or HardTheta()
     if top_k is None:
@@ -58,8 +60,13 @@ def es_scan(
         es = simulate(sample, ModelParams(g=g, atilde=a, h_rel=h), key,
                       top_k=top_k, block_size=block_size,
                       soft_width=None if isinstance(theta, HardTheta) else theta.width)
-        return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=theta.crossover(es, g),
-                    E_tau_over_gJ0=es.e_tau_mean, n_sites=es.n_sites.astype(float))
+        tu = theta.crossover(es, g)
+        out = dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=tu,
+                   E_tau_over_gJ0=es.e_tau_mean, n_sites=es.n_sites.astype(float),
+                   no_gap=(tu <= 0.0).astype(float))
+        if not isinstance(theta, HardTheta):  # top[:, 0] is E_min: the hard T_U for free
+            out["T_U_over_E_tau_hard"] = HardTheta().crossover(es, g)
+        return out
 
     out = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(atildes, h_rels)
     out["n_sites"] = out["n_sites"][0, 0]
@@ -85,7 +92,15 @@ class ScanResult:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
+        extra = {}
+        if "T_U_over_E_tau_hard" in self.mean:
+            extra["T_U_over_E_tau_hard"] = dict(mean=self.mean["T_U_over_E_tau_hard"],
+                                                stderr=self.stderr["T_U_over_E_tau_hard"])
         return dict(
+            **extra,
+            fraction_no_gap=dict(
+                mean=self.mean["no_gap"],
+                note="fraction of realizations with T_U = 0 (P_S(0+) >= 5 g: no gap)"),
             x=self.x, cells=self.cells, lattice=self.lattice, atildes=self.atildes,
             h_rels=self.h_rels, g=self.g, width=self.width, realizations=self.realizations,
             n_sites_mean=float(self.mean["n_sites"]), seconds=self.seconds,
@@ -126,15 +141,17 @@ def run_scan(
         raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
                          f"got {lattice!r}")
     sample = Sample(x, lattice=LATTICES[lattice](check_int("run_scan", "cells", cells, 2)))
+    check_sample_size("run_scan", sample)
     atildes = check_grid("run_scan", "atildes", atildes)
-    check_range("run_scan", "atildes", atildes, 0.0)
+    check_range("run_scan", "atildes", atildes, 0.0, ATILDE_MAX, reason=ATILDE_REASON)
     h_rels = check_grid("run_scan", "h_rels", h_rels)
     check_range("run_scan", "h_rels", h_rels, 0.0)
     energies_in = default_energies() if energies is None else energies
     energies = check_grid("run_scan", "energies", energies_in,
                           positive=True, increasing=True)
     realizations = check_int("run_scan", "realizations", realizations, 1)
-    width = float(check_range("run_scan", "width", width, 0.0))
+    width = float(check_range("run_scan", "width", width, 0.0, MAX_SOFT_WIDTH,
+                              reason=SOFT_WIDTH_REASON))
     theta = HardTheta() if width == 0.0 else SoftTheta(width)
     keys = jax.random.split(jax.random.key(seed), realizations)
     start = time.perf_counter()
