@@ -252,6 +252,18 @@ def es_reduction(
         "es_reduction", "block_size", block_size, 1)
     block_size = min(block_size, n)
     h_rel = check_range("es_reduction", "h_rel", h_rel, 0.0)
+    if soft_width is not None:
+        soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, MAX_SOFT_WIDTH,
+                                 lo_open=True, reason=SOFT_WIDTH_REASON)
+    return _es_reduction(couplings, h_normals, h_rel, soft_width, top_k=top_k,
+                         block_size=block_size, mesh=mesh)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "block_size", "mesh"))
+def _es_reduction(couplings, h_normals, h_rel, soft_width, *, top_k, block_size, mesh):
+    """The body of `es_reduction` (arguments checked). Compiled once per shape and static
+    settings, so that calls outside `jit` (scripts, tests) do not re-trace and recompile
+    its blocked passes every time; inside a caller's `jit`, `vmap` or `grad` it inlines."""
     mask = couplings.realization.mask
     n_sites = eqx.error_if(
         couplings.realization.n_sites, couplings.realization.n_sites < 2,
@@ -266,8 +278,6 @@ def es_reduction(
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf
     if soft_width is not None:
-        soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, MAX_SOFT_WIDTH,
-                                 lo_open=True, reason=SOFT_WIDTH_REASON)
         top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh,
                                 soft_width * e_tau_mean)
         tail_lse = jnp.where(mask, tail_lse, -jnp.inf)

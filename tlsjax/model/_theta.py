@@ -180,15 +180,13 @@ class SoftTheta(AbstractTheta):
         lo = jnp.min(jnp.where(es.mask, es.e_min, jnp.inf)) - 50.0 * self.width
         hi = jnp.max(jnp.where(es.mask, es.e_min, -jnp.inf)) + 50.0 * self.width
 
-        def fn(e, args):
-            theta, es_, t = args
-            return theta.log_p_s(es_, e[None])[0] - jnp.log(t)
-
         # Bisection stops when the bracket is below atol + rtol |E| AND |log P_S - log 5g|
-        # < atol; float32 cannot resolve log P_S much below 1e-5 where P_S is steep.
-        tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-12
+        # < atol; float32 cannot resolve log P_S much below 1e-5 where P_S is steep. In
+        # float64, 1e-14 keeps the root's error far below what finite differences of T_U
+        # with steps ~1e-8 (w = 0.005) resolve (1e-12 left errors of 5e-5 relative).
+        tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-14
         sol = optx.root_find(
-            fn,
+            _log_p_s_minus_target,
             optx.Bisection(rtol=tol, atol=tol, flip="detect", expand_if_necessary=True),
             0.5 * (lo + hi),
             args=(self, es, target),
@@ -196,6 +194,13 @@ class SoftTheta(AbstractTheta):
             max_steps=256,
         )
         return jnp.maximum(sol.value, 0.0)
+
+
+def _log_p_s_minus_target(e, args):
+    """log P_S(e) - log(5 g), the function whose root is T_U. At module level, so that
+    `optx.root_find` (jitted, keyed on the function) compiles once per shape."""
+    theta, es, target = args
+    return theta.log_p_s(es, e[None])[0] - jnp.log(target)
 
 
 def _check_target(g):

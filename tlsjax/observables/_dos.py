@@ -29,6 +29,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -90,8 +91,8 @@ class StauDOS(eqx.Module):
             raise ValueError("`StauDOS(es=...)` must be an ESResult batched over realizations "
                              f"(top of shape (R, n, k)); got top of shape {es.top.shape}")
         self.es = es
-        self.is_hard = not is_traced(width) and float(check_range(
-            "StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH, reason=SOFT_WIDTH_REASON)) == 0.0
+        check_range("StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH, reason=SOFT_WIDTH_REASON)
+        self.is_hard = not is_traced(width) and float(np.asarray(width)) == 0.0
         self.width = check_range("StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH,
                                  lo_open=not self.is_hard, reason=SOFT_WIDTH_REASON)
         self.bandwidth = check_range("StauDOS", "bandwidth", bandwidth, 0.0, lo_open=True)
@@ -206,9 +207,10 @@ def stau_dos(
     check_sample_size("stau_dos", sample)
     realizations = check_int("stau_dos", "realizations", realizations, 1)
     top_k = check_int("stau_dos", "top_k", top_k, 1)
-    width = check_range("stau_dos", "width", width, 0.0, MAX_SOFT_WIDTH,
-                        reason=SOFT_WIDTH_REASON)
-    hard = not is_traced(width) and float(width) == 0.0
+    checked = check_range("stau_dos", "width", width, 0.0, MAX_SOFT_WIDTH,
+                          reason=SOFT_WIDTH_REASON)
+    hard = not is_traced(width) and float(np.asarray(width)) == 0.0
+    width = checked
     es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
                          block_size, None if hard else width)
     return StauDOS(es, 0.0 if hard else width, bandwidth)
@@ -278,6 +280,21 @@ class Crossover(eqx.Module):
     e_tau: Float[Array, ""]
 
 
+# The two criteria at module level, so that `optx.root_find` (jitted, keyed on the
+# function) compiles once per shape rather than at every call.
+def _full_criterion(u, args):
+    """ln(g phi_tau) - ln(P_S phi_S) at E = e^u g J_o."""
+    dos, prm = args
+    e = jnp.exp(u)
+    return jnp.log(prm.g) + dos.log_phi_tau(e) - dos.log_p_s(e) - log_phi_s(e * prm.g)
+
+
+def _shortcut_criterion(u, args):
+    """ln P_S - ln(5 g) at E = e^u g J_o."""
+    dos, prm = args
+    return dos.log_p_s(jnp.exp(u)) - jnp.log(5.0 * prm.g)
+
+
 def _root_log(fn, lo: float, hi: float, args):
     """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated)."""
     sol = optx.root_find(
@@ -302,17 +319,7 @@ def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
     p, dos = tls.params, tls.dos
     gJ0 = p.g * p.J0
 
-    def full(u, args):
-        dos_, prm = args
-        e = jnp.exp(u)
-        return (jnp.log(prm.g) + dos_.log_phi_tau(e) - dos_.log_p_s(e)
-                - log_phi_s(e * prm.g))
-
-    def shortcut(u, args):
-        dos_, prm = args
-        return dos_.log_p_s(jnp.exp(u)) - jnp.log(5.0 * prm.g)
-
     bounds = (math.log(lo), math.log(hi))
-    t_full = _root_log(full, *bounds, (dos, p)) * gJ0
-    t_short = _root_log(shortcut, *bounds, (dos, p)) * gJ0
+    t_full = _root_log(_full_criterion, *bounds, (dos, p)) * gJ0
+    t_short = _root_log(_shortcut_criterion, *bounds, (dos, p)) * gJ0
     return Crossover(t_full, t_short, dos.e_tau_mean * gJ0)

@@ -267,11 +267,12 @@ def _relaxation_integrals(tls, material, T, omega, alpha, r_min, kind):
     over- or underflows: h_q = 1 / (e^l + e^-l) = e^-|l| / (1 + e^-2|l|),
     h_v = sigmoid(2 l).
     """
-    log_r, wr, sq = (jnp.asarray(a) for a in _r_rule(r_min))
-    xn = jnp.asarray(_XR_NODES)
-    log_xn = jnp.asarray(np.log(_XR_NODES))
+    dt = T.dtype
+    log_r, wr, sq = (jnp.asarray(a, dtype=dt) for a in _r_rule(r_min))
+    xn = jnp.asarray(_XR_NODES, dtype=dt)
+    log_xn = jnp.asarray(np.log(_XR_NODES), dtype=dt)
     # weight of the E integral in x = E / k_B T: (1/2) sech^2(x/2) dx
-    wE = jnp.asarray(_XR_WEIGHTS * 0.5 / np.cosh(0.5 * _XR_NODES) ** 2)
+    wE = jnp.asarray(_XR_WEIGHTS * 0.5 / np.cosh(0.5 * _XR_NODES) ** 2, dtype=dt)
     log_scales = jnp.log(tls.coupling_scales())
     factor = material.strength_factors[alpha]
     log_omega = jnp.log(omega)
@@ -342,7 +343,7 @@ def sound_velocity_shift(tls: AbstractTLS, material: Material, T, omega, T0, *,
     T0 = check_range("sound_velocity_shift", "T0", T0, 0.0, lo_open=True)
     r_min = _check_r_min("sound_velocity_shift", r_min)
     factor = material.strength_factors[a]
-    tn, wt = jnp.asarray(_T_NODES), jnp.asarray(_T_WEIGHTS)
+    tn, wt = jnp.asarray(_T_NODES, dtype=T.dtype), jnp.asarray(_T_WEIGHTS, dtype=T.dtype)
 
     def resonant(t):
         lo = jnp.log(1e-4 * jnp.minimum(t, T0))
@@ -378,9 +379,11 @@ def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array
     **Returns:** kappa at each T, shape (len(T),).
     """
     T = _temperatures("thermal_conductivity", T)
-    xn = jnp.asarray(_X_NODES)
-    log_xn = jnp.asarray(np.log(_X_NODES))
-    log_heat, log_tanh = jnp.asarray(_X_LOG_HEAT), jnp.asarray(_X_LOG_TANH)
+    # NumPy constants take T's dtype explicitly (the process may switch x64 on and off)
+    xn = jnp.asarray(_X_NODES, dtype=T.dtype)
+    log_xn = jnp.asarray(np.log(_X_NODES), dtype=T.dtype)
+    log_heat = jnp.asarray(_X_LOG_HEAT, dtype=T.dtype)
+    log_tanh = jnp.asarray(_X_LOG_TANH, dtype=T.dtype)
     log_v = jnp.log(material.velocities)
     log_branches = jnp.log(material.weights)
     log_factors = jnp.log(material.strength_factors)
@@ -427,7 +430,7 @@ def tls_specific_heat(tls: AbstractTLS, material: Material, T, t_exp) -> Float[A
     """
     T = _temperatures("tls_specific_heat", T)
     t_exp = check_range("tls_specific_heat", "t_exp", t_exp, 0.0, lo_open=True)
-    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    xn, wx = jnp.asarray(_X_NODES, dtype=T.dtype), jnp.asarray(_X_WEIGHTS, dtype=T.dtype)
     w = wx * (0.5 * xn) ** 2 / jnp.cosh(0.5 * xn) ** 2
     scales = tls.coupling_scales()
 
