@@ -121,6 +121,9 @@ class StauDOS(eqx.Module):
         out = jax.lax.map(jax.checkpoint(fn), flat, batch_size=_CHUNK)
         return out.reshape(eps.shape)
 
+    # The evaluations are jitted (compiled once per shape): called outside `jit` they
+    # would otherwise re-trace their `lax.map` at every call.
+    @eqx.filter_jit
     def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """log P_S at energies eps = E / (g J_o): log of the mean over realizations
         (-inf below the smallest E_min with the hard Theta)."""
@@ -144,6 +147,7 @@ class StauDOS(eqx.Module):
         """P_S at energies eps = E / (g J_o) (soft Theta, mean over realizations)."""
         return jnp.exp(self.log_p_s(eps))
 
+    @eqx.filter_jit
     def log_phi_tau(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """log phi_tau(eps): the density of |E_tau| per impurity in units of 1 / (g J_o).
 

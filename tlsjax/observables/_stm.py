@@ -41,6 +41,7 @@ value is. Temperatures must lie in [`T_MIN_K`, `T_MAX_K`] = [1e-6, 1e4] K.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -259,6 +260,7 @@ def _log_max_relaxation_rate(material: Material, log_e, log_t, log_scale):
             - _log_tanh_half(log_e - log_t))
 
 
+@functools.partial(jax.jit, static_argnames=("alpha", "r_min", "kind"))
 def _relaxation_integrals(tls, material, T, omega, alpha, r_min, kind):
     """sum_p C_p,alpha int dE (sech^2 / 2 k_B T) int dr (sqrt(1-r)/r) h(omega tau), (nT, nw).
 
@@ -378,7 +380,13 @@ def thermal_conductivity(tls: AbstractTLS, material: Material, T) -> Float[Array
 
     **Returns:** kappa at each T, shape (len(T),).
     """
-    T = _temperatures("thermal_conductivity", T)
+    return _thermal_conductivity(tls, material, _temperatures("thermal_conductivity", T))
+
+
+@jax.jit
+def _thermal_conductivity(tls, material, T):
+    """The body of `thermal_conductivity` (T checked). Compiled once per TLS structure and
+    shape, so that calls outside `jit` do not re-trace the quadrature every time."""
     # NumPy constants take T's dtype explicitly (the process may switch x64 on and off)
     xn = jnp.asarray(_X_NODES, dtype=T.dtype)
     log_xn = jnp.asarray(np.log(_X_NODES), dtype=T.dtype)
