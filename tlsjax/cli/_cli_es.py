@@ -18,6 +18,10 @@ from ..studies._reproduce import (
 )
 from ._main import float_list
 
+#: `reproduce --quick`: a smaller x = 0.2 sample and 4 realizations (a smoke run).
+QUICK_SAMPLES = ((0.2, 12), (0.5, 13))
+QUICK_REALIZATIONS = 4
+
 
 def register(sub) -> None:
     p = sub.add_parser("es", help="ES reduction P_S(E) and T_U for one sample",
@@ -137,8 +141,8 @@ def run_reproduce(args) -> int:
     from ..plot._plot import plot_ps_panels, plot_tu_summary
 
     out = OutputDir(args.out, overwrite=args.overwrite)
-    samples = ((0.2, 12), (0.5, 13)) if args.quick else PAPER_SAMPLES
-    realizations = 4 if args.quick else args.realizations
+    samples = QUICK_SAMPLES if args.quick else PAPER_SAMPLES
+    realizations = QUICK_REALIZATIONS if args.quick else args.realizations
     results = []
     for (x, cells), label in zip(samples, ("Fig. 2 b-d analogue: ", "Fig. 4 analogue: ")):
         res = run_scan(x, cells, PAPER_ATILDES, PAPER_H_RELS, realizations=realizations,
