@@ -173,6 +173,18 @@ def test_kappa_outside_validity_refused(argv, fragments, capsys):
     _refused(["kappa", *MAT, *argv], capsys, *fragments)
 
 
+def test_kappa_overflow_is_reported_not_printed(capsys, tmp_path):
+    """At 1e4 K the S-tau C(E) has vanished (E >> J_o): with no other scattering the
+    model's kappa exceeds float32's range; the CLI says so instead of printing inf."""
+    stau = ["--cells", "6", "--realizations", "2"]  # the DOS of test_dos.py
+    _refused(["kappa", "--T", "1e4", *MAT, *stau], capsys, "not finite", "--boundary")
+    out = tmp_path / "k.json"
+    code, _, err = _cli(["kappa", "--T", "1e4", *MAT, *stau, "--boundary", "1e-3",
+                         "--json", str(out)], capsys)
+    assert code == 0, err
+    assert math.isfinite(json.loads(out.read_text())["kappa"][0])
+
+
 def test_temperature_range_api_and_jit():
     with pytest.raises(ValueError, match=r"thermal_conductivity\(T=...\)` must be finite and in"):
         tj.thermal_conductivity(tj.ConstantC(3e-4), MATERIAL, [1.0, 1e12])

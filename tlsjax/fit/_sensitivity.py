@@ -46,7 +46,7 @@ from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAP
 from ..model._theta import HardTheta, SoftTheta
 from ..observables._dos import StauDOS, StauTLS
 from ..observables._material import Material
-from ..observables._stm import thermal_conductivity
+from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity
 
 #: The differentiated parameters, in order.
 PARAM_NAMES = ("g", "J0", "atilde", "h_rel", "w")
@@ -296,6 +296,8 @@ def sensitivity(
         raise ValueError("`sensitivity(material=..., temperatures=...)` go together: give "
                          "both for kappa(T), or neither")
     if temperatures is not None:
+        check_range("sensitivity", "temperatures", np.asarray(temperatures, dtype=float),
+                    T_MIN_K, T_MAX_K, reason="in K; the range of the observables")
         temperatures = check_grid("sensitivity", "temperatures", temperatures,
                                   positive=True, increasing=True)
     keys = jax.random.split(jax.random.key(seed), realizations)
