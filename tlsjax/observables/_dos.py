@@ -24,6 +24,7 @@ gamma_tau^2 n_tau = gamma_S^2 n_S, i.e. g phi_tau(E / g J_o) = P_S(E) phi_S(E / 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -246,9 +247,11 @@ class StauTLS(AbstractTLS):
     dos: StauDOS
     params: ModelParams
 
+    @eqx.filter_jit
     def strength_parts(self, energies_K):
         return jnp.exp(self.log_strength_parts(energies_K))
 
+    @eqx.filter_jit
     def log_strength_parts(self, energies_K):
         p = self.params
         e = jnp.asarray(energies_K)
@@ -319,7 +322,12 @@ def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
     # validate, then use the Python floats (under `jit` check_range returns a tracer)
     check_range("crossover", "lo", lo, 0.0, lo_open=True)
     check_range("crossover", "hi", hi, lo, lo_open=True)
-    lo, hi = float(lo), float(hi)
+    return _crossover(tls, float(lo), float(hi))
+
+
+@functools.partial(jax.jit, static_argnames=("lo", "hi"))
+def _crossover(tls: StauTLS, lo: float, hi: float) -> Crossover:
+    """The body of `crossover`, compiled once per DOS structure and bracket."""
     p, dos = tls.params, tls.dos
     gJ0 = p.g * p.J0
 

@@ -190,6 +190,7 @@ def _log_sum(*terms):
 # ---------------------------------------------------------------- resonant scattering
 
 
+@functools.partial(jax.jit, static_argnames="alpha")
 def _log_qinv_res(tls: AbstractTLS, material: Material, T, omega, alpha: int):
     """ln(pi C_alpha(hbar omega) tanh(hbar omega / 2 k_B T)) on the (T, omega) grid."""
     log_omega = jnp.log(omega)[None, :]
@@ -199,6 +200,7 @@ def _log_qinv_res(tls: AbstractTLS, material: Material, T, omega, alpha: int):
     return math.log(math.pi) + log_c + _log_tanh_half(log_x)
 
 
+@functools.partial(jax.jit, static_argnames="alpha")
 def _log_inverse_mfp(tls: AbstractTLS, material: Material, T, omega, alpha: int):
     """ln l^-1 (l^-1 in m^-1) on the (T, omega) grid for polarization index alpha."""
     log_omega = jnp.log(omega)[None, :]
