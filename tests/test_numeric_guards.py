@@ -76,6 +76,42 @@ def test_strong_field_crossovers_api(h_rel):
         assert float(tj.p_s(es, jnp.asarray([hard + 1e-9]))[0]) >= 0.1
 
 
+@pytest.mark.parametrize("h_rel", [3.0, 10.0])
+def test_stau_crossover_strong_fields(h_rel):
+    """h_rel = 3 is the fit's upper bound: the crossovers must be right there. Where
+    P_S(E -> 0) >= 5 g (no gap) the shortcut T_U is 0, else P_S(T_U) = 5 g; the
+    bisection bracket used to fail ('The root is not contained in [lower, upper]')."""
+    sample = tj.Sample(0.2, 6)  # the DOS configuration of test_dos.py
+    p = tj.ModelParams(h_rel=h_rel)
+    tls = tj.stau_tls(p, sample=sample, realizations=2)
+    c = tj.crossover(tls)
+    p0 = float(tls.dos.p_s(jnp.asarray([0.0]))[0])
+    short = float(c.shortcut) / float(p.gJ0)
+    if p0 >= 0.1:
+        assert short == 0.0
+    else:
+        assert short > 0 and float(tls.dos.p_s(jnp.asarray([short]))[0]) == pytest.approx(0.1)
+    assert float(c.full) >= 0.0 and np.isfinite(float(c.full))
+    if h_rel == 10.0:
+        assert p0 >= 0.1 and float(c.full) == 0.0  # no gap at all
+
+
+def test_crossover_bracket_errors_and_no_gap_cli(capsys, tmp_path):
+    sample = tj.Sample(0.2, 6)
+    tls = tj.stau_tls(tj.ModelParams(h_rel=1.0), sample=sample, realizations=2)
+    with pytest.raises(ValueError, match=r"crossover\(lo=...\)`: T_U lies between 0 and lo"):
+        tj.crossover(tls, lo=0.5)
+    with pytest.raises(ValueError, match=r"crossover\(hi=...\)`: no crossover below hi"):
+        tj.crossover(tls, hi=0.01)
+    code, text, err = _cli(["observables", *MAT, "--cells", "6", "--realizations", "2",
+                            "--h-rel", "10", "--points", "3", "--out", str(tmp_path / "o")],
+                           capsys, float32=False)
+    assert code == 0, err
+    assert "no gap" in text
+    s = json.loads((tmp_path / "o" / "observables.json").read_text())["summary"]
+    assert s["T_U_full_K"] == 0.0 and s["kappa_over_T2_flatness_below_T_U_full"] is None
+
+
 # ---------------------------------------------------------------- a~, w and sample size
 
 

@@ -247,7 +247,10 @@ def compute_observables(tls: StauTLS, material: Material, T, freq: float) -> dic
         out[f"Qinv_{name}"] = out[f"Qinv_res_{name}"] + out[f"Qinv_rel_{name}"]
         out[f"l_over_lambda_{name}"] = jnp.diagonal(
             mfp_over_wavelength(model, material, T, omega_th))
-    energies = jnp.geomspace(1e-3 * float(cross.full), 100.0 * float(cross.shortcut), 80)
+    # C(E) around T_U; T_U = 0 (no gap) falls back on the scale <E_tau>
+    e_lo = float(cross.full) if float(cross.full) > 0 else float(cross.e_tau)
+    e_hi = float(cross.shortcut) if float(cross.shortcut) > 0 else float(cross.e_tau)
+    energies = jnp.geomspace(1e-3 * e_lo, 100.0 * e_hi, 80)
     parts = tls.strength_parts(energies)
     out.update(E=energies, C_tau=parts[0], C_S=parts[1], C=parts[0] + parts[1],
                C0=c0, T_U_full=cross.full, T_U_shortcut=cross.shortcut, E_tau=cross.e_tau,
@@ -321,6 +324,9 @@ def run_observables(args) -> int:
           f"{summary['E_tau_K']:.4g} K")
     print(f"  (soft Theta, w = {summary['soft_theta_width']:g} <E_tau>; hard Theta on the same "
           f"realizations: T_U = {tu_full_h:.4g} K (full), {tu_short_h:.4g} K (P_S = 5g))")
+    if tu_full == 0.0 or tu_short == 0.0:
+        print("  T_U = 0 means no gap: the S TLSs dominate C(E) already as E -> 0 (strong "
+              "random fields); there is no universal regime below a crossover")
     print(f"  C(E -> 0) = {summary['C0']:.4g} (kappa_log g = {summary['kappa_log_g']:.4g}); "
           f"C(10 T_U) = {summary['C_at_10_T_U_shortcut']:.4g}")
     flat = summary["kappa_over_T2_flatness_below_T_U_full"]

@@ -24,7 +24,6 @@ gamma_tau^2 n_tau = gamma_S^2 n_S, i.e. g phi_tau(E / g J_o) = P_S(E) phi_S(E / 
 
 from __future__ import annotations
 
-import functools
 import math
 
 import equinox as eqx
@@ -287,51 +286,76 @@ class Crossover(eqx.Module):
     e_tau: Float[Array, ""]
 
 
-# The two criteria at module level, so that `optx.root_find` (jitted, keyed on the
+# The two criteria as "S dominance" d(eps), increasing in eps = E / (g J_o): the S TLSs
+# win where d >= 0. At module level, so that `optx.root_find` (jitted, keyed on the
 # function) compiles once per shape rather than at every call.
-def _full_criterion(u, args):
-    """ln(g phi_tau) - ln(P_S phi_S) at E = e^u g J_o."""
-    dos, prm = args
-    e = jnp.exp(u)
-    return jnp.log(prm.g) + dos.log_phi_tau(e) - dos.log_p_s(e) - log_phi_s(e * prm.g)
+def _full_dominance(eps, dos, prm):
+    """ln(P_S phi_S) - ln(g phi_tau): gamma_S^2 n_S against gamma_tau^2 n_tau."""
+    return (dos.log_p_s(eps) + log_phi_s(eps * prm.g) - jnp.log(prm.g)
+            - dos.log_phi_tau(eps))
 
 
-def _shortcut_criterion(u, args):
-    """ln P_S - ln(5 g) at E = e^u g J_o."""
-    dos, prm = args
-    return dos.log_p_s(jnp.exp(u)) - jnp.log(5.0 * prm.g)
+def _shortcut_dominance(eps, dos, prm):
+    """ln P_S - ln(5 g)."""
+    return dos.log_p_s(eps) - jnp.log(5.0 * prm.g)
 
 
-def _root_log(fn, lo: float, hi: float, args):
-    """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated)."""
+def _log_bracketed(u, args):
+    """d(e^u) where the bracket holds a sign change, else u - mid (a stand-in with a
+    root, so that the bisection never fails; its result is then discarded)."""
+    dominance, dos, prm, valid, mid = args
+    return jnp.where(valid, dominance(jnp.exp(u), dos, prm), u - mid)
+
+
+def _crossing(dominance, lo: float, hi: float, dos, prm):
+    """The least eps >= 0 with d(eps) >= 0: 0 where the S TLSs dominate already at
+    E -> 0 (no gap), else the bisection root in log eps on [lo, hi] (implicitly
+    differentiated). A crossing in (0, lo), or none below hi, raises at run time."""
+    d0, d_lo, d_hi = (dominance(jnp.asarray(e, dos.es.top.dtype), dos, prm) for e in (0.0, lo, hi))
+    no_gap = d0 >= 0.0
+    valid = (d_lo < 0.0) & (d_hi > 0.0)
+    ul, uh = math.log(lo), math.log(hi)
+    mid = 0.5 * (ul + uh)
     sol = optx.root_find(
-        fn, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
-        jnp.asarray(0.5 * (lo + hi)), args=args,
-        options=dict(lower=lo, upper=hi), max_steps=200, throw=False)
-    return jnp.exp(sol.value)
+        _log_bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
+        jnp.asarray(mid), args=(dominance, dos, prm, valid, mid),
+        options=dict(lower=ul, upper=uh), max_steps=200, throw=False)
+    t = jnp.where(no_gap, 0.0, jnp.exp(sol.value))
+    t = eqx.error_if(t, ~no_gap & (d_lo >= 0.0), _BELOW_LO)
+    return eqx.error_if(t, ~no_gap & (d_hi <= 0.0), _ABOVE_HI)
+
+
+_BELOW_LO = "`crossover(lo=...)`: T_U lies between 0 and lo g J_o; pass a smaller `lo`"
+_ABOVE_HI = "`crossover(hi=...)`: no crossover below hi g J_o; pass a larger `hi`"
 
 
 def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
     """T_U of an S-tau model by the full criterion and by the shortcut P_S = 5 g.
 
-    The roots are searched in E / (g J_o) in [`lo`, `hi`] (bisection in log E); a
-    result at either bound means there is no crossover inside.
+    Each T_U is the least E >= 0 from which the S TLSs dominate: 0 where they do already
+    at E -> 0 (no gap, e.g. strong random fields h_rel >~ 3), else the root in
+    E / (g J_o) in [`lo`, `hi`] (bisection in log E). A root in (0, `lo`) or none
+    below `hi` raises (pass another bracket).
 
     **Returns:** a `Crossover` (kelvin).
     """
     # validate, then use the Python floats (under `jit` check_range returns a tracer)
     check_range("crossover", "lo", lo, 0.0, lo_open=True)
     check_range("crossover", "hi", hi, lo, lo_open=True)
-    return _crossover(tls, float(lo), float(hi))
+    try:
+        return _crossover(tls, float(lo), float(hi))
+    except eqx.EquinoxRuntimeError as err:  # called outside `jit`: a plain ValueError
+        for msg in (_BELOW_LO, _ABOVE_HI):
+            if msg in str(err):
+                raise ValueError(f"{msg} (lo = {lo:g}, hi = {hi:g})") from None
+        raise
 
 
-@functools.partial(jax.jit, static_argnames=("lo", "hi"))
+@eqx.filter_jit  # lo, hi are Python floats: static
 def _crossover(tls: StauTLS, lo: float, hi: float) -> Crossover:
     """The body of `crossover`, compiled once per DOS structure and bracket."""
     p, dos = tls.params, tls.dos
     gJ0 = p.g * p.J0
-
-    bounds = (math.log(lo), math.log(hi))
-    t_full = _root_log(_full_criterion, *bounds, (dos, p)) * gJ0
-    t_short = _root_log(_shortcut_criterion, *bounds, (dos, p)) * gJ0
+    t_full = _crossing(_full_dominance, lo, hi, dos, p) * gJ0
+    t_short = _crossing(_shortcut_dominance, lo, hi, dos, p) * gJ0
     return Crossover(t_full, t_short, dos.e_tau_mean * gJ0)
