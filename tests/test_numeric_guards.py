@@ -336,3 +336,11 @@ def test_hard_dos_is_the_step_function():
     direct = np.mean([np.asarray(tj.p_s(jax.tree_util.tree_map(lambda a, r=r: a[r], es),
                                         eps / es.e_tau_mean[r])) for r in range(2)], axis=0)
     np.testing.assert_allclose(np.asarray(dos.p_s(eps)), direct, rtol=1e-12)
+
+
+def test_sensitivity_refuses_undefined_logarithms(capsys, tmp_path):
+    """At h_rel = 10 the S spins are not gapped (T_U = 0): ln T_U and its derivatives are
+    undefined, and the command says so instead of printing -inf or nan."""
+    _refused(["sensitivity", "--cells", "5", "--realizations", "1", "--h-rel", "10",
+              "--fd-checks", "0", "--out", str(tmp_path / "s")], capsys,
+             "T_U[K], T_U/<E_tau>", "no gap")

@@ -313,10 +313,15 @@ def sensitivity(
     jac_fn = jax.jit(jax.jacfwd(f) if mode == "forward" else jax.jacrev(f))
     f_jit = jax.jit(f)
     pj = jnp.asarray(p)
+    log_y = np.asarray(f_jit(pj), dtype=float)
+    if not np.all(np.isfinite(log_y)):
+        bad = [n for n, v in zip(names, log_y) if not np.isfinite(v)]
+        raise ValueError(f"`sensitivity`: {', '.join(bad)} is 0 or not finite at this point, so "
+                         "its logarithmic derivatives are undefined (T_U = 0 means no gap: "
+                         "P_S(0+) >= 5 g, e.g. under strong random fields h_rel)")
     start = time.perf_counter()
     log_jac = np.asarray(jac_fn(pj), dtype=float)
     seconds = time.perf_counter() - start
-    log_y = np.asarray(f_jit(pj), dtype=float)
     y = np.exp(log_y)
     with np.errstate(invalid="ignore"):
         elasticity = np.where(p[None, :] != 0.0, log_jac * p[None, :], np.nan)
