@@ -103,9 +103,10 @@ def test_crossover_bracket_errors_and_no_gap_cli(capsys, tmp_path):
         tj.crossover(tls, lo=0.5)
     with pytest.raises(ValueError, match=r"crossover\(hi=...\)`: no crossover below hi"):
         tj.crossover(tls, hi=0.01)
+    # the grid of test_cli_observables.py: its compiled functions are reused
     code, text, err = _cli(["observables", *MAT, "--cells", "6", "--realizations", "2",
-                            "--h-rel", "10", "--points", "3", "--out", str(tmp_path / "o")],
-                           capsys, float32=False)
+                            "--h-rel", "10", "--points", "4", "--T-min", "0.05", "--T-max",
+                            "5", "--out", str(tmp_path / "o")], capsys, float32=False)
     assert code == 0, err
     assert "no gap" in text
     s = json.loads((tmp_path / "o" / "observables.json").read_text())["summary"]
