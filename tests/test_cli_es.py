@@ -1,25 +1,17 @@
 import json
-import os
-import subprocess
-import sys
+import re
 
+import jax
 import numpy as np
 import pytest
 
 from tlsjax.cli import main
 
 
-def _run(*args, cwd=None):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "tlsjax.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env)
-
-
-def test_es_json_single_case(tmp_path):
+def test_es_json_single_case(tmp_path, capsys):
     out = tmp_path / "es.json"
-    r = _run("es", "--x", "0.2", "--cells", "6", "--atilde", "3", "--realizations", "3",
-             "--energies", "0.05,0.1,0.5,1,3", "--json", str(out), "--no-progress")
-    assert r.returncode == 0, r.stderr
+    assert main(["es", "--x", "0.2", "--cells", "6", "--atilde", "3", "--realizations", "3",
+                 "--energies", "0.05,0.1,0.5,1,3", "--json", str(out), "--no-progress"]) == 0
     d = json.loads(out.read_text())
     assert d["n_sites_mean"] == pytest.approx(0.2 * 4 * 216, rel=0.2)
     assert d["P_S"]["energies"] == [0.05, 0.1, 0.5, 1, 3]
@@ -28,10 +20,11 @@ def test_es_json_single_case(tmp_path):
     assert np.all(np.diff(mean) >= 0) and mean[-1] == pytest.approx(1.0)
     assert 0 < d["T_U_over_E_tau"]["mean"] < 1 and d["T_U_over_E_tau"]["stderr"] > 0
     assert d["realizations"] == 3 and d["atilde"] == 3.0
-    assert "T_U/<E_tau>" in r.stdout
+    assert "T_U/<E_tau>" in capsys.readouterr().out
     # no silent overwrite
-    r2 = _run("es", "--cells", "4", "--realizations", "1", "--json", str(out), "--no-progress")
-    assert r2.returncode == 2 and "exists" in r2.stderr
+    assert main(["es", "--cells", "4", "--realizations", "1", "--json", str(out),
+                 "--no-progress"]) == 2
+    assert "exists" in capsys.readouterr().err
 
 
 def test_es_scan_lists_and_soft(tmp_path):
@@ -43,15 +36,19 @@ def test_es_scan_lists_and_soft(tmp_path):
     assert np.array(d["P_S"]["mean"]).shape == (2, 2, 2)
     assert np.array(d["T_U_over_E_tau"]["mean"]).shape == (2, 2)
     assert d["width"] == 0.05
+    # the hard Theta (the paper's algorithm) beside the soft one, same realizations
+    hard = np.array(d["T_U_over_E_tau_hard"]["mean"])
+    assert hard.shape == (2, 2) and np.all(hard > 0)
+    assert np.all(hard < np.array(d["T_U_over_E_tau"]["mean"]))  # w = 0.05 moves T_U up
 
 
 @pytest.mark.parametrize("args, match", [
     (["--x", "0"], r"Sample\(x=...\)` must be finite and in \(0, 1\]"),
     (["--x", "1.5"], r"Sample\(x=...\)"),
     (["--cells", "1"], r"cells=...\)` must be >= 2"),
-    (["--atilde", "-1"], r"atildes=...\)` must be finite and in \[0, inf\]"),
+    (["--atilde", "-1"], r"atildes=...\)` must be finite and in \[0, 1000\]"),
     (["--h-tau", "-0.3"], r"h_rels=...\)"),
-    (["--width", "-0.1"], r"width=...\)` must be finite and in \[0, inf\]"),
+    (["--width", "-0.1"], r"width=...\)` must be finite and in \[0, 1\]"),
     (["--g", "0.3"], r"g=...\)` must be finite and in \(0, 0.2\)"),
     (["--energies", "1,0.5"], r"energies=...\)` must be strictly increasing"),
     (["--energies", "nan"], r"energies=...\)` must contain only finite"),
@@ -62,8 +59,6 @@ def test_es_bad_input(args, match, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "error" in err
-    import re
-
     assert re.search(match, err), err
 
 
@@ -74,39 +69,46 @@ def test_es_bad_list_syntax(capsys):
 
 
 @pytest.mark.slow
-def test_reproduce_quick_end_to_end(tmp_path):
+def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
+    """The main job end to end, in-process, on samples smaller than --quick's (the
+    property does not need their size: every file, the comparison with the paper, and
+    that a second run replaces its own files but never one the user wrote)."""
+    import tlsjax.cli._cli_es as cli_es
+
+    monkeypatch.setattr(cli_es, "QUICK_SAMPLES", ((0.2, 5), (0.5, 4)))
+    monkeypatch.setattr(cli_es, "QUICK_REALIZATIONS", 2)
     out = tmp_path / "results"
-    r = _run("reproduce", "--quick", "--out", str(out), "--no-progress")
-    assert r.returncode == 0, r.stderr[-2000:]
-    for name in ("ps_x0.2_L12.png", "ps_x0.5_L13.png", "tu_summary.png", "tu_table.csv",
-                 "summary.json", "summary.txt", "ps_x0.2_L12.csv", "ps_x0.5_L13.json"):
+    argv = ["reproduce", "--quick", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err[-2000:]
+    for name in ("ps_x0.2_L5.png", "ps_x0.5_L4.png", "tu_summary.png", "tu_table.csv",
+                 "summary.json", "summary.txt", "ps_x0.2_L5.csv", "ps_x0.5_L4.json"):
         assert (out / name).is_file(), name
     s = json.loads((out / "summary.json").read_text())
     cmp = s["comparison_with_paper"]
     assert cmp["paper"] == 0.2 and cmp["n"] == 2 * 4 * 3  # a~ = 1.5, 3, 4.5, 6
     assert 0 < cmp["measured_min"] <= cmp["measured_mean"] <= cmp["measured_max"] < 1
-    assert "Paper: T_U ~ 0.2 <E_tau>" in r.stdout
+    assert "Paper: T_U ~ 0.2 <E_tau>" in capsys.readouterr().out
     rows = (out / "tu_table.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 5 * 3
     # a second run replaces its own files, but never a file the user wrote
     (out / "notes.txt").write_text("mine")
     (out / "extra").mkdir()
-    r2 = _run("reproduce", "--quick", "--out", str(out), "--no-progress")
-    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert main(argv) == 0, capsys.readouterr().err[-2000:]
     assert (out / "notes.txt").read_text() == "mine"
     user = tmp_path / "user"
     user.mkdir()
     (user / "summary.txt").write_text("my summary")
-    r3 = _run("reproduce", "--quick", "--out", str(user), "--no-progress")
-    assert r3.returncode == 2 and "not written by tlsjax" in r3.stderr
+    assert main(["reproduce", "--quick", "--out", str(user), "--no-progress"]) == 2
+    assert "not written by tlsjax" in capsys.readouterr().err
     assert (user / "summary.txt").read_text() == "my summary"
 
 
 def test_es_soft_in_float32(tmp_path):
     # the CLI runs in JAX's default float32: the soft T_U root must converge there too
     out = tmp_path / "soft.json"
-    r = _run("es", "--cells", "10", "--realizations", "2", "--width", "0.05", "--energies",
-             "0.1,0.3,1", "--json", str(out), "--no-progress")
-    assert r.returncode == 0, r.stderr[-2000:]
+    with jax.enable_x64(False):
+        code = main(["es", "--cells", "10", "--realizations", "2", "--width", "0.05",
+                     "--energies", "0.1,0.3,1", "--json", str(out), "--no-progress"])
+    assert code == 0
     d = json.loads(out.read_text())
     assert 0.1 < d["T_U_over_E_tau"]["mean"] < 0.4

@@ -7,7 +7,8 @@ from tlsjax.cli import main
 from tlsjax.observables._material import HBAR, K_B
 
 MAT = ["--rho", "2200", "--vl", "5800", "--vt", "3800"]
-TINY = ["--cells", "4", "--realizations", "1"]
+# the sample of tests/test_dos.py (same key and settings: compiled functions are shared)
+TINY = ["--cells", "6", "--realizations", "2"]
 
 
 def test_kappa_constant_c_json(tmp_path, capsys):

@@ -7,7 +7,10 @@ import pytest
 
 import tlsjax as t
 
-SAMPLE = t.Sample(0.2, 6)  # ~170 impurities: fast, enough for limits and gradients
+# ~170 impurities: fast, enough for limits and gradients. The same sample, key and
+# settings as the CLI tests (`--cells 6 --realizations 2`) and the fit tests, so the
+# compiled DOS functions are shared across the session.
+SAMPLE = t.Sample(0.2, 6)
 PARAMS = t.ModelParams()
 MAT = t.Material(2200.0, 5800.0, 3800.0)
 
@@ -18,8 +21,7 @@ def tls():
     # often has E_min near or below 0 (then P_S(E -> 0) ~ 1/330, not << g). Key 1's
     # sample has them all above 0.03 <E_tau> (checked here, so a change of the draw
     # shows up as this precondition, not as a failed limit).
-    tls = t.stau_tls(PARAMS, sample=SAMPLE, key=jax.random.PRNGKey(1), realizations=2,
-                     top_k=16)
+    tls = t.stau_tls(PARAMS, sample=SAMPLE, key=jax.random.PRNGKey(1), realizations=2)
     e_min = np.asarray(tls.dos.es.top[:, :, 0])[np.asarray(tls.dos.es.mask)]
     assert e_min.min() > 0.03
     return tls
@@ -110,4 +112,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"stau_dos\(width="):
         t.stau_dos(PARAMS, SAMPLE, realizations=1, width=-1.0)
     with pytest.raises(ValueError, match=r"crossover\(hi="):
-        t.crossover(t.stau_tls(PARAMS, sample=SAMPLE, realizations=1, top_k=4), lo=1.0, hi=0.5)
+        t.crossover(t.stau_tls(PARAMS, sample=SAMPLE, realizations=2), lo=1.0, hi=0.5)

@@ -61,7 +61,7 @@ def test_matches_numpy_reference(atilde, h_rel):
 
 
 def test_block_size_invariance():
-    sample = tj.Sample(0.2, cells=8)
+    sample = tj.Sample(0.2, cells=6)
     params = tj.ModelParams(atilde=1.5, h_rel=0.3)
     key = jax.random.key(3)
     n = sample.capacity

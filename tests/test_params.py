@@ -12,7 +12,7 @@ import tlsjax as tj
         ("g", 0.0, r"ModelParams\(g=...\)` must be finite and in \(0, 1\)"),
         ("g", 1.5, r"ModelParams\(g=...\)"),
         ("J0", -1.0, r"ModelParams\(J0=...\)` must be finite and in \(0, inf\]"),
-        ("atilde", -0.1, r"ModelParams\(atilde=...\)` must be finite and in \[0, inf\]"),
+        ("atilde", -0.1, r"ModelParams\(atilde=...\)` must be finite and in \[0, 1000\]"),
         ("h_rel", -1.0, r"ModelParams\(h_rel=...\)"),
         ("kappa_log", 0.0, r"ModelParams\(kappa_log=...\)` must be finite and in \(0, 1\]"),
         ("atilde", float("nan"), r"ModelParams\(atilde=...\)"),

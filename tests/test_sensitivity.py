@@ -10,12 +10,19 @@ from tlsjax.fit._sensitivity import (
     sensitivity,
 )
 
-_KW = dict(x=0.2, cells=6, realizations=2, energies=[0.2, 0.5, 1.0], top_k=16)
+_KW = dict(x=0.2, cells=5, realizations=2, energies=[0.2, 0.5, 1.0])
+_TEMPERATURES = [0.5, 3.0]
 
 
 @pytest.fixture(scope="module")
 def forward():
-    return sensitivity(mode="forward", fd_checks=8, **_KW)
+    """One forward-mode run with every kind of output (T_U, C_o, P_S and kappa(T)),
+    shared by the tests below (one compilation)."""
+    import tlsjax as tj
+
+    material = tj.Material(rho=2200.0, v_l=5800.0, v_t=3800.0)
+    return sensitivity(mode="forward", fd_checks=12, material=material,
+                       temperatures=_TEMPERATURES, **_KW)
 
 
 def test_auto_mode_follows_shape():
@@ -26,18 +33,39 @@ def test_auto_mode_follows_shape():
 
 def test_jacobian_agrees_with_finite_differences(forward):
     assert jax.config.jax_enable_x64
-    assert len(forward.fd_checks) == 8
+    assert len(forward.fd_checks) == 12
     assert {c["param"] for c in forward.fd_checks} == set(PARAM_NAMES)
     nonzero = [c for c in forward.fd_checks if c["d_log_y_d_p_ad"] != 0.0]
     assert len(nonzero) >= 5
+    assert [c for c in forward.fd_checks if c["output"].startswith("kappa")]
     for c in forward.fd_checks:
         assert c["abs_error"] <= 1e-5 * max(abs(c["d_log_y_d_p_fd"]), 1.0), c
 
 
 def test_forward_and_reverse_agree(forward):
-    rev = sensitivity(mode="reverse", fd_checks=0, **_KW)
+    rev = sensitivity(mode="reverse", fd_checks=0, **_KW)  # without kappa(T): 6 outputs
     assert rev.mode == "reverse" and forward.mode == "forward"
-    np.testing.assert_allclose(rev.log_jacobian, forward.log_jacobian, rtol=1e-9, atol=1e-12)
+    assert rev.output_names == forward.output_names[:6]
+    np.testing.assert_allclose(rev.log_jacobian, forward.log_jacobian[:6], rtol=1e-9,
+                               atol=1e-12)
+    np.testing.assert_allclose(rev.hard_values, forward.hard_values[:6], rtol=1e-12)
+
+
+def test_hard_theta_values_beside_soft(forward):
+    """Every output is also reported with the paper's hard Theta, close to the soft value
+    at the default width (within 3% on the default sample, test_numeric_guards.py; here,
+    ~100 impurities, the hard 5 g quantile itself moves in steps of ~3%)."""
+    from tlsjax.fit._sensitivity import DEFAULT_SENS_WIDTH, elasticity_table
+
+    assert forward.params[4] == DEFAULT_SENS_WIDTH
+    v = dict(zip(forward.output_names, forward.values))
+    h = dict(zip(forward.output_names, forward.hard_values))
+    assert h["T_U/<E_tau>"] == pytest.approx(v["T_U/<E_tau>"], rel=0.06)
+    assert h["T_U[K]"] == pytest.approx(v["T_U[K]"], rel=0.06)
+    assert h["C_o"] == pytest.approx(v["C_o"], rel=1e-12)
+    for name in forward.output_names[3:]:
+        assert h[name] > 0 and np.isfinite(h[name]), name
+    assert "hard Theta" in elasticity_table(forward)
 
 
 def test_exact_elasticities(forward):
@@ -48,7 +76,8 @@ def test_exact_elasticities(forward):
     # T_U[K] = (T_U / <E_tau>) (<E_tau> / g J_o) g J_o: elasticity exactly 1 in J_o.
     np.testing.assert_allclose(e["T_U[K]"][1], 1.0, rtol=1e-12)
     # P_S(E) with E in units of <E_tau> depends on neither g nor J_o.
-    for name in names[3:]:
+    for name in names[3:6]:
+        assert name.startswith("P_S")
         np.testing.assert_array_equal(e[name][:2], 0.0)
     np.testing.assert_allclose(forward.jacobian, forward.log_jacobian * forward.values[:, None])
 
@@ -75,12 +104,14 @@ def test_cli_writes_table_figure_and_checks(tmp_path, capsys):
     from tlsjax.cli import main
 
     out = tmp_path / "sens"
-    rc = main(["sensitivity", "--cells", "6", "--realizations", "1", "--energies", "0.3,1",
+    rc = main(["sensitivity", "--cells", "5", "--realizations", "1", "--energies", "0.3,1",
                "--h-rel", "0", "--fd-checks", "5", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "Elasticities" in text and "max rel. error" in text
     assert "d ln y / d p shown" in text
+    assert "hard Theta" in text
+    assert (out / "elasticities.csv").read_text().startswith("output,value,value_hard_theta,")
     for name in ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "sensitivity.json").read_text())
@@ -97,21 +128,14 @@ def test_cli_refuses_foreign_file(tmp_path):
     out = tmp_path / "sens"
     out.mkdir()
     (out / "sensitivity.json").write_text("{}")
-    assert main(["sensitivity", "--cells", "6", "--fd-checks", "0", "--out", str(out)]) == 2
+    assert main(["sensitivity", "--cells", "5", "--fd-checks", "0", "--out", str(out)]) == 2
     assert (out / "sensitivity.json").read_text() == "{}"
 
 
-def test_kappa_entries_agree_with_finite_differences():
+def test_kappa_entries(forward):
     import tlsjax as tj
 
-    material = tj.Material(rho=2200.0, v_l=5800.0, v_t=3800.0)
-    res = sensitivity(x=0.2, cells=6, realizations=1, energies=[1.0], top_k=16,
-                      material=material, temperatures=[0.5, 3.0], fd_checks=12, seed=2)
-    assert res.output_names[-2:] == ["kappa(T=0.5K)", "kappa(T=3K)"]
-    assert np.all(np.isfinite(res.log_jacobian))
-    kappa_checks = [c for c in res.fd_checks if c["output"].startswith("kappa")]
-    assert kappa_checks
-    for c in res.fd_checks:
-        assert c["abs_error"] <= 1e-5 * max(abs(c["d_log_y_d_p_fd"]), 1.0), c
+    assert forward.output_names[-2:] == ["kappa(T=0.5K)", "kappa(T=3K)"]
+    assert np.all(np.isfinite(forward.log_jacobian))
     with pytest.raises(ValueError, match="together"):
-        sensitivity(material=material)
+        sensitivity(material=tj.Material(rho=2200.0, v_l=5800.0, v_t=3800.0))

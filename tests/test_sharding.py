@@ -27,7 +27,7 @@ CASES = textwrap.dedent("""
     from tlsjax.parallel._ensemble import disorder_average
     from tlsjax.parallel._sharding import device_mesh
 
-    SAMPLE = tj.Sample(0.2, 7)
+    SAMPLE = tj.Sample(0.2, 5)  # ~100 impurities: 12 row blocks of 16 over 4 devices
     THETA = tj.SoftTheta(0.05)
     THETA_TOP_K = tj.SoftTheta(0.05, allow_truncation=True)
     E = jnp.array([0.2, 0.5, 1.0])

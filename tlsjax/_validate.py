@@ -40,6 +40,7 @@ def check_range(
     lo_open: bool = False,
     hi_open: bool = False,
     dtype=None,
+    reason: str = "",
 ):
     """Return `value` as a JAX array after checking `lo <= value <= hi` and finiteness.
 
@@ -49,6 +50,7 @@ def check_range(
     - `name`: the argument's name, used in the message.
     - `value`: scalar or array, concrete or traced.
     - `lo`, `hi`, `lo_open`, `hi_open`: the allowed interval.
+    - `reason`: why the interval is what it is (appended to the message in parentheses).
 
     **Returns:** the value as an array (of the default float dtype unless `dtype`).
 
@@ -57,6 +59,8 @@ def check_range(
     """
     interval = _interval(lo, hi, lo_open, hi_open)
     msg = f"`{where}({name}=...)` must be finite and in {interval}"
+    if reason:
+        msg += f" ({reason})"
     _reject_non_numeric(where, name, value, msg)
     if is_traced(value):
         arr = jnp.asarray(value, dtype=dtype)

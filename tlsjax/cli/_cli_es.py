@@ -22,6 +22,10 @@ from ..studies._reproduce import (
 )
 from ._main import ListAction, float_list
 
+#: `reproduce --quick`: a smaller x = 0.2 sample and 4 realizations (a smoke run).
+QUICK_SAMPLES = ((0.2, 12), (0.5, 13))
+QUICK_REALIZATIONS = 4
+
 
 def register(sub) -> None:
     p = sub.add_parser("es", help="ES reduction P_S(E) and T_U for one sample",
@@ -132,8 +136,9 @@ def run_es(args) -> int:
     out = dict(command="tlsjax es", **res.to_json())
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
     for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0", "T_U_over_median_E_tau",
-                "E_tau_median_over_mean"):
-        out[key] = _squeeze_case(out[key], single_a, single_h)
+                "E_tau_median_over_mean", "T_U_over_E_tau_hard", "fraction_no_gap"):
+        if key in out:
+            out[key] = _squeeze_case(out[key], single_a, single_h)
     if single_a:
         out["atilde"] = float(args.atilde[0])
     if single_h:
@@ -141,18 +146,11 @@ def run_es(args) -> int:
     keep = res.interrupted and args.json and _complete_result_of(args.json, rid)
     if args.json and not keep:
         write_json(args.json, out, overwrite=args.overwrite, run=rid)
-    tu_m = np.atleast_2d(res.mean["T_U_over_E_tau"])
-    tu_s = np.atleast_2d(res.stderr["T_U_over_E_tau"])
-    tm_m = np.atleast_2d(res.mean["T_U_over_median_E_tau"])
-    tm_s = np.atleast_2d(res.stderr["T_U_over_median_E_tau"])
     print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
           f"{res.realizations} realizations, {res.seconds:.1f} s, "
           f"{args.pair_condition} pair condition")
-    for ia, a in enumerate(res.atildes):
-        for ih, h in enumerate(res.h_rels):
-            print(f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu_m[ia, ih]:.4f} ± {tu_s[ia, ih]:.4f}"
-                  f", T_U/median|E_tau| = {tm_m[ia, ih]:.4f} ± {tm_s[ia, ih]:.4f}"
-                  f"  (<E_tau> = {res.mean['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
+    for line in case_lines(res):
+        print(line)
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
     elif args.json:
@@ -167,6 +165,39 @@ def run_es(args) -> int:
     return 0
 
 
+def _pm(mean: float, err: float) -> str:
+    """"mean ± stderr", with "n/a" for the stderr of a single realization."""
+    return f"{mean:.4f} ± {err:.4f}" if np.isfinite(err) else f"{mean:.4f} ± n/a (1 realization)"
+
+
+def case_lines(res) -> list[str]:
+    """One line per (a~, h_rel): T_U/<E_tau> (and the hard-Theta value beside a soft one),
+    <E_tau>, and how many realizations have no gap (T_U = 0)."""
+    lines = []
+    mean, err = res.mean, res.stderr
+    grid = {k: np.atleast_2d(mean[k]) for k in mean if k != "n_sites" and k != "P_S"}
+    egrid = {k: np.atleast_2d(err[k]) for k in grid}
+    soft = "T_U_over_E_tau_hard" in grid
+    for ia, a in enumerate(res.atildes):
+        for ih, h in enumerate(res.h_rels):
+            tu = _pm(grid["T_U_over_E_tau"][ia, ih], egrid["T_U_over_E_tau"][ia, ih])
+            line = f"  a~={a:g} h_rel={h:g}: T_U/<E_tau> = {tu}"
+            if soft:
+                hard = _pm(grid["T_U_over_E_tau_hard"][ia, ih],
+                           egrid["T_U_over_E_tau_hard"][ia, ih])
+                line += f" (soft Theta, w = {res.width:g}; hard Theta: {hard})"
+            median = _pm(grid["T_U_over_median_E_tau"][ia, ih],
+                         egrid["T_U_over_median_E_tau"][ia, ih])
+            line += (f", T_U/median|E_tau| = {median}"
+                     f"  (<E_tau> = {grid['E_tau_over_gJ0'][ia, ih]:.4f} g J_o)")
+            zero = int(round(grid["no_gap"][ia, ih] * res.realizations))
+            if zero:
+                line += (f"; T_U = 0 in {zero} of {res.realizations} realizations: "
+                         "P_S(0+) >= 5 g, no gap")
+            lines.append(line)
+    return lines
+
+
 def reproduce_files(samples) -> list[str]:
     """The files `tlsjax reproduce` writes for these (x, cells) samples."""
     names = [f"ps_x{x:g}_L{cells}.{ext}" for x, cells in samples for ext in ("png", "json", "csv")]
@@ -176,8 +207,9 @@ def reproduce_files(samples) -> list[str]:
 def run_reproduce(args) -> int:
     from ..plot._plot import plot_ps_panels, plot_tu_summary
 
-    samples = ((0.2, 12), (0.5, 13)) if args.quick else PAPER_SAMPLES
-    realizations = (4 if args.quick else 16) if args.realizations is None else args.realizations
+    samples = QUICK_SAMPLES if args.quick else PAPER_SAMPLES
+    realizations = ((QUICK_REALIZATIONS if args.quick else 16) if args.realizations is None
+                    else args.realizations)
     check_int("reproduce", "realizations", realizations, 1)  # before anything is written
     check_seed("reproduce", "seed", args.seed)
     with OutputDir(args.out, overwrite=args.overwrite, expect=reproduce_files(samples),

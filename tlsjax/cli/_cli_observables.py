@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._io import OutputDir, check_output_path, write_json
-from .._validate import check_grid, seed_key
+from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import (
@@ -22,6 +22,9 @@ from ..observables._dos import (
 )
 from ..observables._material import DEFAULT_GAMMA_T_EV, HBAR, K_B, Material
 from ..observables._stm import (
+    OMEGA_MIN,
+    T_MAX_K,
+    T_MIN_K,
     mfp_over_wavelength,
     qinv_relaxation,
     qinv_resonant,
@@ -32,6 +35,37 @@ from ._main import ListAction, float_list
 
 #: hbar omega / k_B T of the "thermal" phonon used for l / lambda(T) in the figure.
 THERMAL_X = 3.0
+#: Most temperatures of the observables figure: every point costs ~250 evaluations of
+#: C(E) per observable (a kappa and a Q^-1 quadrature), and a figure resolves far fewer.
+MAX_POINTS = 2000
+
+
+def check_temperatures(where: str, T) -> np.ndarray:
+    """The temperature list of a command, checked before any model is built."""
+    check_grid(where, "T", T, positive=True)
+    check_range(where, "T", np.asarray(T, dtype=float), T_MIN_K, T_MAX_K,
+                reason="TLSs and Debye phonons in a solid: from 1 uK to far above every "
+                "melting point")
+    return np.asarray(T, dtype=float)
+
+
+def check_freq(where: str, freq: float) -> float:
+    """A measurement frequency in Hz: finite, >= OMEGA_MIN / 2 pi."""
+    check_range(where, "freq", freq, OMEGA_MIN / (2.0 * math.pi),
+                reason="in Hz; below it the period exceeds 20000 years, beyond any "
+                "measurement")
+    return float(freq)
+
+
+def require_finite(where: str, **arrays) -> None:
+    """Refuse to report a value that is not finite (it would be an overflow, not physics)."""
+    for name, values in arrays.items():
+        v = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"`{where}`: {name} is not finite in float32 at some of the "
+                             f"requested points ({int(np.sum(~np.isfinite(v)))} of {v.size}); "
+                             "the model's value there exceeds float32's range (e.g. no "
+                             "scattering left at E >> J_o: add --boundary or --rayleigh)")
 
 
 def _add_material(p, required: bool = True) -> None:
@@ -132,7 +166,8 @@ def register(sub) -> None:
     o.add_argument("--out", default="tlsjax-observables", help="output folder")
     o.add_argument("--T-min", type=float, default=0.01, dest="T_min", help="K (0.01)")
     o.add_argument("--T-max", type=float, default=30.0, dest="T_max", help="K (30)")
-    o.add_argument("--points", type=int, default=40, help="temperatures, log-spaced (40)")
+    o.add_argument("--points", type=int, default=40,
+                   help=f"temperatures, log-spaced (40; at most {MAX_POINTS})")
     o.add_argument("--freq", type=float, default=1e3, help="Q^-1 frequency in Hz (1e3)")
     o.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
@@ -196,11 +231,11 @@ def _finish(args, out: dict, header: str, columns: list[str]) -> int:
 
 def run_kappa(args) -> int:
     _check_json(args)
+    T = check_temperatures("kappa", args.T)
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
-    check_grid("kappa", "T", args.T, positive=True)
-    T = np.asarray(args.T, dtype=float)
     kappa = np.asarray(jax.jit(thermal_conductivity)(tls, material, T))
+    require_finite("kappa", kappa=kappa)
     out = dict(T=T.tolist(), kappa=kappa.tolist(), units=dict(T="K", kappa="W/(m K)"),
                material=_material_desc(args), **desc)
     return _finish(args, out, f"kappa(T), {desc['model']}", ["T", "kappa"])
@@ -208,17 +243,16 @@ def run_kappa(args) -> int:
 
 def run_qinv(args) -> int:
     _check_json(args)
+    T = check_temperatures("qinv", args.T)
+    check_freq("qinv", args.freq)
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
-    if not args.freq > 0 or not math.isfinite(args.freq):
-        raise ValueError(f"`qinv(freq=...)` must be finite and > 0; got {args.freq}")
-    check_grid("qinv", "T", args.T, positive=True)
-    T = np.asarray(args.T, dtype=float)
     omega = np.asarray([2.0 * math.pi * args.freq])
     res = np.asarray(qinv_resonant(tls, material, T, omega,
                                    polarization=args.polarization))[:, 0]
     rel = np.asarray(jax.jit(qinv_relaxation, static_argnames="polarization")(
         tls, material, T, omega, polarization=args.polarization))[:, 0]
+    require_finite("qinv", Qinv_res=res, Qinv_rel=rel)
     out = dict(T=T.tolist(), Qinv=(res + rel).tolist(), Qinv_res=res.tolist(),
                Qinv_rel=rel.tolist(), freq_Hz=args.freq, polarization=args.polarization,
                units=dict(T="K"), material=_material_desc(args), **desc)
@@ -228,10 +262,13 @@ def run_qinv(args) -> int:
 
 def compute_observables(tls: StauTLS, material: Material, T, freq: float) -> dict:
     """Everything the observables figure shows, for the S-tau model and for the plain
-    model with the constant C_o = C(E -> 0) of the same S-tau model."""
+    model with the constant C_o = C(E -> 0) of the same S-tau model; the crossovers also
+    with the hard Theta (`T_U_*_hard`: the paper's step function on the same
+    realizations), beside the soft ones the model uses."""
     T = jnp.asarray(T)
     omega = jnp.asarray([2.0 * math.pi * freq])
     cross = crossover(tls)
+    cross_hard = crossover(StauTLS(tls.dos.hard(), tls.params))
     c0 = tls.tunneling_strength(jnp.asarray([1e-6 * float(cross.full)]))[0]
     plain = ConstantC(c0)
     kap = jax.jit(thermal_conductivity)
@@ -246,33 +283,40 @@ def compute_observables(tls: StauTLS, material: Material, T, freq: float) -> dic
         out[f"Qinv_{name}"] = out[f"Qinv_res_{name}"] + out[f"Qinv_rel_{name}"]
         out[f"l_over_lambda_{name}"] = jnp.diagonal(
             mfp_over_wavelength(model, material, T, omega_th))
-    energies = jnp.geomspace(1e-3 * float(cross.full), 100.0 * float(cross.shortcut), 80)
+    # C(E) around T_U; T_U = 0 (no gap) falls back on the scale <E_tau>
+    e_lo = float(cross.full) if float(cross.full) > 0 else float(cross.e_tau)
+    e_hi = float(cross.shortcut) if float(cross.shortcut) > 0 else float(cross.e_tau)
+    energies = jnp.geomspace(1e-3 * e_lo, 100.0 * e_hi, 80)
     parts = tls.strength_parts(energies)
     out.update(E=energies, C_tau=parts[0], C_S=parts[1], C=parts[0] + parts[1],
-               C0=c0, T_U_full=cross.full, T_U_shortcut=cross.shortcut, E_tau=cross.e_tau)
+               C0=c0, T_U_full=cross.full, T_U_shortcut=cross.shortcut, E_tau=cross.e_tau,
+               T_U_full_hard=cross_hard.full, T_U_shortcut_hard=cross_hard.shortcut)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def flatness_below(T, kappa, T_max) -> float:
-    """max |kappa / T^2 / (kappa / T^2 at the lowest T) - 1| over T <= T_max."""
+def flatness_below(T, kappa, T_max) -> float | None:
+    """max |kappa / T^2 / (kappa / T^2 at the lowest T) - 1| over T <= T_max (None if
+    fewer than two temperatures lie below T_max: nothing to compare)."""
     r = kappa / T**2
     sel = T <= T_max
-    return float(np.max(np.abs(r[sel] / r[0] - 1.0))) if np.any(sel) else math.nan
+    return float(np.max(np.abs(r[sel] / r[0] - 1.0))) if np.sum(sel) >= 2 else None
 
 
 def run_observables(args) -> int:
     if not (0 < args.T_min < args.T_max) or not math.isfinite(args.T_max):
         raise ValueError("`observables(T_min=..., T_max=...)` must satisfy 0 < T_min < T_max")
-    if args.points < 2:
-        raise ValueError(f"`observables(points=...)` must be >= 2; got {args.points}")
-    if not args.freq > 0 or not math.isfinite(args.freq):
-        raise ValueError(f"`observables(freq=...)` must be finite and > 0; got {args.freq}")
+    check_temperatures("observables", [args.T_min, args.T_max])
+    check_int("observables", "points", args.points, 2, MAX_POINTS)
+    check_freq("observables", args.freq)
     out = OutputDir(args.out, overwrite=args.overwrite, expect=OBSERVABLES_FILES,
                     group="observables")
     material = material_from_args(args)
     tls, desc = tls_from_args(args)
     T = np.geomspace(args.T_min, args.T_max, args.points)
     res = compute_observables(tls, material, T, args.freq)
+    require_finite("observables", **{k: res[k] for k in (
+        "kappa_stau", "kappa_plain", "Qinv_stau", "Qinv_plain", "l_over_lambda_stau",
+        "l_over_lambda_plain", "T_U_full", "T_U_shortcut")})
     with out:
         summary = _write_observables(args, out, tls, desc, T, res)
     _print_observables(args, summary)
@@ -288,12 +332,17 @@ def _write_observables(args, out, tls, desc, T, res) -> dict:
     from ..plot._plot_observables import plot_observables
 
     tu_full, tu_short = float(res["T_U_full"]), float(res["T_U_shortcut"])
+    tu_full_h, tu_short_h = float(res["T_U_full_hard"]), float(res["T_U_shortcut_hard"])
     kappa_s = res["kappa_stau"]
     summary = dict(
         **desc, material=_material_desc(args), freq_Hz=args.freq,
         T_U_full_K=tu_full, T_U_shortcut_K=tu_short, E_tau_K=float(res["E_tau"]),
         T_U_full_over_E_tau=tu_full / float(res["E_tau"]),
         T_U_shortcut_over_E_tau=tu_short / float(res["E_tau"]),
+        soft_theta_width=float(tls.dos.width),
+        T_U_full_hard_K=tu_full_h, T_U_shortcut_hard_K=tu_short_h,
+        T_U_hard_note="hard Theta (the paper's step function) on the same realizations; "
+                      "the soft width is a regularization and moves T_U",
         C0=float(res["C0"]), kappa_log_g=args.kappa_log * args.g,
         C_at_10_T_U_shortcut=float(np.asarray(tls.tunneling_strength(
             jnp.asarray([10.0 * tu_short])))[0]),
@@ -327,9 +376,17 @@ def _print_observables(args, summary) -> None:
           f"{summary['T_U_full_over_E_tau']:.3f} <E_tau>; T_U (P_S = 5g) = {tu_short:.4g} K = "
           f"{summary['T_U_shortcut_over_E_tau']:.3f} <E_tau>; <E_tau> = "
           f"{summary['E_tau_K']:.4g} K")
+    print(f"  (soft Theta, w = {summary['soft_theta_width']:g} <E_tau>; hard Theta on the same "
+          f"realizations: T_U = {summary['T_U_full_hard_K']:.4g} K (full), "
+          f"{summary['T_U_shortcut_hard_K']:.4g} K (P_S = 5g))")
+    if tu_full == 0.0 or tu_short == 0.0:
+        print("  T_U = 0 means no gap: the S TLSs dominate C(E) already as E -> 0 (strong "
+              "random fields); there is no universal regime below a crossover")
     print(f"  C(E -> 0) = {summary['C0']:.4g} (kappa_log g = {summary['kappa_log_g']:.4g}); "
           f"C(10 T_U) = {summary['C_at_10_T_U_shortcut']:.4g}")
-    print(f"  kappa/T^2 flat below T_U(full) within "
-          f"{100 * summary['kappa_over_T2_flatness_below_T_U_full']:.2f}%; "
+    flat = summary["kappa_over_T2_flatness_below_T_U_full"]
+    flat_text = (f"within {100 * flat:.2f}%" if flat is not None else
+                 f"n/a (fewer than two temperatures below T_U = {tu_full:.3g} K)")
+    print(f"  kappa/T^2 flat below T_U(full) {flat_text}; "
           f"kappa(S-tau)/kappa(plain) at {args.T_max:g} K = "
           f"{summary['kappa_ratio_stau_to_plain_at_T_max']:.3g}")

@@ -39,7 +39,9 @@ def register(sub) -> None:
                    help=f"random-field width h_rel ({DEFAULT_SENS_H_REL}; at 0 the elasticity "
                    "w.r.t. h_rel is undefined and d ln y / d h_rel is reported)")
     p.add_argument("--width", type=float, default=DEFAULT_SENS_WIDTH,
-                   help=f"soft-Theta width w in units of <E_tau> ({DEFAULT_SENS_WIDTH})")
+                   help=f"soft-Theta width w in units of <E_tau>, in (0, 1] "
+                   f"({DEFAULT_SENS_WIDTH}: T_U within 3%% of the hard Theta's; the table "
+                   "shows the hard-Theta value beside every output)")
     p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
     p.add_argument("--x", type=float, default=0.2, help="occupation (0.2)")
     p.add_argument("--cells", type=int, default=8, help="fcc cells per edge (8, ~410 sites)")
@@ -119,9 +121,9 @@ def run_sensitivity(args) -> int:
                           temperatures=args.temperatures)
     with out:
         out.json("sensitivity.json", res.to_json())
-        out.csv("elasticities.csv", ["output", "value", *res.param_names],
-                [[name, float(res.values[i]), *map(float, res.elasticity[i])]
-                 for i, name in enumerate(res.output_names)])
+        out.csv("elasticities.csv", ["output", "value", "value_hard_theta", *res.param_names],
+                [[name, float(res.values[i]), float(res.hard_values[i]),
+                  *map(float, res.elasticity[i])] for i, name in enumerate(res.output_names)])
         out.csv("jacobian.csv", ["output", "value", *(f"d/d{n}" for n in res.param_names)],
                 [[name, float(res.values[i]), *map(float, res.jacobian[i])]
                  for i, name in enumerate(res.output_names)])

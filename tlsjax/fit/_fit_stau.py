@@ -118,7 +118,7 @@ def _model_params(p: dict) -> ModelParams:
 
 def _tu(criterion: str):
     def fn(dos, mp):
-        c = crossover(StauTLS(dos, mp))
+        c = crossover(StauTLS(dos, mp), at_bound="edge")
         return c.shortcut if criterion == "shortcut" else c.full
     return fn
 

@@ -28,13 +28,22 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._validate import check_int, check_range, check_type, is_traced
 from ..parallel._sharding import index_blocks, replicate, sharded_map
 from ._couplings import Couplings, draw_couplings
-from ._lattice import Sample
+from ._lattice import Sample, check_sample_size
 from ._params import ModelParams
 
 #: Default number of largest a_ij kept exactly per row for the soft-Theta reduction (the
 #: rest enter through the tail term). 8 keeps the P_S error below 1e-4 for w = 0.02 and
 #: 3e-4 for w = 0.05 on the paper's sample (experiments/soft_theta_accuracy.py).
 DEFAULT_TOP_K = 8
+#: Largest soft-Theta width accepted, in units of <E_tau>. The sigmoid stands in for a
+#: step; once it is as wide as the tau energies themselves (<E_tau> = 1) it smears the
+#: step over the whole distribution, and T_U grows like w ln N: a property of the
+#: regularization, not of the model (w = 10 gives T_U = 29 <E_tau>). Useful widths are
+#: far smaller (experiments/soft_width_bias.py).
+MAX_SOFT_WIDTH = 1.0
+SOFT_WIDTH_REASON = ("w is in units of <E_tau>; a sigmoid as wide as the tau energies "
+                     "smears the step over the whole distribution and T_U then measures w, "
+                     "not the model")
 #: Target number of pair elements per block (sets the default block size).
 _BLOCK_ELEMENTS = 2**18
 
@@ -248,7 +257,7 @@ def es_reduction(
     - `mesh`: a 1-D device `Mesh` (`device_mesh()`) to split the row and column
       blocks of this one realization over its devices; results do not depend on it.
       (With `soft_width`, the row pass runs unsplit; see `_row_top_and_tail`.)
-    - `soft_width`: for a soft-Theta P_S of width w (units of <E_tau>, > 0): also sum
+    - `soft_width`: for a soft-Theta P_S of width w (units of <E_tau>, in (0, 1]): also sum
       the partners beyond `top_k` (`ESResult.tail_lse`), so that `SoftTheta(w)` covers
       every partner j of the product, as its definition requires. None (default): only
       the `top_k` largest are kept (enough for the hard Theta).
@@ -282,8 +291,24 @@ def es_reduction(
         if field.shape != (n,):
             raise ValueError(f"`es_reduction(field=...)` must have shape ({n},) (one field per "
                              f"tau spin of the realization's capacity); got {field.shape}")
+    if soft_width is not None:
+        soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, MAX_SOFT_WIDTH,
+                                 lo_open=True, reason=SOFT_WIDTH_REASON)
+    return _es_reduction(couplings, h_normals, h_rel, soft_width, field, top_k=top_k,
+                         block_size=block_size, mesh=mesh, unsigned=unsigned)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "block_size", "mesh", "unsigned"))
+def _es_reduction(couplings, h_normals, h_rel, soft_width, field, *, top_k, block_size, mesh,
+                  unsigned):
+    """The body of `es_reduction` (arguments checked). Compiled once per shape and static
+    settings, so that calls outside `jit` (scripts, tests) do not re-trace and recompile
+    its blocked passes every time; inside a caller's `jit`, `vmap` or `grad` it inlines."""
     mask = couplings.realization.mask
-    n_sites = couplings.realization.n_sites
+    n_sites = eqx.error_if(
+        couplings.realization.n_sites, couplings.realization.n_sites < 2,
+        "`es_reduction`: a realization holds fewer than 2 impurities (no pair of spins to "
+        "couple); use a larger sample (more cells or a larger x)")
     nf = n_sites.astype(jnp.result_type(float))
 
     sums = tau_field_sums(couplings, block_size, mesh)
@@ -295,7 +320,6 @@ def es_reduction(
     e_tau = jnp.where(mask, jnp.abs(e_raw), 0.0)
     e_tau_mean = jnp.sum(e_tau) / nf
     if soft_width is not None:
-        soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, lo_open=True)
         top, tail_lse = row_top(couplings, sign, e_tau, top_k, block_size, mesh,
                                 soft_width * e_tau_mean, unsigned)
         tail_lse = jnp.where(mask, tail_lse, -jnp.inf)
@@ -347,10 +371,14 @@ def simulate(
     - `top_k`, `block_size`, `mesh`, `soft_width`, `pair_condition`: as in `es_reduction`.
 
     **Returns:** an `ESResult`.
+
+    **Raises:** `ValueError` if the sample is expected to hold fewer than
+    `MIN_IMPURITIES` (20) impurities; at run time, if a realization holds fewer than 2.
     """
     check_type("simulate", "sample", sample, Sample)
     check_type("simulate", "params", params, ModelParams)
     _check_key("simulate", key)
+    check_sample_size("simulate", sample)
     if is_traced(params):
         params = params.checked()
     couplings, h_normals, _, _ = draw_couplings(sample, params.atilde, key)

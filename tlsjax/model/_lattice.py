@@ -26,6 +26,27 @@ _BYTES_PER_SITE = 64
 #: Bytes per impurity slot of one realization (positions, ES arrays, blocks).
 _BYTES_PER_IMPURITY = 256
 
+#: Fewest impurities a sample must hold on average for the ES reduction. P_S(E) is a
+#: fraction of one realization's impurities and T_U its 5 g quantile (the
+#: ceil(5 g N)-th smallest E_min), so a handful of impurities gives no P_S at all; with
+#: 20 expected, a realization has fewer than 2 (no pair to couple) with probability
+#: < 5e-8.
+MIN_IMPURITIES = 20
+
+
+def check_sample_size(where: str, sample: Sample, minimum: int = MIN_IMPURITIES) -> None:
+    """Refuse a `Sample` expected to hold fewer than `minimum` impurities (static check).
+
+    **Raises:** `ValueError` naming `where` and giving the expected count x * sites.
+    """
+    n = sample.n_sites_mean
+    if n < minimum:
+        raise ValueError(
+            f"`{where}(sample=...)`: the sample holds x * sites = {sample.x:g} * "
+            f"{sample.lattice.n_sites} = {n:.3g} impurities on average; the ES reduction "
+            f"needs at least {minimum} (P_S is a fraction of a realization's impurities and "
+            f"T_U its 5 g quantile): use more cells or a larger x")
+
 
 class AbstractLattice(eqx.Module):
     """A cubic Bravais lattice with a basis, `cells`^3 cubic cells, periodic."""

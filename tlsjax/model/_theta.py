@@ -9,7 +9,10 @@ error of log p_i is at most tail_count_i * softplus((a_(k) - E) / w);
 `SoftTheta.truncation_bound` turns that into a bound on |P_S| error.
 
 T_U is the energy where P_S(T_U) = 5 g (the paper's shortcut for
-gamma_tau^2 n_tau = gamma_S^2 n_S, Fig. 2 caption).
+gamma_tau^2 n_tau = gamma_S^2 n_S, Fig. 2 caption). Energies of S spins are >= 0, and
+a spin with E_min <= 0 is counted by P_S(E) at every E > 0 (no tau partner stops it);
+where such spins are at least 5 g of all (strong random fields, h_rel >~ 3), P_S(0+) >=
+5 g and T_U = 0: the S spins are not gapped and dominate at every energy.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import optimistix as optx
 from jaxtyping import Array, Float
 
 from .._validate import check_grid, check_range, is_traced
-from ._es import ESResult
+from ._es import MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult
 
 
 def _check_energies(energies) -> Float[Array, " m"]:
@@ -54,15 +57,20 @@ class HardTheta(AbstractTheta):
         return jnp.sum(below, axis=1) / _valid_count(es)
 
     def crossover(self, es, g):
-        """The m-th smallest E_min, m = ceil(5 g N): the least E with P_S(E+) >= 5 g."""
+        """The m-th smallest E_min, m = ceil(5 g N): the least E >= 0 with P_S(E+) >= 5 g
+        (0 where P_S(0+) >= 5 g already, see the module docstring)."""
         target = _check_target(g)
         e = jnp.sort(jnp.where(es.mask, es.e_min, jnp.inf))
         m = jnp.ceil(target * _valid_count(es)).astype(jnp.int32)
-        return e[jnp.clip(m - 1, 0, e.shape[0] - 1)]
+        return jnp.maximum(e[jnp.clip(m - 1, 0, e.shape[0] - 1)], 0.0)
 
 
 class SoftTheta(AbstractTheta):
-    """Theta(z) -> sigmoid(z / w); `width` w in units of <E_tau> (> 0).
+    """Theta(z) -> sigmoid(z / w); `width` w in units of <E_tau>, in (0, `MAX_SOFT_WIDTH` = 1].
+
+    The soft Theta is a regularization: at finite w, P_S and T_U differ from the hard
+    (paper's) values, increasingly with w and with the number of impurities
+    (experiments/soft_width_bias.py measures T_U(w) / T_U(hard)).
 
     p_i(E) = prod_j sigmoid((E - a_ij) / w) over every partner j (MODEL.md section 3).
     The `top_k` largest a_ij of each row enter exactly; the others (far partners, and
@@ -80,7 +88,8 @@ class SoftTheta(AbstractTheta):
     allow_truncation: bool = eqx.field(static=True)
 
     def __init__(self, width, allow_truncation: bool = False):
-        self.width = check_range("SoftTheta", "width", width, 0.0, lo_open=True)
+        self.width = check_range("SoftTheta", "width", width, 0.0, MAX_SOFT_WIDTH, lo_open=True,
+                                 reason=SOFT_WIDTH_REASON)
         self.allow_truncation = bool(allow_truncation)
 
     def _parts(self, es: ESResult):
@@ -165,27 +174,33 @@ class SoftTheta(AbstractTheta):
         return jnp.sum(bound, axis=1) / _valid_count(es)
 
     def crossover(self, es, g):
-        """Root of log P_S(E) = log(5 g) by bisection, differentiated implicitly."""
+        """Root of log P_S(E) = log(5 g) by bisection, differentiated implicitly; 0 where
+        the root is below 0 (P_S(0) >= 5 g: no gap, see the module docstring)."""
         target = _check_target(g)
         lo = jnp.min(jnp.where(es.mask, es.e_min, jnp.inf)) - 50.0 * self.width
         hi = jnp.max(jnp.where(es.mask, es.e_min, -jnp.inf)) + 50.0 * self.width
 
-        def fn(e, args):
-            theta, es_, t = args
-            return theta.log_p_s(es_, e[None])[0] - jnp.log(t)
-
         # Bisection stops when the bracket is below atol + rtol |E| AND |log P_S - log 5g|
-        # < atol; float32 cannot resolve log P_S much below 1e-5 where P_S is steep.
-        tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-12
+        # < atol; float32 cannot resolve log P_S much below 1e-5 where P_S is steep. In
+        # float64, 1e-14 keeps the root's error far below what finite differences of T_U
+        # with steps ~1e-8 (w = 0.005) resolve (1e-12 left errors of 5e-5 relative).
+        tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-14
         sol = optx.root_find(
-            fn,
+            _log_p_s_minus_target,
             optx.Bisection(rtol=tol, atol=tol, flip="detect", expand_if_necessary=True),
             0.5 * (lo + hi),
             args=(self, es, target),
             options=dict(lower=lo, upper=hi),
             max_steps=256,
         )
-        return sol.value
+        return jnp.maximum(sol.value, 0.0)
+
+
+def _log_p_s_minus_target(e, args):
+    """log P_S(e) - log(5 g), the function whose root is T_U. At module level, so that
+    `optx.root_find` (jitted, keyed on the function) compiles once per shape."""
+    theta, es, target = args
+    return theta.log_p_s(es, e[None])[0] - jnp.log(target)
 
 
 def _check_target(g):
@@ -198,8 +213,9 @@ def _check_target(g):
 
 
 def theta_from_width(width: float) -> AbstractTheta:
-    """`HardTheta()` for width 0, else `SoftTheta(width)`; negative widths raise."""
-    check_range("theta_from_width", "width", width, 0.0)
+    """`HardTheta()` for width 0, else `SoftTheta(width)`; widths outside [0, 1] raise."""
+    check_range("theta_from_width", "width", width, 0.0, MAX_SOFT_WIDTH,
+                reason=SOFT_WIDTH_REASON)
     if not is_traced(width) and float(width) == 0.0:
         return HardTheta()
     return SoftTheta(width)

@@ -10,6 +10,8 @@ MODEL.md section 4 (paper Sec. II B and Sec. III A, Eq. 3):
   in E and in a~.
 - P_S(E): the ES reduction factor of the S DOS, soft Theta (differentiable), averaged
   over realizations, each with its own <E_tau> (E[K] = (E / <E_tau>) e_tau_mean g J_o).
+  Width 0 is the hard Theta (the paper's algorithm; `StauDOS.hard()`), a step function
+  of E, for comparison: the soft width is a regularization and moves T_U.
 - phi_S: the mean-field Gaussian of width J_o folded onto E >= 0,
   phi_S(e) = sqrt(2 / pi) exp(-e^2 / 2) (a convention: sigma = J_o, per impurity).
 
@@ -27,14 +29,15 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_int, check_range
-from ..model._es import DEFAULT_TOP_K, ESResult, simulate
-from ..model._lattice import Sample
+from .._validate import check_int, check_range, is_traced
+from ..model._es import DEFAULT_TOP_K, MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult, simulate
+from ..model._lattice import Sample, check_sample_size
 from ..model._params import ModelParams
-from ..model._theta import SoftTheta
+from ..model._theta import HardTheta, SoftTheta
 from ._tls import AbstractTLS
 
 #: Default sample of the S-tau DOS model: fcc, x = 0.2, L = 10 (~800 impurities).
@@ -43,8 +46,12 @@ DEFAULT_DOS_CELLS = 10
 #: Default number of realizations (drawn from `jax.random.PRNGKey(DEFAULT_DOS_SEED)`).
 DEFAULT_DOS_REALIZATIONS = 4
 DEFAULT_DOS_SEED = 0
-#: Default soft-Theta width of P_S, in units of <E_tau>.
-DEFAULT_DOS_WIDTH = 0.02
+#: Default soft-Theta width of P_S, in units of <E_tau>: the largest width tried whose
+#: T_U lies within 3% of the hard-Theta value (the paper's algorithm) on the default
+#: sample, by both criteria (experiments/soft_width_bias.py, 4 realizations: 1.005 x
+#: hard (full criterion), 0.996 (P_S = 5 g); at w = 0.01: 1.037 and 1.011; at the old
+#: 0.02: 1.19 and 1.07).
+DEFAULT_DOS_WIDTH = 0.005
 #: Default kernel bandwidth of phi_tau, in units of <E_tau>.
 DEFAULT_DOS_BANDWIDTH = 0.1
 #: Energies per chunk when P_S is evaluated (bounds memory at chunk * R * n * top_k).
@@ -69,21 +76,34 @@ class StauDOS(eqx.Module):
     **Fields:**
 
     - `es`: an `ESResult` batched over realizations (leading axis R).
-    - `width`: soft-Theta width of P_S, in units of <E_tau> (> 0).
+    - `width`: soft-Theta width of P_S, in units of <E_tau>, in [0, 1]; 0 is the hard
+      Theta (a step function of E; not differentiable in E or a~).
     - `bandwidth`: Gaussian kernel bandwidth of phi_tau, in units of <E_tau> (> 0).
     """
 
     es: ESResult
     width: Float[Array, ""]
     bandwidth: Float[Array, ""]
+    is_hard: bool = eqx.field(static=True)
 
     def __init__(self, es: ESResult, width=DEFAULT_DOS_WIDTH, bandwidth=DEFAULT_DOS_BANDWIDTH):
         if es.top.ndim != 3:
             raise ValueError("`StauDOS(es=...)` must be an ESResult batched over realizations "
                              f"(top of shape (R, n, k)); got top of shape {es.top.shape}")
         self.es = es
-        self.width = check_range("StauDOS", "width", width, 0.0, lo_open=True)
+        check_range("StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH, reason=SOFT_WIDTH_REASON)
+        self.is_hard = not is_traced(width) and float(np.asarray(width)) == 0.0
+        self.width = check_range("StauDOS", "width", width, 0.0, MAX_SOFT_WIDTH,
+                                 lo_open=not self.is_hard, reason=SOFT_WIDTH_REASON)
         self.bandwidth = check_range("StauDOS", "bandwidth", bandwidth, 0.0, lo_open=True)
+
+    def hard(self) -> StauDOS:
+        """The same realizations with the hard Theta (the paper's step function).
+
+        `top[:, 0]` of the ES results is E_min, so this costs nothing: use it to report
+        the hard-Theta value beside every soft one (the soft width moves T_U).
+        """
+        return StauDOS(self.es, 0.0, self.bandwidth)
 
     @property
     def realizations(self) -> int:
@@ -101,15 +121,24 @@ class StauDOS(eqx.Module):
         out = jax.lax.map(jax.checkpoint(fn), flat, batch_size=_CHUNK)
         return out.reshape(eps.shape)
 
+    # The evaluations are jitted (compiled once per shape): called outside `jit` they
+    # would otherwise re-trace their `lax.map` at every call.
+    @eqx.filter_jit
     def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        """log P_S at energies eps = E / (g J_o): log of the mean over realizations."""
-        theta = SoftTheta(self.width)
+        """log P_S at energies eps = E / (g J_o): log of the mean over realizations
+        (-inf below the smallest E_min with the hard Theta)."""
+        if self.is_hard:
+            def per_real(es_r, e):
+                return jnp.log(HardTheta().p_s(es_r, (e / es_r.e_tau_mean)[None])[0])
+        else:
+            theta = SoftTheta(self.width)
 
-        def one(e):
-            def per_real(es_r):
+            def per_real(es_r, e):
                 return theta.log_p_s(es_r, (e / es_r.e_tau_mean)[None])[0]
 
-            lp = jax.vmap(per_real)(self.es)
+        def one(e):
+
+            lp = jax.vmap(per_real, (0, None))(self.es, e)
             return jax.nn.logsumexp(lp) - math.log(self.realizations)
 
         return self._map(one, eps)
@@ -118,6 +147,7 @@ class StauDOS(eqx.Module):
         """P_S at energies eps = E / (g J_o) (soft Theta, mean over realizations)."""
         return jnp.exp(self.log_p_s(eps))
 
+    @eqx.filter_jit
     def log_phi_tau(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """log phi_tau(eps): the density of |E_tau| per impurity in units of 1 / (g J_o).
 
@@ -166,8 +196,10 @@ def stau_dos(
     - `sample`: the `Sample` (default fcc, x = 0.2, L = 10: ~800 impurities).
     - `key`: PRNG key (default `jax.random.PRNGKey(0)`), split into `realizations`.
     - `realizations`: number of realizations (default 4).
-    - `top_k`: partners kept per S spin for the soft Theta (default 32).
-    - `width`: soft-Theta width in units of <E_tau> (default 0.02).
+    - `top_k`: partners kept exactly per S spin for the soft Theta (default 8; the
+      others enter through the tail term of `simulate(soft_width=...)`).
+    - `width`: soft-Theta width in units of <E_tau>, in [0, 1] (default
+      `DEFAULT_DOS_WIDTH` = 0.005, within 3% of the hard T_U; 0: the hard Theta).
     - `bandwidth`: phi_tau kernel bandwidth in units of <E_tau> (default 0.1).
     - `block_size`: as in `es_reduction`.
 
@@ -176,12 +208,16 @@ def stau_dos(
     params = ModelParams() if params is None else params
     sample = Sample(DEFAULT_DOS_X, DEFAULT_DOS_CELLS) if sample is None else sample
     key = jax.random.PRNGKey(DEFAULT_DOS_SEED) if key is None else key
+    check_sample_size("stau_dos", sample)
     realizations = check_int("stau_dos", "realizations", realizations, 1)
     top_k = check_int("stau_dos", "top_k", top_k, 1)
-    width = check_range("stau_dos", "width", width, 0.0, lo_open=True)
+    checked = check_range("stau_dos", "width", width, 0.0, MAX_SOFT_WIDTH,
+                          reason=SOFT_WIDTH_REASON)
+    hard = not is_traced(width) and float(np.asarray(width)) == 0.0
+    width = checked
     es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
-                         block_size, width)
-    return StauDOS(es, width, bandwidth)
+                         block_size, None if hard else width)
+    return StauDOS(es, 0.0 if hard else width, bandwidth)
 
 
 @eqx.filter_jit
@@ -210,13 +246,18 @@ class StauTLS(AbstractTLS):
     dos: StauDOS
     params: ModelParams
 
+    @eqx.filter_jit
     def strength_parts(self, energies_K):
+        return jnp.exp(self.log_strength_parts(energies_K))
+
+    @eqx.filter_jit
+    def log_strength_parts(self, energies_K):
         p = self.params
         e = jnp.asarray(energies_K)
         eps = e / (p.g * p.J0)
-        c_tau = p.kappa_log * p.g * self.dos.phi_tau(eps)
-        c_s = p.kappa_log * jnp.exp(self.dos.log_p_s(eps) + log_phi_s(e / p.J0))
-        return jnp.stack([c_tau, c_s])
+        log_c_tau = jnp.log(p.kappa_log * p.g) + self.dos.log_phi_tau(eps)
+        log_c_s = jnp.log(p.kappa_log) + self.dos.log_p_s(eps) + log_phi_s(e / p.J0)
+        return jnp.stack([log_c_tau, log_c_s])
 
     def coupling_scales(self):
         g = self.params.g
@@ -245,54 +286,86 @@ class Crossover(eqx.Module):
     e_tau: Float[Array, ""]
 
 
-def _root_log(fn, lo: float, hi: float, args):
-    """Bisection root of fn(u) in u in [lo, hi] (implicitly differentiated), as exp(u).
+# The two criteria as "S dominance" d(eps), increasing in eps = E / (g J_o): the S TLSs
+# win where d >= 0. At module level, so that `optx.root_find` (jitted, keyed on the
+# function) compiles once per shape rather than at every call.
+def _full_dominance(eps, dos, prm):
+    """ln(P_S phi_S) - ln(g phi_tau): gamma_S^2 n_S against gamma_tau^2 n_tau."""
+    return (dos.log_p_s(eps) + log_phi_s(eps * prm.g) - jnp.log(prm.g)
+            - dos.log_phi_tau(eps))
 
-    Where fn has the same sign at both ends there is no root inside: the result is the
-    end where |fn| is smaller (the root lies beyond it), with zero derivative, instead
-    of an error (the bisection is then run on a stand-in with a root in the middle).
-    """
-    f_lo, f_hi = fn(jnp.asarray(lo), args), fn(jnp.asarray(hi), args)
-    inside = jnp.sign(f_lo) != jnp.sign(f_hi)
-    mid = 0.5 * (lo + hi)
 
-    def bracketed(u, a):
-        return jnp.where(inside, fn(u, a), u - mid)
+def _shortcut_dominance(eps, dos, prm):
+    """ln P_S - ln(5 g)."""
+    return dos.log_p_s(eps) - jnp.log(5.0 * prm.g)
 
+
+def _log_bracketed(u, args):
+    """d(e^u) where the bracket holds a sign change, else u - mid (a stand-in with a
+    root, so that the bisection never fails; its result is then discarded)."""
+    dominance, dos, prm, valid, mid = args
+    return jnp.where(valid, dominance(jnp.exp(u), dos, prm), u - mid)
+
+
+def _crossing(dominance, lo: float, hi: float, dos, prm, at_bound: str = "raise"):
+    """The least eps >= 0 with d(eps) >= 0: 0 where the S TLSs dominate already at
+    E -> 0 (no gap), else the bisection root in log eps on [lo, hi] (implicitly
+    differentiated). A crossing in (0, lo), or none below hi, raises at run time
+    (`at_bound="raise"`) or gives that end of the bracket with zero derivative
+    (`at_bound="edge"`, for fits, which then report the target as unreachable)."""
+    d0, d_lo, d_hi = (dominance(jnp.asarray(e, dos.es.top.dtype), dos, prm) for e in (0.0, lo, hi))
+    no_gap = d0 >= 0.0
+    valid = (d_lo < 0.0) & (d_hi > 0.0)
+    ul, uh = math.log(lo), math.log(hi)
+    mid = 0.5 * (ul + uh)
     sol = optx.root_find(
-        bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
-        jnp.asarray(mid), args=args, options=dict(lower=lo, upper=hi), max_steps=200,
-        throw=False)
-    edge = jnp.where(jnp.abs(f_lo) < jnp.abs(f_hi), lo, hi)
-    return jnp.exp(jnp.where(inside, sol.value, jax.lax.stop_gradient(edge)))
+        _log_bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
+        jnp.asarray(mid), args=(dominance, dos, prm, valid, mid),
+        options=dict(lower=ul, upper=uh), max_steps=200, throw=False)
+    if at_bound == "edge":
+        edge = jax.lax.stop_gradient(jnp.where(d_lo >= 0.0, lo, hi))
+        return jnp.where(no_gap, 0.0, jnp.where(valid, jnp.exp(sol.value), edge))
+    t = jnp.where(no_gap, 0.0, jnp.exp(sol.value))
+    t = eqx.error_if(t, ~no_gap & (d_lo >= 0.0), _BELOW_LO)
+    return eqx.error_if(t, ~no_gap & (d_hi <= 0.0), _ABOVE_HI)
 
 
-def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0) -> Crossover:
+_BELOW_LO = "`crossover(lo=...)`: T_U lies between 0 and lo g J_o; pass a smaller `lo`"
+_ABOVE_HI = "`crossover(hi=...)`: no crossover below hi g J_o; pass a larger `hi`"
+
+
+def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0,
+              at_bound: str = "raise") -> Crossover:
     """T_U of an S-tau model by the full criterion and by the shortcut P_S = 5 g.
 
-    The roots are searched in E / (g J_o) in [`lo`, `hi`] (bisection in log E); a
-    result at either bound means there is no crossover inside.
+    Each T_U is the least E >= 0 from which the S TLSs dominate: 0 where they do already
+    at E -> 0 (no gap, e.g. strong random fields h_rel >~ 3), else the root in
+    E / (g J_o) in [`lo`, `hi`] (bisection in log E). A root in (0, `lo`) or none
+    below `hi` raises (pass another bracket), or with `at_bound="edge"` gives that end
+    of the bracket (with zero derivative; fits use it and report the target as
+    unreachable).
 
     **Returns:** a `Crossover` (kelvin).
     """
     # validate, then use the Python floats (under `jit` check_range returns a tracer)
     check_range("crossover", "lo", lo, 0.0, lo_open=True)
     check_range("crossover", "hi", hi, lo, lo_open=True)
-    lo, hi = float(lo), float(hi)
+    if at_bound not in ("raise", "edge"):
+        raise ValueError(f"`crossover(at_bound=...)` must be 'raise' or 'edge'; got {at_bound!r}")
+    try:
+        return _crossover(tls, float(lo), float(hi), at_bound)
+    except eqx.EquinoxRuntimeError as err:  # called outside `jit`: a plain ValueError
+        for msg in (_BELOW_LO, _ABOVE_HI):
+            if msg in str(err):
+                raise ValueError(f"{msg} (lo = {lo:g}, hi = {hi:g})") from None
+        raise
+
+
+@eqx.filter_jit  # lo, hi, at_bound are Python values: static
+def _crossover(tls: StauTLS, lo: float, hi: float, at_bound: str) -> Crossover:
+    """The body of `crossover`, compiled once per DOS structure and bracket."""
     p, dos = tls.params, tls.dos
     gJ0 = p.g * p.J0
-
-    def full(u, args):
-        dos_, prm = args
-        e = jnp.exp(u)
-        return (jnp.log(prm.g) + dos_.log_phi_tau(e) - dos_.log_p_s(e)
-                - log_phi_s(e * prm.g))
-
-    def shortcut(u, args):
-        dos_, prm = args
-        return dos_.log_p_s(jnp.exp(u)) - jnp.log(5.0 * prm.g)
-
-    bounds = (math.log(lo), math.log(hi))
-    t_full = _root_log(full, *bounds, (dos, p)) * gJ0
-    t_short = _root_log(shortcut, *bounds, (dos, p)) * gJ0
+    t_full = _crossing(_full_dominance, lo, hi, dos, p, at_bound) * gJ0
+    t_short = _crossing(_shortcut_dominance, lo, hi, dos, p, at_bound) * gJ0
     return Crossover(t_full, t_short, dos.e_tau_mean * gJ0)

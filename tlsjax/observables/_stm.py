@@ -32,11 +32,16 @@ Raychaudhuri, Prog. Low Temp. Phys. 9, 265 (1986); Jackle, Z. Phys. 257, 212 (19
 
 Integrals use fixed composite Gauss-Legendre rules (nodes from NumPy at import), so
 everything is jit-compatible and differentiable; outputs are vectorized over
-temperature (first axis) and frequency (second axis).
+temperature (first axis) and frequency (second axis). Products of SI constants, C(E),
+omega and powers of T span far more than float32's range (1e-38 to 3e38) for
+reasonable inputs, so kappa, l^-1 and Q^-1_res are assembled from logarithms and the
+relaxation kernels are written in ln(omega tau): a result is inf or 0 only if its
+value is. Temperatures must lie in [`T_MIN_K`, `T_MAX_K`] = [1e-6, 1e4] K.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -44,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validate import check_grid, check_range
+from .._validate import check_grid, check_range, is_traced
 from ._material import EV, HBAR, K_B, Material
 from ._tls import AbstractTLS, ConstantC
 
@@ -57,6 +62,17 @@ _HBAR_OVER_KB = HBAR / K_B
 _KAPPA_CONST = K_B * (K_B / HBAR) ** 3 / (6.0 * math.pi**2)
 #: k_B^2 / eV^2, for C_v = k_B^2 T int n with n ~ C rho v^2 / gamma^2.
 _CV_CONST = K_B**2 / EV**2
+#: Temperatures accepted by every observable, in K: the model (TLSs in a solid, Debye
+#: phonons) needs T far below the melting point of every solid (< 4e3 K); below 1 uK no
+#: solid's phonons have been measured, and kappa ~ T^2 would leave float32's range near
+#: 1e-18 K.
+T_MIN_K, T_MAX_K = 1e-6, 1e4
+_T_REASON = ("TLSs and Debye phonons in a solid: from 1 uK to far above every melting "
+             "point")
+#: Smallest angular frequency accepted, in rad/s (1.6e-12 Hz: a period of 20000
+#: years, beyond any measurement; below it the relaxation peak can leave the quadrature).
+OMEGA_MIN = 1e-11
+_OMEGA_REASON = "a period of 20000 years, beyond any measurement of Q^-1 or sound velocity"
 #: Temperatures per batch in the `lax.map` over T (bounds memory).
 _T_BATCH = 8
 _ORDER = 8
@@ -73,6 +89,18 @@ def _gauss_legendre(edges, order: int = _ORDER) -> tuple[np.ndarray, np.ndarray]
 
 #: x = E / k_B T (or hbar omega / k_B T): panels [0, 1e-4] then log-spaced to 60.
 _X_NODES, _X_WEIGHTS = _gauss_legendre(np.concatenate([[0.0], np.geomspace(1e-4, 60.0, 31)]))
+#: The relaxation integrals also need tiny x: at low frequencies the TLSs with
+#: omega tau ~ 1 sit near x* = (omega / (2 s A T^3 r_min))^(1/2), far below 1e-4 (x* =
+#: 2e-7 at 1e-30 Hz, 1 K, r_min = 1e-24), and Q^-1_rel ~ C x* comes from there. So
+#: [1e-24, 1e-4] is covered by one-decade panels (error < 1e-4 relative at 1e-30 Hz),
+#: and `OMEGA_MIN` keeps x* > 1e-20 for any material, T <= T_MAX_K and r_min <= 1/2.
+_XR_NODES, _XR_WEIGHTS = _gauss_legendre(np.concatenate(
+    [[0.0], np.geomspace(1e-24, 1e-4, 21), np.geomspace(1e-4, 60.0, 31)[1:]]))
+#: ln of the kappa integrand's x-dependent factors: weights times x^4 e^x / (e^x - 1)^2
+#: = x^4 / (4 sinh^2(x / 2)), and ln tanh(x / 2) (float64 here, rounded once).
+_X_LOG_HEAT = (np.log(_X_WEIGHTS) + 4.0 * np.log(_X_NODES) - np.log(4.0)
+               - 2.0 * np.log(np.sinh(0.5 * _X_NODES)))
+_X_LOG_TANH = np.log(np.tanh(0.5 * _X_NODES))
 #: t in [0, 1] for log-energy integrals between per-temperature bounds.
 _T_NODES, _T_WEIGHTS = _gauss_legendre(np.linspace(0.0, 1.0, 41))
 
@@ -81,26 +109,42 @@ def _r_rule(r_min: float):
     """Nodes for int_{r_min}^1 dr f(r): u = ln r on [ln r_min, ln 1/2] (unit panels),
     and r = 1 - s^2, s in [0, sqrt(1/2)] near r = 1 (removes the sqrt(1 - r) kink).
 
-    **Returns:** (r, weight, sqrt(1 - r)) such that int dr sqrt(1 - r) g(r) / r
+    **Returns:** (ln r, weight, sqrt(1 - r)) such that int dr sqrt(1 - r) g(r) / r
     = sum weight * sqrt(1 - r) * g(r).
     """
     lo, hi = math.log(r_min), math.log(0.5)
     npan = max(2, math.ceil(hi - lo))
     u, wu = _gauss_legendre(np.linspace(lo, hi, npan + 1))
     s, ws = _gauss_legendre(np.linspace(0.0, math.sqrt(0.5), 5))
-    r = np.concatenate([np.exp(u), 1.0 - s**2])
+    log_r = np.concatenate([u, np.log(1.0 - s**2)])
     # dr / r = du; and dr / r = 2 s ds / r.
     w = np.concatenate([wu, 2.0 * s * ws / (1.0 - s**2)])
     sq = np.concatenate([np.sqrt(1.0 - np.exp(u)), s])
-    return r, w, sq
+    return log_r, w, sq
+
+
+def _check_within(where: str, name: str, arr, lo: float, hi: float, reason: str):
+    """`check_range` of a checked grid, tolerating the float32 rounding of the bounds
+    themselves (1e-6 becomes 9.99999997e-07); a refusal names the exact bounds."""
+    slack_lo, slack_hi = lo * (1 - 1e-6), hi * (1 + 1e-6)
+    if is_traced(arr):
+        return check_range(where, name, arr, slack_lo, slack_hi, reason=reason)
+    a = np.asarray(arr, dtype=float)
+    if np.any(a < slack_lo) or np.any(a > slack_hi):
+        check_range(where, name, a, lo, hi, reason=reason)
+    return arr
 
 
 def _temperatures(where: str, T) -> Float[Array, " nT"]:
-    return check_grid(where, "T", T, positive=True)
+    """Check a temperature grid: 1-D, finite, in [T_MIN_K, T_MAX_K]."""
+    arr = check_grid(where, "T", T, positive=True)
+    return _check_within(where, "T", arr, T_MIN_K, T_MAX_K, _T_REASON)
 
 
 def _omegas(where: str, omega) -> Float[Array, " nw"]:
-    return check_grid(where, "omega", omega, positive=True)
+    """Check an angular-frequency grid: 1-D, finite, >= OMEGA_MIN."""
+    arr = check_grid(where, "omega", omega, positive=True)
+    return _check_within(where, "omega", arr, OMEGA_MIN, math.inf, _OMEGA_REASON)
 
 
 def _polarization_index(where: str, polarization: str) -> int:
@@ -123,30 +167,50 @@ def _map_T(fn, T):
     return jax.lax.map(fn, T, batch_size=_T_BATCH)
 
 
-def _rayleigh(material: Material, omega):
-    """A_R omega^4 in 1/m, as (A_R^(1/4) omega)^4 so that omega^4 never overflows float32
-    (double `where`: finite gradients at A_R = 0)."""
+def _log_rayleigh(material: Material, log_omega):
+    """ln(A_R omega^4) (ln of 1/m); -inf without Rayleigh scattering (double `where`:
+    finite gradients at A_R = 0)."""
     a = material.rayleigh
     on = a > 0
     safe = jnp.where(on, a, 1.0)
-    return jnp.where(on, (safe**0.25 * omega) ** 4, 0.0)
+    return jnp.where(on, jnp.log(safe) + 4.0 * log_omega, -jnp.inf)
 
 
-def _tanh_half(x):
-    return jnp.tanh(0.5 * x)
+def _log_tanh_half(log_x):
+    """ln tanh(x / 2) from ln x, also where x itself under- or overflows float32."""
+    small = log_x < math.log(1e-20)  # tanh(x/2) = (x/2)(1 - x^2/12 + ...): exact here
+    large = log_x > math.log(50.0)  # ln tanh(x/2) = -2 e^-x + ...: |error| < 4e-22
+    x = jnp.exp(jnp.where(small | large, 0.0, log_x))  # double where: finite gradients
+    mid = jnp.log(jnp.tanh(0.5 * x))
+    return jnp.where(small, log_x - math.log(2.0), jnp.where(large, 0.0, mid))
+
+
+def _log_sum(*terms):
+    """ln(sum_i e^{terms_i}) of broadcastable terms (-inf terms allowed)."""
+    terms = jnp.broadcast_arrays(*terms)
+    return jax.nn.logsumexp(jnp.stack(terms), axis=0)
 
 
 # ---------------------------------------------------------------- resonant scattering
 
 
-def _inverse_mfp(tls: AbstractTLS, material: Material, T, omega, alpha: int):
-    """l^-1 (m^-1) on the (T, omega) grid for polarization index alpha (no checks)."""
-    x = _HBAR_OVER_KB * omega[None, :] / T[:, None]
-    e_K = jnp.broadcast_to(_HBAR_OVER_KB * omega[None, :], x.shape)
-    c = tls.tunneling_strength(e_K) * material.strength_factors[alpha]
-    v = material.velocities[alpha]
-    res = math.pi * c * omega[None, :] / v * _tanh_half(x)
-    return res + _rayleigh(material, omega)[None, :] + 1.0 / material.boundary
+@functools.partial(jax.jit, static_argnames="alpha")
+def _log_qinv_res(tls: AbstractTLS, material: Material, T, omega, alpha: int):
+    """ln(pi C_alpha(hbar omega) tanh(hbar omega / 2 k_B T)) on the (T, omega) grid."""
+    log_omega = jnp.log(omega)[None, :]
+    log_x = math.log(_HBAR_OVER_KB) + log_omega - jnp.log(T)[:, None]
+    e_K = jnp.broadcast_to(_HBAR_OVER_KB * omega[None, :], log_x.shape)
+    log_c = tls.log_tunneling_strength(e_K) + jnp.log(material.strength_factors[alpha])
+    return math.log(math.pi) + log_c + _log_tanh_half(log_x)
+
+
+@functools.partial(jax.jit, static_argnames="alpha")
+def _log_inverse_mfp(tls: AbstractTLS, material: Material, T, omega, alpha: int):
+    """ln l^-1 (l^-1 in m^-1) on the (T, omega) grid for polarization index alpha."""
+    log_omega = jnp.log(omega)[None, :]
+    log_res = (_log_qinv_res(tls, material, T, omega, alpha) + log_omega
+               - jnp.log(material.velocities[alpha]))
+    return _log_sum(log_res, _log_rayleigh(material, log_omega), -jnp.log(material.boundary))
 
 
 def mean_free_path(tls: AbstractTLS, material: Material, T, omega, *,
@@ -165,7 +229,7 @@ def mean_free_path(tls: AbstractTLS, material: Material, T, omega, *,
     """
     a = _polarization_index("mean_free_path", polarization)
     T, omega = _temperatures("mean_free_path", T), _omegas("mean_free_path", omega)
-    return 1.0 / _inverse_mfp(tls, material, T, omega, a)
+    return jnp.exp(-_log_inverse_mfp(tls, material, T, omega, a))
 
 
 def mfp_over_wavelength(tls: AbstractTLS, material: Material, T, omega, *,
@@ -174,8 +238,8 @@ def mfp_over_wavelength(tls: AbstractTLS, material: Material, T, omega, *,
     1 / (2 pi^2 C tanh(hbar omega / 2 k_B T)). Arguments as `mean_free_path`."""
     a = _polarization_index("mfp_over_wavelength", polarization)
     T, omega = _temperatures("mfp_over_wavelength", T), _omegas("mfp_over_wavelength", omega)
-    lam = 2.0 * math.pi * material.velocities[a] / omega
-    return 1.0 / (_inverse_mfp(tls, material, T, omega, a) * lam[None, :])
+    log_lam = math.log(2.0 * math.pi) + jnp.log(material.velocities[a]) - jnp.log(omega)
+    return jnp.exp(-_log_inverse_mfp(tls, material, T, omega, a) - log_lam[None, :])
 
 
 def qinv_resonant(tls: AbstractTLS, material: Material, T, omega, *,
@@ -183,10 +247,7 @@ def qinv_resonant(tls: AbstractTLS, material: Material, T, omega, *,
     """Resonant internal friction pi C_alpha(hbar omega) tanh(hbar omega / 2 k_B T)."""
     a = _polarization_index("qinv_resonant", polarization)
     T, omega = _temperatures("qinv_resonant", T), _omegas("qinv_resonant", omega)
-    x = _HBAR_OVER_KB * omega[None, :] / T[:, None]
-    e_K = jnp.broadcast_to(_HBAR_OVER_KB * omega[None, :], x.shape)
-    c = tls.tunneling_strength(e_K) * material.strength_factors[a]
-    return math.pi * c * _tanh_half(x)
+    return jnp.exp(_log_qinv_res(tls, material, T, omega, a))
 
 
 # ---------------------------------------------------------------- relaxation
@@ -195,30 +256,49 @@ def qinv_resonant(tls: AbstractTLS, material: Material, T, omega, *,
 def max_relaxation_rate(material: Material, energies_K, T, scale=1.0):
     """tau_min^-1 = s A E^3 coth(E / 2 k_B T) in 1/s, energies E / k_B and T in kelvin
     (broadcast), s the population's coupling scale (`Material.relaxation_A_K`)."""
-    return scale * material.relaxation_A_K * energies_K**3 / _tanh_half(energies_K / T)
+    return jnp.exp(_log_max_relaxation_rate(material, jnp.log(energies_K), jnp.log(T),
+                                            jnp.log(scale)))
 
 
+def _log_max_relaxation_rate(material: Material, log_e, log_t, log_scale):
+    """ln tau_min^-1 from ln E, ln T (kelvin) and ln s."""
+    return (log_scale + jnp.log(material.relaxation_A_K) + 3.0 * log_e
+            - _log_tanh_half(log_e - log_t))
+
+
+@functools.partial(jax.jit, static_argnames=("alpha", "r_min", "kind"))
 def _relaxation_integrals(tls, material, T, omega, alpha, r_min, kind):
     """sum_p C_p,alpha int dE (sech^2 / 2 k_B T) int dr (sqrt(1-r)/r) h(omega tau), (nT, nw).
 
     kind "q": h = omega tau / (1 + (omega tau)^2); kind "v": h = 1 / (1 + (omega tau)^2).
+    Both are written in l = ln(1 / (omega tau)), which stays finite where omega tau
+    over- or underflows: h_q = 1 / (e^l + e^-l) = e^-|l| / (1 + e^-2|l|),
+    h_v = sigmoid(2 l).
     """
-    r, wr, sq = (jnp.asarray(a) for a in _r_rule(r_min))
-    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    dt = T.dtype
+    log_r, wr, sq = (jnp.asarray(a, dtype=dt) for a in _r_rule(r_min))
+    xn = jnp.asarray(_XR_NODES, dtype=dt)
+    log_xn = jnp.asarray(np.log(_XR_NODES), dtype=dt)
     # weight of the E integral in x = E / k_B T: (1/2) sech^2(x/2) dx
-    wE = wx * 0.5 / jnp.cosh(0.5 * xn) ** 2
-    scales = tls.coupling_scales()
+    wE = jnp.asarray(_XR_WEIGHTS * 0.5 / np.cosh(0.5 * _XR_NODES) ** 2, dtype=dt)
+    log_scales = jnp.log(tls.coupling_scales())
     factor = material.strength_factors[alpha]
+    log_omega = jnp.log(omega)
 
     def per_T(t):
-        e_K = xn * t  # (nx,)
-        c = tls.strength_parts(e_K) * factor  # (p, nx)
-        rate = max_relaxation_rate(material, e_K[None, :], t, scales[:, None])  # (p, nx)
-        # q = r / (omega tau_min) = 1 / (omega tau) (omega tau = omega tau_min / r)
-        inv_y = rate[:, :, None] / omega[None, None, :]  # (p, nx, nw)
-        q = r[None, None, None, :] * inv_y[..., None]  # (p, nx, nw, nr)
+        log_t = jnp.log(t)
+        c = tls.strength_parts(xn * t) * factor  # (p, nx)
+        log_rate = _log_max_relaxation_rate(material, (log_xn + log_t)[None, :], log_t,
+                                            log_scales[:, None])  # (p, nx)
+        # l = ln(r / (omega tau_min)) = ln(1 / (omega tau)) (omega tau = omega tau_min / r)
+        lq = (log_r[None, None, None, :] + log_rate[:, :, None, None]
+              - log_omega[None, None, :, None])  # (p, nx, nw, nr)
+        if kind == "q":
+            e = jnp.exp(-jnp.abs(lq))
+            h = e / (1.0 + e * e)
+        else:
+            h = jax.nn.sigmoid(2.0 * lq)
         # int dr (sqrt(1 - r) / r) h = sum_nodes weight * sqrt(1 - r) * h (see `_r_rule`)
-        h = q / (1.0 + q**2) if kind == "q" else q**2 / (1.0 + q**2)
         inner = jnp.sum(h * (sq * wr)[None, None, None, :], axis=-1)  # (p, nx, nw)
         return jnp.sum(c[:, :, None] * wE[None, :, None] * inner, axis=(0, 1))
 
@@ -271,7 +351,7 @@ def sound_velocity_shift(tls: AbstractTLS, material: Material, T, omega, T0, *,
     T0 = check_range("sound_velocity_shift", "T0", T0, 0.0, lo_open=True)
     r_min = _check_r_min("sound_velocity_shift", r_min)
     factor = material.strength_factors[a]
-    tn, wt = jnp.asarray(_T_NODES), jnp.asarray(_T_WEIGHTS)
+    tn, wt = jnp.asarray(_T_NODES, dtype=T.dtype), jnp.asarray(_T_WEIGHTS, dtype=T.dtype)
 
     def resonant(t):
         lo = jnp.log(1e-4 * jnp.minimum(t, T0))
@@ -310,24 +390,41 @@ def thermal_conductivity(tls: AbstractTLS, material: Material, T, *,
 
     **Returns:** kappa at each T, shape (len(T),).
     """
-    T = _temperatures("thermal_conductivity", T)
-    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
-    # x^4 e^x / (e^x - 1)^2 = x^4 / (4 sinh^2(x / 2))
-    heat = xn**4 / (4.0 * jnp.sinh(0.5 * xn) ** 2)
-    v = material.velocities
-    branches = material.weights
-    factors = material.strength_factors
+    return _thermal_conductivity(tls, material, _temperatures("thermal_conductivity", T),
+                                 extra_scattering)
+
+
+@functools.partial(jax.jit, static_argnames="extra_scattering")
+def _thermal_conductivity(tls, material, T, extra_scattering=None):
+    """The body of `thermal_conductivity` (T checked). Compiled once per TLS structure and
+    shape, so that calls outside `jit` do not re-trace the quadrature every time."""
+    # NumPy constants take T's dtype explicitly (the process may switch x64 on and off)
+    xn = jnp.asarray(_X_NODES, dtype=T.dtype)
+    log_xn = jnp.asarray(np.log(_X_NODES), dtype=T.dtype)
+    log_heat = jnp.asarray(_X_LOG_HEAT, dtype=T.dtype)
+    log_tanh = jnp.asarray(_X_LOG_TANH, dtype=T.dtype)
+    log_v = jnp.log(material.velocities)
+    log_branches = jnp.log(material.weights)
+    log_factors = jnp.log(material.strength_factors)
+    log_bnd = -jnp.log(material.boundary)
 
     def per_T(t):
-        omega = xn * t / _HBAR_OVER_KB
-        c = tls.tunneling_strength(xn * t)  # E = hbar omega = x k_B T -> E/k_B = x T
-        inv_l = (math.pi * c[None, :] * factors[:, None] * omega[None, :] / v[:, None]
-                 * _tanh_half(xn)[None, :]
-                 + _rayleigh(material, omega)[None, :] + 1.0 / material.boundary)
+        # everything in logs: T^3, omega, C(E) and l span more than float32's range
+        log_t = jnp.log(t)
+        log_omega = log_xn + log_t - math.log(_HBAR_OVER_KB)
+        log_c = tls.log_tunneling_strength(xn * t)  # E = hbar omega = x k_B T
+        log_res = (math.log(math.pi) + log_c[None, :] + log_factors[:, None]
+                   + log_omega[None, :] - log_v[:, None] + log_tanh[None, :])
+        log_inv_l = _log_sum(log_res, _log_rayleigh(material, log_omega)[None, :], log_bnd)
         if extra_scattering is not None:
-            inv_l = inv_l + extra_scattering(xn * t)[None, :]
-        per_branch = jnp.sum(wx[None, :] * heat[None, :] / inv_l, axis=1) / v**2
-        return _KAPPA_CONST * t**3 * jnp.sum(branches * per_branch)
+            extra = extra_scattering(xn * t)
+            ok = extra > 0
+            # double where: no NaN gradient through log(0)
+            log_extra = jnp.where(ok, jnp.log(jnp.where(ok, extra, 1.0)), -jnp.inf)
+            log_inv_l = _log_sum(log_inv_l, log_extra[None, :])
+        log_per_branch = jax.nn.logsumexp(log_heat[None, :] - log_inv_l, axis=1) - 2.0 * log_v
+        return jnp.exp(math.log(_KAPPA_CONST) + 3.0 * log_t
+                       + jax.nn.logsumexp(log_branches + log_per_branch))
 
     return _map_T(per_T, T)
 
@@ -358,7 +455,7 @@ def tls_specific_heat(tls: AbstractTLS, material: Material, T, t_exp) -> Float[A
     """
     T = _temperatures("tls_specific_heat", T)
     t_exp = check_range("tls_specific_heat", "t_exp", t_exp, 0.0, lo_open=True)
-    xn, wx = jnp.asarray(_X_NODES), jnp.asarray(_X_WEIGHTS)
+    xn, wx = jnp.asarray(_X_NODES, dtype=T.dtype), jnp.asarray(_X_WEIGHTS, dtype=T.dtype)
     w = wx * (0.5 * xn) ** 2 / jnp.cosh(0.5 * xn) ** 2
     scales = tls.coupling_scales()
 

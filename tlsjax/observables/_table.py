@@ -100,6 +100,12 @@ class TabulatedStauTLS(AbstractTLS):
         c_s = p.kappa_log * jnp.exp(lps + log_phi_s(e / p.J0))
         return jnp.stack([c_tau, c_s])
 
+    def log_strength_parts(self, energies_K):
+        p = self.params
+        e, lps, lpt = self._logs(energies_K)
+        return jnp.stack([jnp.log(p.kappa_log * p.g) + lpt,
+                          jnp.log(p.kappa_log) + lps + log_phi_s(e / p.J0)])
+
     def coupling_scales(self):
         g = self.params.g
         return jnp.stack([g**2, jnp.ones_like(g)])

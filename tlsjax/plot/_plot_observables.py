@@ -19,8 +19,13 @@ def plot_observables(res: dict, desc: dict, path) -> None:
     c0 = float(res["C0"])
 
     def mark(ax):
-        ax.axvline(tu_f, color="k", ls=":", lw=1, label=f"T_U (g phi_tau = P_S phi_S) = {tu_f:.2g} K")
-        ax.axvline(tu_s, color="gray", ls="--", lw=1, label=f"T_U (P_S = 5g) = {tu_s:.2g} K")
+        # T_U = 0 (no gap: the S TLSs dominate at every energy) has no place on a log axis
+        for tu, style, name in ((tu_f, dict(color="k", ls=":"), "g phi_tau = P_S phi_S"),
+                                (tu_s, dict(color="gray", ls="--"), "P_S = 5g")):
+            if tu > 0:
+                ax.axvline(tu, lw=1, label=f"T_U ({name}) = {tu:.2g} K", **style)
+            else:
+                ax.plot([], [], lw=1, label=f"T_U ({name}) = 0: no gap", **style)
 
     ax = axes[0, 0]
     ax.loglog(T, res["kappa_stau"], "C0-", label="S-tau C(E)")

@@ -11,9 +11,15 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, seed_key
-from ..model._es import DEFAULT_TOP_K, PAIR_CONDITIONS, simulate
-from ..model._lattice import FCC, Sample, SimpleCubic
-from ..model._params import DEFAULT_G, ModelParams
+from ..model._es import (
+    DEFAULT_TOP_K,
+    MAX_SOFT_WIDTH,
+    PAIR_CONDITIONS,
+    SOFT_WIDTH_REASON,
+    simulate,
+)
+from ..model._lattice import FCC, Sample, SimpleCubic, check_sample_size
+from ..model._params import ATILDE_MAX, ATILDE_REASON, DEFAULT_G, ModelParams
 from ..model._theta import AbstractTheta, HardTheta, SoftTheta
 from ..parallel._ensemble import disorder_average
 
@@ -52,7 +58,9 @@ def es_scan(
 
     **Returns:** a dict with `P_S` (A, H, E), `T_U_over_E_tau` (A, H),
     `E_tau_over_gJ0` (A, H) (<E_tau> in units of g J_o), `E_tau_median_over_mean`
-    (A, H) (median |E_tau| / <E_tau>), `T_U_over_median_E_tau` (A, H), and `n_sites` ().
+    (A, H) (median |E_tau| / <E_tau>), `T_U_over_median_E_tau` (A, H), `no_gap` (A, H)
+    (1 where T_U = 0: P_S(0+) >= 5 g), and `n_sites` (); with a soft `theta` also
+    `T_U_over_E_tau_hard` (A, H), the hard-Theta T_U of the same realization.
     """
     theta = theta or HardTheta()
     if top_k is None:
@@ -65,13 +73,40 @@ def es_scan(
                       pair_condition=pair_condition)
         tu = theta.crossover(es, g)
         median = jnp.nanmedian(jnp.where(es.mask, es.e_tau, jnp.nan))
-        return dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=tu,
-                    E_tau_over_gJ0=es.e_tau_mean, E_tau_median_over_mean=median,
-                    T_U_over_median_E_tau=tu / median, n_sites=es.n_sites.astype(float))
+        out = dict(P_S=theta.p_s(es, energies), T_U_over_E_tau=tu,
+                   E_tau_over_gJ0=es.e_tau_mean, E_tau_median_over_mean=median,
+                   T_U_over_median_E_tau=tu / median, n_sites=es.n_sites.astype(float),
+                   no_gap=(tu <= 0.0).astype(float))
+        if not isinstance(theta, HardTheta):  # top[:, 0] is E_min: the hard T_U for free
+            out["T_U_over_E_tau_hard"] = HardTheta().crossover(es, g)
+        return out
 
     out = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(atildes, h_rels)
     out["n_sites"] = out["n_sites"][0, 0]
     return out
+
+
+@dataclass(frozen=True)
+class _ScanOne:
+    """`es_scan` of one key for a fixed configuration, as a value: equal configurations
+    compare equal, so `disorder_average` reuses its compiled batch function across calls
+    (a second `run_scan` of the same case does not compile again)."""
+
+    sample: Sample
+    atildes: tuple[float, ...]
+    h_rels: tuple[float, ...]
+    energies: tuple[float, ...]
+    g: float
+    width: float
+    block_size: int | None
+    pair_condition: str = "signed"
+
+    def __call__(self, key):
+        theta = HardTheta() if self.width == 0.0 else SoftTheta(self.width)
+        grid = (jnp.asarray(v, dtype=jnp.result_type(float))
+                for v in (self.atildes, self.h_rels, self.energies))
+        return es_scan(self.sample, *grid, key, g=self.g, theta=theta,
+                       block_size=self.block_size, pair_condition=self.pair_condition)
 
 
 @dataclass
@@ -101,7 +136,15 @@ class ScanResult:
         return self.realizations < self.requested
 
     def to_json(self) -> dict:
+        extra = {}
+        if "T_U_over_E_tau_hard" in self.mean:
+            extra["T_U_over_E_tau_hard"] = dict(mean=self.mean["T_U_over_E_tau_hard"],
+                                                stderr=self.stderr["T_U_over_E_tau_hard"])
         return dict(
+            **extra,
+            fraction_no_gap=dict(
+                mean=self.mean["no_gap"],
+                note="fraction of realizations with T_U = 0 (P_S(0+) >= 5 g: no gap)"),
             x=self.x, cells=self.cells, lattice=self.lattice, atildes=self.atildes,
             h_rels=self.h_rels, g=self.g, width=self.width, realizations=self.realizations,
             realizations_requested=self.requested, partial=self.interrupted,
@@ -155,22 +198,24 @@ def run_scan(
         raise ValueError(f"`run_scan(lattice=...)` must be one of {sorted(LATTICES)}; "
                          f"got {lattice!r}")
     sample = Sample(x, lattice=LATTICES[lattice](check_int("run_scan", "cells", cells, 2)))
+    check_sample_size("run_scan", sample)
     atildes = check_grid("run_scan", "atildes", atildes)
-    check_range("run_scan", "atildes", atildes, 0.0)
+    check_range("run_scan", "atildes", atildes, 0.0, ATILDE_MAX, reason=ATILDE_REASON)
     h_rels = check_grid("run_scan", "h_rels", h_rels)
     check_range("run_scan", "h_rels", h_rels, 0.0)
     energies_in = default_energies() if energies is None else energies
     energies = check_grid("run_scan", "energies", energies_in,
                           positive=True, increasing=True)
     realizations = check_int("run_scan", "realizations", realizations, 1)
-    width = float(check_range("run_scan", "width", width, 0.0))
-    theta = HardTheta() if width == 0.0 else SoftTheta(width)
+    width = float(check_range("run_scan", "width", width, 0.0, MAX_SOFT_WIDTH,
+                              reason=SOFT_WIDTH_REASON))
     keys = jax.random.split(seed_key("run_scan", "seed", seed), realizations)
     start = time.perf_counter()
+    one = _ScanOne(sample, tuple(np.asarray(atildes).tolist()), tuple(np.asarray(h_rels).tolist()),
+                   tuple(np.asarray(energies).tolist()), float(g), width, block_size,
+                   pair_condition)
     mean, err, count = disorder_average(
-        lambda k: es_scan(sample, atildes, h_rels, energies, k, g=g, theta=theta,
-                          block_size=block_size, pair_condition=pair_condition),
-        keys, progress=progress, description=f"x={x:g} L={cells}", devices=devices,
+        one, keys, progress=progress, description=f"x={x:g} L={cells}", devices=devices,
         checkpoint=checkpoint,
         config=dict(x=x, cells=cells, lattice=lattice, atildes=np.asarray(atildes).tolist(),
                     h_rels=np.asarray(h_rels).tolist(), energies=np.asarray(energies).tolist(),
