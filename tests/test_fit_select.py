@@ -19,7 +19,8 @@ from tlsjax.fit._fit import make_problem, residuals_at
 from tlsjax.fit._kappa_model import names_for
 from tlsjax.fit._select import select_kappa_model
 from tlsjax.model._lattice import Sample
-from tlsjax.observables._dos import _root_log
+from tlsjax.model._params import ModelParams
+from tlsjax.observables._dos import StauTLS, crossover, stau_tls
 
 SAMPLE = Sample(0.2, 6)
 R = 2
@@ -136,11 +137,20 @@ def test_unconverged_fit_does_not_invent_errors():
     assert any("not determined" in n for n in r.notes)
 
 
-@pytest.mark.parametrize("offset,edge", [(100.0, -3.0), (-100.0, 3.0), (0.5, -0.5)])
-def test_crossover_root_beyond_the_search_range_is_the_edge(offset, edge):
-    """`crossover` (fit targets) searches T_U in a fixed range: a criterion without a root
-    there gives the nearer edge (where the root lies beyond), not an error."""
-    r = _root_log(lambda u, a: u + a, -3.0, 3.0, jnp.asarray(offset))
-    assert float(r) == pytest.approx(math.exp(edge), rel=1e-6)
-    grad = jax.grad(lambda a: _root_log(lambda u, b: u + b, -3.0, 3.0, a))(offset)
-    assert float(grad) == pytest.approx(0.0 if abs(offset) > 3 else -math.exp(edge), rel=1e-5)
+def test_crossover_beyond_the_search_range_is_the_edge_for_fits():
+    """`crossover(at_bound="edge")` (fit targets) gives the end of the search range beyond
+    which the root lies, with no derivative through the root; the default refuses."""
+    params = ModelParams()
+    tls = stau_tls(params, sample=SAMPLE, realizations=R)
+    gJ0 = float(params.g * params.J0)
+    eps = float(crossover(tls).shortcut) / gJ0
+    lo, hi = eps / 10.0, eps / 2.0  # the root lies above hi
+    edge = crossover(tls, lo=lo, hi=hi, at_bound="edge")
+    assert float(edge.shortcut) == pytest.approx(hi * gJ0, rel=1e-6)
+    d = jax.grad(lambda a: crossover(StauTLS(tls.dos, params.replace(g=a)), lo=lo, hi=hi,
+                                     at_bound="edge").shortcut)(params.g)
+    assert float(d) == pytest.approx(hi * float(params.J0), rel=1e-5)  # T_U = hi g J_o
+    with pytest.raises(ValueError, match="no crossover below hi"):
+        crossover(tls, lo=lo, hi=hi)
+    low = crossover(tls, lo=2.0 * eps, hi=10.0 * eps, at_bound="edge")  # root below lo
+    assert float(low.shortcut) == pytest.approx(2.0 * eps * gJ0, rel=1e-6)
