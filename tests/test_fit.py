@@ -1,5 +1,6 @@
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -45,7 +46,12 @@ def recovered(synthetic):
 
 
 def test_table_matches_direct_model():
-    dos = stau_dos(TRUE, SAMPLE, realizations=R)
+    # a sample whose S spins are all gapped (E_min > 0): below its grid the table
+    # continues the power-law gap, which a sample with an ungapped S spin does not have
+    # (its P_S levels off at ~1/N; see `_table.DEFAULT_EPS_MIN`)
+    dos = stau_dos(TRUE, SAMPLE, jax.random.PRNGKey(1), realizations=R)
+    e_min = np.asarray(dos.es.top[:, :, 0])[np.asarray(dos.es.mask)]
+    assert e_min.min() > 0.0
     T = jnp.geomspace(0.05, 10.0, 7)
     direct = thermal_conductivity(StauTLS(dos, TRUE), MAT, T)
     tab = thermal_conductivity(tabulate_stau(dos, TRUE), MAT, T)

@@ -269,9 +269,9 @@ def test_velocity_spelling_is_the_same_everywhere():
 
 def test_small_cli_fixes(capsys):
     # the header names the lattice that ran
-    assert main(["es", "--lattice", "sc", "--cells", "3", "--realizations", "1", "--energies",
+    assert main(["es", "--lattice", "sc", "--cells", "5", "--realizations", "1", "--energies",
                  "1", "--no-progress"]) == 0
-    assert capsys.readouterr().out.startswith("sc x=0.2 L=3:")
+    assert capsys.readouterr().out.startswith("sc x=0.2 L=5:")
     # S-tau options next to --constant-C are refused, not silently ignored
     assert main(["kappa", "--T", "1", "--rho", "2200", "--vl", "5800", "--vt", "3800",
                  "--constant-C", "3e-4", "--g", "-1", "--cells", "0"]) == 2

@@ -150,6 +150,15 @@ class FitTLS(AbstractTLS):
                                                                                  stau.dtype)])
         return jnp.where(self.stm, const, stau)
 
+    def log_strength_parts(self, energies_K):
+        # in logs throughout: exp(ln P_S) underflows deep in the gap, and log(0) would
+        # give NaN gradients
+        stau = self.table.log_strength_parts(energies_K)
+        shape = stau.shape[1:]
+        const = jnp.stack([jnp.broadcast_to(jnp.log(self.C), shape),
+                           jnp.full(shape, -jnp.inf, stau.dtype)])
+        return jnp.where(self.stm, const, stau)
+
     def coupling_scales(self):
         g = self.table.params.g
         return jnp.where(self.stm, jnp.ones(2, jnp.result_type(g)),
