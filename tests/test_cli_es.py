@@ -79,9 +79,16 @@ def test_reproduce_quick_end_to_end(tmp_path):
     r = _run("reproduce", "--quick", "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("ps_x0.2_L12.png", "ps_x0.5_L13.png", "tu_summary.png", "tu_table.csv",
-                 "summary.json", "summary.txt", "ps_x0.2_L12.csv", "ps_x0.5_L13.json"):
+                 "summary.json", "summary.txt", "ps_x0.2_L12.csv", "ps_x0.5_L13.json",
+                 "mc_fig2a.png", "mc_fig2a.csv", "mc_ps.png", "mc_ps.csv", "mc.json"):
         assert (out / name).is_file(), name
     s = json.loads((out / "summary.json").read_text())
+    mc = s["monte_carlo"]
+    assert [c["atilde"] for c in mc["cases"]] == [1.5, 3.0, 6.0]
+    for c in mc["cases"]:
+        assert 0 < c["T_U_over_E_tau_mc"] < 1 and 0 < c["T_U_over_E_tau_es"] < 1
+        assert c["unstable_single"] == 0 and c["unstable_pair"] == 0
+    assert "Full Hamiltonian (Eq. 1) by Monte Carlo" in r.stdout
     cmp = s["comparison_with_paper"]
     assert cmp["paper"] == 0.2 and cmp["n"] == 2 * 4 * 3  # a~ = 1.5, 3, 4.5, 6
     assert 0 < cmp["measured_min"] <= cmp["measured_mean"] <= cmp["measured_max"] < 1
@@ -91,9 +98,10 @@ def test_reproduce_quick_end_to_end(tmp_path):
     # a second run replaces its own files, but never a file the user wrote
     (out / "notes.txt").write_text("mine")
     (out / "extra").mkdir()
-    r2 = _run("reproduce", "--quick", "--out", str(out), "--no-progress")
+    r2 = _run("reproduce", "--quick", "--no-mc", "--out", str(out), "--no-progress")
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "mc_ps.png").exists()  # the previous run's files it does not write go
     user = tmp_path / "user"
     user.mkdir()
     (user / "summary.txt").write_text("my summary")

@@ -80,6 +80,9 @@ def register(sub) -> None:
                    "--realizations is given: a smoke run")
     r.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     r.add_argument("--g", type=float, default=DEFAULT_G)
+    r.add_argument("--no-mc", action="store_true", dest="no_mc",
+                   help="skip the Monte Carlo of the full Hamiltonian (Fig. 2 a and its P_S "
+                   "panel, about half of the run time)")
     r.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     r.add_argument("--no-progress", action="store_true")
@@ -163,11 +166,12 @@ def run_es(args) -> int:
     return 0
 
 
-def reproduce_files(samples) -> list[str]:
-    """The files `tlsjax reproduce` writes for these (x, cells) samples."""
+def reproduce_files(samples, mc: bool = True) -> list[str]:
+    """The files `tlsjax reproduce` writes for these (x, cells) samples (and the Monte
+    Carlo's, if `mc`)."""
     names = [f"ps_x{x:g}_L{cells}.{ext}" for x, cells in samples for ext in ("png", "json", "csv")]
-    return names + list(MC_FILES) + ["tu_table.csv", "tu_summary.png", "summary.json",
-                                     "summary.txt"]
+    return names + list(MC_FILES if mc else ()) + ["tu_table.csv", "tu_summary.png",
+                                                   "summary.json", "summary.txt"]
 
 
 #: The files of the Monte Carlo part (Fig. 2 a and the P_S panel of the full model).
@@ -183,10 +187,10 @@ def run_reproduce(args) -> int:
     realizations = (4 if args.quick else 16) if args.realizations is None else args.realizations
     check_int("reproduce", "realizations", realizations, 1)  # before anything is written
     check_seed("reproduce", "seed", args.seed)
-    with OutputDir(args.out, overwrite=args.overwrite, expect=reproduce_files(samples),
+    with OutputDir(args.out, overwrite=args.overwrite, expect=reproduce_files(samples, not args.no_mc),
                    group="reproduce") as out:
         results = _reproduce_scans(args, out, samples, realizations, plot_ps_panels)
-        mc = _reproduce_mc(args, out)
+        mc = None if args.no_mc else _reproduce_mc(args, out)
         rows = tu_table_rows(results)
         out.csv("tu_table.csv", TU_HEADER, rows)
         plot_tu_summary(results, out.path("tu_summary.png"))
@@ -253,6 +257,7 @@ def _reproduce_summary(args, out, results, rows, mc=None) -> str:
                  for r in results for ia, a in enumerate(r.atildes)}
     summary = dict(
         command="tlsjax reproduce" + (" --quick" if args.quick else "") + (
+            " --no-mc" if args.no_mc else "") + (
             f" --realizations {args.realizations}" if args.realizations is not None else "") + (
             f" --seed {args.seed}" if args.seed else ""),
         seed=args.seed,

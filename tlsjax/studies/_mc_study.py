@@ -166,7 +166,8 @@ class MCStudy:
 
     `rows` holds the per-realization numbers (`summarize_state` plus the Monte Carlo's
     own: energy, energy_per_spin, single, pair (unstable counts [S, tau] of the measured
-    state), single_before, pair_before, converged), each with a leading realization axis.
+    state), single_before, pair_before, converged), each with a leading realization axis;
+    `states` the measured states themselves (re-measurable with `measure`).
     """
 
     x: float
@@ -182,6 +183,8 @@ class MCStudy:
     requested: int
     seconds: dict = field(default_factory=dict)
     dump: dict | None = None
+    #: (V, 2n) int8 the measured states (the lowest found), layout of `Hamiltonian`
+    states: np.ndarray | None = None
 
     @property
     def realizations(self) -> int:
@@ -440,7 +443,8 @@ def run_mc_study(
             if dump_state_of_first and done else None)
     lattice = type(sample.lattice).__name__.lower().replace("simplecubic", "sc")
     return MCStudy(sample.x, sample.lattice.cells, lattice, params, config, energies, edges,
-                   e_bar_k, mf_configs, stacked, int(keys.shape[0]), seconds, dump)
+                   e_bar_k, mf_configs, stacked, int(keys.shape[0]), seconds, dump,
+                   ground[:done].astype(np.int8))
 
 
 #: The a~ of the P_S panel (Fig. 2 b analogue for the full model).
