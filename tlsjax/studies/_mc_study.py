@@ -185,6 +185,8 @@ class MCStudy:
     dump: dict | None = None
     #: (V, 2n) int8 the measured states (the lowest found), layout of `Hamiltonian`
     states: np.ndarray | None = None
+    #: True if Ctrl-C stopped the run (then the finished realizations are kept)
+    stopped: bool = False
 
     @property
     def realizations(self) -> int:
@@ -192,7 +194,7 @@ class MCStudy:
 
     @property
     def interrupted(self) -> bool:
-        return self.realizations < self.requested
+        return self.stopped or self.realizations < self.requested
 
     @property
     def g(self) -> float:
@@ -401,8 +403,9 @@ def run_mc_study(
       (`dump_state`; the sample's capacity must be <= DUMP_MAX_SITES).
     - `devices`, `chunk`, `max_dense_bytes`, `progress`: as in `run_mc`.
 
-    Ctrl-C: `run_mc` stops and the realizations finished before it are measured; the
-    result then has `interrupted` True (`realizations` < `requested`).
+    Ctrl-C: `run_mc` stops and the realizations finished before it are measured (Ctrl-C
+    while measuring keeps those measured); the result then has `interrupted` True
+    (`realizations` < `requested`).
 
     **Returns:** an `MCStudy`.
     """
@@ -425,6 +428,26 @@ def run_mc_study(
     ground, best = np.asarray(res.ground_spins), np.asarray(res.best)
     rows = []
     t1 = time.perf_counter()
+    stopped = bool(res.interrupted)
+    try:
+        _measure_all(rows, done, sample, params, keys, ground, best, res, config, energies,
+                     edges, e_bar_k, mf_configs, max_dense_bytes)
+    except KeyboardInterrupt:  # keep the realizations measured so far (`interrupted`)
+        stopped = True
+    stacked = {k: np.stack([r[k] for r in rows]) for k in rows[0]} if rows else {}
+    done = len(rows)
+    seconds = dict(res.seconds, measure=time.perf_counter() - t1, total=time.perf_counter() - t0)
+    dump = (dump_state(sample, params, keys[0], ground[0], pad_to=config.block_size)
+            if dump_state_of_first and done else None)
+    lattice = type(sample.lattice).__name__.lower().replace("simplecubic", "sc")
+    return MCStudy(sample.x, sample.lattice.cells, lattice, params, config, energies, edges,
+                   e_bar_k, mf_configs, stacked, int(keys.shape[0]), seconds, dump,
+                   ground[:done].astype(np.int8), stopped)
+
+
+def _measure_all(rows, done, sample, params, keys, ground, best, res, config, energies, edges,
+                 e_bar_k, mf_configs, max_dense_bytes):
+    """Measure realizations 0..done-1 of the `run_mc` result `res`, appending to `rows`."""
     for v in range(done):
         m = measure(sample, params, keys[v], ground[v], pad_to=config.block_size,
                     mf_configs=mf_configs, max_dense_bytes=max_dense_bytes)
@@ -437,14 +460,6 @@ def run_mc_study(
                    single_before=res.before.single[v, b], pair_before=res.before.pair[v, b],
                    converged=np.asarray(res.descent.converged[v, b]))
         rows.append(row)
-    stacked = {k: np.stack([r[k] for r in rows]) for k in rows[0]} if rows else {}
-    seconds = dict(res.seconds, measure=time.perf_counter() - t1, total=time.perf_counter() - t0)
-    dump = (dump_state(sample, params, keys[0], ground[0], pad_to=config.block_size)
-            if dump_state_of_first and done else None)
-    lattice = type(sample.lattice).__name__.lower().replace("simplecubic", "sc")
-    return MCStudy(sample.x, sample.lattice.cells, lattice, params, config, energies, edges,
-                   e_bar_k, mf_configs, stacked, int(keys.shape[0]), seconds, dump,
-                   ground[:done].astype(np.int8))
 
 
 #: The a~ of the P_S panel (Fig. 2 b analogue for the full model).
