@@ -44,8 +44,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     m = p.add_argument_group("Monte Carlo (temperatures in K)")
     m.add_argument("--ladder", type=float_list, default=None,
-                   help="tempering temperatures, strictly decreasing, e.g. 500,100,10,1 "
-                   "(default: geometric from --t-max to --t-min)")
+                   help="tempering temperatures, strictly decreasing, e.g. 500,100,10,1 or "
+                   "\"500 100 10 1\" (default: geometric from --t-max to --t-min)")
     m.add_argument("--temperatures", type=int, default=_DEFAULT.temperatures,
                    help=f"rungs of the default ladder ({_DEFAULT.temperatures})")
     m.add_argument("--t-max", type=float, default=None, dest="t_max",

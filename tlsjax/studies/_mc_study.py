@@ -536,6 +536,9 @@ def mc_summary(studies: list[MCStudy]) -> dict:
         def below(name, at=gj, st=st, e=e):
             return float(np.interp(np.log(at), np.log(e), st.stat(name)[0]))
 
+        w = np.diff(st.edges_K) * ((e >= st.e_bar_K / E_BAR_WINDOW) & (e < st.e_bar_K * E_BAR_WINDOW))
+        s_ss = ratio_of_means(st.rows["n_S"] @ w, st.rows["n_S_mf"] @ w)
+
         out.append(dict(
             atilde=float(st.params.atilde), n_sites_mean=float(np.mean(st.rows["n_sites"])),
             realizations=st.realizations,
@@ -547,6 +550,8 @@ def mc_summary(studies: list[MCStudy]) -> dict:
             S_below_gJ0=below("cum_S"), S_below_gJ0_mean_field=below("cum_S_mf"),
             tau_below_gJ0=below("cum_tau"), tau_below_gJ0_mean_field=below("cum_tau_mf"),
             tau_ratio_g2J0_to_gJ0=float(ratio[0]), tau_ratio_g2J0_to_gJ0_stderr=float(ratio[1]),
+            n_S_over_mean_field_at_E_bar=float(s_ss[0]),
+            n_S_over_mean_field_at_E_bar_stderr=float(s_ss[1]),
             seconds=float(st.seconds.get("total", 0.0)),
         ))
     return dict(
@@ -554,4 +559,5 @@ def mc_summary(studies: list[MCStudy]) -> dict:
         "state (mc) and by the ES shortcut (es), each in its own convention's <E_tau>; gap "
         "exponents (log-log slope of P_S where 1e-3 < P_S < 0.1); S and tau spins per impurity "
         "with single-flip energy below g J_o (and mean field); n_tau/n_tau^o over g^2 J_o < E "
-        "< g J_o", cases=out)
+        "< g J_o; n_S/n_S^o over the E-bar window (the S-S depletion the DOS-ratio estimator "
+        "normalizes by)", cases=out)
