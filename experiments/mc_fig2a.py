@@ -132,11 +132,14 @@ def main() -> None:
     config = tj.MCConfig(anneal_sweeps=s["anneal_sweeps"], sweeps=s["sweeps"])
     sample = tj.Sample(s["x"], cells=s["cells"])
     keys = jax.random.split(seed_key("mc_fig2a", "seed", s["seed"]), s["realizations"])
+    written = False
     for v in range(s["realizations"]):
+        new = False
         for atilde in s["atildes"]:
             path = out / "rows" / f"a{atilde:g}_r{v:03d}.npz"
             if path.exists():
                 continue
+            new = True
             t = time.perf_counter()
             params = tj.HamiltonianParams(g=s["g"], J0=s["J0"], atilde=atilde)
             st = run_mc_study(sample, params, keys[v:v + 1], config, progress=not a.no_progress)
@@ -145,6 +148,10 @@ def main() -> None:
             _save_rows(path, st)
             print(f"realization {v}, a~ = {atilde:g}: N = {int(st.rows['n_sites'][0])}, "
                   f"{time.perf_counter() - t:.0f} s ({st.seconds})", flush=True)
+        if new:
+            _write_outputs(out, s, config)
+            written = True
+    if not written:  # everything was done before: the outputs again (with this code)
         _write_outputs(out, s, config)
 
 
