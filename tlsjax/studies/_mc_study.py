@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import jax
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, check_type, seed_key
 from ..model._hamiltonian import DEFAULT_DENSE_BYTES, HamiltonianParams, hamiltonian
@@ -373,7 +374,7 @@ def _check_study(energies, dos_edges, e_bar, mf_configs, params):
 def run_mc_study(
     sample: Sample,
     params: HamiltonianParams,
-    keys,
+    keys: PRNGKeyArray,
     config: MCConfig | None = None,
     *,
     energies=None,
