@@ -74,7 +74,7 @@ def sigint_at_call(owner, name: str, call: int):
 
 def reproduce(folder: Path, seed: int, *extra: str) -> int:
     return main(["reproduce", "--out", str(folder), "--realizations", "2", "--seed", str(seed),
-                 "--no-progress", *extra])
+                 "--no-progress", "--no-mc", *extra])  # the Monte Carlo: test_cli_es.py
 
 
 def run(root: Path) -> dict:

@@ -80,21 +80,30 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "results"
     argv = ["reproduce", "--quick", "--out", str(out), "--no-progress"]
     assert main(argv) == 0, capsys.readouterr().err[-2000:]
+    printed = capsys.readouterr().out
     for name in ("ps_x0.2_L5.png", "ps_x0.5_L4.png", "tu_summary.png", "tu_table.csv",
-                 "summary.json", "summary.txt", "ps_x0.2_L5.csv", "ps_x0.5_L4.json"):
+                 "summary.json", "summary.txt", "ps_x0.2_L5.csv", "ps_x0.5_L4.json",
+                 "mc_fig2a.png", "mc_fig2a.csv", "mc_ps.png", "mc_ps.csv", "mc.json"):
         assert (out / name).is_file(), name
     s = json.loads((out / "summary.json").read_text())
+    mc = s["monte_carlo"]
+    assert [c["atilde"] for c in mc["cases"]] == [1.5, 3.0, 6.0]
+    for c in mc["cases"]:
+        assert 0 < c["T_U_over_E_tau_mc"] < 1 and 0 < c["T_U_over_E_tau_es"] < 1
+        assert c["unstable_single"] == 0 and c["unstable_pair"] == 0
+    assert "Full Hamiltonian (Eq. 1) by Monte Carlo" in printed
     cmp = s["comparison_with_paper"]
     assert cmp["paper"] == 0.2 and cmp["n"] == 2 * 4 * 3  # a~ = 1.5, 3, 4.5, 6
     assert 0 < cmp["measured_min"] <= cmp["measured_mean"] <= cmp["measured_max"] < 1
-    assert "Paper: T_U ~ 0.2 <E_tau>" in capsys.readouterr().out
+    assert "Paper: T_U ~ 0.2 <E_tau>" in printed
     rows = (out / "tu_table.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 * 5 * 3
     # a second run replaces its own files, but never a file the user wrote
     (out / "notes.txt").write_text("mine")
     (out / "extra").mkdir()
-    assert main(argv) == 0, capsys.readouterr().err[-2000:]
+    assert main([*argv, "--no-mc"]) == 0, capsys.readouterr().err[-2000:]
     assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "mc_ps.png").exists()  # the previous run's files it does not write go
     user = tmp_path / "user"
     user.mkdir()
     (user / "summary.txt").write_text("my summary")

@@ -75,9 +75,13 @@ from .observables._dos import phi_s as phi_s
 from .observables._dos import stau_dos as stau_dos
 from .observables._dos import stau_tls as stau_tls
 from .observables._flip import SpeciesEnergies as SpeciesEnergies
+from .observables._flip import mean_field_energies as mean_field_energies
 from .observables._flip import mean_field_flip_energies as mean_field_flip_energies
 from .observables._flip import single_flip_energies as single_flip_energies
 from .observables._material import Material as Material
+from .observables._mc_obs import StateMeasurement as StateMeasurement
+from .observables._mc_obs import es_estimator as es_estimator
+from .observables._mc_obs import measure_state as measure_state
 from .observables._regime_obs import regime_observables as regime_observables
 from .observables._stm import debye_specific_heat as debye_specific_heat
 from .observables._stm import max_relaxation_rate as max_relaxation_rate
@@ -100,6 +104,9 @@ from .parallel._ensemble import mean_and_stderr as mean_and_stderr
 from .parallel._sharding import device_mesh as device_mesh
 from .studies._dipole_mc import TauDOSCheck as TauDOSCheck
 from .studies._dipole_mc import tau_dos_mc as tau_dos_mc
+from .studies._mc_study import MCStudy as MCStudy
+from .studies._mc_study import mc_atilde_scan as mc_atilde_scan
+from .studies._mc_study import run_mc_study as run_mc_study
 from .studies._regimes import RegimeScan as RegimeScan
 from .studies._regimes import dilution_scan as dilution_scan
 from .studies._regimes import dipole_scan as dipole_scan

@@ -234,9 +234,11 @@ def check_output_path(path, overwrite: bool = False, *, run: str | None = None,
     return path
 
 
-def write_json(path, data, *, overwrite: bool = False, run: str | None = None) -> Path:
+def write_json(path, data, *, overwrite: bool = False, run: str | None = None,
+               indent: int | None = 2) -> Path:
     """Write `data` as JSON, atomically (NumPy/JAX arrays allowed; non-finite floats
     become null/"inf"). A dict gets the ``written_by`` record (`written_by(run)`).
+    `indent` None writes compactly (large arrays).
 
     Refuses (`FileExistsError`) to replace a file tlsjax did not write, or a tlsjax JSON
     of another run, unless `overwrite`.
@@ -244,7 +246,7 @@ def write_json(path, data, *, overwrite: bool = False, run: str | None = None) -
     path = check_output_path(path, overwrite, run=run)
     if isinstance(data, dict):
         data = {**data, "written_by": written_by(run)}
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=indent) + "\n")
     return path
 
 

@@ -17,6 +17,7 @@ from .._interrupts import clear_request, install_handlers, requested_signal
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
     "tlsjax.cli._cli_es",
+    "tlsjax.cli._cli_mc",
     "tlsjax.cli._cli_observables",
     "tlsjax.cli._cli_sensitivity",
     "tlsjax.cli._cli_fit",

@@ -64,6 +64,17 @@ def single_flip_energies(result: MCResult, which: str = "best") -> SpeciesEnergi
     return _split(-2.0 * spins * fields, mask)
 
 
+def mean_field_energies(ham: Hamiltonian, key: PRNGKeyArray, configs: int = 4
+                        ) -> Float[Array, "configs 2n"]:
+    """2 |lambda_k| (K) in `configs` spin configurations drawn uniformly at random: the
+    mean-field excitation energies whose distributions are n_S^o, n_tau^o (MODEL.md
+    section 6). Zero on padded sites."""
+    configs = check_int("mean_field_energies", "configs", configs, 1)
+    spins = jnp.where(jax.random.bernoulli(key, 0.5, (configs, ham.size)), 1.0, -1.0)
+    lam = ham.local_fields(spins.astype(ham.h.dtype))
+    return jnp.where(ham.mask[None, :], 2.0 * jnp.abs(lam), 0.0)
+
+
 def mean_field_flip_energies(ham: Hamiltonian, key: PRNGKeyArray, configurations: int = 16
                              ) -> SpeciesEnergies:
     """2 |lambda_k| (K) in `configurations` random spin configurations: the samples of the
@@ -78,7 +89,5 @@ def mean_field_flip_energies(ham: Hamiltonian, key: PRNGKeyArray, configurations
     **Returns:** `SpeciesEnergies` with arrays (configurations, n).
     """
     m = check_int("mean_field_flip_energies", "configurations", configurations, 1)
-    spins = jnp.where(jax.random.bernoulli(key, 0.5, (m, ham.size)), 1.0, -1.0)
-    spins = jnp.where(ham.mask[None, :], spins, 1.0).astype(ham.h.dtype)
     mask = jnp.broadcast_to(ham.realization.mask, (m, ham.n))
-    return _split(2.0 * jnp.abs(ham.local_fields(spins)), mask)
+    return _split(mean_field_energies(ham, key, m), mask)

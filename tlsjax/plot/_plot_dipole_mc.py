@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..studies._dipole_mc import TauDOSCheck  # noqa: E402
+from ._save import save_figure
 
 
 def _panel(ax, x, res, i, counts, cumulative: bool) -> None:
@@ -62,5 +63,4 @@ def plot_tau_dos_mc(check: TauDOSCheck, path) -> None:
                  f"fcc x = {p['x']:g}, L = {p['cells']} (~{check.n_sites_mean:.0f} impurities), "
                  f"{check.realizations} realizations, mean ± s.e. (jackknife)", fontsize=8)
     fig.tight_layout(rect=(0.0, 0.04, 1.0, 1.0))
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path)

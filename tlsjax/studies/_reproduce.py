@@ -272,12 +272,17 @@ def compare_with_paper(results: list[ScanResult], lo: float = 1.0, hi: float = 6
     )
 
 
-def gap_exponent(result: ScanResult, ia: int, ih: int, p_lo: float = 1e-3, p_hi: float = 0.1
-                 ) -> float:
-    """Log-log slope of the mean P_S(E) where p_lo < P_S < p_hi (power-law gap)."""
-    p = result.mean["P_S"][ia, ih]
-    e = result.energies
-    sel = (p > p_lo) & (p < p_hi)
+def power_law_slope(energies, p, p_lo: float = 1e-3, p_hi: float = 0.1) -> float:
+    """Log-log slope of P_S(E) where p_lo < P_S < p_hi (the power-law gap exponent);
+    NaN with fewer than 3 such points."""
+    p, e = np.asarray(p, dtype=float), np.asarray(energies, dtype=float)
+    sel = np.isfinite(p) & (p > p_lo) & (p < p_hi)
     if sel.sum() < 3:
         return float("nan")
     return float(np.polyfit(np.log(e[sel]), np.log(p[sel]), 1)[0])
+
+
+def gap_exponent(result: ScanResult, ia: int, ih: int, p_lo: float = 1e-3, p_hi: float = 0.1
+                 ) -> float:
+    """Log-log slope of the mean P_S(E) where p_lo < P_S < p_hi (power-law gap)."""
+    return power_law_slope(result.energies, result.mean["P_S"][ia, ih], p_lo, p_hi)
