@@ -77,6 +77,9 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(cli_es, "QUICK_SAMPLES", ((0.2, 5), (0.5, 4)))
     monkeypatch.setattr(cli_es, "QUICK_REALIZATIONS", 2)
+    # the Monte Carlo part on the shapes and schedule of tests/test_mc*.py (compiled once)
+    monkeypatch.setattr(cli_es, "MC_QUICK", dict(x=0.2, cells=4, realizations=2,
+                                                 anneal_sweeps=200, sweeps=100))
     out = tmp_path / "results"
     argv = ["reproduce", "--quick", "--out", str(out), "--no-progress"]
     assert main(argv) == 0, capsys.readouterr().err[-2000:]
