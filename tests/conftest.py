@@ -1,8 +1,15 @@
-"""Test configuration: float64 everywhere (gradient checks need it), rank promotion off."""
+"""Test configuration: float64 everywhere (gradient checks need it), rank promotion off,
+XLA's CPU backend at optimization level 0 (most test programs run once, so compiling them is
+what costs; subprocesses started by the tests inherit the flag, so results compared across
+processes are compiled alike), and test files spread over up to 4 worker processes."""
 
+import os
 from pathlib import Path
 
-import jax
+os.environ["XLA_FLAGS"] = " ".join(
+    filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
+
+import jax  # noqa: E402
 import pytest
 
 jax.config.update("jax_enable_x64", True)
@@ -11,6 +18,12 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 #: The shared measurements folder, beside the project's root (absent in a user's clone).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_KAPPA = SHARED / "data" / "kappa"
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most 4 (each holds its own compiled programs)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
 
 
 def need_shared_kappa():

@@ -23,6 +23,9 @@ SMALL_CONFIG = tj.MCConfig(temperatures=6, t_max=40.0, t_min=0.5, anneal_sweeps=
 minimize = jax.jit(tj.minimize, static_argnames="config")
 energy = jax.jit(lambda ham, s: ham.energy(s))
 
+# Four emulated CPU devices, on top of the flags this session runs with (conftest.py).
+FOUR_DEVICES = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+
 
 def small_hamiltonian(seed: int, g: float, J0: float = 10.0, h_S: float = 0.5, h_tau: float = 1.0):
     """8 impurities at random points of a periodic box (frustrated Gaussian couplings of
@@ -259,7 +262,7 @@ def test_run_mc_matches_minimize_and_one_vs_four_devices(driver, tmp_path):
         np.savez(sys.argv[1], **{k: np.asarray(v) for k, v in run(None).items()})
     """)
     path = tmp_path / "four.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=FOUR_DEVICES, JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

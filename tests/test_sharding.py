@@ -65,6 +65,9 @@ SCRIPT = textwrap.dedent("""
     np.savez(sys.argv[1], **{k: np.asarray(v) for k, v in run_cases(None).items()})
 """)
 
+# Four emulated CPU devices, on top of the flags this session runs with (conftest.py).
+FOUR_DEVICES = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+
 
 def test_device_mesh_arguments():
     assert mesh_size(device_mesh()) == jax.device_count()
@@ -103,7 +106,7 @@ def test_mesh_does_not_change_one_realization():
 
 def test_one_and_four_devices_identical(tmp_path):
     path = tmp_path / "four.npz"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, XLA_FLAGS=FOUR_DEVICES,
                JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env,
                           capture_output=True, text=True, timeout=600)
