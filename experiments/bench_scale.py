@@ -291,8 +291,9 @@ def main(argv=None) -> int:
         results["throughput"].append(r)
         print(f"ensemble on {r['devices']} {backend} device(s): "
               f"{r['realizations_per_second']:.3g} realizations/s")
-    out.json("bench_scale.json", results)
-    _plot(results, out.path("bench_scale.png"))
+    with out:  # both files move into --out together
+        out.json("bench_scale.json", results)
+        _plot(results, out.path("bench_scale.png"))
     print(f"wrote {out.root}/bench_scale.json and bench_scale.png")
     return 0
 

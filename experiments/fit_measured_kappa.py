@@ -74,36 +74,37 @@ def main() -> int:
     header = ["material", "points", "T range (K)", "chosen model (AICc)", "Delta AICc to next",
               "C_o v_eff (m/s)", "l_b / v_eff^2 (s^2/m)", "A_R v_eff^2 (s^2 m)",
               "T_U (K), 95 % profile", "rms ln residual", "converged", "notes"]
-    rows, cand_md = [], []
-    for name, label in CURVES:
-        curve = load_curve(SHARED / name)
-        res = select_kappa_model(curve, progress=False)
-        stem = name.removesuffix(".csv")
-        res.to_json(out.path(f"{stem}_fit.json"), overwrite=True)
-        png = out.path(f"{stem}_fit.png")
-        plot_kappa_fit(res, png, title=label)
-        if args.figures:
-            shutil.copyfile(png, Path(args.figures) / png.name)
-        d, sel = res.derived, res.derived["model_selection"]
-        deltas = sorted(r["delta"] for r in sel["candidates"] if "delta" in r)
-        rows.append([label, curve.n, f"{curve.T[0]:.3g}-{curve.T[-1]:.3g}", d["model_label"],
-                     f"{deltas[1]:.2f}" if len(deltas) > 1 else "-",
-                     fmt(d.get("C_o_v_eff_m_per_s"), d.get("C_o_v_eff_m_per_s_err")),
-                     fmt(d.get("l_b_over_v_eff2_s2_per_m"),
-                         d.get("l_b_over_v_eff2_s2_per_m_err")),
-                     fmt(d.get("A_R_v_eff2_s2_m"), d.get("A_R_v_eff2_s2_m_err")),
-                     tu_text(d), f"{d['rms_log_residual']:.3f}", res.converged,
-                     "; ".join(res.notes)])
-        table = format_selection_table(sel)
-        cand_md += [f"### {label}", "", "```", table, "```", ""]
-        print(label)
-        print(table)
-        print(res.summary())
-    out.csv("fits.csv", header, rows)
-    md = ["| " + " | ".join(header[:-1]) + " |", "|" + "---|" * (len(header) - 1)]
-    md += ["| " + " | ".join(str(c) for c in r[:-1]) + " |" for r in rows]
-    out.path("fits.md").write_text("\n".join(md) + "\n")
-    out.path("candidates.md").write_text("\n".join(cand_md))
+    with out:  # the files move into --out together, at the end
+        rows, cand_md = [], []
+        for name, label in CURVES:
+            curve = load_curve(SHARED / name)
+            res = select_kappa_model(curve, progress=False)
+            stem = name.removesuffix(".csv")
+            res.to_json(out.path(f"{stem}_fit.json"), overwrite=True)
+            png = out.path(f"{stem}_fit.png")
+            plot_kappa_fit(res, png, title=label)
+            if args.figures:
+                shutil.copyfile(png, Path(args.figures) / png.name)
+            d, sel = res.derived, res.derived["model_selection"]
+            deltas = sorted(r["delta"] for r in sel["candidates"] if "delta" in r)
+            rows.append([label, curve.n, f"{curve.T[0]:.3g}-{curve.T[-1]:.3g}", d["model_label"],
+                         f"{deltas[1]:.2f}" if len(deltas) > 1 else "-",
+                         fmt(d.get("C_o_v_eff_m_per_s"), d.get("C_o_v_eff_m_per_s_err")),
+                         fmt(d.get("l_b_over_v_eff2_s2_per_m"),
+                             d.get("l_b_over_v_eff2_s2_per_m_err")),
+                         fmt(d.get("A_R_v_eff2_s2_m"), d.get("A_R_v_eff2_s2_m_err")),
+                         tu_text(d), f"{d['rms_log_residual']:.3f}", res.converged,
+                         "; ".join(res.notes)])
+            table = format_selection_table(sel)
+            cand_md += [f"### {label}", "", "```", table, "```", ""]
+            print(label)
+            print(table)
+            print(res.summary())
+        out.csv("fits.csv", header, rows)
+        md = ["| " + " | ".join(header[:-1]) + " |", "|" + "---|" * (len(header) - 1)]
+        md += ["| " + " | ".join(str(c) for c in r[:-1]) + " |" for r in rows]
+        out.path("fits.md").write_text("\n".join(md) + "\n")
+        out.path("candidates.md").write_text("\n".join(cand_md))
     print(f"wrote {len(out.written)} files to {out.root}/")
     return 0
 
