@@ -440,6 +440,64 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
     return out
 
 
+def _checked_arguments(init, free, bounds, starts, max_steps, gtol, ftol, spread):
+    """Validate `least_squares`' arguments; returns (free, starts, max_steps, bounds)."""
+    free = list(free)
+    if not free:
+        raise ValueError("`fit(free=...)` must name at least one parameter")
+    if len(set(free)) != len(free):
+        raise ValueError(f"`fit(free=...)` names a parameter twice: {free}")
+    missing = [n for n in free if n not in init]
+    if missing:
+        raise ValueError(f"`least_squares(init=...)` must give a starting value for every "
+                         f"free parameter; missing: {', '.join(missing)}")
+    starts = check_int("fit", "starts", starts, 1)
+    max_steps = check_int("fit", "max_steps", max_steps, 1)
+    check_range("fit", "gtol", gtol, 0.0)
+    check_range("fit", "ftol", ftol, 0.0)
+    check_range("fit", "spread", spread, 0.0)
+    bnd = resolve_bounds(free, bounds)
+    for n in free:
+        lo, hi = bnd[n]
+        if not lo < float(init[n]) < hi:
+            raise ValueError(f"initial value of {n} = {float(init[n]):g} is outside its bounds "
+                             f"({lo:g}, {hi:g})")
+    return free, starts, max_steps, bnd
+
+
+def _multistart(problem, u0, noise, max_steps, gtol, ftol, optimizer, dof, progress, callback):
+    """Minimize from u0 + noise[s] for every start s, keeping the best point (also when
+    Ctrl-C stops it). Returns (best, loss histories, interrupted)."""
+    starts = noise.shape[0]
+    histories: list[list[float]] = []
+    best: dict = dict(loss=math.inf, u=u0, start=0, steps=0, converged=False,
+                      reason="no step finished")
+    interrupted = False
+    on_step = None
+    if callback is not None:
+        def on_step(it, value, u_prev):
+            callback(it, value, problem.params_numpy(u_prev))
+    try:
+        for s in range(starts):
+            bar = progress_bar(max_steps, desc=f"fit start {s + 1}/{starts}", enabled=progress)
+            hist: list[float] = []
+            histories.append(hist)
+            try:
+                out = minimize(problem, u0 + noise[s], optimizer=optimizer,
+                               max_steps=max_steps, gtol=gtol, ftol=ftol, best=best,
+                               tag=dict(start=s), history=hist, bar=bar, on_step=on_step,
+                               dof=dof)
+            finally:
+                bar.close()
+            if best["start"] == s:
+                best.update(converged=out["converged"], reason=out["reason"],
+                            steps=out["steps"])
+    except KeyboardInterrupt:
+        interrupted = True
+        best.update(converged=False, reason="interrupted")
+    return best, histories, interrupted
+
+
 def least_squares(
     residuals: Callable[[dict[str, Array]], Float[Array, " n"]],
     init: dict[str, float],
@@ -488,26 +546,8 @@ def least_squares(
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
     """
-    free = list(free)
-    if not free:
-        raise ValueError("`fit(free=...)` must name at least one parameter")
-    if len(set(free)) != len(free):
-        raise ValueError(f"`fit(free=...)` names a parameter twice: {free}")
-    missing = [n for n in free if n not in init]
-    if missing:
-        raise ValueError(f"`least_squares(init=...)` must give a starting value for every "
-                         f"free parameter; missing: {', '.join(missing)}")
-    starts = check_int("fit", "starts", starts, 1)
-    max_steps = check_int("fit", "max_steps", max_steps, 1)
-    check_range("fit", "gtol", gtol, 0.0)
-    check_range("fit", "ftol", ftol, 0.0)
-    check_range("fit", "spread", spread, 0.0)
-    bnd = resolve_bounds(free, bounds)
-    for n in free:
-        lo, hi = bnd[n]
-        if not lo < float(init[n]) < hi:
-            raise ValueError(f"initial value of {n} = {float(init[n]):g} is outside its bounds "
-                             f"({lo:g}, {hi:g})")
+    free, starts, max_steps, bnd = _checked_arguments(init, free, bounds, starts, max_steps, gtol,
+                                                      ftol, spread)
     _optimizer(optimizer, learning_rate)  # validate before compiling anything
     problem = make_problem(residuals, init, free, bnd)
     u0 = _unconstrained(problem, init)
@@ -520,32 +560,9 @@ def least_squares(
     noise = noise * spread * mask[None, :]
     noise[0] = 0.0
 
-    histories: list[list[float]] = []
-    best: dict = dict(loss=math.inf, u=u0, start=0, steps=0, converged=False,
-                      reason="no step finished")
-    interrupted = False
-    on_step = None
-    if callback is not None:
-        def on_step(it, value, u_prev):
-            callback(it, value, problem.params_numpy(u_prev))
-    try:
-        for s in range(starts):
-            bar = progress_bar(max_steps, desc=f"fit start {s + 1}/{starts}", enabled=progress)
-            hist: list[float] = []
-            histories.append(hist)
-            try:
-                out = minimize(problem, u0 + noise[s], optimizer=(optimizer, learning_rate),
-                               max_steps=max_steps, gtol=gtol, ftol=ftol, best=best,
-                               tag=dict(start=s), history=hist, bar=bar, on_step=on_step,
-                               dof=dof)
-            finally:
-                bar.close()
-            if best["start"] == s:
-                best.update(converged=out["converged"], reason=out["reason"],
-                            steps=out["steps"])
-    except KeyboardInterrupt:
-        interrupted = True
-        best.update(converged=False, reason="interrupted")
+    best, histories, interrupted = _multistart(
+        problem, u0, noise, max_steps, gtol, ftol, (optimizer, learning_rate), dof, progress,
+        callback)
 
     try:
         result = _laplace(problem, best, free, absolute_sigma, rcond)

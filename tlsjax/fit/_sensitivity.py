@@ -234,6 +234,65 @@ def _fd_entries(log_jac: np.ndarray, n_checks: int, seed: int) -> list[tuple[int
     return entries[:n_checks]
 
 
+def _checked(params, x, cells, realizations, energies, kappa_log, mode, fd_checks, fd_step,
+             material, temperatures):
+    """Validate `sensitivity`'s arguments; returns them converted."""
+    p = np.asarray(default_params() if params is None else params, dtype=float)
+    if p.shape != (5,):
+        raise ValueError(f"`sensitivity(params=...)` must be 5 values {PARAM_NAMES}; "
+                         f"got shape {p.shape}")
+    ModelParams(g=p[0], J0=p[1], atilde=p[2], h_rel=p[3], kappa_log=kappa_log)  # validates
+    check_range("sensitivity", "g", p[0], 0.0, 0.2, lo_open=True, hi_open=True)
+    check_range("sensitivity", "w", p[4], 0.0, MAX_SOFT_WIDTH, lo_open=True,
+                reason=SOFT_WIDTH_REASON)
+    sample = Sample(x, check_int("sensitivity", "cells", cells, 2))
+    check_sample_size("sensitivity", sample)
+    realizations = check_int("sensitivity", "realizations", realizations, 1)
+    energies = check_grid("sensitivity", "energies",
+                          default_sensitivity_energies() if energies is None else energies,
+                          positive=True, increasing=True)
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"`sensitivity(mode=...)` must be 'auto', 'forward' or 'reverse'; "
+                         f"got {mode!r}")
+    fd_checks = check_int("sensitivity", "fd_checks", fd_checks, 0)
+    fd_step = float(check_range("sensitivity", "fd_step", fd_step, 0.0, 0.1, lo_open=True))
+    if (material is None) != (temperatures is None):
+        raise ValueError("`sensitivity(material=..., temperatures=...)` go together: give "
+                         "both for kappa(T), or neither")
+    if temperatures is not None:
+        check_range("sensitivity", "temperatures", np.asarray(temperatures, dtype=float),
+                    T_MIN_K, T_MAX_K, reason="in K; the range of the observables")
+        temperatures = check_grid("sensitivity", "temperatures", temperatures,
+                                  positive=True, increasing=True)
+    return p, sample, realizations, energies, fd_checks, fd_step, temperatures
+
+
+def _fd_checks(f_jit, p, log_y, log_jac, names, fd_checks, fd_step, seed) -> list[dict]:
+    """Central finite differences of ln y (one-sided at a boundary) for `fd_checks`
+    entries of the Jacobian, each against the autodiff value."""
+    checks = []
+    cache: dict[int, np.ndarray] = {}
+    for i, j in _fd_entries(log_jac, fd_checks, seed):
+        h = fd_step * max(abs(p[j]), 1e-3)
+        if j not in cache:
+            plus, minus = p.copy(), p.copy()
+            plus[j] += h
+            minus[j] -= h
+            if minus[j] < 0.0:  # one-sided at a boundary (h_rel = 0)
+                minus[j] = p[j]
+                cache[j] = (np.asarray(f_jit(jnp.asarray(plus))) - log_y) / h
+            else:
+                cache[j] = (np.asarray(f_jit(jnp.asarray(plus)))
+                            - np.asarray(f_jit(jnp.asarray(minus)))) / (2.0 * h)
+        fd = float(cache[j][i])
+        ad = float(log_jac[i, j])
+        err = abs(ad - fd)
+        checks.append(dict(output=names[i], param=PARAM_NAMES[j], d_log_y_d_p_ad=ad,
+                           d_log_y_d_p_fd=fd, step=h, abs_error=err,
+                           rel_error=err / max(abs(ad), abs(fd), 1e-12)))
+    return checks
+
+
 def sensitivity(
     params=None,
     *,
@@ -275,33 +334,9 @@ def sensitivity(
     """
     import time
 
-    p = np.asarray(default_params() if params is None else params, dtype=float)
-    if p.shape != (5,):
-        raise ValueError(f"`sensitivity(params=...)` must be 5 values {PARAM_NAMES}; "
-                         f"got shape {p.shape}")
-    ModelParams(g=p[0], J0=p[1], atilde=p[2], h_rel=p[3], kappa_log=kappa_log)  # validates
-    check_range("sensitivity", "g", p[0], 0.0, 0.2, lo_open=True, hi_open=True)
-    check_range("sensitivity", "w", p[4], 0.0, MAX_SOFT_WIDTH, lo_open=True,
-                reason=SOFT_WIDTH_REASON)
-    sample = Sample(x, check_int("sensitivity", "cells", cells, 2))
-    check_sample_size("sensitivity", sample)
-    realizations = check_int("sensitivity", "realizations", realizations, 1)
-    energies = check_grid("sensitivity", "energies",
-                          default_sensitivity_energies() if energies is None else energies,
-                          positive=True, increasing=True)
-    if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"`sensitivity(mode=...)` must be 'auto', 'forward' or 'reverse'; "
-                         f"got {mode!r}")
-    fd_checks = check_int("sensitivity", "fd_checks", fd_checks, 0)
-    fd_step = float(check_range("sensitivity", "fd_step", fd_step, 0.0, 0.1, lo_open=True))
-    if (material is None) != (temperatures is None):
-        raise ValueError("`sensitivity(material=..., temperatures=...)` go together: give "
-                         "both for kappa(T), or neither")
-    if temperatures is not None:
-        check_range("sensitivity", "temperatures", np.asarray(temperatures, dtype=float),
-                    T_MIN_K, T_MAX_K, reason="in K; the range of the observables")
-        temperatures = check_grid("sensitivity", "temperatures", temperatures,
-                                  positive=True, increasing=True)
+    p, sample, realizations, energies, fd_checks, fd_step, temperatures = _checked(
+        params, x, cells, realizations, energies, kappa_log, mode, fd_checks, fd_step, material,
+        temperatures)
     keys = jax.random.split(seed_key("sensitivity", "seed", seed), realizations)
     names = output_names(energies, temperatures)
     n_out = len(names)
@@ -328,26 +363,7 @@ def sensitivity(
     with np.errstate(invalid="ignore"):
         elasticity = np.where(p[None, :] != 0.0, log_jac * p[None, :], np.nan)
 
-    checks = []
-    cache: dict[int, np.ndarray] = {}
-    for i, j in _fd_entries(log_jac, fd_checks, seed):
-        h = fd_step * max(abs(p[j]), 1e-3)
-        if j not in cache:
-            plus, minus = p.copy(), p.copy()
-            plus[j] += h
-            minus[j] -= h
-            if minus[j] < 0.0:  # one-sided at a boundary (h_rel = 0)
-                minus[j] = p[j]
-                cache[j] = (np.asarray(f_jit(jnp.asarray(plus))) - log_y) / h
-            else:
-                cache[j] = (np.asarray(f_jit(jnp.asarray(plus)))
-                            - np.asarray(f_jit(jnp.asarray(minus)))) / (2.0 * h)
-        fd = float(cache[j][i])
-        ad = float(log_jac[i, j])
-        err = abs(ad - fd)
-        checks.append(dict(output=names[i], param=PARAM_NAMES[j], d_log_y_d_p_ad=ad,
-                           d_log_y_d_p_fd=fd, step=h, abs_error=err,
-                           rel_error=err / max(abs(ad), abs(fd), 1e-12)))
+    checks = _fd_checks(f_jit, p, log_y, log_jac, names, fd_checks, fd_step, seed)
     config = dict(x=x, cells=cells, n_sites_capacity=sample.capacity,
                   realizations=realizations, seed=seed, kappa_log=kappa_log, top_k=top_k,
                   energies_over_E_tau=np.asarray(energies), fd_step=fd_step,
