@@ -160,7 +160,7 @@ def run_es(args) -> int:
     keep = res.interrupted and args.json and _complete_result_of(args.json, rid)
     if args.json and not keep:
         write_json(args.json, out, overwrite=args.overwrite, run=rid)
-    print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} sites, "
+    print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} impurities, "
           f"{res.realizations} realizations, {res.seconds:.1f} s, "
           f"{args.pair_condition} pair condition")
     for line in case_lines(res):
@@ -343,6 +343,9 @@ def summary_text(results, cmp) -> str:
         lines.append("  h_rel = 0: T_U / median|E_tau| and <E_tau> / (g J_o): " + "; ".join(
             f"a~={a:g}: {r.mean['T_U_over_median_E_tau'][ia, 0]:.3f}, "
             f"{r.mean['E_tau_over_gJ0'][ia, 0]:.3f}" for ia, a in enumerate(r.atildes)))
+        lines.append("  h_rel = 0: gap exponent (log-log slope of P_S where 1e-3 < P_S < 0.1): "
+                     + "; ".join(f"a~={a:g}: {gap_exponent(r, ia, 0):.2f}"
+                                 for ia, a in enumerate(r.atildes)))
         lines.append("")
     if cmp.get("n", 0):
         lines.append(
