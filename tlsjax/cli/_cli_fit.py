@@ -26,19 +26,11 @@ from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
-from ._main import ListAction
+from ._main import ListAction, name_list
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 _STM_AMPLITUDES = ("C", "Cv")
-
-
-def name_list(text: str) -> list[str]:
-    """Split "g,J0" (one word of a list option) into names (checked by `_check_names`)."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected parameter names, e.g. g,J0 or g J0")
-    return names
 
 
 def _check_names(names: list[str] | None) -> list[str] | None:

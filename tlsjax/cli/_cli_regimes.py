@@ -19,17 +19,13 @@ from ..studies._regimes import (
     scan_table,
     summary_text,
 )
-from ._main import ListAction, float_list
+from ._main import ListAction, float_list, name_list
 
 #: --quick: a smoke run (small samples, few points, 4 realizations).
 QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
              n_target=800, realizations=4, dipole_cells=10)
 FILES = ("regimes.json", "regimes_summary.txt", "regimes_concentration.png", "regimes_dipole.png",
          "dilution.csv", "mixed.csv", "dipole.csv")
-
-
-def _names(text: str) -> list[str]:
-    return [p for p in text.replace(",", " ").split() if p]
 
 
 def register(sub) -> None:
@@ -42,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="tlsjax-regimes", help="output folder (./tlsjax-regimes)")
     p.add_argument("--json", default=None, metavar="PATH",
                    help="also write the JSON result to PATH")
-    p.add_argument("--regimes", type=_names, nargs="+", action=ListAction, default=list(REGIMES),
+    p.add_argument("--regimes", type=name_list, nargs="+", action=ListAction, default=list(REGIMES),
                    help="which of dilution,mixed,dipole to run (default all)")
     p.add_argument("--x-dilute", type=float_list, nargs="+", action=ListAction,
                    default=list(DEFAULT_X_DILUTE), dest="x_dilute",

@@ -25,13 +25,20 @@ COMMAND_MODULES = (
 )
 
 
-def float_list(text: str) -> list[float]:
-    """Parse "0,1.5,3" or "0 1.5 3" into floats (for list-valued options)."""
+def name_list(text: str) -> list[str]:
+    """Split one word of a list option, "a,b" or "a b", into its items (empty: an error)."""
     parts = [p for p in text.replace(",", " ").split() if p]
     if not parts:
-        raise argparse.ArgumentTypeError("expected a list of numbers (0.1,1,10 or 0.1 1 10)")
+        raise argparse.ArgumentTypeError("expected a list (a,b or a b); got an empty word")
+    return parts
+
+
+def float_list(text: str) -> list[float]:
+    """Parse "0,1.5,3" or "0 1.5 3" into floats (for list-valued options)."""
     try:
-        return [float(p) for p in parts]
+        return [float(p) for p in name_list(text)]
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError("expected a list of numbers (0.1,1,10 or 0.1 1 10)") from err
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from err
 
