@@ -6,7 +6,7 @@ and the JSON of the chosen fit, and the tables `fits.csv` / `fits.md` (chosen mo
 parameters, bounds) and `candidates.md` (all 8 candidate models of each curve).
 
 Each curve gets what `tlsjax fit kappa FILE` does by default: the constant-C model and
-the S-tau model (a~ = 3, the MODEL.md default; default DOS sample), each without and
+the S-tau model (a~ = 3, the docs/conventions.md default; default DOS sample), each without and
 with a boundary term and a Rayleigh term, compared by AICc, then errors and
 profile-likelihood bounds of the chosen one. No sound velocities are supplied (none with
 a citation at hand), so the velocity-free combinations are fitted. The numbers are what

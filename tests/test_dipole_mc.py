@@ -68,7 +68,7 @@ def test_single_flip_and_mean_field_energies():
     mask = np.asarray(ham.realization.mask)
     m2 = np.concatenate([mask, mask])
     s, f = np.asarray(spins), np.asarray(fields)
-    eps = np.where(m2, -2.0 * s * f, 0.0)  # (2, 3, 2n), MODEL.md section 6
+    eps = np.where(m2, -2.0 * s * f, 0.0)  # (2, 3, 2n), docs/conventions.md section 6
     for v in range(2):
         r = int(np.argmin(np.asarray(energies[v])))
         np.testing.assert_array_equal(np.asarray(best.S[v]), eps[v, r, :n])

@@ -1,4 +1,4 @@
-"""The full Hamiltonian (Eq. 1, MODEL.md section 6): convention, rows, energies, keys."""
+"""The full Hamiltonian (Eq. 1, docs/conventions.md section 6): convention, rows, energies, keys."""
 
 import itertools
 
@@ -30,7 +30,7 @@ def spins(ham):
 
 
 def _energy_by_sums(mats, S, tau):
-    """Eq. 1 with the sums of MODEL.md section 6, written out (NumPy)."""
+    """Eq. 1 with the sums of docs/conventions.md section 6, written out (NumPy)."""
     n = S.shape[0]
     e = mats["h_S"] @ S + mats["h_tau"] @ tau
     for i in range(n):
@@ -122,7 +122,7 @@ def _draws(key):
 
 
 def test_s_tau_block_is_the_es_reduction_u(ham):
-    """Same key: same positions and J^Stau = g J_o U of the ES reduction (MODEL.md 6)."""
+    """Same key: same positions and J^Stau = g J_o U of the ES reduction (docs/conventions.md section 6)."""
     draw, u, es = _draws(KEY)
     n0, n = SAMPLE.capacity, ham.n
     np.testing.assert_array_equal(ham.realization.positions[:n0], draw.couplings.realization.positions)

@@ -42,7 +42,7 @@ def test_json_keys_and_dumped_state_recomputes_the_energy(mc_json):
     assert {"mc", "es"} <= set(d["T_U_over_E_tau"])
     assert 0 < d["T_U_over_E_tau"]["mc"] < 1 and 0 < d["T_U_over_E_tau"]["es"] < 1
     assert d["unstable"]["single"] == 0 and d["unstable"]["pair"] == 0  # descended states
-    # the dumped state and couplings give `energy` in MODEL.md section 6's sums
+    # the dumped state and couplings give `energy` in docs/conventions.md section 6's sums
     c, gs = d["couplings"], d["ground_state"]
     s, t = np.asarray(gs["S"], float), np.asarray(gs["tau"], float)
     n = d["n_sites"][0]

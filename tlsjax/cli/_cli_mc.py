@@ -23,7 +23,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "mc", help="Monte Carlo of the full Hamiltonian (Eq. 1): Fig. 2 a DOS, P_S vs the ES "
         "shortcut", description="Anneals, tempers and descends Eq. 1 (S-S, S-tau, tau-tau "
-        "couplings and both fields; MODEL.md section 6) on disorder realizations and measures "
+        "couplings and both fields; docs/conventions.md section 6) on disorder realizations and measures "
         "the lowest state found: n_S(E), n_tau(E) and the mean-field n_S^o, n_tau^o (per "
         "impurity per K), P_S(E) by the ES estimator on the state (b) and by the DOS ratio "
         "n_S(E)/n_S(E-bar) (a) against the ES reduction of the same realization, T_U/<E_tau>, "

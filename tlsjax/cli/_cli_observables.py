@@ -1,4 +1,4 @@
-"""`tlsjax kappa`, `tlsjax qinv` and `tlsjax observables` (MODEL.md sections 4-5)."""
+"""`tlsjax kappa`, `tlsjax qinv` and `tlsjax observables` (docs/conventions.md sections 4-5)."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def _add_output(p) -> None:
 def register(sub) -> None:
     k = sub.add_parser("kappa", help="thermal conductivity kappa(T) in W/(m K)",
                        description="Thermal conductivity from the Debye kinetic integral with "
-                       "resonant TLS scattering (+ Rayleigh, boundary), MODEL.md section 5.")
+                       "resonant TLS scattering (+ Rayleigh, boundary), docs/conventions.md section 5.")
     k.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
                    help="temperatures in K, e.g. 0.1,1 or 0.1 1")
     _add_material(k)
@@ -150,7 +150,7 @@ def register(sub) -> None:
 
     q = sub.add_parser("qinv", help="internal friction Q^-1(T) (resonant + relaxation)",
                        description="Internal friction Q^-1 = Q^-1_res + Q^-1_rel at one "
-                       "frequency, MODEL.md section 5.")
+                       "frequency, docs/conventions.md section 5.")
     q.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
                    help="temperatures in K")
     q.add_argument("--freq", type=float, default=1e3, help="frequency in Hz (default 1e3)")

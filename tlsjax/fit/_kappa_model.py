@@ -6,7 +6,7 @@ is in that dict; which of them are free, and whether the tunneling strength is t
 S-tau C(E) or a constant (`stm`), are array inputs, so all candidate models of a
 selection and every point of a profile run through one compiled function.
 
-Phonon mean free path (Matthiessen's rule, MODEL.md section 5):
+Phonon mean free path (Matthiessen's rule, docs/conventions.md section 5):
 
     l^-1(omega) = l^-1_res(C(hbar omega)) + A_R omega^4 + 1 / l_b.
 

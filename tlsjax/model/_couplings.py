@@ -1,7 +1,7 @@
 """The random S-tau couplings of Eq. (2), generated block by block.
 
 U_ij = g J_o c_ij R_o^3 / (R_ij^3 + a~^3) for the ordered pair (S_i, tau_j), i != j
-(App. B 2; MODEL.md section 3). Energies here are in units of g J_o.
+(App. B 2; docs/conventions.md section 3). Energies here are in units of g J_o.
 
 The c_ij are standard normals drawn from a counter-based generator: c_ij is a pure
 function of (seed, i, j), so any block of the N x N matrix can be produced on its
@@ -193,7 +193,7 @@ class Couplings(eqx.Module):
         return jnp.where(valid, c * r, 0.0)
 
     def block(self, rows: Int[Array, " B"], cols: Int[Array, " C"]) -> Float[Array, "B C"]:
-        """U[rows][:, cols] in units of g J_o (see `pairs`)."""
+        """`U[rows][:, cols]` in units of g J_o (see `pairs`)."""
         return self.pairs(rows[:, None], cols[None, :])
 
 

@@ -1,5 +1,5 @@
 """Zero-temperature descent of the full Hamiltonian over single and pair flips, and the
-counts of unstable spins (MODEL.md section 6).
+counts of unstable spins (docs/conventions.md section 6).
 
 A state is single-stable when no eps_k = -2 s_k lambda_k is negative, pair-stable when
 no pair flip lowers H: eps_k + eps_l + 4 K_kl s_k s_l >= 0 for all k != l. Both are

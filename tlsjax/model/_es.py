@@ -1,6 +1,6 @@
 """The Efros-Shklovskii reduction of the S density of states (App. B 2, Eq. B7).
 
-Per realization (MODEL.md section 3):
+Per realization (docs/conventions.md section 3):
 
 1. E_tau_j = sum_{i != j} U_ij + h_j (pass 1: column sums, blocked over columns),
    with h_j ~ Normal(0, (h_rel <E_tau>_0)^2).

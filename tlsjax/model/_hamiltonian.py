@@ -1,4 +1,4 @@
-"""The full S-tau Hamiltonian, Eq. (1), in the convention of MODEL.md section 6.
+"""The full S-tau Hamiltonian, Eq. (1), in the convention of docs/conventions.md section 6.
 
 Spin vector. One realization with padded capacity n (the sample's capacity rounded up
 to a multiple of `pad_to`) has 2n Ising spins
@@ -18,7 +18,7 @@ with K symmetric and zero on the diagonal:
 
 with r_ij = R_o^3 / (R_ij^3 + a~^3). So (1/2) s^T K s counts sum_{i<j} J^SS S_i S_j +
 sum_{i != j} J^Stau_ij S_i tau_j + sum_{i<j} J^tautau tau_i tau_j, exactly the sums of
-MODEL.md section 6; J^Stau_ij is the coefficient of S_i tau_j (not symmetric in i, j), and
+docs/conventions.md section 6; J^Stau_ij is the coefficient of S_i tau_j (not symmetric in i, j), and
 a site's own S_i and tau_i are not coupled. Rows and columns of padded sites are zero.
 
 Electric dipoles (optional, Sec. III B; `HamiltonianParams(J_ee_over_gJ0=...)`). Each
@@ -88,7 +88,7 @@ S, TAU = 0, 1
 
 
 class HamiltonianParams(eqx.Module):
-    """Parameters of the full Hamiltonian, Eq. (1) (MODEL.md section 6).
+    """Parameters of the full Hamiltonian, Eq. (1) (docs/conventions.md section 6).
 
     **Fields:**
 
@@ -431,7 +431,7 @@ class Hamiltonian(eqx.Module):
 
     def coupling_matrices(self) -> dict[str, Float[Array, ...]]:
         """J_SS, J_Stau, J_tautau (n x n, K; J_Stau[i, j] the coefficient of S_i tau_j,
-        zero diagonals) and h_S, h_tau (n, K): Eq. (1) in the sums of MODEL.md section 6
+        zero diagonals) and h_S, h_tau (n, K): Eq. (1) in the sums of docs/conventions.md section 6
         (sum_{i<j} J_SS, sum_{i != j} J_Stau, sum_{i<j} J_tautau). Dense: small n only."""
         k, n = self.dense(), self.n
         return dict(J_SS=k[:n, :n], J_Stau=k[:n, n:], J_tautau=k[n:, n:], h_S=self.h[:n],

@@ -1,4 +1,4 @@
-"""Samples: impurities on a periodic lattice (paper App. B 2; MODEL.md section 1).
+"""Samples: impurities on a periodic lattice (paper App. B 2; docs/conventions.md section 1).
 
 Lengths are in units of the nearest-neighbour distance a_o of the lattice. The
 default lattice is fcc (the anion sublattice of rock salt), 4 sites per cubic cell
@@ -138,7 +138,7 @@ class Realization(eqx.Module):
 
     @property
     def r0_cubed(self) -> float:
-        """R_o^3 in units of a_o^3 (R_o = a_o x^{-1/3}, MODEL.md section 1)."""
+        """R_o^3 in units of a_o^3 (R_o = a_o x^{-1/3}, docs/conventions.md section 1)."""
         return 1.0 / self.x
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Monte Carlo of the full Hamiltonian (Eq. 1, MODEL.md section 6): Metropolis sweeps,
+"""Monte Carlo of the full Hamiltonian (Eq. 1, docs/conventions.md section 6): Metropolis sweeps,
 simulated annealing and parallel tempering.
 
 State. R replicas of one realization are held together: spins and local fields are

@@ -52,7 +52,7 @@ class MCConfig(eqx.Module):
     - `ladder`: the tempering temperatures, strictly decreasing; None (default): a
       geometric ladder of `temperatures` values from `t_max` to `t_min`.
     - `temperatures`: ladder length M for the default ladder (>= 1).
-    - `t_max`, `t_min`: default-ladder ends; None: J_o and g^2 J_o / 10 (MODEL.md
+    - `t_max`, `t_min`: default-ladder ends; None: J_o and g^2 J_o / 10 (docs/conventions.md
       section 6: from the scale of the S fields to well below the tau-tau couplings).
       `t_max` also sets where the annealing starts (`anneal_top`).
     - `chains`: independent tempering chains (replicas = chains x M).

@@ -128,7 +128,7 @@ class MixedCrystal(eqx.Module):
 
     The host's strain sets gamma_S, gamma_tau and the random fields, the same for every
     CN concentration x: h^S_j ~ Normal(0, (h_S J_o)^2), h^tau_j ~ Normal(0, (h_tau g J_o)^2)
-    (the widths of the full Hamiltonian's fields, MODEL.md section 6). The CN-CN couplings
+    (the widths of the full Hamiltonian's fields, docs/conventions.md section 6). The CN-CN couplings
     at a given distance are those of the concentrated crystal at x_c, so at the mean
     distance R_o they are J^SS = J_o x / x_c and J^Stau = g J_o x / x_c. (Eq. 2 with
     x-independent gamma's: only the spacing of the CNs changes.) The mean-field S width is
@@ -215,7 +215,7 @@ class DipolarDefects(eqx.Module):
 
         With `tau_pairs`, also the ES estimate of the tau DOS against the dipolar tau-tau
         couplings (App. B 1, Eq. B6): tau_i is pair-stable at energy E against tau_j iff
-        E >= -2 s_i s_j J^tautau_ij - E_tau_j (MODEL.md section 6, fields from the S-tau
+        E >= -2 s_i s_j J^tautau_ij - E_tau_j (docs/conventions.md section 6, fields from the S-tau
         couplings, s = -sign(field)); its least such E is `RegimeES.tau_e_min`. The elastic
         tau-tau coupling g^2 J_o is left out (it is below J_ee / 5 for J_ee >= 0.1 g J_o at
         g = 0.02; the full Hamiltonian has it).
@@ -238,7 +238,7 @@ def tau_pair_bound(couplings: DipolarSTauCouplings, es: ESResult,
     """ES bound of each tau spin against the dipolar tau-tau couplings (App. B 1).
 
     tau_i (pointing against its field, s_i = -sign E_tau_i) is pair-stable at energy E
-    against tau_j iff E >= -2 s_i s_j J^tautau_ij - |E_tau_j| (MODEL.md section 6 in the
+    against tau_j iff E >= -2 s_i s_j J^tautau_ij - |E_tau_j| (docs/conventions.md section 6 in the
     local-field convention); the least such E over j is returned, in units of <E_tau>
     (-inf on padded sites). J^tautau_ij = J_ee D^{tau tau}_ij r'_ij; the fields E_tau are
     those of `es` (from the S-tau couplings, as in the ES reduction). One O(N^2) pass for

@@ -1,7 +1,7 @@
 """P_S(E) from an `ESResult`, with a hard or a soft Theta, and the crossover T_U.
 
 Hard Theta (the paper's algorithm): P_S(E) = fraction of S spins with E_min < E.
-Soft Theta (the differentiable relaxation, MODEL.md section 3):
+Soft Theta (the differentiable relaxation, docs/conventions.md section 3):
 Theta(z) -> sigmoid(z / w), p_i(E) = prod_j sigmoid((E - a_ij) / w), computed as
 a sum of log-sigmoids over the `top_k` largest a_ij of each row. The partners left
 out each contribute log sigmoid((E - a) / w) with a <= a_(k), so the truncation
@@ -72,7 +72,7 @@ class SoftTheta(AbstractTheta):
     (paper's) values, increasingly with w and with the number of impurities
     (experiments/soft_width_bias.py measures T_U(w) / T_U(hard)).
 
-    p_i(E) = prod_j sigmoid((E - a_ij) / w) over every partner j (MODEL.md section 3).
+    p_i(E) = prod_j sigmoid((E - a_ij) / w) over every partner j (docs/conventions.md section 3).
     The `top_k` largest a_ij of each row enter exactly; the others (far partners, and
     the many tau spins with small E_tau) through the row's `tail_lse`, to first order:
     sum_{j not kept} log sigmoid((E - a_ij)/w) ~ -exp(tail_lse_i - E/w), whose error is

@@ -1,6 +1,6 @@
 """The S-tau densities of states, the tunneling strength C(E) and the crossover T_U.
 
-MODEL.md section 4 (paper Sec. II B and Sec. III A, Eq. 3):
+docs/conventions.md section 4 (paper Sec. II B and Sec. III A, Eq. 3):
 
     C(E) = kappa_log [ g phi_tau(E / g J_o) + P_S(E) phi_S(E / J_o) ]
 
@@ -227,7 +227,7 @@ def _simulate_batch(sample, params, keys, top_k, block_size, width):
 
 
 class StauTLS(AbstractTLS):
-    """The S-tau tunneling strength C(E) (MODEL.md section 4) as two TLS populations.
+    """The S-tau tunneling strength C(E) (docs/conventions.md section 4) as two TLS populations.
 
     - tau TLSs: C_tau(E) = kappa_log g phi_tau(E / g J_o); coupling g gamma_S, so their
       relaxation rate carries s = g^2.

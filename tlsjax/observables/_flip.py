@@ -1,4 +1,4 @@
-"""Single-flip excitation energies by species (MODEL.md section 6): of Monte Carlo states,
+"""Single-flip excitation energies by species (docs/conventions.md section 6): of Monte Carlo states,
 and the mean-field reference.
 
 The single-flip energy of spin k in state s is eps_k = -2 s_k lambda_k (K), lambda = dH/ds;
@@ -67,7 +67,7 @@ def single_flip_energies(result: MCResult, which: str = "best") -> SpeciesEnergi
 def mean_field_energies(ham: Hamiltonian, key: PRNGKeyArray, configs: int = 4
                         ) -> Float[Array, "configs 2n"]:
     """2 |lambda_k| (K) in `configs` spin configurations drawn uniformly at random: the
-    mean-field excitation energies whose distributions are n_S^o, n_tau^o (MODEL.md
+    mean-field excitation energies whose distributions are n_S^o, n_tau^o (docs/conventions.md
     section 6). Zero on padded sites."""
     configs = check_int("mean_field_energies", "configs", configs, 1)
     spins = jnp.where(jax.random.bernoulli(key, 0.5, (configs, ham.size)), 1.0, -1.0)
@@ -78,7 +78,7 @@ def mean_field_energies(ham: Hamiltonian, key: PRNGKeyArray, configs: int = 4
 def mean_field_flip_energies(ham: Hamiltonian, key: PRNGKeyArray, configurations: int = 16
                              ) -> SpeciesEnergies:
     """2 |lambda_k| (K) in `configurations` random spin configurations: the samples of the
-    mean-field DOS n^o (MODEL.md section 6). Pure and jit-able.
+    mean-field DOS n^o (docs/conventions.md section 6). Pure and jit-able.
 
     **Arguments:**
 

@@ -1,7 +1,7 @@
 """The host material: density, sound velocities and deformation potentials, in SI units.
 
 No material presets are shipped: every number of a preset would need a citation next
-to it, and none is needed by the model, so the user supplies them (MODEL.md section 5).
+to it, and none is needed by the model, so the user supplies them (docs/conventions.md section 5).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class Material(eqx.Module):
     def strength_factors(self) -> Float[Array, " 2"]:
         """C_alpha / C_t = (gamma_alpha / gamma_t)^2 (v_t / v_alpha)^2, for alpha = (l, t).
 
-        From C_alpha = P gamma_alpha^2 / (rho v_alpha^2) (MODEL.md section 5).
+        From C_alpha = P gamma_alpha^2 / (rho v_alpha^2) (docs/conventions.md section 5).
         """
         return jnp.stack([(self.gamma_ratio * self.v_t / self.v_l) ** 2,
                           jnp.ones_like(self.v_t)])
@@ -123,7 +123,7 @@ class Material(eqx.Module):
         """A k_B^3, in K^-3 s^-1: the one-phonon rate is tau^-1 = r A_K E^3 coth(E / 2 T)
         with E and T in kelvin.
 
-        A = (gamma_l^2 / v_l^5 + 2 gamma_t^2 / v_t^5) / (2 pi rho hbar^4) (MODEL.md
+        A = (gamma_l^2 / v_l^5 + 2 gamma_t^2 / v_t^5) / (2 pi rho hbar^4) (docs/conventions.md
         section 5), with the deformation potentials of `gammas_eV`. The SI constants are
         combined in Python floats first, so the result is finite in float32 too.
         """

@@ -1,5 +1,5 @@
 """What a Monte Carlo state of the full Hamiltonian (Eq. 1) says about the paper's claims
-(Fig. 2 a, App. B; MODEL.md section 6), per realization and jit-able.
+(Fig. 2 a, App. B; docs/conventions.md section 6), per realization and jit-able.
 
 - Single-flip energies eps_k = -2 s_k lambda_k of a state: their distributions over the
   S spins and over the tau spins are n_S(E) and n_tau(E) (per impurity).
@@ -39,7 +39,7 @@ MF_STREAM = 0x4D46
 def es_estimator(ham: Hamiltonian, spins: Float[Array, " 2n"],
                  fields: Float[Array, " 2n"] | None = None) -> Float[Array, " n"]:
     """E_min_i = max_{j != i} (-eps_{tau_j} - 4 K[S_i, tau_j] S_i tau_j) for every S spin
-    of the state `spins` (module docstring; MODEL.md section 6), in K.
+    of the state `spins` (module docstring; docs/conventions.md section 6), in K.
 
     One blocked O(N^2) pass over the S rows of K (stored or generated). Only real tau
     spins j != i enter; rows of padded sites are -inf. A pair-stable state has

@@ -3,13 +3,13 @@
 Per impurity, with rho_tau(E) the density of the tau energies |E_tau| (1/K; Gaussian
 kernel of bandwidth 0.1 <E_tau> reflected at 0, as `StauDOS`), rho_S(E) =
 P_S(E) phi_S(E / J_S) / J_S the S DOS (mean-field Gaussian of width J_S times the ES
-reduction, MODEL.md section 4) and J_SS the S-S coupling scale at R_o
+reduction, docs/conventions.md section 4) and J_SS the S-S coupling scale at R_o
 (gamma_S^2 / (rho c^2 R_o^3)), the tunneling strength seen by phonons at energy E is
 
     C(E) = kappa_log J_SS [ g^2 rho_tau(E) + rho_S(E) ]          (Sec. II B, Eq. 3)
 
 (for the concentrated crystal, rho_tau = phi_tau / (g J_o), J_S = J_SS = J_o, this is
-MODEL.md's kappa_log [g phi_tau + P_S phi_S]). Hence:
+docs/conventions.md's kappa_log [g phi_tau + P_S phi_S]). Hence:
 
 - C_o = kappa_log g^2 J_SS rho_tau(0) (Eq. 3; kappa_log g phi_tau(0) for the crystal).
 - T_U (full criterion, gamma_tau^2 n_tau = gamma_S^2 n_S): the least E with

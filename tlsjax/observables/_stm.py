@@ -1,4 +1,4 @@
-"""Standard-tunneling-model observables for any C(E) (MODEL.md section 5).
+"""Standard-tunneling-model observables for any C(E) (docs/conventions.md section 5).
 
 One code path for the plain model (`ConstantC`) and the S-tau model (`StauTLS`): every
 function takes an `AbstractTLS` (populations p with tunneling strengths C_p(E) and

@@ -3,7 +3,7 @@
 `StauTLS` evaluates the soft-Theta P_S(E) and the kernel density phi_tau(E) afresh at
 every energy of every quadrature (a kappa(T) on 20 temperatures needs ~5000 energies).
 Both depend on E only through eps = E / (g J_o), and not at all on g, J_o or
-kappa_log (MODEL.md section 4), so a fit can tabulate log P_S and log phi_tau on a
+kappa_log (docs/conventions.md section 4), so a fit can tabulate log P_S and log phi_tau on a
 log-spaced eps grid once and interpolate. The tables hold values and exact slopes
 d/d(ln eps) (forward-mode derivative at each node), and the interpolant is the cubic
 Hermite spline in ln eps: continuous first derivatives, so gradients and Hessians

@@ -6,7 +6,7 @@ transverse phonons) and a coupling scale s_p = gamma_p^2 / gamma_t^2 that multip
 its one-phonon relaxation rate. The plain model is one population with constant C and
 s = 1; the S-tau model (`_dos.StauTLS`) has tau TLSs (s = g^2) and S TLSs (s = 1).
 
-Convention (MODEL.md section 5): C here is the transverse tunneling strength C_t;
+Convention (docs/conventions.md section 5): C here is the transverse tunneling strength C_t;
 the longitudinal one is C_l = C_t (gamma_l / gamma_t)^2 (v_t / v_l)^2, which equals C_t
 for the default `Material(gamma_ratio=None)`.
 """

@@ -16,7 +16,7 @@ DOS of the tau spins is compared with
   without dipoles: then c = g), and the bound Eq. B5 on the S-tau part,
   1 - 4 g ln(2 g J_o / E).
 
-Energies follow the ES convention E = |lambda| = eps / 2 (MODEL.md section 6: the pair
+Energies follow the ES convention E = |lambda| = eps / 2 (docs/conventions.md section 6: the pair
 condition E_i + E_j >= 2 |K_ij| of App. B), in kelvin, and are binned in units of J_tt.
 Every ratio is a ratio of counts pooled over realizations (the best state of each);
 its standard error is the jackknife over realizations.

@@ -1,6 +1,6 @@
 """The full Hamiltonian (Eq. 1) by Monte Carlo against the ES shortcut (App. B 2): the
 densities of states of Fig. 2 a, the S reduction P_S(E) by two estimators, T_U, the tau
-reduction against the bound Eq. B5, energies and stability (MODEL.md section 6).
+reduction against the bound Eq. B5, energies and stability (docs/conventions.md section 6).
 
 Per realization (key k): `run_mc` anneals, tempers and descends the Hamiltonian drawn
 from k; the lowest state found is measured (`measure_state`): its single-flip energies
@@ -330,7 +330,7 @@ def _dump_matrices(sample, params, key, *, pad_to):
 def dump_state(sample: Sample, params: HamiltonianParams, key, spins, *, pad_to: int) -> dict:
     """`ground_state` (S, tau: +-1 over the real impurities) and `couplings` (J_SS, J_Stau,
     J_tautau N x N in K, J_Stau[i][j] the coefficient of S_i tau_j, zero diagonals; h_S,
-    h_tau in K; positions in a_o) of one realization, in the convention of MODEL.md
+    h_tau in K; positions in a_o) of one realization, in the convention of docs/conventions.md
     section 6: H = sum_j (h_S S + h_tau tau) + sum_{i<j} J_SS S_i S_j + sum_{i != j} J_Stau
     S_i tau_j + sum_{i<j} J_tautau tau_i tau_j."""
     mats, real = _dump_matrices(sample, params, key, pad_to=pad_to)
@@ -343,7 +343,7 @@ def dump_state(sample: Sample, params: HamiltonianParams, key, spins, *, pad_to:
                        J_tautau=mats["J_tautau"][:nn, :nn], h_S=mats["h_S"][:nn],
                        h_tau=mats["h_tau"][:nn],
                        positions=np.asarray(real.positions, dtype=float)[:nn],
-                       convention="MODEL.md section 6: H = sum_j (h_S_j S_j + h_tau_j tau_j) + "
+                       convention="docs/conventions.md section 6: H = sum_j (h_S_j S_j + h_tau_j tau_j) + "
                        "sum_{i<j} J_SS_ij S_i S_j + sum_{i!=j} J_Stau_ij S_i tau_j + "
                        "sum_{i<j} J_tautau_ij tau_i tau_j; K; positions in a_o"))
 
