@@ -1,14 +1,18 @@
-"""The README's commands and example are the ones that work."""
+"""The README's commands, and the Python examples of the README and the docs, are the
+ones that work."""
 
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _blocks(lang):
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+def _blocks(lang, text=README):
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
 
 
 def test_two_commands_and_ci_agree():
@@ -21,8 +25,13 @@ def test_two_commands_and_ci_agree():
     assert ci == tests, "the README's test command must be exactly what .ci/run runs"
 
 
-def test_python_examples_run():
-    blocks = _blocks("python")
-    assert blocks
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), {})
+def test_readme_is_short():
+    assert len(README.splitlines()) <= 250, "the README is a page or two; details go to docs/"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks("python", p.read_text())],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_examples_run(page, monkeypatch):
+    monkeypatch.chdir(ROOT)  # examples name files relative to the repository root
+    for code in _blocks("python", page.read_text()):
+        exec(compile(code, str(page.relative_to(ROOT)), "exec"), {})

@@ -62,7 +62,6 @@ from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
 
-#: Fittable parameters: name -> (lower bound, upper bound, unit, meaning).
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "g": (1e-4, 0.19, "", "gamma_tau / gamma_S"),
     "J0": (1.0, 1e5, "K", "S-S coupling J_o"),
@@ -80,6 +79,8 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "rayleigh_v2": (1e-4, 1e16, "m/(s^2 K^4)",
                     "rayleigh * v_eff^2 (Rayleigh term without sound velocities)"),
 }
+"""Fittable parameters: name -> (lower bound, upper bound, unit, meaning). The bounds are
+the defaults of the log-logit transform; a fit's `bounds` argument overrides them."""
 
 #: A direction of the Hessian is "not determined" below this eigenvalue ratio.
 DEFAULT_RCOND = 1e-8

@@ -31,10 +31,10 @@ from ._couplings import Couplings, draw_couplings
 from ._lattice import Sample, check_sample_size
 from ._params import ModelParams
 
-#: Default number of largest a_ij kept exactly per row for the soft-Theta reduction (the
-#: rest enter through the tail term). 8 keeps the P_S error below 1e-4 for w = 0.02 and
-#: 3e-4 for w = 0.05 on the paper's sample (experiments/soft_theta_accuracy.py).
 DEFAULT_TOP_K = 8
+"""Default number of largest a_ij kept exactly per row for the soft-Theta reduction (the
+rest enter through the tail term). 8 keeps the P_S error below 1e-4 for w = 0.02 and
+3e-4 for w = 0.05 on the paper's sample (`python experiments/soft_theta_accuracy.py`)."""
 #: Largest soft-Theta width accepted, in units of <E_tau>. The sigmoid stands in for a
 #: step; once it is as wide as the tau energies themselves (<E_tau> = 1) it smears the
 #: step over the whole distribution, and T_U grows like w ln N: a property of the
