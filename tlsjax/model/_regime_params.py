@@ -7,7 +7,7 @@ energy scales that put it in kelvin (`RegimeES`):
   impurity comes only from the other impurities, so gamma_tau ~ x^{4/3} (Eq. A21) and
   J^SS(R_o) ~ x, J^Stau(R_o) ~ x^{7/3}. The cutoff a~ is fixed in lattice units, so
   a~ / R_o, hence the reduction itself, changes with x.
-- `MixedCrystal` ((KBr)_{0.5}(KCl)_{0.5}:CN): random fields h^S ~ J_o, h^tau ~ g J_o from
+- `MixedCrystal` ((KBr)_0.5(KCl)_0.5:CN): random fields h^S ~ J_o, h^tau ~ g J_o from
   the host lattice, independent of x; the CN-CN couplings are those of the concentrated
   crystal at x_c at every distance, so at the mean distance they scale as x / x_c.
 - `DipolarDefects`: the concentrated crystal with electric dipole couplings J_ee added
@@ -124,7 +124,7 @@ class DiluteCrystal(eqx.Module):
 
 
 class MixedCrystal(eqx.Module):
-    """CN in a mixed host, (KBr)_{0.5}(KCl)_{0.5}:CN (Sec. III B).
+    """CN in a mixed host, (KBr)_0.5(KCl)_0.5:CN (Sec. III B).
 
     The host's strain sets gamma_S, gamma_tau and the random fields, the same for every
     CN concentration x: h^S_j ~ Normal(0, (h_S J_o)^2), h^tau_j ~ Normal(0, (h_tau g J_o)^2)
