@@ -8,7 +8,6 @@
   docstrings that mkdocstrings renders. Real HTML tags and <http://...> links are left alone.
 """
 
-import re
 import xml.etree.ElementTree as etree
 from pathlib import Path
 
