@@ -29,9 +29,17 @@ def test_readme_is_short():
     assert len(README.splitlines()) <= 250, "the README is a page or two; details go to docs/"
 
 
+_RUN = set()  # examples already run in this process (the README's also stands in the docs)
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks("python", p.read_text())],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_examples_run(page, monkeypatch):
+    """Each example runs on its own (a fresh namespace), from the repository root; an
+    example that stands word for word on two pages runs once."""
     monkeypatch.chdir(ROOT)  # examples name files relative to the repository root
     for code in _blocks("python", page.read_text()):
+        if code in _RUN:
+            continue
         exec(compile(code, str(page.relative_to(ROOT)), "exec"), {})
+        _RUN.add(code)
