@@ -223,7 +223,7 @@ def test_tau_energies_with_s_frozen_are_the_es_reduction():
 
 
 # -- the driver ---------------------------------------------------------------------------------
-# The README's example configuration, so that the compiled stages are shared with it.
+# The example configuration of docs/explanation/monte-carlo.md (compiled stages shared with it).
 DRIVER = textwrap.dedent("""
     import jax, numpy as np
     import tlsjax as tj

@@ -147,7 +147,7 @@ def test_errors_under_jit_carry_the_eager_message(fn, arg, text):
         fn(arg)
     assert text in str(eager.value)
     # under jax.jit: a RuntimeError (JaxRuntimeError, "INTERNAL: CpuCallback error" on CPU)
-    # whose message contains the same text, without the value (README, "A quick tour")
+    # whose message contains the same text, without the value (docs/reference/errors-and-interrupts.md)
     with pytest.raises(RuntimeError) as jitted:
         jax.block_until_ready(jax.jit(fn)(arg))
     assert text in str(jitted.value)

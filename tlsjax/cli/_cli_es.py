@@ -61,7 +61,7 @@ def register(sub) -> None:
                    dest="pair_condition",
                    help="E_min = max_j (2 U_ij - E_tau_j) with the U_ij redefined by the tau "
                    "flips (signed, default) or max_j (2 |U_ij| - E_tau_j) (unsigned: the "
-                   "reading that comes close to the paper's 0.2; see the README)")
+                   "reading that comes close to the paper's 0.2; see docs/explanation/paper-numbers.md)")
     p.add_argument("--block-size", type=int, default=None)
     p.add_argument("--devices", type=int, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")

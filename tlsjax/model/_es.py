@@ -264,8 +264,8 @@ def es_reduction(
     - `pair_condition`: `"signed"` (default): E_min_i = max_j (2 U_ij - E_tau_j) with the
       U_ij redefined by the tau flips (an anti-aligned bond, U_ij < 0, cannot destabilize
       the pair); `"unsigned"`: max_j (2 |U_ij| - E_tau_j), the reading that ignores the
-      sign of the bond (it comes close to the paper's T_U ~ 0.2 <E_tau>; README, "Where
-      the paper's 0.2 comes from"). Not the default: the text says the U_ij are
+      sign of the bond (it comes close to the paper's T_U ~ 0.2 <E_tau>; docs/explanation/paper-numbers.md,
+      "Where the paper's 0.2 comes from"). Not the default: the text says the U_ij are
       "accordingly redefined" after the flips.
     - `field`: (n,) absolute tau fields h_j in units of g J_o (finite), added to the
       column sums: E_tau_j = sum_i U_ij + h_rel <E_tau>_0 h_normals_j + field_j. The

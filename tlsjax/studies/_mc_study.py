@@ -237,7 +237,7 @@ class MCStudy:
                     es=power_law_slope(self.energies, self.stat("P_S_es")[0]))
 
     def to_json(self) -> dict:
-        """The JSON of `tlsjax mc` (README, section on the Monte Carlo's measurements)."""
+        """The JSON of `tlsjax mc` (docs/explanation/monte-carlo.md)."""
         return _study_json(self)
 
 
