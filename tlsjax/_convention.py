@@ -48,6 +48,13 @@ def energy_convention(kind: str, **where) -> dict:
     return out
 
 
+#: The record of the Monte Carlo outputs (`mc`, the Monte Carlo part of `reproduce`).
+MC_CONVENTION = energy_convention(
+    "both", dos="flip_energy", P_S_mc="flip_energy (units of <eps_tau>)",
+    P_S_es="local_field (units of <E_tau>)", T_U_K="both, named in each key",
+    tau_reduction="flip_energy")
+
+
 def convention_line(kind: str) -> str:
     """One line for text output, stating the convention of `kind`."""
     if kind not in CONVENTIONS:

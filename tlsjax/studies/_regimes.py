@@ -124,6 +124,11 @@ def _slope(log_x: np.ndarray, y: jax.Array) -> jax.Array:
     return jnp.where(jnp.all(y > 0), s, jnp.nan)
 
 
+def _window_slopes(log_x: np.ndarray, y: jax.Array) -> jax.Array:
+    """`_slope` over points i.., for every i with at least 2 points left: (m - 1,)."""
+    return jnp.stack([_slope(log_x[i:], y[i:]) for i in range(log_x.shape[0] - 1)])
+
+
 def _local_slopes(log_x: np.ndarray, y: jax.Array) -> jax.Array:
     """d ln y / d ln x between neighbouring points (NaN where y <= 0 at either end)."""
     ly = jnp.log(jnp.where(y > 0, y, 1.0))
@@ -165,10 +170,17 @@ class RegimeScan:
             return dict(mean=math.nan, stderr=math.nan, paper=self.paper_slopes.get(key),
                         over=self.values[self.slope_mask],
                         note="fewer than 2 points in the fit range")
-        out = dict(mean=float(self.mean[k]), stderr=float(self.stderr[k]),
-                   paper=self.paper_slopes.get(key), over=self.values[self.slope_mask])
-        if not np.isfinite(out["mean"]):
+        mean, err = np.atleast_1d(self.mean[k]), np.atleast_1d(self.stderr[k])
+        over = self.values[self.slope_mask]
+        finite = np.flatnonzero(np.isfinite(mean))
+        i = int(finite[0]) if finite.size else 0  # the widest window x_i.. x_max defined
+        out = dict(mean=float(mean[i]), stderr=float(err[i]),
+                   paper=self.paper_slopes.get(key), over=over[i:])
+        if not finite.size:
             out["note"] = "undefined: the value is 0 (no crossover) in some realization"
+        elif i > 0:
+            out["note"] = (f"fitted over {over[i]:g} <= {self.axis} <= {over[-1]:g}: below, the "
+                           "value is 0 (no crossover) in some realization")
         return out
 
     def to_json(self) -> dict:
@@ -197,8 +209,10 @@ class RegimeScan:
             s = self.slope(key)
             ok = np.isfinite(s["mean"])
             out[name] = dict(value=s["mean"] if ok else None,
-                             stderr=s["stderr"] if ok else None, paper=s["paper"])
-            if not ok:
+                             stderr=s["stderr"] if ok else None, paper=s["paper"],
+                             over=([float(s["over"][0]), float(s["over"][-1])]
+                                   if len(s["over"]) else None))
+            if "note" in s:
                 out[name]["note"] = s["note"]
         return out
 
@@ -244,7 +258,7 @@ def _x_scan(name, model, params, xs, n_target, slope_keys, realizations, seed, k
         out = {k: jnp.stack([o[k] for o in obs]) for k in obs[0]}
         if mask.sum() >= 2:
             for k in slope_keys:
-                out[f"slope_{k}"] = _slope(np.log(xs[mask]), out[k][mask])
+                out[f"slope_{k}"] = _window_slopes(np.log(xs[mask]), out[k][mask])
         if len(xs) >= 2:
             for k in local_keys:
                 out[f"local_{k}"] = _local_slopes(np.log(xs), out[k])
@@ -425,9 +439,10 @@ def run_regimes(
     g, J_o, a~ are the concentrated crystal's (at x_c, and of the dipole sample); the dilute
     crystal has J_nn = J_o / x_c unless given (so that it equals that crystal at x_c) and
     g_c = g and the cutoff convention `cutoff` ("fixed" or "scaled", `DiluteCrystal`), and
-    `n_s_depletion` as in `dilution_scan`. With `checkpoint_dir`, each regime saves and resumes its partial ensemble in
-    `<checkpoint_dir>/regimes_<name>.npz`. An interruption (Ctrl-C) keeps the finished
-    realizations of the regime being run and skips the regimes after it.
+    `n_s_depletion` as in `dilution_scan`. With `checkpoint_dir`, each regime saves and
+    resumes its partial ensemble in `<checkpoint_dir>/regimes_<name>.npz`. An interruption
+    (Ctrl-C) keeps the finished realizations of the regime being run and skips the regimes
+    after it.
 
     **Returns:** a dict name -> `RegimeScan` for the chosen `regimes`.
     """
@@ -493,7 +508,7 @@ def scan_table(scan: RegimeScan) -> tuple[list[str], list[list]]:
     """(header, rows) of a scan along its axis: every observable's mean and s.e., the
     paper's laws (`paper_*`), cells and mean impurity count."""
     keys = [k for k in scan.mean if np.ndim(scan.mean[k]) == 1 and k != "n_sites"
-            and not k.startswith("local_")]
+            and not k.startswith(("local_", "slope_"))]
     header = [scan.axis, "cells", "n_sites_mean"]
     for k in keys:
         header += [k, f"{k}_stderr"]
@@ -517,7 +532,7 @@ def _fmt(scan: RegimeScan, key: str, i: int) -> str:
                 "g^2 n_tau / n_S^o: no crossover at any E)")
     if scan.realizations < 2:
         return f"{m:.3g} (1 realization: no standard error)"
-    return f"{m:.3g} ± {e:.2g}"
+    return f"{m:.3g} ± {e:.2g}" if np.isfinite(e) else f"{m:.3g} (no standard error)"
 
 
 def _slope_text(scan: RegimeScan, key: str) -> str:
@@ -526,9 +541,11 @@ def _slope_text(scan: RegimeScan, key: str) -> str:
     s = scan.slope(key)
     if not np.isfinite(s["mean"]):
         return "undefined (T_U = 0 or no crossover in some realization inside the fit range)"
+    rng = f" over {s['over'][0]:g}..{s['over'][-1]:g}" if "note" in s else ""
     if scan.realizations < 2:
-        return f"{s['mean']:.3f} (1 realization: no standard error; paper {s['paper']:.3g})"
-    return f"{s['mean']:.3f} ± {s['stderr']:.3f} (paper {s['paper']:.3g})"
+        return (f"{s['mean']:.3f}{rng} (1 realization: no standard error; paper "
+                f"{s['paper']:.3g})")
+    return f"{s['mean']:.3f} ± {s['stderr']:.3f}{rng} (paper {s['paper']:.3g})"
 
 
 def _local_text(scan: RegimeScan) -> list[str]:
