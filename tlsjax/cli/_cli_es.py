@@ -155,6 +155,11 @@ def run_es(args) -> int:
                 "E_tau_median_over_mean", "T_U_over_E_tau_hard", "fraction_no_gap"):
         if key in out:
             out[key] = _squeeze_case(out[key], single_a, single_h)
+    tu = out["T_U_over_E_tau"]  # local field over local field; the factor-2 reading beside
+    out["T_U_flip_over_E_tau_local"] = dict(
+        mean=2.0 * np.asarray(tu["mean"]), stderr=2.0 * np.asarray(tu["stderr"]),
+        note="T_U as a flip energy 2|lambda| over <E_tau> as a local field |lambda| "
+        "(twice T_U_over_E_tau; docs/explanation/paper-numbers.md)")
     if single_a:
         out["atilde"] = float(args.atilde[0])
     if single_h:
