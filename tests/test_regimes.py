@@ -295,8 +295,8 @@ def test_cli_json_keys_and_files(cli_run):
     assert d["dilution"]["exponent"]["paper"] == pytest.approx(7 / 3)
     assert d["dipole"]["realizations"] == 8
     assert d["energy_convention"]["energies"] == "local_field" and d["cutoff"] == "fixed"
-    assert set(d["dilution"]["exponents"]) == {"T_U_full", "T_U_shortcut", "T_U_fixed_target",
-                                               "E_tau", "C_o"}
+    assert {"T_U_full", "T_U_shortcut", "T_U_fixed_target", "E_tau",
+            "C_o"} <= set(d["dilution"]["exponents"])
     assert len(d["dilution"]["local_exponents"]["x"]) == 1
     rows = (out / "res" / "dipole.csv").read_text().strip().splitlines()
     assert rows[0].startswith("J_ee_over_gJ0,cells,n_sites_mean") and len(rows) == 3

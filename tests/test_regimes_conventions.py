@@ -61,7 +61,7 @@ def test_consistent_width_is_the_lattice_sum(scan):
 def test_json_exponents_local_exponents_and_convention(scan):
     d = scan.to_json()
     assert d["cutoff"] == scan.params["cutoff"]
-    assert set(d["exponents"]) == set(DILUTION_EXPONENTS)
+    assert set(d["exponents"]) == set(DILUTION_EXPONENTS)  # every one computed by default
     for name, e in d["exponents"].items():
         assert set(e) >= {"value", "stderr"}, name
     loc = d["local_exponents"]

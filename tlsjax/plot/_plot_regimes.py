@@ -11,7 +11,6 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..studies._regimes import (  # noqa: E402
-    DILUTION_EXPONENTS,
     EXPERIMENT_WINDOW,
     RegimeScan,
     paper_laws,
@@ -122,7 +121,8 @@ def _caption(fig, text: str, bottom: float = 0.1) -> None:
 
 
 _EXPONENT_STYLE = dict(T_U_full=("o-", "C0"), T_U_shortcut=("s--", "C1"),
-                       T_U_fixed_target=("D-.", "C4"), E_tau=("^-", "C2"), C_o=("v:", "C3"))
+                       T_U_fixed_target=("D-.", "C4"), E_tau=("^-", "C2"), C_o=("v:", "C3"),
+                       T_U_full_nominal_width=("o:", "C7"), T_U_correlated=("P-", "C9"))
 
 
 def plot_local_exponents(scan: RegimeScan, path) -> None:
@@ -132,10 +132,12 @@ def plot_local_exponents(scan: RegimeScan, path) -> None:
     x = np.asarray(loc["x"])
     fig, ax = plt.subplots(figsize=(8.0, 5.2))
     for name, (fmt, color) in _EXPONENT_STYLE.items():
+        if name not in loc:
+            continue
         m = np.array([np.nan if v is None else v for v in loc[name]["value"]])
         e = np.array([0.0 if v is None else v for v in loc[name]["stderr"]])
         ok = np.isfinite(m)
-        label = DILUTION_EXPONENTS[name].removesuffix("_K")
+        label = name
         if (~ok).any():
             label += f" (undefined at {(~ok).sum()} x: T_U = 0 in some realization)"
         ax.errorbar(x[ok], m[ok], yerr=e[ok], fmt=fmt, color=color, capsize=3, ms=5,

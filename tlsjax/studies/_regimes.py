@@ -57,7 +57,9 @@ DEFAULT_DIPOLE_SAMPLE = (0.2, 18)
 MAX_SITES = 20_000_000
 #: The dilute crystal's exponents (JSON `exponents`, `local_exponents`): name -> observable.
 DILUTION_EXPONENTS = dict(T_U_full="T_U_K", T_U_shortcut="T_U_shortcut_K",
-                          T_U_fixed_target="T_U_fixed_target_K", E_tau="E_tau_K", C_o="C_o")
+                          T_U_fixed_target="T_U_fixed_target_K", E_tau="E_tau_K", C_o="C_o",
+                          T_U_full_nominal_width="T_U_nominal_JS_K",
+                          T_U_correlated="T_U_correlated_K")
 #: n_S(E-bar) / n_S^o(E-bar) measured by the Monte Carlo (`tlsjax mc`, x = 0.2, L = 18,
 #: a~ = 3, 4 realizations: 0.070 +- 0.004 over 25-100 K), the default depletion of the
 #: correlated full criterion (`T_U_correlated_K`); measured at x = 0.2 only.
@@ -206,6 +208,8 @@ class RegimeScan:
         (None where undefined, with a `note`)."""
         out = {}
         for name, key in DILUTION_EXPONENTS.items():
+            if key not in self.mean:
+                continue
             s = self.slope(key)
             ok = np.isfinite(s["mean"])
             out[name] = dict(value=s["mean"] if ok else None,
@@ -222,6 +226,8 @@ class RegimeScan:
         x = self.values
         out = dict(x=np.sqrt(x[1:] * x[:-1]), x_lo=x[:-1], x_hi=x[1:])
         for name, key in DILUTION_EXPONENTS.items():
+            if f"local_{key}" not in self.mean:
+                continue
             m, e = self.mean[f"local_{key}"], self.stderr[f"local_{key}"]
             out[name] = dict(value=[float(v) if np.isfinite(v) else None for v in m],
                              stderr=[float(v) if np.isfinite(v) else None for v in e])
@@ -304,14 +310,16 @@ def dilution_scan(crystal: DiluteCrystal | None = None, x=DEFAULT_X_DILUTE, *,
                   atilde=_f(crystal.atilde), cutoff=crystal.cutoff,
                   atilde_over_R_o_at_x_c=_f(crystal.atilde * crystal.x_c ** (1.0 / 3.0)),
                   kappa_log=float(kappa_log), n_target=n_target, n_s_depletion=n_s_depletion)
-    local = tuple(DILUTION_EXPONENTS.values())
+    local = tuple(v for v in DILUTION_EXPONENTS.values()
+                  if n_s_depletion is not None or v != "T_U_correlated_K")
     cells, mean, err, count, secs, mask = _x_scan(
         "dilution", crystal, params, xs, n_target, (*local, "T_U_over_E_tau"), realizations,
         seed, kappa_log, None, progress, devices, checkpoint, local_keys=local,
         n_s_depletion=n_s_depletion)
     laws = paper_laws("dilution", params, xs)
     paper = dict(T_U_K=7.0 / 3.0, T_U_shortcut_K=7.0 / 3.0, T_U_fixed_target_K=7.0 / 3.0,
-                 C_o=4.0 / 3.0, T_U_over_E_tau=0.0, E_tau_K=7.0 / 3.0)
+                 C_o=4.0 / 3.0, T_U_over_E_tau=0.0, E_tau_K=7.0 / 3.0,
+                 T_U_nominal_JS_K=7.0 / 3.0, T_U_correlated_K=7.0 / 3.0)
     return RegimeScan("dilution", "x", xs, cells, mean, err, count, secs, params, laws, mask,
                       paper)
 
@@ -554,8 +562,9 @@ def _local_text(scan: RegimeScan) -> list[str]:
     lines = ["  local exponents d ln y / d ln x at x = "
              + ", ".join(f"{v:.3g}" for v in loc["x"])]
     for name in DILUTION_EXPONENTS:
-        vals = [("undef." if v is None else f"{v:.2f}") for v in loc[name]["value"]]
-        lines.append(f"    {name:<17} " + " ".join(f"{v:>6}" for v in vals))
+        if name in loc:
+            vals = [("undef." if v is None else f"{v:.2f}") for v in loc[name]["value"]]
+            lines.append(f"    {name:<22} " + " ".join(f"{v:>6}" for v in vals))
     return lines
 
 
