@@ -32,7 +32,8 @@ def _slope_label(scan: RegimeScan, key: str, name: str) -> str:
     sl = scan.slope(key) if f"slope_{key}" in scan.mean else None
     if sl is None or not np.isfinite(sl["mean"]):
         return f"{name}: slope n/a"
-    return f"{name}: slope {sl['mean']:.3f} ± {sl['stderr']:.3f} (paper {sl['paper']:.3g})"
+    err = f" ± {sl['stderr']:.3f}" if np.isfinite(sl["stderr"]) else " (1 realization)"
+    return f"{name}: slope {sl['mean']:.3f}{err} (paper {sl['paper']:.3g})"
 
 
 def _dense_law(scan: RegimeScan, key: str, lo: float, hi: float):
@@ -82,7 +83,7 @@ def plot_concentration(dilution: RegimeScan | None, mixed: RegimeScan | None, pa
                 label=law)
         _log_axes(ax)
         _no_crossover(ax, scan)
-        ax.set_ylabel(r"$T_U$ (K)")
+        ax.set_ylabel(r"$T_U$ (K; local field $|\lambda|$)")
         ax = ax_row[1]
         _window(ax)
         _errorbar(ax, x, scan, "C_o", fmt="o-", color="C2",
@@ -169,7 +170,7 @@ def plot_dipole(scan: RegimeScan, path) -> None:
     p = scan.params
     has_tau = "P_tau" in scan.mean
     fig, axes = plt.subplots(1, 3 if has_tau else 2, figsize=(16.0 if has_tau else 11.0, 4.4))
-    for ax, key, ylab in ((axes[0], "T_U_K", r"$T_U$ (K)"),
+    for ax, key, ylab in ((axes[0], "T_U_K", r"$T_U$ (K; local field $|\lambda|$)"),
                           (axes[1], "C_o", r"tunneling strength $C_o$ (dimensionless)")):
         ax.axvspan(r.min() / 1.5, 1.0, color="0.92", zorder=0)
         ax.axvline(1.0, color="0.4", lw=1)

@@ -538,8 +538,8 @@ def _fmt(scan: RegimeScan, key: str, i: int) -> str:
     if not np.isfinite(m):
         return ("undefined (in some realization P_S never reaches the target "
                 "g^2 n_tau / n_S^o: no crossover at any E)")
-    if scan.realizations < 2:
-        return f"{m:.3g} (1 realization: no standard error)"
+    if scan.realizations < 2:  # the section header says that there are no errors
+        return f"{m:.3g}"
     return f"{m:.3g} ± {e:.2g}" if np.isfinite(e) else f"{m:.3g} (no standard error)"
 
 
@@ -551,8 +551,7 @@ def _slope_text(scan: RegimeScan, key: str) -> str:
         return "undefined (T_U = 0 or no crossover in some realization inside the fit range)"
     rng = f" over {s['over'][0]:g}..{s['over'][-1]:g}" if "note" in s else ""
     if scan.realizations < 2:
-        return (f"{s['mean']:.3f}{rng} (1 realization: no standard error; paper "
-                f"{s['paper']:.3g})")
+        return f"{s['mean']:.3f}{rng} (paper {s['paper']:.3g})"
     return f"{s['mean']:.3f} ± {s['stderr']:.3f}{rng} (paper {s['paper']:.3g})"
 
 
@@ -575,8 +574,9 @@ def summary_text(scans: dict[str, RegimeScan]) -> str:
              "energies and temperatures in K are local fields |lambda| (the ES convention); "
              "a single flip costs 2|lambda| (JSON `flip_energy_K`)", ""]
     for name, scan in scans.items():
-        lines.append(f"[{name}] {scan.realizations} realizations, {scan.seconds:.1f} s, "
-                     f"parameters {scan.params}")
+        count = ("1 realization: no standard errors" if scan.realizations < 2
+                 else f"{scan.realizations} realizations")
+        lines.append(f"[{name}] {count}, {scan.seconds:.1f} s, parameters {scan.params}")
         for i, v in enumerate(scan.values):
             extra = ""
             if "crossover" in scan.mean and scan.mean["crossover"][i] < 1:
