@@ -25,9 +25,9 @@ ATILDE = 3.0
 
 @pytest.fixture(scope="module", params=["fixed", "scaled"])
 def scan(request):
-    """One moderate dilute-crystal scan per cutoff convention (~1000 impurities, 4 keys)."""
+    """One moderate dilute-crystal scan per cutoff convention (~700 impurities, 3 keys)."""
     crystal = DiluteCrystal(atilde=ATILDE, cutoff=request.param)
-    return dilution_scan(crystal, X, n_target=1000, realizations=4, progress=False)
+    return dilution_scan(crystal, X, n_target=700, realizations=3, progress=False)
 
 
 def _continuum_rms(x, atilde):
