@@ -416,6 +416,16 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
 
 
 
+def _check_options(where, cutoff, n_s_depletion, dipole_x, dipole_cells) -> None:
+    """`run_regimes`' checks of the cutoff, the depletion and the dipole sample."""
+    if cutoff not in CUTOFFS:
+        raise ValueError(f"`{where}(cutoff=...)` must be one of {CUTOFFS}; got {cutoff!r}")
+    if n_s_depletion is not None:
+        check_range(where, "n_s_depletion", n_s_depletion, 0.0, 1.0, lo_open=True)
+    check_range(where, "dipole_x", dipole_x, 0.0, 1.0, lo_open=True)
+    check_int(where, "dipole_cells", dipole_cells, 2)
+
+
 def run_regimes(
     regimes=REGIMES,
     *,
@@ -469,12 +479,7 @@ def run_regimes(
     J0 = float(check_range(where, "J0", J0, 0.0, lo_open=True))
     J_nn = J0 / x_c if J_nn is None else float(check_range(where, "J_nn", J_nn, 0.0,
                                                             lo_open=True))
-    if cutoff not in CUTOFFS:
-        raise ValueError(f"`{where}(cutoff=...)` must be one of {CUTOFFS}; got {cutoff!r}")
-    if n_s_depletion is not None:
-        check_range(where, "n_s_depletion", n_s_depletion, 0.0, 1.0, lo_open=True)
-    check_range(where, "dipole_x", dipole_x, 0.0, 1.0, lo_open=True)
-    check_int(where, "dipole_cells", dipole_cells, 2)
+    _check_options(where, cutoff, n_s_depletion, dipole_x, dipole_cells)
     for name, xs in (("x_dilute", xd), ("x_mixed", xm)):
         if name[2:].replace("dilute", "dilution") in regimes:
             for x in xs:  # the lattice sizes, checked before any work
