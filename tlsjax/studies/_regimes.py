@@ -537,15 +537,15 @@ def scan_table(scan: RegimeScan) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def _fmt(scan: RegimeScan, key: str, i: int) -> str:
-    """`mean ± s.e.`, saying what is undefined instead of printing nan."""
+def _fmt(scan: RegimeScan, key: str, i: int, unit: str = "") -> str:
+    """`mean ± s.e. unit`, saying what is undefined instead of printing nan."""
     m, e = float(scan.mean[key][i]), float(scan.stderr[key][i])
     if not np.isfinite(m):
         return ("undefined (in some realization P_S never reaches the target "
                 "g^2 n_tau / n_S^o: no crossover at any E)")
     if scan.realizations < 2:  # the section header says that there are no errors
-        return f"{m:.3g}"
-    return f"{m:.3g} ± {e:.2g}" if np.isfinite(e) else f"{m:.3g} (no standard error)"
+        return f"{m:.3g}{unit}"
+    return (f"{m:.3g} ± {e:.2g}" if np.isfinite(e) else f"{m:.3g} (no standard error)") + unit
 
 
 def _slope_text(scan: RegimeScan, key: str) -> str:
@@ -586,8 +586,8 @@ def summary_text(scans: dict[str, RegimeScan]) -> str:
             extra = ""
             if "crossover" in scan.mean and scan.mean["crossover"][i] < 1:
                 extra = f"  (crossover in {scan.mean['crossover'][i]:.0%} of realizations)"
-            lines.append(f"  {scan.axis} = {v:<6g} T_U = {_fmt(scan, 'T_U_K', i)} K, shortcut "
-                         f"{_fmt(scan, 'T_U_shortcut_K', i)} K (paper {scan.laws['T_U_K'][i]:.3g} K);"
+            lines.append(f"  {scan.axis} = {v:<6g} T_U = {_fmt(scan, 'T_U_K', i, ' K')}, shortcut "
+                         f"{_fmt(scan, 'T_U_shortcut_K', i, ' K')} (paper {scan.laws['T_U_K'][i]:.3g} K);"
                          f" C_o = {_fmt(scan, 'C_o', i)} (paper {scan.laws['C_o'][i]:.3g}){extra}")
         keys = (DILUTION_EXPONENTS.values() if name == "dilution"
                 else ("T_U_K", "T_U_shortcut_K", "C_o"))
