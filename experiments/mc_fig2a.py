@@ -36,7 +36,7 @@ from tlsjax.studies._mc_study import (
     DEFAULT_E_BAR,
     MCStudy,
     default_dos_edges,
-    dos_table,
+    fig2a_table,
     mc_summary,
     ps_table,
     run_mc_study,
@@ -109,7 +109,7 @@ def _write_outputs(out: Path, s: dict, config) -> None:
     with OutputDir(out, group="mc_fig2a") as od:
         fig2a = next((st for st in studies if float(st.params.atilde) == 3.0), studies[0])
         plot_mc_dos(fig2a, od.path("mc_fig2a.png"), note=note)
-        od.csv("mc_fig2a.csv", *dos_table(fig2a))
+        od.csv("mc_fig2a.csv", *fig2a_table(fig2a))
         plot_mc_ps(studies, od.path("mc_ps.png"), note=note)
         od.csv("mc_ps.csv", *ps_table(studies))
         od.json("mc_fig2a.json", dict(

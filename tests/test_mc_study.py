@@ -204,3 +204,16 @@ def test_empty_ladder_is_refused(capsys):
         main(["mc", "--ladder", ""])
     assert exc.value.code == 2
     assert "list of numbers" in capsys.readouterr().err
+
+
+def test_energy_convention_and_t_u_in_both_conventions(mc_json):
+    """The record names which output uses which convention; T_U as a flip energy is twice
+    T_U as a local field, and each equals its ratio times its own convention's <E_tau>."""
+    d = mc_json
+    assert d["energy_convention"]["keys"]["dos"] == "flip_energy"
+    tu = d["T_U_K"]
+    assert tu["mc_flip_energy"]["mean"] == pytest.approx(2.0 * tu["mc_local_field"]["mean"])
+    assert tu["es_flip_energy"]["mean"] == pytest.approx(2.0 * tu["es_local_field"]["mean"])
+    ratio = np.asarray(d["T_U_over_E_tau"]["es_per_realization"])
+    e_tau = d["P_S"]["E_tau_mean_K"]["es"]  # mean over realizations of the local <E_tau>
+    assert tu["es_local_field"]["mean"] == pytest.approx(ratio.mean() * e_tau, rel=0.3)

@@ -277,8 +277,8 @@ def test_dipole_tau_reduction_shape(cli_run):
 def test_cli_json_keys_and_files(cli_run):
     out, d = cli_run
     for name in ("regimes.json", "regimes_summary.txt", "regimes_concentration.png",
-                 "regimes_dipole.png", "dilution.csv", "mixed.csv", "dipole.csv",
-                 "tlsjax-manifest.json"):
+                 "regimes_dipole.png", "regimes_exponents.png", "dilution.csv", "mixed.csv",
+                 "dipole.csv", "tlsjax-manifest.json"):
         assert (out / "res" / name).is_file(), name
     assert json.loads((out / "res" / "regimes.json").read_text()) == d
     required = {"dilution": ("x", "T_U_K", "T_U_over_E_tau", "exponent"),
@@ -294,6 +294,10 @@ def test_cli_json_keys_and_files(cli_run):
     assert np.asarray(d["dilution"]["T_U_K"]["stderr"]).shape == (2,)
     assert d["dilution"]["exponent"]["paper"] == pytest.approx(7 / 3)
     assert d["dipole"]["realizations"] == 8
+    assert d["energy_convention"]["energies"] == "local_field" and d["cutoff"] == "fixed"
+    assert {"T_U_full", "T_U_shortcut", "T_U_fixed_target", "E_tau",
+            "C_o"} <= set(d["dilution"]["exponents"])
+    assert len(d["dilution"]["local_exponents"]["x"]) == 1
     rows = (out / "res" / "dipole.csv").read_text().strip().splitlines()
     assert rows[0].startswith("J_ee_over_gJ0,cells,n_sites_mean") and len(rows) == 3
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._convention import MC_CONVENTION, convention_line, energy_convention
 from .._io import OutputDir, check_output_path, read_tlsjax_json, run_id, write_json
 from .._validate import check_int, check_seed
 from ..model._lattice import Sample
@@ -16,7 +17,7 @@ from ..studies._mc_study import (
     PANEL_ATILDES,
     REPRODUCE_MC,
     REPRODUCE_MC_QUICK,
-    dos_table,
+    fig2a_table,
     mc_atilde_scan,
     mc_summary,
     ps_table,
@@ -147,12 +148,18 @@ def run_es(args) -> int:
                    block_size=args.block_size, progress=not args.no_progress,
                    lattice=args.lattice, devices=args.devices, checkpoint=args.checkpoint,
                    pair_condition=args.pair_condition)
-    out = dict(command="tlsjax es", **res.to_json())
+    out = dict(command="tlsjax es", energy_convention=energy_convention("local_field"),
+               **res.to_json())
     single_a, single_h = len(args.atilde) == 1, len(args.h_tau) == 1
     for key in ("P_S", "T_U_over_E_tau", "E_tau_over_gJ0", "T_U_over_median_E_tau",
                 "E_tau_median_over_mean", "T_U_over_E_tau_hard", "fraction_no_gap"):
         if key in out:
             out[key] = _squeeze_case(out[key], single_a, single_h)
+    tu = out["T_U_over_E_tau"]  # local field over local field; the factor-2 reading beside
+    out["T_U_flip_over_E_tau_local"] = dict(
+        mean=2.0 * np.asarray(tu["mean"]), stderr=2.0 * np.asarray(tu["stderr"]),
+        note="T_U as a flip energy 2|lambda| over <E_tau> as a local field |lambda| "
+        "(twice T_U_over_E_tau; docs/explanation/paper-numbers.md)")
     if single_a:
         out["atilde"] = float(args.atilde[0])
     if single_h:
@@ -162,7 +169,7 @@ def run_es(args) -> int:
         write_json(args.json, out, overwrite=args.overwrite, run=rid)
     print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} impurities, "
           f"{res.realizations} realizations, {res.seconds:.1f} s, "
-          f"{args.pair_condition} pair condition")
+          f"{args.pair_condition} pair condition; {convention_line('local_field')}")
     for line in case_lines(res):
         print(line)
     if keep:
@@ -290,12 +297,13 @@ def _reproduce_mc(args, out) -> dict:
             f"{MCConfig().anneal_sweeps} + {MCConfig().sweeps} sweeps): ")
     fig2a = studies[PANEL_ATILDES.index(3.0)]
     plot_mc_dos(fig2a, out.path("mc_fig2a.png"), note=note)
-    out.csv("mc_fig2a.csv", *dos_table(fig2a))
+    out.csv("mc_fig2a.csv", *fig2a_table(fig2a))
     plot_mc_ps(studies, out.path("mc_ps.png"), note=note)
     out.csv("mc_ps.csv", *ps_table(studies))
     summary = dict(sample=dict(x=s["x"], cells=s["cells"]), settings=s, same_as=equivalent,
                    **mc_summary(studies))
-    out.json("mc.json", dict(summary=summary, studies=[st.to_json() for st in studies]))
+    out.json("mc.json", dict(summary=summary, energy_convention=MC_CONVENTION,
+                             studies=[st.to_json() for st in studies]))
     return summary
 
 
@@ -320,6 +328,8 @@ def _reproduce_summary(args, out, results, rows, mc=None) -> str:
     )
     if mc is not None:
         summary["monte_carlo"] = mc
+    summary["energy_convention"] = (energy_convention("local_field") if mc is None
+                                    else MC_CONVENTION)
     out.json("summary.json", summary)
     text = summary_text(results, cmp) + ("" if mc is None else mc_summary_text(mc))
     out.text("summary.txt", text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from .._convention import MC_CONVENTION, convention_line
 from .._io import check_output_path, run_id, write_json
 from .._validate import check_int, seed_key
 from ..model._hamiltonian import DEFAULT_DENSE_BYTES, HamiltonianParams
@@ -129,7 +130,8 @@ def run_mc_cli(args) -> int:
         print(f"INTERRUPTED before the first of {st.requested} realizations finished: "
               "nothing written")
         raise KeyboardInterrupt
-    out = dict(command="tlsjax mc", seed=args.seed, **st.to_json())
+    out = dict(command="tlsjax mc", seed=args.seed, energy_convention=MC_CONVENTION,
+               **st.to_json())
     keep = st.interrupted and args.json and _complete_result_of(args.json, rid)
     if args.json and not keep:
         write_json(args.json, out, overwrite=args.overwrite, run=rid,
@@ -177,6 +179,7 @@ def summary_lines(st, out: dict) -> str:
         f"  S spins with eps < g J_o: {below_gj0('cumulative_S'):.2e} per impurity (mean field "
         f"{below_gj0('cumulative_S_mf'):.2e}); tau spins: {below_gj0('cumulative_tau'):.3f} "
         f"(mean field {below_gj0('cumulative_tau_mf'):.3f})",
+        f"  {convention_line('both')}",
         f"  time {st.seconds.get('total', 0.0):.1f} s",
     ]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._convention import convention_line, energy_convention
 from .._io import OutputDir, check_output_path, write_json
 from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._lattice import Sample
@@ -218,6 +219,7 @@ def _check_json(args) -> None:
 
 
 def _finish(args, out: dict, header: str, columns: list[str]) -> int:
+    out["energy_convention"] = energy_convention("local_field")
     if args.json:
         write_json(args.json, out, overwrite=args.overwrite)
     print(header)
@@ -336,6 +338,7 @@ def _write_observables(args, out, tls, desc, T, res) -> dict:
     kappa_s = res["kappa_stau"]
     summary = dict(
         **desc, material=_material_desc(args), freq_Hz=args.freq,
+        energy_convention=energy_convention("local_field"),
         T_U_full_K=tu_full, T_U_shortcut_K=tu_short, E_tau_K=float(res["E_tau"]),
         T_U_full_over_E_tau=tu_full / float(res["E_tau"]),
         T_U_shortcut_over_E_tau=tu_short / float(res["E_tau"]),
@@ -372,6 +375,7 @@ def _print_observables(args, summary) -> None:
     print(f"S-tau model g={args.g:g} J0={args.J0:g} K a~={args.atilde:g} "
           f"kappa_log={args.kappa_log:g}; material rho={args.rho:g} vl={args.vl:g} "
           f"vt={args.vt:g}")
+    print(f"  {convention_line('local_field')}")
     print(f"  T_U (g phi_tau = P_S phi_S) = {tu_full:.4g} K = "
           f"{summary['T_U_full_over_E_tau']:.3f} <E_tau>; T_U (P_S = 5g) = {tu_short:.4g} K = "
           f"{summary['T_U_shortcut_over_E_tau']:.3f} <E_tau>; <E_tau> = "

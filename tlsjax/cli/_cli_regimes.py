@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import sys
 
+from .._convention import energy_convention
 from .._io import OutputDir, check_output_path, write_json
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
-from ..model._regime_params import DEFAULT_X_C
+from ..model._regime_params import CUTOFFS, DEFAULT_X_C
 from ..studies._regimes import (
     DEFAULT_DIPOLE_SAMPLE,
     DEFAULT_J_EE,
     DEFAULT_N_TARGET,
     DEFAULT_X_DILUTE,
     DEFAULT_X_MIXED,
+    MC_N_S_DEPLETION,
     REGIMES,
     run_regimes,
     scan_table,
@@ -24,8 +26,12 @@ from ._main import ListAction, float_list, name_list
 #: --quick: a smoke run (small samples, few points, 4 realizations).
 QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
              n_target=800, realizations=4, dipole_cells=10)
+#: The defaults of the options --quick replaces.
+DEFAULTS = dict(x_dilute=list(DEFAULT_X_DILUTE), x_mixed=list(DEFAULT_X_MIXED),
+                J_ee_over_gJ0=list(DEFAULT_J_EE), n_target=DEFAULT_N_TARGET, realizations=16,
+                dipole_cells=DEFAULT_DIPOLE_SAMPLE[1])
 FILES = ("regimes.json", "regimes_summary.txt", "regimes_concentration.png", "regimes_dipole.png",
-         "dilution.csv", "mixed.csv", "dipole.csv")
+         "regimes_exponents.png", "dilution.csv", "mixed.csv", "dipole.csv")
 
 
 def register(sub) -> None:
@@ -41,23 +47,31 @@ def register(sub) -> None:
     p.add_argument("--regimes", type=name_list, nargs="+", action=ListAction, default=list(REGIMES),
                    help="which of dilution,mixed,dipole to run (default all)")
     p.add_argument("--x-dilute", type=float_list, nargs="+", action=ListAction,
-                   default=list(DEFAULT_X_DILUTE), dest="x_dilute",
+                   default=None, dest="x_dilute",
                    help="increasing concentrations in (0, 1] for the pure crystal")
     p.add_argument("--x-mixed", type=float_list, nargs="+", action=ListAction,
-                   default=list(DEFAULT_X_MIXED), dest="x_mixed",
+                   default=None, dest="x_mixed",
                    help="increasing CN concentrations in (0, 1] for the mixed crystal")
     p.add_argument("--j-ee", type=float_list, nargs="+", action=ListAction,
-                   default=list(DEFAULT_J_EE), dest="J_ee_over_gJ0",
+                   default=None, dest="J_ee_over_gJ0",
                    help="increasing values of J_ee/(g J_o) >= 0 (J_ee = 0 is always added)")
-    p.add_argument("--n-target", type=int, default=DEFAULT_N_TARGET, dest="n_target",
+    p.add_argument("--n-target", type=int, default=None, dest="n_target",
                    help=f"mean impurities per sample along x (default {DEFAULT_N_TARGET})")
-    p.add_argument("--realizations", type=int, default=16, help="per regime (default 16)")
+    p.add_argument("--realizations", type=int, default=None, help="per regime (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--g", type=float, default=DEFAULT_G,
                    help="g of the concentrated crystal (at x_c; dilute: g_c)")
     p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
     p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
-                   help="cutoff a~ in units of a_o, fixed for all x (3)")
+                   help="cutoff a~ in units of a_o (3; with --cutoff scaled, its value at x_c)")
+    p.add_argument("--cutoff", choices=CUTOFFS, default="fixed",
+                   help="dilute crystal: a~ fixed in units of a_o (fixed, default) or a~/R_o "
+                   "fixed at its value at x_c (scaled)")
+    p.add_argument("--n-s-depletion", type=float, default=MC_N_S_DEPLETION,
+                   dest="n_s_depletion",
+                   help="dilute crystal: n_S/n_S^o at E-bar from the Monte Carlo, for the "
+                   f"correlated full criterion, in (0, 1] ({MC_N_S_DEPLETION}: tlsjax mc at "
+                   "x = 0.2, L = 18, a~ = 3)")
     p.add_argument("--x-c", type=float, default=DEFAULT_X_C, dest="x_c",
                    help="reference concentration x_c (0.2)")
     p.add_argument("--J-nn", type=float, default=None, dest="J_nn",
@@ -69,12 +83,13 @@ def register(sub) -> None:
                    help="mixed crystal: tau-field width in units of g J_o (1)")
     p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
     p.add_argument("--dipole-x", type=float, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
-    p.add_argument("--dipole-cells", type=int, default=DEFAULT_DIPOLE_SAMPLE[1],
+    p.add_argument("--dipole-cells", type=int, default=None,
                    dest="dipole_cells", help="fcc cells per edge of the dipole sample (18)")
     p.add_argument("--dipole-atilde", type=float, default=None, dest="dipole_atilde",
                    help="cutoff of the dipolar radial factor (default: --atilde)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime")
+                   help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime "
+                   "(options given explicitly win over it)")
     p.add_argument("--devices", type=int, default=None)
     p.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="save partial ensembles in DIR after each batch; resume from them")
@@ -85,14 +100,15 @@ def register(sub) -> None:
 
 
 def run_regimes_cli(args) -> int:
-    from ..plot._plot_regimes import plot_concentration, plot_dipole
+    from ..plot._plot_regimes import plot_concentration, plot_dipole, plot_local_exponents
 
     kwargs = {k: getattr(args, k) for k in (
         "x_dilute", "x_mixed", "J_ee_over_gJ0", "n_target", "realizations", "seed", "g", "J0",
-        "atilde", "x_c", "J_nn", "h_S", "h_tau", "kappa_log", "dipole_x", "dipole_cells",
-        "dipole_atilde")}
-    if args.quick:
-        kwargs.update(QUICK)
+        "atilde", "cutoff", "x_c", "J_nn", "n_s_depletion", "h_S", "h_tau", "kappa_log",
+        "dipole_x", "dipole_cells", "dipole_atilde")}
+    for k, v in (QUICK if args.quick else DEFAULTS).items():  # explicit options win
+        if kwargs[k] is None:
+            kwargs[k] = v
     # every output location is checked before any work
     out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="regimes")
     if args.json:
@@ -108,7 +124,8 @@ def run_regimes_cli(args) -> int:
               f"nothing written, {out.root} is as it was)", file=sys.stderr)
         raise KeyboardInterrupt
     command = "tlsjax regimes" + (" --quick" if args.quick else "")
-    data = dict(command=command, seed=args.seed,
+    data = dict(command=command, seed=args.seed, cutoff=args.cutoff,
+                energy_convention=energy_convention("local_field", flip_energy_K="flip_energy"),
                 **{name: scan.to_json() for name, scan in scans.items()})
     with out:
         out.json("regimes.json", data)
@@ -117,6 +134,8 @@ def run_regimes_cli(args) -> int:
         if "dilution" in scans or "mixed" in scans:
             plot_concentration(scans.get("dilution"), scans.get("mixed"),
                                out.path("regimes_concentration.png"))
+        if "dilution" in scans and len(scans["dilution"].values) >= 2:
+            plot_local_exponents(scans["dilution"], out.path("regimes_exponents.png"))
         if "dipole" in scans:
             plot_dipole(scans["dipole"], out.path("regimes_dipole.png"))
         text = summary_text(scans)

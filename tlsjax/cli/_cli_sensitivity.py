@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._convention import energy_convention
 from .._io import OutputDir
 from .._validate import check_seed
 from ..fit._sensitivity import (
@@ -120,7 +121,8 @@ def run_sensitivity(args) -> int:
                           fd_checks=args.fd_checks, material=material,
                           temperatures=args.temperatures)
     with out:
-        out.json("sensitivity.json", res.to_json())
+        out.json("sensitivity.json", dict(res.to_json(),
+                                          energy_convention=energy_convention("local_field")))
         out.csv("elasticities.csv", ["output", "value", "value_hard_theta", *res.param_names],
                 [[name, float(res.values[i]), float(res.hard_values[i]),
                   *map(float, res.elasticity[i])] for i, name in enumerate(res.output_names)])

@@ -58,6 +58,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._convention import energy_convention
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
@@ -189,6 +190,7 @@ class FitResult:
             raise ValueError(f"derived keys {sorted(clash)} clash with FitResult fields")
         d.update(self.derived)
         d["derived_keys"] = sorted(self.derived)
+        d["energy_convention"] = energy_convention("local_field")
         return d
 
     @classmethod

@@ -5,8 +5,10 @@ energy scales that put it in kelvin (`RegimeES`):
 
 - `DiluteCrystal` (KBr_{1-x}CN_x, x << 1): fixed microscopic constants; the strain at an
   impurity comes only from the other impurities, so gamma_tau ~ x^{4/3} (Eq. A21) and
-  J^SS(R_o) ~ x, J^Stau(R_o) ~ x^{7/3}. The cutoff a~ is fixed in lattice units, so
-  a~ / R_o, hence the reduction itself, changes with x.
+  J^SS(R_o) ~ x, J^Stau(R_o) ~ x^{7/3}. Two cutoff conventions: a~ fixed in lattice
+  units (`cutoff="fixed"`, default: a~ / R_o, hence the reduction itself, changes with x)
+  or a~ / R_o fixed (`cutoff="scaled"`: every energy scales with J^Stau(R_o), the
+  paper's assumption).
 - `MixedCrystal` ((KBr)_0.5(KCl)_0.5:CN): random fields h^S ~ J_o, h^tau ~ g J_o from
   the host lattice, independent of x; the CN-CN couplings are those of the concentrated
   crystal at x_c at every distance, so at the mean distance they scale as x / x_c.
@@ -30,6 +32,9 @@ from ._es import ESResult, default_block_size, es_reduction, row_top, simulate, 
 from ._lattice import Sample
 from ._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, ModelParams
 
+#: The dilute crystal's cutoff conventions: a~ fixed in units of a_o, or a~ / R_o fixed.
+CUTOFFS = ("fixed", "scaled")
+
 #: Reference concentration x_c: the lower edge of KBr:CN's universal window (0.2 < x < 0.7).
 #: Below it gamma_tau ~ x^{4/3} (dilute crystal); the mixed crystal's strain equals the
 #: pure crystal's at x_c.
@@ -48,6 +53,8 @@ class RegimeES(eqx.Module):
     - `J_S_K`: width of the mean-field S DOS, phi_S(E / J_S) / J_S per impurity (K).
     - `J_SS_K`: the S-S coupling scale at R_o (K); gamma_S^2 / (rho c^2 R_o^3), which turns
       a DOS per impurity into the tunneling strength C.
+    - `J_S_nominal_K`: optional; where `J_S_K` is the consistent width (the S-S lattice
+      sums of the sample, `DiluteCrystal`), the nominal J^SS(R_o) it replaces.
     - `tau_e_min`: optional (n,) ES estimate for the tau spins against each other
       (`DipolarDefects.simulate(tau_pairs=True)`), in units of <E_tau>; -inf on padding.
     """
@@ -58,6 +65,7 @@ class RegimeES(eqx.Module):
     J_S_K: Float[Array, ""]
     J_SS_K: Float[Array, ""]
     tau_e_min: Float[Array, " n"] | None = None
+    J_S_nominal_K: Float[Array, ""] | None = None
 
     @property
     def e_tau_K(self) -> Float[Array, ""]:
@@ -80,25 +88,42 @@ class DiluteCrystal(eqx.Module):
     J^Stau(R_o) = g(x) J_nn x ~ x^{7/3} below x_c. The defaults make x = x_c the package's
     default model (J_o = J_nn x_c = 500 K, g = 0.02: the paper's Fig. 2 sample).
 
+    Cutoff conventions (`cutoff`): `"fixed"` keeps a~ = `atilde` a_o at every x, so
+    a~ / R_o = atilde x^{1/3} shrinks toward small x and ~(a~ / R_o)^3 more neighbours
+    add to each field; `"scaled"` keeps a~ / R_o at its value at x_c,
+    a~(x) = atilde (x_c / x)^{1/3} a_o, so every energy scales with J^Stau(R_o).
+
+    The S mean-field width `J_S_K` of `simulate` is consistent with the tau fields: the
+    nominal J^SS(R_o) times the rms of the sample's tau fields over J^Stau(R_o) (both
+    fields are the same lattice sum of R_o^3 / (R^3 + a~^3) times Normal(0, 1); the factor
+    is sqrt(sum_i r_ij^2), ~1 at x_c, larger where a~ > R_o). The nominal width is kept
+    as `RegimeES.J_S_nominal_K`.
+
     **Fields:**
 
     - `J_nn`: S-S coupling at the nearest-neighbour distance, K (> 0; default 2500).
     - `g_c`: g at and above x_c, in (0, 0.2) (default 0.02).
     - `x_c`: the concentration below which g ~ x^{4/3}, in (0, 1] (default 0.2).
-    - `atilde`: cutoff a~ in units of a_o, fixed for all x (>= 0; default 3).
+    - `atilde`: cutoff a~ in units of a_o (at x_c with `cutoff="scaled"`; >= 0; default 3).
+    - `cutoff`: `"fixed"` (default) or `"scaled"` (static).
     """
 
     J_nn: Float[Array, ""]
     g_c: Float[Array, ""]
     x_c: Float[Array, ""]
     atilde: Float[Array, ""]
+    cutoff: str = eqx.field(static=True, default="fixed")
 
     def __init__(self, J_nn=DEFAULT_J0_K / DEFAULT_X_C, g_c=DEFAULT_G, x_c=DEFAULT_X_C,
-                 atilde=DEFAULT_ATILDE):
+                 atilde=DEFAULT_ATILDE, cutoff: str = "fixed"):
         self.J_nn = check_range("DiluteCrystal", "J_nn", J_nn, 0.0, lo_open=True)
         self.g_c = check_range("DiluteCrystal", "g_c", g_c, 0.0, 0.2, lo_open=True, hi_open=True)
         self.x_c = check_range("DiluteCrystal", "x_c", x_c, 0.0, 1.0, lo_open=True)
         self.atilde = check_range("DiluteCrystal", "atilde", atilde, 0.0)
+        if cutoff not in CUTOFFS:
+            raise ValueError(f"`DiluteCrystal(cutoff=...)` must be one of {CUTOFFS}; "
+                             f"got {cutoff!r}")
+        self.cutoff = cutoff
 
     def g(self, x) -> Float[Array, "*x"]:
         """g(x) = gamma_tau / gamma_S = g_c min(1, x / x_c)^{4/3}."""
@@ -112,15 +137,30 @@ class DiluteCrystal(eqx.Module):
         """The S-tau coupling scale at R_o, g(x) J_nn x (K)."""
         return self.g(x) * self.J_SS(x)
 
+    def atilde_at(self, x) -> Float[Array, "*x"]:
+        """The cutoff a~ at concentration x, in units of a_o (see `cutoff`)."""
+        if self.cutoff == "fixed":
+            return self.atilde * jnp.ones_like(jnp.asarray(x, dtype=jnp.result_type(float)))
+        return self.atilde * (self.x_c / jnp.asarray(x)) ** (1.0 / 3.0)
+
     def params(self, x: float) -> ModelParams:
-        """The `ModelParams` of concentration x (g(x), J_o = J_nn x, the fixed a~)."""
-        return ModelParams(g=self.g(x), J0=self.J_SS(x), atilde=self.atilde)
+        """The `ModelParams` of concentration x (g(x), J_o = J_nn x, a~ of `cutoff`)."""
+        return ModelParams(g=self.g(x), J0=self.J_SS(x), atilde=self.atilde_at(x))
 
     def simulate(self, sample: Sample, key: PRNGKeyArray, **es_kwargs) -> RegimeES:
-        """One realization: `simulate(sample, self.params(sample.x), key)` and its scales."""
+        """One realization: `simulate(sample, self.params(sample.x), key)` and its scales,
+        with the consistent S width (see the class docstring)."""
         p = self.params(sample.x)
         es = simulate(sample, p, key, **es_kwargs)
-        return RegimeES(es, p.gJ0, p.g, p.J0, p.J0)
+        return RegimeES(es, p.gJ0, p.g, p.J0 * tau_field_rms(es), p.J0,
+                        J_S_nominal_K=p.J0)
+
+
+def tau_field_rms(es: ESResult) -> Float[Array, ""]:
+    """rms of the tau fields |E_tau| over the sample, in units of the coupling scale
+    (`es.e_tau` is in units of <E_tau>, `es.e_tau_mean` in units of the scale)."""
+    n = es.n_sites.astype(es.e_tau.dtype)
+    return es.e_tau_mean * jnp.sqrt(jnp.sum(jnp.where(es.mask, es.e_tau**2, 0.0)) / n)
 
 
 class MixedCrystal(eqx.Module):

@@ -18,7 +18,11 @@ docs/conventions.md's kappa_log [g phi_tau + P_S phi_S]). Hence:
   with k / N >= that target at E_min(k) (for a constant target this is
   `HardTheta.crossover`). When the target is met already at E <= 0 (the S spins with no
   unstable tau partner outnumber it) there is no crossover at any E > 0: T_U = 0.
-- T_U (shortcut, Fig. 2 caption): P_S(T_U) = 5 g, `HardTheta.crossover`.
+- T_U (shortcut, Fig. 2 caption): P_S(T_U) = 5 g, `HardTheta.crossover`; and with a fixed
+  target P_S(T_U) = 0.1, which does not shrink with g.
+
+Every energy here is a local field |lambda| (the ES convention, `E_tau = |lambda|`); a
+single flip costs twice as much (`tlsjax._convention`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from ..model._regime_params import RegimeES
 from ..model._theta import HardTheta
 from ._dos import DEFAULT_DOS_BANDWIDTH, log_phi_s
 
+#: The fixed crossover target P_S(T_U) = FIXED_TARGET (`T_U_fixed_target_K`): unlike
+#: 5 g(x), it does not shrink with g, so it isolates the gap's own scaling.
+FIXED_TARGET = 0.1
 #: rho_tau is tabulated on this many points from 0 to `_GRID_TOP` <E_tau> and interpolated.
 _GRID_POINTS = 301
 _GRID_TOP = 6.0
@@ -56,8 +63,27 @@ def _tau_density(r: RegimeES, bandwidth) -> tuple[Float[Array, " m"], Float[Arra
     return grid, density / (es.e_tau_mean * r.unit_K)
 
 
+def _full_crossover(r: RegimeES, e_sorted, grid, rho, j_s, depletion=1.0):
+    """(T_U / <E_tau>, resolution) of the full criterion g^2 rho_tau(E) = rho_S(E) with
+    rho_S = depletion P_S phi_S(E / J_S) / J_S (S width `j_s`, K); T_U = 0 if the target
+    is met at E <= 0, NaN if never (see the module docstring)."""
+    es = r.es
+    n = es.n_sites.astype(es.e_tau.dtype)
+    e_k = es.e_tau_mean * r.unit_K
+    finite = jnp.isfinite(e_sorted)
+    e_pos = jnp.where(finite, jnp.maximum(e_sorted, 0.0), 0.0)
+    rho_at = jnp.interp(e_pos, grid, rho, right=0.0)
+    log_target = (2.0 * jnp.log(r.g) + jnp.log(j_s) + jnp.log(rho_at)
+                  - log_phi_s(e_pos * e_k / j_s) - jnp.log(depletion))
+    frac = jnp.arange(1, e_sorted.shape[0] + 1, dtype=e_sorted.dtype) / n
+    ok = finite & (jnp.log(frac) >= log_target)
+    k_star = jnp.argmax(ok)
+    t_u = jnp.where(jnp.any(ok), jnp.maximum(e_sorted[k_star], 0.0), jnp.nan)
+    return t_u, n * jnp.exp(log_target[k_star])
+
+
 def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None, tau_probe_K=None,
-                       bandwidth=DEFAULT_DOS_BANDWIDTH) -> dict[str, Float[Array, "*m"]]:
+                       n_s_depletion=None, bandwidth=DEFAULT_DOS_BANDWIDTH) -> dict[str, Float[Array, "*m"]]:
     """T_U (both criteria), C_o and related numbers of one realization, in kelvin.
 
     **Arguments:**
@@ -69,12 +95,19 @@ def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None, tau_probe_K=
     - `tau_probe_K`: energies (K, array) at which the tau reduction P_tau(E) (fraction of
       tau spins with `r.tau_e_min` below E, App. B 1) is reported as `P_tau`; needs
       `r.tau_e_min`.
+    - `n_s_depletion`: n_S(E-bar) / n_S^o(E-bar), the S-S correlations' depletion of the
+      S DOS where P_S = 1 (from the Monte Carlo, `tlsjax mc`), in (0, 1]; adds
+      `T_U_correlated_K`, the full criterion with rho_S = depletion P_S phi_S / J_S. None
+      to skip.
     - `bandwidth`: kernel bandwidth of rho_tau in units of <E_tau> (> 0).
 
     **Returns:** a dict of scalars:
 
     - `T_U_K` (full criterion; 0 if there is no crossover at E > 0), `T_U_over_E_tau`;
-    - `T_U_shortcut_K` (P_S = 5 g; also 0 if met at E <= 0);
+    - `T_U_shortcut_K` (P_S = 5 g; also 0 if met at E <= 0), `T_U_fixed_target_K`
+      (P_S = `FIXED_TARGET`);
+    - where `r.J_S_nominal_K` is set: `T_U_nominal_JS_K` (the full criterion with the
+      nominal S width) and `J_S_over_nominal`;
     - `E_tau_K` (<E_tau>), `C_o`;
     - `P_S_zero`: fraction of S spins with E_min <= 0 (no unstable tau partner at any E > 0);
     - `crossover`: 1 if T_U_K > 0 else 0;
@@ -90,26 +123,26 @@ def regime_observables(r: RegimeES, kappa_log=0.1, *, probe_K=None, tau_probe_K=
     e_sorted = jnp.sort(jnp.where(es.mask, es.e_min, jnp.inf))  # units <E_tau>
     grid, rho = _tau_density(r, bandwidth)
     e_k = es.e_tau_mean * r.unit_K  # K per unit <E_tau>
-    finite = jnp.isfinite(e_sorted)
-    e_pos = jnp.where(finite, jnp.maximum(e_sorted, 0.0), 0.0)
-    rho_at = jnp.interp(e_pos, grid, rho, right=0.0)
-    log_target = (2.0 * jnp.log(r.g) + jnp.log(r.J_S_K) + jnp.log(rho_at)
-                  - log_phi_s(e_pos * e_k / r.J_S_K))
-    frac = jnp.arange(1, e_sorted.shape[0] + 1, dtype=e_sorted.dtype) / n
-    ok = finite & (jnp.log(frac) >= log_target)
-    k_star = jnp.argmax(ok)
-    t_u = jnp.where(jnp.any(ok), jnp.maximum(e_sorted[k_star], 0.0), jnp.nan)
-    resolution = n * jnp.exp(log_target[k_star])
+    t_u, resolution = _full_crossover(r, e_sorted, grid, rho, r.J_S_K)
     out = dict(
         T_U_K=t_u * e_k,
         T_U_over_E_tau=t_u,
         T_U_shortcut_K=jnp.maximum(HardTheta().crossover(es, r.g), 0.0) * e_k,
+        T_U_fixed_target_K=HardTheta().crossover(es, FIXED_TARGET / 5.0) * e_k,
         E_tau_K=e_k,
         C_o=kappa_log * r.g**2 * r.J_SS_K * rho[0],
         P_S_zero=jnp.sum(es.mask & (es.e_min <= 0.0)) / n,
         crossover=(t_u > 0).astype(e_sorted.dtype),
         resolution=resolution,
     )
+    if r.J_S_nominal_K is not None:
+        out["T_U_nominal_JS_K"] = _full_crossover(r, e_sorted, grid, rho,
+                                                  r.J_S_nominal_K)[0] * e_k
+        out["J_S_over_nominal"] = r.J_S_K / r.J_S_nominal_K
+    if n_s_depletion is not None:
+        d = check_range("regime_observables", "n_s_depletion", n_s_depletion, 0.0, 1.0,
+                        lo_open=True)
+        out["T_U_correlated_K"] = _full_crossover(r, e_sorted, grid, rho, r.J_S_K, d)[0] * e_k
     if probe_K is not None:
         probe = check_range("regime_observables", "probe_K", probe_K, 0.0, lo_open=True)
         e_probe = probe / e_k  # units <E_tau>

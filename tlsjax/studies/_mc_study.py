@@ -288,7 +288,10 @@ def _study_json(st: MCStudy) -> dict:
     out["T_U_over_E_tau"] = dict(
         mc=ms("T_U_mc")[0], mc_stderr=ms("T_U_mc")[1], es=ms("T_U_es")[0],
         es_stderr=ms("T_U_es")[1], mc_per_realization=st.rows["T_U_mc"],
-        es_per_realization=st.rows["T_U_es"], criterion="P_S(T_U) = 5 g, hard Theta")
+        es_per_realization=st.rows["T_U_es"], criterion="P_S(T_U) = 5 g, hard Theta",
+        convention="each ratio in one convention: mc = flip energy / <eps_tau> (flip), "
+        "es = local field / <E_tau> (local field); T_U_K gives both in kelvin")
+    out["T_U_K"] = _t_u_kelvin(st)
     e_r, ratio, ratio_se = st.tau_reduction()
     out["tau_reduction"] = dict(
         energies_K=e_r, ratio=ratio, ratio_stderr=ratio_se, bound_B5=bound_b5(e_r, st.g, st.J0),
@@ -308,6 +311,23 @@ def _study_json(st: MCStudy) -> dict:
     if st.dump is not None:
         out.update(st.dump)
     return out
+
+
+def _t_u_kelvin(st: MCStudy) -> dict:
+    """T_U in K of both estimators in both conventions (flip energy = 2 x local field),
+    from the per-realization ratios and tau energies: mean and s.e. over realizations."""
+    r = st.rows
+    mc = np.asarray(r["T_U_mc"]) * np.asarray(r["eps_tau_mean_K"])  # flip energies
+    es = np.asarray(r["T_U_es"]) * np.asarray(r["es_E_tau_mean_K"])  # local fields
+
+    def pm(v):
+        m, se = mean_and_stderr(v)
+        return dict(mean=float(m), stderr=float(se) if np.isfinite(se) else None)
+
+    return dict(mc_flip_energy=pm(mc), mc_local_field=pm(mc / 2.0),
+                es_local_field=pm(es), es_flip_energy=pm(2.0 * es),
+                note="flip energy 2|lambda|, local field |lambda|; stderr None with one "
+                "realization")
 
 
 def _config_json(config: MCConfig, g: float, J0: float) -> dict:
@@ -485,23 +505,8 @@ def mc_atilde_scan(sample: Sample, atildes, realizations: int, seed: int, *, g: 
     return out
 
 
-DOS_HEADER = ["E_K", "n_S", "n_S_stderr", "n_tau", "n_tau_stderr", "n_S_mf", "n_S_mf_stderr",
-              "n_tau_mf", "n_tau_mf_stderr", "cumulative_S", "cumulative_tau",
-              "cumulative_S_mf", "cumulative_tau_mf", "tau_ratio", "tau_ratio_stderr",
-              "bound_B5"]
 PS_HEADER = ["atilde", "E_over_E_tau", "P_S_mc", "P_S_mc_stderr", "P_S_mc_dos",
              "P_S_mc_dos_stderr", "P_S_es", "P_S_es_stderr"]
-
-
-def dos_table(st: MCStudy) -> tuple[list[str], list[list[float]]]:
-    """(header, rows) of the DOS of one study, per bin centre (K): the numbers of Fig. 2 a."""
-    e = np.sqrt(st.edges_K[1:] * st.edges_K[:-1])
-    cols = [e]
-    for name in ("n_S", "n_tau", "n_S_mf", "n_tau_mf"):
-        cols += list(st.stat(name))
-    cols += [st.stat(f"cum_{n}")[0] for n in ("S", "tau", "S_mf", "tau_mf")]
-    cols += [*ratio_of_means(st.rows["n_tau"], st.rows["n_tau_mf"]), bound_b5(e, st.g, st.J0)]
-    return DOS_HEADER, [[float(c[i]) for c in cols] for i in range(e.shape[0])]
 
 
 def ps_table(studies: list[MCStudy]) -> tuple[list[str], list[list[float]]]:
@@ -512,6 +517,70 @@ def ps_table(studies: list[MCStudy]) -> tuple[list[str], list[list[float]]]:
         a = float(st.params.atilde)
         rows += [[a, float(e), *(float(c[i]) for c in cols)] for i, e in enumerate(st.energies)]
     return PS_HEADER, rows
+
+
+#: Fig. 2 a draws a density only on bins holding at least this many spins (pooled over
+#: realizations; mean-field curves: over all their random configurations); sparser low
+#: bins are merged with their neighbours up to `FIG_MAX_MERGE_DECADES`, else marked.
+MIN_BIN_COUNT = 10
+FIG_MAX_MERGE_DECADES = 1.0
+FIG_HEADER = ["curve", "E_lo_K", "E_hi_K", "E_K", "value", "stderr", "count"]
+_FIG_CURVES = ("n_tau", "n_S", "n_S_mf", "n_tau_mf")
+
+
+def pooled_counts(st: MCStudy, name: str) -> np.ndarray:
+    """Spins per DOS bin of curve `name` (`n_S`, `n_tau`, `n_S_mf`, `n_tau_mf`), summed
+    over realizations (and over the random configurations of a mean-field curve)."""
+    w = np.diff(st.edges_K)
+    per = np.asarray(st.rows[name]) * w * np.asarray(st.rows["n_sites"], float)[:, None]
+    return per.sum(0) * (st.mf_configs if name.endswith("_mf") else 1)
+
+
+def merge_sparse_bins(edges: np.ndarray, counts: np.ndarray, min_count: int,
+                      max_decades: float = FIG_MAX_MERGE_DECADES) -> tuple[list, list]:
+    """Groups of neighbouring bins, from low to high energy, each grown until it holds
+    `min_count` spins (at most `max_decades` wide). **Returns:** (kept groups, sparse
+    groups), each a list of (first bin, last bin + 1); sparse groups hold some spins but
+    fewer than `min_count` (empty bins belong to neither)."""
+    kept, sparse, start, total = [], [], None, 0.0
+    for i, c in enumerate(counts):
+        if start is None:
+            if c <= 0:
+                continue
+            start, total = i, 0.0
+        total += c
+        if total >= min_count - 1e-9:
+            kept.append((start, i + 1))
+            start = None
+        elif np.log10(edges[i + 1] / edges[start]) >= max_decades or i == len(counts) - 1:
+            sparse.append((start, i + 1))
+            start = None
+    return kept, sparse
+
+
+def fig2a_table(st: MCStudy, min_count: int = MIN_BIN_COUNT
+                ) -> tuple[list[str], list[list]]:
+    """(header, rows) of the numbers Fig. 2 a draws: each DOS curve (and the tau ratio
+    n_tau / n_tau^o) on merged bins holding >= `min_count` spins, with the stderr over
+    realizations (jackknife for the ratio) and the pooled count. No row has fewer."""
+    edges, w = st.edges_K, np.diff(st.edges_K)
+    rows = []
+
+    def merged(name, a, b):  # per-realization density over bins a..b
+        return (np.asarray(st.rows[name])[:, a:b] * w[a:b]).sum(1) / (edges[b] - edges[a])
+
+    for name in _FIG_CURVES:
+        counts = pooled_counts(st, name)
+        for a, b in merge_sparse_bins(edges, counts, min_count)[0]:
+            m, se = mean_and_stderr(merged(name, a, b))
+            rows.append([name, edges[a], edges[b], np.sqrt(edges[a] * edges[b]), float(m),
+                         float(se), float(counts[a:b].sum())])
+    both = np.minimum(pooled_counts(st, "n_tau"), pooled_counts(st, "n_tau_mf"))
+    for a, b in merge_sparse_bins(edges, both, min_count)[0]:
+        r, se = ratio_of_means(merged("n_tau", a, b)[:, None], merged("n_tau_mf", a, b)[:, None])
+        rows.append(["tau_ratio", edges[a], edges[b], np.sqrt(edges[a] * edges[b]),
+                     float(r[0]), float(se[0]), float(both[a:b].sum())])
+    return FIG_HEADER, [[r[0], *map(float, r[1:])] for r in rows]
 
 
 #: The Monte Carlo part of `tlsjax reproduce` (Fig. 2 a at a~ = 3 and the P_S panel at
