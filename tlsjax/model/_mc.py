@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, is_traced
-from ._hamiltonian import TAU, Hamiltonian, S
+from ._hamiltonian import TAU, Hamiltonian, S, exact_matmul
 from ._mc_kernel import block_attempts, resolve_kernel
 
 #: Default number of sweeps between recomputing the local fields from scratch.
@@ -185,7 +185,8 @@ def sweep(ham: Hamiltonian, spins: Float[Array, "R 2n"], fields: Float[Array, "R
             # the rows of K are fetched (or generated) only if a spin of the block flipped
             fields = jax.lax.cond(
                 jnp.any(delta != 0),
-                lambda f: f + delta @ ham.species_rows(species, start, b), lambda f: f, fields)
+                lambda f: f + exact_matmul(delta, ham.species_rows(species, start, b)),
+                lambda f: f, fields)
             return (jax.lax.dynamic_update_slice_in_dim(spins, new, off, 1), fields), None
 
         (spins, fields), _ = jax.lax.scan(block, (spins, fields), (starts, diag[species]))
