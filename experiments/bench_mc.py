@@ -44,6 +44,8 @@ from _bench_common import peak_mb, run_case  # noqa: E402
 REPLICAS = (1, 4, 16, 64)
 #: The in-block kernel of the Monte Carlo cases ("auto", "xla", "pallas"; `--kernel`).
 KERNEL = "auto"
+#: Most timed sweeps per replica count in the throughput case (`--max-sweeps`).
+MAX_SWEEPS = 500
 
 
 def _ladder(r: int):
@@ -72,7 +74,7 @@ def case_throughput(cells: int, repeats: int, replicas=REPLICAS) -> dict:
     for r in replicas:
         temps = _ladder(r)
         work = r * float(ham.size) ** 2  # multiply-adds of one sweep's field updates
-        sweeps = int(min(500, max(3, repeats * 5e9 / work)))
+        sweeps = int(min(MAX_SWEEPS, max(3, repeats * 5e9 / work)))
         state = tj.init_state(ham, jax.random.key(1), temps)
         state = jax.block_until_ready(sweeps_jit(ham, state, sweeps))  # compile + warm start
         # identical thresholds -> identical sweeps (correctness of the baseline)
@@ -205,16 +207,18 @@ def main() -> None:
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--kernel", choices=("auto", "xla", "pallas"), default="auto",
                     help="the Monte Carlo's in-block kernel (auto: pallas on GPUs, xla elsewhere)")
+    ap.add_argument("--max-sweeps", type=int, default=MAX_SWEEPS, dest="max_sweeps",
+                    help="most timed sweeps per replica count (throughput case)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    global KERNEL
-    KERNEL = args.kernel
+    global KERNEL, MAX_SWEEPS
+    KERNEL, MAX_SWEEPS = args.kernel, max(3, args.max_sweeps)
     if args.case:  # child process
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
         return
 
     me = str(Path(__file__).resolve())
-    kx = ["--kernel", args.kernel]
+    kx = ["--kernel", args.kernel, "--max-sweeps", str(MAX_SWEEPS)]
     out = dict(load_start=_load(), throughput=[])
     for cells in ((6, 10) if args.quick else (6, 10, 14, 18)):
         row = run_case(me, "throughput", cells, 1 if args.quick else args.repeats, extra=kx)

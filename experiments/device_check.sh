@@ -17,9 +17,11 @@ PY=${PY:-python3}; START=$(date +%s); BUDGET=${BUDGET:-480}
 BACKEND=$($PY -c "import jax; print(jax.default_backend())" 2>/dev/null || echo none)
 if [ "${SMALL:-}" = "" ]; then SMALL=$([ "$BACKEND" = cpu ] && echo 1 || echo 0); fi
 if [ "$SMALL" = 1 ]; then  # dry-run sizes
-  L=6; LBIG=12; R=9; LMC=6; V=2; SWEEPS="--anneal-sweeps 40 --sweeps 20"; LN=8; T=60
+  L=6; LBIG=12; R=9; LMC=6; V=2; SWEEPS="--anneal-sweeps 40 --sweeps 20"; LN=8; MAXS=10
+  TESTS="tests/test_mc_kernel.py"
 else  # LBIG = 108: N ~ 1.0e6 impurities at x = 0.2 (fcc: 4 L^3 x)
-  L=18; LBIG=108; R=257; LMC=18; V=16; SWEEPS=""; LN=29; T=150
+  L=18; LBIG=108; R=257; LMC=18; V=16; SWEEPS=""; LN=29; MAXS=500
+  TESTS="tests/test_mc_kernel.py tests/test_mc.py tests/test_numeric_guards.py tests/test_sharding.py"
 fi
 : > "$OUT/summary.txt"
 step() {  # step NAME TIMEOUT CMD...: runs CMD, logs rc and wall seconds
@@ -38,12 +40,11 @@ step() {  # step NAME TIMEOUT CMD...: runs CMD, logs rc and wall seconds
   echo "backend=$BACKEND small=$SMALL budget=${BUDGET}s"; } | tee -a "$OUT/summary.txt"
 
 # 1. correctness on this backend: the fused kernel against XLA, the Monte Carlo, the numerics
-step tests $T $PY -m pytest -q -x -p no:cacheprovider -n 4 tests/test_mc_kernel.py \
-  tests/test_mc.py tests/test_numeric_guards.py tests/test_sharding.py
+step tests 150 $PY -m pytest -q -x -p no:cacheprovider -n 4 $TESTS
 # 2. Monte Carlo: ms per sweep and attempts/s against NumPy, fused kernel then XLA path
 for k in auto xla; do
   step mc_throughput_$k 120 $PY experiments/bench_mc.py --case throughput --cells $LMC \
-    --repeats 1 --kernel $k
+    --repeats 1 --kernel $k --max-sweeps $MAXS
 done
 # 3. the default pipeline, 1 and V realizations (auto: fused kernel, realizations vmapped)
 M="$PY -m tlsjax.cli mc --x 0.2 --atilde 3 --seed 2 --no-progress --overwrite $SWEEPS"
