@@ -9,9 +9,10 @@ Realizations run in batches (`--batch`, vmapped together on an accelerator) unti
 standard error of T_U/<E_tau> (b) is at most `--target-se` (after at least
 `--min-realizations`) or `--max-realizations` are done.
 
-Resumable: every finished batch is saved at once as `<out>/rows/L<L>_b<k>.npz`; running
-the same command again skips what is done (other settings in the same folder are
-refused; sizes may be added later with another `--cells`), and Ctrl-C loses only the
+Resumable: every finished batch of realizations lo..hi-1 is saved at once as
+`<out>/rows/L<L>_r<lo>-<hi>.npz`; running the same command again skips what is done
+(other settings in the same folder are refused; sizes may be added later with another
+`--cells`, and `--batch` may change), and Ctrl-C loses only the
 batch in progress. After every batch the outputs are rewritten from every size done so
 far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
 realizations each L holds and the sizes not yet run).
@@ -27,6 +28,7 @@ import json
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import tlsjax as tj
@@ -85,7 +87,7 @@ def _save_batch(path: Path, st: MCStudy) -> None:
 
 def _load(out: Path, cells: int, config) -> MCStudy | None:
     """Every saved batch of size L as one `MCStudy` (None if none)."""
-    files = sorted((out / "rows").glob(f"L{cells}_b*.npz"))
+    files = sorted((out / "rows").glob(f"L{cells}_r*.npz"))
     if not files:
         return None
     rows, seconds = [], 0.0
@@ -129,7 +131,7 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
 
 
 def _sizes_done(out: Path) -> list[int]:
-    return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_b*.npz")})
+    return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
 
 def _write_outputs(out: Path, settings: dict, config) -> None:
@@ -166,20 +168,22 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
     """Batches of size L until the target standard error or the most realizations."""
     sample = tj.Sample(0.2, cells=cells)
     params = tj.HamiltonianParams(atilde=3.0)
-    keys = jax.random.split(jax.random.fold_in(seed_key("mc_finite_size", "seed", a.seed), cells),
-                            a.max_realizations)
-    for b, lo in enumerate(range(0, a.max_realizations, a.batch)):
-        path = out / "rows" / f"L{cells}_b{b:03d}.npz"
-        if not path.exists():
-            st = run_mc_study(sample, params, keys[lo:lo + a.batch], config,
-                              progress=not a.no_progress)
-            if st.interrupted:
-                raise KeyboardInterrupt
-            _save_batch(path, st)
-            _write_outputs(out, settings, config)
-        done = _load(out, cells, config)
-        if done.realizations >= a.min_realizations and done.stat("T_U_mc")[1] <= a.target_se:
+    base = jax.random.fold_in(seed_key("mc_finite_size", "seed", a.seed), cells)
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(a.max_realizations))
+    done = _load(out, cells, config)
+    lo = 0 if done is None else done.realizations
+    while lo < a.max_realizations:
+        if done is not None and done.realizations >= a.min_realizations \
+                and done.stat("T_U_mc")[1] <= a.target_se:
             return
+        hi = min(lo + a.batch, a.max_realizations)
+        path = out / "rows" / f"L{cells}_r{lo:04d}-{hi:04d}.npz"
+        st = run_mc_study(sample, params, keys[lo:hi], config, progress=not a.no_progress)
+        if st.interrupted:
+            raise KeyboardInterrupt
+        _save_batch(path, st)
+        _write_outputs(out, settings, config)
+        done, lo = _load(out, cells, config), hi
 
 
 def main() -> None:
@@ -187,7 +191,7 @@ def main() -> None:
     out = Path(a.out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     settings = dict(target_se=a.target_se, min_realizations=a.min_realizations,
-                    max_realizations=a.max_realizations, batch=a.batch, seed=a.seed,
+                    max_realizations=a.max_realizations, seed=a.seed,
                     quick=a.quick)
     cfg = out / "settings.json"
     if cfg.exists() and json.loads(cfg.read_text()) != settings:
