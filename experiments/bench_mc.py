@@ -198,6 +198,7 @@ def _load() -> list[float]:
 
 
 def main() -> None:
+    global KERNEL, MAX_SWEEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", choices=sorted(CASES))
     ap.add_argument("--cells", type=int, default=18)
@@ -211,7 +212,6 @@ def main() -> None:
                     help="most timed sweeps per replica count (throughput case)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    global KERNEL, MAX_SWEEPS
     KERNEL, MAX_SWEEPS = args.kernel, max(3, args.max_sweeps)
     if args.case:  # child process
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
