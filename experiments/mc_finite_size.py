@@ -30,6 +30,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from mc_fig2a import read_rows  # this folder is on sys.path when run as a script
 
 import tlsjax as tj
 from tlsjax._io import OutputDir, atomic_path, atomic_write_text
@@ -90,11 +91,7 @@ def _load(out: Path, cells: int, config) -> MCStudy | None:
     files = sorted((out / "rows").glob(f"L{cells}_r*.npz"))
     if not files:
         return None
-    rows, seconds = [], 0.0
-    for f in files:
-        with np.load(f) as z:
-            rows.append({k: z[k] for k in z.files if k != "seconds"})
-            seconds += float(z["seconds"])
+    rows, seconds = read_rows(files)
     stacked = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     params = tj.HamiltonianParams(atilde=3.0)
     v = stacked["n_sites"].shape[0]
