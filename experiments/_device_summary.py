@@ -57,7 +57,8 @@ def table(res: dict) -> list[str]:
                          f"{r['seconds']:.1f} s inside")
     r = (res.get("mc_big") or {}).get("result")
     if isinstance(r, dict):
-        lines.append(f"  MC N={r['n_sites']} rows on the fly: {r['ms_per_sweep']:.0f} ms per sweep "
+        how = "K stored" if r["stored"] else "rows on the fly"
+        lines.append(f"  MC N={r['n_sites']} {how}: {r['ms_per_sweep']:.0f} ms per sweep "
                      f"of 16 replicas (2500 sweeps: {2.5 * r['ms_per_sweep']:.0f} s)")
     return lines
 

@@ -36,28 +36,29 @@ step() {  # step NAME TIMEOUT CMD...: runs CMD, logs rc and wall seconds
   echo "{\"rc\": $rc, \"wall_ms\": $ms}" > "$OUT/w/$n.step"
   tail -n 3 "$OUT/w/$n.log" | sed 's/^/    /' >> "$OUT/summary.txt"
 }
-{ nvidia-smi -L 2>&1 | head -2; uptime
+{ command -v nvidia-smi > /dev/null && nvidia-smi -L | head -2; uptime
   $PY -c "import jax; print('jax', jax.__version__, jax.devices())" 2>&1 | tail -1
   echo "backend=$BACKEND small=$SMALL budget=${BUDGET}s"; } | tee -a "$OUT/summary.txt"
 
+# Steps in priority order (the deadline skips the last ones first).
 # 1. correctness on this backend: the fused kernel against XLA, the Monte Carlo, the numerics
-step tests 150 $PY -m pytest -q -x -p no:cacheprovider -n 4 $TESTS
-# 2. Monte Carlo: ms per sweep and attempts/s against NumPy, fused kernel then XLA path
-for k in auto xla; do
-  step mc_throughput_$k 120 $PY experiments/bench_mc.py --case throughput --cells $LMC \
-    --repeats 1 --kernel $k --max-sweeps $MAXS
-done
-# 3. the default pipeline, 1 and V realizations (auto: fused kernel, realizations vmapped)
+step tests 120 $PY -m pytest -q -x -p no:cacheprovider -n 4 $TESTS
+# 2. Monte Carlo sweep: ms per sweep and attempts/s against NumPy (fused kernel on a GPU)
+TP="$PY experiments/bench_mc.py --case throughput --cells $LMC --repeats 1 --max-sweeps $MAXS"
+step mc_throughput_auto 90 $TP --kernel auto
+# 3. the default pipeline, 1 realization (auto: fused kernel, realizations vmapped)
 M="$PY -m tlsjax.cli mc --x 0.2 --atilde 3 --seed 2 --no-progress --overwrite $SWEEPS"
-step mc_paper_1 90 $M --cells $LMC --realizations 1 --json "$OUT/w/mc_paper_1.json"
-step mc_paper_V 120 $M --cells $LMC --realizations $V --json "$OUT/w/mc_paper_V.json"
-# 4. ES reduction: paper size, 1 and R realizations; N ~ 1e6 impurities
+step mc_paper_1 60 $M --cells $LMC --realizations 1 --json "$OUT/w/mc_paper_1.json"
+# 4. ES reduction at N ~ 1e6 impurities, 1 realization
 E="$PY -m tlsjax.cli es --x 0.2 --atilde 3 --seed 1 --width 0 --no-progress --overwrite"
-step es_1 60 $E --cells $L --realizations 1 --json "$OUT/w/es_1.json"
-step es_R 60 $E --cells $L --realizations $R --json "$OUT/w/es_R.json"
-step es_big 120 $E --cells $LBIG --realizations 1 --json "$OUT/w/es_big.json"
-# 5. N ~ 2e4 impurities (L = 29), rows generated on the fly: sweeps of 16 replicas
-step mc_big 120 $PY experiments/bench_mc.py --case big --cells $LN --repeats 2
+step es_big 90 $E --cells $LBIG --realizations 1 --json "$OUT/w/es_big.json"
+# 5. the pipeline on V realizations; N ~ 2e4 (L = 29) rows on the fly; the XLA path
+step mc_paper_V 90 $M --cells $LMC --realizations $V --json "$OUT/w/mc_paper_V.json"
+step mc_big 60 $PY experiments/bench_mc.py --case big --cells $LN --repeats 2
+step mc_throughput_xla 60 $TP --kernel xla
+# 6. ES at paper size, 1 and R realizations
+step es_1 40 $E --cells $L --realizations 1 --json "$OUT/w/es_1.json"
+step es_R 40 $E --cells $L --realizations $R --json "$OUT/w/es_R.json"
 
 # gather: results.json (steps, their JSON) and the table in summary.txt
 $PY experiments/_device_summary.py "$OUT" >> "$OUT/summary.txt" 2>&1
