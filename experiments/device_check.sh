@@ -11,7 +11,7 @@
 # runs past it. Needs python3 with JAX (with CUDA on a GPU), equinox, optax, optimistix,
 # jaxtyping, tqdm, pytest (and matplotlib for nothing here); `bc` is not needed.
 set -u
-OUT=${OUT:-/tmp/tlsjax-device-check}; mkdir -p "$OUT/w"
+OUT=${OUT:-device-check}; mkdir -p "$OUT/w"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PY:-python3}; START=$(date +%s); BUDGET=${BUDGET:-480}
 BACKEND=$($PY -c "import jax; print(jax.default_backend())" 2>/dev/null || echo none)
