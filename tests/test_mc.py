@@ -233,7 +233,9 @@ DRIVER = textwrap.dedent("""
     CONFIG = tj.MCConfig(anneal_sweeps=200, sweeps=100)
     def run(devices):
         keys = jax.random.split(jax.random.key(0), 3)
-        res = tj.run_mc(SAMPLE, PARAMS, keys, CONFIG, devices=devices, chunk=100)
+        # map: one realization after another, as `minimize` runs one (exact comparison on any
+        # backend; "auto" would vmap them on an accelerator)
+        res = tj.run_mc(SAMPLE, PARAMS, keys, CONFIG, devices=devices, chunk=100, vmap_size="map")
         return dict(spins=res.spins, energies=res.energies, swaps=res.swaps.accepted,
                     pair=res.before.pair, n_devices=jax.device_count() if devices is None else 1)
 """)
