@@ -42,6 +42,10 @@ sys.path.insert(0, str(HERE))
 from _bench_common import peak_mb, run_case  # noqa: E402
 
 REPLICAS = (1, 4, 16, 64)
+#: The in-block kernel of the Monte Carlo cases ("auto", "xla", "pallas"; `--kernel`).
+KERNEL = "auto"
+#: Most timed sweeps per replica count in the throughput case (`--max-sweeps`).
+MAX_SWEEPS = 500
 
 
 def _ladder(r: int):
@@ -56,6 +60,7 @@ def case_throughput(cells: int, repeats: int, replicas=REPLICAS) -> dict:
     from _numpy_mc import numpy_metropolis, numpy_sweep
 
     import tlsjax as tj
+    from tlsjax.model._mc_kernel import resolve_kernel
 
     sample = tj.Sample(0.2, cells=cells)
     ham = jax.jit(lambda k: tj.hamiltonian(sample, tj.HamiltonianParams(), k))(jax.random.key(0))
@@ -63,18 +68,18 @@ def case_throughput(cells: int, repeats: int, replicas=REPLICAS) -> dict:
     k_np = np.asarray(ham.dense())
     h_np = np.asarray(ham.h)
     movable = np.asarray(ham.mask)
-    sweeps_jit = jax.jit(tj.metropolis)
-    sweep_jit = jax.jit(tj.model._mc.sweep, static_argnames="block_size")
+    sweeps_jit = jax.jit(lambda h, st, k: tj.metropolis(h, st, k, kernel=KERNEL))
+    sweep_jit = jax.jit(lambda *a: tj.model._mc.sweep(*a, ham.block_size, kernel=KERNEL))
     out = []
     for r in replicas:
         temps = _ladder(r)
         work = r * float(ham.size) ** 2  # multiply-adds of one sweep's field updates
-        sweeps = int(min(500, max(3, repeats * 5e9 / work)))
+        sweeps = int(min(MAX_SWEEPS, max(3, repeats * 5e9 / work)))
         state = tj.init_state(ham, jax.random.key(1), temps)
         state = jax.block_until_ready(sweeps_jit(ham, state, sweeps))  # compile + warm start
         # identical thresholds -> identical sweeps (correctness of the baseline)
         thr = temps[:, None] * jax.random.exponential(jax.random.key(2), state.spins.shape)
-        s_jax, _ = sweep_jit(ham, state.spins, state.fields, thr, ham.mask, ham.block_size)
+        s_jax, _ = sweep_jit(ham, state.spins, state.fields, thr, ham.mask)
         s_np, f_np = np.array(state.spins), np.array(state.fields)
         numpy_sweep(k_np, s_np, f_np, np.asarray(thr, k_np.dtype), movable)
         agree = float(np.mean(np.asarray(s_jax) == s_np))
@@ -99,8 +104,8 @@ def case_throughput(cells: int, repeats: int, replicas=REPLICAS) -> dict:
                         cpu_seconds_per_sweep=c_jax / sweeps, numpy_cpu_seconds_per_sweep=c_np / np_sweeps,
                         speedup_cpu=(att_jax / c_jax) / (att_np / c_np), identical_sweep=agree))
     return dict(cells=cells, n_sites=int(ham.n_sites), n_spins=n_spins, capacity=ham.n,
-                dtype=str(ham.h.dtype), backend=jax.default_backend(), rows=out,
-                peak_rss_mb=peak_mb())
+                dtype=str(ham.h.dtype), backend=jax.default_backend(),
+                kernel=resolve_kernel(KERNEL), rows=out, peak_rss_mb=peak_mb())
 
 
 def case_paper(cells: int, repeats: int) -> dict:
@@ -110,7 +115,7 @@ def case_paper(cells: int, repeats: int) -> dict:
     import tlsjax as tj
 
     t = time.perf_counter()
-    config = tj.MCConfig()
+    config = tj.MCConfig(kernel=KERNEL)
     res = tj.run_mc(tj.Sample(0.2, cells=cells), tj.HamiltonianParams(), jax.random.key(0)[None],
                     config, progress=False)
     total = time.perf_counter() - t
@@ -147,7 +152,7 @@ def case_big(cells: int, repeats: int) -> dict:
     build = time.perf_counter() - t
     temps = _ladder(16)
     state = tj.init_state(ham, jax.random.key(1), temps)
-    run = jax.jit(tj.metropolis)
+    run = jax.jit(lambda h, st, k: tj.metropolis(h, st, k, kernel=KERNEL))
     sweeps = max(1, repeats)
     state = jax.block_until_ready(run(ham, state, sweeps))  # compile
     t = time.perf_counter()
@@ -193,6 +198,7 @@ def _load() -> list[float]:
 
 
 def main() -> None:
+    global KERNEL, MAX_SWEEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", choices=sorted(CASES))
     ap.add_argument("--cells", type=int, default=18)
@@ -200,16 +206,22 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--convergence", action="store_true", help="also the annealing-length scan")
     ap.add_argument("--skip-paper", action="store_true")
+    ap.add_argument("--kernel", choices=("auto", "xla", "pallas"), default="auto",
+                    help="the Monte Carlo's in-block kernel (auto: pallas on GPUs, xla elsewhere)")
+    ap.add_argument("--max-sweeps", type=int, default=MAX_SWEEPS, dest="max_sweeps",
+                    help="most timed sweeps per replica count (throughput case)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    KERNEL, MAX_SWEEPS = args.kernel, max(3, args.max_sweeps)
     if args.case:  # child process
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
         return
 
     me = str(Path(__file__).resolve())
+    kx = ["--kernel", args.kernel, "--max-sweeps", str(MAX_SWEEPS)]
     out = dict(load_start=_load(), throughput=[])
     for cells in ((6, 10) if args.quick else (6, 10, 14, 18)):
-        row = run_case(me, "throughput", cells, 1 if args.quick else args.repeats)
+        row = run_case(me, "throughput", cells, 1 if args.quick else args.repeats, extra=kx)
         out["throughput"].append(row)
         print(f"\nL = {cells}: N = {row['n_sites']} impurities, {row['n_spins']} spins ({row['dtype']})")
         print(f"{'R':>4} {'attempts/s':>11} {'accepted/s':>11} {'acc':>6} {'ms/sweep':>9} | "
@@ -221,7 +233,7 @@ def main() -> None:
                   f" {r['numpy_accepted_per_s']:>11.3g} {r['numpy_ms_per_sweep']:>9.1f} | "
                   f"{r['speedup']:>6.1f} {r['speedup_cpu']:>14.1f} {r['identical_sweep']:>5.3f}")
     if not args.quick and not args.skip_paper:
-        p = run_case(me, "paper", 18, 1)
+        p = run_case(me, "paper", 18, 1, extra=kx)
         out["paper"] = p
         print(f"\npaper size (x = 0.2, L = 18): N = {p['n_sites']}, {p['n_spins']} spins, "
               f"{p['replicas']} replicas, {p['anneal_sweeps']} annealing + {p['sweeps']} tempering "
@@ -231,7 +243,7 @@ def main() -> None:
               f"{p['after_pair']} pair; peak RSS {p['peak_rss_mb']:.0f} MB")
         print(f"  pair-unstable before descent (coldest replica first): {p['before_pair'][:6]}")
     if not args.quick:
-        b = run_case(me, "big", 29, 2)
+        b = run_case(me, "big", 29, 2, extra=kx)
         out["big"] = b
         print(f"\nN = {b['n_sites']} impurities ({b['n_spins']} spins), rows on the fly (stored: "
               f"{b['stored']}; K would be {b['dense_gb']:.1f} GB): {b['ms_per_sweep']:.0f} ms per sweep "

@@ -84,15 +84,21 @@ def _save_rows(path: Path, st: MCStudy) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+def read_rows(files, skip=("seconds",)) -> tuple[list[dict], float]:
+    """The arrays of each saved .npz (less `skip`) and the sum of their "seconds"."""
+    rows, seconds = [], 0.0
+    for f in files:
+        with np.load(f) as z:
+            rows.append({k: z[k] for k in z.files if k not in skip})
+            seconds += float(z["seconds"])
+    return rows, seconds
+
+
 def _load_study(out: Path, s: dict, atilde: float, config) -> MCStudy | None:
     files = sorted((out / "rows").glob(f"a{atilde:g}_r*.npz"))
     if not files:
         return None
-    rows, seconds = [], 0.0
-    for f in files:
-        with np.load(f) as z:
-            rows.append({k: z[k] for k in z.files if k not in ("seconds", "state")})
-            seconds += float(z["seconds"])
+    rows, seconds = read_rows(files, skip=("seconds", "state"))
     stacked = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     params = tj.HamiltonianParams(g=s["g"], J0=s["J0"], atilde=atilde)
     return MCStudy(s["x"], s["cells"], "fcc", params, config, default_energies(),

@@ -15,6 +15,13 @@ import pytest
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+#: For tests that only make sense on XLA's CPU backend: emulated devices
+#: (--xla_force_host_platform_device_count) exist only there, so on a GPU such a test would
+#: compare two backends rather than one and four devices.
+cpu_only = pytest.mark.skipif(
+    jax.default_backend() != "cpu",
+    reason=f"emulated CPU devices only: this session runs on {jax.default_backend()}")
+
 #: The shared measurements folder, beside the project's root (absent in a user's clone).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SHARED_KAPPA = SHARED / "data" / "kappa"

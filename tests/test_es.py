@@ -126,3 +126,14 @@ def test_bad_es_arguments():
     f = jax.jit(lambda a: tj.simulate(sample, tj.ModelParams(atilde=a), jax.random.key(0)).e_min)
     with pytest.raises(Exception, match=r"ModelParams\(atilde=...\)"):
         f(-2.0).block_until_ready()
+
+
+def test_default_block_size_by_backend():
+    """~2^18 pairs per block on CPUs, ~2^24 on accelerators (blocks of one row at N = 1e6
+    would cost a kernel launch per row on a GPU); results do not depend on it (above)."""
+    from tlsjax.model._es import default_block_size
+
+    assert default_block_size(10**6, backend="cpu") == 1
+    assert default_block_size(10**6, backend="gpu") == 16
+    assert default_block_size(1000, backend="cpu") == 262
+    assert default_block_size(1000, backend="gpu") == 1000  # one block: the whole matrix

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cpu_only
 
 import tlsjax as tj
 from tlsjax.parallel._ensemble import disorder_average
@@ -104,6 +105,7 @@ def test_mesh_does_not_change_one_realization():
     np.testing.assert_array_equal(ref.e_tau, out.e_tau)
 
 
+@cpu_only
 def test_one_and_four_devices_identical(tmp_path):
     path = tmp_path / "four.npz"
     env = dict(os.environ, XLA_FLAGS=FOUR_DEVICES,

@@ -10,7 +10,8 @@ from .._io import check_output_path, run_id, write_json
 from .._validate import check_int, seed_key
 from ..model._hamiltonian import DEFAULT_DENSE_BYTES, HamiltonianParams
 from ..model._lattice import Sample
-from ..model._mc_run import MCConfig
+from ..model._mc_kernel import KERNELS
+from ..model._mc_run import BATCHES, MCConfig
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K
 from ..studies._mc_study import DEFAULT_E_BAR, DUMP_MAX_SITES, check_dump_size, run_mc_study
 from ..studies._reproduce import LATTICES
@@ -65,6 +66,13 @@ def register(sub) -> None:
                    f"({_DEFAULT.block_size})")
     m.add_argument("--descent-rounds", type=int, default=_DEFAULT.descent_rounds,
                    dest="descent_rounds", help="most pair-flip rounds of the final descent")
+    m.add_argument("--kernel", choices=KERNELS, default="auto",
+                   help="how a block's sequential attempts run: the fused Pallas kernel "
+                   "(pallas), the XLA scan (xla) or auto (default: pallas on a GPU, xla "
+                   "elsewhere); the same spins either way")
+    m.add_argument("--batch", choices=BATCHES, default="auto",
+                   help="realizations one after another on each device (map) or all in one "
+                   "program (vmap); auto (default): map on CPUs, vmap on accelerators")
     m.add_argument("--max-dense-bytes", type=int, default=DEFAULT_DENSE_BYTES,
                    dest="max_dense_bytes",
                    help="store the coupling matrix while it fits this many bytes (1 GiB)")
@@ -107,7 +115,7 @@ def _inputs(args):
                       temperatures=args.temperatures, t_max=args.t_max, t_min=args.t_min,
                       chains=args.chains, anneal_sweeps=args.anneal_sweeps, sweeps=args.sweeps,
                       swap_every=args.swap_every, block_size=args.block_size,
-                      descent_rounds=args.descent_rounds)
+                      descent_rounds=args.descent_rounds, kernel=args.kernel)
     config.ladder_for(args.g, args.J0)  # t_min < t_max with the defaults filled in
     check_int("mc", "realizations", args.realizations, 1)
     check_int("mc", "max_dense_bytes", args.max_dense_bytes, 0)
@@ -124,7 +132,8 @@ def run_mc_cli(args) -> int:
         check_output_path(args.json, args.overwrite, run=rid, what="--json")
     st = run_mc_study(sample, params, keys, config, energies=args.energies, e_bar=args.e_bar,
                       mf_configs=args.mf_configs, dump_state_of_first=args.dump_state,
-                      devices=args.devices, max_dense_bytes=args.max_dense_bytes,
+                      devices=args.devices, vmap_size=args.batch,
+                      max_dense_bytes=args.max_dense_bytes,
                       progress=not args.no_progress)
     if st.realizations == 0:
         print(f"INTERRUPTED before the first of {st.requested} realizations finished: "

@@ -24,6 +24,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._validate import check_int, check_range
 from ._hamiltonian import Hamiltonian
 from ._mc import MCState, _check_block, default_tol, movable_mask, sweep
+from ._mc_kernel import resolve_kernel
 
 #: Largest row block of the pair scan (its temporaries are R x B x 2n).
 _PAIR_BLOCK = 16
@@ -106,7 +107,7 @@ def _apply_pairs(ham, spins, fields, ks, ls, rows_k, wanted, tol):
     return jax.lax.fori_loop(0, ks.shape[1], step, (spins, fields, jnp.zeros(spins.shape[0], int)))
 
 
-def _greedy(ham, spins, fields, movable, b, tol, max_sweeps):
+def _greedy(ham, spins, fields, movable, b, tol, max_sweeps, kernel="auto"):
     """Zero-temperature sweeps (flip iff eps < -tol) until single-stable or max_sweeps."""
     thr = jnp.full(spins.shape, -tol, spins.dtype)
     diag = ham.diagonal_blocks(b)
@@ -116,7 +117,7 @@ def _greedy(ham, spins, fields, movable, b, tol, max_sweeps):
 
     def body(c):
         s, f, i, flips = c
-        s2, f2 = sweep(ham, s, f, thr, movable, b, diag)
+        s2, f2 = sweep(ham, s, f, thr, movable, b, diag, kernel)
         return s2, f2, i + 1, flips + jnp.sum(s2 != s, axis=1)
 
     s, f, _, flips = jax.lax.while_loop(
@@ -134,13 +135,14 @@ class _Descent(eqx.Module):
     pending: Array
 
 
-def _descent_loop(ham, d: _Descent, limit, movable, b, tol, candidates, max_sweeps) -> _Descent:
+def _descent_loop(ham, d: _Descent, limit, movable, b, tol, candidates, max_sweeps,
+                  kernel="auto") -> _Descent:
     """Descent rounds until no replica is pending or `limit` rounds (may be traced)."""
     c = min(candidates, ham.size)
 
     def body(d):
         f = ham.local_fields(d.spins)  # from scratch each round
-        s, f, singles = _greedy(ham, d.spins, f, movable, b, tol, max_sweeps)
+        s, f, singles = _greedy(ham, d.spins, f, movable, b, tol, max_sweeps, kernel)
         pmin = _pair_min(ham, s, f, movable)
         neg, ks = jax.lax.top_k(-pmin, c)
         wanted = neg > tol
@@ -176,7 +178,7 @@ def stability(ham: Hamiltonian, spins: Float[Array, "R 2n"],
 
 def descend(ham: Hamiltonian, state: MCState, *, frozen: Bool[Array, " 2n"] | None = None,
             tol=None, max_rounds: int = 200, candidates: int = 32, max_sweeps: int = 50,
-            block_size: int | None = None) -> tuple[MCState, DescentStats]:
+            block_size: int | None = None, kernel: str = "auto") -> tuple[MCState, DescentStats]:
     """Zero-temperature descent over single and pair flips (module docstring).
 
     **Arguments:**
@@ -187,7 +189,7 @@ def descend(ham: Hamiltonian, state: MCState, *, frozen: Bool[Array, " 2n"] | No
       only if it lowers H by more than tol.
     - `max_rounds`: most pair-scan rounds (>= 1); `candidates`: pair flips tried per
       replica and round (>= 1); `max_sweeps`: most zero-temperature sweeps per round.
-    - `block_size`: as in `metropolis`.
+    - `block_size`, `kernel`: as in `metropolis`.
 
     **Returns:** `(state, DescentStats)`; the state's fields are recomputed from scratch.
     """
@@ -200,7 +202,8 @@ def descend(ham: Hamiltonian, state: MCState, *, frozen: Bool[Array, " 2n"] | No
     r = state.replicas
     d = _Descent(state.spins, state.fields, jnp.zeros(r, int), jnp.zeros(r, int),
                  jnp.asarray(0), jnp.ones(r, bool))
-    d = _descent_loop(ham, d, max_rounds, movable, b, tol, candidates, max_sweeps)
+    d = _descent_loop(ham, d, max_rounds, movable, b, tol, candidates, max_sweeps,
+                      resolve_kernel(kernel))
     state, stats, _ = _finish_descent(ham, state, d, movable, tol)
     return state, stats
 

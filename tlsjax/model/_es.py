@@ -44,13 +44,23 @@ MAX_SOFT_WIDTH = 1.0
 SOFT_WIDTH_REASON = ("w is in units of <E_tau>; a sigmoid as wide as the tau energies "
                      "smears the step over the whole distribution and T_U then measures w, "
                      "not the model")
-#: Target number of pair elements per block (sets the default block size).
+#: Target number of pair elements per block (sets the default block size), per backend.
+#: CPUs: 2^18 (a block's temporaries stay in cache). Accelerators: 2^24. The blocks run
+#: one after another, each costing one or more kernel launches (~10 us each on a GPU);
+#: with 2^18 a realization of N = 1e6 impurities would be cut into blocks of one row,
+#: 1e6 launches per pass, whatever the work. 2^24 float32 pairs are 64 MB per temporary:
+#: memory stays O(N) (the block holds a fixed number of pairs).
 _BLOCK_ELEMENTS = 2**18
+_ACCELERATOR_BLOCK_ELEMENTS = 2**24
 
 
-def default_block_size(n: int, batch: int = 1) -> int:
-    """Rows (or columns) per block so that a block holds ~2^18 pairs per batch element."""
-    return max(1, min(n, _BLOCK_ELEMENTS // max(1, n * batch)))
+def default_block_size(n: int, batch: int = 1, backend: str | None = None) -> int:
+    """Rows (or columns) per block so that a block holds ~2^18 pairs per batch element on
+    CPUs, ~2^24 on accelerators (`backend`: default `jax.default_backend()`). Results do
+    not depend on the block size."""
+    backend = jax.default_backend() if backend is None else backend
+    target = _BLOCK_ELEMENTS if backend == "cpu" else _ACCELERATOR_BLOCK_ELEMENTS
+    return max(1, min(n, target // max(1, n * batch)))
 
 
 class ESResult(eqx.Module):

@@ -87,6 +87,14 @@ DEFAULT_DENSE_BYTES = 2**30
 S, TAU = 0, 1
 
 
+
+def exact_matmul(a: Array, b: Array) -> Array:
+    """a @ b in the full precision of its dtype on every backend. XLA's default on GPUs
+    rounds float32 products to TF32 (10-bit mantissa): a local field of 2n terms would
+    then be off by ~1e-3 of its size, beyond `default_tol`, and GPU spins would differ
+    from CPU ones. On CPUs this is the plain product (the same numbers, the same speed)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
 class HamiltonianParams(eqx.Module):
     """Parameters of the full Hamiltonian, Eq. (1) (docs/conventions.md section 6).
 
@@ -395,14 +403,15 @@ class Hamiltonian(eqx.Module):
 
     # -- energies ---------------------------------------------------------------------------
     def local_fields(self, s: Float[Array, "*batch 2n"]) -> Float[Array, "*batch 2n"]:
-        """lambda = dH/ds = h + K s, for one or a batch of spin vectors (blocked)."""
+        """lambda = dH/ds = h + K s, for one or a batch of spin vectors (blocked; products
+        in the full precision of the dtype on every backend, `exact_matmul`)."""
         flat = s.reshape(-1, self.size).astype(self.h.dtype)
         b = self.block_size
 
         def add_block(acc, start, species):
             rows = self.species_rows(species, start, b)
             sb = jax.lax.dynamic_slice_in_dim(flat, species * self.n + start, b, 1)
-            return acc + sb @ rows, None
+            return acc + exact_matmul(sb, rows), None
 
         acc = jnp.broadcast_to(self.h, flat.shape)
         starts = jnp.arange(0, self.n, b)

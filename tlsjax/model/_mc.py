@@ -41,7 +41,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._validate import check_grid, check_int, check_range, is_traced
-from ._hamiltonian import TAU, Hamiltonian, S
+from ._hamiltonian import TAU, Hamiltonian, S, exact_matmul
+from ._mc_kernel import block_attempts, resolve_kernel
 
 #: Default number of sweeps between recomputing the local fields from scratch.
 DEFAULT_REFRESH = 100
@@ -153,38 +154,22 @@ def init_state(ham: Hamiltonian, key: PRNGKeyArray, temperatures: Float[Array, "
 
 
 # -- the blocked Metropolis sweep ---------------------------------------------------------------
-def _block_attempts(s_b, l_b, thr_b, mov_b, kbb):
-    """Sequential attempts on one block: (R, B) spins, fields, thresholds; (B,) movable;
-    (B, B) couplings. Returns the new (R, B) spins.
-
-    A `lax.scan` over the B spins: the per-spin inputs arrive as scanned slices and the
-    carry is the (B, R) block of fields, corrected after each flip by one row of the
-    B x B couplings (3x faster on CPUs than indexing (R, B) carries in a `fori_loop`).
-    """
-
-    def step(lam, x):
-        t, s_t, thr_t, mov_t, k_t = x
-        d = jnp.where((-2.0 * s_t * lam[t] < thr_t) & mov_t, -2.0 * s_t, 0.0)
-        return lam + k_t[:, None] * d[None, :], s_t + d
-
-    _, s_new = jax.lax.scan(step, l_b.T, (jnp.arange(s_b.shape[1]), s_b.T, thr_b.T, mov_b, kbb))
-    return s_new.T
-
-
 def sweep(ham: Hamiltonian, spins: Float[Array, "R 2n"], fields: Float[Array, "R 2n"],
           thresholds: Float[Array, "R 2n"], movable: Bool[Array, " 2n"], block_size: int,
-          diag: Float[Array, "2 nb B B"] | None = None
+          diag: Float[Array, "2 nb B B"] | None = None, kernel: str = "auto"
           ) -> tuple[Float[Array, "R 2n"], Float[Array, "R 2n"]]:
     """One Metropolis sweep over spins 0..2n-1 with delayed block updates (module docstring).
 
     Spin k of replica r flips iff movable[k] and eps_k < thresholds[r, k]
     (T E with E ~ Exp(1) for Metropolis at T; -tol for a zero-temperature descent).
     `diag`: `ham.diagonal_blocks(block_size)` if already at hand (loops over sweeps
-    compute it once).
+    compute it once). `kernel`: how a block's B attempts run, "xla", "pallas" or "auto"
+    (`_mc_kernel.resolve_kernel`: the Pallas kernel on GPUs); the same spins either way.
 
     **Returns:** `(spins, fields)` after the sweep (fields updated incrementally).
     """
     n, b = ham.n, block_size
+    attempts = block_attempts(kernel)
     starts = jnp.arange(0, n, b)
     diag = ham.diagonal_blocks(b) if diag is None else diag
     for species in (S, TAU):
@@ -193,21 +178,22 @@ def sweep(ham: Hamiltonian, spins: Float[Array, "R 2n"], fields: Float[Array, "R
             start, kbb = x
             off = species * n + start
             s_b = jax.lax.dynamic_slice_in_dim(spins, off, b, 1)
-            new = _block_attempts(s_b, jax.lax.dynamic_slice_in_dim(fields, off, b, 1),
-                                  jax.lax.dynamic_slice_in_dim(thresholds, off, b, 1),
-                                  jax.lax.dynamic_slice_in_dim(movable, off, b), kbb)
+            new = attempts(s_b, jax.lax.dynamic_slice_in_dim(fields, off, b, 1),
+                           jax.lax.dynamic_slice_in_dim(thresholds, off, b, 1),
+                           jax.lax.dynamic_slice_in_dim(movable, off, b), kbb)
             delta = new - s_b
             # the rows of K are fetched (or generated) only if a spin of the block flipped
             fields = jax.lax.cond(
                 jnp.any(delta != 0),
-                lambda f: f + delta @ ham.species_rows(species, start, b), lambda f: f, fields)
+                lambda f: f + exact_matmul(delta, ham.species_rows(species, start, b)),
+                lambda f: f, fields)
             return (jax.lax.dynamic_update_slice_in_dim(spins, new, off, 1), fields), None
 
         (spins, fields), _ = jax.lax.scan(block, (spins, fields), (starts, diag[species]))
     return spins, fields
 
 
-def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every):
+def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every, kernel="auto"):
     """`count` Metropolis sweeps; the temperatures of sweep i (0-based, in this call) are
     `temps_at(i, state)` (R,). `count` may be traced."""
     diag = ham.diagonal_blocks(block_size)
@@ -216,7 +202,7 @@ def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every):
         key, k_thr = jax.random.split(st.key)
         temps = temps_at(i, st)
         thr = temps[:, None] * jax.random.exponential(k_thr, st.spins.shape, st.spins.dtype)
-        spins, fields = sweep(ham, st.spins, st.fields, thr, movable, block_size, diag)
+        spins, fields = sweep(ham, st.spins, st.fields, thr, movable, block_size, diag, kernel)
         done = st.sweeps + 1
         fields = jax.lax.cond(done % refresh_every == 0, lambda: ham.local_fields(spins),
                               lambda: fields)
@@ -228,7 +214,7 @@ def _sweeps(ham, state, count, temps_at, movable, block_size, refresh_every):
 
 def metropolis(ham: Hamiltonian, state: MCState, sweeps: int | Int[Array, ""], *,
                frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
-               refresh_every: int = DEFAULT_REFRESH) -> MCState:
+               refresh_every: int = DEFAULT_REFRESH, kernel: str = "auto") -> MCState:
     """`sweeps` Metropolis sweeps at the state's temperatures (detailed balance per spin).
 
     **Arguments:**
@@ -239,6 +225,8 @@ def metropolis(ham: Hamiltonian, state: MCState, sweeps: int | Int[Array, ""], *
     - `frozen`: (2n,) bool, spins never flipped (None: all real spins move).
     - `block_size`: spins per delayed-update block (divides n; default `ham.block_size`).
     - `refresh_every`: recompute the fields from scratch every this many sweeps (>= 1).
+    - `kernel`: how a block's attempts run: "auto" (the Pallas kernel on GPUs, XLA
+      elsewhere), "xla" or "pallas" (`_mc_kernel.py`; the same spins either way).
 
     **Returns:** the new `MCState`.
     """
@@ -246,14 +234,15 @@ def metropolis(ham: Hamiltonian, state: MCState, sweeps: int | Int[Array, ""], *
     refresh_every = check_int("metropolis", "refresh_every", refresh_every, 1)
     b = _check_block(ham, block_size)
     return _sweeps(ham, state, sweeps, lambda i, st: st.temperatures, movable_mask(ham, frozen),
-                   b, refresh_every)
+                   b, refresh_every, resolve_kernel(kernel))
 
 
 def anneal(ham: Hamiltonian, state: MCState, schedule: Float[Array, "n_sweeps ..."], *,
            frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
-           refresh_every: int = DEFAULT_REFRESH) -> MCState:
+           refresh_every: int = DEFAULT_REFRESH, kernel: str = "auto") -> MCState:
     """Simulated annealing: sweep i runs at `schedule[i]` (K; (sweeps,) for every replica
-    or (sweeps, R) per replica; temperatures >= 0, 0 meaning a greedy sweep).
+    or (sweeps, R) per replica; temperatures >= 0, 0 meaning a greedy sweep). `frozen`,
+    `block_size`, `refresh_every`, `kernel`: as in `metropolis`.
 
     **Returns:** the `MCState` after the last sweep (at the last temperatures).
     """
@@ -266,7 +255,7 @@ def anneal(ham: Hamiltonian, state: MCState, schedule: Float[Array, "n_sweeps ..
     refresh_every = check_int("anneal", "refresh_every", refresh_every, 1)
     b = _check_block(ham, block_size)
     return _sweeps(ham, state, sched.shape[0], lambda i, st: sched[i], movable_mask(ham, frozen),
-                   b, refresh_every)
+                   b, refresh_every, resolve_kernel(kernel))
 
 
 # -- parallel tempering ---------------------------------------------------------------------------
@@ -292,7 +281,8 @@ def _swap(ham, state, ladder, chains, parity):
     return state, jnp.sum(acc, axis=0), jnp.sum(jnp.broadcast_to(active, acc.shape), axis=0)
 
 
-def _tempering(ham, state, stats, ladder, count, chains, swap_every, movable, b, refresh):
+def _tempering(ham, state, stats, ladder, count, chains, swap_every, movable, b, refresh,
+               kernel="auto"):
     """`count` (may be traced) tempering sweeps, each followed by a swap round every
     `swap_every` sweeps; returns (state, stats)."""
     m_count = ladder.shape[0]
@@ -300,7 +290,7 @@ def _tempering(ham, state, stats, ladder, count, chains, swap_every, movable, b,
 
     def body(i, carry):
         st, acc, att = carry
-        st = _sweeps(ham, st, 1, lambda i, s: s.temperatures, movable, b, refresh)
+        st = _sweeps(ham, st, 1, lambda i, s: s.temperatures, movable, b, refresh, kernel)
         if m_count == 1:
             return st, acc, att
         parity = (st.sweeps // swap_every) % 2
@@ -329,7 +319,8 @@ def tempering(ham: Hamiltonian, state: MCState, ladder: Float[Array, " M"],
               sweeps: int | Int[Array, ""], *,
               swap_every: int = 1,
               frozen: Bool[Array, " 2n"] | None = None, block_size: int | None = None,
-              refresh_every: int = DEFAULT_REFRESH) -> tuple[MCState, SwapStats]:
+              refresh_every: int = DEFAULT_REFRESH, kernel: str = "auto"
+              ) -> tuple[MCState, SwapStats]:
     """Parallel tempering (replica exchange) over a temperature `ladder`.
 
     The R replicas form R / M independent chains of M = len(ladder) replicas (replica r
@@ -344,7 +335,7 @@ def tempering(ham: Hamiltonian, state: MCState, ladder: Float[Array, " M"],
     - `ladder`: (M,) temperatures in K, finite, > 0, strictly decreasing.
     - `sweeps`: number of sweeps (>= 0; may be traced).
     - `swap_every`: sweeps between exchange rounds (>= 1).
-    - `frozen`, `block_size`, `refresh_every`: as in `metropolis`.
+    - `frozen`, `block_size`, `refresh_every`, `kernel`: as in `metropolis`.
 
     **Returns:** `(state, SwapStats)`.
     """
@@ -357,6 +348,6 @@ def tempering(ham: Hamiltonian, state: MCState, ladder: Float[Array, " M"],
     state, chains = _ladder_state(state, lad, "tempering")
     zeros = jnp.zeros(lad.shape[0] - 1, int)
     return _tempering(ham, state, SwapStats(zeros, zeros), lad, sweeps, chains, swap_every,
-                      movable_mask(ham, frozen), b, refresh_every)
+                      movable_mask(ham, frozen), b, refresh_every, resolve_kernel(kernel))
 
 

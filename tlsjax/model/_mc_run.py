@@ -40,6 +40,7 @@ from ._mc import (
     init_state,
     movable_mask,
 )
+from ._mc_kernel import KERNELS, resolve_kernel
 from ._params import ModelParams
 
 
@@ -67,6 +68,9 @@ class MCConfig(eqx.Module):
     - `refresh_every`: sweeps between recomputing the fields from scratch.
     - `descent_rounds`, `descent_candidates`, `descent_sweeps`: `descend`'s
       `max_rounds`, `candidates`, `max_sweeps`; `tol`: its tolerance (K; None: default).
+    - `kernel`: how a block's sequential attempts run: "auto" (default: the fused Pallas
+      kernel on GPUs, the XLA scan elsewhere), "xla" or "pallas" (`_mc_kernel.py`; the
+      same spins either way; "pallas" off a GPU runs in interpret mode, for tests).
     """
 
     ladder: tuple[float, ...] | None = eqx.field(static=True, default=None)
@@ -83,9 +87,13 @@ class MCConfig(eqx.Module):
     descent_candidates: int = eqx.field(static=True, default=32)
     descent_sweeps: int = eqx.field(static=True, default=50)
     tol: float | None = eqx.field(static=True, default=None)
+    kernel: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         w = "MCConfig"
+        if self.kernel not in KERNELS:
+            raise ValueError(f"`MCConfig(kernel=...)` must be one of {', '.join(KERNELS)}; got "
+                             f"{self.kernel!r}")
         if self.ladder is not None:
             check_grid(w, "ladder", self.ladder, positive=True, decreasing=True)
         check_int(w, "temperatures", self.temperatures, 1)
@@ -147,7 +155,8 @@ class MCResult(eqx.Module):
     - `n_sites`: number of impurities (the real ones are the first `n_sites` of each
       species: S_i at index i, tau_i at n + i).
     - `ladder`: (M,) the ladder (K); `tol`: the descent tolerance (K).
-    - `interrupted`: True if Ctrl-C stopped a stage early (`run_mc`).
+    - `interrupted`: True if Ctrl-C stopped a stage early (`run_mc`); `unfinished`: how
+      many of the returned realizations (the last ones: the batch in progress) it cut short.
     - `seconds`: `run_mc`'s wall time per stage, ((stage, seconds), ...) for "build"
       (Hamiltonians, initial states, compilation), "anneal", "temper", "descent";
       `dict(result.seconds)` reads it.
@@ -167,6 +176,7 @@ class MCResult(eqx.Module):
     ladder: Float[Array, " M"]
     tol: Float[Array, ""]
     interrupted: bool = eqx.field(static=True, default=False)
+    unfinished: int = eqx.field(static=True, default=0)
     seconds: tuple[tuple[str, float], ...] = eqx.field(static=True, default=())
 
     @property
@@ -217,14 +227,16 @@ def _stage_anneal(ham, carry, ladder, movable, start, count, config):
         return jnp.maximum(top * (bottom / top) ** ((start + i + 1) / total), target)
 
     b = _check_block(ham, config.block_size)
-    state = _sweeps(ham, carry.state, count, temps_at, movable, b, config.refresh_every)
+    state = _sweeps(ham, carry.state, count, temps_at, movable, b, config.refresh_every,
+                    resolve_kernel(config.kernel))
     return _Carry(state, carry.swaps)
 
 
 def _stage_temper(ham, carry, ladder, movable, count, config):
     state, chains = _ladder_state(carry.state, ladder, "MCConfig")
     state, swaps = _tempering(ham, state, carry.swaps, ladder, count, chains, config.swap_every,
-                              movable, _check_block(ham, config.block_size), config.refresh_every)
+                              movable, _check_block(ham, config.block_size), config.refresh_every,
+                              resolve_kernel(config.kernel))
     return _Carry(state, swaps)
 
 
@@ -239,7 +251,8 @@ def _stage_descent_start(ham, carry, movable, tol):
 
 def _stage_descent(ham, d, movable, tol, limit, config):
     return _descent_loop(ham, d, limit, movable, _check_block(ham, config.block_size), tol,
-                         config.descent_candidates, config.descent_sweeps)
+                         config.descent_candidates, config.descent_sweeps,
+                         resolve_kernel(config.kernel))
 
 
 def _stage_finish(ham, carry, d, before, movable, tol, ladder, sweeps, interrupted=False):
@@ -399,6 +412,46 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     return result, interrupted, seconds
 
 
+#: How realizations are batched on a device (`run_mc(vmap_size=...)`).
+BATCHES = ("auto", "map", "vmap")
+
+#: Share of an accelerator's memory that one vmapped batch of realizations may take.
+_BATCH_MEMORY_SHARE = 0.25
+
+
+def _realization_bytes(sample: Sample, config: MCConfig, max_dense_bytes: int) -> int:
+    """Device memory of one realization in the pipeline: K if stored, plus ~16 (R, 2n)
+    arrays (spins, fields, thresholds, the descent's copies)."""
+    size = 2 * round_up(sample.capacity, config.block_size)
+    item = jnp.dtype(jnp.result_type(float)).itemsize
+    dense = size * size * item
+    replicas = config.chains * (len(config.ladder) if config.ladder else config.temperatures)
+    return (dense if dense <= max_dense_bytes else 0) + 16 * replicas * size * item
+
+
+def batch_size(vmap_size: int | str, n_keys: int, mesh: Mesh, per_realization: int) -> int:
+    """Realizations vmapped together per device for `run_mc(vmap_size=...)`: an int is
+    used as given; "map" is 1 (one realization after another: best on CPUs, where `vmap`
+    turns the sweep's `lax.cond` into both branches and its slices into gathers); "vmap"
+    is every realization of the device's share in one program (realizations x chains x
+    rungs batched: what an accelerator needs), at most as many as fit a quarter of the
+    device's memory; "auto" is "map" on CPUs and "vmap" elsewhere."""
+    if isinstance(vmap_size, str):
+        if vmap_size not in BATCHES:
+            raise ValueError(f"`run_mc(vmap_size=...)` must be an int >= 1 or one of "
+                             f"{', '.join(BATCHES)}; got {vmap_size!r}")
+        device = mesh.devices.flat[0]
+        if vmap_size == "auto":
+            vmap_size = "map" if device.platform == "cpu" else "vmap"
+        if vmap_size == "map":
+            return 1
+        share = -(-n_keys // mesh_size(mesh))
+        stats = device.memory_stats() or {}
+        limit = stats.get("bytes_limit", 4 << 30) * _BATCH_MEMORY_SHARE
+        return max(1, min(share, int(limit // max(per_realization, 1))))
+    return check_int("run_mc", "vmap_size", vmap_size, 1)
+
+
 def run_mc(
     sample: Sample,
     params: HamiltonianParams | ModelParams,
@@ -407,7 +460,7 @@ def run_mc(
     *,
     frozen: Bool[Array, " 2n"] | None = None,
     devices: int | Sequence[jax.Device] | Mesh | None = None,
-    vmap_size: int = 1,
+    vmap_size: int | str = "auto",
     max_dense_bytes: int = DEFAULT_DENSE_BYTES,
     chunk: int = 50,
     progress: bool = False,
@@ -417,9 +470,10 @@ def run_mc(
     Realization v is `hamiltonian(sample, params, keys[v], pad_to=config.block_size)` (so
     its positions and J^Stau are those of `simulate(sample, ..., keys[v])`), and its Monte
     Carlo uses `mc_key(keys[v])`. Realizations are processed in batches of
-    `vmap_size` x (number of devices), each device taking its share (`jax.lax.map`, or
-    `jax.vmap` of `vmap_size` realizations: on CPUs keep 1). Results do not depend on the
-    number of devices.
+    `vmap_size` x (number of devices), each device taking its share (`jax.lax.map` one
+    realization after another, or `jax.vmap` of `vmap_size` realizations in one program:
+    realizations x chains x rungs). Results do not depend on the number of devices; with
+    the same `vmap_size`, not on the backend's choice of kernel (`MCConfig.kernel`).
 
     **Arguments:**
 
@@ -429,7 +483,9 @@ def run_mc(
     - `frozen`: (2n,) bool spins held fixed at their random initial values (n the padded
       capacity: `sample.capacity` rounded up to a multiple of `config.block_size`).
     - `devices`: as in `disorder_average` (None: every device).
-    - `vmap_size`: realizations vmapped together per device (>= 1).
+    - `vmap_size`: realizations vmapped together per device: an int >= 1, "map" (1),
+      "vmap" (the device's whole share, at most what fits a quarter of its memory) or
+      "auto" (default: "map" on CPUs, where it is fastest, "vmap" on accelerators).
     - `max_dense_bytes`: per-realization budget for storing K (else rows are generated).
       A batch holds `vmap_size` x devices realizations at once.
     - `chunk`: sweeps per compiled call (progress granularity, >= 1).
@@ -449,17 +505,18 @@ def run_mc(
         keys = jax.random.wrap_key_data(keys)
     n_keys = keys.shape[0] if keys.ndim else 0
     check_int("run_mc", "number of keys", n_keys, 1)
-    vmap_size = check_int("run_mc", "vmap_size", vmap_size, 1)
     chunk = check_int("run_mc", "chunk", chunk, 1)
     check_int("run_mc", "max_dense_bytes", max_dense_bytes, 0)
     config.ladder_for(params.g, params.J0)  # validates the ladder ends before any work
     mesh = device_mesh(devices)
+    vmap_size = batch_size(vmap_size, n_keys, mesh,
+                           _realization_bytes(sample, config, max_dense_bytes))
     unit = vmap_size * mesh_size(mesh)
     impl = jax.random.key_impl(keys)
     key_data = np.asarray(jax.random.key_data(keys))
     bar = _Progress(progress, round_up(n_keys, unit) // unit * (config.anneal_sweeps + config.sweeps),
                     "Monte Carlo")
-    results, interrupted, seconds = [], False, {}
+    results, interrupted, seconds, keep = [], False, {}, 0
     try:
         for lo in range(0, n_keys, unit):
             chunk_keys = key_data[lo:lo + unit]
@@ -477,4 +534,5 @@ def run_mc(
         bar.close()
     out = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *results)
     return dataclasses.replace(out, ladder=np.asarray(out.ladder[0]), tol=np.asarray(out.tol[0]),
-                               interrupted=interrupted, seconds=tuple(seconds.items()))
+                               interrupted=interrupted, unfinished=keep if interrupted else 0,
+                               seconds=tuple(seconds.items()))

@@ -43,7 +43,6 @@ from ..model._mc_run import MCConfig, run_mc
 from ..model._params import ModelParams
 from ..observables._mc_obs import measure_state
 from ..parallel._ensemble import mean_and_stderr
-from ..parallel._sharding import device_mesh, mesh_size
 from ._reproduce import default_energies, power_law_slope
 
 #: Default E-bar of estimator (a), in units of g J_o (flip energies): "an energy a few
@@ -403,6 +402,7 @@ def run_mc_study(
     mf_configs: int = 4,
     dump_state_of_first: bool = False,
     devices=None,
+    vmap_size: int | str = "auto",
     chunk: int = 50,
     max_dense_bytes: int = DEFAULT_DENSE_BYTES,
     progress: bool = False,
@@ -422,7 +422,7 @@ def run_mc_study(
     - `mf_configs`: random configurations per realization for the mean-field DOS (>= 1).
     - `dump_state_of_first`: also return realization 0's state and couplings
       (`dump_state`; the sample's capacity must be <= DUMP_MAX_SITES).
-    - `devices`, `chunk`, `max_dense_bytes`, `progress`: as in `run_mc`.
+    - `devices`, `vmap_size`, `chunk`, `max_dense_bytes`, `progress`: as in `run_mc`.
 
     Ctrl-C: `run_mc` stops and the realizations finished before it are measured (Ctrl-C
     while measuring keeps those measured); the result then has `interrupted` True
@@ -441,11 +441,9 @@ def run_mc_study(
     keys = keys if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key) else \
         jax.random.wrap_key_data(keys)
     t0 = time.perf_counter()
-    res = run_mc(sample, params, keys, config, devices=devices, chunk=chunk,
+    res = run_mc(sample, params, keys, config, devices=devices, vmap_size=vmap_size, chunk=chunk,
                  max_dense_bytes=max_dense_bytes, progress=progress)
-    done = res.spins.shape[0]
-    if res.interrupted:  # the batch in progress was cut short: keep the finished ones
-        done = max(done - mesh_size(device_mesh(devices)), 0)
+    done = res.spins.shape[0] - res.unfinished  # the batch in progress was cut short
     ground, best = np.asarray(res.ground_spins), np.asarray(res.best)
     rows = []
     t1 = time.perf_counter()

@@ -1,0 +1,205 @@
+"""Finite-size drift of the full model (Eq. 1) by Monte Carlo: x = 0.2, a~ = 3, fcc,
+L = 8, 12, 18, 24, 30.
+
+Per L: T_U/<E_tau> by the ES estimator on the Monte Carlo state (estimator b) and by the
+ES shortcut of the same realizations, the gap exponents (log-log slope of P_S where
+1e-3 < P_S < 0.1) and the lowest energy per spin, disorder-averaged (`run_mc_study`,
+default `MCConfig`: 2000 annealing + 500 tempering sweeps on 16 rungs, then the descent).
+Realizations run in batches (`--batch`, vmapped together on an accelerator) until the
+standard error of T_U/<E_tau> (b) is at most `--target-se` (after at least
+`--min-realizations`) or `--max-realizations` are done.
+
+Resumable: every finished batch of realizations lo..hi-1 is saved at once as
+`<out>/rows/L<L>_r<lo>-<hi>.npz`; running the same command again skips what is done
+(other settings in the same folder are refused; sizes may be added later with another
+`--cells`, and `--batch` may change), and Ctrl-C loses only the
+batch in progress. After every batch the outputs are rewritten from every size done so
+far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
+realizations each L holds and the sizes not yet run).
+
+    python experiments/mc_finite_size.py --out mc-finite-size [--cells 8,12,18,24,30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from mc_fig2a import read_rows  # this folder is on sys.path when run as a script
+
+import tlsjax as tj
+from tlsjax._io import OutputDir, atomic_path, atomic_write_text
+from tlsjax._validate import seed_key
+from tlsjax.plot._save import save_figure
+from tlsjax.studies._mc_study import (
+    DEFAULT_E_BAR,
+    MCStudy,
+    default_dos_edges,
+    mc_summary,
+    run_mc_study,
+)
+from tlsjax.studies._reproduce import default_energies
+
+SIZES = (8, 12, 18, 24, 30)
+HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
+          "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc", "gap_exponent_es",
+          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds"]
+
+
+def _args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="mc-finite-size")
+    p.add_argument("--cells", default=",".join(map(str, SIZES)), help="L values, e.g. 8,12")
+    p.add_argument("--target-se", type=float, default=0.005, dest="target_se",
+                   help="standard error of T_U/<E_tau> (b) to reach per L (0.005)")
+    p.add_argument("--min-realizations", type=int, default=4, dest="min_realizations")
+    p.add_argument("--max-realizations", type=int, default=256, dest="max_realizations")
+    p.add_argument("--batch", type=int, default=4, help="realizations per run (4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="100 annealing + 50 tempering sweeps (a smoke test, not a result)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args()
+    try:
+        a.cells = [int(v) for v in a.cells.split(",")]
+    except ValueError:
+        p.error(f"--cells must be integers >= 2 separated by commas; got {a.cells!r}")
+    if min(a.cells) < 2:
+        p.error(f"--cells must be integers >= 2; got {a.cells}")
+    if not a.target_se > 0:
+        p.error(f"--target-se must be > 0; got {a.target_se}")
+    if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
+        p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
+                f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
+    return a
+
+
+def _save_batch(path: Path, st: MCStudy) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, seconds=np.asarray(st.seconds.get("total", np.nan)), **st.rows)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def _load(out: Path, cells: int, config) -> MCStudy | None:
+    """Every saved batch of size L as one `MCStudy` (None if none)."""
+    files = sorted((out / "rows").glob(f"L{cells}_r*.npz"))
+    if not files:
+        return None
+    rows, seconds = read_rows(files)
+    stacked = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    params = tj.HamiltonianParams(atilde=3.0)
+    v = stacked["n_sites"].shape[0]
+    return MCStudy(0.2, cells, "fcc", params, config, default_energies(),
+                   default_dos_edges(params.g, params.J0), DEFAULT_E_BAR * params.g * params.J0,
+                   4, stacked, v, dict(total=seconds))
+
+
+def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
+    import matplotlib.pyplot as plt
+
+    cells = np.array([c["cells"] for c in cases])
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.8))
+    for key, label in (("mc", "full model (estimator b)"), ("es", "ES shortcut")):
+        ax[0].errorbar(cells, [c[f"T_U_over_E_tau_{key}"] for c in cases],
+                       [c[f"T_U_over_E_tau_{key}_stderr"] for c in cases], marker="o", capsize=3,
+                       label=label)
+        ax[1].plot(cells, [c["gap_exponent"][key] for c in cases], "o-", label=label)
+    ax[0].set(xlabel="L (cells per edge)", ylabel="T_U / <E_tau>")
+    ax[1].set(xlabel="L (cells per edge)", ylabel="S-gap exponent (slope of P_S)")
+    ax[2].errorbar(cells, [c["energy_per_spin"] for c in cases],
+                   [c["energy_per_spin_stderr"] for c in cases], marker="o", capsize=3)
+    ax[2].set(xlabel="L (cells per edge)", ylabel="lowest energy per spin (K)")
+    for a in ax:
+        a.set_xlim(min(min(SIZES), *cells) - 2, max(max(SIZES), *cells) + 2)
+    ax[0].legend(fontsize=8)
+    fig.text(0.01, 0.01, "fcc, x = 0.2, a~ = 3, g = 0.02, J_o = 500 K, h = 0; "
+             f"{config.anneal_sweeps} annealing + {config.sweeps} tempering sweeps, "
+             f"{config.chains * config.temperatures} replicas; "
+             "realizations per L: " + ", ".join(f"{c['cells']}: {c['realizations']}" for c in cases)
+             + (f"; not run: L = {', '.join(map(str, missing))}" if missing else ""), fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save_figure(fig, path)
+
+
+def _sizes_done(out: Path) -> list[int]:
+    return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
+
+
+def _write_outputs(out: Path, settings: dict, config) -> None:
+    studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
+    if not studies:
+        return
+    cases = []
+    for st, c in zip(studies, mc_summary(studies)["cases"]):
+        c = dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1])
+        cases.append(c)
+    missing = [c for c in SIZES if c not in [st.cells for st in studies]]
+    rows = [[c["cells"], c["n_sites_mean"], c["realizations"], c["T_U_over_E_tau_mc"],
+             c["T_U_over_E_tau_mc_stderr"], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"],
+             c["gap_exponent"]["mc"], c["gap_exponent"]["es"], c["energy_per_spin"],
+             c["energy_per_spin_stderr"], c["seconds"]] for c in cases]
+    with OutputDir(out, group="mc_finite_size") as od:
+        _figure(cases, missing, od.path("mc_finite_size.png"), config)
+        od.csv("mc_finite_size.csv", HEADER, rows)
+        od.json("mc_finite_size.json", dict(
+            command="python experiments/mc_finite_size.py", settings=settings, cases=cases,
+            note="T_U/<E_tau> from P_S(T_U) = 5 g, each estimator in its own <E_tau>; gap "
+            "exponents: log-log slope of P_S where 1e-3 < P_S < 0.1",
+            not_run=missing, backend=jax.default_backend()))
+    for c in cases:
+        print(f"  L = {c['cells']} (<N> = {c['n_sites_mean']:.0f}, {c['realizations']} "
+              f"realizations, {c['seconds']:.0f} s): T_U/<E_tau> = {c['T_U_over_E_tau_mc']:.3f} ± "
+              f"{c['T_U_over_E_tau_mc_stderr']:.3f} (b), {c['T_U_over_E_tau_es']:.3f} ± "
+              f"{c['T_U_over_E_tau_es_stderr']:.3f} (ES); gap exponents {c['gap_exponent']['mc']:.2f}"
+              f" (b), {c['gap_exponent']['es']:.2f} (ES); E/spin {c['energy_per_spin']:.3f} K",
+              flush=True)
+
+
+def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
+    """Batches of size L until the target standard error or the most realizations."""
+    sample = tj.Sample(0.2, cells=cells)
+    params = tj.HamiltonianParams(atilde=3.0)
+    base = jax.random.fold_in(seed_key("mc_finite_size", "seed", a.seed), cells)
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(a.max_realizations))
+    done = _load(out, cells, config)
+    lo = 0 if done is None else done.realizations
+    while lo < a.max_realizations:
+        if done is not None and done.realizations >= a.min_realizations \
+                and done.stat("T_U_mc")[1] <= a.target_se:
+            return
+        hi = min(lo + a.batch, a.max_realizations)
+        path = out / "rows" / f"L{cells}_r{lo:04d}-{hi:04d}.npz"
+        st = run_mc_study(sample, params, keys[lo:hi], config, progress=not a.no_progress)
+        if st.interrupted:
+            raise KeyboardInterrupt
+        _save_batch(path, st)
+        _write_outputs(out, settings, config)
+        done, lo = _load(out, cells, config), hi
+
+
+def main() -> None:
+    a = _args()
+    out = Path(a.out)
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    settings = dict(target_se=a.target_se, min_realizations=a.min_realizations,
+                    max_realizations=a.max_realizations, seed=a.seed,
+                    quick=a.quick)
+    cfg = out / "settings.json"
+    if cfg.exists() and json.loads(cfg.read_text()) != settings:
+        raise SystemExit(f"{out} holds a run with other settings ({cfg.read_text().strip()}); "
+                         "choose another --out")
+    atomic_write_text(cfg, json.dumps(settings, indent=2) + "\n")
+    config = tj.MCConfig(anneal_sweeps=100, sweeps=50) if a.quick else tj.MCConfig()
+    for cells in a.cells:
+        _run_size(out, cells, a, settings, config)
+    _write_outputs(out, settings, config)
+
+
+if __name__ == "__main__":
+    main()
