@@ -45,6 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 from jaxtyping import PRNGKeyArray
 
 from .._validate import check_range
@@ -60,7 +61,7 @@ from ..observables._dos import (
     stau_dos,
 )
 from ..observables._material import HBAR, K_B, Material
-from ..observables._stm import thermal_conductivity_closed_form
+from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity_closed_form
 from ..observables._table import TabulatedStauTLS
 from ._data import Curve, load_curve
 from ._fit import (
@@ -252,15 +253,21 @@ def _as_curve(data, quantity) -> Curve:
     return load_curve(data, quantity)
 
 
-def _check_points(curve: Curve, n_free: int, absolute: bool) -> None:
-    need = n_free if absolute else n_free + 1
-    if curve.n < need:
-        why = ("" if absolute else
-               " (the errors are scaled by the scatter of the residuals, which needs at "
-               "least one point more than free parameters; give sigma_log to fit with "
-               "known errors)")
-        raise ValueError(f"{curve.source}: {curve.n} data point(s) for {n_free} free "
-                         f"parameter(s); at least {need} are needed{why}")
+def _check_points(curve: Curve, n_free: int, absolute: bool = True) -> None:
+    """At least k + 2 distinct temperatures for k free parameters (one more than the
+    parameters to estimate the scatter or judge the fit, one more for AICc), and every
+    temperature inside the model's range (reported with its line number)."""
+    for i, t in enumerate(curve.T):
+        if not T_MIN_K <= t <= T_MAX_K:
+            line = f", line {curve.lines[i]}" if curve.lines else ""
+            raise ValueError(f"{curve.source}{line}: temperature {t:g} K is outside the "
+                             f"model's range [{T_MIN_K:g}, {T_MAX_K:g}] K")
+    distinct = int(np.unique(curve.T).size)
+    need = n_free + 2
+    if distinct < need:
+        raise ValueError(f"{curve.source}: {distinct} distinct temperature(s) ({curve.n} "
+                         f"point(s)) for {n_free} free parameter(s); at least {need} are "
+                         "needed (k + 1 to judge the fit, one more for AICc)")
 
 
 def _per_point(where, name, value, n, default):
@@ -328,9 +335,13 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
     build the S-tau table (cached) and the residual model."""
     velocity_free = material is None
     curve = _as_curve(data, "kappa")
-    _check_points(curve, n_free, sigma_log is not None)
+    _check_points(curve, n_free)
+    if freq is not None and qinv_data is None:
+        raise ValueError("`fit_kappa(freq=...)` is the frequency of a Q^-1 curve: give "
+                         "qinv_data (--qinv FILE) with it, or leave it out")
     w = _per_point("fit_kappa", "weights", weights, curve.n, curve.weight)
-    sig, absolute = _sigma("fit_kappa", "sigma_log", sigma_log, curve.n)
+    sig, absolute = _sigma("fit_kappa", "sigma_log",
+                           curve.sigma_log if sigma_log is None else sigma_log, curve.n)
     joint = qinv_data is not None
     q = {}
     if joint:
@@ -341,7 +352,9 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
             raise ValueError("`fit_kappa(freq=...)` must be given with qinv_data (Hz)")
         check_range("fit_kappa", "freq", freq, 0.0, lo_open=True)
         qcurve = _as_curve(qinv_data, "qinv")
-        qs, qabs = _sigma("fit_kappa", "sigma_log_qinv", sigma_log_qinv, qcurve.n)
+        _check_points(qcurve, 0)
+        qs, qabs = _sigma("fit_kappa", "sigma_log_qinv", qcurve.sigma_log
+                          if sigma_log_qinv is None else sigma_log_qinv, qcurve.n)
         if qabs != absolute:
             raise ValueError("give both sigma_log and sigma_log_qinv, or neither")
         q = dict(q_T=jnp.asarray(qcurve.T), q_log_y=jnp.asarray(np.log(qcurve.y)),
@@ -367,6 +380,9 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
                     velocity_free, **q)
     meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
                 velocity_free=velocity_free, absolute_sigma=absolute,
+                sigma_source=("argument" if sigma_log is not None else "file column"
+                              if curve.sigma is not None else "none (scaled by chi^2)"),
+                ignored_columns=list(curve.ignored), delimiter=curve.delimiter,
                 material=None if velocity_free else dict(
                     rho=float(material.rho), v_l=float(material.v_l), v_t=float(material.v_t),
                     gamma_ratio=float(material.gamma_ratio),
@@ -671,8 +687,20 @@ def information(res: FitResult) -> dict:
         m2lnl, K = n * math.log(max(rss, 1e-300) / n), k + 1
     aic = m2lnl + 2.0 * K
     aicc = aic + 2.0 * K * (K + 1) / (n - K - 1) if n - K - 1 > 0 else math.inf
-    return dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
-                bic=m2lnl + K * math.log(n))
+    out = dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
+               bic=m2lnl + K * math.log(n))
+    if absolute:
+        out.update(goodness_of_fit(chi2, n - k))
+    return out
+
+
+def goodness_of_fit(chi2: float, dof: int) -> dict:
+    """chi^2, reduced chi^2 and the p-value P(chi^2_dof >= chi2) of a fit with known errors
+    (None where dof <= 0)."""
+    if dof <= 0:
+        return dict(chi2=chi2, reduced_chi2=None, p_value=None)
+    return dict(chi2=chi2, reduced_chi2=chi2 / dof,
+                p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 
 
 def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,

@@ -206,16 +206,21 @@ def _table(cands, done, skipped, criterion):
     for row in rows:
         c = (row["model"], row["boundary"], row["rayleigh"])
         if c in values:
-            row["delta"] = values[c] - best
-            row["weight"] = weights.get(c, 0.0) / total
+            ok = math.isfinite(values[c]) and math.isfinite(best)
+            row["delta"] = values[c] - best if ok else None
+            row["weight"] = weights.get(c, 0.0) / total if ok else None
             row["chosen"] = c == chosen
     return rows, chosen
 
 
 def _selection_note(table, criterion, res) -> str:
-    fitted = sorted((r for r in table if "delta" in r), key=lambda r: r["delta"])
+    fitted = sorted((r for r in table if r.get("delta") is not None), key=lambda r: r["delta"])
+    undefined = sum(1 for r in table if "delta" in r and r["delta"] is None)
     text = (f"model chosen by {criterion.upper()} among {len(fitted)} candidates: "
             f"{res.meta['model_label']}")
+    if undefined:
+        text += (f" ({undefined} more fitted, but with too few points for their "
+                 f"{criterion.upper()} to be defined)")
     if len(fitted) > 1:
         nxt = fitted[1]
         text += (f"; next {nxt['label']} (Delta {criterion.upper()} = {nxt['delta']:.3g}"
@@ -223,18 +228,33 @@ def _selection_note(table, criterion, res) -> str:
     return text
 
 
+def _cell(value, fmt: str, width: int) -> str:
+    """A number for the table, or "n/a" (right-aligned) where it is not defined."""
+    if value is None or not math.isfinite(value):
+        return f"{'n/a':>{width}s}"
+    return f"{value:{width}{fmt}}"
+
+
 def format_selection_table(selection: dict) -> str:
-    """The candidate table as aligned text (for the command line)."""
+    """The candidate table as aligned text (for the command line). A criterion that is not
+    defined (AICc with n <= K + 1 points) is shown as n/a, with the reason below."""
     crit = selection["criterion"]
     lines = [f"  {'model':38s} {'k':>2s} {'rms ln':>8s} {crit.upper():>9s} {'Delta':>7s} "
              f"{'weight':>6s}"]
-    for r in sorted(selection["candidates"], key=lambda r: r.get("delta", np.inf)):
+    undefined = False
+    for r in sorted(selection["candidates"], key=lambda r: (
+            r.get("delta") is None, r.get("delta") or 0.0)):
         if "skipped" in r:
             lines.append(f"  {r['model']} b={r['boundary']} r={r['rayleigh']}: skipped "
                          f"({r['skipped']})")
             continue
         mark = "*" if r.get("chosen") else " "
-        lines.append(f"{mark} {r['label']:38s} {r['k']:2d} {r['rms_log_residual']:8.4f} "
-                     f"{r[crit]:9.2f} {r['delta']:7.2f} {r['weight']:6.3f}"
+        undefined |= not math.isfinite(r[crit])
+        lines.append(f"{mark} {r['label']:38s} {r['k']:2d} "
+                     f"{_cell(r['rms_log_residual'], '.4f', 8)} {_cell(r[crit], '.2f', 9)} "
+                     f"{_cell(r.get('delta'), '.2f', 7)} {_cell(r.get('weight'), '.3f', 6)}"
                      + ("" if r["converged"] else "  (not converged)"))
+    if undefined:
+        lines.append(f"  n/a: {crit.upper()} is not defined with n <= K + 1 points for K "
+                     "estimated parameters (the scatter counts as one without known errors)")
     return "\n".join(lines)
