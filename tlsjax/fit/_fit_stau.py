@@ -45,7 +45,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special
 from jaxtyping import PRNGKeyArray
 
 from .._validate import check_range
@@ -65,9 +64,13 @@ from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity_closed_for
 from ..observables._table import TabulatedStauTLS
 from ._data import Curve, load_curve
 from ._fit import (
+    NOMINAL_SIGMA as _NOMINAL_SIGMA,
+)
+from ._fit import (
     PARAMETERS,
     FitResult,
     _unconstrained,
+    information,
     jacobian_fd,
     least_squares,
     make_problem,
@@ -291,7 +294,6 @@ def _sigma(where, name, sigma_log, n):
 
 
 #: Nominal residual scale when the data carry no errors (see `_sigma`).
-_NOMINAL_SIGMA = 0.01
 _MODELS = ("stau", "stm")
 _ALIASES = {"boundary": "l_b", "l_b": "l_b", "l_b_v2": "l_b", "rayleigh": "rayleigh",
             "rayleigh_v2": "rayleigh", "A_R": "rayleigh"}
@@ -666,41 +668,6 @@ def fit_kappa(
 
 
 # ---------------------------------------------------------------- after the fit
-
-
-def information(res: FitResult) -> dict:
-    """Information criteria of a least-squares fit (smaller is better).
-
-    With known errors (absolute sigma), -2 ln L = chi^2 + const and K = k free
-    parameters; without, the scatter is a further parameter profiled out:
-    -2 ln L = n ln(RSS / n) + const and K = k + 1. AIC = -2 ln L + 2 K;
-    AICc = AIC + 2 K (K + 1) / (n - K - 1) (Hurvich & Tsai 1989; inf if n <= K + 1);
-    BIC = -2 ln L + K ln n.
-    """
-    n, k = res.n_data, len(res.free)
-    chi2 = 2.0 * res.loss
-    absolute = bool(res.meta.get("absolute_sigma", True))
-    if absolute:
-        m2lnl, K = chi2, k
-    else:
-        rss = chi2 * _NOMINAL_SIGMA**2
-        m2lnl, K = n * math.log(max(rss, 1e-300) / n), k + 1
-    aic = m2lnl + 2.0 * K
-    aicc = aic + 2.0 * K * (K + 1) / (n - K - 1) if n - K - 1 > 0 else math.inf
-    out = dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
-               bic=m2lnl + K * math.log(n))
-    if absolute:
-        out.update(goodness_of_fit(chi2, n - k))
-    return out
-
-
-def goodness_of_fit(chi2: float, dof: int) -> dict:
-    """chi^2, reduced chi^2 and the p-value P(chi^2_dof >= chi2) of a fit with known errors
-    (None where dof <= 0)."""
-    if dof <= 0:
-        return dict(chi2=chi2, reduced_chi2=None, p_value=None)
-    return dict(chi2=chi2, reduced_chi2=chi2 / dof,
-                p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 
 
 def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,

@@ -27,8 +27,6 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
-
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
 from ._fit import FitResult
