@@ -115,15 +115,17 @@ class Parameters(Mapping):
     def add(self, name: str, value: float, *, vary: bool = True, min: float | None = None,
             max: float | None = None, unit: str = "") -> Parameters:
         """Add (or replace) a parameter; returns self, so calls chain."""
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"`Parameters.add(name=...)` must be an identifier; got {name!r}")
+        key = canonical_name(name) if isinstance(name, str) else None
+        if key is None or not (key in DISPLAY or key.isidentifier()):
+            raise ValueError(f"`Parameters.add(name=...)` must be a built-in parameter's name "
+                             f"or an identifier; got {name!r}")
         v = float(check_range("Parameters.add", f"{name} value", value, 0.0, lo_open=True))
         for what, b in (("min", min), ("max", max)):
             if b is not None:
                 check_range("Parameters.add", f"{name} {what}", b, 0.0, lo_open=True)
         if min is not None and max is not None and not min < max:
             raise ValueError(f"`Parameters.add`: {name} needs min < max; got {min:g}, {max:g}")
-        self._items[canonical_name(name)] = Parameter(v, bool(vary), min, max, unit)
+        self._items[key] = Parameter(v, bool(vary), min, max, unit)
         return self
 
     def __getitem__(self, name: str) -> Parameter:

@@ -30,7 +30,7 @@ import math
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
 from ._fit import FitResult
-from ._fit_stau import fit_kappa_model, post_fit, prepare_kappa
+from ._fit_stau import _term_options, fit_kappa_model, post_fit, prepare_kappa, user_choice
 from ._profile import DEFAULT_LEVEL
 
 _log = logging.getLogger("tlsjax.fit")
@@ -90,9 +90,11 @@ def select_kappa_model(
     sample=None,
     realizations: int = DEFAULT_DOS_REALIZATIONS,
     key=None,
+    seed: int | None = None,
     level: float = DEFAULT_LEVEL,
     profile: bool = True,
     progress: bool = True,
+    params=None,
     **fit_kwargs,
 ) -> FitResult:
     """Fit the candidate models of kappa(T) and keep the one the criterion prefers.
@@ -100,12 +102,14 @@ def select_kappa_model(
     **Arguments:**
 
     - `data`, `material`, `init`, `kv`, `sigma_log`, `weights`, `sample`,
-      `realizations`, `key`, `level`, `profile`: as in `fit_kappa`.
+      `realizations`, `key`, `seed`, `level`, `profile`: as in `fit_kappa`.
     - `model`: `"auto"` (compare constant C and S-tau), `"stau"` or `"stm"`.
     - `boundary`, `rayleigh`: `"auto"` (compare without and with the term, free),
       `"absent"`, `"free"`, or a number (fixed, in the units of `fit_kappa`).
     - `criterion`: `"aicc"` (default), `"aic"` or `"bic"` (module docstring).
     - `progress`: one progress bar over the candidates.
+    - `params`: a user's `Parameters` (as in `fit_kappa`), applied to every candidate;
+      a boundary or Rayleigh term it fixes or frees is no longer chosen.
     - `fit_kwargs`: passed to `least_squares` for every candidate (starts, max_steps, ...).
 
     **Returns:** the chosen model's `FitResult` (with its errors, profile bounds and
@@ -115,12 +119,14 @@ def select_kappa_model(
     if criterion not in CRITERIA:
         raise ValueError(f"`select_kappa_model(criterion=...)` must be one of {CRITERIA}; "
                          f"got {criterion!r}")
+    boundary, rayleigh = _term_options(user_choice(params, material is None), material is None,
+                                       boundary, rayleigh)
     cands = candidates(model, boundary, rayleigh)
     if not 0.5 < level < 1.0:
         raise ValueError(f"`select_kappa_model(level=...)` must be in (0.5, 1); got {level!r}")
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
-                          weights=weights, sample=sample, realizations=realizations, key=key,
-                          need_table=any(c[0] == "stau" for c in cands))
+                          weights=weights, sample=sample, realizations=realizations, key=key, seed=seed,
+                          need_table=any(c[0] == "stau" for c in cands), params=params)
     done: dict[tuple, FitResult | None] = {}
     skipped: dict[tuple, str] = {}
     interrupted = False
