@@ -63,12 +63,12 @@ DISPLAY: dict[str, Name] = {
 
 
 def _key(text: str) -> str:
-    return text.replace(" ", "").lower()
+    return text.replace(" ", "")
 
 
 def canonical_name(text: str, allowed=None) -> str:
-    """The internal key of a parameter named `text` (physical name, key or alias; case
-    and spaces ignored); names outside `DISPLAY` are returned as given (a user's own
+    """The internal key of a parameter named `text` (physical name, key or alias; spaces
+    ignored, case kept: `C` is the built-in constant, `c` a user's own); names outside `DISPLAY` are returned as given (a user's own
     model). `ValueError` if `allowed` is given and the name is not in it."""
     k = _key(text)
     for key, nm in DISPLAY.items():

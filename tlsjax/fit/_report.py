@@ -69,6 +69,7 @@ def _variables(res) -> list[dict]:
             initial=init[n] * f if n in init else None, min=lo * f, max=hi * f,
             at_bound=_at_bound(res.params[n], lo, hi) if _finite(lo) else None,
             determined=n not in res.undetermined,
+            profile_level=pr.get("level"),
             profile_lower=pr["lower"] * f if _finite(pr.get("lower")) else None,
             profile_upper=pr["upper"] * f if _finite(pr.get("upper")) else None))
     return rows
@@ -119,7 +120,8 @@ def _derived(res) -> list[dict]:
             continue
         out.append(dict(key=key, label=name, unit=u, value=d[key] if _finite(d[key]) else None,
                         stderr=d.get(f"{key}_err") if _finite(d.get(f"{key}_err")) else None,
-                        lower=d.get(f"{key}_lower"), upper=d.get(f"{key}_upper")))
+                        lower=d.get(f"{key}_lower"), upper=d.get(f"{key}_upper"),
+                        level=d.get(f"{key}_bound_level")))
     return out
 
 
@@ -150,9 +152,11 @@ def _bounds_text(v: dict) -> str:
     lo, hi = v.get("profile_lower", v.get("lower")), v.get("profile_upper", v.get("upper"))
     if lo is None and hi is None:
         return ""
+    level = v.get("profile_level") or v.get("level")
+    what = f"{100 * level:g} % one-sided profile" if level else "profile"
     if lo is not None and hi is not None:
-        return f"; profile {lo:.3g} .. {hi:.3g}"
-    return f"; profile {'>' if lo is not None else '<'} {lo if lo is not None else hi:.3g}"
+        return f"; {what} {lo:.3g} .. {hi:.3g}"
+    return f"; {what} {'>' if lo is not None else '<'} {lo if lo is not None else hi:.3g}"
 
 
 def _statistics_lines(st: dict, res) -> list[str]:
