@@ -68,8 +68,9 @@ def _key(text: str) -> str:
 
 def canonical_name(text: str, allowed=None) -> str:
     """The internal key of a parameter named `text` (physical name, key or alias; spaces
-    ignored, case kept: `C` is the built-in constant, `c` a user's own); names outside `DISPLAY` are returned as given (a user's own
-    model). `ValueError` if `allowed` is given and the name is not in it."""
+    ignored, case kept: `C` is the built-in constant, `c` a user's own); names outside
+    `DISPLAY` are returned as given (a user's own model). `ValueError` if `allowed` is
+    given and the name is not in it."""
     k = _key(text)
     for key, nm in DISPLAY.items():
         if k in {_key(key), _key(nm.label), *(_key(a) for a in nm.aliases)}:
