@@ -670,7 +670,8 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
                      "every evaluation (slow; with both fixed the table is built once)")
     label = _model_label(model, terms)
     shown = (["g", "J0", "atilde", "h_rel"] + ([] if setup.velocity_free else ["kappa_log"])
-             if model == "stau" else []) + [n for n, (m, _) in terms.items() if m == "fixed"]
+             if model == "stau" else []) + [n for n, (m, _) in terms.items() if m == "fixed"] + [
+                 amplitude_name(model, setup.velocity_free)]
     meta = dict(setup.meta, model=model, model_label=label, report_fixed=shown,
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
     res, losses = None, []
@@ -885,10 +886,10 @@ def _amplitude_derived(res, vf, stau) -> None:
     elif vf:
         d["C_o"] = None
         d["C_o_note"] = "not determined without sound velocities: see C_o_v_eff_m_per_s"
-        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = res.params["Cv"], res.stderr.get("Cv")
+        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = res.params["Cv"], res.stderr.get("Cv", 0.0)
         d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"]
     else:
-        d["C_o"], d["C_o_err"] = res.params["C"], res.stderr.get("C")
+        d["C_o"], d["C_o_err"] = res.params["C"], res.stderr.get("C", 0.0)
         d["C_low"] = d["C_o"]
 
 

@@ -138,7 +138,9 @@ def _value_text(v: dict) -> str:
     if v["value"] is None:
         return "not defined"
     text = f"{v['value']:.5g}"
-    if v.get("stderr") is not None:
+    if v.get("stderr") == 0.0:
+        text += " (from fixed parameters)"
+    elif v.get("stderr") is not None:
         rel = abs(v["stderr"] / v["value"]) if v["value"] else math.inf
         text += f" +- {v['stderr']:.3g}" + (f" ({100 * rel:.2g} %)" if _finite(rel) else "")
     elif "stderr" in v:
