@@ -220,7 +220,8 @@ def fit_targets(
     res = least_squares(residuals, p0, free, meta=dict(
         kind="targets", targets=dict(C_o=C0, T_U_K=T_U, sigma_C_o=sigma_C0,
                                      sigma_T_U=sigma_T_U),
-        criterion=criterion, dos_sample=_dos_meta(sample, realizations, key, seed)),
+        criterion=criterion, dos_sample=_dos_meta(sample, realizations, key, seed),
+        report_fixed=[n for n in _MODEL_FIELDS if n not in free]),
         **fit_kwargs)
     try:
         _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of)

@@ -97,6 +97,9 @@ def _statistics(res) -> dict:
     else:
         out.update(chi2=None, reduced_chi2=None, p_value=None)
     for key, what in _RESIDUALS:
+        if key == "rms_log_residual":  # the first observable of the fit
+            what = "targets" if res.meta.get("kind") == "targets" else res.meta.get(
+                "quantity", "kappa").replace("qinv", "Q^-1")
         if _finite(res.derived.get(key)):
             out[f"rms_log_residual_{what}"] = res.derived[key]
     return out
@@ -118,10 +121,12 @@ def _derived(res) -> list[dict]:
     for key, name, u in DERIVED:
         if key not in d or d[key] is None:
             continue
-        out.append(dict(key=key, label=name, unit=u, value=d[key] if _finite(d[key]) else None,
-                        stderr=d.get(f"{key}_err") if _finite(d.get(f"{key}_err")) else None,
-                        lower=d.get(f"{key}_lower"), upper=d.get(f"{key}_upper"),
-                        level=d.get(f"{key}_bound_level")))
+        row = dict(key=key, label=name, unit=u, value=d[key] if _finite(d[key]) else None,
+                   lower=d.get(f"{key}_lower"), upper=d.get(f"{key}_upper"),
+                   level=d.get(f"{key}_bound_level"))
+        if f"{key}_err" in d:  # a quantity without an error estimate is shown without one
+            row["stderr"] = d[f"{key}_err"] if _finite(d[f"{key}_err"]) else None
+        out.append(row)
     return out
 
 
@@ -176,6 +181,8 @@ def _statistics_lines(st: dict, res) -> list[str]:
         lines += [f"    chi-square         = {_num(st['chi2'])}",
                   f"    reduced chi-square = {_num(st['reduced_chi2'])}",
                   f"    p-value            = {_num(st['p_value'], '.3g')}"]
+        if st["reduced_chi2"] is None:
+            lines[-2:] = [f"{line} (no degrees of freedom: {st['dof']})" for line in lines[-2:]]
     else:
         lines.append("    chi-square         = not defined: the data carry no uncertainties; the "
                      "errors are scaled by the scatter of the residuals")
@@ -183,9 +190,9 @@ def _statistics_lines(st: dict, res) -> list[str]:
         val = st[key]
         why = "" if val is not None else " (too few points for the parameters)"
         lines.append(f"    {key.upper().replace('AICC', 'AICc'):18s} = {_num(val, '.4f')}{why}")
-    for _, what in _RESIDUALS:
-        if f"rms_log_residual_{what}" in st:
-            lines.append(f"    rms ln residual ({what}) = {st[f'rms_log_residual_{what}']:.4g}")
+    for key, value in st.items():
+        if key.startswith("rms_log_residual_"):
+            lines.append(f"    rms ln residual ({key[17:]}) = {value:.4g}")
     return lines
 
 
