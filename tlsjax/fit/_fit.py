@@ -62,7 +62,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
-from ._params import Parameters, as_parameters, factor, internal, label, unit
+from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
 #: Fittable parameters: name -> (lower bound, upper bound, unit, meaning).
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -803,18 +803,19 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
         notes.append(f"{n_data} residuals for {len(free)} free parameters: no degrees of "
                      "freedom left to estimate the scatter, so no errors")
     for v in null_log:
-        names = [free[i] for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1]
+        names = [named(free[i]) for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1]
         what = " and ".join(names) if names else "the parameters"
         notes.append(f"{what} {'is' if len(names) == 1 else 'are'} not determined by the data: "
-                     f"the loss is flat along {_describe_direction(v, free)}")
+                     f"the loss is flat along {_describe_direction(v, [label(n) for n in free])}")
     for i, n in enumerate(free):
         if n not in undetermined and sig_log[i] > 1.0:
-            notes.append(f"{n} is poorly determined: 1-sigma error of ln {n} = "
+            notes.append(f"{named(n)} is poorly determined: 1-sigma error of its logarithm = "
                          f"{sig_log[i]:.3g} (more than a factor e)")
         lo, hi = math.exp(log_lo[i]), math.exp(log_hi[i])
         if p[i] < lo * 1.01 or p[i] > hi / 1.01:
-            notes.append(f"{n} = {p[i]:.4g} is at its bound ({lo:g}, {hi:g}); its error "
-                         "is not meaningful")
+            f = factor(n)
+            notes.append(f"{named(n)} = {p[i] * f:.4g} is at its bound ({lo * f:g}, {hi * f:g}"
+                         f"{(' ' + unit(n)) if unit(n) else ''}); its error is not meaningful")
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.outer(sig, sig)
     for i in range(len(free)):

@@ -94,7 +94,7 @@ from ._kappa_model import (
     rebuild_table,
     stau_table,
 )
-from ._params import as_parameters, canonical_name, internal
+from ._params import as_parameters, canonical_name, factor, internal, label, named, unit
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
 
 #: Stage messages (the command line shows them on stderr; silent by default).
@@ -552,10 +552,10 @@ def _user_start(setup, p0, free, bounds, start) -> dict:
 
 def _model_label(model, terms):
     parts = ["S-tau" if model == "stau" else "constant C"]
-    for name, label in (("l_b", "boundary"), ("rayleigh", "Rayleigh")):
+    for name, word in (("l_b", "boundary"), ("rayleigh", "Rayleigh")):
         for n, (mode, _) in terms.items():
             if n.startswith(name) and mode != "absent":
-                parts.append(label + (" (fixed)" if mode == "fixed" else ""))
+                parts.append(word + (" (fixed)" if mode == "fixed" else ""))
     return " + ".join(parts)
 
 
@@ -669,11 +669,11 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
         km = dataclasses.replace(km, rebuild=setup.rebuild)
         notes.append("a~ or h_rel free: the ES reduction and the C(E) table are rebuilt at "
                      "every evaluation (slow; with both fixed the table is built once)")
-    label = _model_label(model, terms)
+    model_label = _model_label(model, terms)
     shown = (["g", "J0", "atilde", "h_rel"] + ([] if setup.velocity_free else ["kappa_log"])
              if model == "stau" else []) + [n for n, (m, _) in terms.items() if m == "fixed"] + [
                  amplitude_name(model, setup.velocity_free)]
-    meta = dict(setup.meta, model=model, model_label=label, report_fixed=shown,
+    meta = dict(setup.meta, model=model, model_label=model_label, report_fixed=shown,
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
     res, losses = None, []
     for start in starts_from:
@@ -687,7 +687,7 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
             break
     res.meta["start_point_losses"] = losses
     res.notes[:0] = notes
-    res.derived.update(model=model, model_label=label, **information(res))
+    res.derived.update(model=model, model_label=model_label, **information(res))
     if not res.interrupted:
         r = residuals_at(res.problem, _unconstrained(res.problem, res.params))[:setup.curve.n]
         r = r / np.asarray(km.scale, dtype=float)
@@ -966,17 +966,18 @@ def _at_bound(v, box) -> bool:
 
 
 def _bound_note(name, iv, level) -> str:
-    unit = PARAMETERS[name][2]
-    unit = f" {unit}" if unit else ""
+    """A profile bound in words, by physical name and in the report's units."""
+    u = f" {unit(name)}" if unit(name) else ""
+    f, full, short = factor(name), named(name), label(name)
     pct = f"{100 * level:g} %"
-    lo, hi = iv["lower"], iv["upper"]
+    lo, hi = (None if v is None else v * f for v in (iv["lower"], iv["upper"]))
     if lo is not None and hi is not None:
-        return (f"{name}: {lo:.3g} < {name} < {hi:.3g}{unit} (each side one-sided {pct}, "
+        return (f"{full}: {lo:.3g} < {short} < {hi:.3g}{u} (each side one-sided {pct}, "
                 "profile likelihood)")
     if lo is not None:
-        return (f"{name} > {lo:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+        return (f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); the data "
                 "give no upper bound")
     if hi is not None:
-        return (f"{name} < {hi:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+        return (f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); the data "
                 "give no lower bound")
-    return f"{name}: the data bound it on neither side within its range ({pct} profile)"
+    return f"{full}: the data bound it on neither side within its range ({pct} profile)"

@@ -86,6 +86,11 @@ def label(key: str) -> str:
     return DISPLAY[key].label if key in DISPLAY else key
 
 
+def named(key: str) -> str:
+    """The physical name, with the engine's key where it differs: "J_o (J0)"."""
+    return label(key) if label(key) == key else f"{label(key)} ({key})"
+
+
 def unit(key: str) -> str:
     return DISPLAY[key].unit if key in DISPLAY else ""
 
