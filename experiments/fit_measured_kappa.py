@@ -11,7 +11,7 @@ with a boundary term and a Rayleigh term, compared by AICc, then errors and
 profile-likelihood bounds of the chosen one. No sound velocities are supplied (none with
 a citation at hand), so the velocity-free combinations are fitted. The numbers are what
 the fits give; nothing is tuned toward the universal figures (data/universal_figures.csv).
-Computed in float64 (set below; the command line runs in float32).
+Computed in float64 (set below; the command line's default too).
 
     python experiments/fit_measured_kappa.py [--out DIR] [--overwrite] [--figures DIR]
 """

@@ -6,6 +6,9 @@ processes are compiled alike), and test files spread over up to 4 worker process
 import os
 from pathlib import Path
 
+# `tlsjax` run as a program (subprocess tests) would use the compilation cache in the
+# user's cache folder: off in tests (tests/test_fit_own.py turns it on in a temporary one)
+os.environ.setdefault("TLSJAX_NO_CACHE", "1")
 os.environ["XLA_FLAGS"] = " ".join(
     filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
 

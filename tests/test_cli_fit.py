@@ -17,7 +17,8 @@ def test_fit_kappa_json_and_plot(tmp_path, capsys):
     assert d["C_o"] is None and d["C_o_v_eff_m_per_s"] > 0  # no velocities given
     assert set(d["free"]) == {"g", "J0", "kv"}
     assert png.stat().st_size > 10_000
-    assert "kv" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "kappa_log v_eff" in out and "[[Variables]]" in out  # the report, physical names
 
 
 def test_fit_targets(tmp_path):

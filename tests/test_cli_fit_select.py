@@ -82,13 +82,14 @@ def test_as_many_points_as_free_parameters_refused(tmp_path, capsys):
     three = tmp_path / "three.csv"
     three.write_text("T(K),k(W/m/K)\n0.1,1e-4\n0.2,4e-4\n0.4,1.6e-3\n")
     assert main(["fit", "kappa", str(three), "--free", "g,J0", *TINY]) == 2
-    assert "3 data point(s) for 3 free parameter(s); at least 4" in capsys.readouterr().err
+    assert ("3 distinct temperature(s) (3 point(s)) for 3 free parameter(s); at least 5"
+            in capsys.readouterr().err)
 
 
 def test_unknown_free_name_is_one_line(capsys):
     assert main(["fit", "kappa", str(EXAMPLE), "--free", "g", "data.csv", *TINY]) == 2
     err = capsys.readouterr().err
-    assert "unknown parameter(s) data.csv (a file name?" in err and err.count("\n") == 1
+    assert "unknown parameter data.csv (a file name?" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv,dest,expected", [

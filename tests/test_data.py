@@ -43,8 +43,8 @@ def test_shared_files_read_as_they_are(name):
 
 def test_plain_csv_units_and_weights(tmp_path):
     p = tmp_path / "d.csv"
-    p.write_text("# a comment\nT [mK], kappa (mW/cm/K), weight, note\n"
-                 "200, 0.5, 2, x\n100, 0.25, 1, y\n")
+    p.write_text("# a comment\nT [mK], kappa (mW/cm/K), weight\n"
+                 "200, 0.5, 2\n100, 0.25, 1\n")
     c = load_curve(p)
     assert isinstance(c, Curve)
     np.testing.assert_allclose(c.T, [0.1, 0.2])
@@ -108,3 +108,60 @@ def test_example_file_in_repo():
 
     c = load_curve(Path(__file__).resolve().parents[1] / "data" / "example_kappa.csv")
     assert c.n >= 10 and c.T[0] < 0.1 < 5 < c.T[-1]
+
+
+# ---------------------------------------------------------------- delimiters, uncertainties
+
+_ROWS = [(0.1, 2e-4, 1e-5), (0.4, 3e-3, 9e-5), (0.2, 8e-4, 2e-5)]
+
+
+@pytest.mark.parametrize("delim,name", [(",", "comma"), ("\t", "tab"), ("  ", "whitespace"),
+                                        (" \t ", "tab")])
+def test_round_trip_through_delimiters(tmp_path, delim, name):
+    """The same table written with commas, tabs or whitespace reads back the same."""
+    head = delim.join(["T (K)", "kappa (W/m/K)", "dkappa (W/m/K)"] if name != "tab" else
+                      ["T(K)", "k(W/m/K)", "dk(W/m/K)"])
+    if name == "whitespace":
+        head = delim.join(["T(K)", "k (mW/m/K)", "dkappa(%)"])
+        body = [delim.join([f"{t:g}", f"{1e3 * k:g}", f"{100 * d / k:.12g}"]) for t, k, d in _ROWS]
+    else:
+        body = [delim.join(f"{v:g}" for v in row) for row in _ROWS]
+    p = tmp_path / f"d.{name}"
+    p.write_text("Somebody et al., J. Phys. 1 (2000)\n" + head + "\n" + "\n".join(body))
+    c = load_curve(p)
+    assert c.delimiter == name and c.citation.startswith("Somebody")
+    np.testing.assert_allclose(c.T, [0.1, 0.2, 0.4])
+    np.testing.assert_allclose(c.y, [2e-4, 8e-4, 3e-3])
+    np.testing.assert_allclose(c.sigma, [1e-5, 2e-5, 9e-5], rtol=1e-9)
+    np.testing.assert_allclose(c.sigma_log, c.sigma / c.y)
+
+
+def test_unknown_column_refused_by_name(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("T(K),k(W/m/K),sample_id\n0.1,1e-4,3\n")
+    with pytest.raises(ValueError, match=r"line 1: unknown column\(s\) 'sample_id'"):
+        load_curve(p)
+    p.write_text("T(K)\tk(W/m/K)\tk/T\n0.1\t1e-4\t1e-3\n")  # derived column: reported
+    assert load_curve(p).ignored == ("k/T",)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("T(K);k(W/m/K)\n0.1;1e-4\n", "a delimiter other than comma, tab or whitespace"),
+    ("T(K),k(W/m/K),dk\n0.1,1e-4,1e-5\n", "uncertainty column 'dk' has no unit"),
+    ("T(K),k(W/m/K),dk(furlong)\n0.1,1e-4,1e-5\n", "or 'rel' / '%' for a relative"),
+    ("T(K),k(W/m/K),dk(rel)\n0.1,1e-4,0\n", "non-positive uncertainty 0"),
+    ("T(K),k(W/m/K),weight\n0.1,1e-4,1e300\n", "weight 1e300 in column weight is outside"),
+    ("T(K)\tk(W/m/K)\n0.1\t1e-4\t5\n", "line 2: 3 cells, expected 2"),
+])
+def test_bad_layouts(tmp_path, text, match):
+    p = tmp_path / "data.txt"
+    p.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(match)):
+        load_curve(p)
+
+
+def test_qinv_uncertainty_absolute_without_unit(tmp_path):
+    p = tmp_path / "q.dat"
+    p.write_text("T(K) Qinv dQinv\n0.1 3e-4 3e-5\n1 4e-4 2e-5\n")
+    c = load_curve(p, "qinv")
+    np.testing.assert_allclose(c.sigma_log, [0.1, 0.05])

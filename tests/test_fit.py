@@ -184,7 +184,7 @@ def test_bad_fit_input(synthetic, kwargs, match):
 def test_too_few_points():
     c = Curve(T=np.array([0.1, 0.2]), y=np.array([1e-4, 4e-4]), weight=np.ones(2),
               quantity="kappa", source="two.csv")
-    with pytest.raises(ValueError, match="two.csv: 2 data point"):
+    with pytest.raises(ValueError, match=r"two.csv: 2 distinct temperature\(s\) \(2 point\(s\)\) for 3"):
         fit_kappa(c, None, free=["g", "J0", "kv"], progress=False)
 
 

@@ -111,7 +111,7 @@ def test_bad_kappa_options_name_the_argument(kwargs, match):
 def test_as_many_points_as_free_parameters_is_refused():
     c = Curve(T=np.array([0.1, 0.2, 0.4]), y=np.array([1e-4, 4e-4, 1.6e-3]),
               weight=np.ones(3), quantity="kappa", source="three.csv")
-    with pytest.raises(ValueError, match=r"three.csv: 3 data point\(s\) for 3 free .* at least 4"):
+    with pytest.raises(ValueError, match=r"three.csv: 3 distinct temperature\(s\) .* at least 5"):
         fit_kappa(c, free=["g", "J0", "kv"], progress=False)
 
 

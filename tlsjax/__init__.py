@@ -16,6 +16,10 @@ from .fit._fit import least_squares as least_squares
 from .fit._fit import propagate as propagate
 from .fit._fit_stau import fit_kappa as fit_kappa
 from .fit._fit_stau import fit_targets as fit_targets
+from .fit._own import compare_models as compare_models
+from .fit._own import fit_model as fit_model
+from .fit._params import Parameter as Parameter
+from .fit._params import Parameters as Parameters
 from .fit._select import select_kappa_model as select_kappa_model
 from .fit._sensitivity import SensitivityResult as SensitivityResult
 from .fit._sensitivity import sensitivity as sensitivity

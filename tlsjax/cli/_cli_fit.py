@@ -15,18 +15,18 @@ import math
 import sys
 from pathlib import Path
 
-import jax
-
 from .._io import FIGURE_SUFFIXES, check_output_path
+from .._validate import check_seed
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
+from ..fit._params import Parameters, canonical_name, internal, label
 from ..fit._profile import DEFAULT_LEVEL
 from ..fit._select import CRITERIA, DEFAULT_CRITERION, format_selection_table, select_kappa_model
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
-from ._main import ListAction, name_list
+from ._main import ListAction, name_list, x64_context
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -34,14 +34,19 @@ _STM_AMPLITUDES = ("C", "Cv")
 
 
 def _check_names(names: list[str] | None) -> list[str] | None:
-    bad = [n for n in names or [] if n not in PARAMETERS and n != "boundary"]
-    if bad:
-        hint = ""
-        if any(("." in b or "/" in b) for b in bad):
-            hint = " (a file name? put FILE before --free, or end the list with --)"
-        raise ValueError(f"--free: unknown parameter(s) {', '.join(bad)}{hint}; allowed: "
-                         f"{', '.join(PARAMETERS)}, boundary")
-    return names
+    """--free: internal keys or physical names (J_o, a~, T_U, ...), as internal keys."""
+    allowed = [*PARAMETERS, "boundary"]
+    out = []
+    for n in names or []:
+        try:
+            out.append(n if n == "boundary" else canonical_name(n, PARAMETERS))
+        except ValueError:
+            hint = " (a file name? put FILE before --free, or end the list with --)" if (
+                "." in n or "/" in n) else ""
+            raise ValueError(f"--free: unknown parameter {n}{hint}; allowed: "
+                             f"{', '.join(label(k) for k in allowed if k in PARAMETERS)}, "
+                             "boundary") from None
+    return out or None
 
 
 def _term_option(text: str):
@@ -58,28 +63,90 @@ def _term_option(text: str):
     return value
 
 
+def _assignment(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _number(option: str, name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{option} {name}: not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{option} {name}: must be a finite number > 0; got {text}")
+    return value
+
+
+def user_parameters(fix, bound) -> Parameters | None:
+    """--fix NAME=VALUE and --bound NAME=LO:HI (physical names, displayed units) as a
+    `Parameters`; every value checked here, before anything is computed."""
+    if not fix and not bound:
+        return None
+    params = Parameters()
+    for name, text in fix or []:
+        key = canonical_name(name, PARAMETERS)
+        params.add(key, _number("--fix", name, text), vary=False)
+    for name, text in bound or []:
+        key = canonical_name(name, PARAMETERS)
+        if key in params:
+            raise ValueError(f"--bound {name}: the parameter is fixed by --fix")
+        lo_text, colon, hi_text = text.partition(":")
+        if not colon:
+            raise ValueError(f"--bound {name}: expected LO:HI, e.g. {name}=1e-3:0.1; got {text!r}")
+        lo, hi = _number("--bound", name, lo_text), _number("--bound", name, hi_text)
+        if not lo < hi:
+            raise ValueError(f"--bound {name}: needs LO < HI; got {lo:g}:{hi:g}")
+        params.add(key, math.sqrt(lo * hi), min=lo, max=hi)
+    return params
+
+
 def _common(p) -> None:
     p.add_argument("--free", type=name_list, nargs="+", action=ListAction, default=None,
                    metavar="NAME",
-                   help="free parameters, e.g. g,J0,atilde or g J0 atilde (allowed: "
-                   f"{', '.join(PARAMETERS)})")
+                   help="free parameters by name, e.g. g,J_o,a~ or g J_o a~ (allowed: "
+                   f"{', '.join(label(n) for n in PARAMETERS)}; default: the model's)")
+    p.add_argument("--fix", type=_assignment, action="append", default=None,
+                   metavar="NAME=VALUE", help="fix a parameter at a value in its displayed "
+                   "unit, e.g. --fix J_o=800 (K); repeatable")
+    p.add_argument("--bound", type=_assignment, action="append", default=None,
+                   metavar="NAME=LO:HI", help="fit a parameter within LO..HI (its displayed "
+                   "unit), e.g. --bound g=1e-3:0.05; repeatable; default: the built-in range")
     m = p.add_argument_group("starting / fixed model parameters")
-    m.add_argument("--g", type=float, default=DEFAULT_G)
-    m.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="K")
-    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE, help="units of a_o")
-    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel")
-    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    m.add_argument("--g", type=float, default=DEFAULT_G,
+                   help="g = gamma_tau / gamma_S, dimensionless (default %(default)s)")
+    m.add_argument("--J0", "--J-o", type=float, default=DEFAULT_J0_K, dest="J0",
+                   help="S-S coupling J_o in K (default %(default)s)")
+    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+                   help="short-distance cutoff a~ in units of a_o (default %(default)s)")
+    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel",
+                   help="random-field width h_rel, dimensionless (default %(default)s)")
+    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log",
+                   help="kappa_log = 1/ln(Delta_u/Delta_l), dimensionless (default %(default)s)")
     s = p.add_argument_group("ES sample of the DOS")
-    s.add_argument("--x", type=float, default=DEFAULT_DOS_X)
-    s.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS)
-    s.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--x", type=float, default=DEFAULT_DOS_X,
+                   help="concentration x of the sample, dimensionless (default %(default)s)")
+    s.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS,
+                   help="lattice cells per side L (default %(default)s)")
+    s.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS,
+                   help="independent samples averaged (default %(default)s)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="PRNG seed of the sample, in [0, 2^64 - 1] (default %(default)s)")
     o = p.add_argument_group("optimizer and output")
-    o.add_argument("--starts", type=int, default=1, help="number of starts (1)")
-    o.add_argument("--max-steps", type=int, default=200, dest="max_steps")
-    o.add_argument("--json", default=None, metavar="OUT.json", help="write the FitResult")
-    o.add_argument("--overwrite", action="store_true", help="allow replacing output files")
-    o.add_argument("--no-progress", action="store_true", dest="no_progress")
+    o.add_argument("--precision", type=int, choices=(64, 32), default=64,
+                   help="floating-point bits of the fit (default %(default)s)")
+    o.add_argument("--starts", type=int, default=1,
+                   help="number of optimizer starts (default %(default)s)")
+    o.add_argument("--max-steps", type=int, default=200, dest="max_steps",
+                   help="L-BFGS steps per start at most (default %(default)s)")
+    o.add_argument("--json", default=None, metavar="OUT.json",
+                   help="write the FitResult and its report (default: none)")
+    o.add_argument("--overwrite", action="store_true",
+                   help="allow replacing output files (default: refuse)")
+    o.add_argument("--no-progress", action="store_true", dest="no_progress",
+                   help="no progress bars (default: shown)")
 
 
 def register(sub) -> None:
@@ -91,13 +158,19 @@ def register(sub) -> None:
     t = fsub.add_parser("targets", help="g, J0, a~ from C_o and T_U",
                         description="Fit C_o = kappa_log g and T_U (P_S(T_U) = 5 g) with "
                         "relative uncertainties; reports what the targets do not determine.")
-    t.add_argument("--C0", type=float, default=1e-3, help="target C_o (1e-3)")
-    t.add_argument("--TU", type=float, default=3.0, help="target T_U in K (3)")
-    t.add_argument("--sigma-C0", type=float, default=DEFAULT_TARGET_SIGMA, dest="sigma_C0",
-                   help="relative uncertainty of C_o (0.1)")
-    t.add_argument("--sigma-TU", type=float, default=DEFAULT_TARGET_SIGMA, dest="sigma_TU",
-                   help="relative uncertainty of T_U (0.1)")
-    t.add_argument("--criterion", choices=["shortcut", "full"], default="shortcut")
+    t.add_argument("--C-o", "--C_o", "--C0", type=float, default=1e-3, dest="C0",
+                   help="target C_o = kappa_log g, dimensionless (default %(default)s)")
+    t.add_argument("--T-U", "--T_U", "--TU", type=float, default=3.0, dest="TU",
+                   help="target T_U in K (default %(default)s)")
+    t.add_argument("--sigma-C-o", "--sigma-C0", type=float, default=DEFAULT_TARGET_SIGMA,
+                   dest="sigma_C0", help="relative 1-sigma uncertainty of C_o (default "
+                   "%(default)s)")
+    t.add_argument("--sigma-T-U", "--sigma-TU", type=float, default=DEFAULT_TARGET_SIGMA,
+                   dest="sigma_TU", help="relative 1-sigma uncertainty of T_U (default "
+                   "%(default)s)")
+    t.add_argument("--criterion", choices=["shortcut", "full"], default="shortcut",
+                   help="T_U criterion: shortcut P_S(T_U) = 5 g, or full g phi_tau = P_S phi_S "
+                   "(default %(default)s)")
     _common(t)
     t.set_defaults(func=run_targets)
 
@@ -110,29 +183,41 @@ def register(sub) -> None:
         "choice, --free fits one model. Without --rho/--vl/--vt the identifiable "
         "combinations are fitted: kv = kappa_log v_eff (3/v_eff = 1/v_l + 2/v_t), l_b/v_eff^2 "
         "and A_R v_eff^2; C_o is then not reported.")
-    k.add_argument("file", help="CSV with T and kappa columns (units in the header)")
+    k.add_argument("file", help="table with T and kappa columns (units in the header; "
+                   "comma, tab or whitespace; optional uncertainty column dkappa)")
     k.add_argument("--model", choices=["auto", "stau", "stm"], default="auto",
-                   help="S-tau C(E), constant C (stm), or choose (auto, default)")
+                   help="S-tau C(E), constant C (stm), or choose (default %(default)s)")
     k.add_argument("--boundary", type=_term_option, default="auto", metavar="MODE",
-                   help="boundary scattering 1/l_b: auto (default: choose), free, absent, or "
-                   "a fixed value (l_b in m with --rho/--vl/--vt, l_b/v_eff^2 in s^2/m without)")
+                   help="boundary scattering 1/l_b: auto (choose), free, absent, or a fixed "
+                   "value (l_b in m with --rho/--vl/--vt, l_b/v_eff^2 in s^2/m without) "
+                   "(default %(default)s)")
     k.add_argument("--rayleigh", type=_term_option, default="auto", metavar="MODE",
-                   help="Rayleigh scattering A_R omega^4: auto (default), free, absent, or a "
-                   "fixed A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 without velocities)")
+                   help="Rayleigh scattering A_R omega^4: auto, free, absent, or a fixed "
+                   "A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 in m/(s^2 K^4) without "
+                   "velocities; --fix A_R=... takes s^4/m) (default %(default)s)")
     k.add_argument("--ic", choices=CRITERIA, default=DEFAULT_CRITERION,
-                   help=f"information criterion of the choice ({DEFAULT_CRITERION})")
+                   help="information criterion of the choice (default %(default)s)")
     k.add_argument("--level", type=float, default=DEFAULT_LEVEL,
-                   help="confidence of the one-sided profile-likelihood bounds (0.95)")
+                   help="confidence of the one-sided profile-likelihood bounds, in (0.5, 1) "
+                   "(default %(default)s)")
     k.add_argument("--no-profile", action="store_true", dest="no_profile",
-                   help="skip the profile-likelihood bounds")
-    k.add_argument("--rho", type=float, default=None, help="density, kg/m^3")
-    k.add_argument("--vl", type=float, default=None, help="longitudinal velocity, m/s")
-    k.add_argument("--vt", type=float, default=None, help="transverse velocity, m/s")
+                   help="skip the profile-likelihood bounds (default: computed)")
+    k.add_argument("--rho", type=float, default=None,
+                   help="density in kg/m^3 (default: none; velocity-free fit)")
+    k.add_argument("--vl", "--v-l", type=float, default=None, dest="vl",
+                   help="longitudinal sound velocity v_l in m/s (default: none)")
+    k.add_argument("--vt", "--v-t", type=float, default=None, dest="vt",
+                   help="transverse sound velocity v_t in m/s (default: none)")
     k.add_argument("--sigma-log", type=float, default=None, dest="sigma_log",
-                   help="1-sigma of ln kappa per point (default: errors scaled by chi^2)")
-    k.add_argument("--qinv", default=None, metavar="FILE", help="Q^-1(T) CSV, fitted jointly")
-    k.add_argument("--freq", type=float, default=None, help="Q^-1 frequency in Hz")
-    k.add_argument("--plot", default=None, metavar="OUT.png", help="write the figure")
+                   help="1-sigma of ln kappa per point, dimensionless (default: the file's "
+                   "uncertainty column, else errors scaled by the scatter)")
+    k.add_argument("--qinv", default=None, metavar="FILE",
+                   help="Q^-1(T) table, fitted jointly (default: none)")
+    k.add_argument("--freq", type=float, default=None,
+                   help="frequency of the Q^-1 measurement in Hz, omega = 2 pi freq (needs "
+                   "--qinv; default: none)")
+    k.add_argument("--plot", default=None, metavar="OUT.png",
+                   help="write the figure (default: none)")
     _common(k)
     k.set_defaults(func=run_kappa)
 
@@ -144,7 +229,7 @@ def _init(args) -> ModelParams:
 
 def _dos(args) -> dict:
     return dict(sample=Sample(args.x, args.cells), realizations=args.realizations,
-                key=jax.random.PRNGKey(args.seed))
+                seed=args.seed)
 
 
 def _opt(args) -> dict:
@@ -161,45 +246,13 @@ def _check_outputs(args, plot: str | None = None) -> None:
             raise ValueError("--json and --plot name the same file")
 
 
-def _fmt(value, err) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if err is None or not math.isfinite(err):
-        return f"{value:.4g} (error: see the bounds and notes)"
-    return f"{value:.4g} +- {err:.2g}"
-
-
-def _print_derived(d: dict) -> None:
-    if "model_selection" in d:
-        sel = d["model_selection"]
+def _print_result(res) -> None:
+    """The candidate table (model selection), then the report (`FitResult.report`)."""
+    sel = res.derived.get("model_selection")
+    if sel:
         print(f"model selection ({sel['criterion'].upper()}; * = chosen):")
         print(format_selection_table(sel))
-    if d.get("C_o") is not None:
-        print(f"  C_o = {_fmt(d['C_o'], d.get('C_o_err'))}")
-    if "C_o_v_eff_m_per_s" in d:
-        print(f"  C_o v_eff = {_fmt(d['C_o_v_eff_m_per_s'], d.get('C_o_v_eff_m_per_s_err'))} m/s")
-    if "T_U_K" in d:
-        line = f"  T_U = {_fmt(d['T_U_K'], d.get('T_U_K_err'))} K (best fit)"
-        lo, hi = d.get("T_U_K_lower"), d.get("T_U_K_upper")
-        if "T_U_K_bound_level" in d:
-            pct = f"{100 * d['T_U_K_bound_level']:g} %"
-            if lo is not None and hi is None:
-                line += f"; T_U > {lo:.3g} K ({pct} one-sided, profile likelihood)"
-            elif hi is not None and lo is None:
-                line += f"; T_U < {hi:.3g} K ({pct} one-sided, profile likelihood)"
-            elif lo is not None:
-                line += f"; {lo:.3g} < T_U < {hi:.3g} K (each side {pct}, profile)"
-        print(line)
-    for key, label, unit in (("l_b_m", "l_b", "m"),
-                             ("l_b_over_v_eff2_s2_per_m", "l_b / v_eff^2", "s^2/m"),
-                             ("A_R_s4_per_m", "A_R", "s^4/m"),
-                             ("A_R_v_eff2_s2_m", "A_R v_eff^2", "s^2 m")):
-        if key in d:
-            err = d.get(key + "_err")
-            text = f"{d[key]:.4g} (fixed)" if err is None else _fmt(d[key], err)
-            print(f"  {label} = {text} {unit}")
-    if "rms_log_residual" in d:
-        print(f"  rms ln residual = {d['rms_log_residual']:.4g}")
+    print(res.report())
 
 
 def _write_json(args, res) -> None:
@@ -210,8 +263,7 @@ def _write_json(args, res) -> None:
 
 def _finish(args, res, plot: str | None = None) -> int:
     """Print, write the JSON, then the figure; 130 if interrupted, 1 if the figure failed."""
-    print(res.summary())
-    _print_derived(res.derived)
+    _print_result(res)
     _write_json(args, res)
     if res.interrupted:
         print(f"tlsjax fit {args.fit_command}: interrupted; the best point reached was "
@@ -237,15 +289,37 @@ def _interrupted_early(args) -> int:
     return EXIT_INTERRUPTED
 
 
+def _targets_parameters(args, free):
+    """(init, free, bounds) of `fit targets` after --fix / --bound."""
+    init = _init(args)
+    params = user_parameters(args.fix, args.bound)
+    if params is None:
+        return init, free, None
+    values, vary, bounds = internal(params, PARAMETERS)
+    fields = ("g", "J0", "atilde", "h_rel", "kappa_log")
+    bad = [label(n) for n in values if n not in fields]
+    if bad:
+        raise ValueError(f"--fix/--bound: {', '.join(bad)} is not a parameter of `fit targets`;"
+                         f" allowed: {', '.join(label(n) for n in fields)}")
+    init = ModelParams(**{k: values.get(k, float(getattr(init, k))) for k in fields})
+    free = [n for n in free if n not in values or n in vary] + [n for n in vary if n not in free]
+    return init, free, bounds
+
+
 def run_targets(args) -> int:
     _check_outputs(args)
-    free = _check_names(args.free) or ["g", "J0", "atilde"]
+    check_seed("fit targets", "--seed", args.seed)
+    init, free, bounds = _targets_parameters(args, _check_names(args.free) or ["g", "J0",
+                                                                                "atilde"])
     try:
-        res = fit_targets(args.C0, args.TU, sigma_C0=args.sigma_C0, sigma_T_U=args.sigma_TU,
-                          free=free, init=_init(args), criterion=args.criterion, **_dos(args),
-                          **_opt(args))
+        with x64_context(args.precision == 64):
+            res = fit_targets(args.C0, args.TU, sigma_C0=args.sigma_C0,
+                              sigma_T_U=args.sigma_TU, free=free, init=init,
+                              criterion=args.criterion, bounds=bounds, **_dos(args),
+                              **_opt(args))
     except KeyboardInterrupt:
         return _interrupted_early(args)
+    res.meta["precision_bits"] = args.precision
     return _finish(args, res)
 
 
@@ -277,25 +351,31 @@ def run_kappa(args) -> int:
     material = Material(args.rho, args.vl, args.vt) if all(given) else None
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
+    if args.freq is not None and args.qinv is None:
+        raise ValueError("--freq is the frequency of a Q^-1 measurement: give --qinv FILE "
+                         "with it, or leave it out")
+    check_seed("fit kappa", "--seed", args.seed)
     _check_outputs(args, args.plot)
-    _check_names(args.free)
+    free = _check_names(args.free)
+    params = user_parameters(args.fix, args.bound)
     _stage_logging(True)
     common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
-                  profile=not args.no_profile, **_dos(args), **_opt(args))
+                  profile=not args.no_profile, params=params, **_dos(args), **_opt(args))
     try:
-        if args.free or args.qinv:
-            free = args.free
-            model = args.model
-            if model == "auto":
-                model = "stm" if free and any(n in _STM_AMPLITUDES for n in free) else "stau"
-            terms = {n: (None if getattr(args, n) in ("auto", "absent") else getattr(args, n))
-                     for n in ("boundary", "rayleigh")}
-            res = fit_kappa(args.file, material, model=model, free=free, qinv_data=args.qinv,
-                            freq=args.freq, **terms, **common)
-        else:
-            res = select_kappa_model(args.file, material, model=args.model,
-                                     boundary=args.boundary, rayleigh=args.rayleigh,
-                                     criterion=args.ic, **common)
+        with x64_context(args.precision == 64):
+            if free or args.qinv:
+                model = args.model
+                if model == "auto":
+                    model = "stm" if free and any(n in _STM_AMPLITUDES for n in free) else "stau"
+                terms = {n: (None if getattr(args, n) in ("auto", "absent") else getattr(args, n))
+                         for n in ("boundary", "rayleigh")}
+                res = fit_kappa(args.file, material, model=model, free=free,
+                                qinv_data=args.qinv, freq=args.freq, **terms, **common)
+            else:
+                res = select_kappa_model(args.file, material, model=args.model,
+                                         boundary=args.boundary, rayleigh=args.rayleigh,
+                                         criterion=args.ic, **common)
     except KeyboardInterrupt:
         return _interrupted_early(args)
+    res.meta["precision_bits"] = args.precision
     return _finish(args, res, args.plot)

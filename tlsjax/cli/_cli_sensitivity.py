@@ -16,7 +16,7 @@ from ..fit._sensitivity import (
 )
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..plot._save import save_figure
-from ._main import ListAction, float_list
+from ._main import ListAction, float_list, x64_context
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
 
@@ -92,8 +92,6 @@ def plot_elasticities(res: SensitivityResult, path) -> None:
 
 
 def run_sensitivity(args) -> int:
-    import jax
-
     check_seed("sensitivity", "seed", args.seed)
     given = [v is not None for v in (args.rho, args.vl, args.vt)]
     if args.temperatures is not None and not all(given):
@@ -106,10 +104,7 @@ def run_sensitivity(args) -> int:
     out = OutputDir(args.out, overwrite=args.overwrite, expect=_FILES, group="sensitivity")
     # The finite-difference checks need float64: on locally (this thread, this call), the
     # process-wide JAX configuration is left as it is.
-    enable_x64 = getattr(jax, "enable_x64", None)
-    if enable_x64 is None:  # JAX < 0.7 spelled it jax.experimental.enable_x64
-        from jax.experimental import enable_x64
-    with enable_x64(True):
+    with x64_context(True):
         material = None
         if args.temperatures is not None:
             from ..observables._material import Material

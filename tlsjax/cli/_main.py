@@ -13,6 +13,7 @@ import signal
 import sys
 
 from .._interrupts import clear_request, install_handlers, requested_signal
+from ._cache import enable_compilation_cache
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -43,6 +44,17 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from err
 
 
+def x64_context(enabled: bool):
+    """A context in which JAX computes in float64 (`enabled`) or float32, for this thread
+    only: the process-wide configuration is left as it is."""
+    import jax
+
+    enable_x64 = getattr(jax, "enable_x64", None)
+    if enable_x64 is None:  # JAX < 0.7 spelled it jax.experimental.enable_x64
+        from jax.experimental import enable_x64
+    return enable_x64(bool(enabled))
+
+
 class ListAction(argparse.Action):
     """A list-valued option that takes one or more words, each parsed by `type` into a
     list, and joins them: `--T 0.1,1,10`, `--T 0.1 1 10` and `--T 0.1,1 10` are the same.
@@ -61,7 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=False)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for leaf in _leaf_parsers(parser):
+        leaf.add_argument("--no-cache", action="store_true", dest="no_cache",
+                          help="do not use the persistent compilation cache (default: on, "
+                          "in the user's cache folder; see TLSJAX_CACHE_DIR)")
     return parser
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    """The parsers of every (sub)command that runs something."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for child in dict.fromkeys(subs[0].choices.values()):
+        yield from _leaf_parsers(child)
 
 
 def _commands(parser: argparse.ArgumentParser) -> set[str]:
@@ -81,7 +107,8 @@ def _with_default_command(parser, argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted).
 
-    Called without `argv` (as the `tlsjax` program) it installs the Ctrl-C/SIGTERM
+    Called without `argv` (as the `tlsjax` program) it turns on JAX's persistent
+    compilation cache (`_cache.py`; not with `--no-cache`), installs the Ctrl-C/SIGTERM
     handling of `tlsjax._interrupts` and, when interrupted, leaves at once with
     `os._exit` after flushing its output (the interpreter teardown may crash while XLA
     compiler threads still run); called with `argv` (from Python) it returns 130.
@@ -93,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     clear_request()
     restore = install_handlers() if program else (lambda: None)
     try:
+        if program:  # from Python, JAX's global configuration is left alone
+            enable_compilation_cache(getattr(args, "no_cache", False))
         return int(args.func(args) or 0)
     except (ValueError, OSError) as err:
         print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)

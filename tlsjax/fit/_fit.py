@@ -48,7 +48,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -56,12 +56,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.special
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
+from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "g": (1e-4, 0.19, "", "gamma_tau / gamma_S"),
@@ -82,6 +84,10 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
 }
 """Fittable parameters: name -> (lower bound, upper bound, unit, meaning). The bounds are
 the defaults of the log-logit transform; a fit's `bounds` argument overrides them."""
+
+#: Residual scale of a fit whose data carry no errors (the covariance is then scaled by
+#: the reduced chi^2, so the errors do not depend on it; it keeps the loss of order one).
+NOMINAL_SIGMA = 0.01
 
 #: A direction of the Hessian is "not determined" below this eigenvalue ratio.
 DEFAULT_RCOND = 1e-8
@@ -115,12 +121,15 @@ def dlogp_du(u, log_lo, log_hi) -> np.ndarray:
 
 
 def resolve_bounds(free: Sequence[str], bounds: dict | None) -> dict[str, tuple[float, float]]:
-    """Default bounds of `PARAMETERS`, overridden by `bounds`; checked."""
+    """Default bounds of `PARAMETERS`, overridden by `bounds` (required for a parameter
+    that is not built in); checked."""
     out = {}
     for n in free:
-        if n not in PARAMETERS:
-            raise ValueError(f"unknown free parameter {n!r}; allowed: {', '.join(PARAMETERS)}")
-        lo, hi = (bounds or {}).get(n, PARAMETERS[n][:2])
+        if n not in PARAMETERS and n not in (bounds or {}):
+            raise ValueError(f"free parameter {n!r} is not built in ({', '.join(PARAMETERS)}): "
+                             "give its bounds (bounds={name: (lo, hi)}, or min and max in "
+                             "Parameters)")
+        lo, hi = (bounds or {}).get(n, PARAMETERS[n][:2] if n in PARAMETERS else (None, None))
         check_range("fit", f"bounds[{n!r}] lower", lo, 0.0, lo_open=True)
         check_range("fit", f"bounds[{n!r}] upper", hi, lo, lo_open=True)
         out[n] = (float(lo), float(hi))
@@ -191,6 +200,9 @@ class FitResult:
         d.update(self.derived)
         d["derived_keys"] = sorted(self.derived)
         d["energy_convention"] = energy_convention("local_field")
+        from ._report import report_dict
+
+        d["report"] = report_dict(self)
         return d
 
     @classmethod
@@ -227,10 +239,20 @@ class FitResult:
         lines = [f"fit {'converged' if self.converged else 'NOT converged'} ({self.reason}); "
                  f"loss = {self.loss:.6g}, {self.n_data} residuals, {len(self.free)} free"]
         for n in self.free:
-            unit = PARAMETERS[n][2]
-            lines.append(f"  {n:10s} = {self.params[n]:.6g} +- {self.stderr[n]:.3g} {unit}")
+            err = self.stderr[n] * factor(n)
+            err = f"+- {err:.3g}" if math.isfinite(err) else "(error: not determined)"
+            lines.append(f"  {label(n):10s} = {self.params[n] * factor(n):.6g} {err} {unit(n)}")
         lines += [f"  note: {s}" for s in self.notes]
         return "\n".join(lines)
+
+    def report(self, min_correl: float = 0.1) -> str:
+        """The full report, read like lmfit's `fit_report` (see `_report.py`): fit
+        statistics (chi^2, reduced chi^2, p-value, AIC / AICc / BIC), each parameter by
+        its physical name with value, errors, initial value, bounds and an "at bound"
+        flag, derived quantities, correlations with |r| >= `min_correl`, and notes."""
+        from ._report import report_text
+
+        return report_text(self, min_correl)
 
 
 # ---------------------------------------------------------------- the loop
@@ -443,6 +465,20 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
     return out
 
 
+def _from_parameters(init, free, bounds):
+    """(values, free, bounds) from a dict `init` with `free`, or from a `Parameters`."""
+    if isinstance(init, Parameters) or (free is None and isinstance(init, Mapping) and any(
+            hasattr(v, "vary") for v in init.values())):
+        if free is not None:
+            raise ValueError("`least_squares`: with a Parameters object, say what varies in "
+                             "it (vary=...), not in free=")
+        values, free, pbounds = internal(as_parameters(init), PARAMETERS)
+        return values, free, {**pbounds, **(bounds or {})}
+    if free is None:
+        raise ValueError("`least_squares(free=...)` is needed when init is a dict of values")
+    return init, free, bounds
+
+
 def _checked_arguments(init, free, bounds, starts, max_steps, gtol, ftol, spread):
     """Validate `least_squares`' arguments; returns (free, starts, max_steps, bounds)."""
     free = list(free)
@@ -503,8 +539,8 @@ def _multistart(problem, u0, noise, max_steps, gtol, ftol, optimizer, dof, progr
 
 def least_squares(
     residuals: Callable[[dict[str, Array]], Float[Array, " n"]],
-    init: dict[str, float],
-    free: Sequence[str],
+    init,
+    free: Sequence[str] | None = None,
     *,
     bounds: dict[str, tuple[float, float]] | None = None,
     starts: int = 1,
@@ -529,9 +565,11 @@ def least_squares(
     - `residuals`: maps a dict of all parameters (free ones traced) to the residual
       vector, already divided by the standard deviations. Must be jit-compatible. An
       `eqx.Module` with the same structure from call to call shares one compilation.
-    - `init`: values of all parameters (free ones are the first start), physical units.
-    - `free`: names of the free parameters (a subset of `PARAMETERS`).
-    - `bounds`: per-parameter (lo, hi) overriding `PARAMETERS`.
+    - `init`: values of all parameters (free ones are the first start), physical units;
+      or a `Parameters` (or an lmfit `Parameters`) holding values, `vary` and bounds,
+      with `free` left out. Names outside `PARAMETERS` are allowed with bounds.
+    - `free`: names of the free parameters (with a dict `init`).
+    - `bounds`: per-parameter (lo, hi) overriding `PARAMETERS` (or the `Parameters`).
     - `starts`: number of starts (>= 1): `init`, then points drawn around it in u with
       standard deviation `spread`, from `key` (default `PRNGKey(0)`).
     - `max_steps`, `gtol`, `ftol`: the stopping rule.
@@ -549,6 +587,7 @@ def least_squares(
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
     """
+    init, free, bounds = _from_parameters(init, free, bounds)
     free, starts, max_steps, bnd = _checked_arguments(init, free, bounds, starts, max_steps, gtol,
                                                       ftol, spread)
     _optimizer(optimizer, learning_rate)  # validate before compiling anything
@@ -576,7 +615,8 @@ def least_squares(
     result.history = histories
     result.problem = problem
     result.interrupted = interrupted
-    result.meta = dict(meta or {}, bounds={n: list(bnd[n]) for n in free}, starts=starts,
+    result.meta = dict(meta or {}, bounds={n: list(bnd[n]) for n in free},
+                       init={n: float(init[n]) for n in free}, starts=starts,
                        start_losses=[h[-1] if h else None for h in histories],
                        best_start=best["start"], optimizer=str(optimizer), rcond=rcond,
                        absolute_sigma=absolute_sigma, **result.meta)
@@ -585,6 +625,41 @@ def least_squares(
     if save_path is not None:
         result.to_json(save_path, overwrite=True)
     return result
+
+
+def information(res: FitResult) -> dict:
+    """Information criteria of a least-squares fit (smaller is better).
+
+    With known errors (absolute sigma), -2 ln L = chi^2 + const and K = k free
+    parameters; without, the scatter is a further parameter profiled out:
+    -2 ln L = n ln(RSS / n) + const and K = k + 1. AIC = -2 ln L + 2 K;
+    AICc = AIC + 2 K (K + 1) / (n - K - 1) (Hurvich & Tsai 1989; inf if n <= K + 1);
+    BIC = -2 ln L + K ln n.
+    """
+    n, k = res.n_data, len(res.free)
+    chi2 = 2.0 * res.loss
+    absolute = bool(res.meta.get("absolute_sigma", True))
+    if absolute:
+        m2lnl, K = chi2, k
+    else:
+        rss = chi2 * float(res.meta.get("nominal_sigma", NOMINAL_SIGMA))**2
+        m2lnl, K = n * math.log(max(rss, 1e-300) / n), k + 1
+    aic = m2lnl + 2.0 * K
+    aicc = aic + 2.0 * K * (K + 1) / (n - K - 1) if n - K - 1 > 0 else math.inf
+    out = dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
+               bic=m2lnl + K * math.log(n))
+    if absolute:
+        out.update(goodness_of_fit(chi2, n - k))
+    return out
+
+
+def goodness_of_fit(chi2: float, dof: int) -> dict:
+    """chi^2, reduced chi^2 and the p-value P(chi^2_dof >= chi2) of a fit with known errors
+    (None where dof <= 0)."""
+    if dof <= 0:
+        return dict(chi2=chi2, reduced_chi2=None, p_value=None)
+    return dict(chi2=chi2, reduced_chi2=chi2 / dof,
+                p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 
 
 @eqx.filter_jit
@@ -731,18 +806,19 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
         notes.append(f"{n_data} residuals for {len(free)} free parameters: no degrees of "
                      "freedom left to estimate the scatter, so no errors")
     for v in null_log:
-        names = [free[i] for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1]
+        names = [named(free[i]) for i in np.argsort(-np.abs(v)) if abs(v[i]) >= 0.1]
         what = " and ".join(names) if names else "the parameters"
         notes.append(f"{what} {'is' if len(names) == 1 else 'are'} not determined by the data: "
-                     f"the loss is flat along {_describe_direction(v, free)}")
+                     f"the loss is flat along {_describe_direction(v, [label(n) for n in free])}")
     for i, n in enumerate(free):
         if n not in undetermined and sig_log[i] > 1.0:
-            notes.append(f"{n} is poorly determined: 1-sigma error of ln {n} = "
+            notes.append(f"{named(n)} is poorly determined: 1-sigma error of its logarithm = "
                          f"{sig_log[i]:.3g} (more than a factor e)")
         lo, hi = math.exp(log_lo[i]), math.exp(log_hi[i])
         if p[i] < lo * 1.01 or p[i] > hi / 1.01:
-            notes.append(f"{n} = {p[i]:.4g} is at its bound ({lo:g}, {hi:g}); its error "
-                         "is not meaningful")
+            f = factor(n)
+            notes.append(f"{named(n)} = {p[i] * f:.4g} is at its bound ({lo * f:g}, {hi * f:g}"
+                         f"{(' ' + unit(n)) if unit(n) else ''}); its error is not meaningful")
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.outer(sig, sig)
     for i in range(len(free)):

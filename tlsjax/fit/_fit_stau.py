@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_range
+from .._validate import check_range, seed_key
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import (
@@ -60,13 +60,17 @@ from ..observables._dos import (
     stau_dos,
 )
 from ..observables._material import HBAR, K_B, Material
-from ..observables._stm import thermal_conductivity_closed_form
+from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity_closed_form
 from ..observables._table import TabulatedStauTLS
 from ._data import Curve, load_curve
+from ._fit import (
+    NOMINAL_SIGMA as _NOMINAL_SIGMA,
+)
 from ._fit import (
     PARAMETERS,
     FitResult,
     _unconstrained,
+    information,
     jacobian_fd,
     least_squares,
     make_problem,
@@ -80,6 +84,7 @@ from ._kappa_model import (
     GRID_POINTS,
     RAYLEIGH_K_PER_SI,
     KappaModel,
+    _key_data,
     amplitude_name,
     boundary_name,
     evaluate,
@@ -89,6 +94,7 @@ from ._kappa_model import (
     rebuild_table,
     stau_table,
 )
+from ._params import as_parameters, canonical_name, factor, internal, label, named, unit
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
 
 #: Stage messages (the command line shows them on stderr; silent by default).
@@ -100,16 +106,26 @@ DEFAULT_TARGET_SIGMA = 0.1
 _CRITERIA = ("shortcut", "full")
 
 
-def _dos_settings(sample, realizations, key):
+def _dos_settings(sample, realizations, key, seed=None):
+    """(sample, realizations, key, seed): defaults filled in; a `seed` (an integer in
+    [0, 2^64 - 1], the command line's --seed) gives the key by `seed_key`, the same key
+    in float32 and float64, and is recorded; it cannot be given with `key`."""
     sample = Sample(DEFAULT_DOS_X, DEFAULT_DOS_CELLS) if sample is None else sample
-    key = jax.random.PRNGKey(DEFAULT_DOS_SEED) if key is None else key
-    return sample, realizations, key
+    if seed is not None:
+        if key is not None:
+            raise ValueError("give the DOS sample's key or its seed, not both")
+        return sample, realizations, seed_key("fit", "seed", seed), int(seed)
+    if key is None:
+        return sample, realizations, jax.random.PRNGKey(DEFAULT_DOS_SEED), DEFAULT_DOS_SEED
+    return sample, realizations, key, None
 
 
-def _dos_meta(sample, realizations, seed_desc) -> dict:
+def _dos_meta(sample, realizations, key, seed=None) -> dict:
+    """The DOS sample's settings for the JSON: the key's data (and the seed it came from,
+    when the caller knows it: the command line's --seed)."""
     return dict(x=float(sample.x), cells=int(sample.lattice.cells),
                 lattice=type(sample.lattice).__name__, realizations=realizations,
-                key=seed_desc)
+                key=[int(v) for v in _key_data(key)], seed=seed)
 
 
 def _model_params(p: dict) -> ModelParams:
@@ -147,6 +163,7 @@ def fit_targets(
     sample: Sample | None = None,
     realizations: int = DEFAULT_DOS_REALIZATIONS,
     key: PRNGKeyArray | None = None,
+    seed: int | None = None,
     **fit_kwargs,
 ) -> FitResult:
     """Fit (g, J_o, a~, ...) to the targets C_o and T_U (defaults as in the paper).
@@ -160,7 +177,9 @@ def fit_targets(
     - `init`: starting / fixed values (default `ModelParams()` with g = C0 / kappa_log
       and J_o set so that the starting model has the target T_U).
     - `criterion`: `"shortcut"` (P_S(T_U) = 5 g, default) or `"full"`.
-    - `sample`, `realizations`, `key`: the ES sample of the DOS (as `stau_dos`).
+    - `sample`, `realizations`, `key`: the ES sample of the DOS (as `stau_dos`); or
+      `seed` (an integer in [0, 2^64 - 1]) instead of `key`: the same sample in float32
+      and float64, recorded in the JSON.
     - `fit_kwargs`: passed to `least_squares` (starts, max_steps, progress, ...).
 
     **Returns:** a `FitResult` with `derived` C_o, T_U_K (with errors), E_tau_K and
@@ -173,7 +192,7 @@ def fit_targets(
     _check_criterion(criterion)
     free = list(free)
     _check_free(free, _MODEL_FIELDS, "fit_targets")
-    sample, realizations, key = _dos_settings(sample, realizations, key)
+    sample, realizations, key, seed = _dos_settings(sample, realizations, key, seed)
     tu_fn = _tu(criterion)
     rebuild = any(n in free for n in ("atilde", "h_rel"))
 
@@ -201,7 +220,8 @@ def fit_targets(
     res = least_squares(residuals, p0, free, meta=dict(
         kind="targets", targets=dict(C_o=C0, T_U_K=T_U, sigma_C_o=sigma_C0,
                                      sigma_T_U=sigma_T_U),
-        criterion=criterion, dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)")),
+        criterion=criterion, dos_sample=_dos_meta(sample, realizations, key, seed),
+        report_fixed=[n for n in _MODEL_FIELDS if n not in free]),
         **fit_kwargs)
     try:
         _targets_derived(res, free, C0, T_U, sigma_C0, sigma_T_U, tu_fn, dos_of)
@@ -252,15 +272,21 @@ def _as_curve(data, quantity) -> Curve:
     return load_curve(data, quantity)
 
 
-def _check_points(curve: Curve, n_free: int, absolute: bool) -> None:
-    need = n_free if absolute else n_free + 1
-    if curve.n < need:
-        why = ("" if absolute else
-               " (the errors are scaled by the scatter of the residuals, which needs at "
-               "least one point more than free parameters; give sigma_log to fit with "
-               "known errors)")
-        raise ValueError(f"{curve.source}: {curve.n} data point(s) for {n_free} free "
-                         f"parameter(s); at least {need} are needed{why}")
+def _check_points(curve: Curve, n_free: int, absolute: bool = True) -> None:
+    """At least k + 2 distinct temperatures for k free parameters (one more than the
+    parameters to estimate the scatter or judge the fit, one more for AICc), and every
+    temperature inside the model's range (reported with its line number)."""
+    for i, t in enumerate(curve.T):
+        if not T_MIN_K <= t <= T_MAX_K:
+            line = f", line {curve.lines[i]}" if curve.lines else ""
+            raise ValueError(f"{curve.source}{line}: temperature {t:g} K is outside the "
+                             f"model's range [{T_MIN_K:g}, {T_MAX_K:g}] K")
+    distinct = int(np.unique(curve.T).size)
+    need = n_free + 2
+    if distinct < need:
+        raise ValueError(f"{curve.source}: {distinct} distinct temperature(s) ({curve.n} "
+                         f"point(s)) for {n_free} free parameter(s); at least {need} are "
+                         "needed (k + 1 to judge the fit, one more for AICc)")
 
 
 def _per_point(where, name, value, n, default):
@@ -284,7 +310,6 @@ def _sigma(where, name, sigma_log, n):
 
 
 #: Nominal residual scale when the data carry no errors (see `_sigma`).
-_NOMINAL_SIGMA = 0.01
 _MODELS = ("stau", "stm")
 _ALIASES = {"boundary": "l_b", "l_b": "l_b", "l_b_v2": "l_b", "rayleigh": "rayleigh",
             "rayleigh_v2": "rayleigh", "A_R": "rayleigh"}
@@ -305,6 +330,48 @@ class KappaSetup:
     meta: dict
     joint: bool
     rebuild: Callable | None = None
+    user: UserChoice | None = None
+
+
+@dataclasses.dataclass
+class UserChoice:
+    """What a user's `Parameters` fix, free, start and bound (engine names and units)."""
+
+    fixed: dict[str, float]
+    vary: list[str]
+    start: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+
+
+_VELOCITY_NAMES = {True: ("kv", "Cv", "l_b_v2", "rayleigh_v2"),
+                   False: ("kappa_log", "C", "l_b", "rayleigh")}
+
+
+def user_choice(params, velocity_free: bool) -> UserChoice | None:
+    """Read a `Parameters` (or lmfit Parameters, or dict) for a kappa fit: every name must
+    be a parameter of the kappa models, in the set that matches `velocity_free`."""
+    if params is None:
+        return None
+    values, vary, bounds = internal(as_parameters(params), PARAMETERS)
+    for n in values:
+        canonical_name(n, [k for k in PARAMETERS if k not in _VELOCITY_NAMES[not velocity_free]])
+    fixed = {n: v for n, v in values.items() if n not in vary}
+    return UserChoice(fixed, vary, {n: values[n] for n in vary}, bounds)
+
+
+def _term_options(user: UserChoice | None, velocity_free: bool, boundary, rayleigh):
+    """boundary / rayleigh options, with what the user's Parameters say about the terms."""
+    if user is None:
+        return boundary, rayleigh
+    out = []
+    for name, opt in ((boundary_name(velocity_free), boundary),
+                      (rayleigh_name(velocity_free), rayleigh)):
+        if name in user.fixed:
+            opt = user.fixed[name]
+        elif name in user.vary:
+            opt = "free"
+        out.append(opt)
+    return tuple(out)
 
 
 def _term(where, name, value, material_value):
@@ -322,15 +389,21 @@ def _term(where, name, value, material_value):
 
 def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, weights=None,
                   qinv_data=None, freq=None, sigma_log_qinv=None, polarization="t",
-                  sample=None, realizations=DEFAULT_DOS_REALIZATIONS, key=None,
-                  need_table=True, n_free: int = 1) -> KappaSetup:
+                  sample=None, realizations=DEFAULT_DOS_REALIZATIONS, key=None, seed=None,
+                  need_table=True, n_free: int = 1, params=None) -> KappaSetup:
     """Load and check the data (at least enough points for `n_free` free parameters),
-    build the S-tau table (cached) and the residual model."""
+    build the S-tau table (cached) and the residual model. `params`: a user's
+    `Parameters` (values, vary, bounds by name; see `fit_kappa`)."""
     velocity_free = material is None
+    user = user_choice(params, velocity_free)
     curve = _as_curve(data, "kappa")
-    _check_points(curve, n_free, sigma_log is not None)
+    _check_points(curve, n_free)
+    if freq is not None and qinv_data is None:
+        raise ValueError("`fit_kappa(freq=...)` is the frequency of a Q^-1 curve: give "
+                         "qinv_data (--qinv FILE) with it, or leave it out")
     w = _per_point("fit_kappa", "weights", weights, curve.n, curve.weight)
-    sig, absolute = _sigma("fit_kappa", "sigma_log", sigma_log, curve.n)
+    sig, absolute = _sigma("fit_kappa", "sigma_log",
+                           curve.sigma_log if sigma_log is None else sigma_log, curve.n)
     joint = qinv_data is not None
     q = {}
     if joint:
@@ -341,14 +414,19 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
             raise ValueError("`fit_kappa(freq=...)` must be given with qinv_data (Hz)")
         check_range("fit_kappa", "freq", freq, 0.0, lo_open=True)
         qcurve = _as_curve(qinv_data, "qinv")
-        qs, qabs = _sigma("fit_kappa", "sigma_log_qinv", sigma_log_qinv, qcurve.n)
+        _check_points(qcurve, 0)
+        qs, qabs = _sigma("fit_kappa", "sigma_log_qinv", qcurve.sigma_log
+                          if sigma_log_qinv is None else sigma_log_qinv, qcurve.n)
         if qabs != absolute:
             raise ValueError("give both sigma_log and sigma_log_qinv, or neither")
         q = dict(q_T=jnp.asarray(qcurve.T), q_log_y=jnp.asarray(np.log(qcurve.y)),
                  q_scale=jnp.asarray(np.sqrt(qcurve.weight) / qs),
                  omega=jnp.asarray([2.0 * math.pi * float(freq)]), polarization=polarization)
-    sample, realizations, key = _dos_settings(sample, realizations, key)
+    sample, realizations, key, seed = _dos_settings(sample, realizations, key, seed)
     init = ModelParams() if init is None else init
+    if user is not None:
+        given = {**user.start, **user.fixed}
+        init = ModelParams(**{k: given.get(k, float(getattr(init, k))) for k in _MODEL_FIELDS})
     atilde, h_rel = float(init.atilde), float(init.h_rel)
     table = None
     if need_table or joint:
@@ -367,19 +445,25 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
                     velocity_free, **q)
     meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
                 velocity_free=velocity_free, absolute_sigma=absolute,
+                sigma_source=("argument" if sigma_log is not None else "file column"
+                              if curve.sigma is not None else "none (scaled by chi^2)"),
+                ignored_columns=list(curve.ignored), delimiter=curve.delimiter,
                 material=None if velocity_free else dict(
                     rho=float(material.rho), v_l=float(material.v_l), v_t=float(material.v_t),
                     gamma_ratio=float(material.gamma_ratio),
                     gamma_t_eV=float(material.gamma_t)),
-                dos_sample=_dos_meta(sample, realizations, "given or PRNGKey(0)"),
+                dos_sample=_dos_meta(sample, realizations, key, seed),
                 atilde=atilde, h_rel=h_rel,
                 data_T=curve.T.tolist(), data_kappa=curve.y.tolist())
     if joint:
         meta.update(qinv_data=qcurve.source, freq_Hz=float(freq), polarization=polarization,
                     data_qinv_T=qcurve.T.tolist(), data_qinv=qcurve.y.tolist())
     rebuild = functools.partial(rebuild_table, sample, realizations, key)
+    if user is not None:
+        kv = user.fixed.get("kv", user.start.get("kv", kv))
+        meta["user_parameters"] = dict(fixed=user.fixed, vary=user.vary, bounds=user.bounds)
     return KappaSetup(curve, km, velocity_free, absolute, init, kv, table,
-                      meta["dos_sample"], meta, joint, rebuild)
+                      meta["dos_sample"], meta, joint, rebuild, user)
 
 
 def _material_terms(material):
@@ -425,21 +509,53 @@ def _resolve_free(model, free, velocity_free, boundary, rayleigh, material):
         if mode == "free" and name not in free:
             free.append(name)
         terms[name] = (mode, value)
-    allowed = {"stau": ("g", "J0", "T_U", "atilde", "h_rel", amp, bname, rname),
-               "stm": (amp, bname, rname)}[model]
-    _check_free(free, allowed, "fit_kappa")
+    _check_free(free, _allowed(model, velocity_free), "fit_kappa")
     if "J0" in free and "T_U" in free:
         raise ValueError("`fit_kappa(free=...)`: J0 and T_U cannot both be free (T_U = g J_o "
                          "eps*(g) fixes one from the other)")
     return free, terms, notes
 
 
+def _allowed(model, velocity_free) -> tuple[str, ...]:
+    """The parameters of one kappa model."""
+    amp = amplitude_name(model, velocity_free)
+    terms = (boundary_name(velocity_free), rayleigh_name(velocity_free))
+    return ("g", "J0", "T_U", "atilde", "h_rel", amp, *terms) if model == "stau" else (amp, *terms)
+
+
+def _apply_user(user, velocity_free, model, free, fit_kwargs) -> list[str]:
+    """The free set after the user's Parameters (vary=False fixes, vary=True frees what the
+    model has); their bounds go to `fit_kwargs["bounds"]` (explicit `bounds` win)."""
+    if user is None:
+        return free
+    allowed = _allowed(model, velocity_free)
+    free = [n for n in free if n not in user.fixed]
+    free += [n for n in user.vary if n not in free and n in allowed
+             and not (n == "J0" and "T_U" in free) and not (n == "T_U" and "J0" in free)]
+    fit_kwargs["bounds"] = {**user.bounds, **(fit_kwargs.get("bounds") or {})}
+    return free
+
+
+def _user_start(setup, p0, free, bounds, start) -> dict:
+    """p0 with the user's fixed values and starts (not over a nested model's fit), and
+    every free start moved inside its bounds."""
+    if setup.user is not None:
+        p0.update(setup.user.fixed)
+        if start is None:
+            p0.update({n: v for n, v in setup.user.start.items() if n in free})
+    for n in free:
+        if n in (bounds or {}):
+            lo, hi = bounds[n]
+            p0[n] = float(min(max(p0[n], lo * 1.001), hi / 1.001))
+    return p0
+
+
 def _model_label(model, terms):
     parts = ["S-tau" if model == "stau" else "constant C"]
-    for name, label in (("l_b", "boundary"), ("rayleigh", "Rayleigh")):
+    for name, word in (("l_b", "boundary"), ("rayleigh", "Rayleigh")):
         for n, (mode, _) in terms.items():
             if n.startswith(name) and mode != "absent":
-                parts.append(label + (" (fixed)" if mode == "fixed" else ""))
+                parts.append(word + (" (fixed)" if mode == "fixed" else ""))
     return " + ".join(parts)
 
 
@@ -541,8 +657,10 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
     dict: values to start from, e.g. a nested model's fit); the best fit is kept.
     """
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    boundary, rayleigh = _term_options(setup.user, setup.velocity_free, boundary, rayleigh)
     free, terms, notes = _resolve_free(model, free, setup.velocity_free, boundary, rayleigh,
                                        material)
+    free = _apply_user(setup.user, setup.velocity_free, model, free, fit_kwargs)
     if setup.joint and model == "stm":
         raise ValueError("a joint kappa and Q^-1 fit needs the S-tau model")
     _check_points(setup.curve, len(free), setup.absolute)
@@ -551,12 +669,16 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
         km = dataclasses.replace(km, rebuild=setup.rebuild)
         notes.append("a~ or h_rel free: the ES reduction and the C(E) table are rebuilt at "
                      "every evaluation (slow; with both fixed the table is built once)")
-    label = _model_label(model, terms)
-    meta = dict(setup.meta, model=model, model_label=label,
+    model_label = _model_label(model, terms)
+    shown = (["g", "J0", "atilde", "h_rel"] + ([] if setup.velocity_free else ["kappa_log"])
+             if model == "stau" else []) + [n for n, (m, _) in terms.items() if m == "fixed"] + [
+                 amplitude_name(model, setup.velocity_free)]
+    meta = dict(setup.meta, model=model, model_label=model_label, report_fixed=shown,
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
     res, losses = None, []
     for start in starts_from:
-        p0 = _starting_values(setup, model, free, terms, start)
+        p0 = _user_start(setup, _starting_values(setup, model, free, terms, start), free,
+                         fit_kwargs.get("bounds"), start)
         r = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta, **fit_kwargs)
         losses.append(r.loss)
         if res is None or r.loss < res.loss or r.interrupted:
@@ -565,7 +687,7 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
             break
     res.meta["start_point_losses"] = losses
     res.notes[:0] = notes
-    res.derived.update(model=model, model_label=label, **information(res))
+    res.derived.update(model=model, model_label=model_label, **information(res))
     if not res.interrupted:
         r = residuals_at(res.problem, _unconstrained(res.problem, res.params))[:setup.curve.n]
         r = r / np.asarray(km.scale, dtype=float)
@@ -594,8 +716,10 @@ def fit_kappa(
     sample: Sample | None = None,
     realizations: int = DEFAULT_DOS_REALIZATIONS,
     key: PRNGKeyArray | None = None,
+    seed: int | None = None,
     level: float = DEFAULT_LEVEL,
     profile: bool = True,
+    params=None,
     **fit_kwargs,
 ) -> FitResult:
     """Fit one model of kappa(T) (optionally jointly with Q^-1(T)): S-tau or constant C,
@@ -626,10 +750,17 @@ def fit_kappa(
       scaled by the reduced chi^2, and one more point than free parameters is needed.
     - `qinv_data`, `freq`, `sigma_log_qinv`, `polarization`: a Q^-1(T) curve measured at
       `freq` Hz, fitted jointly (needs `material` and the S-tau model).
-    - `sample`, `realizations`, `key`: the ES sample of the DOS (as `stau_dos`).
+    - `sample`, `realizations`, `key`: the ES sample of the DOS (as `stau_dos`); or
+      `seed` (an integer in [0, 2^64 - 1]) instead of `key`: the same sample in float32
+      and float64, recorded in the JSON.
     - `level`: confidence of the profile-likelihood bounds (default 0.95, one-sided).
     - `profile`: compute profile-likelihood bounds for T_U and for parameters the
       Laplace errors do not describe (at a bound, undetermined, or poorly determined).
+    - `params`: a `Parameters` (or an lmfit `Parameters`, or a dict of values) by
+      physical name, in displayed units (`J_o` in K, `A_R` in s^4/m, ...): `vary=False`
+      fixes a value, `vary=True` fits it (added to the model's free parameters where the
+      model has it), `min` / `max` bound it, and the value is the start. It wins over
+      `init`, `kv`, `boundary` and `rayleigh` for the names it holds.
     - `fit_kwargs`: passed to `least_squares` (starts, max_steps, progress, ...).
 
     **Returns:** a `FitResult`; `derived` holds the model label, information criteria,
@@ -639,40 +770,20 @@ def fit_kappa(
     """
     # check the options before the (seconds-long) ES reduction of the table
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
-    n_free = len(_resolve_free(model, free, material is None, boundary, rayleigh, material)[0])
+    user = user_choice(params, material is None)
+    b, r = _term_options(user, material is None, boundary, rayleigh)
+    free0 = _resolve_free(model, free, material is None, b, r, material)[0]
+    n_free = len(_apply_user(user, material is None, model, free0, {}))
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
                           weights=weights, qinv_data=qinv_data, freq=freq,
                           sigma_log_qinv=sigma_log_qinv, polarization=polarization,
-                          sample=sample, realizations=realizations, key=key,
-                          need_table=model == "stau", n_free=n_free)
+                          sample=sample, realizations=realizations, key=key, seed=seed,
+                          need_table=model == "stau", n_free=n_free, params=params)
     return fit_kappa_model(setup, model, free=free, boundary=boundary, rayleigh=rayleigh,
                            material=material, level=level, profile=profile, **fit_kwargs)
 
 
 # ---------------------------------------------------------------- after the fit
-
-
-def information(res: FitResult) -> dict:
-    """Information criteria of a least-squares fit (smaller is better).
-
-    With known errors (absolute sigma), -2 ln L = chi^2 + const and K = k free
-    parameters; without, the scatter is a further parameter profiled out:
-    -2 ln L = n ln(RSS / n) + const and K = k + 1. AIC = -2 ln L + 2 K;
-    AICc = AIC + 2 K (K + 1) / (n - K - 1) (Hurvich & Tsai 1989; inf if n <= K + 1);
-    BIC = -2 ln L + K ln n.
-    """
-    n, k = res.n_data, len(res.free)
-    chi2 = 2.0 * res.loss
-    absolute = bool(res.meta.get("absolute_sigma", True))
-    if absolute:
-        m2lnl, K = chi2, k
-    else:
-        rss = chi2 * _NOMINAL_SIGMA**2
-        m2lnl, K = n * math.log(max(rss, 1e-300) / n), k + 1
-    aic = m2lnl + 2.0 * K
-    aicc = aic + 2.0 * K * (K + 1) / (n - K - 1) if n - K - 1 > 0 else math.inf
-    return dict(n_points=n, n_params_ic=K, minus_2_log_likelihood=m2lnl, aic=aic, aicc=aicc,
-                bic=m2lnl + K * math.log(n))
 
 
 def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
@@ -776,10 +887,10 @@ def _amplitude_derived(res, vf, stau) -> None:
     elif vf:
         d["C_o"] = None
         d["C_o_note"] = "not determined without sound velocities: see C_o_v_eff_m_per_s"
-        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = res.params["Cv"], res.stderr["Cv"]
+        d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = res.params["Cv"], res.stderr.get("Cv", 0.0)
         d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"]
     else:
-        d["C_o"], d["C_o_err"] = res.params["C"], res.stderr["C"]
+        d["C_o"], d["C_o_err"] = res.params["C"], res.stderr.get("C", 0.0)
         d["C_low"] = d["C_o"]
 
 
@@ -855,17 +966,18 @@ def _at_bound(v, box) -> bool:
 
 
 def _bound_note(name, iv, level) -> str:
-    unit = PARAMETERS[name][2]
-    unit = f" {unit}" if unit else ""
+    """A profile bound in words, by physical name and in the report's units."""
+    u = f" {unit(name)}" if unit(name) else ""
+    f, full, short = factor(name), named(name), label(name)
     pct = f"{100 * level:g} %"
-    lo, hi = iv["lower"], iv["upper"]
+    lo, hi = (None if v is None else v * f for v in (iv["lower"], iv["upper"]))
     if lo is not None and hi is not None:
-        return (f"{name}: {lo:.3g} < {name} < {hi:.3g}{unit} (each side one-sided {pct}, "
+        return (f"{full}: {lo:.3g} < {short} < {hi:.3g}{u} (each side one-sided {pct}, "
                 "profile likelihood)")
     if lo is not None:
-        return (f"{name} > {lo:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+        return (f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); the data "
                 "give no upper bound")
     if hi is not None:
-        return (f"{name} < {hi:.3g}{unit} ({pct} one-sided, profile likelihood); the data "
+        return (f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); the data "
                 "give no lower bound")
-    return f"{name}: the data bound it on neither side within its range ({pct} profile)"
+    return f"{full}: the data bound it on neither side within its range ({pct} profile)"

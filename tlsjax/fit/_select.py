@@ -27,12 +27,10 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
-
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
 from ._fit import FitResult
-from ._fit_stau import fit_kappa_model, post_fit, prepare_kappa
+from ._fit_stau import _term_options, fit_kappa_model, post_fit, prepare_kappa, user_choice
 from ._profile import DEFAULT_LEVEL
 
 _log = logging.getLogger("tlsjax.fit")
@@ -92,9 +90,11 @@ def select_kappa_model(
     sample=None,
     realizations: int = DEFAULT_DOS_REALIZATIONS,
     key=None,
+    seed: int | None = None,
     level: float = DEFAULT_LEVEL,
     profile: bool = True,
     progress: bool = True,
+    params=None,
     **fit_kwargs,
 ) -> FitResult:
     """Fit the candidate models of kappa(T) and keep the one the criterion prefers.
@@ -102,12 +102,14 @@ def select_kappa_model(
     **Arguments:**
 
     - `data`, `material`, `init`, `kv`, `sigma_log`, `weights`, `sample`,
-      `realizations`, `key`, `level`, `profile`: as in `fit_kappa`.
+      `realizations`, `key`, `seed`, `level`, `profile`: as in `fit_kappa`.
     - `model`: `"auto"` (compare constant C and S-tau), `"stau"` or `"stm"`.
     - `boundary`, `rayleigh`: `"auto"` (compare without and with the term, free),
       `"absent"`, `"free"`, or a number (fixed, in the units of `fit_kappa`).
     - `criterion`: `"aicc"` (default), `"aic"` or `"bic"` (module docstring).
     - `progress`: one progress bar over the candidates.
+    - `params`: a user's `Parameters` (as in `fit_kappa`), applied to every candidate;
+      a boundary or Rayleigh term it fixes or frees is no longer chosen.
     - `fit_kwargs`: passed to `least_squares` for every candidate (starts, max_steps, ...).
 
     **Returns:** the chosen model's `FitResult` (with its errors, profile bounds and
@@ -117,12 +119,14 @@ def select_kappa_model(
     if criterion not in CRITERIA:
         raise ValueError(f"`select_kappa_model(criterion=...)` must be one of {CRITERIA}; "
                          f"got {criterion!r}")
+    boundary, rayleigh = _term_options(user_choice(params, material is None), material is None,
+                                       boundary, rayleigh)
     cands = candidates(model, boundary, rayleigh)
     if not 0.5 < level < 1.0:
         raise ValueError(f"`select_kappa_model(level=...)` must be in (0.5, 1); got {level!r}")
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
-                          weights=weights, sample=sample, realizations=realizations, key=key,
-                          need_table=any(c[0] == "stau" for c in cands))
+                          weights=weights, sample=sample, realizations=realizations, key=key, seed=seed,
+                          need_table=any(c[0] == "stau" for c in cands), params=params)
     done: dict[tuple, FitResult | None] = {}
     skipped: dict[tuple, str] = {}
     interrupted = False
@@ -206,16 +210,21 @@ def _table(cands, done, skipped, criterion):
     for row in rows:
         c = (row["model"], row["boundary"], row["rayleigh"])
         if c in values:
-            row["delta"] = values[c] - best
-            row["weight"] = weights.get(c, 0.0) / total
+            ok = math.isfinite(values[c]) and math.isfinite(best)
+            row["delta"] = values[c] - best if ok else None
+            row["weight"] = weights.get(c, 0.0) / total if ok else None
             row["chosen"] = c == chosen
     return rows, chosen
 
 
 def _selection_note(table, criterion, res) -> str:
-    fitted = sorted((r for r in table if "delta" in r), key=lambda r: r["delta"])
+    fitted = sorted((r for r in table if r.get("delta") is not None), key=lambda r: r["delta"])
+    undefined = sum(1 for r in table if "delta" in r and r["delta"] is None)
     text = (f"model chosen by {criterion.upper()} among {len(fitted)} candidates: "
             f"{res.meta['model_label']}")
+    if undefined:
+        text += (f" ({undefined} more fitted, but with too few points for their "
+                 f"{criterion.upper()} to be defined)")
     if len(fitted) > 1:
         nxt = fitted[1]
         text += (f"; next {nxt['label']} (Delta {criterion.upper()} = {nxt['delta']:.3g}"
@@ -223,18 +232,33 @@ def _selection_note(table, criterion, res) -> str:
     return text
 
 
+def _cell(value, fmt: str, width: int) -> str:
+    """A number for the table, or "n/a" (right-aligned) where it is not defined."""
+    if value is None or not math.isfinite(value):
+        return f"{'n/a':>{width}s}"
+    return f"{value:{width}{fmt}}"
+
+
 def format_selection_table(selection: dict) -> str:
-    """The candidate table as aligned text (for the command line)."""
+    """The candidate table as aligned text (for the command line). A criterion that is not
+    defined (AICc with n <= K + 1 points) is shown as n/a, with the reason below."""
     crit = selection["criterion"]
     lines = [f"  {'model':38s} {'k':>2s} {'rms ln':>8s} {crit.upper():>9s} {'Delta':>7s} "
              f"{'weight':>6s}"]
-    for r in sorted(selection["candidates"], key=lambda r: r.get("delta", np.inf)):
+    undefined = False
+    for r in sorted(selection["candidates"], key=lambda r: (
+            r.get("delta") is None, r.get("delta") or 0.0)):
         if "skipped" in r:
             lines.append(f"  {r['model']} b={r['boundary']} r={r['rayleigh']}: skipped "
                          f"({r['skipped']})")
             continue
         mark = "*" if r.get("chosen") else " "
-        lines.append(f"{mark} {r['label']:38s} {r['k']:2d} {r['rms_log_residual']:8.4f} "
-                     f"{r[crit]:9.2f} {r['delta']:7.2f} {r['weight']:6.3f}"
+        undefined |= not math.isfinite(r[crit])
+        lines.append(f"{mark} {r['label']:38s} {r['k']:2d} "
+                     f"{_cell(r['rms_log_residual'], '.4f', 8)} {_cell(r[crit], '.2f', 9)} "
+                     f"{_cell(r.get('delta'), '.2f', 7)} {_cell(r.get('weight'), '.3f', 6)}"
                      + ("" if r["converged"] else "  (not converged)"))
+    if undefined:
+        lines.append(f"  n/a: {crit.upper()} is not defined with n <= K + 1 points for K "
+                     "estimated parameters (the scatter counts as one without known errors)")
     return "\n".join(lines)
