@@ -18,6 +18,7 @@ from pathlib import Path
 import jax
 
 from .._io import FIGURE_SUFFIXES, check_output_path
+from ..fit._dos_sample_error import add_dos_sample_error
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
 from ..fit._profile import DEFAULT_LEVEL
@@ -26,6 +27,7 @@ from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
+from . import _cli_fit_curves as curves
 from ._main import ListAction, name_list
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -133,8 +135,10 @@ def register(sub) -> None:
     k.add_argument("--qinv", default=None, metavar="FILE", help="Q^-1(T) CSV, fitted jointly")
     k.add_argument("--freq", type=float, default=None, help="Q^-1 frequency in Hz")
     k.add_argument("--plot", default=None, metavar="OUT.png", help="write the figure")
+    curves.add_argument_dos_samples(k)
     _common(k)
     k.set_defaults(func=run_kappa)
+    curves.register(fsub)  # fit qinv, fit dvv
 
 
 def _init(args) -> ModelParams:
@@ -200,6 +204,7 @@ def _print_derived(d: dict) -> None:
             print(f"  {label} = {text} {unit}")
     if "rms_log_residual" in d:
         print(f"  rms ln residual = {d['rms_log_residual']:.4g}")
+    curves.print_curves_derived(d)
 
 
 def _write_json(args, res) -> None:
@@ -279,6 +284,7 @@ def run_kappa(args) -> int:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
     _check_outputs(args, args.plot)
     _check_names(args.free)
+    curves.check_dos_samples(args)
     _stage_logging(True)
     common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
                   profile=not args.no_profile, **_dos(args), **_opt(args))
@@ -298,4 +304,7 @@ def run_kappa(args) -> int:
                                      criterion=args.ic, **common)
     except KeyboardInterrupt:
         return _interrupted_early(args)
+    if args.dos_samples and not res.interrupted:
+        add_dos_sample_error(res, args.dos_samples, seed=args.seed,
+                             progress=not args.no_progress)
     return _finish(args, res, args.plot)

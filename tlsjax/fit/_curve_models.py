@@ -89,11 +89,13 @@ class CurvesModel(KappaModel):
         return FitTLS(table.with_params(mp), p["C"], self.stm)
 
     def curve_material(self, p) -> Material:
-        """The material of Q^-1 and Delta v/v: the given one, or without one a single
-        velocity and gamma with the density that gives A k_B^3 = A_rel."""
+        """The material of Q^-1 and Delta v/v: the given one, or without one unit
+        density and velocities with the deformation potential that gives A k_B^3 = A_rel
+        (A = 3 gamma^2 / (2 pi hbar^4) in these units; carried by gamma, not by rho:
+        the gradient through 1/rho would square rho ~ 1e21, beyond float32)."""
         if not self.velocity_free:
             return self.material
-        return _replace(self.material, rho=3.0 * _A_CONST / p["A_rel"])
+        return _replace(self.material, gamma_t=jnp.sqrt(p["A_rel"] / (3.0 * _A_CONST)))
 
     def log_qinv_of(self, p, T, omega, polarization):
         q = _qinv(self.curve_tls(p), self.curve_material(p), T, omega,

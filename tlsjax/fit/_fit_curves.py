@@ -284,8 +284,21 @@ def _fit_candidate(setup: CurvesSetup, c: tuple, free, parent, fit_kwargs) -> Fi
         if r.interrupted:
             break
     best.notes[:0] = notes
-    best.derived.update(model=model, model_label=label, **information(best))
+    best.derived.update(model=model, model_label=label, **information(best),
+                        rms_log_residual=_rms_first(setup, km, best))
     return best
+
+
+def _rms_first(setup: CurvesSetup, km: CurvesModel, res: FitResult) -> float:
+    """rms residual of the first curve (ln kappa or ln Q^-1; Delta v/v for Delta v/v
+    alone) for the table of candidates."""
+    r = residuals_at(res.problem, _unconstrained(res.problem, res.params))
+    first = setup.meta["channels"][0]
+    ch = {"kappa": km, "qinv": km.qinv_ch, "dvv": km.dvv_ch}[first]
+    scale = np.asarray(ch.scale, dtype=float)
+    if first == "dvv":
+        return float(np.sqrt(np.mean(r[:scale.size - 1] ** 2)) / np.mean(scale))
+    return float(np.sqrt(np.mean((r[:scale.size] / scale) ** 2)))
 
 
 def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None, *,
