@@ -129,9 +129,10 @@ def _load(kappa, qinv, dvv, freq_qinv, freq_dvv):
 def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None, *,
                    freq_qinv=None, freq_dvv=None, sigma_log=None, sigma_log_qinv=None,
                    sigma_dvv=None, init=None, sample=None,
-                   realizations=DEFAULT_DOS_REALIZATIONS, key=None, polarization="t"
-                   ) -> CurvesSetup:
-    """Load and check the curves, build the S-tau table (cached) and the residual model."""
+                   realizations=DEFAULT_DOS_REALIZATIONS, key=None, polarization="t",
+                   need_table: bool = True) -> CurvesSetup:
+    """Load and check the curves, build the S-tau table (cached; only if `need_table`)
+    and the residual model."""
     curves, freqs = _load(kappa, qinv, dvv, freq_qinv, freq_dvv)
     init = ModelParams() if init is None else init
     vf = material is None
@@ -147,11 +148,13 @@ def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = 
     if "kappa" in curves:
         absolute.add(sigma_log is not None)
         ks = prepare_kappa(curves["kappa"], material, init=init, sigma_log=sigma_log,
-                           sample=sample, realizations=realizations, key=key)
+                           sample=sample, realizations=realizations, key=key,
+                           need_table=need_table)
         base, dos_meta = ks.model, ks.dos_meta
     else:
         sample, realizations, key = _dos_settings(sample, realizations, key)
-        table = stau_table(sample, realizations, key, float(init.atilde), float(init.h_rel))
+        table = (stau_table(sample, realizations, key, float(init.atilde), float(init.h_rel))
+                 if need_table else None)
         mat = Material(1.0, 1.0, 1.0) if vf else material
         z = jnp.zeros(0)
         base = KappaModel(z, z, z, table if table is not None else placeholder_table(), mat,
@@ -221,8 +224,9 @@ def _start(setup: CurvesSetup, model: str, free, terms, start) -> dict:
     if setup.kappa_setup is not None:
         p0.update(_starting_values(setup.kappa_setup, model, [n for n in free if n in
                                                               names_for(vf)], terms, start))
-    elif start:
-        p0.update({k: v for k, v in start.items() if k in p0})
+    if start:  # a nested model's fit (its absent terms, inf and 0, are not starts)
+        p0.update({k: v for k, v in start.items() if k in p0 and k in PARAMETERS
+                   and PARAMETERS[k][0] < v < PARAMETERS[k][1]})
     if "T_U" in free:
         p0["T_U"] = float(evaluate_curves(_with_model(setup.model, model), _arrays(p0),
                                           {})["T_U"][0])
@@ -349,7 +353,8 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     setup = prepare_curves(kappa, qinv, dvv, material, freq_qinv=freq_qinv, freq_dvv=freq_dvv,
                            sigma_log=sigma_log, sigma_log_qinv=sigma_log_qinv,
                            sigma_dvv=sigma_dvv, init=init, sample=sample,
-                           realizations=realizations, key=key, polarization=polarization)
+                           realizations=realizations, key=key, polarization=polarization,
+                           need_table=any(c[0] == "stau" for c in cands))
     done, skipped = _fit_all(setup, cands, free, criterion, progress, fit_kwargs)
     fitted = {c: r for c, r in done.items() if r is not None}
     if not fitted:
