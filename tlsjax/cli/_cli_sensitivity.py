@@ -84,7 +84,9 @@ def plot_elasticities(res: SensitivityResult, path) -> None:
     for i in range(e.shape[0]):
         for j in range(e.shape[1]):
             text = "n/a" if not np.isfinite(res.elasticity[i, j]) else f"{e[i, j]:.2g}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            dark = abs(float(norm(e[i, j])) - 0.5) > 0.35  # white text on dark cells
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
     fig.colorbar(im, ax=ax, label=f"d ln y / d ln p (symmetric log scale, linear within "
                  f"+-{norm.linthresh:.2g})")
     point = ", ".join(f"{n}={v:g}" for n, v in zip(res.param_names, res.params))
