@@ -450,7 +450,10 @@ def _curves_derived(res: FitResult, setup: CurvesSetup) -> None:
         d[f"model_at_data_{k}"] = np.asarray(at).tolist()
     if "dvv" in setup.curves:
         d["dvv_offset"] = float(ev["dvv_offset"])
-    d["rms_log_residual"] = d.get("rms_residual_kappa", d.get("rms_residual_qinv", math.nan))
+    if "kappa" in setup.curves or "qinv" in setup.curves:
+        d["rms_log_residual"] = d.get("rms_residual_kappa", d.get("rms_residual_qinv"))
+    else:  # Delta v/v alone: not a log residual (it is in rms_residual_dvv)
+        d.pop("rms_log_residual", None)
 
 
 def _model_at_data(km, r_all, curves: dict) -> dict:
