@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .._io import FIGURE_SUFFIXES, check_output_path
 from .._validate import check_seed
+from ..fit._dos_sample_error import add_dos_sample_error
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
 from ..fit._params import Parameters, canonical_name, internal, label
@@ -26,6 +27,7 @@ from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
+from . import _cli_fit_curves as curves
 from ._main import ListAction, name_list, x64_context
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -218,8 +220,10 @@ def register(sub) -> None:
                    "--qinv; default: none)")
     k.add_argument("--plot", default=None, metavar="OUT.png",
                    help="write the figure (default: none)")
+    curves.add_argument_dos_samples(k)
     _common(k)
     k.set_defaults(func=run_kappa)
+    curves.register(fsub)  # fit qinv, fit dvv
 
 
 def _init(args) -> ModelParams:
@@ -253,6 +257,7 @@ def _print_result(res) -> None:
         print(f"model selection ({sel['criterion'].upper()}; * = chosen):")
         print(format_selection_table(sel))
     print(res.report())
+    curves.print_curves_derived(res.derived)
 
 
 def _write_json(args, res) -> None:
@@ -358,6 +363,7 @@ def run_kappa(args) -> int:
     _check_outputs(args, args.plot)
     free = _check_names(args.free)
     params = user_parameters(args.fix, args.bound)
+    curves.check_dos_samples(args)
     _stage_logging(True)
     common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
                   profile=not args.no_profile, params=params, **_dos(args), **_opt(args))
@@ -378,4 +384,8 @@ def run_kappa(args) -> int:
     except KeyboardInterrupt:
         return _interrupted_early(args)
     res.meta["precision_bits"] = args.precision
+    if args.dos_samples and not res.interrupted:
+        with x64_context(args.precision == 64):
+            add_dos_sample_error(res, args.dos_samples, seed=args.seed,
+                                 progress=not args.no_progress)
     return _finish(args, res, args.plot)

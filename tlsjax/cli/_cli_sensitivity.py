@@ -73,18 +73,23 @@ def plot_elasticities(res: SensitivityResult, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..plot._scales import robust_diverging_norm
+
     e = np.where(np.isfinite(res.elasticity), res.elasticity, 0.0)
-    lim = max(float(np.max(np.abs(e))), 1e-12)
     fig, ax = plt.subplots(figsize=(1.3 * len(res.param_names) + 2.5,
                                     0.45 * len(res.output_names) + 1.5))
-    im = ax.imshow(e, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    norm = robust_diverging_norm(e)
+    im = ax.imshow(e, cmap="RdBu_r", norm=norm, aspect="auto")
     ax.set_xticks(range(len(res.param_names)), res.param_names)
     ax.set_yticks(range(len(res.output_names)), res.output_names)
     for i in range(e.shape[0]):
         for j in range(e.shape[1]):
             text = "n/a" if not np.isfinite(res.elasticity[i, j]) else f"{e[i, j]:.2g}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=ax, label="d ln y / d ln p")
+            dark = abs(float(norm(e[i, j])) - 0.5) > 0.35  # white text on dark cells
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, label=f"d ln y / d ln p (symmetric log scale, linear within "
+                 f"+-{norm.linthresh:.2g})")
     point = ", ".join(f"{n}={v:g}" for n, v in zip(res.param_names, res.params))
     ax.set_title(f"Elasticities at {point}", fontsize=9)
     fig.tight_layout()

@@ -44,6 +44,7 @@ UNITS: dict[str, dict[str, float]] = {
         "uW/cm/K": 1e-4, "µW/cm/K": 1e-4,
     },
     "qinv": {"": 1.0, "1": 1.0},
+    "dvv": {"": 1.0, "1": 1.0, "ppm": 1e-6, "1e-6": 1e-6},
     "weight": {"": 1.0, "1": 1.0},
 }
 
@@ -57,6 +58,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "T": ("t", "temperature", "temp"),
     "kappa": ("k", "kappa", "κ", "thermal conductivity", "thermal_conductivity"),
     "qinv": ("qinv", "q^-1", "q-1", "1/q", "q_inv", "internal friction"),
+    "dvv": ("dvv", "dv/v", "delta v/v", "deltav/v", "delta_v/v", "sound velocity shift"),
     "weight": ("weight", "w"),
     "sigma": ("sigma", "err", "error", "uncertainty", "dkappa", "dk", "sigma_kappa",
               "dqinv", "dq^-1", "dq-1", "sigma_qinv", "dy", "sigma_y"),
@@ -66,7 +68,10 @@ IGNORED_COLUMNS = ("k/t", "kappa/t", "κ/t")
 #: Delimiters tried, in this order (None: any run of whitespace).
 DELIMITERS: dict[str, str | None] = {"comma": ",", "tab": "\t", "whitespace": None}
 
-_QUANTITY_WORDS = {"kappa": "thermal conductivity", "qinv": "internal friction Q^-1"}
+_QUANTITY_WORDS = {"kappa": "thermal conductivity", "qinv": "internal friction Q^-1",
+                   "dvv": "sound velocity shift Delta v/v"}
+#: Quantities that may be zero or negative (a shift from a reference temperature).
+_SIGNED = ("dvv",)
 _HEADER_CELL = re.compile(r"^\s*(?P<name>[^(\[]*?)\s*(?:[(\[](?P<unit>[^)\]]*)[)\]])?\s*$")
 
 
@@ -243,7 +248,7 @@ def _read_rows(source, parsed, roles, factors, quantity, delim):
             i, _, cell = roles[role]
             raw = cells[i].strip()
             v = _cell_value(source, n, raw, cell)
-            if v <= 0:
+            if v <= 0 and not (role == quantity and quantity in _SIGNED):
                 what = {"T": "temperature", "weight": "weight", "sigma": "uncertainty"}.get(
                     role, _QUANTITY_WORDS[quantity])
                 raise ValueError(f"{source}, line {n}: non-positive {what} {raw} in column "
@@ -264,7 +269,8 @@ def parse_curve(text: str, quantity: str = "kappa", *, source: str = "<memory>",
     **Arguments:**
 
     - `text`: the file's text (a leading byte-order mark is ignored).
-    - `quantity`: `"kappa"` (thermal conductivity) or `"qinv"` (internal friction).
+    - `quantity`: `"kappa"` (thermal conductivity), `"qinv"` (internal friction) or
+      `"dvv"` (sound velocity shift Delta v/v, signed).
     - `source`: the file name used in error messages.
     - `min_points`: the least number of points accepted (a fit passes its number of
       free parameters).
@@ -274,7 +280,7 @@ def parse_curve(text: str, quantity: str = "kappa", *, source: str = "<memory>",
     **Raises:** `ValueError` naming `source`, the line and the problem.
     """
     if quantity not in _QUANTITY_WORDS:
-        raise ValueError(f"`parse_curve(quantity=...)` must be 'kappa' or 'qinv'; got "
+        raise ValueError(f"`parse_curve(quantity=...)` must be one of {tuple(_QUANTITY_WORDS)}; got "
                          f"{quantity!r}")
     text = text.removeprefix("\ufeff")
     rows = [(i + 1, line) for i, line in enumerate(text.splitlines())]
@@ -302,7 +308,7 @@ def parse_curve(text: str, quantity: str = "kappa", *, source: str = "<memory>",
     y = np.asarray(cols[quantity])[order]
     sigma = None
     if "sigma" in roles:
-        sigma = np.asarray(cols["sigma"])[order] * (y if relative else 1.0)
+        sigma = np.asarray(cols["sigma"])[order] * (np.abs(y) if relative else 1.0)
     return Curve(
         T=np.asarray(cols["T"])[order], y=y,
         weight=np.asarray(cols.get("weight", np.ones(len(order))))[order],
@@ -319,7 +325,8 @@ def load_curve(path, quantity: str = "kappa", *, min_points: int = 1) -> Curve:
     **Arguments:**
 
     - `path`: the file.
-    - `quantity`: `"kappa"` (W/(m K) after unit conversion) or `"qinv"` (dimensionless).
+    - `quantity`: `"kappa"` (W/(m K) after unit conversion), `"qinv"` or `"dvv"`
+      (dimensionless; Delta v/v may be negative).
     - `min_points`: the least number of points accepted.
 
     **Returns:** a `Curve` in SI units, sorted by temperature.

@@ -81,6 +81,8 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
                  "Rayleigh term A_R (k_B/hbar)^4: l^-1 = rayleigh (hbar omega / k_B)^4"),
     "rayleigh_v2": (1e-4, 1e16, "m/(s^2 K^4)",
                     "rayleigh * v_eff^2 (Rayleigh term without sound velocities)"),
+    "A_rel": (1e2, 1e16, "1/(s K^3)", "relaxation prefactor A k_B^3 (Q^-1, Delta v/v "
+              "without a material)"),
 }
 """Fittable parameters: name -> (lower bound, upper bound, unit, meaning). The bounds are
 the defaults of the log-logit transform; a fit's `bounds` argument overrides them."""

@@ -1,0 +1,147 @@
+"""Fits of Q^-1(T) and Delta v/v(T) on their own, and the DOS-sample part of the errors.
+
+Synthetic curves come from the observables themselves (`qinv`, `sound_velocity_shift`)
+at known parameters, with per-point noise of known sigma; the fits must recover the
+truth within their stated errors. The DOS-sample test refits on the small sample of
+test_fit.py and compares the reported sample part with fresh fits on the same samples.
+"""
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tlsjax as tj
+from tlsjax.cli._main import main
+from tlsjax.fit._curve_models import dvv_basis
+from tlsjax.fit._data import Curve, parse_curve
+from tlsjax.fit._dos_sample_error import dos_sample_error, sample_keys, widen_interval
+from tlsjax.fit._fit_curves import fit_curves
+from tlsjax.fit._fit_stau import fit_kappa
+from tlsjax.model._lattice import Sample
+from tlsjax.observables._material import _A_CONST
+from tlsjax.plot._scales import robust_diverging_norm
+
+T = np.geomspace(0.05, 5.0, 8)
+C_TRUE, A_TRUE, FREQ = 3e-4, 3e8, 1e3
+SIG_Q, SIG_D = 0.01, 2e-6
+
+
+def _truth():
+    mat = tj.Material(3.0 * _A_CONST / A_TRUE, 1.0, 1.0)  # A k_B^3 = A_TRUE
+    om = jnp.asarray([2.0 * math.pi * FREQ])
+    q = np.asarray(tj.qinv(tj.ConstantC(C_TRUE), mat, T, om))[:, 0]
+    d = np.asarray(tj.sound_velocity_shift(tj.ConstantC(C_TRUE), mat, T, om, T[0]))[:, 0]
+    return q, d
+
+
+def _check_recovered(res, name, truth):
+    err = res.stderr[name]
+    assert math.isfinite(err) and err > 0
+    assert abs(res.params[name] - truth) < 4.0 * err, (name, res.params[name], err, truth)
+
+
+def test_qinv_only_fit_recovers_truth():
+    q, _ = _truth()
+    rng = np.random.default_rng(1)
+    curve = Curve(T, q * np.exp(SIG_Q * rng.normal(size=T.size)), np.ones(T.size), "qinv")
+    res = fit_curves(qinv=curve, freq_qinv=FREQ, model="stm", sigma_log_qinv=SIG_Q,
+                     dos_samples=0, progress=False)
+    assert res.converged and res.free == ["C", "A_rel"]
+    _check_recovered(res, "C", C_TRUE)
+    _check_recovered(res, "A_rel", A_TRUE)
+    assert res.derived["rms_residual_qinv"] < 3 * SIG_Q
+    assert "without a material" in res.notes[1]
+
+
+def test_dvv_only_fit_recovers_truth():
+    _, d = _truth()
+    rng = np.random.default_rng(2)
+    offset = 3e-5  # a measured shift is known up to its reference: the fit removes it
+    curve = Curve(T, d + offset + SIG_D * rng.normal(size=T.size), np.ones(T.size), "dvv")
+    res = fit_curves(dvv=curve, freq_dvv=FREQ, model="stm", sigma_dvv=SIG_D, dos_samples=0,
+                     progress=False)
+    assert res.converged
+    assert res.n_data == T.size - 1  # the offset is minimized out
+    _check_recovered(res, "C", C_TRUE)
+    assert abs(res.derived["dvv_offset"] - offset) < 5 * SIG_D
+
+
+def test_dos_sample_part_matches_refit_spread():
+    """The sample part is the spread of the best fits over independent ES samples: the
+    same K keys fitted from scratch give the same values, hence the same spread."""
+    sample, r = Sample(0.2, 6), 2
+    tg = np.geomspace(0.05, 5.0, 20)
+    table_curve = Curve(tg, 1e-4 * tg**2 / (1.0 + (tg / 1.5) ** 1.5), np.ones(tg.size), "kappa")
+    kw = dict(model="stau", sample=sample, realizations=r, progress=False, profile=False)
+    res = fit_kappa(table_curve, **kw)
+    keys = sample_keys(3, seed=7)
+    err = dos_sample_error(res, keys=keys, progress=False)
+    fresh = [fit_kappa(table_curve, key=k, **kw).derived["T_U_K"] for k in keys]
+    measured = float(np.std(fresh, ddof=1))
+    assert measured > 0
+    # fresh fits start from the default point, the refits from the optimum: along the
+    # flat (g, J_o) direction they may settle a little apart, not by a factor
+    assert err["sample"]["T_U_K"] == pytest.approx(measured, rel=0.25)
+    assert err["values"]["T_U_K"] == pytest.approx(fresh, rel=0.15)
+    assert set(err["stat"]) == set(err["sample"]) == set(err["total"])
+    # the constant-C model has no ES sample: zero sample part, no refit
+    stm = dataclasses.replace(res, meta={**res.meta, "model": "stm"})
+    zero = dos_sample_error(stm, progress=False)
+    assert zero["samples"] == 0 and all(v == 0.0 for v in zero["sample"].values())
+
+
+def test_widened_interval():
+    lo, hi = widen_interval(5.0, 4.0, 6.0, 0.1, 0.95)
+    z = 1.6448536269514722
+    assert math.log(5.0 / lo) == pytest.approx(math.hypot(math.log(5 / 4), z * 0.1))
+    assert math.log(hi / 5.0) == pytest.approx(math.hypot(math.log(6 / 5), z * 0.1))
+    assert widen_interval(5.0, None, 6.0, 0.1, 0.95)[0] is None
+
+
+def test_dvv_basis_and_signed_loading():
+    s = np.array([1.0, 2.0, 0.5, 3.0])
+    b = dvv_basis(s)
+    assert b.shape == (4, 3)
+    np.testing.assert_allclose(b.T @ b, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(b.T @ s, 0.0, atol=1e-12)
+    c = parse_curve("T(K),dv/v (ppm)\n0.1,0\n1,-12.5\n", "dvv")
+    np.testing.assert_allclose(c.y, [0.0, -12.5e-6])
+    with pytest.raises(ValueError, match="non-positive internal friction"):
+        parse_curve("T(K),Qinv\n0.1,-1e-4\n", "qinv")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(), "at least one of kappa, qinv, dvv"),
+    (dict(qinv="x.csv"), r"freq_qinv=\.\.\.\)` must be given"),
+    (dict(qinv="x.csv", freq_qinv=-1.0), "freq_qinv"),
+    (dict(qinv="x.csv", freq_qinv=1.0, criterion="xic"), "criterion"),
+    (dict(qinv="x.csv", freq_qinv=1.0, dos_samples=1), "dos_samples"),
+])
+def test_fit_curves_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_curves(**kwargs)
+
+
+def test_cli_curves_checks_before_computing(tmp_path, capsys):
+    f = tmp_path / "q.csv"
+    f.write_text("T(K),Qinv\n0.1,1e-4\n1,2e-4\n")
+    assert main(["fit", "qinv", str(f), "--freq", "1e3", "--dos-samples", "1"]) == 2
+    assert "--dos-samples must be 0 or >= 2" in capsys.readouterr().err
+    assert main(["fit", "dvv", str(f), "--freq", "1e3", "--rho", "1000"]) == 2
+    assert "give all of --rho, --vl, --vt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", "qinv", str(f)])  # --freq is required
+    assert "--freq" in capsys.readouterr().err
+
+
+def test_robust_colour_scale_keeps_small_cells_visible():
+    e = np.full((9, 3), 0.5)
+    e[0, 0] = 27.0
+    norm = robust_diverging_norm(e)
+    # linear scale: 0.5 would sit at 0.509 of the range (white); here well away from it
+    assert norm(0.5) > 0.65 and norm(27.0) == pytest.approx(1.0)
+    assert norm(-0.5) < 0.35
+
