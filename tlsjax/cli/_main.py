@@ -13,6 +13,8 @@ import signal
 import sys
 
 from .._interrupts import clear_request, install_handlers, requested_signal
+from ..parallel._distributed import is_joined
+from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=False)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for name in PROCESS_COMMANDS:
+        add_process_options(sub.choices[name])
     return parser
 
 
@@ -93,9 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     clear_request()
     restore = install_handlers() if program else (lambda: None)
     try:
+        if args.command in PROCESS_COMMANDS:
+            join_processes(args)
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as err:
-        print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not is_joined():
+            raise
+        print(f"tlsjax {args.command}: error: {error_text(err)}", file=sys.stderr)
+        if program and is_joined():  # leave at once: no wait at JAX's shutdown barrier
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         signum = requested_signal() or signal.SIGINT
