@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._validate import check_int
 from ..parallel._distributed import (
     DEFAULT_TIMEOUT_S,
     ENV_COORDINATOR,
@@ -36,8 +37,8 @@ def add_process_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                    help=f"address of process 0 (default: ${ENV_COORDINATOR}); with "
                    "--num-processes and --process-id, this process joins a job of several "
-                   "processes; under Slurm or Open MPI give --num-processes 0 to let JAX "
-                   "detect the job")
+                   "processes; not needed under srun or mpirun with several tasks (JAX "
+                   "detects the job; --num-processes 1 keeps one process)")
     g.add_argument("--num-processes", type=int, default=None, metavar="P",
                    help=f"number of processes (default: ${ENV_NUM_PROCESSES}, else 1)")
     g.add_argument("--process-id", type=int, default=None, metavar="I",
@@ -51,13 +52,12 @@ def join_processes(args: argparse.Namespace) -> tuple[int, int]:
     """Join the job the options ask for (nothing when they ask for one process) and check
     that every process runs the same command. Returns (process index, process count)."""
     where = f"tlsjax {args.command}"
-    detect = args.num_processes == 0 and args.coordinator is None and args.process_id is None
-    if detect:  # `--num-processes 0`: let jax.distributed.initialize read Slurm / Open MPI
-        index, count = distributed(detect=True, timeout=args.process_timeout)
-    else:
-        coordinator, num, pid = process_settings(args.coordinator, args.num_processes,
-                                                 args.process_id, where=where)
-        index, count = distributed(coordinator, num, pid, timeout=args.process_timeout)
+    coordinator, num, pid = process_settings(
+        args.coordinator, args.num_processes, args.process_id, where=where,
+        names=("--coordinator", "--num-processes", "--process-id"))
+    check_int(where, "--process-timeout", args.process_timeout, 1, 86400)
+    # nothing given: JAX detects `srun` / `mpirun` jobs of several tasks
+    index, count = distributed(coordinator, num, pid, timeout=args.process_timeout)
     config = {k: v for k, v in vars(args).items() if k not in _DESTS}
     check_same_config({f"--{k.replace('_', '-')}": v for k, v in config.items()}, where)
     quiet_unless_first()

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
+import time
 
 import jax
 import numpy as np
@@ -58,7 +60,9 @@ def check_coordinator(where: str, address: str) -> str:
 
 
 def process_settings(coordinator=None, num_processes=None, process_id=None, *,
-                     where: str = "distributed") -> tuple[str | None, int | None, int | None]:
+                     where: str = "distributed", names=("coordinator", "num_processes",
+                                                        "process_id")
+                     ) -> tuple[str | None, int | None, int | None]:
     """The (coordinator, number of processes, process id) asked for: the arguments, or
     else the `TLSJAX_*` environment variables; all checked. `(None, None, None)` means
     "let `jax.distributed.initialize` detect the cluster" (Slurm, Open MPI, TPU)."""
@@ -71,16 +75,50 @@ def process_settings(coordinator=None, num_processes=None, process_id=None, *,
     if coordinator is not None:
         coordinator = check_coordinator(where, coordinator)
     if num_processes is not None:
-        num_processes = check_int(where, "num_processes", num_processes, 1, 1 << 16)
+        num_processes = check_int(where, names[1], num_processes, 1, 1 << 16)
     if process_id is not None:
         hi = None if num_processes is None else num_processes - 1
-        process_id = check_int(where, "process_id", process_id, 0, hi)
+        process_id = check_int(where, names[2], process_id, 0, hi)
     given = [v is not None for v in (coordinator, num_processes, process_id)]
     if any(given) and not all(given) and num_processes != 1:
         raise ValueError(f"`{where}`: give the coordinator, the number of processes and the "
                          "process id together (or none of them, where JAX detects the cluster: "
                          "Slurm, Open MPI, TPU)")
     return coordinator, num_processes, process_id
+
+
+def wait_for_coordinator(address: str, timeout: float) -> float:
+    """Wait until something listens at `address` (HOST:PORT); the seconds left of
+    `timeout`. `ConnectionError` when nothing does within `timeout` (JAX itself would
+    abort the process, without a Python error, when its connection times out)."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return max(deadline - time.monotonic(), 1.0)
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"the coordinator {address} cannot be reached ({err.strerror or err}) "
+                    f"within {timeout:g} s; start process 0 there, check HOST:PORT, or give "
+                    "more time (--process-timeout / `distributed(timeout=...)`)") from None
+            time.sleep(0.25)
+
+
+def cluster_tasks() -> int:
+    """Tasks of the job the environment describes (Slurm's ``SLURM_NTASKS`` inside `srun`,
+    Open MPI's ``OMPI_COMM_WORLD_SIZE``); 1 when none."""
+    for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        if name == "SLURM_NTASKS" and "SLURM_PROCID" not in os.environ:
+            continue
+        try:
+            n = int(os.environ.get(name, "1"))
+        except ValueError:
+            continue
+        if n > 1:
+            return n
+    return 1
 
 
 def is_joined() -> bool:
@@ -90,7 +128,7 @@ def is_joined() -> bool:
 
 def distributed(coordinator: str | None = None, num_processes: int | None = None,
                 process_id: int | None = None, *, timeout: int = DEFAULT_TIMEOUT_S,
-                heartbeat_timeout: int = DEFAULT_HEARTBEAT_S, detect: bool = False
+                heartbeat_timeout: int = DEFAULT_HEARTBEAT_S, detect: bool | None = None
                 ) -> tuple[int, int]:
     """Join a job of several processes (call it first, before any JAX computation).
 
@@ -104,8 +142,9 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
     - `timeout`: seconds to reach the coordinator and the other processes (>= 1).
     - `heartbeat_timeout`: seconds after which a silent process is declared dead and
       the others stop (>= 2).
-    - `detect`: with nothing given, join through JAX's cluster detection (else: stay a
-      single process).
+    - `detect`: with nothing given, join through JAX's cluster detection (`True`), stay
+      a single process (`False`), or detect when the environment describes more than one
+      task (`None`, the default: `srun` with several tasks, `mpirun -n P`).
 
     Sets ``jax_cpu_collectives_implementation`` to ``"gloo"`` (CPU collectives across
     processes); this is the one global JAX setting tlsjax changes, and only here.
@@ -120,12 +159,17 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
     heartbeat_timeout = check_int("distributed", "heartbeat_timeout", heartbeat_timeout, 2, 86400)
     if is_joined():
         return jax.process_index(), jax.process_count()
+    if detect is None:
+        detect = cluster_tasks() > 1
     if num_processes == 1 or (coordinator is None and not detect):
         return 0, 1
+    left = timeout
+    if coordinator is not None and process_id:  # process 0 starts the coordinator itself
+        left = wait_for_coordinator(coordinator, timeout)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
-            coordinator, num_processes, process_id, initialization_timeout=timeout,
+            coordinator, num_processes, process_id, initialization_timeout=int(left),
             heartbeat_timeout_seconds=heartbeat_timeout,
             shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
     except Exception as err:  # noqa: BLE001 - JAX raises several kinds; one clear line
