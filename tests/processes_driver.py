@@ -2,7 +2,8 @@
 
 It runs `tlsjax es`, then `tlsjax mc`, then `tlsjax es` started with a seed that differs
 between the processes (to be refused), all as commands of one job that the first of them
-joins; it prints one JSON line with the three exit statuses.
+joins; it prints one JSON line with the three exit statuses. With PROCESS_ID `single`
+it runs, alone, `tlsjax es` resuming from FOLDER/ck.npz and `tlsjax mc` (the references).
 
 Usage: python processes_driver.py PORT PROCESS_ID FOLDER ES_ARGS MC_ARGS
 (ES_ARGS and MC_ARGS: the options of each command as one string.)
@@ -20,6 +21,11 @@ from tlsjax.cli import main
 def run() -> None:
     port, pid, folder, es_args, mc_args = sys.argv[1:6]
     os.chdir(folder)
+    if pid == "single":
+        codes = [main(["es", *es_args.split(), "--json", "es.json", "--checkpoint", "ck.npz"]),
+                 main(["mc", *mc_args.split(), "--json", "mc.json"])]
+        sys.__stdout__.write(json.dumps(dict(codes=codes)) + "\n")
+        return
     join = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", pid,
             "--process-timeout", "60"]
     codes = [main(["es", *es_args.split(), "--json", "es.json", *join]),

@@ -210,7 +210,8 @@ def check_same_config(config: dict, where: str = "distributed") -> None:
         shown = ", ".join(f"{k} = {config[k]!r}" for k in differ[:4] if k in config)
         raise ValueError(
             f"`{where}`: process {jax.process_index()} was started with other options than "
-            f"process(es) {others}: {', '.join(differ)} differ (here: {shown}); start every "
+            f"process(es) {others}: {', '.join(differ)} "
+            f"{'differs' if len(differ) == 1 else 'differ'} (here: {shown}); start every "
             "process with the same command")
 
 
