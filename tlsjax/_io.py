@@ -258,6 +258,8 @@ def write_json(path, data, *, overwrite: bool = False, run: str | None = None,
     Refuses (`FileExistsError`) to replace a file tlsjax did not write, or a tlsjax JSON
     of another run, unless `overwrite`.
     """
+    if not is_writer():  # process 0 writes (and may have done so already: no check here)
+        return Path(path)
     path = check_output_path(path, overwrite, run=run)
     if isinstance(data, dict):
         data = {**data, "written_by": written_by(run)}
@@ -399,7 +401,10 @@ class OutputDir:
 
     def path(self, name: str) -> Path:
         """Where to write the file `name` of this run (moved into `root` on commit)."""
-        self._check_name(name)
+        if self._writer:  # (process 0 of several may already have moved its files in)
+            self._check_name(name)
+        elif not _plain_name(name) or name == MANIFEST:
+            raise ValueError(f"`OutputDir`: {name!r} is not a plain file name")
         staging = self._ensure_staging()
         if name not in self.written:
             self.written.append(name)

@@ -32,8 +32,9 @@ ENV_PROCESS_ID = "TLSJAX_PROCESS_ID"
 DEFAULT_TIMEOUT_S = 60
 #: Seconds without a heartbeat after which JAX declares a process dead (JAX's: 100).
 DEFAULT_HEARTBEAT_S = 20
-#: Seconds a finishing process waits for the others at exit (JAX's default: 300).
-SHUTDOWN_TIMEOUT_S = 30
+#: Seconds a finishing process waits at exit for the others to finish (as JAX: 300; the
+#: others may still be drawing figures into their discarded copies).
+SHUTDOWN_TIMEOUT_S = 300
 
 
 def _env_int(name: str, where: str) -> int | None:
