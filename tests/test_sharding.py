@@ -36,7 +36,8 @@ CASES = textwrap.dedent("""
     def ensemble_fn(key):
         es = tj.simulate(SAMPLE, tj.ModelParams(atilde=3.0, h_rel=0.3), key, top_k=4,
                          soft_width=THETA.width)
-        return dict(tu=THETA.crossover(es, 0.02), ps=THETA.p_s(es, E))
+        return dict(tu=THETA.crossover(es, 0.02), ps=THETA.p_s(es, E),
+                    hard_ps=tj.HardTheta().p_s(es, E))
 
     def run_cases(devices):
         mesh = device_mesh(devices)
@@ -52,7 +53,7 @@ CASES = textwrap.dedent("""
         es, _ = jax.jit(one)(3.0)
         grad = jax.jit(jax.grad(lambda a: one(a)[1]))(3.0)
         return dict(mean_tu=mean["tu"], err_tu=err["tu"], mean_ps=mean["ps"],
-                    err_ps=err["ps"], count=count, top=es.top, e_tau=es.e_tau,
+                    err_ps=err["ps"], mean_hard_ps=mean["hard_ps"], count=count, top=es.top, e_tau=es.e_tau,
                     e_tau_mean=es.e_tau_mean, grad=grad, n_devices=mesh.devices.size)
 """)
 
@@ -120,7 +121,8 @@ def test_one_and_four_devices_identical(tmp_path):
     exec(CASES, namespace)  # the same definitions, run here on this session's one device
     one = namespace["run_cases"](1)
     assert one["n_devices"] == 1 and int(four["count"]) == one["count"] == 6
-    for name in ("mean_tu", "err_tu", "mean_ps", "err_ps", "top", "e_tau", "e_tau_mean"):
+    for name in ("mean_tu", "err_tu", "mean_ps", "err_ps", "mean_hard_ps", "top", "e_tau",
+                 "e_tau_mean"):
         np.testing.assert_array_equal(np.asarray(one[name]), four[name], err_msg=name)
     # Reverse mode through row blocks split over devices: the cotangent of a~ (shared by
     # all blocks) is summed per device and then across devices, a different order of

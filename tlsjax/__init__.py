@@ -102,6 +102,7 @@ from .observables._table import TabulatedStauTLS as TabulatedStauTLS
 from .observables._table import tabulate_stau as tabulate_stau
 from .observables._tls import AbstractTLS as AbstractTLS
 from .observables._tls import ConstantC as ConstantC
+from .parallel._distributed import distributed as distributed
 from .parallel._ensemble import RunningStats as RunningStats
 from .parallel._ensemble import disorder_average as disorder_average
 from .parallel._ensemble import mean_and_stderr as mean_and_stderr

@@ -19,6 +19,9 @@
   A user's other files are never touched.
 - A manifest that cannot be read (damaged by hand or by an old version) is reported;
   ``--overwrite`` replaces it, or delete it, or choose another folder.
+- In a job of several processes (`jax.distributed`), only process 0 writes
+  (`is_writer`): the others write into a private temporary folder that is removed at
+  once, so they run the same code and leave nothing behind.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ import re
 import secrets
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from ._interrupts import deferred_interrupts
@@ -88,6 +93,12 @@ def written_by(run: str | None = None) -> dict:
 # ----------------------------------------------------------------- atomic writing
 
 
+def is_writer() -> bool:
+    """False in processes 1, 2, ... of a job of several processes (`jax.distributed`):
+    one process, 0, writes files; the others compute the same results and discard them."""
+    return not jax.distributed.is_initialized() or jax.process_index() == 0
+
+
 def temp_path(path) -> Path:
     """A fresh temporary name beside `path`: ``.NAME.tlsjax-tmp-PID-RANDOM`` + `path`'s
     suffix (so writers that look at the suffix, e.g. matplotlib, still work)."""
@@ -109,6 +120,10 @@ def atomic_path(path) -> Iterator[Path]:
     Example: ``with atomic_path("fig.png") as tmp: fig.savefig(tmp)``.
     """
     path = Path(path)
+    if not is_writer():  # another process writes `path`; this one's copy is discarded
+        with tempfile.TemporaryDirectory(prefix="tlsjax-") as private:
+            yield Path(private) / path.name
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
@@ -243,6 +258,8 @@ def write_json(path, data, *, overwrite: bool = False, run: str | None = None,
     Refuses (`FileExistsError`) to replace a file tlsjax did not write, or a tlsjax JSON
     of another run, unless `overwrite`.
     """
+    if not is_writer():  # process 0 writes (and may have done so already: no check here)
+        return Path(path)
     path = check_output_path(path, overwrite, run=run)
     if isinstance(data, dict):
         data = {**data, "written_by": written_by(run)}
@@ -353,7 +370,9 @@ class OutputDir:
         self._staging: Path | None = None
         self._created: list[Path] = []
         self.committed = False
-        _remove_stale_temporaries(self.root)
+        self._writer = is_writer()
+        if self._writer:  # (pids of other hosts mean nothing here)
+            _remove_stale_temporaries(self.root)
         for name in expect:
             self._check_name(name)
 
@@ -367,6 +386,8 @@ class OutputDir:
         return final
 
     def _ensure_staging(self) -> Path:
+        if self._staging is None and not self._writer:  # discarded on exit (`commit`)
+            self._staging = Path(tempfile.mkdtemp(prefix="tlsjax-staging-"))
         if self._staging is None:
             missing, p = [], self.root
             while not p.exists():
@@ -380,7 +401,10 @@ class OutputDir:
 
     def path(self, name: str) -> Path:
         """Where to write the file `name` of this run (moved into `root` on commit)."""
-        self._check_name(name)
+        if self._writer:  # (process 0 of several may already have moved its files in)
+            self._check_name(name)
+        elif not _plain_name(name) or name == MANIFEST:
+            raise ValueError(f"`OutputDir`: {name!r} is not a plain file name")
         staging = self._ensure_staging()
         if name not in self.written:
             self.written.append(name)
@@ -411,7 +435,8 @@ class OutputDir:
 
     def commit(self) -> None:
         """Move the staged files into `root` (interrupts held back), manifest last."""
-        if self.committed or self._staging is None:
+        if self.committed or self._staging is None or not self._writer:
+            self.discard()
             self.committed = True
             return
         root, new = self.root, list(self.written)

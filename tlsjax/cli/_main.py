@@ -14,6 +14,8 @@ import sys
 
 from .._interrupts import clear_request, install_handlers, requested_signal
 from ._cache import enable_compilation_cache
+from ..parallel._distributed import is_joined
+from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         leaf.add_argument("--no-cache", action="store_true", dest="no_cache",
                           help="do not use the persistent compilation cache (default: on, "
                           "in the user's cache folder; see TLSJAX_CACHE_DIR)")
+    for name in PROCESS_COMMANDS:
+        add_process_options(sub.choices[name])
     return parser
 
 
@@ -122,9 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if program:  # from Python, JAX's global configuration is left alone
             enable_compilation_cache(getattr(args, "no_cache", False))
+        if args.command in PROCESS_COMMANDS:
+            join_processes(args)
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as err:
-        print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not is_joined():
+            raise
+        print(f"tlsjax {args.command}: error: {error_text(err)}", file=sys.stderr)
+        if program and is_joined():  # leave at once: no wait at JAX's shutdown barrier
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         signum = requested_signal() or signal.SIGINT

@@ -54,7 +54,10 @@ class HardTheta(AbstractTheta):
     def p_s(self, es, energies):
         energies = _check_energies(energies)
         below = (es.e_min[None, :] < energies[:, None]) & es.mask[None, :]
-        return jnp.sum(below, axis=1) / _valid_count(es)
+        # count x (1 / N), written out: XLA turns `count / N` into this product in some
+        # compiled contexts and not in others (1 ulp apart), so results would depend on
+        # the number of devices or processes; with the product they do not.
+        return jnp.sum(below, axis=1) * (1.0 / _valid_count(es))
 
     def crossover(self, es, g):
         """The m-th smallest E_min, m = ceil(5 g N): the least E >= 0 with P_S(E+) >= 5 g

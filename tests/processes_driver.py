@@ -1,0 +1,74 @@
+"""One process of a job of two local CPU processes (gloo), for test_processes.py.
+
+In the pair (PROCESS_ID 0 or 1), as commands of one job:
+
+1. `tlsjax es ... --json es.json` and 2. `tlsjax mc ... --json mc.json`;
+3. `tlsjax es` with a seed that differs between the processes (to be refused);
+4. `tlsjax es ... --json killed.json --checkpoint ck.npz`, in which process 1 kills
+   itself (SIGKILL) once its third batch is done; process 0 must stop with a message.
+
+Each process prints one JSON line with the exit statuses (process 1: before step 4),
+then leaves with `os._exit`
+(as the `tlsjax` program does after an error in a job of several processes).
+With PROCESS_ID `single` it runs, alone, `tlsjax es` resuming from ck.npz and `tlsjax
+mc` (the references).
+
+Usage: python processes_driver.py PORT PROCESS_ID FOLDER ES_ARGS MC_ARGS
+(ES_ARGS and MC_ARGS: the options of each command as one string.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import tlsjax.parallel._ensemble as ensemble
+from tlsjax.cli import main
+
+
+def _report(**record) -> None:
+    sys.__stdout__.write(json.dumps(record) + "\n")
+    sys.__stdout__.flush()
+    sys.__stderr__.flush()
+
+
+def _kill_self_after(batches: int) -> None:
+    """SIGKILL this process after `batches` batches of `disorder_average`."""
+    done = [0]
+    check = ensemble.raise_if_interrupted
+
+    def counting():
+        done[0] += 1
+        if done[0] == batches:
+            os.kill(os.getpid(), signal.SIGKILL)
+        check()
+
+    ensemble.raise_if_interrupted = counting
+
+
+def run() -> None:
+    port, pid, folder, es_args, mc_args = sys.argv[1:6]
+    os.chdir(folder)
+    es, mc = ["es", *es_args.split()], ["mc", *mc_args.split()]
+    if pid == "single":
+        _report(codes=[main([*es, "--json", "es.json", "--checkpoint", "ck.npz"]),
+                       main([*mc, "--json", "mc.json"])])
+        return
+    join = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", pid,
+            "--process-timeout", "60"]
+    codes = [main([*es, "--json", "es.json", *join]), main([*mc, "--json", "mc.json", *join]),
+             main([*es, "--seed", str(7 + int(pid)), *join])]
+    if pid == "1":
+        _report(codes=codes)
+        _kill_self_after(3)
+    start = time.monotonic()
+    codes.append(main([*es, "--json", "killed.json", "--checkpoint", "ck.npz", *join]))
+    _report(codes=codes, stopped_after=time.monotonic() - start)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    run()

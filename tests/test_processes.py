@@ -1,0 +1,128 @@
+"""Two local CPU processes as one JAX job (gloo): `tlsjax es` and `tlsjax mc` equal to
+one process, a process killed mid-run (the other stops with a message, the checkpoint
+resumes in one process), and processes started with other options (refused).
+
+Every subprocess runs under a timeout. One pair of processes runs the commands of
+`processes_driver.py` (the last one killed mid-run); one process gives the references
+(its `es` resumes the killed run). The subprocesses share a compilation cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+TIMEOUT_S = 420  # a bound against hangs, not a timing: on a loaded machine the pair took minutes
+ES = "--cells 6 --realizations 120 --no-progress"
+MC = "--cells 3 --realizations 3 --anneal-sweeps 4 --sweeps 2 --no-progress"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(cache: Path) -> dict:
+    # a compilation cache shared by the subprocesses: the killed pair and the one-process
+    # runs reuse what the first pair compiled
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu",
+               JAX_COMPILATION_CACHE_DIR=str(cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    for k in ("TLSJAX_COORDINATOR", "TLSJAX_NUM_PROCESSES", "TLSJAX_PROCESS_ID"):
+        env.pop(k, None)
+    return env
+
+
+def _driver(port: int, pid: str, folder: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "processes_driver.py"), str(port), pid, str(folder), ES, MC],
+        env=_env(folder.parent / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = TIMEOUT_S) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"a subprocess hung (> {timeout} s): {err[-2000:]}")
+    return proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("processes")
+    pair, single = root / "pair", root / "single"
+    for d in (pair, single):
+        d.mkdir()
+    port = _free_port()
+    drivers = [_driver(port, str(i), pair) for i in (0, 1)]
+    survivor, killed = (_finish(p) for p in drivers)
+    saved = dict(np.load(pair / "ck.npz")) if (pair / "ck.npz").exists() else {}
+    if saved:  # one process resumes the killed run: its result is the `es` reference
+        os.replace(pair / "ck.npz", single / "ck.npz")
+    references = _finish(_driver(0, "single", single))
+    return dict(pair=pair, single=single, survivor=survivor, killed=killed, saved=saved,
+                references=references)
+
+
+def _same_json(a: Path, b: Path) -> None:
+    """Equal apart from timing fields (bit-identical numbers)."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("seconds", "written_by")}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    assert strip(json.loads(a.read_text())) == strip(json.loads(b.read_text()))
+
+
+def _codes(run) -> dict:
+    code, out, err = run
+    assert out.strip(), f"exit {code}: {err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_two_processes_join_and_agree(runs):
+    assert _codes(runs["survivor"])["codes"][:2] == [0, 0], runs["survivor"][2][-3000:]
+    assert _codes(runs["killed"])["codes"][:2] == [0, 0], runs["killed"][2][-3000:]
+    assert _codes(runs["references"])["codes"] == [0, 0], runs["references"][2][-3000:]
+    assert sorted(p.name for p in runs["pair"].iterdir()) == ["es.json", "mc.json"]
+
+
+def test_mismatched_options_are_refused(runs):
+    for name in ("survivor", "killed"):
+        assert _codes(runs[name])["codes"][2] == 2
+        line = [x for x in runs[name][2].splitlines() if "other options" in x][-1]
+        assert line.startswith("tlsjax es: error:") and "--seed differs" in line, line
+
+
+def test_killed_process_stops_the_other_and_checkpoint_resumes(runs):
+    assert runs["killed"][0] == -signal.SIGKILL
+    record = _codes(runs["survivor"])
+    assert record["codes"][3] == 2 and record["stopped_after"] < 60
+    assert "another process of this job stopped" in runs["survivor"][2]
+    assert not (runs["pair"] / "killed.json").exists()  # nothing half-written
+    assert 0 < int(runs["saved"]["next_index"]) < 120  # killed mid-run
+
+
+def test_es_two_processes_equal_one(runs):
+    _same_json(runs["pair"] / "es.json", runs["single"] / "es.json")
+
+
+def test_mc_two_processes_equal_one(runs):
+    _same_json(runs["pair"] / "mc.json", runs["single"] / "mc.json")

@@ -1,0 +1,224 @@
+"""Several processes (and hosts) as one JAX job: joining it, and checking they agree.
+
+tlsjax builds on JAX's own multi-controller runtime (`jax.distributed.initialize`):
+every process runs the same program, `jax.devices()` lists the devices of every
+process, and `disorder_average` / `run_mc` split their realizations over all of them
+(`shard_leading`) and gather the results on every process (`to_host`). There is no
+launcher of tlsjax's own: start the processes with Slurm's `srun`, `mpirun`, or by hand.
+
+Nothing here runs on import: `distributed(...)` joins the job when a script (or the
+CLI, when asked) calls it. On CPUs the collectives go through gloo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+
+import jax
+import numpy as np
+
+from .._validate import check_int
+
+#: The environment variables read when an argument of `distributed` is `None`.
+ENV_COORDINATOR = "TLSJAX_COORDINATOR"
+ENV_NUM_PROCESSES = "TLSJAX_NUM_PROCESSES"
+ENV_PROCESS_ID = "TLSJAX_PROCESS_ID"
+#: Default seconds to reach the coordinator (`jax.distributed.initialize`'s own is 300).
+DEFAULT_TIMEOUT_S = 60
+#: Seconds without a heartbeat after which JAX declares a process dead (JAX's: 100).
+DEFAULT_HEARTBEAT_S = 20
+#: Seconds a finishing process waits at exit for the others to finish (as JAX: 300; the
+#: others may still be drawing figures into their discarded copies).
+SHUTDOWN_TIMEOUT_S = 300
+
+
+def _env_int(name: str, where: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"`{where}`: environment variable {name} must be an integer; "
+                         f"got {text!r}") from None
+
+
+def check_coordinator(where: str, address: str) -> str:
+    """`address` as HOST:PORT with a port in [1, 65535] (`ValueError` otherwise)."""
+    if not isinstance(address, str):
+        raise TypeError(f"`{where}`: coordinator must be a string HOST:PORT; "
+                        f"got {type(address).__name__}")
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"`{where}`: coordinator must be HOST:PORT with a port in "
+                         f"[1, 65535]; got {address!r}")
+    return f"{host}:{int(port)}"
+
+
+def process_settings(coordinator=None, num_processes=None, process_id=None, *,
+                     where: str = "distributed", names=("coordinator", "num_processes",
+                                                        "process_id")
+                     ) -> tuple[str | None, int | None, int | None]:
+    """The (coordinator, number of processes, process id) asked for: the arguments, or
+    else the `TLSJAX_*` environment variables; all checked. `(None, None, None)` means
+    "let `jax.distributed.initialize` detect the cluster" (Slurm, Open MPI, TPU)."""
+    coordinator = coordinator if coordinator is not None else (
+        os.environ.get(ENV_COORDINATOR, "").strip() or None)
+    if num_processes is None:
+        num_processes = _env_int(ENV_NUM_PROCESSES, where)
+    if process_id is None:
+        process_id = _env_int(ENV_PROCESS_ID, where)
+    if coordinator is not None:
+        coordinator = check_coordinator(where, coordinator)
+    if num_processes is not None:
+        num_processes = check_int(where, names[1], num_processes, 1, 1 << 16)
+    if process_id is not None:
+        hi = None if num_processes is None else num_processes - 1
+        process_id = check_int(where, names[2], process_id, 0, hi)
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
+    if any(given) and not all(given) and num_processes != 1:
+        raise ValueError(f"`{where}`: give the coordinator, the number of processes and the "
+                         "process id together (or none of them, where JAX detects the cluster: "
+                         "Slurm, Open MPI, TPU)")
+    return coordinator, num_processes, process_id
+
+
+def wait_for_coordinator(address: str, timeout: float) -> float:
+    """Wait until something listens at `address` (HOST:PORT); the seconds left of
+    `timeout`. `ConnectionError` when nothing does within `timeout` (JAX itself would
+    abort the process, without a Python error, when its connection times out)."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return max(deadline - time.monotonic(), 1.0)
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"the coordinator {address} cannot be reached ({err.strerror or err}) "
+                    f"within {timeout:g} s; start process 0 there, check HOST:PORT, or give "
+                    "more time (--process-timeout / `distributed(timeout=...)`)") from None
+            time.sleep(0.25)
+
+
+def cluster_tasks() -> int:
+    """Tasks of the job the environment describes (Slurm's ``SLURM_NTASKS`` inside `srun`,
+    Open MPI's ``OMPI_COMM_WORLD_SIZE``); 1 when none."""
+    for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        if name == "SLURM_NTASKS" and "SLURM_PROCID" not in os.environ:
+            continue
+        try:
+            n = int(os.environ.get(name, "1"))
+        except ValueError:
+            continue
+        if n > 1:
+            return n
+    return 1
+
+
+def is_joined() -> bool:
+    """True once this process belongs to a multi-process JAX job."""
+    return jax.distributed.is_initialized()
+
+
+def distributed(coordinator: str | None = None, num_processes: int | None = None,
+                process_id: int | None = None, *, timeout: int = DEFAULT_TIMEOUT_S,
+                heartbeat_timeout: int = DEFAULT_HEARTBEAT_S, detect: bool | None = None
+                ) -> tuple[int, int]:
+    """Join a job of several processes (call it first, before any JAX computation).
+
+    **Arguments:**
+
+    - `coordinator`: ``"HOST:PORT"`` of process 0 (it listens there).
+    - `num_processes`, `process_id`: P and this process's id in [0, P - 1].
+      Each of the three defaults to ``TLSJAX_COORDINATOR``, ``TLSJAX_NUM_PROCESSES``,
+      ``TLSJAX_PROCESS_ID``. Give all three, or none of them with `detect=True` to let
+      `jax.distributed.initialize` read the cluster (Slurm, Open MPI, TPU).
+    - `timeout`: seconds to reach the coordinator and the other processes (>= 1).
+    - `heartbeat_timeout`: seconds after which a silent process is declared dead and
+      the others stop (>= 2).
+    - `detect`: with nothing given, join through JAX's cluster detection (`True`), stay
+      a single process (`False`), or detect when the environment describes more than one
+      task (`None`, the default: `srun` with several tasks, `mpirun -n P`).
+
+    Sets ``jax_cpu_collectives_implementation`` to ``"gloo"`` (CPU collectives across
+    processes); this is the one global JAX setting tlsjax changes, and only here.
+
+    **Returns:** `(process_index, process_count)`; `(0, 1)` when nothing asks for
+    several processes. **Raises:** `ValueError` for bad settings, `ConnectionError`
+    when the coordinator cannot be reached within `timeout`.
+    """
+    coordinator, num_processes, process_id = process_settings(
+        coordinator, num_processes, process_id)
+    timeout = check_int("distributed", "timeout", timeout, 1, 86400)
+    heartbeat_timeout = check_int("distributed", "heartbeat_timeout", heartbeat_timeout, 2, 86400)
+    if is_joined():
+        return jax.process_index(), jax.process_count()
+    if detect is None:
+        detect = cluster_tasks() > 1
+    if num_processes == 1 or (coordinator is None and not detect):
+        return 0, 1
+    left = timeout
+    if coordinator is not None and process_id:  # process 0 starts the coordinator itself
+        left = wait_for_coordinator(coordinator, timeout)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(
+            coordinator, num_processes, process_id, initialization_timeout=int(left),
+            heartbeat_timeout_seconds=heartbeat_timeout,
+            shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001 - JAX raises several kinds; one clear line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConnectionError(
+            f"could not join the job of {num_processes or 'auto'} processes through the "
+            f"coordinator {coordinator or '(detected)'} within {timeout} s (process id "
+            f"{process_id}): {first[:200]}") from None
+    return jax.process_index(), jax.process_count()
+
+
+def _digest(value) -> int:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def check_same_config(config: dict, where: str = "distributed") -> None:
+    """Refuse (`ValueError`) to go on when the processes of the job were started with
+    different `config`s (a dict of option name -> value); the message names the options
+    that differ. A no-op in a single process."""
+    if not is_joined() or jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    names = sorted(config)
+    mine = np.asarray([_digest(names)] + [_digest(config[k]) for k in names], np.uint32)
+    sizes = np.asarray(multihost_utils.process_allgather(np.asarray([mine.size], np.int32)))
+    if len(set(sizes.ravel().tolist())) > 1:
+        raise ValueError(f"`{where}`: the processes of this job run different commands or "
+                         "options (their lists of options differ); start every process with "
+                         "the same command")
+    every = np.asarray(multihost_utils.process_allgather(mine)).reshape(-1, mine.size)
+    differ = [names[k - 1] for k in range(1, mine.size) if len(set(every[:, k].tolist())) > 1]
+    if every[:, 0].min() != every[:, 0].max():
+        differ = differ or ["(the list of options)"]
+    if differ:
+        others = [p for p in range(every.shape[0]) if (every[p] != mine).any()]
+        shown = ", ".join(f"{k} = {config[k]!r}" for k in differ[:4] if k in config)
+        raise ValueError(
+            f"`{where}`: process {jax.process_index()} was started with other options than "
+            f"process(es) {others}: {', '.join(differ)} "
+            f"{'differs' if len(differ) == 1 else 'differ'} (here: {shown}); start every "
+            "process with the same command")
+
+
+def quiet_unless_first() -> None:
+    """Send this process's standard output to /dev/null unless it is process 0 (the
+    processes compute the same results; one prints them). Errors still show."""
+    if is_joined() and jax.process_index() != 0:
+        sys.stdout.flush()
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
