@@ -13,8 +13,8 @@ import signal
 import sys
 
 from .._interrupts import clear_request, install_handlers, requested_signal
-from ._cache import enable_compilation_cache
 from ..parallel._distributed import is_joined
+from ._cache import enable_compilation_cache
 from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
 
 #: Command modules, in the order of the physics flow.
