@@ -14,6 +14,7 @@ from .fit._fit import PARAMETERS as PARAMETERS
 from .fit._fit import FitResult as FitResult
 from .fit._fit import least_squares as least_squares
 from .fit._fit import propagate as propagate
+from .fit._fit_curves import fit_curves as fit_curves
 from .fit._fit_stau import fit_kappa as fit_kappa
 from .fit._fit_stau import fit_targets as fit_targets
 from .fit._own import compare_models as compare_models
