@@ -26,6 +26,21 @@ from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG, ModelParams
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
+from ._args import (
+    ATILDE_MAX,
+    CELLS,
+    FREQ_MIN,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    SI_MAX,
+    integer,
+    positive,
+    real,
+)
 from ._main import ListAction, name_list
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -64,19 +79,19 @@ def _common(p) -> None:
                    help="free parameters, e.g. g,J0,atilde or g J0 atilde (allowed: "
                    f"{', '.join(PARAMETERS)})")
     m = p.add_argument_group("starting / fixed model parameters")
-    m.add_argument("--g", type=float, default=DEFAULT_G)
-    m.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="K")
-    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE, help="units of a_o")
-    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel")
-    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    m.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G)
+    m.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="K")
+    m.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE, help="units of a_o")
+    m.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=0.0, dest="h_rel")
+    m.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
     s = p.add_argument_group("ES sample of the DOS")
-    s.add_argument("--x", type=float, default=DEFAULT_DOS_X)
-    s.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS)
-    s.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--x", type=OCCUPATION, default=DEFAULT_DOS_X)
+    s.add_argument("--cells", type=CELLS, default=DEFAULT_DOS_CELLS)
+    s.add_argument("--realizations", type=integer(1), default=DEFAULT_DOS_REALIZATIONS)
+    s.add_argument("--seed", type=SEED, default=0)
     o = p.add_argument_group("optimizer and output")
-    o.add_argument("--starts", type=int, default=1, help="number of starts (1)")
-    o.add_argument("--max-steps", type=int, default=200, dest="max_steps")
+    o.add_argument("--starts", type=integer(1), default=1, help="number of starts (1)")
+    o.add_argument("--max-steps", type=integer(1), default=200, dest="max_steps")
     o.add_argument("--json", default=None, metavar="OUT.json", help="write the FitResult")
     o.add_argument("--overwrite", action="store_true", help="allow replacing output files")
     o.add_argument("--no-progress", action="store_true", dest="no_progress")
@@ -91,11 +106,12 @@ def register(sub) -> None:
     t = fsub.add_parser("targets", help="g, J0, a~ from C_o and T_U",
                         description="Fit C_o = kappa_log g and T_U (P_S(T_U) = 5 g) with "
                         "relative uncertainties; reports what the targets do not determine.")
-    t.add_argument("--C0", type=float, default=1e-3, help="target C_o (1e-3)")
-    t.add_argument("--TU", type=float, default=3.0, help="target T_U in K (3)")
-    t.add_argument("--sigma-C0", type=float, default=DEFAULT_TARGET_SIGMA, dest="sigma_C0",
+    t.add_argument("--C0", type=real(0.0, 1.0, lo_open=True, hi_open=True), default=1e-3,
+                   help="target C_o (1e-3)")
+    t.add_argument("--TU", type=positive(KELVIN_MAX), default=3.0, help="target T_U in K (3)")
+    t.add_argument("--sigma-C0", type=positive(RATIO_MAX), default=DEFAULT_TARGET_SIGMA, dest="sigma_C0",
                    help="relative uncertainty of C_o (0.1)")
-    t.add_argument("--sigma-TU", type=float, default=DEFAULT_TARGET_SIGMA, dest="sigma_TU",
+    t.add_argument("--sigma-TU", type=positive(RATIO_MAX), default=DEFAULT_TARGET_SIGMA, dest="sigma_TU",
                    help="relative uncertainty of T_U (0.1)")
     t.add_argument("--criterion", choices=["shortcut", "full"], default="shortcut")
     _common(t)
@@ -121,17 +137,17 @@ def register(sub) -> None:
                    "fixed A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 without velocities)")
     k.add_argument("--ic", choices=CRITERIA, default=DEFAULT_CRITERION,
                    help=f"information criterion of the choice ({DEFAULT_CRITERION})")
-    k.add_argument("--level", type=float, default=DEFAULT_LEVEL,
+    k.add_argument("--level", type=real(0.5, 1.0, lo_open=True, hi_open=True), default=DEFAULT_LEVEL,
                    help="confidence of the one-sided profile-likelihood bounds (0.95)")
     k.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds")
-    k.add_argument("--rho", type=float, default=None, help="density, kg/m^3")
-    k.add_argument("--vl", type=float, default=None, help="longitudinal velocity, m/s")
-    k.add_argument("--vt", type=float, default=None, help="transverse velocity, m/s")
-    k.add_argument("--sigma-log", type=float, default=None, dest="sigma_log",
+    k.add_argument("--rho", type=positive(SI_MAX), default=None, help="density, kg/m^3")
+    k.add_argument("--vl", type=positive(SI_MAX), default=None, help="longitudinal velocity, m/s")
+    k.add_argument("--vt", type=positive(SI_MAX), default=None, help="transverse velocity, m/s")
+    k.add_argument("--sigma-log", type=positive(RATIO_MAX), default=None, dest="sigma_log",
                    help="1-sigma of ln kappa per point (default: errors scaled by chi^2)")
     k.add_argument("--qinv", default=None, metavar="FILE", help="Q^-1(T) CSV, fitted jointly")
-    k.add_argument("--freq", type=float, default=None, help="Q^-1 frequency in Hz")
+    k.add_argument("--freq", type=real(FREQ_MIN, SI_MAX), default=None, help="Q^-1 frequency in Hz")
     k.add_argument("--plot", default=None, metavar="OUT.png", help="write the figure")
     _common(k)
     k.set_defaults(func=run_kappa)

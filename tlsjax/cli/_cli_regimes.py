@@ -19,7 +19,22 @@ from ..studies._regimes import (
     scan_table,
     summary_text,
 )
-from ._main import ListAction, float_list, name_list
+from ._args import (
+    ATILDE_MAX,
+    CELLS,
+    DEVICES,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    integer,
+    positive,
+    real,
+    reals,
+)
+from ._main import ListAction, name_list
 
 #: --quick: a smoke run (small samples, few points, 4 realizations).
 QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
@@ -40,42 +55,42 @@ def register(sub) -> None:
                    help="also write the JSON result to PATH")
     p.add_argument("--regimes", type=name_list, nargs="+", action=ListAction, default=list(REGIMES),
                    help="which of dilution,mixed,dipole to run (default all)")
-    p.add_argument("--x-dilute", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--x-dilute", type=reals(0.0, 1.0, lo_open=True), nargs="+", action=ListAction,
                    default=list(DEFAULT_X_DILUTE), dest="x_dilute",
                    help="increasing concentrations in (0, 1] for the pure crystal")
-    p.add_argument("--x-mixed", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--x-mixed", type=reals(0.0, 1.0, lo_open=True), nargs="+", action=ListAction,
                    default=list(DEFAULT_X_MIXED), dest="x_mixed",
                    help="increasing CN concentrations in (0, 1] for the mixed crystal")
-    p.add_argument("--j-ee", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--j-ee", type=reals(0.0, RATIO_MAX), nargs="+", action=ListAction,
                    default=list(DEFAULT_J_EE), dest="J_ee_over_gJ0",
                    help="increasing values of J_ee/(g J_o) >= 0 (J_ee = 0 is always added)")
-    p.add_argument("--n-target", type=int, default=DEFAULT_N_TARGET, dest="n_target",
+    p.add_argument("--n-target", type=integer(20), default=DEFAULT_N_TARGET, dest="n_target",
                    help=f"mean impurities per sample along x (default {DEFAULT_N_TARGET})")
-    p.add_argument("--realizations", type=int, default=16, help="per regime (default 16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g", type=float, default=DEFAULT_G,
+    p.add_argument("--realizations", type=integer(1), default=16, help="per regime (default 16)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G,
                    help="g of the concentrated crystal (at x_c; dilute: g_c)")
-    p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
-    p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
+    p.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE,
                    help="cutoff a~ in units of a_o, fixed for all x (3)")
-    p.add_argument("--x-c", type=float, default=DEFAULT_X_C, dest="x_c",
+    p.add_argument("--x-c", type=OCCUPATION, default=DEFAULT_X_C, dest="x_c",
                    help="reference concentration x_c (0.2)")
-    p.add_argument("--J-nn", type=float, default=None, dest="J_nn",
+    p.add_argument("--J-nn", type=positive(KELVIN_MAX), default=None, dest="J_nn",
                    help="dilute crystal: S-S coupling at the nearest-neighbour distance, K "
                    "(default J0/x_c)")
-    p.add_argument("--h-S", type=float, default=1.0, dest="h_S",
+    p.add_argument("--h-S", type=real(0.0, RATIO_MAX), default=1.0, dest="h_S",
                    help="mixed crystal: S-field width in units of J_o (1)")
-    p.add_argument("--h-tau", type=float, default=1.0, dest="h_tau",
+    p.add_argument("--h-tau", type=positive(RATIO_MAX), default=1.0, dest="h_tau",
                    help="mixed crystal: tau-field width in units of g J_o (1)")
-    p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
-    p.add_argument("--dipole-x", type=float, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
-    p.add_argument("--dipole-cells", type=int, default=DEFAULT_DIPOLE_SAMPLE[1],
+    p.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    p.add_argument("--dipole-x", type=OCCUPATION, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
+    p.add_argument("--dipole-cells", type=CELLS, default=DEFAULT_DIPOLE_SAMPLE[1],
                    dest="dipole_cells", help="fcc cells per edge of the dipole sample (18)")
-    p.add_argument("--dipole-atilde", type=float, default=None, dest="dipole_atilde",
+    p.add_argument("--dipole-atilde", type=real(0.0, ATILDE_MAX), default=None, dest="dipole_atilde",
                    help="cutoff of the dipolar radial factor (default: --atilde)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime")
-    p.add_argument("--devices", type=int, default=None)
+    p.add_argument("--devices", type=DEVICES, default=None)
     p.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="save partial ensembles in DIR after each batch; resume from them")
     p.add_argument("--overwrite", action="store_true",

@@ -11,8 +11,11 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 
 from .._interrupts import clear_request, install_handlers, requested_signal
+from ._args import document_ranges
+from ._errors import quiet_runtime, report_error, safe_streams
 
 #: Command modules, in the order of the physics flow.
 COMMAND_MODULES = (
@@ -54,13 +57,35 @@ class ListAction(argparse.Action):
         setattr(namespace, self.dest, [v for word in values for v in word])
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tlsjax es: error: argument --cells: ...``
+    (exit status 2), instead of the usage text followed by the message."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def iter_parsers(parser: argparse.ArgumentParser):
+    """Every parser of the command line, sub-commands included (`fit kappa` too)."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from iter_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tlsjax",
         description="S-tau two-level-system model (Schechter & Stamp, PRB 88, 174202 (2013)).")
     sub = parser.add_subparsers(dest="command", required=False)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for p in iter_parsers(parser):
+        document_ranges(p)
+        if not any("--debug" in a.option_strings for a in p._actions):
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the Python traceback of an error (also: TLSJAX_DEBUG=1)")
     return parser
 
 
@@ -78,36 +103,66 @@ def _with_default_command(parser, argv: list[str]) -> list[str]:
     return ["reproduce", *argv]
 
 
+def _run(args) -> int:
+    """Run the parsed command (the only place where work starts)."""
+    return int(args.func(args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted).
+    """Run the command line; returns the exit status (0 ok, 1 internal error, 2 bad input,
+    130 Ctrl-C, 143 SIGTERM).
 
     Called without `argv` (as the `tlsjax` program) it installs the Ctrl-C/SIGTERM
     handling of `tlsjax._interrupts` and, when interrupted, leaves at once with
     `os._exit` after flushing its output (the interpreter teardown may crash while XLA
-    compiler threads still run); called with `argv` (from Python) it returns 130.
+    compiler threads still run); called with `argv` (from Python) it returns the status.
+    No error reaches the user as a traceback unless `--debug` or TLSJAX_DEBUG=1 asks.
     """
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(_with_default_command(parser, argv))
-    clear_request()
     restore = install_handlers() if program else (lambda: None)
+    if program:
+        safe_streams()
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, OSError) as err:
-        print(f"tlsjax {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        signum = requested_signal() or signal.SIGINT
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"tlsjax {args.command}: interrupted ({name})", file=sys.stderr)
-        if program:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(128 + int(signum))
-        return 128 + int(signum)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(_with_default_command(parser, argv))
+        except SystemExit as done:  # -h, or a bad value (one line already printed)
+            return done.code if isinstance(done.code, int) else 2
+        clear_request()
+        return _guarded(args, program)
+    except KeyboardInterrupt:  # while building the parser (imports)
+        return _interrupted("tlsjax", program)
     finally:
         restore()
+
+
+def _guarded(args, program: bool) -> int:
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("TLSJAX_DEBUG", "") not in (
+        "", "0")
+    command = f"tlsjax {args.command}" if getattr(args, "command", None) else "tlsjax"
+    if getattr(args, "fit_command", None):
+        command += f" {args.fit_command}"
+    with quiet_runtime(not debug):
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            return _interrupted(command, program)
+        except Exception as err:  # noqa: BLE001 - the one place that turns errors into lines
+            if debug:
+                traceback.print_exc()
+            return report_error(command, err, debug)
+
+
+def _interrupted(command: str, program: bool) -> int:
+    signum = requested_signal() or signal.SIGINT
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(f"{command}: interrupted ({name})", file=sys.stderr)
+    if program:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + int(signum))
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":
