@@ -48,6 +48,8 @@ def _fmt(v: float) -> str:
         return "inf"
     if v == -math.inf:
         return "-inf"
+    if isinstance(v, int):
+        return str(v)
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
 
 
@@ -195,3 +197,20 @@ def document_ranges(parser: argparse.ArgumentParser) -> None:
 #: The smallest soft-Theta width of the command line (units of <E_tau>): below it the
 #: sigmoid is a step to float32 and the crossover's root finder cannot converge.
 MIN_WIDTH = 1e-4
+
+
+def non_empty(text: str) -> str:
+    """An argparse `type` for text options (paths, names): an empty word is an error."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; got ''")
+    return text
+
+
+def refuse_empty_words(parser: argparse.ArgumentParser) -> None:
+    """Give every text option without a converter `non_empty` (``--json ''`` would
+    otherwise be read as "no file" and the result silently not written)."""
+    for action in parser._actions:
+        takes_value = action.option_strings and action.nargs is None and action.const is None
+        if takes_value and action.type is None and action.choices is None \
+                and not isinstance(action, argparse._StoreConstAction):
+            action.type = non_empty

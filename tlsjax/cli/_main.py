@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from .._interrupts import clear_request, install_handlers, requested_signal
-from ._args import document_ranges
+from ._args import document_ranges, refuse_empty_words
 from ._errors import quiet_runtime, report_error, safe_streams
 
 #: Command modules, in the order of the physics flow.
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(name).register(sub)
     for p in iter_parsers(parser):
         document_ranges(p)
+        refuse_empty_words(p)
         if not any("--debug" in a.option_strings for a in p._actions):
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                            help="show the Python traceback of an error (also: TLSJAX_DEBUG=1)")
