@@ -38,9 +38,6 @@ FREQ_MIN = OMEGA_MIN / (2.0 * math.pi)
 RATIO_MAX = 1e6
 #: Energies and temperatures in K (J_o, T_U, ladders, E-bar).
 KELVIN_MAX = 1e6
-#: Material constants in SI units (density kg/m^3, velocities m/s, deformation
-#: potentials eV, mean free paths m, Rayleigh coefficients s^4/m^3).
-SI_MAX = 1e30
 
 
 def _fmt(v: float) -> str:
@@ -214,3 +211,16 @@ def refuse_empty_words(parser: argparse.ArgumentParser) -> None:
         if takes_value and action.type is None and action.choices is None \
                 and not isinstance(action, argparse._StoreConstAction):
             action.type = non_empty
+
+
+#: Material constants (SI units), each far beyond every solid: densities in kg/m^3
+#: (osmium: 22590), sound velocities in m/s (diamond: 18000), deformation potentials in eV,
+#: velocity or potential ratios, boundary mean free paths in m, Rayleigh coefficients
+#: A_R of l^-1 = A_R omega^4 in s^4/m (glasses: ~1e-46), frequencies in Hz.
+DENSITY = Number(0.0, 1e5, lo_open=True)
+VELOCITY = Number(0.0, 1e5, lo_open=True)
+POTENTIAL_EV = Number(0.0, 1e3, lo_open=True)
+MATERIAL_RATIO = Number(0.0, 1e3, lo_open=True)
+RAYLEIGH = Number(0.0, 1.0)
+BOUNDARY = Number(0.0, 1e3, lo_open=True, also={math.inf: "no boundary scattering"})
+FREQ_MAX = 1e15

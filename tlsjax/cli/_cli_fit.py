@@ -29,6 +29,8 @@ from ..observables._material import Material
 from ._args import (
     ATILDE_MAX,
     CELLS,
+    DENSITY,
+    FREQ_MAX,
     FREQ_MIN,
     G_CROSSOVER,
     KAPPA_LOG,
@@ -36,7 +38,7 @@ from ._args import (
     OCCUPATION,
     RATIO_MAX,
     SEED,
-    SI_MAX,
+    VELOCITY,
     integer,
     positive,
     real,
@@ -141,13 +143,13 @@ def register(sub) -> None:
                    help="confidence of the one-sided profile-likelihood bounds (0.95)")
     k.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds")
-    k.add_argument("--rho", type=positive(SI_MAX), default=None, help="density, kg/m^3")
-    k.add_argument("--vl", type=positive(SI_MAX), default=None, help="longitudinal velocity, m/s")
-    k.add_argument("--vt", type=positive(SI_MAX), default=None, help="transverse velocity, m/s")
+    k.add_argument("--rho", type=DENSITY, default=None, help="density, kg/m^3")
+    k.add_argument("--vl", type=VELOCITY, default=None, help="longitudinal velocity, m/s")
+    k.add_argument("--vt", type=VELOCITY, default=None, help="transverse velocity, m/s")
     k.add_argument("--sigma-log", type=positive(RATIO_MAX), default=None, dest="sigma_log",
                    help="1-sigma of ln kappa per point (default: errors scaled by chi^2)")
     k.add_argument("--qinv", default=None, metavar="FILE", help="Q^-1(T) CSV, fitted jointly")
-    k.add_argument("--freq", type=real(FREQ_MIN, SI_MAX), default=None, help="Q^-1 frequency in Hz")
+    k.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=None, help="Q^-1 frequency in Hz")
     k.add_argument("--plot", default=None, metavar="OUT.png", help="write the figure")
     _common(k)
     k.set_defaults(func=run_kappa)

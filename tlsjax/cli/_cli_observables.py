@@ -33,17 +33,23 @@ from ..observables._stm import (
 from ..observables._tls import AbstractTLS, ConstantC
 from ._args import (
     ATILDE_MAX,
+    BOUNDARY,
     C_MAX,
     C_MIN,
     CELLS,
+    DENSITY,
+    FREQ_MAX,
     FREQ_MIN,
     G_CROSSOVER,
     KAPPA_LOG,
     KELVIN_MAX,
+    MATERIAL_RATIO,
     OCCUPATION,
+    POTENTIAL_EV,
     RATIO_MAX,
+    RAYLEIGH,
     SEED,
-    SI_MAX,
+    VELOCITY,
     integer,
     positive,
     real,
@@ -88,20 +94,19 @@ def require_finite(where: str, **arrays) -> None:
 
 def _add_material(p, required: bool = True) -> None:
     m = p.add_argument_group("material (SI units; no presets: supply your own)")
-    m.add_argument("--rho", type=positive(SI_MAX), required=required, help="density in kg/m^3")
-    m.add_argument("--vl", "--v-l", type=positive(SI_MAX), required=required, dest="vl",
+    m.add_argument("--rho", type=DENSITY, required=required, help="density in kg/m^3")
+    m.add_argument("--vl", "--v-l", type=VELOCITY, required=required, dest="vl",
                    help="longitudinal velocity, m/s")
-    m.add_argument("--vt", "--v-t", type=positive(SI_MAX), required=required, dest="vt",
+    m.add_argument("--vt", "--v-t", type=VELOCITY, required=required, dest="vt",
                    help="transverse velocity, m/s")
-    m.add_argument("--gamma-ratio", type=positive(SI_MAX), default=None, dest="gamma_ratio",
+    m.add_argument("--gamma-ratio", type=MATERIAL_RATIO, default=None, dest="gamma_ratio",
                    help="gamma_l / gamma_t (default v_l / v_t, i.e. C_l = C_t)")
-    m.add_argument("--gamma-t", type=positive(SI_MAX), default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
+    m.add_argument("--gamma-t", type=POTENTIAL_EV, default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
                    help="transverse deformation potential (gamma_S in the S-tau model), eV "
                    "(default 1 eV: an order of magnitude, not a measurement)")
-    m.add_argument("--rayleigh", type=real(0.0, SI_MAX), default=0.0,
+    m.add_argument("--rayleigh", type=RAYLEIGH, default=0.0,
                    help="Rayleigh coefficient A_R of l^-1 = A_R omega^4, s^4/m (default 0)")
-    m.add_argument("--boundary", type=real(0.0, SI_MAX, lo_open=True,
-                   also={math.inf: "no boundary scattering"}), default=math.inf,
+    m.add_argument("--boundary", type=BOUNDARY, default=math.inf,
                    help="boundary mean free path in m (default: none)")
 
 
@@ -172,7 +177,7 @@ def register(sub) -> None:
                        "frequency, MODEL.md section 5.")
     q.add_argument("--T", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, required=True,
                    help="temperatures in K")
-    q.add_argument("--freq", type=real(FREQ_MIN, SI_MAX), default=1e3, help="frequency in Hz (default 1e3)")
+    q.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=1e3, help="frequency in Hz (default 1e3)")
     q.add_argument("--polarization", choices=["l", "t"], default="t")
     _add_material(q)
     _add_model(q)
@@ -187,7 +192,7 @@ def register(sub) -> None:
     o.add_argument("--T-max", type=real(T_MIN_K, T_MAX_K), default=30.0, dest="T_max", help="K (30)")
     o.add_argument("--points", type=integer(2, MAX_POINTS), default=40,
                    help=f"temperatures, log-spaced (40; at most {MAX_POINTS})")
-    o.add_argument("--freq", type=real(FREQ_MIN, SI_MAX), default=1e3, help="Q^-1 frequency in Hz (1e3)")
+    o.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=1e3, help="Q^-1 frequency in Hz (1e3)")
     o.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     _add_material(o)

@@ -18,6 +18,7 @@ from ..plot._save import save_figure
 from ._args import (
     ATILDE_MAX,
     CELLS,
+    DENSITY,
     G_CROSSOVER,
     KAPPA_LOG,
     KELVIN_MAX,
@@ -26,9 +27,9 @@ from ._args import (
     OCCUPATION,
     RATIO_MAX,
     SEED,
-    SI_MAX,
     T_MAX_K,
     T_MIN_K,
+    VELOCITY,
     integer,
     positive,
     real,
@@ -71,10 +72,10 @@ def register(sub) -> None:
                    help="P_S grid in units of <E_tau> (default 6 log-spaced, 0.1-1)")
     p.add_argument("--temperatures", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, default=None,
                    help="temperatures in K for kappa(T) (needs --rho, --vl, --vt)")
-    p.add_argument("--rho", type=positive(SI_MAX), default=None, help="host density, kg/m^3")
-    p.add_argument("--vl", "--v-l", type=positive(SI_MAX), default=None, dest="vl",
+    p.add_argument("--rho", type=DENSITY, default=None, help="host density, kg/m^3")
+    p.add_argument("--vl", "--v-l", type=VELOCITY, default=None, dest="vl",
                    help="longitudinal velocity, m/s")
-    p.add_argument("--vt", "--v-t", type=positive(SI_MAX), default=None, dest="vt",
+    p.add_argument("--vt", "--v-t", type=VELOCITY, default=None, dest="vt",
                    help="transverse velocity, m/s")
     p.add_argument("--mode", choices=["auto", "forward", "reverse"], default="auto")
     p.add_argument("--fd-checks", type=integer(0), default=10, dest="fd_checks",

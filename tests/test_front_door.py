@@ -1,0 +1,114 @@
+"""Every numeric option of every command refuses bad values in one line, before computing.
+
+The options are not listed here: they are read from the argparse parsers themselves
+(every option whose converter is numeric), so options added later are covered too. Each
+gets the values below; each must give exit status 2 and one line of message naming the
+option, with no traceback and without the command starting (`_run` is replaced by a
+function that fails the test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+import tlsjax.cli._main as cli_main
+from tlsjax.cli._args import NUMERIC_TYPES, is_numeric
+from tlsjax.cli._main import build_parser, iter_parsers, main
+
+BAD_VALUES = ("0", "-1", "nan", "inf", "1e300", "100000000000000000000", "abc")
+
+#: Values among BAD_VALUES that an option accepts, by design, with the reason. An option
+#: missing here must refuse all of them.
+LEGAL = {
+    "--seed": {"0": "seed 0"},
+    "--width": {"0": "hard Theta (es); sensitivity refuses it"},
+    "--atilde": {"0": "a~ = 0: the paper's first panel"},
+    "--dipole-atilde": {"0": "a~ = 0 as for --atilde"},
+    "--h-tau": {"0": "no random field (es, mc); regimes refuses it"},
+    "--h-S": {"0": "no random field"},
+    "--h-rel": {"0": "no random field"},
+    "--j-ee": {"0": "J_ee = 0: the column without electric dipoles"},
+    "--rayleigh": {"0": "no Rayleigh scattering"},
+    "--boundary": {"inf": "no boundary scattering"},
+    "--anneal-sweeps": {"0": "no annealing"},
+    "--sweeps": {"0": "no tempering sweeps"},
+    "--fd-checks": {"0": "no finite-difference checks"},
+    "--max-dense-bytes": {"0": "never store the coupling matrix"},
+}
+
+
+def _numeric_options():
+    cases = []
+    for parser in iter_parsers(build_parser()):
+        if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+            continue
+        command = parser.prog.split()[1:]
+        for action in parser._actions:
+            if action.option_strings and is_numeric(action):
+                cases.append(pytest.param(command, action, id=f"{' '.join(command)} "
+                                          f"{action.option_strings[0]}"))
+    return cases
+
+
+CASES = _numeric_options()
+
+
+def test_the_walk_finds_the_options():
+    names = {(tuple(c.values[0]), c.values[1].option_strings[0]) for c in CASES}
+    assert len(CASES) > 80
+    for expected in ((("es",), "--realizations"), (("mc",), "--chains"),
+                     (("fit", "kappa"), "--level"), (("regimes",), "--j-ee"),
+                     (("qinv",), "--T"), (("reproduce",), "--seed")):
+        assert expected in names
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    def refuse(args):
+        raise AssertionError(f"the command started with {args}")
+
+    monkeypatch.setattr(cli_main, "_run", refuse)
+
+
+@pytest.mark.parametrize("command, action", CASES)
+def test_numeric_option_refuses_bad_values(command, action, no_run, capsys):
+    assert isinstance(action.type, NUMERIC_TYPES), (
+        f"{action.option_strings[0]} uses {action.type!r}: use a converter of tlsjax/cli/_args.py")
+    option = action.option_strings[0]
+    legal = LEGAL.get(option, {})
+    check = getattr(action.type, "item", action.type)  # a list option checks each item
+    for value in BAD_VALUES:
+        if value in legal and check.accepts(float(value)):
+            # legal by design: taken, and documented in --help ("[0, ...", "or inf (...)")
+            assert action.type(value) is not None
+            assert action.type.range_text() in (action.help or "")
+            shown = check.range_text()
+            assert shown.split(" in ")[1].startswith(f"[{value},") or f"or {value} (" in shown
+            continue
+        code = main([*command, option, value])
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert code == 2, (option, value, err)
+        assert len(lines) == 1, (option, value, err)
+        assert option in lines[0] and "Traceback" not in err, (option, value, err)
+        assert "must be" in lines[0], lines[0]
+
+
+def test_text_options_refuse_an_empty_word(no_run, capsys):
+    for command, option in ((["es"], "--json"), (["reproduce"], "--out"),
+                            (["regimes"], "--checkpoint")):
+        assert main([*command, option, ""]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"argument {option}: must not be empty" in err
+
+
+def test_help_shows_the_range(capsys):
+    assert main(["es", "-h"]) == 0
+    # argparse wraps the help: compare with whitespace collapsed
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[an integer in [2, 800]]" in out
+    assert "[0, 18446744073709551615]" in out
+    assert "--debug" in out
