@@ -10,7 +10,6 @@ function that fails the test).
 from __future__ import annotations
 
 import argparse
-import math
 
 import pytest
 
