@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_range
+from .._validate import check_range, check_type
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import (
@@ -639,6 +639,7 @@ def fit_kappa(
     """
     # check the options before the (seconds-long) ES reduction of the table
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    check_type("fit_kappa", "sample", sample, (Sample, type(None)), "Sample or None")
     n_free = len(_resolve_free(model, free, material is None, boundary, rayleigh, material)[0])
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
                           weights=weights, qinv_data=qinv_data, freq=freq,
