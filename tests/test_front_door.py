@@ -111,3 +111,69 @@ def test_help_shows_the_range(capsys):
     assert "[an integer in [2, 800]]" in out
     assert "[0, 18446744073709551615]" in out
     assert "--debug" in out
+
+
+def _run_as(monkeypatch, body):
+    import tlsjax._interrupts as ti
+
+    def run(args):
+        return body(ti)
+
+    monkeypatch.setattr(cli_main, "_run", run)
+
+
+def test_interrupt_after_the_last_step_is_reported(monkeypatch, capsys):
+    import signal
+
+    def finishes_anyway(ti):
+        ti._STATE.requested = signal.SIGINT  # the handler fired; its exception was swallowed
+        print("result")
+        return 0
+
+    _run_as(monkeypatch, finishes_anyway)
+    assert main(["es"]) == 130
+    out = capsys.readouterr()
+    assert "result" in out.out and "the run finished first" in out.err
+    assert out.err.strip().endswith("interrupted (Ctrl-C)")
+
+
+def test_error_caused_by_an_interrupt_is_an_interrupt(monkeypatch, capsys):
+    import signal
+
+    def breaks(ti):
+        ti._STATE.requested = signal.SIGTERM
+        raise TypeError("unsupported format string passed to NoneType.__format__")
+
+    _run_as(monkeypatch, breaks)
+    assert main(["es"]) == 143
+    err = capsys.readouterr().err
+    assert "TypeError" not in err and "interrupted (SIGTERM)" in err
+
+
+def test_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    def runtime_check(ti):
+        return int(jax.jit(lambda x: eqx.error_if(x, x > 0, "`f(x=...)` must be <= 0"))(
+            jnp.ones(())))
+
+    _run_as(monkeypatch, runtime_check)
+    assert main(["es"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "tlsjax es: error: `f(x=...)` must be <= 0"
+
+    def bug(ti):
+        raise AttributeError("'NoneType' object has no attribute 'h'")
+
+    _run_as(monkeypatch, bug)
+    assert main(["es"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "internal error: AttributeError" in err
+    assert "--debug" in err
+    assert main(["es", "--debug"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    monkeypatch.setenv("TLSJAX_DEBUG", "1")
+    assert main(["es"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -57,6 +57,12 @@ class ListAction(argparse.Action):
         setattr(namespace, self.dest, [v for word in values for v in word])
 
 
+#: Seconds the `tlsjax` program waits, after Ctrl-C or SIGTERM, for the command to reach
+#: a safe point (end of a batch, of a fit step) and save its partial result; then it
+#: leaves regardless (`tlsjax._interrupts.install_handlers`).
+STOP_GRACE_S = 10.0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``tlsjax es: error: argument --cells: ...``
     (exit status 2), instead of the usage text followed by the message."""
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    restore = install_handlers() if program else (lambda: None)
+    restore = install_handlers(grace=STOP_GRACE_S) if program else (lambda: None)
     if program:
         safe_streams()
     try:
@@ -146,13 +152,21 @@ def _guarded(args, program: bool) -> int:
         command += f" {args.fit_command}"
     with quiet_runtime(not debug):
         try:
-            return _run(args)
+            code = _run(args)
         except KeyboardInterrupt:
             return _interrupted(command, program)
         except Exception as err:  # noqa: BLE001 - the one place that turns errors into lines
             if debug:
                 traceback.print_exc()
+            if requested_signal() is not None:  # an error caused by the interrupt itself
+                return _interrupted(command, program)
             return report_error(command, err, debug)
+    if requested_signal() is not None:  # the request came too late to stop anything
+        print(f"{command}: the interrupt came after the last step had started; the run "
+              "finished first: the results above and the files written are complete",
+              file=sys.stderr)
+        return _interrupted(command, program)
+    return code
 
 
 def _interrupted(command: str, program: bool) -> int:
