@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -189,11 +191,39 @@ def summary_lines(st, out: dict) -> str:
         f"  <E_tau>: {ps['E_tau_mean_K']['mc']:.3f} K (flip energies of the state), "
         f"{ps['E_tau_mean_K']['es']:.3f} K (ES, local fields); E-bar = {ps['E_bar_K']:.3g} K "
         f"({ps['E_bar_over_gJ0']:g} g J_o), P_S(b) there {ps['P_S_mc_at_E_bar']:.3f}",
-        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1): estimator b {ex['mc']:.2f}, "
-        f"DOS ratio {ex['mc_dos']:.2f}, ES {ex['es']:.2f}",
+        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1): estimator b {_slope(ex['mc'])}, "
+        f"DOS ratio {_slope(ex['mc_dos'])}, ES {_slope(ex['es'])}",
         f"  S spins with eps < g J_o: {below_gj0('cumulative_S'):.2e} per impurity (mean field "
         f"{below_gj0('cumulative_S_mf'):.2e}); tau spins: {below_gj0('cumulative_tau'):.3f} "
         f"(mean field {below_gj0('cumulative_tau_mf'):.3f})",
         f"  time {st.seconds.get('total', 0.0):.1f} s",
     ]
-    return "\n".join(lines)
+    no_gap = int(np.sum(np.asarray(tu["mc_per_realization"]) <= 0.0))
+    if no_gap:
+        lines.insert(3, f"  full model: T_U = 0 in {no_gap} of {st.realizations} realizations "
+                     "(P_S(0+) >= 5 g, no gap)")
+    warning = small_sample_warning(st, out)
+    return "\n".join(lines + ([warning] if warning else []))
+
+
+#: S spins below E-bar (all realizations together) that T_U and the gap exponent of the
+#: Monte Carlo need to mean something: fewer, and the 5 g quantile rests on a handful.
+MIN_S_BELOW_E_BAR = 100
+
+
+def small_sample_warning(st, out: dict) -> str | None:
+    """A warning line when the sample is too small for T_U from the Monte Carlo."""
+    per_realization = float(out["P_S"]["P_S_mc_at_E_bar"]) * float(out["n_sites_mean"])
+    total = per_realization * st.realizations
+    if total >= MIN_S_BELOW_E_BAR:
+        return None
+    need = (f"about {math.ceil(MIN_S_BELOW_E_BAR / per_realization)} realizations of this size, "
+            "or more cells" if per_realization > 0 else "more cells")
+    return (f"  WARNING: only {total:.0f} S spins below E-bar in all {st.realizations} "
+            f"realizations together; T_U and the gap exponent of the Monte Carlo need at least "
+            f"~{MIN_S_BELOW_E_BAR} to mean more than their order of magnitude: use {need}")
+
+
+def _slope(value) -> str:
+    value = float(value)
+    return f"{value:.2f}" if np.isfinite(value) else "not enough counts"
