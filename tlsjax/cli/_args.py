@@ -224,3 +224,16 @@ MATERIAL_RATIO = Number(0.0, 1e3, lo_open=True)
 RAYLEIGH = Number(0.0, 1.0)
 BOUNDARY = Number(0.0, 1e3, lo_open=True, also={math.inf: "no boundary scattering"})
 FREQ_MAX = 1e15
+
+
+#: Options that do not change a command's result (where it goes, how it is shown).
+_NOT_RESULT = frozenset({"func", "json", "out", "plot", "overwrite", "no_progress", "debug",
+                         "devices", "checkpoint", "result_id"})
+
+
+def command_run_id(args: argparse.Namespace) -> str:
+    """The `run_id` of a command's result: its name and every option that changes the
+    result, so that the same command run again may replace its own JSON."""
+    from .._io import run_id
+
+    return run_id({k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESULT})

@@ -50,6 +50,7 @@ from ._args import (
     RAYLEIGH,
     SEED,
     VELOCITY,
+    command_run_id,
     integer,
     positive,
     real,
@@ -238,12 +239,13 @@ def _material_desc(args) -> dict:
 def _check_json(args) -> None:
     """Check --json before computing."""
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json")
+        args.result_id = command_run_id(args)  # the settings as given, before defaults
+        check_output_path(args.json, args.overwrite, run=args.result_id, what="--json")
 
 
 def _finish(args, out: dict, header: str, columns: list[str]) -> int:
     if args.json:
-        write_json(args.json, out, overwrite=args.overwrite)
+        write_json(args.json, out, overwrite=args.overwrite, run=args.result_id)
     print(header)
     print("  ".join(f"{c:>14s}" for c in columns))
     for row in zip(*(out[c] for c in columns)):

@@ -29,6 +29,7 @@ from ._args import (
     OCCUPATION,
     RATIO_MAX,
     SEED,
+    command_run_id,
     integer,
     positive,
     real,
@@ -111,7 +112,7 @@ def run_regimes_cli(args) -> int:
     # every output location is checked before any work
     out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="regimes")
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json")
+        check_output_path(args.json, args.overwrite, run=command_run_id(args), what="--json")
     scans = run_regimes(args.regimes, progress=not args.no_progress, devices=args.devices,
                         checkpoint_dir=args.checkpoint, **kwargs)
     wanted = kwargs["realizations"]
@@ -137,7 +138,7 @@ def run_regimes_cli(args) -> int:
         text = summary_text(scans)
         out.text("regimes_summary.txt", text)
     if args.json:
-        write_json(args.json, data, overwrite=args.overwrite)
+        write_json(args.json, data, overwrite=args.overwrite, run=command_run_id(args))
     print(text)
     print(f"wrote {len(out.written)} files to {out.root}/" +
           (f" and {args.json}" if args.json else ""))
