@@ -152,6 +152,7 @@ def _guarded(args, program: bool) -> int:
         command += f" {args.fit_command}"
     with quiet_runtime(not debug):
         try:
+            check_platforms()
             code = _run(args)
         except KeyboardInterrupt:
             return _interrupted(command, program)
@@ -167,6 +168,26 @@ def _guarded(args, program: bool) -> int:
               file=sys.stderr)
         return _interrupted(command, program)
     return code
+
+
+def check_platforms() -> None:
+    """Where JAX_PLATFORMS names platforms, check before any work that JAX can start
+    them (JAX itself fails later with a bare AssertionError for a missing GPU)."""
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+    if not platforms:
+        return
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as err:  # noqa: BLE001 - any failure of the backend's start
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(
+            f"JAX_PLATFORMS={platforms}: JAX cannot start "
+            f"{'this platform' if ',' not in platforms else 'these platforms'} on this "
+            f"machine ({type(err).__name__}{': ' + detail if detail else ''}); unset "
+            "JAX_PLATFORMS to use what is present, or install the plugin for the device"
+        ) from None
 
 
 def _interrupted(command: str, program: bool) -> int:
