@@ -306,15 +306,15 @@ def test_cli_never_overwrites_a_users_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--x-dilute", "0,0.1"], r"regimes\(x_dilute=...\)` must be finite and in \(0, 1\]"),
-    (["--x-mixed", "0.1,1.5"], r"regimes\(x_mixed=...\)` must be finite and in \(0, 1\]"),
+    (["--x-dilute", "0,0.1"], r"argument --x-dilute: item '0': must be a finite number in \(0, 1\]"),
+    (["--x-mixed", "0.1,1.5"], r"argument --x-mixed: item '1.5': must be a finite number in \(0, 1\]"),
     (["--x-dilute", "0.2,0.1"], r"regimes\(x_dilute=...\)` must be strictly increasing"),
-    (["--j-ee=-1,1"], r"regimes\(J_ee_over_gJ0=...\)` must be finite and in \[0, inf\]"),
+    (["--j-ee=-1,1"], r"argument --j-ee: item '-1': must be a finite number in \[0, "),
     (["--j-ee", "3,1"], r"regimes\(J_ee_over_gJ0=...\)` must be strictly increasing"),
     (["--regimes", "dilution,glass"], r"regimes\(regimes=...\)` must be a non-empty subset"),
-    (["--n-target", "5"], r"regimes\(n_target=...\)` must be >= 20"),
+    (["--n-target", "5"], r"argument --n-target: must be an integer in \[20, "),
     (["--x-dilute", "1e-6"], r"x_dilute=1e-06, n_target=...\).*raise x or lower n_target"),
-    (["--h-tau", "0"], r"MixedCrystal\(h_tau=...\)` must be finite and in \(0, inf\]"),
+    (["--h-tau", "0"], r"argument --h-tau: must be a finite number in \(0, "),
 ])
 def test_cli_bad_input(args, match, tmp_path, capsys):
     code = main(["regimes", "--out", str(tmp_path), "--no-progress", *args])
