@@ -19,7 +19,7 @@ import math
 
 from .._validate import SEED_MAX
 from ..model._es import MAX_SOFT_WIDTH
-from ..model._params import ATILDE_MAX
+from ..model._params import ATILDE_MAX, ATILDE_REASON
 from ..observables._stm import OMEGA_MIN, T_MAX_K, T_MIN_K
 from ..observables._tls import C_MAX, C_MIN
 
@@ -35,7 +35,7 @@ BYTES_MAX = 2**62
 FREQ_MIN = OMEGA_MIN / (2.0 * math.pi)
 #: Dimensionless ratios of the model (h_rel, E / <E_tau>, J_ee / g J_o, ...): far beyond
 #: every regime the model describes, and safe from float32 overflow when squared.
-RATIO_MAX = 1e6
+RATIO_MAX = 1e12
 #: Energies and temperatures in K (J_o, T_U, ladders, E-bar).
 KELVIN_MAX = 1e6
 
@@ -59,11 +59,12 @@ class Number:
     - `integer`: integers only (text such as ``12``; ``1e3`` and ``2.5`` are refused).
     - `also`: further legal values outside the interval, with their meaning, e.g.
       ``{0.0: "hard Theta"}``.
+    - `reason`: why the interval is what it is (added to the error message).
     """
 
     def __init__(self, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False,
-                 hi_open: bool = False, also: dict | None = None):
-        self.lo, self.hi, self.integer = lo, hi, integer
+                 hi_open: bool = False, also: dict | None = None, reason: str = ""):
+        self.lo, self.hi, self.integer, self.reason = lo, hi, integer, reason
         self.lo_open, self.hi_open = lo_open, hi_open
         self.also = dict(also or {})
         self.__name__ = "integer" if integer else "number"  # argparse's fallback message
@@ -94,12 +95,13 @@ class Number:
         return value
 
     def __call__(self, text: str):
+        why = f" ({self.reason})" if self.reason else ""
         try:
             value = self._parse(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"must be {self.range_text()}; got {text!r}") from None
-        if not self.accepts(value):
-            raise argparse.ArgumentTypeError(f"must be {self.range_text()}; got {text!r}")
+            value = None
+        if value is None or not self.accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {self.range_text()}{why}; got {text!r}")
         return value
 
     def __repr__(self) -> str:
@@ -142,9 +144,9 @@ def integer(lo: int = 1, hi: int = INDEX_MAX) -> Number:
 
 
 def real(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False,
-         also: dict | None = None) -> Number:
+         also: dict | None = None, reason: str = "") -> Number:
     """A finite float in the interval (see `Number`)."""
-    return Number(lo, hi, lo_open=lo_open, hi_open=hi_open, also=also)
+    return Number(lo, hi, lo_open=lo_open, hi_open=hi_open, also=also, reason=reason)
 
 
 def positive(hi: float) -> Number:
@@ -237,3 +239,16 @@ def command_run_id(args: argparse.Namespace) -> str:
     from .._io import run_id
 
     return run_id({k: v for k, v in sorted(vars(args).items()) if k not in _NOT_RESULT})
+
+
+#: The cutoff a~ in units of a_o, as the API bounds it.
+ATILDE = Number(0.0, ATILDE_MAX, reason=ATILDE_REASON)
+#: Soft-Theta widths w in units of <E_tau> (0: hard Theta where allowed).
+WIDTH_REASON = ("w is in units of <E_tau>; a sigmoid as wide as the tau energies smears the "
+                "step over the whole distribution")
+#: Frequencies in Hz.
+FREQUENCY = Number(FREQ_MIN, FREQ_MAX, reason="in Hz; below it the period exceeds 20000 years, "
+                   "beyond any measurement")
+#: Soft-Theta widths: (0, 1] with the floor `MIN_WIDTH`; `WIDTH_OR_HARD` also takes 0.
+WIDTH = Number(MIN_WIDTH, MAX_SOFT_WIDTH, reason=WIDTH_REASON)
+WIDTH_OR_HARD = Number(MIN_WIDTH, MAX_SOFT_WIDTH, also={0.0: "hard Theta"}, reason=WIDTH_REASON)

@@ -32,17 +32,16 @@ from ..studies._reproduce import (
     tu_table_rows,
 )
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     CELLS,
     DEVICES,
     G_CROSSOVER,
-    MAX_SOFT_WIDTH,
-    MIN_WIDTH,
     OCCUPATION,
     RATIO_MAX,
     SEED,
+    WIDTH_OR_HARD,
+    NumberList,
     integer,
-    real,
     reals,
 )
 from ._main import ListAction
@@ -59,14 +58,14 @@ def register(sub) -> None:
     p.add_argument("--x", type=OCCUPATION, default=0.2, help="occupation in (0, 1] (default 0.2)")
     p.add_argument("--cells", type=CELLS, default=18, help="cubic cells per edge L >= 2 (18)")
     p.add_argument("--lattice", choices=["fcc", "sc"], default="fcc")
-    p.add_argument("--atilde", type=reals(0.0, ATILDE_MAX), nargs="+", action=ListAction, default=[3.0],
+    p.add_argument("--atilde", type=NumberList(ATILDE), nargs="+", action=ListAction, default=[3.0],
                    help="cutoff a~ in units of a_o; a list is scanned (default 3)")
     p.add_argument("--h-tau", type=reals(0.0, RATIO_MAX), nargs="+", action=ListAction, default=[0.0],
                    dest="h_tau",
                    help="random field width h_rel = h^tau/<E_tau>_0; a list is scanned (0)")
     p.add_argument("--realizations", type=integer(1), default=8)
     p.add_argument("--seed", type=SEED, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
-    p.add_argument("--width", type=real(MIN_WIDTH, MAX_SOFT_WIDTH, also={0.0: "hard Theta"}), default=0.0,
+    p.add_argument("--width", type=WIDTH_OR_HARD, default=0.0,
                    help="soft-Theta width w in units of <E_tau>; 0 = hard Theta (default)")
     p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
     p.add_argument("--energies", type=reals(0.0, RATIO_MAX, lo_open=True), nargs="+",

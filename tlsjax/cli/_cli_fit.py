@@ -27,11 +27,10 @@ from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAP
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     CELLS,
     DENSITY,
-    FREQ_MAX,
-    FREQ_MIN,
+    FREQUENCY,
     G_CROSSOVER,
     KAPPA_LOG,
     KELVIN_MAX,
@@ -83,7 +82,7 @@ def _common(p) -> None:
     m = p.add_argument_group("starting / fixed model parameters")
     m.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G)
     m.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="K")
-    m.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE, help="units of a_o")
+    m.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE, help="units of a_o")
     m.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=0.0, dest="h_rel")
     m.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
     s = p.add_argument_group("ES sample of the DOS")
@@ -149,7 +148,7 @@ def register(sub) -> None:
     k.add_argument("--sigma-log", type=positive(RATIO_MAX), default=None, dest="sigma_log",
                    help="1-sigma of ln kappa per point (default: errors scaled by chi^2)")
     k.add_argument("--qinv", default=None, metavar="FILE", help="Q^-1(T) CSV, fitted jointly")
-    k.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=None, help="Q^-1 frequency in Hz")
+    k.add_argument("--freq", type=FREQUENCY, default=None, help="Q^-1 frequency in Hz")
     k.add_argument("--plot", default=None, metavar="OUT.png", help="write the figure")
     _common(k)
     k.set_defaults(func=run_kappa)

@@ -16,7 +16,7 @@ from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K
 from ..studies._mc_study import DEFAULT_E_BAR, DUMP_MAX_SITES, check_dump_size, run_mc_study
 from ..studies._reproduce import LATTICES
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     BYTES_MAX,
     CELLS,
     DEVICES,
@@ -49,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--cells", type=CELLS, default=10,
                    help="cubic cells per edge L >= 2 (default 10, ~800 impurities; paper: 18)")
     p.add_argument("--lattice", choices=sorted(LATTICES), default="fcc")
-    p.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE,
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help="cutoff a~ >= 0 in units of a_o (default 3)")
     p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help="g (default 0.02)")
     p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="J_o in K (default 500)")

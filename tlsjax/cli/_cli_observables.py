@@ -32,14 +32,13 @@ from ..observables._stm import (
 )
 from ..observables._tls import AbstractTLS, ConstantC
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     BOUNDARY,
     C_MAX,
     C_MIN,
     CELLS,
     DENSITY,
-    FREQ_MAX,
-    FREQ_MIN,
+    FREQUENCY,
     G_CROSSOVER,
     KAPPA_LOG,
     KELVIN_MAX,
@@ -130,7 +129,7 @@ def _add_model(p, allow_constant: bool = True) -> None:
     m.add_argument("--g", type=G_CROSSOVER, default=None, help=f"g (default {DEFAULT_G})")
     m.add_argument("--J0", type=positive(KELVIN_MAX), default=None,
                    help=f"J_o in K (default {DEFAULT_J0_K:g})")
-    m.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=None,
+    m.add_argument("--atilde", type=ATILDE, default=None,
                    help=f"a~ in units of a_o (default {DEFAULT_ATILDE:g})")
     m.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=None, dest="h_rel", help="h_rel (default 0)")
     m.add_argument("--kappa-log", type=KAPPA_LOG, default=None, dest="kappa_log",
@@ -178,7 +177,7 @@ def register(sub) -> None:
                        "frequency, MODEL.md section 5.")
     q.add_argument("--T", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, required=True,
                    help="temperatures in K")
-    q.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=1e3, help="frequency in Hz (default 1e3)")
+    q.add_argument("--freq", type=FREQUENCY, default=1e3, help="frequency in Hz (default 1e3)")
     q.add_argument("--polarization", choices=["l", "t"], default="t")
     _add_material(q)
     _add_model(q)
@@ -193,7 +192,7 @@ def register(sub) -> None:
     o.add_argument("--T-max", type=real(T_MIN_K, T_MAX_K), default=30.0, dest="T_max", help="K (30)")
     o.add_argument("--points", type=integer(2, MAX_POINTS), default=40,
                    help=f"temperatures, log-spaced (40; at most {MAX_POINTS})")
-    o.add_argument("--freq", type=real(FREQ_MIN, FREQ_MAX), default=1e3, help="Q^-1 frequency in Hz (1e3)")
+    o.add_argument("--freq", type=FREQUENCY, default=1e3, help="Q^-1 frequency in Hz (1e3)")
     o.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     _add_material(o)

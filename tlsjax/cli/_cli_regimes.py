@@ -20,7 +20,7 @@ from ..studies._regimes import (
     summary_text,
 )
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     CELLS,
     DEVICES,
     G_CROSSOVER,
@@ -72,7 +72,7 @@ def register(sub) -> None:
     p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G,
                    help="g of the concentrated crystal (at x_c; dilute: g_c)")
     p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
-    p.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE,
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help="cutoff a~ in units of a_o, fixed for all x (3)")
     p.add_argument("--x-c", type=OCCUPATION, default=DEFAULT_X_C, dest="x_c",
                    help="reference concentration x_c (0.2)")
@@ -87,7 +87,7 @@ def register(sub) -> None:
     p.add_argument("--dipole-x", type=OCCUPATION, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
     p.add_argument("--dipole-cells", type=CELLS, default=DEFAULT_DIPOLE_SAMPLE[1],
                    dest="dipole_cells", help="fcc cells per edge of the dipole sample (18)")
-    p.add_argument("--dipole-atilde", type=real(0.0, ATILDE_MAX), default=None, dest="dipole_atilde",
+    p.add_argument("--dipole-atilde", type=ATILDE, default=None, dest="dipole_atilde",
                    help="cutoff of the dipolar radial factor (default: --atilde)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime")

@@ -16,20 +16,19 @@ from ..fit._sensitivity import (
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..plot._save import save_figure
 from ._args import (
-    ATILDE_MAX,
+    ATILDE,
     CELLS,
     DENSITY,
     G_CROSSOVER,
     KAPPA_LOG,
     KELVIN_MAX,
-    MAX_SOFT_WIDTH,
-    MIN_WIDTH,
     OCCUPATION,
     RATIO_MAX,
     SEED,
     T_MAX_K,
     T_MIN_K,
     VELOCITY,
+    WIDTH,
     integer,
     positive,
     real,
@@ -53,12 +52,12 @@ def register(sub) -> None:
         "configuration is not changed).")
     p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help=f"g in (0, 0.2) ({DEFAULT_G})")
     p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help=f"J_o in K ({DEFAULT_J0_K})")
-    p.add_argument("--atilde", type=real(0.0, ATILDE_MAX), default=DEFAULT_ATILDE,
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help=f"cutoff a~ in units of a_o ({DEFAULT_ATILDE})")
     p.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=DEFAULT_SENS_H_REL, dest="h_rel",
                    help=f"random-field width h_rel ({DEFAULT_SENS_H_REL}; at 0 the elasticity "
                    "w.r.t. h_rel is undefined and d ln y / d h_rel is reported)")
-    p.add_argument("--width", type=real(MIN_WIDTH, MAX_SOFT_WIDTH), default=DEFAULT_SENS_WIDTH,
+    p.add_argument("--width", type=WIDTH, default=DEFAULT_SENS_WIDTH,
                    help=f"soft-Theta width w in units of <E_tau>, in (0, 1] "
                    f"({DEFAULT_SENS_WIDTH}: T_U within 3%% of the hard Theta's; the table "
                    "shows the hard-Theta value beside every output)")
