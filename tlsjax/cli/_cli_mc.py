@@ -145,8 +145,8 @@ def run_mc_cli(args) -> int:
                       devices=args.devices, max_dense_bytes=args.max_dense_bytes,
                       progress=not args.no_progress)
     if st.realizations == 0:
-        print(f"INTERRUPTED before the first of {st.requested} realizations finished: "
-              "nothing written")
+        print(f"INTERRUPTED before the first of {st.requested} realizations was annealed, "
+              "tempered and measured: nothing written")
         raise KeyboardInterrupt
     out = dict(command="tlsjax mc", seed=args.seed, **st.to_json())
     keep = st.interrupted and args.json and _complete_result_of(args.json, rid)
