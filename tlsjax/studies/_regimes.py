@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..model._regime_params import DEFAULT_X_C, DiluteCrystal, DipolarDefects, MixedCrystal
@@ -190,7 +190,7 @@ def _x_scan(name, model, params, xs, n_target, slope_keys, realizations, seed, k
                 out[f"slope_{k}"] = _slope(np.log(xs[mask]), out[k][mask])
         return out
 
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("regimes", "seed", seed), realizations)
     config = dict(regime=name, params=params, x=xs.tolist(), cells=cells, probe_K=probe_K)
     mean, err, count, secs = _run(name, fn, keys, config, progress, devices, checkpoint)
     return cells, mean, err, count, secs, mask
@@ -207,7 +207,8 @@ def dilution_scan(crystal: DiluteCrystal | None = None, x=DEFAULT_X_DILUTE, *,
     - `crystal`: a `DiluteCrystal` (default: J_nn = 2500 K, g_c = 0.02, x_c = 0.2, a~ = 3).
     - `x`: strictly increasing concentrations in (0, 1].
     - `n_target`: mean impurities per sample (cells chosen per x).
-    - `realizations`, `seed`: keys `jax.random.split(jax.random.key(seed), realizations)`.
+    - `realizations`, `seed`: keys `jax.random.split(seed_key(seed), realizations)` (the
+      same sample with and without x64, seeds in [0, 2^64 - 1]).
     - `kappa_log`: as in `ModelParams`.
     - `progress`, `devices`, `checkpoint`: as in `disorder_average`.
 
@@ -308,7 +309,7 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
                 out[f"slope_{k}"] = _slope(np.log(ratios[mask]), out[k][mask])
         return out
 
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("regimes", "seed", seed), realizations)
     g, j0 = _f(base.g), _f(base.J0)
     kl = float(kappa_log)
     params = dict(g=g, J0_K=j0, atilde=_f(base.atilde),
