@@ -177,3 +177,35 @@ def test_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
     monkeypatch.setenv("TLSJAX_DEBUG", "1")
     assert main(["es"]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_outputs_never_replace_devices_or_sockets(tmp_path):
+    import os
+    import socket
+    import stat
+
+    from tlsjax._io import atomic_write_text, check_output_path, file_kind, write_json
+
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null on this system")
+    # a character device is written in place, never renamed over (even with overwrite)
+    assert file_kind("/dev/null") == "device"
+    write_json("/dev/null", {"a": 1}, overwrite=True)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    # a pipe too
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert file_kind(fifo) == "device"
+    # a socket is refused, with or without overwrite
+    sock_path = tmp_path / "s.json"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="not a regular file"):
+                check_output_path(sock_path, overwrite)
+            with pytest.raises(ValueError, match="not a regular file"):
+                atomic_write_text(sock_path, "x")
+        assert stat.S_ISSOCK(os.stat(sock_path).st_mode)
+    # an empty path is an error, not "no file"
+    with pytest.raises(ValueError, match="empty path"):
+        check_output_path("", what="--json")

@@ -172,13 +172,13 @@ def run_es(args) -> int:
     if single_h:
         out["h_rel"] = float(args.h_tau[0])
     keep = res.interrupted and args.json and _complete_result_of(args.json, rid)
-    if args.json and not keep:
-        write_json(args.json, out, overwrite=args.overwrite, run=rid)
     print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} impurities, "
           f"{res.realizations} realizations, {res.seconds:.1f} s, "
           f"{args.pair_condition} pair condition")
     for line in case_lines(res):
         print(line)
+    if args.json and not keep:  # after the printout: a failing write loses nothing shown
+        write_json(args.json, out, overwrite=args.overwrite, run=rid)
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
     elif args.json:

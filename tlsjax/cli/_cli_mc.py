@@ -150,10 +150,10 @@ def run_mc_cli(args) -> int:
         raise KeyboardInterrupt
     out = dict(command="tlsjax mc", seed=args.seed, **st.to_json())
     keep = st.interrupted and args.json and _complete_result_of(args.json, rid)
-    if args.json and not keep:
+    print(summary_lines(st, out))
+    if args.json and not keep:  # after the printout: a failing write loses nothing shown
         write_json(args.json, out, overwrite=args.overwrite, run=rid,
                    indent=None if args.dump_state else 2)
-    print(summary_lines(st, out))
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
     elif args.json:
