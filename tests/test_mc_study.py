@@ -176,15 +176,15 @@ def test_interrupt_writes_finished_realizations_marked_partial(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--h-S", "-1"], r"HamiltonianParams\(h_S=...\)` must be finite and in \[0"),
-    (["--h-tau", "-0.5"], r"HamiltonianParams\(h_tau=...\)"),
-    (["--sweeps", "-3"], r"MCConfig\(sweeps=...\)` must be >= 0"),
-    (["--anneal-sweeps", "-1"], r"MCConfig\(anneal_sweeps=...\)` must be >= 0"),
+    (["--h-S", "-1"], r"argument --h-S: must be a finite number in \[0"),
+    (["--h-tau", "-0.5"], r"argument --h-tau: must be"),
+    (["--sweeps", "-3"], r"argument --sweeps: must be an integer in \[0,"),
+    (["--anneal-sweeps", "-1"], r"argument --anneal-sweeps: must be an integer in \[0,"),
     (["--ladder", "1,2,3"], r"MCConfig\(ladder=...\)` must be strictly decreasing"),
-    (["--ladder", "5,-1"], r"MCConfig\(ladder=...\)` must be > 0"),
+    (["--ladder", "5,-1"], r"argument --ladder: item '-1': must be a finite number in \(0,"),
     (["--t-min", "600"], r"t_min < t_max"),
-    (["--realizations", "0"], r"mc\(realizations=...\)` must be >= 1"),
-    (["--e-bar", "0"], r"e_bar=...\)` must be finite and in \(0"),
+    (["--realizations", "0"], r"argument --realizations: must be an integer in \[1,"),
+    (["--e-bar", "0"], r"argument --e-bar: must be a finite number in \(0"),
     (["--cells", "14", "--dump-state"], r"--dump-state .* at most 2000 impurities"),
 ])
 def test_bad_input(args, match, capsys, tmp_path):
@@ -200,10 +200,8 @@ def test_bad_input(args, match, capsys, tmp_path):
 
 
 def test_empty_ladder_is_refused(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["mc", "--ladder", ""])
-    assert exc.value.code == 2
-    assert "list of numbers" in capsys.readouterr().err
+    assert main(["mc", "--ladder", ""]) == 2
+    assert "argument --ladder: must be a list" in capsys.readouterr().err
 
 
 def test_energy_convention_and_t_u_in_both_conventions(mc_json):

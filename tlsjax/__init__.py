@@ -7,6 +7,7 @@ sample -> couplings -> ES reduction -> P_S(E), T_U -> observables -> fits, and
 sample -> full Hamiltonian (Eq. 1) -> Monte Carlo (anneal, temper, descend).
 """
 
+from . import _startup  # noqa: F401 - first: the `tlsjax` program's Ctrl-C during imports
 from .fit._data import Curve as Curve
 from .fit._data import load_curve as load_curve
 from .fit._data import parse_curve as parse_curve

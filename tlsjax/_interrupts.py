@@ -18,7 +18,9 @@ they do nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -28,6 +30,7 @@ _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "S
 
 class _State:
     requested: int | None = None  # the signal number of a request not yet acted on
+    grace: float | None = None  # seconds before a request ends the process regardless
 
 
 _STATE = _State()
@@ -37,26 +40,69 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def force_exit(signum: int, why: str) -> None:
+    """Leave at once with status 128 + `signum`, after one line on stderr (written to the
+    file descriptor directly: the Python streams may be locked by the interrupted code)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, f"tlsjax: interrupted ({_signal_name(signum)}): {why}\n".encode())
+    os._exit(128 + int(signum))
+
+
 def _handler(signum, frame):  # noqa: ARG001 - signal handler signature
+    first = _STATE.requested is None
     _STATE.requested = signum
+    if not first and _STATE.grace is not None:
+        force_exit(signum, "second request, stopped at once; work not yet saved is lost")
+    if first and _STATE.grace is not None:
+        timer = threading.Timer(_STATE.grace, force_exit, (signum, (
+            f"no safe point was reached within {_STATE.grace:g} s, stopped at once; work "
+            "since the last batch or checkpoint is lost")))
+        timer.daemon = True
+        timer.start()
     raise KeyboardInterrupt
 
 
-def install_handlers() -> Callable[[], None]:
+def install_handlers(grace: float | None = None) -> Callable[[], None]:
     """Install the recording handler for SIGINT and SIGTERM; returns a function that
-    restores the previous handlers. Used by the command line (not by library calls)."""
+    restores the previous handlers. Used by the command line (not by library calls).
+
+    With `grace` (seconds), a stop request that has not ended the process `grace`
+    seconds later (code that swallowed the `KeyboardInterrupt`, or a long compiled
+    batch with no safe point) ends it with `os._exit(128 + signal)`, and so does a
+    second request.
+    """
     if not _in_main_thread():
         return lambda: None
     _STATE.requested = None
+    _STATE.grace = grace
     previous = {s: signal.getsignal(s) for s in _SIGNALS}
     for s in _SIGNALS:
         signal.signal(s, _handler)
 
     def restore() -> None:
+        _STATE.grace = None
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
 
     return restore
+
+
+def guard_program_start() -> None:
+    """In the `tlsjax` program only, before the (seconds-long) imports of JAX: Ctrl-C
+    or SIGTERM there ends the process at once with one line and status 130/143,
+    instead of a KeyboardInterrupt traceback. `install_handlers` takes over later."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name != "tlsjax" or not _in_main_thread():
+        return
+    for s in _SIGNALS:
+        if signal.getsignal(s) in (signal.default_int_handler, signal.SIG_DFL):
+            signal.signal(s, lambda signum, frame: force_exit(signum, "while starting"))
 
 
 def clear_request() -> None:

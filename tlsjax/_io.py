@@ -36,6 +36,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -124,16 +125,55 @@ def atomic_path(path) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="tlsjax-") as private:
             yield Path(private) / path.name
         return
+    kind = file_kind(path)
+    if kind == "device":  # e.g. /dev/stdout: written in place, never renamed over
+        with tempfile.TemporaryDirectory(prefix=TMP_TAG.strip(".-") + "-") as folder:
+            tmp = Path(folder) / f"out{path.suffix}"
+            yield tmp
+            try:
+                with open(path, "wb") as f:
+                    f.write(tmp.read_bytes())
+            except OSError as err:
+                raise OSError(err.errno, f"cannot write {path}: {err.strerror}") from None
+        return
+    if kind == "special":
+        raise ValueError(_not_regular(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
         yield tmp
         _fsync(tmp)
         with deferred_interrupts():
+            if file_kind(path) not in ("missing", "file"):  # appeared meanwhile
+                raise ValueError(_not_regular(path))
             os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def file_kind(path) -> str:
+    """What `path` is: "missing", "file" (a regular file, or a link to one), "folder",
+    "device" (a character device or a pipe, such as /dev/stdout or /dev/null: written in
+    place) or "special" (anything else: a block device, a socket, a dangling link)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "special" if path.is_symlink() else "missing"
+    except OSError:
+        return "special"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) else "special"
+
+
+def _not_regular(path) -> str:
+    return (f"{path} exists and is not a regular file (a block device, socket or dangling "
+            "link); tlsjax writes results only to regular files, character devices and pipes: "
+            "choose another output path")
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -198,10 +238,13 @@ def check_writable(path, overwrite: bool, owned: set[str] | None = None, *,
                    run: str | None = None) -> None:
     """Raise `FileExistsError` if `path` exists and may not be replaced.
 
-    It may be replaced if `overwrite`, if its name is in `owned` (listed in a manifest),
+    A path that is not a regular file (a device, pipe, socket) raises `ValueError` even
+    with `overwrite`. It may be replaced if `overwrite`, if its name is in `owned` (listed in a manifest),
     or if it is a tlsjax JSON file written by the same run (`run`, see `run_id`).
     """
     path = Path(path)
+    if file_kind(path) in ("special", "device"):  # never renamed over, even with overwrite
+        raise ValueError(_not_regular(path))
     if overwrite or not (path.exists() or path.is_symlink()):
         return
     if owned is not None and path.name in owned:
@@ -236,9 +279,16 @@ def check_output_path(path, overwrite: bool = False, *, run: str | None = None,
     may not be replaced), `PermissionError` (the folder is not writable). Missing parent
     folders are fine: the writers create them.
     """
+    if str(path).strip() == "":
+        raise ValueError(f"{what}: empty path; give a file name")
     path = Path(path)
-    if str(path) in ("", ".") or path.is_dir():
+    kind = file_kind(path)
+    if str(path) == "." or kind == "folder":
         raise ValueError(f"{what} {path} is a folder; give a file name")
+    if kind == "special":
+        raise ValueError(f"{what} {_not_regular(path)}")
+    if kind == "device":  # written in place (e.g. /dev/stdout), nothing renamed over it
+        return path
     if suffixes is not None:
         allowed = tuple(s.lower() for s in suffixes)
         if path.suffix.lower() not in allowed:

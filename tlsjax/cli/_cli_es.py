@@ -32,7 +32,20 @@ from ..studies._reproduce import (
     run_scan,
     tu_table_rows,
 )
-from ._main import ListAction, float_list
+from ._args import (
+    ATILDE,
+    CELLS,
+    DEVICES,
+    G_CROSSOVER,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    WIDTH_OR_HARD,
+    NumberList,
+    integer,
+    reals,
+)
+from ._main import ListAction
 
 #: `reproduce --quick`: a smaller x = 0.2 sample and 4 realizations (a smoke run).
 QUICK_SAMPLES = ((0.2, 12), (0.5, 13))
@@ -43,28 +56,29 @@ def register(sub) -> None:
     p = sub.add_parser("es", help="ES reduction P_S(E) and T_U for one sample",
                        description="Disorder-averaged S-DOS reduction P_S(E) (App. B 2) and "
                        "T_U/<E_tau> from P_S(T_U) = 5 g. Energies in units of <E_tau>.")
-    p.add_argument("--x", type=float, default=0.2, help="occupation in (0, 1] (default 0.2)")
-    p.add_argument("--cells", type=int, default=18, help="cubic cells per edge L >= 2 (18)")
+    p.add_argument("--x", type=OCCUPATION, default=0.2, help="occupation in (0, 1] (default 0.2)")
+    p.add_argument("--cells", type=CELLS, default=18, help="cubic cells per edge L >= 2 (18)")
     p.add_argument("--lattice", choices=["fcc", "sc"], default="fcc")
-    p.add_argument("--atilde", type=float_list, nargs="+", action=ListAction, default=[3.0],
+    p.add_argument("--atilde", type=NumberList(ATILDE), nargs="+", action=ListAction, default=[3.0],
                    help="cutoff a~ in units of a_o; a list is scanned (default 3)")
-    p.add_argument("--h-tau", type=float_list, nargs="+", action=ListAction, default=[0.0],
+    p.add_argument("--h-tau", type=reals(0.0, RATIO_MAX), nargs="+", action=ListAction, default=[0.0],
                    dest="h_tau",
                    help="random field width h_rel = h^tau/<E_tau>_0; a list is scanned (0)")
-    p.add_argument("--realizations", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
-    p.add_argument("--width", type=float, default=0.0,
+    p.add_argument("--realizations", type=integer(1), default=8)
+    p.add_argument("--seed", type=SEED, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
+    p.add_argument("--width", type=WIDTH_OR_HARD, default=0.0,
                    help="soft-Theta width w in units of <E_tau>; 0 = hard Theta (default)")
-    p.add_argument("--g", type=float, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
-    p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
+    p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help="g for the criterion P_S = 5 g")
+    p.add_argument("--energies", type=reals(0.0, RATIO_MAX, lo_open=True), nargs="+",
+                   action=ListAction, default=None,
                    help="energies in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
     p.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
                    dest="pair_condition",
                    help="E_min = max_j (2 U_ij - E_tau_j) with the U_ij redefined by the tau "
                    "flips (signed, default) or max_j (2 |U_ij| - E_tau_j) (unsigned: the "
                    "reading that comes close to the paper's 0.2; see docs/explanation/paper-numbers.md)")
-    p.add_argument("--block-size", type=int, default=None)
-    p.add_argument("--devices", type=int, default=None,
+    p.add_argument("--block-size", type=integer(1), default=None)
+    p.add_argument("--devices", type=DEVICES, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")
     p.add_argument("--checkpoint", default=None, metavar="PATH.npz",
                    help="save the partial ensemble here after each batch; after Ctrl-C, "
@@ -84,13 +98,13 @@ def register(sub) -> None:
                        "CSV/JSON tables and a summary comparing T_U/<E_tau> with the paper.")
     r.add_argument("--out", default="tlsjax-results",
                    help="output folder (default ./tlsjax-results)")
-    r.add_argument("--realizations", type=int, default=None,
+    r.add_argument("--realizations", type=integer(1), default=None,
                    help="realizations per sample (default 16; 4 with --quick)")
     r.add_argument("--quick", action="store_true",
                    help="a smaller x=0.2 sample (L=12) and 4 realizations unless "
                    "--realizations is given: a smoke run")
-    r.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
-    r.add_argument("--g", type=float, default=DEFAULT_G)
+    r.add_argument("--seed", type=SEED, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
+    r.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G)
     r.add_argument("--pair-condition", choices=["signed", "unsigned"], default="signed",
                    dest="pair_condition",
                    help="signed (default) or unsigned pair condition (see `tlsjax es -h`)")
@@ -165,13 +179,13 @@ def run_es(args) -> int:
     if single_h:
         out["h_rel"] = float(args.h_tau[0])
     keep = res.interrupted and args.json and _complete_result_of(args.json, rid)
-    if args.json and not keep:
-        write_json(args.json, out, overwrite=args.overwrite, run=rid)
     print(f"{args.lattice} x={args.x:g} L={args.cells}: <N> = {res.mean['n_sites']:.1f} impurities, "
           f"{res.realizations} realizations, {res.seconds:.1f} s, "
           f"{args.pair_condition} pair condition; {convention_line('local_field')}")
     for line in case_lines(res):
         print(line)
+    if args.json and not keep:  # after the printout: a failing write loses nothing shown
+        write_json(args.json, out, overwrite=args.overwrite, run=rid)
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
     elif args.json:

@@ -28,6 +28,22 @@ from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAP
 from ..observables._dos import DEFAULT_DOS_CELLS, DEFAULT_DOS_REALIZATIONS, DEFAULT_DOS_X
 from ..observables._material import Material
 from . import _cli_fit_curves as curves
+from ._args import (
+    ATILDE,
+    CELLS,
+    DENSITY,
+    FREQUENCY,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    VELOCITY,
+    integer,
+    positive,
+    real,
+)
 from ._main import ListAction, name_list, x64_context
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -117,31 +133,31 @@ def _common(p) -> None:
                    metavar="NAME=LO:HI", help="fit a parameter within LO..HI (its displayed "
                    "unit), e.g. --bound g=1e-3:0.05; repeatable; default: the built-in range")
     m = p.add_argument_group("starting / fixed model parameters")
-    m.add_argument("--g", type=float, default=DEFAULT_G,
+    m.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G,
                    help="g = gamma_tau / gamma_S, dimensionless (default %(default)s)")
-    m.add_argument("--J0", "--J-o", type=float, default=DEFAULT_J0_K, dest="J0",
+    m.add_argument("--J0", "--J-o", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, dest="J0",
                    help="S-S coupling J_o in K (default %(default)s)")
-    m.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    m.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help="short-distance cutoff a~ in units of a_o (default %(default)s)")
-    m.add_argument("--h-rel", type=float, default=0.0, dest="h_rel",
+    m.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=0.0, dest="h_rel",
                    help="random-field width h_rel, dimensionless (default %(default)s)")
-    m.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log",
+    m.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log",
                    help="kappa_log = 1/ln(Delta_u/Delta_l), dimensionless (default %(default)s)")
     s = p.add_argument_group("ES sample of the DOS")
-    s.add_argument("--x", type=float, default=DEFAULT_DOS_X,
+    s.add_argument("--x", type=OCCUPATION, default=DEFAULT_DOS_X,
                    help="concentration x of the sample, dimensionless (default %(default)s)")
-    s.add_argument("--cells", type=int, default=DEFAULT_DOS_CELLS,
+    s.add_argument("--cells", type=CELLS, default=DEFAULT_DOS_CELLS,
                    help="lattice cells per side L (default %(default)s)")
-    s.add_argument("--realizations", type=int, default=DEFAULT_DOS_REALIZATIONS,
+    s.add_argument("--realizations", type=integer(1), default=DEFAULT_DOS_REALIZATIONS,
                    help="independent samples averaged (default %(default)s)")
-    s.add_argument("--seed", type=int, default=0,
+    s.add_argument("--seed", type=SEED, default=0,
                    help="PRNG seed of the sample, in [0, 2^64 - 1] (default %(default)s)")
     o = p.add_argument_group("optimizer and output")
-    o.add_argument("--precision", type=int, choices=(64, 32), default=64,
+    o.add_argument("--precision", type=integer(32, 64), choices=(64, 32), default=64,
                    help="floating-point bits of the fit (default %(default)s)")
-    o.add_argument("--starts", type=int, default=1,
+    o.add_argument("--starts", type=integer(1), default=1,
                    help="number of optimizer starts (default %(default)s)")
-    o.add_argument("--max-steps", type=int, default=200, dest="max_steps",
+    o.add_argument("--max-steps", type=integer(1), default=200, dest="max_steps",
                    help="L-BFGS steps per start at most (default %(default)s)")
     o.add_argument("--json", default=None, metavar="OUT.json",
                    help="write the FitResult and its report (default: none)")
@@ -160,14 +176,15 @@ def register(sub) -> None:
     t = fsub.add_parser("targets", help="g, J0, a~ from C_o and T_U",
                         description="Fit C_o = kappa_log g and T_U (P_S(T_U) = 5 g) with "
                         "relative uncertainties; reports what the targets do not determine.")
-    t.add_argument("--C-o", "--C_o", "--C0", type=float, default=1e-3, dest="C0",
+    t.add_argument("--C-o", "--C_o", "--C0", type=real(0.0, 1.0, lo_open=True, hi_open=True),
+                   default=1e-3, dest="C0",
                    help="target C_o = kappa_log g, dimensionless (default %(default)s)")
-    t.add_argument("--T-U", "--T_U", "--TU", type=float, default=3.0, dest="TU",
+    t.add_argument("--T-U", "--T_U", "--TU", type=positive(KELVIN_MAX), default=3.0, dest="TU",
                    help="target T_U in K (default %(default)s)")
-    t.add_argument("--sigma-C-o", "--sigma-C0", type=float, default=DEFAULT_TARGET_SIGMA,
+    t.add_argument("--sigma-C-o", "--sigma-C0", type=positive(RATIO_MAX), default=DEFAULT_TARGET_SIGMA,
                    dest="sigma_C0", help="relative 1-sigma uncertainty of C_o (default "
                    "%(default)s)")
-    t.add_argument("--sigma-T-U", "--sigma-TU", type=float, default=DEFAULT_TARGET_SIGMA,
+    t.add_argument("--sigma-T-U", "--sigma-TU", type=positive(RATIO_MAX), default=DEFAULT_TARGET_SIGMA,
                    dest="sigma_TU", help="relative 1-sigma uncertainty of T_U (default "
                    "%(default)s)")
     t.add_argument("--criterion", choices=["shortcut", "full"], default="shortcut",
@@ -199,23 +216,23 @@ def register(sub) -> None:
                    "velocities; --fix A_R=... takes s^4/m) (default %(default)s)")
     k.add_argument("--ic", choices=CRITERIA, default=DEFAULT_CRITERION,
                    help="information criterion of the choice (default %(default)s)")
-    k.add_argument("--level", type=float, default=DEFAULT_LEVEL,
+    k.add_argument("--level", type=real(0.5, 1.0, lo_open=True, hi_open=True), default=DEFAULT_LEVEL,
                    help="confidence of the one-sided profile-likelihood bounds, in (0.5, 1) "
                    "(default %(default)s)")
     k.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds (default: computed)")
-    k.add_argument("--rho", type=float, default=None,
+    k.add_argument("--rho", type=DENSITY, default=None,
                    help="density in kg/m^3 (default: none; velocity-free fit)")
-    k.add_argument("--vl", "--v-l", type=float, default=None, dest="vl",
+    k.add_argument("--vl", "--v-l", type=VELOCITY, default=None, dest="vl",
                    help="longitudinal sound velocity v_l in m/s (default: none)")
-    k.add_argument("--vt", "--v-t", type=float, default=None, dest="vt",
+    k.add_argument("--vt", "--v-t", type=VELOCITY, default=None, dest="vt",
                    help="transverse sound velocity v_t in m/s (default: none)")
-    k.add_argument("--sigma-log", type=float, default=None, dest="sigma_log",
+    k.add_argument("--sigma-log", type=positive(RATIO_MAX), default=None, dest="sigma_log",
                    help="1-sigma of ln kappa per point, dimensionless (default: the file's "
                    "uncertainty column, else errors scaled by the scatter)")
     k.add_argument("--qinv", default=None, metavar="FILE",
                    help="Q^-1(T) table, fitted jointly (default: none)")
-    k.add_argument("--freq", type=float, default=None,
+    k.add_argument("--freq", type=FREQUENCY, default=None,
                    help="frequency of the Q^-1 measurement in Hz, omega = 2 pi freq (needs "
                    "--qinv; default: none)")
     k.add_argument("--plot", default=None, metavar="OUT.png",

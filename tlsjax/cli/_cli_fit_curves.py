@@ -14,27 +14,28 @@ from ..fit._fit_curves import fit_curves
 from ..fit._profile import DEFAULT_LEVEL
 from ..fit._select import CRITERIA, DEFAULT_CRITERION
 from ..observables._material import Material
+from ._args import DENSITY, FREQUENCY, RATIO_MAX, VELOCITY, integer, positive, real
 
 _QUANTITY = {"qinv": "internal friction Q^-1(T)", "dvv": "sound velocity shift Delta v/v(T)"}
 
 
 def _channel_options(p, main: str) -> None:
     p.add_argument("file", help=f"CSV with T and {main} columns (units in the header)")
-    p.add_argument("--freq", type=float, required=True, metavar="HZ",
+    p.add_argument("--freq", type=FREQUENCY, required=True, metavar="HZ",
                    help="measuring frequency of FILE in Hz (required)")
-    p.add_argument("--sigma", type=float, default=None, metavar="S",
+    p.add_argument("--sigma", type=positive(RATIO_MAX), default=None, metavar="S",
                    help="1-sigma per point of FILE: of ln Q^-1 for qinv, of Delta v/v itself "
                    "for dvv (default: none, errors scaled by chi^2)")
     j = p.add_argument_group("joint fit (optional further curves)")
     j.add_argument("--kappa", default=None, metavar="FILE", help="kappa(T) CSV fitted jointly")
-    j.add_argument("--sigma-log-kappa", type=float, default=None, dest="sigma_log",
+    j.add_argument("--sigma-log-kappa", type=positive(RATIO_MAX), default=None, dest="sigma_log",
                    help="1-sigma of ln kappa (default: none)")
     other = "dvv" if main == "qinv" else "qinv"
     j.add_argument(f"--{other}", default=None, metavar="FILE",
                    help=f"{_QUANTITY[other]} CSV fitted jointly")
-    j.add_argument(f"--{other}-freq", type=float, default=None, dest=f"{other}_freq",
+    j.add_argument(f"--{other}-freq", type=FREQUENCY, default=None, dest=f"{other}_freq",
                    metavar="HZ", help=f"its frequency in Hz (required with --{other})")
-    j.add_argument(f"--{other}-sigma", type=float, default=None, dest=f"{other}_sigma",
+    j.add_argument(f"--{other}-sigma", type=positive(RATIO_MAX), default=None, dest=f"{other}_sigma",
                    metavar="S", help="its 1-sigma per point (default: none)")
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=["auto", "stau", "stm"], default="auto",
@@ -43,10 +44,10 @@ def _channel_options(p, main: str) -> None:
                    help=f"information criterion of the choice (default {DEFAULT_CRITERION})")
     m.add_argument("--polarization", choices=["t", "l"], default="t",
                    help="sound wave of Q^-1 and Delta v/v (default t)")
-    m.add_argument("--rho", type=float, default=None, help="density, kg/m^3 (default: none)")
-    m.add_argument("--vl", type=float, default=None, help="longitudinal velocity, m/s")
-    m.add_argument("--vt", type=float, default=None, help="transverse velocity, m/s")
-    m.add_argument("--level", type=float, default=DEFAULT_LEVEL,
+    m.add_argument("--rho", type=DENSITY, default=None, help="density, kg/m^3 (default: none)")
+    m.add_argument("--vl", type=VELOCITY, default=None, help="longitudinal velocity, m/s")
+    m.add_argument("--vt", type=VELOCITY, default=None, help="transverse velocity, m/s")
+    m.add_argument("--level", type=real(0.5, 1.0, lo_open=True, hi_open=True), default=DEFAULT_LEVEL,
                    help="confidence of the one-sided profile bounds of T_U (default 0.95)")
     m.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds")
@@ -147,7 +148,7 @@ def _b(v) -> str:
 
 def add_argument_dos_samples(p) -> None:
     """`--dos-samples K` for `fit kappa` (the same option as `fit qinv` / `fit dvv`)."""
-    p.add_argument("--dos-samples", type=int, default=DEFAULT_DOS_SAMPLES, dest="dos_samples",
+    p.add_argument("--dos-samples", type=integer(0, 1000), default=DEFAULT_DOS_SAMPLES, dest="dos_samples",
                    metavar="K", help="independent ES samples for the DOS-sample part of the "
                    f"S-tau errors (default {DEFAULT_DOS_SAMPLES}; 0: none)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -15,8 +17,23 @@ from ..model._mc_run import BATCHES, MCConfig
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K
 from ..studies._mc_study import DEFAULT_E_BAR, DUMP_MAX_SITES, check_dump_size, run_mc_study
 from ..studies._reproduce import LATTICES
+from ._args import (
+    ATILDE,
+    BYTES_MAX,
+    CELLS,
+    DEVICES,
+    G_CROSSOVER,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    integer,
+    positive,
+    real,
+    reals,
+)
 from ._cli_es import _complete_result_of
-from ._main import ListAction, float_list
+from ._main import ListAction
 
 _DEFAULT = MCConfig()
 
@@ -30,41 +47,42 @@ def register(sub) -> None:
         "impurity per K), P_S(E) by the ES estimator on the state (b) and by the DOS ratio "
         "n_S(E)/n_S(E-bar) (a) against the ES reduction of the same realization, T_U/<E_tau>, "
         "n_tau/n_tau^o against Eq. B5, energies and unstable-spin counts.")
-    p.add_argument("--x", type=float, default=0.2, help="occupation in (0, 1] (default 0.2)")
-    p.add_argument("--cells", type=int, default=10,
+    p.add_argument("--x", type=OCCUPATION, default=0.2, help="occupation in (0, 1] (default 0.2)")
+    p.add_argument("--cells", type=CELLS, default=10,
                    help="cubic cells per edge L >= 2 (default 10, ~800 impurities; paper: 18)")
     p.add_argument("--lattice", choices=sorted(LATTICES), default="fcc")
-    p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help="cutoff a~ >= 0 in units of a_o (default 3)")
-    p.add_argument("--g", type=float, default=DEFAULT_G, help="g in (0, 1) (default 0.02)")
-    p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="J_o in K (default 500)")
-    p.add_argument("--h-S", type=float, default=0.0, dest="h_S",
+    p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help="g (default 0.02)")
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="J_o in K (default 500)")
+    p.add_argument("--h-S", type=real(0.0, RATIO_MAX), default=0.0, dest="h_S",
                    help="width of the fields h^S in units of J_o (>= 0, default 0)")
-    p.add_argument("--h-tau", type=float, default=0.0, dest="h_tau",
+    p.add_argument("--h-tau", type=real(0.0, RATIO_MAX), default=0.0, dest="h_tau",
                    help="width of the fields h^tau in units of g J_o (>= 0, default 0)")
-    p.add_argument("--realizations", type=int, default=4, help="disorder realizations (4)")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
+    p.add_argument("--realizations", type=integer(1), default=4, help="disorder realizations (4)")
+    p.add_argument("--seed", type=SEED, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
     m = p.add_argument_group("Monte Carlo (temperatures in K)")
-    m.add_argument("--ladder", type=float_list, nargs="+", action=ListAction, default=None,
+    m.add_argument("--ladder", type=reals(0.0, KELVIN_MAX, lo_open=True), nargs="+",
+                   action=ListAction, default=None,
                    help="tempering temperatures, strictly decreasing, e.g. 500,100,10,1 or "
                    "\"500 100 10 1\" (default: geometric from --t-max to --t-min)")
-    m.add_argument("--temperatures", type=int, default=_DEFAULT.temperatures,
+    m.add_argument("--temperatures", type=integer(1, 4096), default=_DEFAULT.temperatures,
                    help=f"rungs of the default ladder ({_DEFAULT.temperatures})")
-    m.add_argument("--t-max", type=float, default=None, dest="t_max",
+    m.add_argument("--t-max", type=positive(KELVIN_MAX), default=None, dest="t_max",
                    help="top of the default ladder and start of the annealing (default J_o)")
-    m.add_argument("--t-min", type=float, default=None, dest="t_min",
+    m.add_argument("--t-min", type=positive(KELVIN_MAX), default=None, dest="t_min",
                    help="bottom of the default ladder (default g^2 J_o / 10)")
-    m.add_argument("--chains", type=int, default=_DEFAULT.chains,
+    m.add_argument("--chains", type=integer(1), default=_DEFAULT.chains,
                    help="independent tempering chains (replicas = chains x rungs)")
-    m.add_argument("--anneal-sweeps", type=int, default=_DEFAULT.anneal_sweeps,
+    m.add_argument("--anneal-sweeps", type=integer(0), default=_DEFAULT.anneal_sweeps,
                    dest="anneal_sweeps", help=f"annealing sweeps ({_DEFAULT.anneal_sweeps})")
-    m.add_argument("--sweeps", type=int, default=_DEFAULT.sweeps,
+    m.add_argument("--sweeps", type=integer(0), default=_DEFAULT.sweeps,
                    help=f"parallel-tempering sweeps ({_DEFAULT.sweeps})")
-    m.add_argument("--swap-every", type=int, default=_DEFAULT.swap_every, dest="swap_every")
-    m.add_argument("--block-size", type=int, default=_DEFAULT.block_size, dest="block_size",
+    m.add_argument("--swap-every", type=integer(1), default=_DEFAULT.swap_every, dest="swap_every")
+    m.add_argument("--block-size", type=integer(1), default=_DEFAULT.block_size, dest="block_size",
                    help=f"delayed-update block; the capacity is padded to a multiple of it "
                    f"({_DEFAULT.block_size})")
-    m.add_argument("--descent-rounds", type=int, default=_DEFAULT.descent_rounds,
+    m.add_argument("--descent-rounds", type=integer(1), default=_DEFAULT.descent_rounds,
                    dest="descent_rounds", help="most pair-flip rounds of the final descent")
     m.add_argument("--kernel", choices=KERNELS, default="auto",
                    help="how a block's sequential attempts run: the fused Pallas kernel "
@@ -73,18 +91,19 @@ def register(sub) -> None:
     m.add_argument("--batch", choices=BATCHES, default="auto",
                    help="realizations one after another on each device (map) or all in one "
                    "program (vmap); auto (default): map on CPUs, vmap on accelerators")
-    m.add_argument("--max-dense-bytes", type=int, default=DEFAULT_DENSE_BYTES,
+    m.add_argument("--max-dense-bytes", type=integer(0, BYTES_MAX), default=DEFAULT_DENSE_BYTES,
                    dest="max_dense_bytes",
                    help="store the coupling matrix while it fits this many bytes (1 GiB)")
     q = p.add_argument_group("measurements")
-    q.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
+    q.add_argument("--energies", type=reals(0.0, RATIO_MAX, lo_open=True), nargs="+",
+                   action=ListAction, default=None,
                    help="P_S grid in units of <E_tau> (default: 61 log-spaced, 0.01-10)")
-    q.add_argument("--e-bar", type=float, default=DEFAULT_E_BAR, dest="e_bar",
+    q.add_argument("--e-bar", type=positive(RATIO_MAX), default=DEFAULT_E_BAR, dest="e_bar",
                    help=f"E-bar of the DOS-ratio estimator in units of g J_o, flip energies "
                    f"(default {DEFAULT_E_BAR:g})")
-    q.add_argument("--mf-configs", type=int, default=4, dest="mf_configs",
+    q.add_argument("--mf-configs", type=integer(1), default=4, dest="mf_configs",
                    help="random configurations per realization for the mean-field DOS (4)")
-    p.add_argument("--devices", type=int, default=None,
+    p.add_argument("--devices", type=DEVICES, default=None,
                    help="devices to split realizations over (default: all of jax.devices())")
     p.add_argument("--json", default=None, metavar="PATH",
                    help="write the result as JSON (after Ctrl-C: the finished realizations, "
@@ -136,16 +155,16 @@ def run_mc_cli(args) -> int:
                       max_dense_bytes=args.max_dense_bytes,
                       progress=not args.no_progress)
     if st.realizations == 0:
-        print(f"INTERRUPTED before the first of {st.requested} realizations finished: "
-              "nothing written")
+        print(f"INTERRUPTED before the first of {st.requested} realizations was annealed, "
+              "tempered and measured: nothing written")
         raise KeyboardInterrupt
     out = dict(command="tlsjax mc", seed=args.seed, energy_convention=MC_CONVENTION,
                **st.to_json())
     keep = st.interrupted and args.json and _complete_result_of(args.json, rid)
-    if args.json and not keep:
+    print(summary_lines(st, out))
+    if args.json and not keep:  # after the printout: a failing write loses nothing shown
         write_json(args.json, out, overwrite=args.overwrite, run=rid,
                    indent=None if args.dump_state else 2)
-    print(summary_lines(st, out))
     if keep:
         print(f"kept {args.json}: it holds the complete result of this command")
     elif args.json:
@@ -183,12 +202,40 @@ def summary_lines(st, out: dict) -> str:
         f"  <E_tau>: {ps['E_tau_mean_K']['mc']:.3f} K (flip energies of the state), "
         f"{ps['E_tau_mean_K']['es']:.3f} K (ES, local fields); E-bar = {ps['E_bar_K']:.3g} K "
         f"({ps['E_bar_over_gJ0']:g} g J_o), P_S(b) there {ps['P_S_mc_at_E_bar']:.3f}",
-        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1): estimator b {ex['mc']:.2f}, "
-        f"DOS ratio {ex['mc_dos']:.2f}, ES {ex['es']:.2f}",
+        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1): estimator b {_slope(ex['mc'])}, "
+        f"DOS ratio {_slope(ex['mc_dos'])}, ES {_slope(ex['es'])}",
         f"  S spins with eps < g J_o: {below_gj0('cumulative_S'):.2e} per impurity (mean field "
         f"{below_gj0('cumulative_S_mf'):.2e}); tau spins: {below_gj0('cumulative_tau'):.3f} "
         f"(mean field {below_gj0('cumulative_tau_mf'):.3f})",
         f"  {convention_line('both')}",
         f"  time {st.seconds.get('total', 0.0):.1f} s",
     ]
-    return "\n".join(lines)
+    no_gap = int(np.sum(np.asarray(tu["mc_per_realization"]) <= 0.0))
+    if no_gap:
+        lines.insert(3, f"  full model: T_U = 0 in {no_gap} of {st.realizations} realizations "
+                     "(P_S(0+) >= 5 g, no gap)")
+    warning = small_sample_warning(st, out)
+    return "\n".join(lines + ([warning] if warning else []))
+
+
+#: S spins below E-bar (all realizations together) that T_U and the gap exponent of the
+#: Monte Carlo need to mean something: fewer, and the 5 g quantile rests on a handful.
+MIN_S_BELOW_E_BAR = 100
+
+
+def small_sample_warning(st, out: dict) -> str | None:
+    """A warning line when the sample is too small for T_U from the Monte Carlo."""
+    per_realization = float(out["P_S"]["P_S_mc_at_E_bar"]) * float(out["n_sites_mean"])
+    total = per_realization * st.realizations
+    if total >= MIN_S_BELOW_E_BAR:
+        return None
+    need = (f"about {math.ceil(MIN_S_BELOW_E_BAR / per_realization)} realizations of this size, "
+            "or more cells" if per_realization > 0 else "more cells")
+    return (f"  WARNING: only {total:.0f} S spins below E-bar in all {st.realizations} "
+            f"realizations together; T_U and the gap exponent of the Monte Carlo need at least "
+            f"~{MIN_S_BELOW_E_BAR} to mean more than their order of magnitude: use {need}")
+
+
+def _slope(value) -> str:
+    value = float(value)
+    return f"{value:.2f}" if np.isfinite(value) else "not enough counts"

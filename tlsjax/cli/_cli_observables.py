@@ -32,7 +32,31 @@ from ..observables._stm import (
     thermal_conductivity,
 )
 from ..observables._tls import AbstractTLS, ConstantC
-from ._main import ListAction, float_list
+from ._args import (
+    ATILDE,
+    BOUNDARY,
+    C_MAX,
+    C_MIN,
+    CELLS,
+    DENSITY,
+    FREQUENCY,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    MATERIAL_RATIO,
+    OCCUPATION,
+    POTENTIAL_EV,
+    RATIO_MAX,
+    RAYLEIGH,
+    SEED,
+    VELOCITY,
+    command_run_id,
+    integer,
+    positive,
+    real,
+    reals,
+)
+from ._main import ListAction
 
 #: hbar omega / k_B T of the "thermal" phonon used for l / lambda(T) in the figure.
 THERMAL_X = 3.0
@@ -71,19 +95,19 @@ def require_finite(where: str, **arrays) -> None:
 
 def _add_material(p, required: bool = True) -> None:
     m = p.add_argument_group("material (SI units; no presets: supply your own)")
-    m.add_argument("--rho", type=float, required=required, help="density in kg/m^3")
-    m.add_argument("--vl", "--v-l", type=float, required=required, dest="vl",
+    m.add_argument("--rho", type=DENSITY, required=required, help="density in kg/m^3")
+    m.add_argument("--vl", "--v-l", type=VELOCITY, required=required, dest="vl",
                    help="longitudinal velocity, m/s")
-    m.add_argument("--vt", "--v-t", type=float, required=required, dest="vt",
+    m.add_argument("--vt", "--v-t", type=VELOCITY, required=required, dest="vt",
                    help="transverse velocity, m/s")
-    m.add_argument("--gamma-ratio", type=float, default=None, dest="gamma_ratio",
+    m.add_argument("--gamma-ratio", type=MATERIAL_RATIO, default=None, dest="gamma_ratio",
                    help="gamma_l / gamma_t (default v_l / v_t, i.e. C_l = C_t)")
-    m.add_argument("--gamma-t", type=float, default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
+    m.add_argument("--gamma-t", type=POTENTIAL_EV, default=DEFAULT_GAMMA_T_EV, dest="gamma_t",
                    help="transverse deformation potential (gamma_S in the S-tau model), eV "
                    "(default 1 eV: an order of magnitude, not a measurement)")
-    m.add_argument("--rayleigh", type=float, default=0.0,
+    m.add_argument("--rayleigh", type=RAYLEIGH, default=0.0,
                    help="Rayleigh coefficient A_R of l^-1 = A_R omega^4, s^4/m (default 0)")
-    m.add_argument("--boundary", type=float, default=math.inf,
+    m.add_argument("--boundary", type=BOUNDARY, default=math.inf,
                    help="boundary mean free path in m (default: none)")
 
 
@@ -101,23 +125,23 @@ def _add_model(p, allow_constant: bool = True) -> None:
     m = p.add_argument_group("tunneling strength: --constant-C (plain model) or S-tau "
                              "parameters (not both)")
     if allow_constant:
-        m.add_argument("--constant-C", type=float, default=None, dest="constant_C",
+        m.add_argument("--constant-C", type=real(C_MIN, C_MAX), default=None, dest="constant_C",
                        help="plain standard tunneling model with this (transverse) C")
-    m.add_argument("--g", type=float, default=None, help=f"g (default {DEFAULT_G})")
-    m.add_argument("--J0", type=float, default=None,
+    m.add_argument("--g", type=G_CROSSOVER, default=None, help=f"g (default {DEFAULT_G})")
+    m.add_argument("--J0", type=positive(KELVIN_MAX), default=None,
                    help=f"J_o in K (default {DEFAULT_J0_K:g})")
-    m.add_argument("--atilde", type=float, default=None,
+    m.add_argument("--atilde", type=ATILDE, default=None,
                    help=f"a~ in units of a_o (default {DEFAULT_ATILDE:g})")
-    m.add_argument("--h-rel", type=float, default=None, dest="h_rel", help="h_rel (default 0)")
-    m.add_argument("--kappa-log", type=float, default=None, dest="kappa_log",
+    m.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=None, dest="h_rel", help="h_rel (default 0)")
+    m.add_argument("--kappa-log", type=KAPPA_LOG, default=None, dest="kappa_log",
                    help=f"kappa_log (default {DEFAULT_KAPPA_LOG:g})")
-    m.add_argument("--x", type=float, default=None,
+    m.add_argument("--x", type=OCCUPATION, default=None,
                    help=f"occupation of the DOS sample (default {DEFAULT_DOS_X:g})")
-    m.add_argument("--cells", type=int, default=None,
+    m.add_argument("--cells", type=CELLS, default=None,
                    help=f"fcc cells per edge of the DOS sample (default {DEFAULT_DOS_CELLS})")
-    m.add_argument("--realizations", type=int, default=None,
+    m.add_argument("--realizations", type=integer(1), default=None,
                    help=f"realizations of the DOS sample (default {DEFAULT_DOS_REALIZATIONS})")
-    m.add_argument("--seed", type=int, default=None,
+    m.add_argument("--seed", type=SEED, default=None,
                    help="PRNG seed of the DOS sample, in [0, 2^64 - 1] (default 0)")
 
 
@@ -142,7 +166,7 @@ def register(sub) -> None:
     k = sub.add_parser("kappa", help="thermal conductivity kappa(T) in W/(m K)",
                        description="Thermal conductivity from the Debye kinetic integral with "
                        "resonant TLS scattering (+ Rayleigh, boundary), docs/conventions.md section 5.")
-    k.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
+    k.add_argument("--T", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, required=True,
                    help="temperatures in K, e.g. 0.1,1 or 0.1 1")
     _add_material(k)
     _add_model(k)
@@ -152,9 +176,9 @@ def register(sub) -> None:
     q = sub.add_parser("qinv", help="internal friction Q^-1(T) (resonant + relaxation)",
                        description="Internal friction Q^-1 = Q^-1_res + Q^-1_rel at one "
                        "frequency, docs/conventions.md section 5.")
-    q.add_argument("--T", type=float_list, nargs="+", action=ListAction, required=True,
+    q.add_argument("--T", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, required=True,
                    help="temperatures in K")
-    q.add_argument("--freq", type=float, default=1e3, help="frequency in Hz (default 1e3)")
+    q.add_argument("--freq", type=FREQUENCY, default=1e3, help="frequency in Hz (default 1e3)")
     q.add_argument("--polarization", choices=["l", "t"], default="t")
     _add_material(q)
     _add_model(q)
@@ -165,11 +189,11 @@ def register(sub) -> None:
                        description="kappa(T), Q^-1(T), l/lambda and C(E) of the S-tau model "
                        "against the plain model with C = C(E -> 0), marking T_U.")
     o.add_argument("--out", default="tlsjax-observables", help="output folder")
-    o.add_argument("--T-min", type=float, default=0.01, dest="T_min", help="K (0.01)")
-    o.add_argument("--T-max", type=float, default=30.0, dest="T_max", help="K (30)")
-    o.add_argument("--points", type=int, default=40,
+    o.add_argument("--T-min", type=real(T_MIN_K, T_MAX_K), default=0.01, dest="T_min", help="K (0.01)")
+    o.add_argument("--T-max", type=real(T_MIN_K, T_MAX_K), default=30.0, dest="T_max", help="K (30)")
+    o.add_argument("--points", type=integer(2, MAX_POINTS), default=40,
                    help=f"temperatures, log-spaced (40; at most {MAX_POINTS})")
-    o.add_argument("--freq", type=float, default=1e3, help="Q^-1 frequency in Hz (1e3)")
+    o.add_argument("--freq", type=FREQUENCY, default=1e3, help="Q^-1 frequency in Hz (1e3)")
     o.add_argument("--overwrite", action="store_true",
                    help="allow replacing files in --out that tlsjax did not write")
     _add_material(o)
@@ -215,13 +239,14 @@ def _material_desc(args) -> dict:
 def _check_json(args) -> None:
     """Check --json before computing."""
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json")
+        args.result_id = command_run_id(args)  # the settings as given, before defaults
+        check_output_path(args.json, args.overwrite, run=args.result_id, what="--json")
 
 
 def _finish(args, out: dict, header: str, columns: list[str]) -> int:
     out["energy_convention"] = energy_convention("local_field")
     if args.json:
-        write_json(args.json, out, overwrite=args.overwrite)
+        write_json(args.json, out, overwrite=args.overwrite, run=args.result_id)
     print(header)
     print("  ".join(f"{c:>14s}" for c in columns))
     for row in zip(*(out[c] for c in columns)):

@@ -21,7 +21,23 @@ from ..studies._regimes import (
     scan_table,
     summary_text,
 )
-from ._main import ListAction, float_list, name_list
+from ._args import (
+    ATILDE,
+    CELLS,
+    DEVICES,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    command_run_id,
+    integer,
+    positive,
+    real,
+    reals,
+)
+from ._main import ListAction, name_list
 
 #: --quick: a smoke run (small samples, few points, 4 realizations).
 QUICK = dict(x_dilute=[0.05, 0.1, 0.2, 0.5], x_mixed=[0.01, 0.05, 0.2], J_ee_over_gJ0=[0.3, 3, 30],
@@ -46,51 +62,51 @@ def register(sub) -> None:
                    help="also write the JSON result to PATH")
     p.add_argument("--regimes", type=name_list, nargs="+", action=ListAction, default=list(REGIMES),
                    help="which of dilution,mixed,dipole to run (default all)")
-    p.add_argument("--x-dilute", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--x-dilute", type=reals(0.0, 1.0, lo_open=True), nargs="+", action=ListAction,
                    default=None, dest="x_dilute",
                    help="increasing concentrations in (0, 1] for the pure crystal")
-    p.add_argument("--x-mixed", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--x-mixed", type=reals(0.0, 1.0, lo_open=True), nargs="+", action=ListAction,
                    default=None, dest="x_mixed",
                    help="increasing CN concentrations in (0, 1] for the mixed crystal")
-    p.add_argument("--j-ee", type=float_list, nargs="+", action=ListAction,
+    p.add_argument("--j-ee", type=reals(0.0, RATIO_MAX), nargs="+", action=ListAction,
                    default=None, dest="J_ee_over_gJ0",
                    help="increasing values of J_ee/(g J_o) >= 0 (J_ee = 0 is always added)")
-    p.add_argument("--n-target", type=int, default=None, dest="n_target",
+    p.add_argument("--n-target", type=integer(20), default=None, dest="n_target",
                    help=f"mean impurities per sample along x (default {DEFAULT_N_TARGET})")
-    p.add_argument("--realizations", type=int, default=None, help="per regime (default 16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g", type=float, default=DEFAULT_G,
+    p.add_argument("--realizations", type=integer(1), default=None, help="per regime (default 16)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G,
                    help="g of the concentrated crystal (at x_c; dilute: g_c)")
-    p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
-    p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help="J_o in K at x_c (500)")
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help="cutoff a~ in units of a_o (3; with --cutoff scaled, its value at x_c)")
     p.add_argument("--cutoff", choices=CUTOFFS, default="fixed",
                    help="dilute crystal: a~ fixed in units of a_o (fixed, default) or a~/R_o "
                    "fixed at its value at x_c (scaled)")
-    p.add_argument("--n-s-depletion", type=float, default=MC_N_S_DEPLETION,
+    p.add_argument("--n-s-depletion", type=real(0.0, 1.0, lo_open=True), default=MC_N_S_DEPLETION,
                    dest="n_s_depletion",
                    help="dilute crystal: n_S/n_S^o at E-bar from the Monte Carlo, for the "
                    f"correlated full criterion, in (0, 1] ({MC_N_S_DEPLETION}: tlsjax mc at "
                    "x = 0.2, L = 18, a~ = 3)")
-    p.add_argument("--x-c", type=float, default=DEFAULT_X_C, dest="x_c",
+    p.add_argument("--x-c", type=OCCUPATION, default=DEFAULT_X_C, dest="x_c",
                    help="reference concentration x_c (0.2)")
-    p.add_argument("--J-nn", type=float, default=None, dest="J_nn",
+    p.add_argument("--J-nn", type=positive(KELVIN_MAX), default=None, dest="J_nn",
                    help="dilute crystal: S-S coupling at the nearest-neighbour distance, K "
                    "(default J0/x_c)")
-    p.add_argument("--h-S", type=float, default=1.0, dest="h_S",
+    p.add_argument("--h-S", type=real(0.0, RATIO_MAX), default=1.0, dest="h_S",
                    help="mixed crystal: S-field width in units of J_o (1)")
-    p.add_argument("--h-tau", type=float, default=1.0, dest="h_tau",
+    p.add_argument("--h-tau", type=positive(RATIO_MAX), default=1.0, dest="h_tau",
                    help="mixed crystal: tau-field width in units of g J_o (1)")
-    p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
-    p.add_argument("--dipole-x", type=float, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
-    p.add_argument("--dipole-cells", type=int, default=None,
+    p.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    p.add_argument("--dipole-x", type=OCCUPATION, default=DEFAULT_DIPOLE_SAMPLE[0], dest="dipole_x")
+    p.add_argument("--dipole-cells", type=CELLS, default=None,
                    dest="dipole_cells", help="fcc cells per edge of the dipole sample (18)")
-    p.add_argument("--dipole-atilde", type=float, default=None, dest="dipole_atilde",
+    p.add_argument("--dipole-atilde", type=ATILDE, default=None, dest="dipole_atilde",
                    help="cutoff of the dipolar radial factor (default: --atilde)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 4 realizations, ~800 impurities, 3-4 points per regime "
                    "(options given explicitly win over it)")
-    p.add_argument("--devices", type=int, default=None)
+    p.add_argument("--devices", type=DEVICES, default=None)
     p.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="save partial ensembles in DIR after each batch; resume from them")
     p.add_argument("--overwrite", action="store_true",
@@ -112,7 +128,7 @@ def run_regimes_cli(args) -> int:
     # every output location is checked before any work
     out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="regimes")
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json")
+        check_output_path(args.json, args.overwrite, run=command_run_id(args), what="--json")
     scans = run_regimes(args.regimes, progress=not args.no_progress, devices=args.devices,
                         checkpoint_dir=args.checkpoint, **kwargs)
     wanted = kwargs["realizations"]
@@ -141,7 +157,7 @@ def run_regimes_cli(args) -> int:
         text = summary_text(scans)
         out.text("regimes_summary.txt", text)
     if args.json:
-        write_json(args.json, data, overwrite=args.overwrite)
+        write_json(args.json, data, overwrite=args.overwrite, run=command_run_id(args))
     print(text)
     print(f"wrote {len(out.written)} files to {out.root}/" +
           (f" and {args.json}" if args.json else ""))

@@ -16,7 +16,26 @@ from ..fit._sensitivity import (
 )
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..plot._save import save_figure
-from ._main import ListAction, float_list, x64_context
+from ._args import (
+    ATILDE,
+    CELLS,
+    DENSITY,
+    G_CROSSOVER,
+    KAPPA_LOG,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    T_MAX_K,
+    T_MIN_K,
+    VELOCITY,
+    WIDTH,
+    integer,
+    positive,
+    real,
+    reals,
+)
+from ._main import ListAction, x64_context
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
 
@@ -32,33 +51,34 @@ def register(sub) -> None:
         "finite differences. Writes sensitivity.json, elasticities.csv, jacobian.csv and "
         "elasticities.png to --out. Computes in float64 (locally: the process's JAX "
         "configuration is not changed).")
-    p.add_argument("--g", type=float, default=DEFAULT_G, help=f"g in (0, 0.2) ({DEFAULT_G})")
-    p.add_argument("--J0", type=float, default=DEFAULT_J0_K, help=f"J_o in K ({DEFAULT_J0_K})")
-    p.add_argument("--atilde", type=float, default=DEFAULT_ATILDE,
+    p.add_argument("--g", type=G_CROSSOVER, default=DEFAULT_G, help=f"g in (0, 0.2) ({DEFAULT_G})")
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=DEFAULT_J0_K, help=f"J_o in K ({DEFAULT_J0_K})")
+    p.add_argument("--atilde", type=ATILDE, default=DEFAULT_ATILDE,
                    help=f"cutoff a~ in units of a_o ({DEFAULT_ATILDE})")
-    p.add_argument("--h-rel", type=float, default=DEFAULT_SENS_H_REL, dest="h_rel",
+    p.add_argument("--h-rel", type=real(0.0, RATIO_MAX), default=DEFAULT_SENS_H_REL, dest="h_rel",
                    help=f"random-field width h_rel ({DEFAULT_SENS_H_REL}; at 0 the elasticity "
                    "w.r.t. h_rel is undefined and d ln y / d h_rel is reported)")
-    p.add_argument("--width", type=float, default=DEFAULT_SENS_WIDTH,
+    p.add_argument("--width", type=WIDTH, default=DEFAULT_SENS_WIDTH,
                    help=f"soft-Theta width w in units of <E_tau>, in (0, 1] "
                    f"({DEFAULT_SENS_WIDTH}: T_U within 3%% of the hard Theta's; the table "
                    "shows the hard-Theta value beside every output)")
-    p.add_argument("--kappa-log", type=float, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
-    p.add_argument("--x", type=float, default=0.2, help="occupation (0.2)")
-    p.add_argument("--cells", type=int, default=8, help="fcc cells per edge (8, ~410 sites)")
-    p.add_argument("--realizations", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
-    p.add_argument("--energies", type=float_list, nargs="+", action=ListAction, default=None,
+    p.add_argument("--kappa-log", type=KAPPA_LOG, default=DEFAULT_KAPPA_LOG, dest="kappa_log")
+    p.add_argument("--x", type=OCCUPATION, default=0.2, help="occupation (0.2)")
+    p.add_argument("--cells", type=CELLS, default=8, help="fcc cells per edge (8, ~410 sites)")
+    p.add_argument("--realizations", type=integer(1), default=2)
+    p.add_argument("--seed", type=SEED, default=0, help="PRNG seed in [0, 2^64 - 1] (0)")
+    p.add_argument("--energies", type=reals(0.0, RATIO_MAX, lo_open=True), nargs="+",
+                   action=ListAction, default=None,
                    help="P_S grid in units of <E_tau> (default 6 log-spaced, 0.1-1)")
-    p.add_argument("--temperatures", type=float_list, nargs="+", action=ListAction, default=None,
+    p.add_argument("--temperatures", type=reals(T_MIN_K, T_MAX_K), nargs="+", action=ListAction, default=None,
                    help="temperatures in K for kappa(T) (needs --rho, --vl, --vt)")
-    p.add_argument("--rho", type=float, default=None, help="host density, kg/m^3")
-    p.add_argument("--vl", "--v-l", type=float, default=None, dest="vl",
+    p.add_argument("--rho", type=DENSITY, default=None, help="host density, kg/m^3")
+    p.add_argument("--vl", "--v-l", type=VELOCITY, default=None, dest="vl",
                    help="longitudinal velocity, m/s")
-    p.add_argument("--vt", "--v-t", type=float, default=None, dest="vt",
+    p.add_argument("--vt", "--v-t", type=VELOCITY, default=None, dest="vt",
                    help="transverse velocity, m/s")
     p.add_argument("--mode", choices=["auto", "forward", "reverse"], default="auto")
-    p.add_argument("--fd-checks", type=int, default=10, dest="fd_checks",
+    p.add_argument("--fd-checks", type=integer(0), default=10, dest="fd_checks",
                    help="entries checked by finite differences (10)")
     p.add_argument("--out", default="tlsjax-sensitivity", help="output folder")
     p.add_argument("--overwrite", action="store_true",

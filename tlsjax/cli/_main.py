@@ -11,10 +11,13 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 
 from .._interrupts import clear_request, install_handlers, requested_signal
 from ..parallel._distributed import is_joined
+from ._args import document_ranges, refuse_empty_words
 from ._cache import enable_compilation_cache
+from ._errors import quiet_runtime, report_error, safe_streams
 from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
 
 #: Command modules, in the order of the physics flow.
@@ -68,8 +71,31 @@ class ListAction(argparse.Action):
         setattr(namespace, self.dest, [v for word in values for v in word])
 
 
+#: Seconds the `tlsjax` program waits, after Ctrl-C or SIGTERM, for the command to reach
+#: a safe point (end of a batch, of a fit step) and save its partial result; then it
+#: leaves regardless (`tlsjax._interrupts.install_handlers`).
+STOP_GRACE_S = 10.0
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tlsjax es: error: argument --cells: ...``
+    (exit status 2), instead of the usage text followed by the message."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def iter_parsers(parser: argparse.ArgumentParser):
+    """Every parser of the command line, sub-commands included (`fit kappa` too)."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from iter_parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tlsjax",
         description="S-tau two-level-system model (Schechter & Stamp, PRB 88, 174202 (2013)).")
     sub = parser.add_subparsers(dest="command", required=False)
@@ -81,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "in the user's cache folder; see TLSJAX_CACHE_DIR)")
     for name in PROCESS_COMMANDS:
         add_process_options(sub.choices[name])
+    for p in iter_parsers(parser):
+        document_ranges(p)
+        refuse_empty_words(p)
+        if not any("--debug" in a.option_strings for a in p._actions):
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the Python traceback of an error (also: TLSJAX_DEBUG=1)")
     return parser
 
 
@@ -108,47 +140,115 @@ def _with_default_command(parser, argv: list[str]) -> list[str]:
     return ["reproduce", *argv]
 
 
+def _run(args, program: bool = False) -> int:
+    """Run the parsed command (the only place where work starts): the compilation cache
+    (as a program only: from Python, JAX's global configuration is left alone), joining a
+    multi-process job where asked, then the command."""
+    if program:
+        enable_compilation_cache(getattr(args, "no_cache", False))
+    if args.command in PROCESS_COMMANDS:
+        join_processes(args)
+    return int(args.func(args) or 0)
+
+
+def _process_error(command: str, err: BaseException, program: bool) -> int:
+    """An error in a multi-process job: one line, and (as a program) leave at once, without
+    waiting at JAX's shutdown barrier for processes that may be gone."""
+    print(f"{command}: error: {error_text(err)}", file=sys.stderr)
+    if program:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted).
+    """Run the command line; returns the exit status (0 ok, 1 internal error, 2 bad input,
+    130 Ctrl-C, 143 SIGTERM).
 
     Called without `argv` (as the `tlsjax` program) it turns on JAX's persistent
     compilation cache (`_cache.py`; not with `--no-cache`), installs the Ctrl-C/SIGTERM
     handling of `tlsjax._interrupts` and, when interrupted, leaves at once with
     `os._exit` after flushing its output (the interpreter teardown may crash while XLA
-    compiler threads still run); called with `argv` (from Python) it returns 130.
+    compiler threads still run); called with `argv` (from Python) it returns the status.
+    No error reaches the user as a traceback unless `--debug` or TLSJAX_DEBUG=1 asks.
     """
     program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(_with_default_command(parser, argv))
-    clear_request()
-    restore = install_handlers() if program else (lambda: None)
+    restore = install_handlers(grace=STOP_GRACE_S) if program else (lambda: None)
+    if program:
+        safe_streams()
     try:
-        if program:  # from Python, JAX's global configuration is left alone
-            enable_compilation_cache(getattr(args, "no_cache", False))
-        if args.command in PROCESS_COMMANDS:
-            join_processes(args)
-        return int(args.func(args) or 0)
-    except (ValueError, OSError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and not is_joined():
-            raise
-        print(f"tlsjax {args.command}: error: {error_text(err)}", file=sys.stderr)
-        if program and is_joined():  # leave at once: no wait at JAX's shutdown barrier
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)
-        return 2
-    except KeyboardInterrupt:
-        signum = requested_signal() or signal.SIGINT
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"tlsjax {args.command}: interrupted ({name})", file=sys.stderr)
-        if program:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(128 + int(signum))
-        return 128 + int(signum)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(_with_default_command(parser, argv))
+        except SystemExit as done:  # -h, or a bad value (one line already printed)
+            return done.code if isinstance(done.code, int) else 2
+        clear_request()
+        return _guarded(args, program)
+    except KeyboardInterrupt:  # while building the parser (imports)
+        return _interrupted("tlsjax", program)
     finally:
         restore()
+
+
+def _guarded(args, program: bool) -> int:
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("TLSJAX_DEBUG", "") not in (
+        "", "0")
+    command = f"tlsjax {args.command}" if getattr(args, "command", None) else "tlsjax"
+    if getattr(args, "fit_command", None):
+        command += f" {args.fit_command}"
+    with quiet_runtime(not debug):
+        try:
+            check_platforms()
+            code = _run(args, program)
+        except KeyboardInterrupt:
+            return _interrupted(command, program)
+        except Exception as err:  # noqa: BLE001 - the one place that turns errors into lines
+            if debug:
+                traceback.print_exc()
+            if requested_signal() is not None:  # an error caused by the interrupt itself
+                return _interrupted(command, program)
+            if is_joined():
+                return _process_error(command, err, program)
+            return report_error(command, err, debug)
+    if requested_signal() is not None:  # the request came too late to stop anything
+        print(f"{command}: the interrupt came after the last step had started; the run "
+              "finished first: the results above and the files written are complete",
+              file=sys.stderr)
+        return _interrupted(command, program)
+    return code
+
+
+def check_platforms() -> None:
+    """Where JAX_PLATFORMS names platforms, check before any work that JAX can start
+    them (JAX itself fails later with a bare AssertionError for a missing GPU)."""
+    platforms = os.environ.get("JAX_PLATFORMS", "").strip()
+    if not platforms:
+        return
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as err:  # noqa: BLE001 - any failure of the backend's start
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(
+            f"JAX_PLATFORMS={platforms}: JAX cannot start "
+            f"{'this platform' if ',' not in platforms else 'these platforms'} on this "
+            f"machine ({type(err).__name__}{': ' + detail if detail else ''}); unset "
+            "JAX_PLATFORMS to use what is present, or install the plugin for the device"
+        ) from None
+
+
+def _interrupted(command: str, program: bool) -> int:
+    signum = requested_signal() or signal.SIGINT
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(f"{command}: interrupted ({name})", file=sys.stderr)
+    if program:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + int(signum))
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":

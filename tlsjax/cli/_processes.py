@@ -23,6 +23,7 @@ from ..parallel._distributed import (
     process_settings,
     quiet_unless_first,
 )
+from ._args import integer
 
 #: The commands that can run as one of several processes.
 PROCESS_COMMANDS = ("es", "reproduce", "mc", "regimes")
@@ -39,11 +40,12 @@ def add_process_options(parser: argparse.ArgumentParser) -> None:
                    "--num-processes and --process-id, this process joins a job of several "
                    "processes; not needed under srun or mpirun with several tasks (JAX "
                    "detects the job; --num-processes 1 keeps one process)")
-    g.add_argument("--num-processes", type=int, default=None, metavar="P",
+    g.add_argument("--num-processes", type=integer(1, 65536), default=None, metavar="P",
                    help=f"number of processes (default: ${ENV_NUM_PROCESSES}, else 1)")
-    g.add_argument("--process-id", type=int, default=None, metavar="I",
+    g.add_argument("--process-id", type=integer(0, 65535), default=None, metavar="I",
                    help=f"this process's id in [0, P - 1] (default: ${ENV_PROCESS_ID})")
-    g.add_argument("--process-timeout", type=int, default=DEFAULT_TIMEOUT_S, metavar="S",
+    g.add_argument("--process-timeout", type=integer(1, 86400), default=DEFAULT_TIMEOUT_S,
+                   metavar="S",
                    help="seconds to wait for the coordinator and the other processes "
                    f"({DEFAULT_TIMEOUT_S})")
 

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_range, seed_key
+from .._validate import check_range, check_type, seed_key
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import (
@@ -770,6 +770,7 @@ def fit_kappa(
     """
     # check the options before the (seconds-long) ES reduction of the table
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
+    check_type("fit_kappa", "sample", sample, (Sample, type(None)), "Sample or None")
     user = user_choice(params, material is None)
     b, r = _term_options(user, material is None, boundary, rayleigh)
     free0 = _resolve_free(model, free, material is None, b, r, material)[0]

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._validate import check_int, check_range
+from .._validate import check_int, check_range, check_type
 from ._hamiltonian import Hamiltonian
 from ._mc import MCState, _check_block, default_tol, movable_mask, sweep
 from ._mc_kernel import resolve_kernel
@@ -164,6 +164,7 @@ def stability(ham: Hamiltonian, spins: Float[Array, "R 2n"],
 
     **Returns:** a `Stability`.
     """
+    check_type("stability", "ham", ham, Hamiltonian, "Hamiltonian (from hamiltonian())")
     spins = jnp.atleast_2d(spins)
     fields = ham.local_fields(spins) if fields is None else jnp.atleast_2d(fields)
     tol = default_tol(ham) if tol is None else check_range("stability", "tol", tol, 0.0)
@@ -193,6 +194,8 @@ def descend(ham: Hamiltonian, state: MCState, *, frozen: Bool[Array, " 2n"] | No
 
     **Returns:** `(state, DescentStats)`; the state's fields are recomputed from scratch.
     """
+    check_type("descend", "ham", ham, Hamiltonian, "Hamiltonian (from hamiltonian())")
+    check_type("descend", "state", state, MCState, "MCState (from init_state or the Monte Carlo)")
     tol = default_tol(ham) if tol is None else check_range("descend", "tol", tol, 0.0)
     max_rounds = check_int("descend", "max_rounds", max_rounds, 1)
     candidates = check_int("descend", "candidates", candidates, 1)

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._validate import check_range
+from .._validate import check_int, check_range
 from ._couplings import Couplings, standard_normals
 from ._lattice import Realization
 
@@ -53,6 +53,8 @@ def random_orientations(key: PRNGKeyArray, n: int) -> Float[Array, "n 2 3"]:
     they are (up to the last bit, ~3e-16 in float64: XLA vectorizes the sampler
     differently for each size).
     """
+    n = check_int("random_orientations", "n", n, 1)
+
     def one(i):
         v = standard_normals(jax.random.fold_in(key, i), (2, 3))
         return v / jnp.linalg.norm(v, axis=-1, keepdims=True)

@@ -65,7 +65,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_int, check_range, check_type, is_traced
 from ..parallel._sharding import round_up
 from ._couplings import (
     AbstractCouplingAmplitudes,
@@ -471,6 +471,8 @@ def hamiltonian(
 
     **Returns:** a `Hamiltonian`.
     """
+    check_type("hamiltonian", "sample", sample, Sample)
+    check_type("hamiltonian", "params", params, (HamiltonianParams, ModelParams))
     if isinstance(params, ModelParams):
         params = HamiltonianParams.from_model(params)
     if is_traced(params):

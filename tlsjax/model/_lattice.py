@@ -186,6 +186,9 @@ class Sample(eqx.Module):
         check_static("Sample", "x", x)
         check_static("Sample", "cells", cells)
         check_range("Sample", "x", x, 0.0, 1.0, lo_open=True)
+        if np.ndim(x) != 0:
+            raise ValueError(f"`Sample(x=...)` must be one number (an occupation in (0, 1]); got "
+                             f"an array of shape {np.shape(x)}: make one Sample per x")
         x = float(np.asarray(x))  # concrete (checked): usable inside a `jit` trace too
         self.x = x
         if lattice is not None and not isinstance(lattice, AbstractLattice):

@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_grid, check_int, check_range, is_traced
+from .._validate import check_grid, check_int, check_range, check_type, is_traced
 from ..parallel._sharding import device_mesh, mesh_size, round_up, shard_leading, sharded_map, to_host
 from ._descent import DescentStats, Stability, _Descent, _descent_loop, _finish_descent, stability
 from ._hamiltonian import DEFAULT_DENSE_BYTES, Hamiltonian, HamiltonianParams, hamiltonian
@@ -498,6 +498,11 @@ def run_mc(
 
     **Returns:** an `MCResult` whose fields have a leading realization axis (NumPy).
     """
+    check_type("run_mc", "sample", sample, Sample)
+    check_type("run_mc", "params", params, (HamiltonianParams, ModelParams))
+    check_type("run_mc", "config", config, (MCConfig, type(None)), "MCConfig or None")
+    check_type("run_mc", "keys", keys, jax.Array,
+               "JAX array of PRNG keys (e.g. jax.random.split(jax.random.key(0), 4))")
     config = MCConfig() if config is None else config
     if isinstance(params, ModelParams):
         params = HamiltonianParams.from_model(params)

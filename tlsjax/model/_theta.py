@@ -24,7 +24,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
-from .._validate import check_grid, check_range, is_traced
+from .._validate import check_grid, check_range, check_type, is_traced
 from ._es import MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult
 
 
@@ -225,7 +225,11 @@ def theta_from_width(width: float) -> AbstractTheta:
 
 
 def p_s(es: ESResult, energies, theta: AbstractTheta | None = None) -> Float[Array, " m"]:
-    """P_S(E) on a grid of energies (units of <E_tau>); hard Theta by default."""
+    """P_S(E) on a grid of energies (units of <E_tau>, >= 0); hard Theta by default."""
+    check_type("p_s", "es", es, ESResult, "ESResult (from es_reduction or simulate)")
+    check_type("p_s", "theta", theta, (AbstractTheta, type(None)), "HardTheta, SoftTheta or None")
+    if not is_traced(energies):
+        check_range("p_s", "energies", energies, 0.0)
     return (theta or HardTheta()).p_s(es, energies)
 
 

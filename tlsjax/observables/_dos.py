@@ -33,7 +33,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_int, check_range, check_type, is_traced
 from ..model._es import DEFAULT_TOP_K, MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult, simulate
 from ..model._lattice import Sample, check_sample_size
 from ..model._params import ModelParams
@@ -348,6 +348,7 @@ def crossover(tls: StauTLS, *, lo: float = 1e-3, hi: float = 20.0,
     **Returns:** a `Crossover` (kelvin).
     """
     # validate, then use the Python floats (under `jit` check_range returns a tracer)
+    check_type("crossover", "tls", tls, StauTLS, "StauTLS (from stau_tls)")
     check_range("crossover", "lo", lo, 0.0, lo_open=True)
     check_range("crossover", "hi", hi, lo, lo_open=True)
     if at_bound not in ("raise", "edge"):

@@ -99,9 +99,10 @@ def _density(values, edges, count):
 
 
 def _crossover(sorted_values, g, n):
-    """The ceil(5 g N)-th smallest value (hard Theta, as `HardTheta.crossover`)."""
+    """The ceil(5 g N)-th smallest value (hard Theta, as `HardTheta.crossover`); 0 where
+    that value is <= 0 (P_S(0+) >= 5 g: no gap, T_U = 0, as the ES reduction reports it)."""
     m = min(max(math.ceil(5.0 * g * n), 1), n)
-    return float(sorted_values[m - 1])
+    return max(float(sorted_values[m - 1]), 0.0)
 
 
 def summarize_state(m, *, grid, edges_K, e_bar_K: float, g: float) -> dict[str, np.ndarray]:

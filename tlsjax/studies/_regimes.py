@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validate import check_grid, check_int, check_range
+from .._validate import check_grid, check_int, check_range, seed_key
 from ..model._lattice import Sample
 from ..model._params import DEFAULT_ATILDE, DEFAULT_G, DEFAULT_J0_K, DEFAULT_KAPPA_LOG
 from ..model._regime_params import (
@@ -270,7 +270,7 @@ def _x_scan(name, model, params, xs, n_target, slope_keys, realizations, seed, k
                 out[f"local_{k}"] = _local_slopes(np.log(xs), out[k])
         return out
 
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("regimes", "seed", seed), realizations)
     config = dict(regime=name, params=params, x=xs.tolist(), cells=cells, probe_K=probe_K,
                   n_s_depletion=n_s_depletion)
     mean, err, count, secs = _run(name, fn, keys, config, progress, devices, checkpoint)
@@ -289,7 +289,8 @@ def dilution_scan(crystal: DiluteCrystal | None = None, x=DEFAULT_X_DILUTE, *,
       cutoff fixed in a_o; `DiluteCrystal(cutoff="scaled")` keeps a~ / R_o fixed).
     - `x`: strictly increasing concentrations in (0, 1].
     - `n_target`: mean impurities per sample (cells chosen per x, L ~ x^{-1/3}).
-    - `realizations`, `seed`: keys `jax.random.split(jax.random.key(seed), realizations)`.
+    - `realizations`, `seed`: keys `jax.random.split(seed_key(seed), realizations)` (the
+      same sample with and without x64, seeds in [0, 2^64 - 1]).
     - `kappa_log`: as in `ModelParams`.
     - `n_s_depletion`: n_S / n_S^o at E-bar for `T_U_correlated_K` (`regime_observables`),
       in (0, 1], or None to skip (default `MC_N_S_DEPLETION`).
@@ -402,7 +403,7 @@ def dipole_scan(defects: DipolarDefects | None = None, J_ee_over_gJ0=DEFAULT_J_E
                 out[f"slope_{k}"] = _slope(np.log(ratios[mask]), out[k][mask])
         return out
 
-    keys = jax.random.split(jax.random.key(seed), realizations)
+    keys = jax.random.split(seed_key("regimes", "seed", seed), realizations)
     g, j0 = _f(base.g), _f(base.J0)
     kl = float(kappa_log)
     params = dict(g=g, J0_K=j0, atilde=_f(base.atilde),
