@@ -41,8 +41,8 @@ def test_three_site_hand_case():
     # the second-largest a_ij of row 0 is 2 U02 s2 - E2 = 10/27 - E2
     assert float(es.top[0, 1] * es.e_tau_mean) == pytest.approx(10 / 27 - e[2], rel=1e-12)
     # P_S counts spins with E_min < E
-    p = tj.p_s(es, jnp.array([-10.0, 0.0, 0.6 / mean, 10.0]))
-    np.testing.assert_allclose(p, [0.0, 1 / 3, 2 / 3, 1.0])
+    p = tj.p_s(es, jnp.array([0.0, 0.6 / mean, 10.0]))  # one spin has E_min < 0
+    np.testing.assert_allclose(p, [1 / 3, 2 / 3, 1.0])
     p_hi = tj.p_s(es, jnp.array([0.76 / mean]))
     assert float(p_hi[0]) == pytest.approx(1.0)
 

@@ -118,7 +118,7 @@ def _kappa_file(tmp_path, rows, name="k.csv"):
     (["--bound", "g=0.1"], "expected LO:HI"),
     (["--seed", str(2**64)], "seed"),
     (["--seed", "-1"], "seed"),
-    (["--freq", "-1"], "--freq is the frequency of a Q^-1 measurement"),
+    (["--freq", "1000"], "--freq is the frequency of a Q^-1 measurement"),
 ])
 def test_cli_fit_options_checked_first(tmp_path, capsys, extra, match):
     f = _kappa_file(tmp_path, [(0.1, 1e-4), (0.2, 4e-4), (0.4, 1e-3), (0.8, 3e-3)])

@@ -36,7 +36,9 @@ _RUN = set()  # examples already run in this process (the README's also stands i
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_examples_run(page, monkeypatch):
     """Each example runs on its own (a fresh namespace), from the repository root; an
-    example that stands word for word on two pages runs once."""
+    example that stands word for word on two pages runs once. Blocks fenced as `py`
+    instead of `python` are fragments that are shown, not run here: they need a cluster,
+    a user's own file, a name from the block before, or minutes of fitting."""
     monkeypatch.chdir(ROOT)  # examples name files relative to the repository root
     for code in _blocks("python", page.read_text()):
         if code in _RUN:

@@ -63,10 +63,15 @@ def test_seed_keys_do_not_depend_on_precision():
 
 
 def test_library_never_changes_global_jax_config(monkeypatch):
+    # Only two places may change JAX's configuration, each on an explicit request: the
+    # persistent compilation cache of the `tlsjax` program (never when main() is called
+    # from Python, checked below) and joining a multi-process job (`tj.distributed`, or the
+    # CLI's --coordinator/--num-processes/--process-id).
+    opt_in = {"tlsjax/cli/_cache.py", "tlsjax/parallel/_distributed.py"}
     sources = [p for p in (ROOT / "tlsjax").rglob("*.py")]
     offenders = [str(p.relative_to(ROOT)) for p in sources
                  if re.search(r"config\.update\(|jax_enable_x64\s*=", p.read_text())]
-    assert offenders == []
+    assert set(offenders) - opt_in == set()
 
     # `tlsjax sensitivity` computes in float64 inside a local context only
     from tlsjax.cli import _cli_sensitivity, main

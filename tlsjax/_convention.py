@@ -2,7 +2,7 @@
 
 The spins of Eq. 1 are +-1. The local field of spin k is lambda_k = dH/ds_k; flipping it
 changes the energy by eps_k = -2 s_k lambda_k, i.e. 2 |lambda_k| from a state where it is
-aligned (MODEL.md section 6). Two conventions therefore meet in tlsjax:
+aligned (docs/conventions.md section 6). Two conventions therefore meet in tlsjax:
 
 - `"local_field"`: energies are |lambda| (the paper's E_tau of App. B 2, the ES reduction,
   T_U and C(E) of `es`, `regimes`, `observables`, `fit`, `reproduce`);

@@ -105,8 +105,7 @@ def run_curves(args) -> int:
     if args.fix or args.bound:
         raise ValueError(f"`fit {args.curve}` does not take --fix/--bound yet; use --free and "
                          "the starting values (--g, --J0, ...), or `fit kappa`")
-    dos = _dos(args)
-    key = seed_key(f"fit {args.curve}", "--seed", dos.pop("seed"))
+    seed_key(f"fit {args.curve}", "--seed", args.seed)  # checked before any computing
     _stage_logging(True)
     try:
         with x64_context(args.precision == 64):
@@ -115,7 +114,7 @@ def run_curves(args) -> int:
                 freq_dvv=freqs["dvv"], model=args.model, criterion=args.ic, free=free,
                 sigma_log=args.sigma_log, sigma_log_qinv=sig["qinv"], sigma_dvv=sig["dvv"],
                 polarization=args.polarization, level=args.level, profile=not args.no_profile,
-                dos_samples=args.dos_samples, init=_init(args), key=key, **dos, **_opt(args))
+                dos_samples=args.dos_samples, init=_init(args), **_dos(args), **_opt(args))
     except KeyboardInterrupt:
         return _interrupted_early(args)
     res.meta["precision_bits"] = args.precision

@@ -140,14 +140,19 @@ def _with_default_command(parser, argv: list[str]) -> list[str]:
     return ["reproduce", *argv]
 
 
-def _run(args, program: bool = False) -> int:
-    """Run the parsed command (the only place where work starts): the compilation cache
-    (as a program only: from Python, JAX's global configuration is left alone), joining a
-    multi-process job where asked, then the command."""
+def _prepare(args, program: bool) -> None:
+    """Before the command: the compilation cache (as a program only: from Python, JAX's
+    global configuration is left alone), joining a multi-process job where asked (before
+    anything starts JAX's backend), then the check that JAX can start its platforms."""
     if program:
         enable_compilation_cache(getattr(args, "no_cache", False))
     if args.command in PROCESS_COMMANDS:
         join_processes(args)
+    check_platforms()
+
+
+def _run(args) -> int:
+    """Run the parsed command (the only place where work starts)."""
     return int(args.func(args) or 0)
 
 
@@ -200,8 +205,8 @@ def _guarded(args, program: bool) -> int:
         command += f" {args.fit_command}"
     with quiet_runtime(not debug):
         try:
-            check_platforms()
-            code = _run(args, program)
+            _prepare(args, program)
+            code = _run(args)
         except KeyboardInterrupt:
             return _interrupted(command, program)
         except Exception as err:  # noqa: BLE001 - the one place that turns errors into lines

@@ -129,8 +129,8 @@ def _load(kappa, qinv, dvv, freq_qinv, freq_dvv):
 def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None, *,
                    freq_qinv=None, freq_dvv=None, sigma_log=None, sigma_log_qinv=None,
                    sigma_dvv=None, init=None, sample=None,
-                   realizations=DEFAULT_DOS_REALIZATIONS, key=None, polarization="t",
-                   need_table: bool = True) -> CurvesSetup:
+                   realizations=DEFAULT_DOS_REALIZATIONS, key=None, seed=None,
+                   polarization="t", need_table: bool = True) -> CurvesSetup:
     """Load and check the curves, build the S-tau table (cached; only if `need_table`)
     and the residual model."""
     curves, freqs = _load(kappa, qinv, dvv, freq_qinv, freq_dvv)
@@ -148,18 +148,18 @@ def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = 
     if "kappa" in curves:
         absolute.add(sigma_log is not None)
         ks = prepare_kappa(curves["kappa"], material, init=init, sigma_log=sigma_log,
-                           sample=sample, realizations=realizations, key=key,
+                           sample=sample, realizations=realizations, key=key, seed=seed,
                            need_table=need_table)
         base, dos_meta = ks.model, ks.dos_meta
     else:
-        sample, realizations, key = _dos_settings(sample, realizations, key)
+        sample, realizations, key, seed = _dos_settings(sample, realizations, key, seed)
         table = (stau_table(sample, realizations, key, float(init.atilde), float(init.h_rel))
                  if need_table else None)
         mat = Material(1.0, 1.0, 1.0) if vf else material
         z = jnp.zeros(0)
         base = KappaModel(z, z, z, table if table is not None else placeholder_table(), mat,
                           jnp.asarray(False), jnp.asarray(False), vf)
-        dos_meta = _dos_meta(sample, realizations, "given or PRNGKey(0)")
+        dos_meta = _dos_meta(sample, realizations, key, seed)
     if len(absolute) > 1:
         raise ValueError("give the errors of every curve (sigma_log, sigma_log_qinv, "
                          "sigma_dvv), or of none")
@@ -310,7 +310,7 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
                model: str = "auto", boundary="auto", rayleigh="auto",
                criterion: str = DEFAULT_CRITERION, free: Sequence[str] | None = None,
                sigma_log=None, sigma_log_qinv=None, sigma_dvv=None, init=None,
-               sample=None, realizations: int = DEFAULT_DOS_REALIZATIONS, key=None,
+               sample=None, realizations: int = DEFAULT_DOS_REALIZATIONS, key=None, seed=None,
                polarization: str = "t", level: float = DEFAULT_LEVEL, profile: bool = True,
                dos_samples: int = DEFAULT_DOS_SAMPLES, progress: bool = True,
                **fit_kwargs) -> FitResult:
@@ -327,7 +327,7 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     - `free`: the free parameters of every candidate (default: those the data determine).
     - `sigma_log`, `sigma_log_qinv`, `sigma_dvv`: per-point (or scalar) 1-sigma of ln
       kappa, ln Q^-1 and Delta v/v; all or none (module docstring).
-    - `init`, `sample`, `realizations`, `key`: as `fit_kappa`.
+    - `init`, `sample`, `realizations`, `key`, `seed`: as `fit_kappa`.
     - `polarization`: `"t"` (default) or `"l"`, the sound wave of Q^-1 and Delta v/v.
     - `level`, `profile`: the profile-likelihood bounds of T_U (as `fit_kappa`).
     - `dos_samples`: K independent ES samples for the sample part of the S-tau errors
@@ -353,7 +353,8 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     setup = prepare_curves(kappa, qinv, dvv, material, freq_qinv=freq_qinv, freq_dvv=freq_dvv,
                            sigma_log=sigma_log, sigma_log_qinv=sigma_log_qinv,
                            sigma_dvv=sigma_dvv, init=init, sample=sample,
-                           realizations=realizations, key=key, polarization=polarization,
+                           realizations=realizations, key=key, seed=seed,
+                           polarization=polarization,
                            need_table=any(c[0] == "stau" for c in cands))
     done, skipped = _fit_all(setup, cands, free, criterion, progress, fit_kwargs)
     fitted = {c: r for c, r in done.items() if r is not None}
