@@ -6,6 +6,9 @@
 - Angle brackets of the physics notation (<E_tau>, <eps_tau>, <E_tau>_0) are text, not
   HTML tags: Markdown would otherwise drop them silently, in the pages and in the
   docstrings that mkdocstrings renders. Real HTML tags and <http://...> links are left alone.
+- The marker `<!-- tlsjax-help -->` in a page is replaced by the `--help` text of every
+  command and subcommand, drawn from the parsers themselves, so the command-line reference
+  never falls behind the code.
 """
 
 import xml.etree.ElementTree as etree
@@ -47,3 +50,29 @@ def on_files(files, config):
         files.append(File(f"figures/{png.name}", str(_EXPERIMENTS), config["site_dir"],
                           config["use_directory_urls"]))
     return files
+
+
+_HELP_MARKER = "<!-- tlsjax-help -->"
+
+
+def _help_sections() -> str:
+    """`tlsjax COMMAND --help` of every command, as Markdown sections."""
+    import argparse
+    import os
+
+    from tlsjax.cli._main import build_parser, iter_parsers
+
+    os.environ.setdefault("COLUMNS", "100")  # argparse wraps help to the terminal width
+    out = []
+    for parser in iter_parsers(build_parser()):
+        if parser.prog == "tlsjax" or any(isinstance(a, argparse._SubParsersAction)
+                                          for a in parser._actions):
+            continue
+        out.append(f"### `{parser.prog}`\n\n```text\n{parser.format_help().rstrip()}\n```\n")
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown, page, config, files):
+    if _HELP_MARKER in markdown:
+        markdown = markdown.replace(_HELP_MARKER, _help_sections())
+    return markdown
