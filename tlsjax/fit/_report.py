@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+from .._convention import convention_line
 from ._params import factor, label, unit
 
 #: Correlations with |r| at or above this are listed (lmfit's default `min_correl`).
@@ -193,6 +194,7 @@ def _statistics_lines(st: dict, res) -> list[str]:
     for key, value in st.items():
         if key.startswith("rms_log_residual_"):
             lines.append(f"    rms ln residual ({key[17:]}) = {value:.4g}")
+    lines.append(f"    energies           = {convention_line('local_field')}")
     return lines
 
 
