@@ -8,6 +8,8 @@ S-tau errors. Outputs are checked before anything is computed; Ctrl-C exits with
 
 from __future__ import annotations
 
+import math
+
 from .._validate import seed_key
 from ..fit._dos_sample_error import DEFAULT_DOS_SAMPLES, format_sample_error
 from ..fit._fit_curves import fit_curves
@@ -128,7 +130,8 @@ def print_curves_derived(d: dict) -> None:
                              ("dvv_offset", "Delta v/v offset", "")):
         if key in d:
             err = d.get(key + "_err")
-            txt = f"{d[key]:.4g}" + (f" +- {err:.2g}" if err is not None else "")
+            txt = f"{d[key]:.4g}" + (f" +- {err:.2g}" if err is not None and math.isfinite(err)
+                                     else " (error not determined by the data)")
             print(f"  {label} = {txt} {unit}".rstrip())
     for k in ("kappa", "qinv", "dvv"):
         if f"rms_residual_{k}" in d:

@@ -234,7 +234,13 @@ def format_sample_error(err: dict) -> str:
              f"samples, +-{100 * err['sample_rel_uncertainty']:.0f} % itself):",
              f"  {'quantity':20s} {'statistical':>12s} {'DOS sample':>12s} {'total':>12s}"]
     for n, s in err["stat"].items():
-        sp = err["sample"].get(n, math.nan)
-        lines.append(f"  {n:20s} {s if s is not None else math.nan:12.4g} {sp:12.4g} "
-                     f"{err['total'].get(n, math.nan):12.4g}")
+        cells = (s, err["sample"].get(n), err["total"].get(n))
+        lines.append(f"  {n:20s} " + " ".join(_cell(v) for v in cells))
+    if any(v is None or not math.isfinite(v) for v in err["stat"].values()):
+        lines.append("  n/a: not determined by the data (see the notes and the profile bounds)")
     return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    """A 12-wide number, or "n/a" where it is undefined (never nan or inf)."""
+    return f"{v:12.4g}" if v is not None and math.isfinite(v) else f"{'n/a':>12s}"
