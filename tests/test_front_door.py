@@ -31,7 +31,7 @@ LEGAL = {
     "--h-rel": {"0": "no random field"},
     "--j-ee": {"0": "J_ee = 0: the column without electric dipoles"},
     "--rayleigh": {"0": "no Rayleigh scattering"},
-    "--boundary": {"inf": "no boundary scattering"},
+    "--boundary": {"inf": "no boundary scattering", "0": "fit kappa: no boundary term"},
     "--anneal-sweeps": {"0": "no annealing"},
     "--sweeps": {"0": "no tempering sweeps"},
     "--fd-checks": {"0": "no finite-difference checks"},

@@ -32,6 +32,8 @@ from ._args import (
     ATILDE,
     CELLS,
     DENSITY,
+    FIT_BOUNDARY,
+    FIT_RAYLEIGH,
     FREQUENCY,
     G_CROSSOVER,
     KAPPA_LOG,
@@ -40,6 +42,7 @@ from ._args import (
     RATIO_MAX,
     SEED,
     VELOCITY,
+    command_run_id,
     integer,
     positive,
     real,
@@ -65,20 +68,6 @@ def _check_names(names: list[str] | None) -> list[str] | None:
                              f"{', '.join(label(k) for k in allowed if k in PARAMETERS)}, "
                              "boundary") from None
     return out or None
-
-
-def _term_option(text: str):
-    """--boundary / --rayleigh: auto, free, absent, or a fixed positive number."""
-    if text in ("auto", "free", "absent"):
-        return text
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected auto, free, absent or a number; got {text!r}") from err
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}")
-    return value
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -206,11 +195,11 @@ def register(sub) -> None:
                    "comma, tab or whitespace; optional uncertainty column dkappa)")
     k.add_argument("--model", choices=["auto", "stau", "stm"], default="auto",
                    help="S-tau C(E), constant C (stm), or choose (default %(default)s)")
-    k.add_argument("--boundary", type=_term_option, default="auto", metavar="MODE",
+    k.add_argument("--boundary", type=FIT_BOUNDARY, default="auto", metavar="MODE",
                    help="boundary scattering 1/l_b: auto (choose), free, absent, or a fixed "
                    "value (l_b in m with --rho/--vl/--vt, l_b/v_eff^2 in s^2/m without) "
                    "(default %(default)s)")
-    k.add_argument("--rayleigh", type=_term_option, default="auto", metavar="MODE",
+    k.add_argument("--rayleigh", type=FIT_RAYLEIGH, default="auto", metavar="MODE",
                    help="Rayleigh scattering A_R omega^4: auto, free, absent, or a fixed "
                    "A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 in m/(s^2 K^4) without "
                    "velocities; --fix A_R=... takes s^4/m) (default %(default)s)")
@@ -260,7 +249,8 @@ def _opt(args) -> dict:
 def _check_outputs(args, plot: str | None = None) -> None:
     """Every output location, before anything is computed."""
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json", suffixes=(".json",))
+        check_output_path(args.json, args.overwrite, run=command_run_id(args), what="--json",
+                          suffixes=(".json",))
     if plot:
         check_output_path(plot, args.overwrite, what="--plot", suffixes=FIGURE_SUFFIXES)
         if args.json and Path(plot).resolve() == Path(args.json).resolve():
@@ -279,7 +269,7 @@ def _print_result(res) -> None:
 
 def _write_json(args, res) -> None:
     if args.json:
-        res.to_json(args.json, overwrite=True)  # checked before the fit
+        res.to_json(args.json, overwrite=True, run=command_run_id(args))  # checked before
         print(f"wrote {args.json}")
 
 
