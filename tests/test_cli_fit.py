@@ -63,3 +63,23 @@ def test_fit_json_of_the_same_command_may_be_replaced(tmp_path):
         other = parser.parse_args([*argv, "--seed", "7", "--json", path])
         with pytest.raises(OSError, match="another"):
             _check_outputs(other)
+
+
+def test_interrupted_fit_keeps_the_complete_json_of_the_same_command(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from tlsjax._io import write_json
+    from tlsjax.cli._args import command_run_id
+    from tlsjax.cli._cli_fit import _write_json
+    from tlsjax.cli._main import build_parser
+
+    path = tmp_path / "r.json"
+    args = build_parser().parse_args(["fit", "targets", "--json", str(path)])
+    write_json(path, {"interrupted": False, "value": 1}, run=command_run_id(args))
+    written = []
+    res = SimpleNamespace(interrupted=True, to_json=lambda *a, **k: written.append(a))
+    assert _write_json(args, res) is False and not written
+    assert json.loads(path.read_text())["value"] == 1
+    assert f"kept {path}" in capsys.readouterr().out
+    res.interrupted = False  # a finished rerun replaces it
+    assert _write_json(args, res) is True and written

@@ -47,6 +47,7 @@ from ._args import (
     positive,
     real,
 )
+from ._cli_es import _complete_result_of
 from ._main import ListAction, name_list, x64_context
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -267,20 +268,28 @@ def _print_result(res) -> None:
     curves.print_curves_derived(res.derived)
 
 
-def _write_json(args, res) -> None:
-    if args.json:
-        res.to_json(args.json, overwrite=True, run=command_run_id(args))  # checked before
-        print(f"wrote {args.json}")
+def _write_json(args, res) -> bool:
+    """Write --json; False if none was written (none asked, or an interrupted rerun that
+    keeps the complete result of the same command already there)."""
+    if not args.json:
+        return False
+    rid = command_run_id(args)
+    if res.interrupted and _complete_result_of(args.json, rid, "interrupted"):
+        print(f"kept {args.json}: it holds the complete result of this command")
+        return False
+    res.to_json(args.json, overwrite=True, run=rid)  # checked before the fit
+    print(f"wrote {args.json}")
+    return True
 
 
 def _finish(args, res, plot: str | None = None) -> int:
     """Print, write the JSON, then the figure; 130 if interrupted, 1 if the figure failed."""
     _print_result(res)
-    _write_json(args, res)
+    written = _write_json(args, res)
     if res.interrupted:
         print(f"tlsjax fit {args.fit_command}: interrupted; the best point reached was "
               "reported" + (f" and written to {args.json} (\"interrupted\": true)"
-                            if args.json else ""), file=sys.stderr)
+                            if written else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     if plot:
         from ..plot._plot_fit import plot_kappa_fit
