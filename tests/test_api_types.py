@@ -36,7 +36,18 @@ CASES = [
     ("random_orientations(n=...)", ValueError, lambda: t.random_orientations(KEY, 0)),
     ("random_orientations(n=...)", ValueError, lambda: t.random_orientations(KEY, 2.5)),
     ("Sample(x=...)", ValueError, lambda: t.Sample(x=np.array([0.2, 0.3]), cells=3)),
+    ("angular_factor(u=...)", TypeError, lambda: t.angular_factor(None, None, None)),
+    ("angular_factor(rhat=...)", ValueError,
+     lambda: t.angular_factor(jnp.ones(3), jnp.ones(3), jnp.ones(2))),
+    ("default_tol(ham=...)", TypeError, lambda: t.default_tol(None)),
+    ("es_estimator(ham=...)", TypeError, lambda: t.es_estimator(None, jnp.ones(4))),
 ]
+
+
+def test_missing_argument_is_named():
+    """`angular_factor(None, None)`: Python's own TypeError names the missing `rhat`."""
+    with pytest.raises(TypeError, match="rhat"):
+        t.angular_factor(None, None)
 
 
 @pytest.mark.parametrize("name, error, call", CASES, ids=[f"{c[0]}-{i}" for i, c in

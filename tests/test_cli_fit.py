@@ -42,3 +42,44 @@ def test_fit_errors(tmp_path, capsys):
     mine.write_text("user")
     assert main(["fit", "kappa", str(EXAMPLE), *TINY, "--json", str(mine)]) == 2
     assert mine.read_text() == "user"
+
+
+def test_fit_json_of_the_same_command_may_be_replaced(tmp_path):
+    """`fit targets`/`fit kappa --json` run again with the same settings replace their own
+    JSON (as es/mc/kappa do); other settings are still refused (no fit is run here)."""
+    import pytest
+
+    from tlsjax._io import write_json
+    from tlsjax.cli._args import command_run_id
+    from tlsjax.cli._cli_fit import _check_outputs
+    from tlsjax.cli._main import build_parser
+
+    path = str(tmp_path / "r.json")
+    parser = build_parser()
+    for argv in (["fit", "targets", "--cells", "5"], ["fit", "kappa", "k.csv"]):
+        args = parser.parse_args([*argv, "--json", path])
+        write_json(path, {"result": 1}, overwrite=True, run=command_run_id(args))
+        _check_outputs(args)  # the same command again: allowed
+        other = parser.parse_args([*argv, "--seed", "7", "--json", path])
+        with pytest.raises(OSError, match="another"):
+            _check_outputs(other)
+
+
+def test_interrupted_fit_keeps_the_complete_json_of_the_same_command(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from tlsjax._io import write_json
+    from tlsjax.cli._args import command_run_id
+    from tlsjax.cli._cli_fit import _write_json
+    from tlsjax.cli._main import build_parser
+
+    path = tmp_path / "r.json"
+    args = build_parser().parse_args(["fit", "targets", "--json", str(path)])
+    write_json(path, {"interrupted": False, "value": 1}, run=command_run_id(args))
+    written = []
+    res = SimpleNamespace(interrupted=True, to_json=lambda *a, **k: written.append(a))
+    assert _write_json(args, res) is False and not written
+    assert json.loads(path.read_text())["value"] == 1
+    assert f"kept {path}" in capsys.readouterr().out
+    res.interrupted = False  # a finished rerun replaces it
+    assert _write_json(args, res) is True and written

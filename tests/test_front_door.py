@@ -31,7 +31,7 @@ LEGAL = {
     "--h-rel": {"0": "no random field"},
     "--j-ee": {"0": "J_ee = 0: the column without electric dipoles"},
     "--rayleigh": {"0": "no Rayleigh scattering"},
-    "--boundary": {"inf": "no boundary scattering"},
+    "--boundary": {"inf": "no boundary scattering", "0": "fit kappa: no boundary term"},
     "--anneal-sweeps": {"0": "no annealing"},
     "--sweeps": {"0": "no tempering sweeps"},
     "--fd-checks": {"0": "no finite-difference checks"},
@@ -137,6 +137,30 @@ def test_interrupt_after_the_last_step_is_reported(monkeypatch, capsys):
     out = capsys.readouterr()
     assert "result" in out.out and "the run finished first" in out.err
     assert out.err.strip().endswith("interrupted (Ctrl-C)")
+
+
+def test_interrupt_reported_by_the_command_is_not_called_finished(monkeypatch, capsys):
+    """`fit` returns 130 itself after keeping its best point: no "the run finished first"."""
+    import signal
+
+    def stops(ti):
+        ti._STATE.requested = signal.SIGINT
+        return 130
+
+    _run_as(monkeypatch, stops)
+    assert main(["es"]) == 130
+    err = capsys.readouterr().err
+    assert "finished first" not in err and err.strip().endswith("interrupted (Ctrl-C)")
+
+
+def test_fit_kappa_terms_take_words_and_checked_numbers(capsys):
+    from tlsjax.cli._args import FIT_BOUNDARY, FIT_RAYLEIGH
+
+    assert FIT_BOUNDARY("free") == "free" and FIT_RAYLEIGH("absent") == "absent"
+    assert FIT_BOUNDARY("1e-3") == 1e-3 and FIT_RAYLEIGH("0.03") == 0.03
+    assert main(["fit", "kappa", "x.csv", "--rayleigh", "1e300"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --rayleigh: must be auto, free or absent, or a finite number" in err
 
 
 def test_error_caused_by_an_interrupt_is_an_interrupt(monkeypatch, capsys):

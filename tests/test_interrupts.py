@@ -177,3 +177,18 @@ def test_reproduce_folder_is_always_one_complete_run(tmp_path):
     assert rep["new_folder_interrupted"]["snapshot"] is None
     assert rep["bad_option_new_folder"]["rc"] == 2
     assert rep["bad_option_new_folder"]["snapshot"] is None
+
+
+def test_sigint_during_a_fit_exits_cleanly(tmp_path):
+    # Ctrl-C once the fit's progress bar is up (its first step compiling or running) used
+    # to end in a segmentation fault (exit 139) or a TypeError traceback.
+    rc, out, err = _interrupt_when(
+        ["fit", "targets", "--cells", "5", "--realizations", "1", "--json", "r.json"],
+        tmp_path, lambda e: "fit start" in e)
+    assert rc == 130, (rc, out, err[-2000:])
+    assert "Traceback" not in err and "no safe point" not in err, err[-2000:]
+    assert err.rstrip().endswith("tlsjax fit targets: interrupted (Ctrl-C)"), err[-2000:]
+    assert "finished first" not in err
+    path = tmp_path / "r.json"
+    if path.exists():  # a step had finished: its best point, marked interrupted
+        assert json.loads(path.read_text())["interrupted"] is True

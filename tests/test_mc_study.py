@@ -175,6 +175,29 @@ def test_interrupt_writes_finished_realizations_marked_partial(tmp_path, monkeyp
     assert d["energy"] == mc_json["energy"][:1]  # the same first realization
 
 
+def test_interrupt_while_measuring_keeps_the_finished_runs(tmp_path, monkeypatch, mc_json):
+    """Ctrl-C during the first measurement: every realization had run, so all are still
+    measured and written, marked partial (exit 130), instead of "nothing written"."""
+    import tlsjax.studies._mc_study as study
+
+    calls = {"n": 0}
+    original = study.measure
+
+    def first_measure_interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(study, "measure", first_measure_interrupted)
+    path = tmp_path / "measured.json"
+    assert main([*MC_ARGS, "--json", str(path)]) == 130
+    d = json.loads(path.read_text())
+    assert d["partial"] is True and d["realizations"] == 2 == d["realizations_requested"]
+    assert d["energy"] == mc_json["energy"]
+    assert calls["n"] == 3  # the interrupted measurement was done again
+
+
 @pytest.mark.parametrize("args, match", [
     (["--h-S", "-1"], r"argument --h-S: must be a finite number in \[0"),
     (["--h-tau", "-0.5"], r"argument --h-tau: must be"),

@@ -31,6 +31,7 @@ _SIGNALS = tuple(s for s in (getattr(signal, "SIGINT", None), getattr(signal, "S
 class _State:
     requested: int | None = None  # the signal number of a request not yet acted on
     grace: float | None = None  # seconds before a request ends the process regardless
+    timer: threading.Timer | None = None  # the pending end of the grace
 
 
 _STATE = _State()
@@ -60,12 +61,29 @@ def _handler(signum, frame):  # noqa: ARG001 - signal handler signature
     if not first and _STATE.grace is not None:
         force_exit(signum, "second request, stopped at once; work not yet saved is lost")
     if first and _STATE.grace is not None:
-        timer = threading.Timer(_STATE.grace, force_exit, (signum, (
-            f"no safe point was reached within {_STATE.grace:g} s, stopped at once; work "
-            "since the last batch or checkpoint is lost")))
-        timer.daemon = True
-        timer.start()
+        _start_timer(signum, _STATE.grace)
     raise KeyboardInterrupt
+
+
+def _start_timer(signum: int, seconds: float) -> None:
+    timer = threading.Timer(seconds, force_exit, (signum, (
+        f"no safe point was reached within {seconds:g} s, stopped at once; work since the "
+        "last batch or checkpoint is lost")))
+    timer.daemon = True
+    _STATE.timer = timer
+    timer.start()
+
+
+def extend_grace(seconds: float) -> None:
+    """After a stop request, give the process `seconds` from now (instead of what is
+    left of the grace) to save finished work, e.g. to measure Monte Carlo states that
+    had finished before the request. A second request still stops at once. Does
+    nothing without a pending request or outside the command line."""
+    timer, signum = _STATE.timer, _STATE.requested
+    if timer is None or signum is None or not timer.is_alive():
+        return
+    timer.cancel()
+    _start_timer(signum, seconds)
 
 
 def install_handlers(grace: float | None = None) -> Callable[[], None]:
@@ -87,6 +105,9 @@ def install_handlers(grace: float | None = None) -> Callable[[], None]:
 
     def restore() -> None:
         _STATE.grace = None
+        if _STATE.timer is not None:
+            _STATE.timer.cancel()
+            _STATE.timer = None
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
 

@@ -228,6 +228,29 @@ BOUNDARY = Number(0.0, 1e3, lo_open=True, also={math.inf: "no boundary scatterin
 FREQ_MAX = 1e15
 
 
+class TermOption(Number):
+    """An argparse `type` for a term of `fit kappa` (--boundary, --rayleigh): one of the
+    words ``auto``, ``free``, ``absent``, or a number checked as `Number` checks it."""
+
+    WORDS = ("auto", "free", "absent")
+
+    def range_text(self) -> str:
+        return f"{', '.join(self.WORDS[:-1])} or {self.WORDS[-1]}, or {super().range_text()}"
+
+    def __call__(self, text: str):
+        return text.strip() if text.strip() in self.WORDS else super().__call__(text)
+
+
+#: `fit kappa --boundary`: l_b in m with --rho/--vl/--vt, l_b / v_eff^2 in s^2/m without;
+#: the bound of `BOUNDARY` (l_b <= 1 km) holds both (v_eff >= 1 m/s); 0 = absent.
+FIT_BOUNDARY = TermOption(0.0, BOUNDARY.hi, lo_open=True, also={0.0: "absent"},
+                          reason="l_b in m, or l_b / v_eff^2 in s^2/m without velocities")
+#: `fit kappa --rayleigh`: A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 without velocities);
+#: glasses: ~0.03. The bound is `RATIO_MAX`, as for the model's other internal ratios (float32).
+FIT_RAYLEIGH = TermOption(0.0, RATIO_MAX, reason="A_R (k_B/hbar)^4 in 1/(m K^4), glasses "
+                          "~0.03; 0 = absent")
+
+
 #: Options that do not change a command's result (where it goes, how it is shown).
 _NOT_RESULT = frozenset({"func", "json", "out", "plot", "overwrite", "no_progress", "debug",
                          "devices", "checkpoint", "result_id"})

@@ -137,14 +137,14 @@ def _es_run_id(args) -> str:
                        block_size=args.block_size, pair_condition=args.pair_condition))
 
 
-def _complete_result_of(path, rid: str) -> bool:
-    """True if `path` holds the complete (not partial) JSON of the run `rid`: an
-    interrupted rerun must not replace it with a partial one."""
+def _complete_result_of(path, rid: str, flag: str = "partial") -> bool:
+    """True if `path` holds the complete JSON of the run `rid` (its `flag`, "partial" or
+    "interrupted", is false): an interrupted rerun must not replace it with a partial one."""
     rec = read_tlsjax_json(path)
     if rec is None or rec.get("run_id") != rid:
         return False
     try:
-        return json.loads(Path(path).read_text()).get("partial") is False
+        return json.loads(Path(path).read_text()).get(flag) is False
     except (OSError, ValueError):
         return False
 

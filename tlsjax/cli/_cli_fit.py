@@ -32,6 +32,8 @@ from ._args import (
     ATILDE,
     CELLS,
     DENSITY,
+    FIT_BOUNDARY,
+    FIT_RAYLEIGH,
     FREQUENCY,
     G_CROSSOVER,
     KAPPA_LOG,
@@ -40,10 +42,12 @@ from ._args import (
     RATIO_MAX,
     SEED,
     VELOCITY,
+    command_run_id,
     integer,
     positive,
     real,
 )
+from ._cli_es import _complete_result_of
 from ._main import ListAction, name_list, x64_context
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
@@ -65,20 +69,6 @@ def _check_names(names: list[str] | None) -> list[str] | None:
                              f"{', '.join(label(k) for k in allowed if k in PARAMETERS)}, "
                              "boundary") from None
     return out or None
-
-
-def _term_option(text: str):
-    """--boundary / --rayleigh: auto, free, absent, or a fixed positive number."""
-    if text in ("auto", "free", "absent"):
-        return text
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(
-            f"expected auto, free, absent or a number; got {text!r}") from err
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}")
-    return value
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -206,11 +196,11 @@ def register(sub) -> None:
                    "comma, tab or whitespace; optional uncertainty column dkappa)")
     k.add_argument("--model", choices=["auto", "stau", "stm"], default="auto",
                    help="S-tau C(E), constant C (stm), or choose (default %(default)s)")
-    k.add_argument("--boundary", type=_term_option, default="auto", metavar="MODE",
+    k.add_argument("--boundary", type=FIT_BOUNDARY, default="auto", metavar="MODE",
                    help="boundary scattering 1/l_b: auto (choose), free, absent, or a fixed "
                    "value (l_b in m with --rho/--vl/--vt, l_b/v_eff^2 in s^2/m without) "
                    "(default %(default)s)")
-    k.add_argument("--rayleigh", type=_term_option, default="auto", metavar="MODE",
+    k.add_argument("--rayleigh", type=FIT_RAYLEIGH, default="auto", metavar="MODE",
                    help="Rayleigh scattering A_R omega^4: auto, free, absent, or a fixed "
                    "A_R (k_B/hbar)^4 in 1/(m K^4) (times v_eff^2 in m/(s^2 K^4) without "
                    "velocities; --fix A_R=... takes s^4/m) (default %(default)s)")
@@ -260,7 +250,8 @@ def _opt(args) -> dict:
 def _check_outputs(args, plot: str | None = None) -> None:
     """Every output location, before anything is computed."""
     if args.json:
-        check_output_path(args.json, args.overwrite, what="--json", suffixes=(".json",))
+        check_output_path(args.json, args.overwrite, run=command_run_id(args), what="--json",
+                          suffixes=(".json",))
     if plot:
         check_output_path(plot, args.overwrite, what="--plot", suffixes=FIGURE_SUFFIXES)
         if args.json and Path(plot).resolve() == Path(args.json).resolve():
@@ -277,20 +268,28 @@ def _print_result(res) -> None:
     curves.print_curves_derived(res.derived)
 
 
-def _write_json(args, res) -> None:
-    if args.json:
-        res.to_json(args.json, overwrite=True)  # checked before the fit
-        print(f"wrote {args.json}")
+def _write_json(args, res) -> bool:
+    """Write --json; False if none was written (none asked, or an interrupted rerun that
+    keeps the complete result of the same command already there)."""
+    if not args.json:
+        return False
+    rid = command_run_id(args)
+    if res.interrupted and _complete_result_of(args.json, rid, "interrupted"):
+        print(f"kept {args.json}: it holds the complete result of this command")
+        return False
+    res.to_json(args.json, overwrite=True, run=rid)  # checked before the fit
+    print(f"wrote {args.json}")
+    return True
 
 
 def _finish(args, res, plot: str | None = None) -> int:
     """Print, write the JSON, then the figure; 130 if interrupted, 1 if the figure failed."""
     _print_result(res)
-    _write_json(args, res)
+    written = _write_json(args, res)
     if res.interrupted:
         print(f"tlsjax fit {args.fit_command}: interrupted; the best point reached was "
               "reported" + (f" and written to {args.json} (\"interrupted\": true)"
-                            if args.json else ""), file=sys.stderr)
+                            if written else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     if plot:
         from ..plot._plot_fit import plot_kappa_fit

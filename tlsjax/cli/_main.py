@@ -190,11 +190,33 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as done:  # -h, or a bad value (one line already printed)
             return done.code if isinstance(done.code, int) else 2
         clear_request()
-        return _guarded(args, program)
+        code = _guarded(args, program)
+        return _leave(code) if program else code
     except KeyboardInterrupt:  # while building the parser (imports)
         return _interrupted("tlsjax", program)
     finally:
         restore()
+
+
+def _leave(code: int) -> int:
+    """The `tlsjax` program after a command that ran to its end: leave at once with
+    `os._exit`. JAX's interpreter teardown takes about 0.4 s, during which no Python code
+    runs, so a Ctrl-C or SIGTERM arriving then would be lost (exit 0 without a word); with
+    no teardown there is no such window. Every file is already written (atomically,
+    `_io.py`). A process joined to a multi-process job returns normally instead (JAX's
+    shutdown waits for the other processes)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except KeyboardInterrupt:  # the command had finished; say so, as `_guarded` does
+        print("tlsjax: the interrupt came after the run had finished: the results above and "
+              "the files written are complete", file=sys.stderr)
+        raise
+    except (OSError, ValueError):  # a closed stream: nothing more can be shown
+        pass
+    if is_joined():
+        return code
+    os._exit(code)
 
 
 def _guarded(args, program: bool) -> int:
@@ -217,7 +239,10 @@ def _guarded(args, program: bool) -> int:
             if is_joined():
                 return _process_error(command, err, program)
             return report_error(command, err, debug)
-    if requested_signal() is not None:  # the request came too late to stop anything
+    if requested_signal() is not None:
+        if code in (130, 143):  # the command stopped and said so itself
+            return _interrupted(command, program)
+        # the request came too late to stop anything
         print(f"{command}: the interrupt came after the last step had started; the run "
               "finished first: the results above and the files written are complete",
               file=sys.stderr)

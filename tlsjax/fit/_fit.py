@@ -227,10 +227,11 @@ class FitResult:
                          for k in d.get("derived_keys", [])}
         return cls(**kw)
 
-    def to_json(self, path, *, overwrite: bool = False) -> Path:
-        """Write as JSON (never over a file tlsjax did not write, unless `overwrite`),
+    def to_json(self, path, *, overwrite: bool = False, run: str | None = None) -> Path:
+        """Write as JSON (never over a file tlsjax did not write, unless `overwrite`, nor
+        over another run's result: `run`, a `run_id`, lets the same run replace its own),
         through a temporary file renamed into place."""
-        return write_json(path, self.to_dict(), overwrite=overwrite)
+        return write_json(path, self.to_dict(), overwrite=overwrite, run=run)
 
     @classmethod
     def from_json(cls, path) -> FitResult:

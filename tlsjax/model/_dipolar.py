@@ -67,9 +67,26 @@ def dipole_key(key_c: PRNGKeyArray) -> PRNGKeyArray:
     return jax.random.fold_in(key_c, DIPOLE_FOLD)
 
 
+def _vectors(name: str, value) -> Array:
+    """`value` as an array of 3-vectors (last axis 3), else an error naming `name`."""
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"`angular_factor({name}=...)` must be an array of 3-vectors (last "
+                        f"axis 3); got {type(value).__name__}")
+    try:
+        arr = jnp.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`angular_factor({name}=...)` must be an array of 3-vectors; got "
+                        f"{type(value).__name__} ({err})") from None
+    if arr.ndim < 1 or arr.shape[-1] != 3:
+        raise ValueError(f"`angular_factor({name}=...)` must have a last axis of length 3; "
+                         f"got shape {arr.shape}")
+    return arr
+
+
 def angular_factor(u: Float[Array, "*b 3"], v: Float[Array, "*b 3"],
                    rhat: Float[Array, "*b 3"]) -> Float[Array, "*b"]:
     """D = u . v - 3 (u . R^)(v . R^) for unit vectors (broadcasting over leading axes)."""
+    u, v, rhat = (_vectors(name, a) for name, a in (("u", u), ("v", v), ("rhat", rhat)))
     return (jnp.sum(u * v, axis=-1)
             - 3.0 * jnp.sum(u * rhat, axis=-1) * jnp.sum(v * rhat, axis=-1))
 

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_grid, check_int, check_range, is_traced
+from .._validate import check_grid, check_int, check_range, check_type, is_traced
 from ._hamiltonian import TAU, Hamiltonian, S, exact_matmul
 from ._mc_kernel import block_attempts, resolve_kernel
 
@@ -93,6 +93,7 @@ def default_tol(ham: Hamiltonian) -> Float[Array, ""]:
     """Energy tolerance of the descent and stability counts, in K: 4 eps sqrt(2n) J_o with
     eps the float resolution (the rounding error of a local field summed over 2n terms).
     Float32, paper size (2n ~ 1e4, J_o = 500 K): 0.024 K; float64: 4.5e-11 K."""
+    check_type("default_tol", "ham", ham, Hamiltonian, "Hamiltonian (from hamiltonian())")
     eps = float(jnp.finfo(ham.h.dtype).eps)
     j0 = ham.J0
     return 4.0 * eps * math.sqrt(ham.size) * j0

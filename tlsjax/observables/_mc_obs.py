@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .._validate import check_type
 from ..model._couplings import draw_couplings
 from ..model._es import default_block_size, es_reduction, tau_field_sums
 from ..model._hamiltonian import DEFAULT_DENSE_BYTES, Hamiltonian, HamiltonianParams, hamiltonian
@@ -34,6 +35,18 @@ from ._flip import mean_field_energies
 #: `jax.random.fold_in` constant deriving the mean-field configurations' key from a
 #: realization's key (independent of the Hamiltonian's and the Monte Carlo's streams).
 MF_STREAM = 0x4D46
+
+
+def _state_vector(name: str, value, size: int) -> Array:
+    """`value` as the (2n,) array of `es_estimator`, else an error naming `name`."""
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise TypeError(f"`es_estimator({name}=...)` must be a ({size},) array; got "
+                        f"{type(value).__name__}")
+    arr = jnp.asarray(value)
+    if arr.shape != (size,):
+        raise ValueError(f"`es_estimator({name}=...)` must have shape ({size},) (the 2n "
+                         f"spins of the Hamiltonian); got {arr.shape}")
+    return arr
 
 
 def es_estimator(ham: Hamiltonian, spins: Float[Array, " 2n"],
@@ -53,6 +66,9 @@ def es_estimator(ham: Hamiltonian, spins: Float[Array, " 2n"],
 
     **Returns:** (n,) E_min_i in K (flip-energy convention).
     """
+    check_type("es_estimator", "ham", ham, Hamiltonian, "Hamiltonian (from hamiltonian())")
+    spins = _state_vector("spins", spins, ham.size)
+    fields = None if fields is None else _state_vector("fields", fields, ham.size)
     eps = ham.flip_energies(spins, fields)
     n = ham.n
     real = ham.realization.mask

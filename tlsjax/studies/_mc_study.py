@@ -36,6 +36,7 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._interrupts import extend_grace
 from .._validate import check_grid, check_int, check_range, check_type, seed_key
 from ..model._hamiltonian import DEFAULT_DENSE_BYTES, HamiltonianParams, hamiltonian
 from ..model._lattice import Sample
@@ -425,9 +426,10 @@ def run_mc_study(
       (`dump_state`; the sample's capacity must be <= DUMP_MAX_SITES).
     - `devices`, `vmap_size`, `chunk`, `max_dense_bytes`, `progress`: as in `run_mc`.
 
-    Ctrl-C: `run_mc` stops and the realizations finished before it are measured (Ctrl-C
-    while measuring keeps those measured); the result then has `interrupted` True
-    (`realizations` < `requested`).
+    Ctrl-C: `run_mc` stops and the realizations finished before it are measured. Ctrl-C
+    while measuring still measures the realizations already run, for up to
+    `MEASURE_AFTER_STOP_S` seconds (at least one; a second Ctrl-C stops at once). The
+    result then has `interrupted` True.
 
     **Returns:** an `MCStudy`.
     """
@@ -448,12 +450,9 @@ def run_mc_study(
     ground, best = np.asarray(res.ground_spins), np.asarray(res.best)
     rows = []
     t1 = time.perf_counter()
-    stopped = bool(res.interrupted)
-    try:
-        _measure_all(rows, done, sample, params, keys, ground, best, res, config, energies,
-                     edges, e_bar_k, mf_configs, max_dense_bytes)
-    except KeyboardInterrupt:  # keep the realizations measured so far (`interrupted`)
-        stopped = True
+    stopped = _measure_all(rows, done, sample, params, keys, ground, best, res, config,
+                           energies, edges, e_bar_k, mf_configs, max_dense_bytes)
+    stopped = stopped or bool(res.interrupted)
     stacked = {k: np.stack([r[k] for r in rows]) for k in rows[0]} if rows else {}
     done = len(rows)
     seconds = dict(res.seconds, measure=time.perf_counter() - t1, total=time.perf_counter() - t0)
@@ -465,21 +464,48 @@ def run_mc_study(
                    ground[:done].astype(np.int8), stopped)
 
 
+#: After Ctrl-C while measuring, the realizations already run are still measured for this
+#: many seconds (at least one, whose compilation may take longer: the command line's
+#: grace is extended to `MEASURE_GRACE_S` for it); a second Ctrl-C stops at once.
+MEASURE_AFTER_STOP_S = 5.0
+MEASURE_GRACE_S = 30.0
+
+
 def _measure_all(rows, done, sample, params, keys, ground, best, res, config, energies, edges,
-                 e_bar_k, mf_configs, max_dense_bytes):
-    """Measure realizations 0..done-1 of the `run_mc` result `res`, appending to `rows`."""
-    for v in range(done):
-        m = measure(sample, params, keys[v], ground[v], pad_to=config.block_size,
-                    mf_configs=mf_configs, max_dense_bytes=max_dense_bytes)
-        row = summarize_state(jax.device_get(m), grid=energies, edges_K=edges, e_bar_K=e_bar_k,
-                              g=float(params.g))
-        b, nn = best[v], float(row["n_sites"])
-        row.update(energy=np.asarray(float(res.lowest_energy[v])),
-                   energy_per_spin=np.asarray(float(res.lowest_energy[v]) / (2.0 * nn)),
-                   single=res.after.single[v, b], pair=res.after.pair[v, b],
-                   single_before=res.before.single[v, b], pair_before=res.before.pair[v, b],
-                   converged=np.asarray(res.descent.converged[v, b]))
+                 e_bar_k, mf_configs, max_dense_bytes) -> bool:
+    """Measure realizations 0..done-1 of the `run_mc` result `res`, appending to `rows`.
+    Ctrl-C: see `MEASURE_AFTER_STOP_S`; returns True if interrupted."""
+    stopped_at = None
+    while len(rows) < done:
+        if stopped_at is not None and rows and \
+                time.perf_counter() - stopped_at > MEASURE_AFTER_STOP_S:
+            break
+        try:
+            row = _measure_one(len(rows), sample, params, keys, ground, best, res, config,
+                               energies, edges, e_bar_k, mf_configs, max_dense_bytes)
+        except KeyboardInterrupt:
+            if stopped_at is not None:  # a second request: keep what is measured
+                break
+            stopped_at = time.perf_counter()
+            extend_grace(MEASURE_GRACE_S)
+            continue
         rows.append(row)
+    return stopped_at is not None
+
+
+def _measure_one(v, sample, params, keys, ground, best, res, config, energies, edges, e_bar_k,
+                 mf_configs, max_dense_bytes) -> dict:
+    m = measure(sample, params, keys[v], ground[v], pad_to=config.block_size,
+                mf_configs=mf_configs, max_dense_bytes=max_dense_bytes)
+    row = summarize_state(jax.device_get(m), grid=energies, edges_K=edges, e_bar_K=e_bar_k,
+                          g=float(params.g))
+    b, nn = best[v], float(row["n_sites"])
+    row.update(energy=np.asarray(float(res.lowest_energy[v])),
+               energy_per_spin=np.asarray(float(res.lowest_energy[v]) / (2.0 * nn)),
+               single=res.after.single[v, b], pair=res.after.pair[v, b],
+               single_before=res.before.single[v, b], pair_before=res.before.pair[v, b],
+               converged=np.asarray(res.descent.converged[v, b]))
+    return row
 
 
 #: The a~ of the P_S panel (Fig. 2 b analogue for the full model).
