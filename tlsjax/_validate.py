@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 _STATE = threading.local()
 
 
@@ -45,6 +44,13 @@ def checked_inputs():
 
 def _inputs_checked() -> bool:
     return getattr(_STATE, "checked", False)
+
+
+def runtime_check(value, bad, msg: str):
+    """`eqx.error_if(value, bad, msg)` for a check of computed values, left out inside
+    `checked_inputs()`: the caller then checks the same condition on the concrete result
+    (see `observables._dos.stau_dos`)."""
+    return value if _inputs_checked() else eqx.error_if(value, bad, msg)
 
 
 def is_traced(value) -> bool:

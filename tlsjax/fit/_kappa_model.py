@@ -40,8 +40,8 @@ from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import stau_dos
 from ..observables._material import HBAR, K_B, Material
-from ..observables._stm import qinv as _qinv
 from ..observables._stm import _omegas, _temperatures, thermal_conductivity
+from ..observables._stm import qinv as _qinv
 from ..observables._table import (
     TabulatedStauTLS,
     shortcut_log_eps,
