@@ -18,6 +18,7 @@ from tlsjax.fit._kappa_model import (
     placeholder_table,
 )
 from tlsjax.observables._dos import _check_sites, _simulate_batch
+from tlsjax.observables._table import _tables_jit, tabulate_stau
 
 T = np.geomspace(0.1, 3.0, 13)
 
@@ -48,12 +49,28 @@ def test_fit_programs_have_no_host_callbacks():
     assert _callbacks(kappa(jnp.asarray(T))) > 0
 
 
-def test_es_program_has_no_host_callbacks():
-    sample = tj.Sample(0.2, 3)
+SAMPLE = tj.Sample(0.2, 3)
+
+
+@pytest.fixture(scope="module")
+def dos():
+    return tj.stau_dos(tj.ModelParams(), SAMPLE, realizations=1)
+
+
+def test_es_and_table_programs_have_no_host_callbacks(dos):
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    jaxpr = eqx.filter_make_jaxpr(_simulate_batch)(sample, tj.ModelParams(), keys, 8, None,
+    jaxpr = eqx.filter_make_jaxpr(_simulate_batch)(SAMPLE, tj.ModelParams(), keys, 8, None,
                                                    jnp.asarray(0.005))
     assert _callbacks(jaxpr) == 0
+    assert _callbacks(eqx.filter_make_jaxpr(_tables_jit)(dos, jnp.linspace(-5.0, 3.0, 8))) == 0
+    # the compiled P_S called on its own keeps its run-time check
+    assert _callbacks(eqx.filter_make_jaxpr(lambda d: d.log_p_s(jnp.ones(3)))(dos)) > 0
+
+
+def test_table_checks_the_dos_before_compiling(dos):
+    bad = eqx.tree_at(lambda d: d.width, dos, jnp.asarray(0.01))
+    with pytest.raises(ValueError, match="must equal the `soft_width`"):
+        tabulate_stau(bad, tj.ModelParams())
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -67,12 +84,10 @@ def test_fit_grids_checked_before_tracing(bad, match):
         evaluate(_model(), _params(), jnp.asarray(bad), jnp.asarray([1.0]))
 
 
-def test_es_result_checks_run_on_the_result():
+def test_es_result_checks_run_on_the_result(dos):
     """`Sample.draw` and `es_reduction` checks, left out of the compiled ES program, raise
     with their messages on its result (concrete) or at run time (traced)."""
-    sample = tj.Sample(0.2, 3)
-    es = tj.simulate(sample, tj.ModelParams(), jax.random.PRNGKey(0))
-    es = jax.tree_util.tree_map(lambda a: a[None], es)
+    sample, es = SAMPLE, dos.es
     few = eqx.tree_at(lambda e: e.n_sites, es, jnp.asarray([1]))
     with pytest.raises(ValueError, match="fewer than 2 impurities"):
         _check_sites(few, sample)

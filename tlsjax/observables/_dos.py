@@ -134,6 +134,12 @@ class StauDOS(eqx.Module):
     def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """log P_S at energies eps = E / (g J_o): log of the mean over realizations
         (-inf below the smallest E_min with the hard Theta)."""
+        return self.log_p_s_body(eps)
+
+    def log_p_s_body(self, eps):
+        """`log_p_s` not compiled on its own: for a caller's trace that must not share
+        the compiled `log_p_s` (`observables._table._tables`, traced within
+        `checked_inputs`)."""
         if self.is_hard:
             def per_real(es_r, e):
                 return jnp.log(HardTheta().p_s(es_r, (e / es_r.e_tau_mean)[None])[0])
@@ -161,6 +167,10 @@ class StauDOS(eqx.Module):
         Gaussian kernel of bandwidth `bandwidth` <E_tau>, reflected at 0, pooled over
         realizations (each realization weighted equally).
         """
+        return self.log_phi_tau_body(eps)
+
+    def log_phi_tau_body(self, eps):
+        """`log_phi_tau` not compiled on its own (see `log_p_s_body`)."""
         es = self.es
         pts = es.e_tau * es.e_tau_mean[:, None]  # (R, n), units g J_o
         h = (self.bandwidth * es.e_tau_mean)[:, None]
