@@ -24,7 +24,8 @@ noise).
   NumPy, in-process (no import or compilation to pay): how long the arithmetic of a
   simple fit takes without JAX.
 
-    python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N] [--cold-warm]
+    python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N] [--first N]
+                                    [--shared DIR] [--cold-warm]
 
 Writes `bench_fit.json` and prints a table. Times are wall-clock seconds on this
 machine; on a shared machine they are noisy (CPU seconds are printed beside them).
@@ -149,12 +150,12 @@ def old_code() -> tempfile.TemporaryDirectory:
     return tmp
 
 
-def curves(tmpdir: Path, n: int) -> list[tuple[str, Path]]:
+def curves(tmpdir: Path, n: int, shared: Path = SHARED) -> list[tuple[str, Path]]:
     out = []
-    if SHARED.is_dir():
+    if shared.is_dir():
         for name in ("stycast1266_olson1993.csv", "ptfe_anderson1963_s1.csv",
                      "ptfe_reese1965_s1.csv"):
-            out.append((name.removesuffix(".csv"), SHARED / name))
+            out.append((name.removesuffix(".csv"), shared / name))
     lines = (ROOT / "data" / "example_kappa.csv").read_text().splitlines()
     body = [ln for ln in lines[2:] if ln.strip()]
     synth = tmpdir / "synthetic13.csv"
@@ -216,6 +217,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "experiments" / "out"))
     ap.add_argument("--skip-before", action="store_true", help="do not time the old code")
     ap.add_argument("--curves", type=int, default=0, help="only the last N curves")
+    ap.add_argument("--first", type=int, default=0, help="only the first N curves")
+    ap.add_argument("--shared", default=str(SHARED),
+                    help="folder of the measured kappa curves (default ../shared/data/kappa)")
     ap.add_argument("--cold-warm", action="store_true",
                     help="only the cold / warm command-line runs and the NumPy baseline")
     args = ap.parse_args()
@@ -224,7 +228,8 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
         old = None if args.skip_before else old_code()
-        for label, path in curves(Path(tmpname), args.curves):
+        todo = curves(Path(tmpname), args.curves, Path(args.shared))
+        for label, path in todo[:args.first or None]:
             row = {}
             for mode in modes:
                 row[mode] = run_child(mode, path, old.name if mode == "before" else None)
