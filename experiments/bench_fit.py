@@ -14,12 +14,18 @@ noise).
 - **after, S-tau + boundary**: 4 free parameters (g, J0, kv, l_b / v_eff^2).
 - **after, auto**: `tlsjax fit kappa FILE` as it runs by default: 8 candidate models
   fitted and compared by AICc, then errors and bounds of the chosen one.
+- **cold / warm** (`--cold-warm`): `tlsjax fit kappa FILE` as a program (default, and
+  `--model stau --dos-samples 0`), each in a fresh process; cold with an empty compilation
+  cache folder (`TLSJAX_CACHE_DIR`), warm with the folder the cold run filled. The warm
+  report must be identical to the cold one (checked). With `--cold-warm` only these runs
+  and the NumPy baseline are made.
 - **NumPy baseline**: the constant-C + boundary model (same Gauss-Legendre kappa
   integral) fitted by Levenberg-Marquardt with finite-difference Jacobians in plain
   NumPy, in-process (no import or compilation to pay): how long the arithmetic of a
   simple fit takes without JAX.
 
-    python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N]
+    python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N] [--first N]
+                                    [--shared DIR] [--cold-warm]
 
 Writes `bench_fit.json` and prints a table. Times are wall-clock seconds on this
 machine; on a shared machine they are noisy (CPU seconds are printed beside them).
@@ -31,6 +37,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,6 +94,54 @@ def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
     return d
 
 
+#: The command-line settings timed cold and warm (`--cold-warm`).
+CLI_SETTINGS = {"default": [], "stau": ["--model", "stau", "--dos-samples", "0"]}
+
+
+def run_cli(path: Path, extra: list[str], cache: Path) -> dict:
+    """`tlsjax fit kappa path *extra` in a fresh process with the cache folder `cache`:
+    wall and CPU seconds, the 1-minute load average before it, and the report."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", TLSJAX_CACHE_DIR=str(cache))
+    env.pop("TLSJAX_NO_CACHE", None)
+    load = os.getloadavg()[0]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "tlsjax.cli", "fit", "kappa", str(path), *extra],
+                         env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    if out.returncode != 0:
+        return dict(error=out.stderr.strip().splitlines()[-1], seconds=wall)
+    return dict(seconds=wall, cpu_seconds=cpu, load_average=load, report=out.stdout)
+
+
+def cold_warm(path: Path, tmpdir: Path) -> dict:
+    """Cold (empty cache folder) then warm (the same folder) runs of each `CLI_SETTINGS`."""
+    row = {}
+    for name, extra in CLI_SETTINGS.items():
+        cache = tmpdir / f"cache-{path.stem}-{name}"
+        cold = run_cli(path, extra, cache)
+        warm = run_cli(path, extra, cache)
+        same = "error" not in cold and cold.get("report") == warm.get("report")
+        for d in (cold, warm):
+            d.pop("report", None)
+        row[name] = dict(cold=cold, warm=warm, identical_report=same)
+        print(f"{path.stem:28s} {name:8s} {json.dumps(row[name])}", flush=True)
+    return row
+
+
+def print_cold_warm(results: dict) -> None:
+    print("wall seconds of `tlsjax fit kappa FILE` (CPU seconds, 1-min load average before)")
+    for label, row in results.items():
+        for name, d in row["cold_warm"].items():
+            cells = [("error" if "error" in d[k] else
+                      f"{k} {d[k]['seconds']:5.1f} ({d[k]['cpu_seconds']:.1f} CPU, "
+                      f"load {d[k]['load_average']:.1f})") for k in ("cold", "warm")]
+            print(f"{label:28s} {name:8s} " + "  ".join(cells)
+                  + ("" if d["identical_report"] else "  REPORTS DIFFER"))
+
+
 def old_code() -> tempfile.TemporaryDirectory:
     tmp = tempfile.TemporaryDirectory(prefix="tlsjax-before-")
     arch = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "tlsjax"],
@@ -95,12 +150,12 @@ def old_code() -> tempfile.TemporaryDirectory:
     return tmp
 
 
-def curves(tmpdir: Path, n: int) -> list[tuple[str, Path]]:
+def curves(tmpdir: Path, n: int, shared: Path = SHARED) -> list[tuple[str, Path]]:
     out = []
-    if SHARED.is_dir():
+    if shared.is_dir():
         for name in ("stycast1266_olson1993.csv", "ptfe_anderson1963_s1.csv",
                      "ptfe_reese1965_s1.csv"):
-            out.append((name.removesuffix(".csv"), SHARED / name))
+            out.append((name.removesuffix(".csv"), shared / name))
     lines = (ROOT / "data" / "example_kappa.csv").read_text().splitlines()
     body = [ln for ln in lines[2:] if ln.strip()]
     synth = tmpdir / "synthetic13.csv"
@@ -162,21 +217,32 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "experiments" / "out"))
     ap.add_argument("--skip-before", action="store_true", help="do not time the old code")
     ap.add_argument("--curves", type=int, default=0, help="only the last N curves")
+    ap.add_argument("--first", type=int, default=0, help="only the first N curves")
+    ap.add_argument("--shared", default=str(SHARED),
+                    help="folder of the measured kappa curves (default ../shared/data/kappa)")
+    ap.add_argument("--cold-warm", action="store_true",
+                    help="only the cold / warm command-line runs and the NumPy baseline")
     args = ap.parse_args()
-    modes = ([] if args.skip_before else ["before"]) + ["stau", "stau_boundary", "auto"]
+    modes = ([] if args.skip_before or args.cold_warm else ["before"]) + (
+        [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
         old = None if args.skip_before else old_code()
-        for label, path in curves(Path(tmpname), args.curves):
+        todo = curves(Path(tmpname), args.curves, Path(args.shared))
+        for label, path in todo[:args.first or None]:
             row = {}
             for mode in modes:
                 row[mode] = run_child(mode, path, old.name if mode == "before" else None)
                 print(f"{label:28s} {mode:14s} {json.dumps(row[mode])}", flush=True)
+            if args.cold_warm:
+                row["cold_warm"] = cold_warm(path, Path(tmpname))
             row["numpy_stm_boundary"] = numpy_fit(path)
             results[label] = row
         if old is not None:
             old.cleanup()
     print()
+    if args.cold_warm:
+        print_cold_warm(results)
     head = f"{'curve':28s} " + " ".join(f"{m:>16s}" for m in modes) + f" {'NumPy LM':>15s}"
     print("wall seconds per fit (process: import + table + compile + fit + errors), "
           "rms ln residual in brackets")

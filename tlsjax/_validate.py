@@ -4,17 +4,53 @@ Concrete (plain Python / NumPy) values are checked at once and raise `ValueError
 naming the argument and the allowed range. Traced values (inside `jit`, `vmap`,
 `grad`) cannot be inspected at trace time; they get an `eqx.error_if` check that
 raises at run time with the same message.
+
+Inside `checked_inputs()` (entered while a function is traced) the traced branches add
+no such check: for compiled programs whose every input was checked before tracing (the
+fits: data and parameters are checked before anything compiles). A program with an
+`eqx.error_if` check holds a host callback, and JAX does not write such programs to its
+persistent compilation cache; without them a fit compiles once per machine, not once
+per process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def checked_inputs():
+    """Trace the block without run-time checks of traced values (see the module
+    docstring). Enter it only around code whose traced inputs were all checked before
+    tracing, and only inside a function traced with that guarantee every time (a `jit`
+    cache holds whichever trace came first). Concrete values are still checked."""
+    before = getattr(_STATE, "checked", False)
+    _STATE.checked = True
+    try:
+        yield
+    finally:
+        _STATE.checked = before
+
+
+def _inputs_checked() -> bool:
+    return getattr(_STATE, "checked", False)
+
+
+def runtime_check(value, bad, msg: str):
+    """`eqx.error_if(value, bad, msg)` for a check of computed values, left out inside
+    `checked_inputs()`: the caller then checks the same condition on the concrete result
+    (see `observables._dos.stau_dos`)."""
+    return value if _inputs_checked() else eqx.error_if(value, bad, msg)
 
 
 def is_traced(value) -> bool:
@@ -67,7 +103,7 @@ def check_range(
         bad = ~jnp.isfinite(arr)
         bad = bad | ((arr <= lo) if lo_open else (arr < lo))
         bad = bad | ((arr >= hi) if hi_open else (arr > hi))
-        return eqx.error_if(arr, jnp.any(bad), msg)
+        return arr if _inputs_checked() else eqx.error_if(arr, jnp.any(bad), msg)
     try:
         a = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as err:
@@ -113,6 +149,8 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
         arr = jnp.asarray(values)
         if arr.ndim != 1 or arr.shape[0] == 0:
             raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array")
+        if _inputs_checked():
+            return arr
         bad = ~jnp.all(jnp.isfinite(arr))
         if positive:
             bad = bad | jnp.any(arr <= 0)

@@ -596,8 +596,7 @@ def least_squares(
     _optimizer(optimizer, learning_rate)  # validate before compiling anything
     problem = make_problem(residuals, init, free, bnd)
     u0 = _unconstrained(problem, init)
-    n_res = int(jax.eval_shape(problem.residual_vector, jnp.asarray(u0, problem.log_lo.dtype)
-                               ).shape[0])
+    n_res = _n_residuals(problem, jnp.asarray(u0, problem.log_lo.dtype))
     dof = None if absolute_sigma else n_res - len(free)
     key = jax.random.PRNGKey(0) if key is None else key
     mask = np.asarray(problem.free_mask, dtype=float)
@@ -669,6 +668,12 @@ def goodness_of_fit(chi2: float, dof: int) -> dict:
 def _residuals(problem: Problem, u):
     """The residual vector at u (compiled once per problem structure)."""
     return problem.residual_vector(u)
+
+
+def _n_residuals(problem: Problem, u) -> int:
+    """The length of the residual vector, from the trace of `_residuals` (shared with the
+    compiled call: a problem of the same structure is traced once per process)."""
+    return int(eqx.filter_eval_shape(_residuals, problem, u).shape[0])
 
 
 def residuals_at(problem: Problem, u) -> np.ndarray:
@@ -842,7 +847,7 @@ def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
     """A result at the best point without errors (the error estimate was interrupted)."""
     idx = _free_index(problem, free)
     u_full = jnp.asarray(best["u"], dtype=problem.log_lo.dtype)
-    n_data = int(jax.eval_shape(problem.residual_vector, u_full).shape[0])
+    n_data = _n_residuals(problem, u_full)
     nan_k = [[math.nan] * len(free) for _ in free]
     return FitResult(
         free=list(free), params=problem.params_numpy(u_full),

@@ -35,12 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validate import checked_inputs, is_traced
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import stau_dos
 from ..observables._material import HBAR, K_B, Material
+from ..observables._stm import _omegas, _temperatures, thermal_conductivity
 from ..observables._stm import qinv as _qinv
-from ..observables._stm import thermal_conductivity
 from ..observables._table import (
     TabulatedStauTLS,
     shortcut_log_eps,
@@ -189,6 +190,14 @@ class KappaModel(eqx.Module):
     omega: jax.Array | None = None
     polarization: str = eqx.field(static=True, default="t")
 
+    def __check_init__(self):
+        # the grids are checked here, once, so that the residual function compiles without
+        # run-time checks (`checked_inputs`: a program with them is never cached on disk)
+        check_grids(self.T, "thermal_conductivity")
+        if self.q_T is not None:
+            check_grids(self.q_T, "qinv")
+            check_grids(self.omega, "qinv", "omega")
+
     def table_for(self, p) -> TabulatedStauTLS:
         if self.rebuild is None:
             return self.table
@@ -251,9 +260,10 @@ class KappaModel(eqx.Module):
         return jnp.log(q)
 
     def __call__(self, p):
-        r = (self.log_kappa(p, self.T) - self.log_y) * self.scale
-        if self.q_T is not None:
-            r = jnp.concatenate([r, (self.log_qinv(p) - self.q_log_y) * self.q_scale])
+        with checked_inputs():  # T, q_T, omega: checked in __check_init__
+            r = (self.log_kappa(p, self.T) - self.log_y) * self.scale
+            if self.q_T is not None:
+                r = jnp.concatenate([r, (self.log_qinv(p) - self.q_log_y) * self.q_scale])
         return r
 
     def crossovers(self, p):
@@ -262,11 +272,22 @@ class KappaModel(eqx.Module):
         return table_crossover(table.with_params(self.model_params(p, table)))
 
 
+def check_grids(values, where: str, name: str = "T") -> None:
+    """Check a temperature (`name="T"`) or angular-frequency grid as the observable
+    `where` would, before anything is traced (an empty grid: nothing to check). The fit's
+    compiled functions trust these grids (`checked_inputs`), so a traced one is refused."""
+    if is_traced(values):
+        raise ValueError(f"`{where}({name}=...)` of a fit must be a concrete array (it is "
+                         "checked before compiling)")
+    if np.size(values) == 0:
+        return
+    (_temperatures if name == "T" else _omegas)(where, values)
+
+
 #: Points of the temperature grid of `evaluate` (the model curves of the figure).
 GRID_POINTS = 32
 
 
-@eqx.filter_jit
 def evaluate(model: KappaModel, p, grid, energies):
     """What the starting values and the post-fit stage need, in one compiled call
     (every separately compiled function costs about a second on a CPU).
@@ -278,6 +299,17 @@ def evaluate(model: KappaModel, p, grid, energies):
     terms), `log_kappa_tls` (without them), `strength` (C at `energies`), `T_U`
     (shortcut, full criterion, in K) and `T_U_grad` (their gradients, a dict over `p`).
     """
+    check_grids(grid, "thermal_conductivity")  # before compiling: see `KappaModel.__call__`
+    return _evaluate(model, p, grid, energies)
+
+
+@eqx.filter_jit
+def _evaluate(model: KappaModel, p, grid, energies):
+    with checked_inputs():  # the model's grids and `grid`: checked before tracing
+        return _evaluate_body(model, p, grid, energies)
+
+
+def _evaluate_body(model: KappaModel, p, grid, energies):
     both = jax.vmap(lambda e: model.log_kappa(p, grid, e))(jnp.asarray([1.0, 0.0]))
 
     def tu(q):

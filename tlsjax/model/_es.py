@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_range, check_type, is_traced
+from .._validate import check_int, check_range, check_type, is_traced, runtime_check
 from ..parallel._sharding import index_blocks, replicate, sharded_map
 from ._couplings import Couplings, draw_couplings
 from ._lattice import Sample, check_sample_size
@@ -304,8 +304,19 @@ def es_reduction(
     if soft_width is not None:
         soft_width = check_range("es_reduction", "soft_width", soft_width, 0.0, MAX_SOFT_WIDTH,
                                  lo_open=True, reason=SOFT_WIDTH_REASON)
+    n_sites = couplings.realization.n_sites  # here, not in the shared compiled body
+    if is_traced(n_sites):
+        couplings = eqx.tree_at(lambda c: c.realization.n_sites, couplings,
+                                runtime_check(n_sites, jnp.any(n_sites < 2), TOO_FEW_SITES))
+    elif int(jnp.min(n_sites)) < 2:
+        raise ValueError(TOO_FEW_SITES)
     return _es_reduction(couplings, h_normals, h_rel, soft_width, field, top_k=top_k,
                          block_size=block_size, mesh=mesh, unsigned=unsigned)
+
+
+#: The run-time check of `es_reduction` (a realization without a pair of spins).
+TOO_FEW_SITES = ("`es_reduction`: a realization holds fewer than 2 impurities (no pair of spins "
+                 "to couple); use a larger sample (more cells or a larger x)")
 
 
 @functools.partial(jax.jit, static_argnames=("top_k", "block_size", "mesh", "unsigned"))
@@ -315,10 +326,7 @@ def _es_reduction(couplings, h_normals, h_rel, soft_width, field, *, top_k, bloc
     settings, so that calls outside `jit` (scripts, tests) do not re-trace and recompile
     its blocked passes every time; inside a caller's `jit`, `vmap` or `grad` it inlines."""
     mask = couplings.realization.mask
-    n_sites = eqx.error_if(
-        couplings.realization.n_sites, couplings.realization.n_sites < 2,
-        "`es_reduction`: a realization holds fewer than 2 impurities (no pair of spins to "
-        "couple); use a larger sample (more cells or a larger x)")
+    n_sites = couplings.realization.n_sites
     nf = n_sites.astype(jnp.result_type(float))
 
     sums = tau_field_sums(couplings, block_size, mesh)

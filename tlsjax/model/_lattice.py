@@ -15,7 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._validate import check_int, check_memory, check_range, check_static, is_traced
+from .._validate import (
+    check_int,
+    check_memory,
+    check_range,
+    check_static,
+    is_traced,
+    runtime_check,
+)
 
 #: Largest number of lattice sites: site indices are 32-bit integers (`jnp.nonzero`,
 #: the counter-based c_ij generator).
@@ -47,6 +54,9 @@ def check_sample_size(where: str, sample: Sample, minimum: int = MIN_IMPURITIES)
             f"needs at least {minimum} (P_S is a fraction of a realization's impurities and "
             f"T_U its 5 g quantile): use more cells or a larger x")
 
+
+#: The run-time check of `Sample.draw` (a realization holds more impurities than fit).
+OVER_CAPACITY = "`Sample.draw`: more impurities than `Sample(capacity=...)`"
 
 class AbstractLattice(eqx.Module):
     """A cubic Bravais lattice with a basis, `cells`^3 cubic cells, periodic."""
@@ -222,8 +232,7 @@ class Sample(eqx.Module):
         m = sites.shape[0]
         occupied = jax.random.uniform(key, (m,), dtype=jnp.float32) < jnp.float32(self.x)
         count = jnp.sum(occupied)
-        count = eqx.error_if(count, count > self.capacity,
-                             "`Sample.draw`: more impurities than `Sample(capacity=...)`")
+        count = runtime_check(count, count > self.capacity, OVER_CAPACITY)
         (idx,) = jnp.nonzero(occupied, size=self.capacity, fill_value=0)
         mask = jnp.arange(self.capacity) < count
         positions = jnp.where(mask[:, None], sites[idx], 0.0)

@@ -24,7 +24,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
-from .._validate import check_grid, check_range, check_type, is_traced
+from .._validate import check_grid, check_range, check_type, is_traced, runtime_check
 from ._es import MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult
 
 
@@ -105,14 +105,14 @@ class SoftTheta(AbstractTheta):
                    "a_ij of each row; run it with `soft_width=width` (or use "
                    "SoftTheta(allow_truncation=True) to accept the truncation)")
             if is_traced(es.tail_count):
-                return eqx.error_if(es.top, jnp.any(es.tail_count > 0), msg), None
+                return runtime_check(es.top, jnp.any(es.tail_count > 0), msg), None
             if int(np.max(np.asarray(es.tail_count))) > 0:
                 raise ValueError(msg)
             return es.top, None
         msg = "`SoftTheta(width=...)` must equal the `soft_width` the ES result was made with"
         if is_traced((self.width, es.soft_width)):
             same = jnp.allclose(self.width, es.soft_width, rtol=1e-6)
-            return es.top, eqx.error_if(es.tail_lse, ~same, msg)
+            return es.top, runtime_check(es.tail_lse, ~same, msg)
         if not np.allclose(np.asarray(self.width), np.asarray(es.soft_width), rtol=1e-6):
             raise ValueError(f"{msg} (width {float(self.width):g}, soft_width "
                              f"{float(es.soft_width):g})")

@@ -33,9 +33,16 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validate import check_int, check_range, check_type, is_traced
-from ..model._es import DEFAULT_TOP_K, MAX_SOFT_WIDTH, SOFT_WIDTH_REASON, ESResult, simulate
-from ..model._lattice import Sample, check_sample_size
+from .._validate import check_int, check_range, check_type, checked_inputs, is_traced
+from ..model._es import (
+    DEFAULT_TOP_K,
+    MAX_SOFT_WIDTH,
+    SOFT_WIDTH_REASON,
+    TOO_FEW_SITES,
+    ESResult,
+    simulate,
+)
+from ..model._lattice import OVER_CAPACITY, Sample, check_sample_size
 from ..model._params import ModelParams
 from ..model._theta import HardTheta, SoftTheta
 from ._tls import AbstractTLS
@@ -127,6 +134,12 @@ class StauDOS(eqx.Module):
     def log_p_s(self, eps: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """log P_S at energies eps = E / (g J_o): log of the mean over realizations
         (-inf below the smallest E_min with the hard Theta)."""
+        return self.log_p_s_body(eps)
+
+    def log_p_s_body(self, eps):
+        """`log_p_s` not compiled on its own: for a caller's trace that must not share
+        the compiled `log_p_s` (`observables._table._tables`, traced within
+        `checked_inputs`)."""
         if self.is_hard:
             def per_real(es_r, e):
                 return jnp.log(HardTheta().p_s(es_r, (e / es_r.e_tau_mean)[None])[0])
@@ -154,6 +167,10 @@ class StauDOS(eqx.Module):
         Gaussian kernel of bandwidth `bandwidth` <E_tau>, reflected at 0, pooled over
         realizations (each realization weighted equally).
         """
+        return self.log_phi_tau_body(eps)
+
+    def log_phi_tau_body(self, eps):
+        """`log_phi_tau` not compiled on its own (see `log_p_s_body`)."""
         es = self.es
         pts = es.e_tau * es.e_tau_mean[:, None]  # (R, n), units g J_o
         h = (self.bandwidth * es.e_tau_mean)[:, None]
@@ -217,13 +234,29 @@ def stau_dos(
     width = checked
     es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
                          block_size, None if hard else width)
-    return StauDOS(es, 0.0 if hard else width, bandwidth)
+    return StauDOS(_check_sites(es, sample), 0.0 if hard else width, bandwidth)
 
 
 @eqx.filter_jit
 def _simulate_batch(sample, params, keys, top_k, block_size, width):
-    return jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
-                                       block_size=block_size, soft_width=width))(keys)
+    # every input is checked before (`stau_dos`, `ModelParams`) and the checks of computed
+    # values run on the result (`_check_sites`): a program without run-time checks is
+    # one that JAX's persistent compilation cache can store
+    with checked_inputs():
+        return jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
+                                           block_size=block_size, soft_width=width))(keys)
+
+
+def _check_sites(es, sample: Sample):
+    """The checks `Sample.draw` and `es_reduction` make inside `jit`, on the result of
+    `_simulate_batch`: at once for concrete values, at run time for traced ones."""
+    n = es.n_sites
+    for bad, msg in ((n > sample.capacity, OVER_CAPACITY), (n < 2, TOO_FEW_SITES)):
+        if is_traced(n):
+            es = eqx.tree_at(lambda e: e.top, es, eqx.error_if(es.top, jnp.any(bad), msg))
+        elif np.any(np.asarray(bad)):
+            raise ValueError(msg)
+    return es
 
 
 class StauTLS(AbstractTLS):

@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validate import check_int, check_range, is_traced
+from .._validate import check_int, check_range, checked_inputs, is_traced
 from ..model._params import ModelParams
+from ..model._theta import SoftTheta
 from ._dos import StauDOS, log_phi_s
 from ._tls import AbstractTLS
 
@@ -133,19 +134,28 @@ def tabulate_stau(dos: StauDOS, params: ModelParams, *, eps_min: float = DEFAULT
     if is_traced(dos):  # inside a trace (e.g. a~ free in a fit): no nested compilation
         lps, dlps, lpt, dlpt = _tables(dos, xs)
     else:
+        if not dos.is_hard:  # the run-time checks of P_S, here at once (see `_tables_jit`)
+            for r in range(dos.realizations):
+                SoftTheta(dos.width)._parts(jax.tree_util.tree_map(lambda a, r=r: a[r], dos.es))
         lps, dlps, lpt, dlpt = _tables_jit(dos, xs)
     return TabulatedStauTLS(xs, lps, dlps, lpt, dlpt, params, dos.e_tau_mean)
 
 
-def _tables(dos: StauDOS, xs):
+def _tables(dos: StauDOS, xs, log_p_s=None, log_phi_tau=None):
     ones = jnp.ones_like(xs)
-    lps, dlps = jax.jvp(lambda x: dos.log_p_s(jnp.exp(x)), (xs,), (ones,))
-    lpt, dlpt = jax.jvp(lambda x: dos.log_phi_tau(jnp.exp(x)), (xs,), (ones,))
+    lps, dlps = jax.jvp(lambda x: (log_p_s or dos.log_p_s)(jnp.exp(x)), (xs,), (ones,))
+    lpt, dlpt = jax.jvp(lambda x: (log_phi_tau or dos.log_phi_tau)(jnp.exp(x)), (xs,), (ones,))
     return lps, dlps, lpt, dlpt
 
 
-#: Compiled once per sample shape (op-by-op dispatch of the same work takes seconds).
-_tables_jit = eqx.filter_jit(_tables)
+@eqx.filter_jit
+def _tables_jit(dos: StauDOS, xs):
+    """`_tables` compiled once per sample shape (op-by-op dispatch of the same work takes
+    seconds), without run-time checks: `tabulate_stau` checked the DOS before, so that
+    JAX's persistent compilation cache can store the program. The bodies, not the
+    compiled `log_p_s` / `log_phi_tau`, so that no trace without checks is shared."""
+    with checked_inputs():
+        return _tables(dos, xs, dos.log_p_s_body, dos.log_phi_tau_body)
 
 
 # ---------------------------------------------------------------- crossovers from the table

@@ -1,0 +1,99 @@
+"""The compiled programs of a kappa fit can be written to JAX's persistent cache: they hold
+no host callback (JAX refuses to store those), because every input is checked before
+tracing and the checks of computed values run on the results; bad input still gets the
+same one-line messages. Traces only: nothing here runs a fit."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tlsjax as tj
+from tlsjax.fit._kappa_model import (
+    NAMES_VELOCITY_FREE,
+    KappaModel,
+    _evaluate,
+    evaluate,
+    placeholder_table,
+)
+from tlsjax.observables._dos import _check_sites, _simulate_batch
+from tlsjax.observables._table import _tables_jit, tabulate_stau
+
+T = np.geomspace(0.1, 3.0, 13)
+
+
+def _model(T=T):
+    return KappaModel(jnp.asarray(T), jnp.zeros(len(T)), jnp.ones(len(T)), placeholder_table(),
+                      tj.Material(1.0, 1.0, 1.0), jnp.asarray(True), jnp.asarray(False), True)
+
+
+def _params():
+    p = dict(g=0.02, J0=500.0, T_U=1.0, atilde=3.0, h_rel=0.0, kv=1.0, Cv=1.0, l_b_v2=1e-4,
+             rayleigh_v2=1.0)
+    assert tuple(p) == NAMES_VELOCITY_FREE
+    return {k: jnp.asarray(v) for k, v in p.items()}
+
+
+def _callbacks(jaxpr) -> int:
+    return str(jaxpr).count("callback")
+
+
+def test_fit_programs_have_no_host_callbacks():
+    km, p = _model(), _params()
+    assert _callbacks(jax.make_jaxpr(km)(p)) == 0
+    grid, energies = jnp.geomspace(0.05, 5.0, 32), jnp.asarray([1e-3, 10.0])
+    assert _callbacks(eqx.filter_make_jaxpr(_evaluate)(km, p, grid, energies)) == 0
+    # the same observable called directly keeps its run-time check of a traced T
+    kappa = jax.make_jaxpr(lambda t: tj.thermal_conductivity(km.tls(p), km.material_of(p), t))
+    assert _callbacks(kappa(jnp.asarray(T))) > 0
+
+
+SAMPLE = tj.Sample(0.2, 3)
+
+
+@pytest.fixture(scope="module")
+def dos():
+    return tj.stau_dos(tj.ModelParams(), SAMPLE, realizations=1)
+
+
+def test_es_and_table_programs_have_no_host_callbacks(dos):
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    jaxpr = eqx.filter_make_jaxpr(_simulate_batch)(SAMPLE, tj.ModelParams(), keys, 8, None,
+                                                   jnp.asarray(0.005))
+    assert _callbacks(jaxpr) == 0
+    assert _callbacks(eqx.filter_make_jaxpr(_tables_jit)(dos, jnp.linspace(-5.0, 3.0, 8))) == 0
+    # the compiled P_S called on its own keeps its run-time check
+    assert _callbacks(eqx.filter_make_jaxpr(lambda d: d.log_p_s(jnp.ones(3)))(dos)) > 0
+
+
+def test_table_checks_the_dos_before_compiling(dos):
+    bad = eqx.tree_at(lambda d: d.width, dos, jnp.asarray(0.01))
+    with pytest.raises(ValueError, match="must equal the `soft_width`"):
+        tabulate_stau(bad, tj.ModelParams())
+
+
+@pytest.mark.parametrize("bad, match", [
+    ([0.1, np.nan, 1.0], r"thermal_conductivity\(T=...\)` must contain only finite"),
+    ([1e-9, 1e-8], r"thermal_conductivity\(T=...\)` must be finite and in"),
+])
+def test_fit_grids_checked_before_tracing(bad, match):
+    with pytest.raises(ValueError, match=match):
+        _model(np.asarray(bad))
+    with pytest.raises(ValueError, match=match):
+        evaluate(_model(), _params(), jnp.asarray(bad), jnp.asarray([1.0]))
+
+
+def test_es_result_checks_run_on_the_result(dos):
+    """`Sample.draw` and `es_reduction` checks, left out of the compiled ES program, raise
+    with their messages on its result (concrete) or at run time (traced)."""
+    sample, es = SAMPLE, dos.es
+    few = eqx.tree_at(lambda e: e.n_sites, es, jnp.asarray([1]))
+    with pytest.raises(ValueError, match="fewer than 2 impurities"):
+        _check_sites(few, sample)
+    many = eqx.tree_at(lambda e: e.n_sites, es, jnp.asarray([sample.capacity + 1]))
+    with pytest.raises(ValueError, match=r"more impurities than `Sample\(capacity=...\)`"):
+        _check_sites(many, sample)
+    with pytest.raises(Exception, match=r"more impurities than `Sample\(capacity=...\)`"):
+        jax.block_until_ready(jax.jit(lambda e: _check_sites(e, sample).top)(many))
+    assert _check_sites(es, sample) is es
