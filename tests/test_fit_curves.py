@@ -48,7 +48,7 @@ def test_qinv_only_fit_recovers_truth():
     rng = np.random.default_rng(1)
     curve = Curve(T, q * np.exp(SIG_Q * rng.normal(size=T.size)), np.ones(T.size), "qinv")
     res = fit_curves(qinv=curve, freq_qinv=FREQ, model="stm", sigma_log_qinv=SIG_Q,
-                     dos_samples=0, progress=False)
+                     dos_samples=0, progress=False, profile=False)
     assert res.converged and res.free == ["C", "A_rel"]
     _check_recovered(res, "C", C_TRUE)
     _check_recovered(res, "A_rel", A_TRUE)
@@ -62,7 +62,7 @@ def test_dvv_only_fit_recovers_truth():
     offset = 3e-5  # a measured shift is known up to its reference: the fit removes it
     curve = Curve(T, d + offset + SIG_D * rng.normal(size=T.size), np.ones(T.size), "dvv")
     res = fit_curves(dvv=curve, freq_dvv=FREQ, model="stm", sigma_dvv=SIG_D, dos_samples=0,
-                     progress=False)
+                     progress=False, profile=False)
     assert res.converged
     assert res.n_data == T.size - 1  # the offset is minimized out
     _check_recovered(res, "C", C_TRUE)
