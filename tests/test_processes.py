@@ -39,7 +39,10 @@ def _env(cache: Path) -> dict:
                JAX_COMPILATION_CACHE_DIR=str(cache),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    # one CPU device per process, and XLA's default optimization, as users run: at the
+    # suite's level 0 (conftest.py) the 1- and 2-process programs differ in the last bits
+    # of E_tau (measured: 0.75869376510 against 0.75869376908)
+    env.pop("XLA_FLAGS", None)
     for k in ("TLSJAX_COORDINATOR", "TLSJAX_NUM_PROCESSES", "TLSJAX_PROCESS_ID"):
         env.pop(k, None)
     return env
