@@ -63,7 +63,8 @@ def test_json_written_when_the_figure_fails(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(plot_fit, "plot_kappa_fit", broken)
     out = tmp_path / "fit.json"
     assert main(["fit", "kappa", str(EXAMPLE), "--free", "g", "J0", *TINY, "--no-profile",
-                 "--no-progress", "--json", str(out), "--plot", str(tmp_path / "f.png")]) == 1
+                 "--dos-samples", "0", "--no-progress",
+                 "--json", str(out), "--plot", str(tmp_path / "f.png")]) == 1
     assert "could not be written (RuntimeError: disk full)" in capsys.readouterr().err
     d = json.loads(out.read_text())
     assert d["free"] == ["g", "J0", "kv"] and not d["interrupted"]
@@ -72,7 +73,7 @@ def test_json_written_when_the_figure_fails(tmp_path, capsys, monkeypatch):
 def test_free_rayleigh_from_the_command_line(tmp_path):
     out = tmp_path / "fit.json"
     assert main(["fit", "kappa", str(EXAMPLE), "--free", "g,J0,rayleigh", *TINY,
-                 "--no-profile", "--no-progress", "--json", str(out)]) == 0
+                 "--no-profile", "--dos-samples", "0", "--no-progress", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert "rayleigh_v2" in d["free"] and d["params"]["rayleigh_v2"] > 0
     assert d["A_R_v_eff2_s2_m"] > 0
