@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _examples import run_examples
 
 import tlsjax as t
 
@@ -106,6 +107,12 @@ def test_gradients_match_finite_differences():
         e = jnp.zeros(3).at[i].set(h)
         fd = np.asarray((f(x0 + e) - f(x0 - e)) / (2 * h))
         np.testing.assert_allclose(jac[:, i], fd, rtol=1e-4, err_msg=f"parameter {i}")
+
+
+def test_docs_model_example_runs(tls):
+    """The example of docs/explanation/model.md (its sample, realizations and parameters
+    are those of `tls`: the DOS compiled for it serves the example; tests/_examples.py)."""
+    assert run_examples("docs/explanation/model.md") == 1
 
 
 def test_bad_input():

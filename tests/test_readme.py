@@ -2,17 +2,16 @@
 ones that work."""
 
 import re
-from pathlib import Path
 
 import pytest
+from _examples import ROOT, RUN_WITH, blocks, run_examples
 
-ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def _blocks(lang, text=README):
-    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+    return blocks(lang, text)
 
 
 def test_two_commands_and_ci_agree():
@@ -30,18 +29,25 @@ def test_readme_is_short():
 
 
 _RUN = set()  # examples already run in this process (the README's also stands in the docs)
+_EXAMPLE_PAGES = [p for p in PAGES if _blocks("python", p.read_text())]
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if _blocks("python", p.read_text())],
+@pytest.mark.parametrize("page", [p for p in _EXAMPLE_PAGES
+                                  if str(p.relative_to(ROOT)) not in RUN_WITH],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_python_examples_run(page, monkeypatch):
+def test_python_examples_run(page):
     """Each example runs on its own (a fresh namespace), from the repository root; an
     example that stands word for word on two pages runs once. Blocks fenced as `py`
     instead of `python` are fragments that are shown, not run here: they need a cluster,
-    a user's own file, a name from the block before, or minutes of fitting."""
-    monkeypatch.chdir(ROOT)  # examples name files relative to the repository root
-    for code in _blocks("python", page.read_text()):
-        if code in _RUN:
-            continue
-        exec(compile(code, str(page.relative_to(ROOT)), "exec"), {})
-        _RUN.add(code)
+    a user's own file, a name from the block before, or minutes of fitting. The pages of
+    `RUN_WITH` (tests/_examples.py) run in the test file named there."""
+    run_examples(str(page.relative_to(ROOT)), _RUN)
+
+
+@pytest.mark.parametrize("page", sorted(RUN_WITH))
+def test_examples_run_elsewhere_are_run_there(page):
+    """A page of `RUN_WITH` has examples, and its test file runs them (by name)."""
+    assert _blocks("python", (ROOT / page).read_text()), page
+    source = (ROOT / "tests" / RUN_WITH[page]).read_text()
+    assert re.search(rf"run_examples\(\s*\"{re.escape(page)}\"\s*\)\s*==\s*\d", source), (
+        f"{RUN_WITH[page]} must run the examples of {page}")

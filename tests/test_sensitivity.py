@@ -98,14 +98,15 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_cli_writes_table_figure_and_checks(tmp_path, capsys):
-    """Also the case h_rel = 0, where the elasticity w.r.t. h_rel is undefined."""
+    """Also the case h_rel = 0, where the elasticity w.r.t. h_rel is undefined. The sample,
+    energies and mode of test_forward_and_reverse_agree: its compiled programs serve."""
     import json
 
     from tlsjax.cli import main
 
     out = tmp_path / "sens"
-    rc = main(["sensitivity", "--cells", "5", "--realizations", "1", "--energies", "0.3,1",
-               "--h-rel", "0", "--fd-checks", "5", "--out", str(out)])
+    rc = main(["sensitivity", "--cells", "5", "--realizations", "2", "--energies", "0.2,0.5,1",
+               "--h-rel", "0", "--mode", "reverse", "--fd-checks", "5", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "Elasticities" in text and "max rel. error" in text

@@ -67,19 +67,27 @@ def test_soft_needs_the_tail_for_its_width(parts):
         f(es).block_until_ready()
 
 
+# P_S with the top 6 partners and the tail term, as a function of a~ (module level: its
+# Jacobians are compiled once and serve test_tail_gradient_matches_fd and the a~ = 0 check)
+_TAIL_THETA = tj.SoftTheta(0.05)
+
+
+@jax.jit
+def _tail_p_s(parts, a):
+    es = _es(parts, a, top_k=6, soft_width=_TAIL_THETA.width)
+    return _TAIL_THETA.p_s(es, jnp.array([0.1, 0.3, 1.0]))
+
+
+_tail_jacfwd = jax.jit(jax.jacfwd(_tail_p_s, argnums=1))
+_tail_jacrev = jax.jit(jax.jacrev(_tail_p_s, argnums=1))
+
+
 def test_tail_gradient_matches_fd(parts):
-    energies = jnp.array([0.1, 0.3, 1.0])
-    theta = tj.SoftTheta(0.05)
-
-    @jax.jit
-    def f(a):
-        return theta.p_s(_es(parts, a, top_k=6, soft_width=0.05), energies)
-
     a0, h = 2.0, 1e-6
-    jac = jax.jit(jax.jacfwd(f))(jnp.asarray(a0))
-    fd = (f(jnp.asarray(a0 + h)) - f(jnp.asarray(a0 - h))) / (2 * h)
+    jac = _tail_jacfwd(parts, jnp.asarray(a0))
+    fd = (_tail_p_s(parts, jnp.asarray(a0 + h)) - _tail_p_s(parts, jnp.asarray(a0 - h))) / (2 * h)
     np.testing.assert_allclose(jac, fd, rtol=1e-4, atol=1e-9)
-    jac_rev = jax.jit(jax.jacrev(f))(jnp.asarray(a0))
+    jac_rev = _tail_jacrev(parts, jnp.asarray(a0))
     np.testing.assert_allclose(jac_rev, jac, rtol=1e-8, atol=1e-12)
 
 
@@ -93,8 +101,8 @@ def test_soft_p_s_gradient_matches_fd(parts):
         return theta.p_s(_es(parts, a, top_k=n), energies)
 
     a0, h = 2.0, 1e-5
-    jac = jax.jacfwd(f)(jnp.asarray(a0))
-    jac_rev = jax.jacrev(f)(jnp.asarray(a0))
+    jac = jax.jit(jax.jacfwd(f))(jnp.asarray(a0))
+    jac_rev = jax.jit(jax.jacrev(f))(jnp.asarray(a0))
     fd = (f(jnp.asarray(a0 + h)) - f(jnp.asarray(a0 - h))) / (2 * h)
     np.testing.assert_allclose(jac, fd, rtol=1e-3, atol=1e-9)
     np.testing.assert_allclose(jac_rev, jac, rtol=1e-8, atol=1e-12)
@@ -106,32 +114,27 @@ def test_crossover_gradient_matches_fd(parts):
     theta = tj.SoftTheta(0.05)
 
     @jax.jit
-    def tu(a, g=0.02):
+    def tu(a, g):
         return theta.crossover(_es(parts, a, top_k=n), g)
 
-    a0, h = 2.5, 1e-5
-    grad = jax.grad(tu)(jnp.asarray(a0))
-    fd = (tu(jnp.asarray(a0 + h)) - tu(jnp.asarray(a0 - h))) / (2 * h)
-    assert float(grad) == pytest.approx(float(fd), rel=1e-3)
+    a0, g0, h = jnp.asarray(2.5), jnp.asarray(0.02), 1e-5
+    da, dg = jax.jit(jax.grad(tu, argnums=(0, 1)))(a0, g0)
+    fd = (tu(a0 + h, g0) - tu(a0 - h, g0)) / (2 * h)
+    assert float(da) == pytest.approx(float(fd), rel=1e-3)
     # T_U solves P_S(T_U) = 5 g
-    es = _es(parts, a0, top_k=n)
-    t = theta.crossover(es, 0.02)
-    assert float(theta.p_s(es, t[None])[0]) == pytest.approx(0.1, rel=1e-6)
+    t = tu(a0, g0)
+    p = jax.jit(lambda a, e: theta.p_s(_es(parts, a, top_k=n), e))(a0, t[None])
+    assert float(p[0]) == pytest.approx(0.1, rel=1e-6)
     # d T_U / d g: larger g -> larger 5 g target -> larger T_U
-    dg = jax.grad(lambda g: theta.crossover(es, g))(0.02)
-    fdg = (theta.crossover(es, 0.02 + 1e-6) - theta.crossover(es, 0.02 - 1e-6)) / 2e-6
+    fdg = (tu(a0, g0 + 1e-6) - tu(a0, g0 - 1e-6)) / 2e-6
     assert float(dg) > 0 and float(dg) == pytest.approx(float(fdg), rel=1e-3)
 
 
 def test_no_nan_at_zero_cutoff(parts):
-    theta = tj.SoftTheta(0.1)
-    energies = jnp.array([0.1, 0.5])
     zero = jnp.asarray(0.0)
-    jac = jax.jit(jax.jacrev(lambda a: theta.p_s(_es(parts, a, top_k=16, soft_width=0.1),
-                                                 energies)))(zero)
-    assert np.all(np.isfinite(np.asarray(jac)))
-    g = jax.jit(jax.grad(lambda a: theta.crossover(_es(parts, a, top_k=16, soft_width=0.1),
-                                                   0.02)))(zero)
+    assert np.all(np.isfinite(np.asarray(_tail_jacrev(parts, zero))))
+    g = jax.jit(jax.grad(lambda a: _TAIL_THETA.crossover(
+        _es(parts, a, top_k=6, soft_width=_TAIL_THETA.width), 0.02)))(zero)
     assert np.isfinite(float(g))
 
     def hard_sum(a):

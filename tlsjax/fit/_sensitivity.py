@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,6 +132,14 @@ def log_outputs(
     return jnp.concatenate(parts)
 
 
+#: `log_outputs` and its Jacobians, compiled once per sample, settings and shapes: the
+#: keys, energies, material and temperatures are arguments of the programs, not constants,
+#: so repeated calls with the same shapes (another point, other keys) reuse them.
+_LOG_OUTPUTS = {"value": eqx.filter_jit(log_outputs),
+                "forward": eqx.filter_jit(jax.jacfwd(log_outputs)),
+                "reverse": eqx.filter_jit(jax.jacrev(log_outputs))}
+
+
 def hard_outputs(
     p: np.ndarray,
     sample: Sample,
@@ -148,21 +157,25 @@ def hard_outputs(
     **Returns:** a NumPy vector ordered as `output_names(energies, temperatures)`.
     """
     g, j0, atilde, h_rel = (float(v) for v in p[:4])
+    return np.asarray(_hard_run(g, j0, atilde, h_rel, sample, keys, energies, kappa_log,
+                                block_size, material, temperatures), dtype=float)
+
+
+@eqx.filter_jit
+def _hard_run(g, j0, atilde, h_rel, sample, keys, energies, kappa_log, block_size, material,
+              temperatures):
+    """`hard_outputs`, compiled once per point, sample, settings and shapes (the Python
+    numbers are static: the point is a constant of the program, as the hard Theta needs)."""
     params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
     theta = HardTheta()
-
-    @jax.jit
-    def run(keys):
-        es_all = jax.vmap(lambda k: simulate(sample, params, k, block_size=block_size))(keys)
-        tu, ps = jax.vmap(lambda es: (theta.crossover(es, g), theta.p_s(es, energies)))(es_all)
-        out = [jnp.stack([jnp.mean(tu * es_all.e_tau_mean) * g * j0, jnp.mean(tu),
-                          jnp.asarray(kappa_log * g, tu.dtype)]), jnp.mean(ps, axis=0)]
-        if material is not None and temperatures is not None:
-            tls = StauTLS(StauDOS(es_all, width=0.0), params)
-            out.append(thermal_conductivity(tls, material, temperatures))
-        return jnp.concatenate(out)
-
-    return np.asarray(run(keys), dtype=float)
+    es_all = jax.vmap(lambda k: simulate(sample, params, k, block_size=block_size))(keys)
+    tu, ps = jax.vmap(lambda es: (theta.crossover(es, g), theta.p_s(es, energies)))(es_all)
+    out = [jnp.stack([jnp.mean(tu * es_all.e_tau_mean) * g * j0, jnp.mean(tu),
+                      jnp.asarray(kappa_log * g, tu.dtype)]), jnp.mean(ps, axis=0)]
+    if material is not None and temperatures is not None:
+        tls = StauTLS(StauDOS(es_all, width=0.0), params)
+        out.append(thermal_conductivity(tls, material, temperatures))
+    return jnp.concatenate(out)
 
 
 @dataclasses.dataclass
@@ -342,13 +355,15 @@ def sensitivity(
     n_out = len(names)
     mode = choose_mode(n_out, 5) if mode == "auto" else mode
 
-    def f(pv):
-        return log_outputs(pv, sample, keys, energies, kappa_log=kappa_log, top_k=top_k,
-                           block_size=block_size, material=material,
-                           temperatures=temperatures)
+    settings = dict(kappa_log=kappa_log, top_k=top_k, block_size=block_size, material=material,
+                    temperatures=temperatures)
 
-    jac_fn = jax.jit(jax.jacfwd(f) if mode == "forward" else jax.jacrev(f))
-    f_jit = jax.jit(f)
+    def f_jit(pv):
+        return _LOG_OUTPUTS["value"](pv, sample, keys, energies, **settings)
+
+    def jac_fn(pv):
+        return _LOG_OUTPUTS[mode](pv, sample, keys, energies, **settings)
+
     pj = jnp.asarray(p)
     log_y = np.asarray(f_jit(pj), dtype=float)
     if not np.all(np.isfinite(log_y)):
