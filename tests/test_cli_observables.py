@@ -63,3 +63,14 @@ def test_observables_writes_figure_and_numbers(tmp_path):
         assert (d / name).stat().st_size > 0
     s = json.loads((d / "observables.json").read_text())["summary"]
     assert 0 < s["T_U_full_K"] < s["T_U_shortcut_K"]
+
+
+def test_observables_says_no_gap(tmp_path, capsys):
+    """At h_rel = 10 nothing is gapped (T_U = 0): said, not printed as a number, and the
+    flatness below T_U is absent. The grid of the test above: its compiled programs serve."""
+    d = tmp_path / "o"
+    assert main(["observables", "--out", str(d), *MAT, *TINY, "--h-rel", "10", "--points", "4",
+                 "--T-min", "0.05", "--T-max", "5"]) == 0
+    assert "no gap" in capsys.readouterr().out
+    s = json.loads((d / "observables.json").read_text())["summary"]
+    assert s["T_U_full_K"] == 0.0 and s["kappa_over_T2_flatness_below_T_U_full"] is None

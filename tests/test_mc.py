@@ -17,6 +17,8 @@ from scipy.stats import chi2
 import tlsjax as tj
 import tlsjax.model._mc_run as mc_run
 from tlsjax.model._couplings import GaussianAmplitudes, seed_from_key
+from tlsjax.model._mc_run import batch_size
+from tlsjax.parallel._sharding import device_mesh
 
 N_SMALL = 8  # impurities: 16 spins, 65536 states
 SMALL_CONFIG = tj.MCConfig(temperatures=6, t_max=40.0, t_min=0.5, anneal_sweeps=60, sweeps=60,
@@ -231,11 +233,11 @@ DRIVER = textwrap.dedent("""
     SAMPLE = tj.Sample(0.2, cells=4)
     PARAMS = tj.HamiltonianParams(g=0.02, J0=500.0, atilde=3.0, h_S=0.3, h_tau=0.5)
     CONFIG = tj.MCConfig(anneal_sweeps=200, sweeps=100)
-    def run(devices):
+    def run(devices, batch="map"):
         keys = jax.random.split(jax.random.key(0), 3)
         # map: one realization after another, as `minimize` runs one (exact comparison on any
         # backend; "auto" would vmap them on an accelerator)
-        res = tj.run_mc(SAMPLE, PARAMS, keys, CONFIG, devices=devices, chunk=100, vmap_size="map")
+        res = tj.run_mc(SAMPLE, PARAMS, keys, CONFIG, devices=devices, chunk=100, vmap_size=batch)
         return dict(spins=res.spins, energies=res.energies, swaps=res.swaps.accepted,
                     pair=res.before.pair, n_devices=jax.device_count() if devices is None else 1)
 """)
@@ -260,6 +262,16 @@ def test_run_mc_matches_minimize(driver, one_device):
     ham = tj.hamiltonian(driver["SAMPLE"], driver["PARAMS"], keys[1])
     res = minimize(ham, tj.mc_key(keys[1]), driver["CONFIG"])
     np.testing.assert_array_equal(one["spins"][1], np.asarray(res.spins))
+
+
+def test_run_mc_vmap_batch_gives_the_map_results(driver, one_device):
+    """`run_mc(vmap_size="vmap")` (`tlsjax mc --batch vmap`: the realizations x chains x
+    rungs of a device in one program, what accelerators run) gives the spins, energies,
+    swaps and stability counts of "map" (one realization after another), to the bit."""
+    assert batch_size("vmap", 3, device_mesh(1), 1 << 20) == 3  # all three in one program
+    vmapped = driver["run"](1, "vmap")
+    for name in ("spins", "energies", "swaps", "pair"):
+        np.testing.assert_array_equal(one_device[name], vmapped[name], err_msg=name)
 
 
 @cpu_only

@@ -96,21 +96,15 @@ def test_stau_crossover_strong_fields(h_rel):
         assert p0 >= 0.1 and float(c.full) == 0.0  # no gap at all
 
 
-def test_crossover_bracket_errors_and_no_gap_cli(capsys, tmp_path):
+def test_crossover_bracket_errors():
+    """(`tlsjax observables` where there is no gap: tests/test_cli_observables.py, beside
+    the run whose compiled programs it shares.)"""
     sample = tj.Sample(0.2, 6)
     tls = tj.stau_tls(tj.ModelParams(h_rel=1.0), sample=sample, realizations=2)
     with pytest.raises(ValueError, match=r"crossover\(lo=...\)`: T_U lies between 0 and lo"):
         tj.crossover(tls, lo=0.5)
     with pytest.raises(ValueError, match=r"crossover\(hi=...\)`: no crossover below hi"):
         tj.crossover(tls, hi=0.01)
-    # the grid of test_cli_observables.py: its compiled functions are reused
-    code, text, err = _cli(["observables", *MAT, "--cells", "6", "--realizations", "2",
-                            "--h-rel", "10", "--points", "4", "--T-min", "0.05", "--T-max",
-                            "5", "--out", str(tmp_path / "o")], capsys, float32=False)
-    assert code == 0, err
-    assert "no gap" in text
-    s = json.loads((tmp_path / "o" / "observables.json").read_text())["summary"]
-    assert s["T_U_full_K"] == 0.0 and s["kappa_over_T2_flatness_below_T_U_full"] is None
 
 
 # ---------------------------------------------------------------- a~, w and sample size
@@ -337,11 +331,3 @@ def test_hard_dos_is_the_step_function():
     direct = np.mean([np.asarray(tj.p_s(jax.tree_util.tree_map(lambda a, r=r: a[r], es),
                                         eps / es.e_tau_mean[r])) for r in range(2)], axis=0)
     np.testing.assert_allclose(np.asarray(dos.p_s(eps)), direct, rtol=1e-12)
-
-
-def test_sensitivity_refuses_undefined_logarithms(capsys, tmp_path):
-    """At h_rel = 10 the S spins are not gapped (T_U = 0): ln T_U and its derivatives are
-    undefined, and the command says so instead of printing -inf or nan."""
-    _refused(["sensitivity", "--cells", "5", "--realizations", "1", "--h-rel", "10",
-              "--fd-checks", "0", "--out", str(tmp_path / "s")], capsys,
-             "T_U[K], T_U/<E_tau>", "no gap")

@@ -123,6 +123,20 @@ def test_cli_writes_table_figure_and_checks(tmp_path, capsys):
     assert saved["fd_max_rel_error"] < 1e-4
 
 
+def test_cli_refuses_undefined_logarithms(capsys, tmp_path):
+    """At h_rel = 10 the S spins are not gapped (T_U = 0): ln T_U and its derivatives are
+    undefined, and the command says so (one line, exit 2) instead of printing -inf or nan.
+    The shapes of test_forward_and_reverse_agree: its compiled program serves."""
+    from tlsjax.cli import main
+
+    rc = main(["sensitivity", "--cells", "5", "--realizations", "2", "--energies", "0.2,0.5,1",
+               "--h-rel", "10", "--fd-checks", "0", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "error" in err, err
+    assert "T_U[K], T_U/<E_tau>" in err and "no gap" in err, err
+    assert not (tmp_path / "s" / "sensitivity.json").exists()
+
+
 def test_cli_refuses_foreign_file(tmp_path):
     from tlsjax.cli import main
 
