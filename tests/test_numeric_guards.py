@@ -60,13 +60,19 @@ def test_strong_field_gives_zero_not_negative_tu(tmp_path, capsys):
     assert "T_U = 0 in 2 of 2 realizations" in text
 
 
+@jax.jit
+def _strong_field_crossovers(h_rel):
+    """The ES reduction under a strong field and its hard and soft crossovers (one program
+    for every h_rel)."""
+    es = tj.simulate(tj.Sample(0.2, 5), tj.ModelParams(h_rel=h_rel), jax.random.key(0), top_k=8,
+                     soft_width=0.005)
+    return es, tj.HardTheta().crossover(es, 0.02), tj.SoftTheta(0.005).crossover(es, 0.02)
+
+
 @pytest.mark.parametrize("h_rel", [3.0, 10.0])
 def test_strong_field_crossovers_api(h_rel):
-    sample = tj.Sample(0.2, 5)
-    key = jax.random.key(0)
-    es = tj.simulate(sample, tj.ModelParams(h_rel=h_rel), key, top_k=8, soft_width=0.005)
-    hard = float(tj.HardTheta().crossover(es, 0.02))
-    soft = float(tj.SoftTheta(0.005).crossover(es, 0.02))
+    es, hard, soft = _strong_field_crossovers(h_rel)
+    hard, soft = float(hard), float(soft)
     assert hard >= 0.0 and soft >= 0.0
     m = np.asarray(es.mask)
     frac_unstopped = np.mean(np.asarray(es.e_min)[m] <= 0.0)
