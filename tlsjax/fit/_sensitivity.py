@@ -156,16 +156,16 @@ def hard_outputs(
 
     **Returns:** a NumPy vector ordered as `output_names(energies, temperatures)`.
     """
-    g, j0, atilde, h_rel = (float(v) for v in p[:4])
-    return np.asarray(_hard_run(g, j0, atilde, h_rel, sample, keys, energies, kappa_log,
-                                block_size, material, temperatures), dtype=float)
+    point = jnp.asarray(np.asarray(p[:4], dtype=float))
+    return np.asarray(_hard_run(point, sample, keys, energies, kappa_log, block_size, material,
+                                temperatures), dtype=float)
 
 
 @eqx.filter_jit
-def _hard_run(g, j0, atilde, h_rel, sample, keys, energies, kappa_log, block_size, material,
-              temperatures):
-    """`hard_outputs`, compiled once per point, sample, settings and shapes (the Python
-    numbers are static: the point is a constant of the program, as the hard Theta needs)."""
+def _hard_run(point, sample, keys, energies, kappa_log, block_size, material, temperatures):
+    """`hard_outputs` at `point` = (g, J_o, a~, h_rel), compiled once per sample, settings
+    and shapes (the point is an argument: another point reuses the program)."""
+    g, j0, atilde, h_rel = (point[i] for i in range(4))
     params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
     theta = HardTheta()
     es_all = jax.vmap(lambda k: simulate(sample, params, k, block_size=block_size))(keys)
