@@ -56,7 +56,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.special
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
@@ -660,6 +659,8 @@ def goodness_of_fit(chi2: float, dof: int) -> dict:
     (None where dof <= 0)."""
     if dof <= 0:
         return dict(chi2=chi2, reduced_chi2=None, p_value=None)
+    import scipy.special  # here: importing it costs ~0.3 s that most runs do not need
+
     return dict(chi2=chi2, reduced_chi2=chi2 / dof,
                 p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 

@@ -49,6 +49,7 @@ from ..observables._table import (
     tabulate_stau,
 )
 from ..observables._tls import AbstractTLS
+from . import _table_cache
 
 #: All parameters of the kappa model, without and with a `Material`.
 NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "atilde", "h_rel", "kv", "Cv", "l_b_v2", "rayleigh_v2")
@@ -82,6 +83,7 @@ def rayleigh_name(velocity_free: bool) -> str:
 
 
 _TABLES: OrderedDict = OrderedDict()
+_TABLE_FIELDS = ("log_eps", "log_p_s", "d_log_p_s", "log_phi_tau", "d_log_phi_tau")
 _TABLES_MAX = 16
 
 
@@ -95,7 +97,8 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
                ) -> TabulatedStauTLS:
     """The tabulated S-tau C(E) at (a~, h_rel) for this ES sample, built once per
     process and argument set (the ES reduction and the tabulation take seconds; every
-    fit, candidate model and test at the same settings shares them)."""
+    fit, candidate model and test at the same settings shares them), and read back from
+    disk where the command line keeps tables between runs (`_table_cache`)."""
     cache_key = (float(sample.x), int(sample.lattice.cells), type(sample.lattice).__name__,
                  int(realizations), _key_data(key), float(atilde), float(h_rel),
                  str(jnp.result_type(float)))
@@ -103,7 +106,15 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
         _TABLES.move_to_end(cache_key)
         return _TABLES[cache_key]
     mp = ModelParams(atilde=atilde, h_rel=h_rel)
-    tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
+    stored = _table_cache.load(cache_key)
+    if stored is not None:
+        tab = TabulatedStauTLS(*(jnp.asarray(stored[n]) for n in _TABLE_FIELDS), mp,
+                               None if stored["e_tau_mean"] is None
+                               else jnp.asarray(stored["e_tau_mean"]))
+    else:
+        tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
+        _table_cache.save(cache_key, {n: getattr(tab, n) for n in (*_TABLE_FIELDS,
+                                                                    "e_tau_mean")})
     _TABLES[cache_key] = tab
     while len(_TABLES) > _TABLES_MAX:
         _TABLES.popitem(last=False)
