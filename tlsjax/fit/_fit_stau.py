@@ -857,8 +857,8 @@ def _stau_derived(res, km, ev) -> None:
             d[key], d[f"{key}_err"] = math.nan, math.nan
             res.notes.append(f"T_U ({'P_S = 5 g' if i == 0 else 'full'} criterion): no "
                              "crossover on the tabulated energy range")
-    p = _arrays(res.params)
-    g, J0 = float(p["g"]), float(km.j0(p))
+    # g in the working precision; J0 computed with `ev` (op-by-op it compiled ~40 programs)
+    g, J0 = float(np.asarray(res.params["g"], dtype=jnp.result_type(float))), float(ev["J0"])
     d["J0_K"] = J0
     d["gJ0_K"] = g * J0
     d["E_tau_K"] = float(km.table.e_tau_mean) * g * J0
