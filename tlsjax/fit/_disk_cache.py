@@ -113,6 +113,15 @@ def save_table(key: tuple, arrays: dict) -> None:
 
 #: Static arguments that are written down by name (e.g. the shared optax L-BFGS).
 _NAMED: dict[int, str] = {}
+#: The in-process programs of every `stored_jit` function (`forget`).
+_MEMOS: list[dict] = []
+
+
+def forget() -> None:
+    """Drop the programs held in this process, so the next calls read them from disk (as
+    a new process would; with `jax.clear_caches()`, for tests)."""
+    for memo in _MEMOS:
+        memo.clear()
 
 
 def name_static(obj, name: str) -> None:
@@ -188,6 +197,7 @@ def stored_jit(fun):
     docstring); arrays are the traced arguments, everything else is static."""
     jitted = eqx.filter_jit(fun)
     memo: dict = {}
+    _MEMOS.append(memo)
 
     @functools.wraps(fun)
     def call(*args):
