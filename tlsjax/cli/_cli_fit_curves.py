@@ -144,7 +144,8 @@ def print_curves_derived(d: dict) -> None:
                              ("dvv_offset", "Delta v/v offset", "")):
         if key in d:
             err = d.get(key + "_err")
-            txt = f"{d[key]:.4g}" + (f" +- {err:.2g}" if err is not None and math.isfinite(err)
+            txt = f"{d[key]:.4g}" + (" (fixed)" if d.get(key + "_fixed") else
+                                     f" +- {err:.2g}" if err is not None and math.isfinite(err)
                                      else " (error not determined by the data)")
             print(f"  {label} = {txt} {unit}".rstrip())
     for k in ("kappa", "qinv", "dvv"):

@@ -479,6 +479,7 @@ def _curves_derived(res: FitResult, setup: CurvesSetup) -> None:
     if setup.velocity_free:
         d["A_rel_per_s_K3"], d["A_rel_per_s_K3_err"] = res.params["A_rel"], res.stderr.get(
             "A_rel")
+        d["A_rel_per_s_K3_fixed"] = "A_rel" not in res.free
         kv = "kv" if stau else "Cv"
         if kv in res.free:
             amp = "kappa_log" if stau else "C"
