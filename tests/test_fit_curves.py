@@ -80,7 +80,7 @@ def test_qinv_only_fit_recovers_truth(tmp_path, capsys):
     # a name no candidate has: refused before anything is computed
     assert main(["fit", "qinv", f, "--freq", "1e3", "--fix", "l_b=1", "--json",
                  str(tmp_path / "x.json")]) == 2
-    assert "unknown parameter 'l_b'; allowed: C, A_rel" in capsys.readouterr().err
+    assert "unknown parameter 'l_b'; allowed: C, A k_B^3" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
