@@ -3,6 +3,8 @@ no host callback (JAX refuses to store those), because every input is checked be
 tracing and the checks of computed values run on the results; bad input still gets the
 same one-line messages. Traces only: nothing here runs a fit."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -97,3 +99,31 @@ def test_es_result_checks_run_on_the_result(dos):
     with pytest.raises(Exception, match=r"more impurities than `Sample\(capacity=...\)`"):
         jax.block_until_ready(jax.jit(lambda e: _check_sites(e, sample).top)(many))
     assert _check_sites(es, sample) is es
+
+
+def _curves_model(T_q=T):
+    from tlsjax.fit._curve_models import CurvesModel, make_channel
+    from tlsjax.fit._data import Curve
+
+    base = _model(np.zeros(0))
+    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    q = Curve(np.asarray(T_q), np.full(len(T_q), 1e-4), np.ones(len(T_q)), "qinv")
+    d = Curve(T, -1e-5 * np.log(T), np.ones(T.size), "dvv")
+    return CurvesModel(**fields, has_kappa=False,
+                       qinv_ch=make_channel(q, 1e3, np.full(len(T_q), 0.01)),
+                       dvv_ch=make_channel(d, 1e3, np.full(T.size, 1e-6)))
+
+
+def test_curve_programs_have_no_host_callbacks():
+    """`fit qinv` / `fit dvv`: residuals and post-fit evaluation are storable too; their
+    grids are checked when the model is built."""
+    from tlsjax.fit._curve_models import _evaluate_curves
+
+    km = _curves_model()
+    p = {**_params(), **{k: jnp.asarray(v) for k, v in dict(kappa_log=0.1, C=3e-4,
+                                                             A_rel=1e8).items()}}
+    assert _callbacks(jax.make_jaxpr(km)(p)) == 0
+    grids = {"qinv": jnp.asarray(T), "dvv": jnp.asarray(T)}
+    assert _callbacks(eqx.filter_make_jaxpr(_evaluate_curves)(km, p, grids)) == 0
+    with pytest.raises(ValueError, match=r"qinv\(T=...\)` must contain only finite"):
+        _curves_model(np.asarray([0.1, np.nan, 1.0]))

@@ -43,27 +43,60 @@ def _check_recovered(res, name, truth):
     assert abs(res.params[name] - truth) < 4.0 * err, (name, res.params[name], err, truth)
 
 
-def test_qinv_only_fit_recovers_truth():
+def _csv(path, header, rows):
+    path.write_text(header + "\n" + "".join(",".join(repr(float(v)) for v in r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_qinv_only_fit_recovers_truth(tmp_path, capsys):
+    """`tlsjax fit qinv`: the file's uncertainty column, --bound by physical name, --plot
+    (PNG + CSV); the truth is recovered within the stated errors."""
     q, _ = _truth()
     rng = np.random.default_rng(1)
-    curve = Curve(T, q * np.exp(SIG_Q * rng.normal(size=T.size)), np.ones(T.size), "qinv")
-    res = fit_curves(qinv=curve, freq_qinv=FREQ, model="stm", sigma_log_qinv=SIG_Q,
-                     dos_samples=0, progress=False, profile=False)
+    y = q * np.exp(SIG_Q * rng.normal(size=T.size))
+    f = _csv(tmp_path / "qdata.csv", "T(K),Qinv,dQinv", zip(T, y, SIG_Q * y))
+    out, png = tmp_path / "q.json", tmp_path / "q.png"
+    assert main(["fit", "qinv", f, "--freq", str(FREQ), "--model", "stm", "--dos-samples", "0",
+                 "--no-profile", "--no-progress", "--bound", "C=1e-5:1e-2", "--json", str(out),
+                 "--plot", str(png)]) == 0
+    res = tj.FitResult.from_json(out)
     assert res.converged and res.free == ["C", "A_rel"]
+    assert res.meta["absolute_sigma"] and res.meta["bounds"]["C"] == [1e-5, 1e-2]
     _check_recovered(res, "C", C_TRUE)
     _check_recovered(res, "A_rel", A_TRUE)
     assert res.derived["rms_residual_qinv"] < 3 * SIG_Q
     assert "without a material" in res.notes[1]
+    assert png.stat().st_size > 10_000
+    table = (tmp_path / "q.csv").read_text().splitlines()
+    assert table[0] == "kind,curve,T_K,value,sigma" and len(table) == 1 + T.size + 32
+    # --fix by physical name (the same compiled program: what is free is an array)
+    assert main(["fit", "qinv", f, "--freq", str(FREQ), "--model", "stm", "--dos-samples", "0",
+                 "--no-profile", "--no-progress", "--fix", f"A k_B^3={A_TRUE}", "--json",
+                 str(out), "--overwrite"]) == 0
+    fixed = tj.FitResult.from_json(out)
+    assert fixed.free == ["C"] and fixed.params["A_rel"] == A_TRUE
+    _check_recovered(fixed, "C", C_TRUE)
+    assert "A k_B^3 = 3e+08 (fixed)" in capsys.readouterr().out
+    # a name no candidate has: refused before anything is computed
+    assert main(["fit", "qinv", f, "--freq", "1e3", "--fix", "l_b=1", "--json",
+                 str(tmp_path / "x.json")]) == 2
+    assert "unknown parameter 'l_b'; allowed: C, A k_B^3" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
 
 
-def test_dvv_only_fit_recovers_truth():
+def test_dvv_only_fit_recovers_truth(tmp_path):
+    """`tlsjax fit dvv` (A k_B^3 free within a --bound given by its physical name)."""
     _, d = _truth()
     rng = np.random.default_rng(2)
     offset = 3e-5  # a measured shift is known up to its reference: the fit removes it
-    curve = Curve(T, d + offset + SIG_D * rng.normal(size=T.size), np.ones(T.size), "dvv")
-    res = fit_curves(dvv=curve, freq_dvv=FREQ, model="stm", sigma_dvv=SIG_D, dos_samples=0,
-                     progress=False, profile=False)
-    assert res.converged
+    f = _csv(tmp_path / "d.csv", "T(K),dv/v", zip(T, d + offset + SIG_D * rng.normal(size=T.size)))
+    out = tmp_path / "d.json"
+    assert main(["fit", "dvv", f, "--freq", str(FREQ), "--model", "stm", "--sigma", str(SIG_D),
+                 "--dos-samples", "0", "--no-profile", "--no-progress",
+                 "--bound", "A k_B^3=1e6:1e12", "--json", str(out)]) == 0
+    res = tj.FitResult.from_json(out)
+    assert res.converged and res.free == ["C", "A_rel"]
+    assert res.meta["bounds"]["A_rel"] == [1e6, 1e12]
     assert res.n_data == T.size - 1  # the offset is minimized out
     _check_recovered(res, "C", C_TRUE)
     assert abs(res.derived["dvv_offset"] - offset) < 5 * SIG_D

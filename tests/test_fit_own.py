@@ -143,6 +143,7 @@ _CACHED_FIT = textwrap.dedent("""
     import jax
     jax.config.update("jax_enable_x64", True)
     from tlsjax.cli._cache import enable_compilation_cache
+    from tlsjax.fit import _disk_cache
     import tlsjax as tj
     import numpy as np
 
@@ -162,22 +163,28 @@ _CACHED_FIT = textwrap.dedent("""
     for run in ("cold", "warm"):
         p = tj.Parameters().add("A", 1e-3, min=1e-6, max=1.0).add("n", 2.0, min=0.5, max=4.0)
         r = tj.fit_model(lambda T, A, n: A * T**n, c, p, profile=False, progress=False)
+        k = tj.fit_kappa(c, None, model="stm", profile=False, progress=False)
         out.append([r.params["A"].hex(), r.params["n"].hex(), r.stderr["A"].hex(),
-                    float(r.loss).hex(), Hits.count])
+                    float(r.loss).hex(), k.params["Cv"].hex(), k.stderr["Cv"].hex(),
+                    Hits.count])
         jax.clear_caches()  # the warm run compiles nothing: it loads from the disk cache
+        _disk_cache.forget()  # and reads the stored (exported) programs back from disk
     print(json.dumps(out))
 """)
 
 
 def test_warm_compilation_cache_is_bit_identical(tmp_path):
-    """The same fit cold (cache empty: compiled and written) and warm (in-memory caches
-    cleared, every program loaded from the disk cache) gives the same bits."""
+    """The same fits (an own model; a kappa fit, whose programs are also stored traced)
+    cold (cache empty: compiled and written) and warm (in-memory caches cleared, every
+    program loaded from the disk cache) give the same bits."""
     env = dict(os.environ, TLSJAX_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("TLSJAX_NO_CACHE", None)
     out = subprocess.run([sys.executable, "-c", _CACHED_FIT], env=env, capture_output=True,
                          text=True, timeout=300, check=True).stdout
     cold, warm = json.loads(out)
-    assert cold[:4] == warm[:4]
-    assert cold[4] == 0 and warm[4] > 0  # the warm run read programs from the cache
+    assert cold[:6] == warm[:6]
+    assert cold[6] == 0 and warm[6] > 0  # the warm run read programs from the cache
     entries = [e.name for e in (tmp_path / "cache").iterdir()]
-    assert any(e.startswith("jit__lbfgs_step") for e in entries), entries
+    assert any(e.startswith("jit__lbfgs_step") for e in entries), entries  # own model
+    # the kappa fit's traced programs, stored with jax.export (`_disk_cache`)
+    assert any(e.name.startswith("program-") for e in (tmp_path / "cache" / "fit").iterdir())

@@ -14,6 +14,9 @@ same shapes and settings loads the compiled programs from disk instead.
   entry that cannot be read is compiled again (JAX warns), it never fails a run.
 - Results: a program loaded from the cache is the program that was compiled; the test
   suite checks that a warm run gives bit-identical numbers to a cold one.
+- The fits' S-tau C(E) tables (the ES reductions behind them) and their largest traced
+  programs (`jax.export`) are kept beside, in `fit/` (`tlsjax.fit._disk_cache`), so a
+  warm run neither reduces nor traces them again; read back bit for bit.
 
 Only the command line (`tlsjax ...` as a program) turns it on: the library never changes
 JAX's global configuration, and `tlsjax.cli.main([...])` called from Python leaves it
@@ -78,4 +81,7 @@ def enable_compilation_cache(disabled: bool = False) -> Path | None:
     jax.config.update("jax_compilation_cache_max_size", max_bytes)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    from ..fit import _disk_cache
+
+    _disk_cache.set_folder(path / "fit")
     return path

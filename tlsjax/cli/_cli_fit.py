@@ -247,8 +247,8 @@ def _opt(args) -> dict:
     return dict(starts=args.starts, max_steps=args.max_steps, progress=not args.no_progress)
 
 
-def _check_outputs(args, plot: str | None = None) -> None:
-    """Every output location, before anything is computed."""
+def _check_outputs(args, plot: str | None = None, table: str | None = None) -> None:
+    """Every output location (the figure's CSV `table` too), before anything is computed."""
     if args.json:
         check_output_path(args.json, args.overwrite, run=command_run_id(args), what="--json",
                           suffixes=(".json",))
@@ -256,6 +256,10 @@ def _check_outputs(args, plot: str | None = None) -> None:
         check_output_path(plot, args.overwrite, what="--plot", suffixes=FIGURE_SUFFIXES)
         if args.json and Path(plot).resolve() == Path(args.json).resolve():
             raise ValueError("--json and --plot name the same file")
+    if table:
+        check_output_path(table, args.overwrite, what="the CSV of --plot", suffixes=(".csv",))
+        if args.json and Path(table).resolve() == Path(args.json).resolve():
+            raise ValueError(f"--json and the CSV of --plot ({table}) name the same file")
 
 
 def _print_result(res) -> None:
@@ -282,8 +286,9 @@ def _write_json(args, res) -> bool:
     return True
 
 
-def _finish(args, res, plot: str | None = None) -> int:
-    """Print, write the JSON, then the figure; 130 if interrupted, 1 if the figure failed."""
+def _finish(args, res, plot: str | None = None, draw=None) -> int:
+    """Print, write the JSON, then the figure (`draw(res, plot)`, default the kappa fit's
+    figure); 130 if interrupted, 1 if the figure failed."""
     _print_result(res)
     written = _write_json(args, res)
     if res.interrupted:
@@ -292,15 +297,17 @@ def _finish(args, res, plot: str | None = None) -> int:
                             if written else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     if plot:
-        from ..plot._plot_fit import plot_kappa_fit
+        if draw is None:
+            from ..plot._plot_fit import plot_kappa_fit as draw
 
         try:
-            plot_kappa_fit(res, plot)
+            written = draw(res, plot)
         except Exception as err:  # the fit is saved; say what went wrong with the figure
             print(f"tlsjax fit {args.fit_command}: error: the figure {plot} could not be "
                   f"written ({type(err).__name__}: {err})", file=sys.stderr)
             return 1
-        print(f"wrote {plot}")
+        for path in written if isinstance(written, tuple) else (plot,):
+            print(f"wrote {path}")
     return 0
 
 

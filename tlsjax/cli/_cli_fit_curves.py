@@ -54,6 +54,9 @@ def _channel_options(p, main: str) -> None:
     m.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds")
     add_argument_dos_samples(m)
+    p.add_argument("--plot", default=None, metavar="OUT.png",
+                   help="write the figure (data with error bars, fit, parameters) and its "
+                   "numbers to OUT.csv beside it (default: none)")
 
 
 def register(fsub) -> None:
@@ -91,6 +94,7 @@ def run_curves(args) -> int:
         _interrupted_early,
         _opt,
         _stage_logging,
+        user_parameters,
     )
     from ._main import x64_context
 
@@ -98,15 +102,20 @@ def run_curves(args) -> int:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
     check_dos_samples(args)
     material = _material(args)
-    _check_outputs(args)
+    table = None
+    if args.plot:
+        from ..plot._plot_curves import csv_path
+
+        table = str(csv_path(args.plot))
+        if table == args.plot:
+            raise ValueError(f"--plot {args.plot}: a figure file (.png, .pdf, ...), not a CSV")
+    _check_outputs(args, args.plot, table)
     free = _check_names(args.free)
     other = "dvv" if args.curve == "qinv" else "qinv"
     curves = {args.curve: args.file, other: getattr(args, other)}
     freqs = {args.curve: args.freq, other: getattr(args, f"{other}_freq")}
     sig = {args.curve: args.sigma, other: getattr(args, f"{other}_sigma")}
-    if args.fix or args.bound:
-        raise ValueError(f"`fit {args.curve}` does not take --fix/--bound yet; use --free and "
-                         "the starting values (--g, --J0, ...), or `fit kappa`")
+    params = user_parameters(args.fix, args.bound)
     seed_key(f"fit {args.curve}", "--seed", args.seed)  # checked before any computing
     _stage_logging(True)
     try:
@@ -116,11 +125,16 @@ def run_curves(args) -> int:
                 freq_dvv=freqs["dvv"], model=args.model, criterion=args.ic, free=free,
                 sigma_log=args.sigma_log, sigma_log_qinv=sig["qinv"], sigma_dvv=sig["dvv"],
                 polarization=args.polarization, level=args.level, profile=not args.no_profile,
-                dos_samples=args.dos_samples, init=_init(args), **_dos(args), **_opt(args))
+                dos_samples=args.dos_samples, init=_init(args), params=params, **_dos(args),
+                **_opt(args))
     except KeyboardInterrupt:
         return _interrupted_early(args)
     res.meta["precision_bits"] = args.precision
-    return _finish(args, res)
+    if not args.plot:
+        return _finish(args, res)
+    from ..plot._plot_curves import plot_curves_fit
+
+    return _finish(args, res, args.plot, plot_curves_fit)
 
 
 def print_curves_derived(d: dict) -> None:
@@ -130,7 +144,8 @@ def print_curves_derived(d: dict) -> None:
                              ("dvv_offset", "Delta v/v offset", "")):
         if key in d:
             err = d.get(key + "_err")
-            txt = f"{d[key]:.4g}" + (f" +- {err:.2g}" if err is not None and math.isfinite(err)
+            txt = f"{d[key]:.4g}" + (" (fixed)" if d.get(key + "_fixed") else
+                                     f" +- {err:.2g}" if err is not None and math.isfinite(err)
                                      else " (error not determined by the data)")
             print(f"  {label} = {txt} {unit}".rstrip())
     for k in ("kappa", "qinv", "dvv"):

@@ -32,11 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validate import checked_inputs
 from ..observables._material import _A_CONST, Material
 from ..observables._stm import qinv as _qinv
 from ..observables._stm import sound_velocity_shift
 from ._data import Curve
-from ._kappa_model import FitTLS, KappaModel, _replace
+from ._disk_cache import stored_jit
+from ._kappa_model import FitTLS, KappaModel, _replace, check_grids
 
 #: Channels besides kappa, with their quantity in `load_curve`.
 CHANNELS = ("qinv", "dvv")
@@ -82,6 +84,14 @@ class CurvesModel(KappaModel):
     qinv_ch: Channel | None = None
     dvv_ch: Channel | None = None
 
+    def __check_init__(self):
+        # checked here, once, so that the compiled residuals and `evaluate_curves` hold no
+        # run-time checks (`checked_inputs`) and can be stored on disk
+        for ch, where in ((self.qinv_ch, "qinv"), (self.dvv_ch, "sound_velocity_shift")):
+            if ch is not None:
+                check_grids(ch.T, where)
+                check_grids(ch.omega, where, "omega")
+
     def curve_tls(self, p) -> FitTLS:
         """C(E) with the fitted kappa_log (S-tau) or C (constant C) itself."""
         table = self.table_for(p)
@@ -116,6 +126,10 @@ class CurvesModel(KappaModel):
         return jnp.sum(s2 * (ch.y - m)) / jnp.sum(s2), m
 
     def __call__(self, p):
+        with checked_inputs():  # every grid: checked in __check_init__
+            return self._residuals(p)
+
+    def _residuals(self, p):
         parts = []
         if self.has_kappa:
             parts.append((self.log_kappa(p, self.T) - self.log_y) * self.scale)
@@ -130,11 +144,24 @@ class CurvesModel(KappaModel):
         return jnp.concatenate(parts)
 
 
-@eqx.filter_jit
 def evaluate_curves(model: CurvesModel, p, grids: dict):
     """The model curves on `grids` (a dict over "kappa", "qinv", "dvv" of temperature
     grids, for the channels present), the Delta v/v offset, and T_U (shortcut, full; K)
-    with its gradient: one compiled call for the post-fit stage."""
+    with its gradient: one compiled call for the post-fit stage (the grids are checked
+    before it is traced)."""
+    for k, grid in grids.items():
+        check_grids(grid, {"kappa": "thermal_conductivity", "qinv": "qinv"}.get(
+            k, "sound_velocity_shift"))
+    return _evaluate_curves(model, p, grids)
+
+
+@stored_jit
+def _evaluate_curves(model: CurvesModel, p, grids: dict):
+    with checked_inputs():  # the model's grids and `grids`: checked before tracing
+        return _evaluate_curves_body(model, p, grids)
+
+
+def _evaluate_curves_body(model: CurvesModel, p, grids: dict):
     out = {}
     if "kappa" in grids:
         out["kappa"] = jnp.exp(model.log_kappa(p, grids["kappa"]))

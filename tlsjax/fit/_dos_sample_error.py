@@ -36,6 +36,7 @@ from .._progress import progress_bar
 from .._validate import check_int
 from ..model._lattice import Sample
 from ..observables._dos import DEFAULT_DOS_SEED
+from ._disk_cache import stored_jit
 from ._fit import FitResult, least_squares
 from ._kappa_model import stau_table
 
@@ -53,7 +54,7 @@ def sample_keys(count: int, seed: int = DEFAULT_DOS_SEED) -> list:
     return [jax.random.fold_in(base, _KEY_OFFSET + k) for k in range(count)]
 
 
-@eqx.filter_jit
+@stored_jit
 def _crossover(model, p):
     full, short = model.crossovers(p)
     return jnp.stack([short, full])

@@ -56,13 +56,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.special
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
+from ._disk_cache import name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -365,6 +365,8 @@ CHI2_WINDOW = 10
 
 #: One optimizer object per kind, so that compiled steps are shared between fits.
 _LBFGS = optax.lbfgs()
+name_static(_LBFGS.init, "optax.lbfgs().init")
+name_static(_LBFGS.update, "optax.lbfgs().update")
 
 
 def _optimizer(optimizer, learning_rate):
@@ -378,7 +380,7 @@ def _optimizer(optimizer, learning_rate):
                      f"GradientTransformation; got {optimizer!r}")
 
 
-@eqx.filter_jit
+@stored_jit
 def _lbfgs_step(problem, opt, u, state):
     value, grad = optax.value_and_grad_from_state(problem.loss)(u, state=state)
     updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=problem.loss)
@@ -392,7 +394,7 @@ def _grad_step(problem, opt, u, state):
     return optax.apply_updates(u, updates), state, value, grad
 
 
-@eqx.filter_jit
+@stored_jit
 def _init_state(opt, u):
     return opt.init(u)
 
@@ -660,11 +662,13 @@ def goodness_of_fit(chi2: float, dof: int) -> dict:
     (None where dof <= 0)."""
     if dof <= 0:
         return dict(chi2=chi2, reduced_chi2=None, p_value=None)
+    import scipy.special  # here: importing it costs ~0.3 s that most runs do not need
+
     return dict(chi2=chi2, reduced_chi2=chi2 / dof,
                 p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 
 
-@eqx.filter_jit
+@stored_jit
 def _residuals(problem: Problem, u):
     """The residual vector at u (compiled once per problem structure)."""
     return problem.residual_vector(u)

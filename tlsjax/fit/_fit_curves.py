@@ -49,6 +49,7 @@ from ._fit import (
 )
 from ._fit_stau import (
     _NOMINAL_SIGMA,
+    _apply_user,
     _as_curve,
     _dos_meta,
     _dos_settings,
@@ -56,9 +57,11 @@ from ._fit_stau import (
     _profiles,
     _resolve_free,
     _starting_values,
+    _user_start,
     _with_model,
     information,
     prepare_kappa,
+    user_choice,
 )
 from ._kappa_model import (
     GRID_POINTS,
@@ -97,9 +100,15 @@ class CurvesSetup:
     init: ModelParams
     kappa_setup: object | None
     meta: dict
+    #: the user's `Parameters` (`user_choice`), or None
+    user: object | None = None
 
 
 def _channel_sigma(curve: Curve, name: str, sigma):
+    """Per-point 1-sigma (of ln Q^-1, or of Delta v/v itself) and whether it is absolute:
+    the argument, else the file's uncertainty column, else a nominal one."""
+    if sigma is None and curve.sigma is not None:
+        sigma = curve.sigma_log if curve.quantity == "qinv" else curve.sigma
     if sigma is not None:
         return _per_point("fit_curves", name, sigma, curve.n, None), True
     if curve.quantity == "dvv":
@@ -137,12 +146,13 @@ def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = 
     init = ModelParams() if init is None else init
     vf = material is None
     sig = {"qinv": sigma_log_qinv, "dvv": sigma_dvv}
-    channels, absolute = {}, set()
+    channels, absolute, sigmas = {}, set(), {}
     for name in CHANNEL_ORDER[1:]:
         if name in curves:
             s, a = _channel_sigma(curves[name], f"sigma_{'log_qinv' if name == 'qinv' else name}",
                                   sig[name])
             absolute.add(a)
+            sigmas[name] = (s / np.sqrt(curves[name].weight)).tolist()
             channels[name] = make_channel(curves[name], freqs[name], s, polarization)
     ks = None
     if "kappa" in curves:
@@ -173,6 +183,7 @@ def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = 
                 atilde=float(init.atilde), h_rel=float(init.h_rel), polarization=polarization,
                 data_T={k: c.T.tolist() for k, c in curves.items()},
                 data_y={k: c.y.tolist() for k, c in curves.items()},
+                data_sigma=sigmas,
                 material=None if vf else dict(rho=float(material.rho),
                                               v_l=float(material.v_l), v_t=float(material.v_t)))
     meta["data_T_max"] = max(max(c.T) for c in curves.values())
@@ -182,8 +193,9 @@ def prepare_curves(kappa=None, qinv=None, dvv=None, material: Material | None = 
 CHANNEL_ORDER = ("kappa", "qinv", "dvv")
 
 
-def _resolve(setup: CurvesSetup, model: str, boundary, rayleigh, free):
-    """(free names, terms, notes) of one candidate."""
+def _resolve(setup: CurvesSetup, model: str, boundary, rayleigh, free, fit_kwargs):
+    """(free names, terms, notes) of one candidate; the user's Parameters (`setup.user`)
+    fix or free names and put their bounds into `fit_kwargs`."""
     vf, has_kappa = setup.velocity_free, setup.model.has_kappa
     if has_kappa:
         kfree, terms, notes = _resolve_free(model, None, vf, boundary, rayleigh, None)
@@ -205,7 +217,29 @@ def _resolve(setup: CurvesSetup, model: str, boundary, rayleigh, free):
         if "J0" in free and "T_U" in free:
             raise ValueError("`fit_curves(free=...)`: J0 and T_U cannot both be free")
         kfree = list(free)
+    kfree = _apply_user(setup.user, vf, model, kfree, fit_kwargs, allowed=_allowed_curves(
+        setup, model, kfree))
     return kfree, terms, notes
+
+
+def _allowed_curves(setup, model: str, default) -> tuple[str, ...]:
+    """The parameters a user may fix or free in one candidate of these curves."""
+    extra = ("g", "J0", "T_U") if model == "stau" else ()
+    return tuple(dict.fromkeys([*default, *extra]))
+
+
+def _curves_user(params, velocity_free: bool, has_kappa: bool, cands):
+    """The user's Parameters (`user_choice`): every name must belong to some candidate of
+    these curves (never dropped); checked before anything is computed."""
+    if params is None:
+        return None
+    bare = types.SimpleNamespace(velocity_free=velocity_free, user=None,
+                                 model=types.SimpleNamespace(has_kappa=has_kappa))
+    allowed = {}
+    for c in cands:
+        names, _, _ = _resolve(bare, *c, None, {})
+        allowed.update(dict.fromkeys(_allowed_curves(bare, c[0], names)))
+    return user_choice(params, velocity_free, allowed=list(allowed))
 
 
 def _names(vf: bool) -> tuple:
@@ -221,6 +255,8 @@ def _start(setup: CurvesSetup, model: str, free, terms, start) -> dict:
               h_rel=float(init.h_rel), kappa_log=float(init.kappa_log),
               C=float(init.kappa_log * init.g), A_rel=_A_START)
     p0[boundary_name(vf)], p0[rayleigh_name(vf)] = math.inf, 0.0
+    if setup.user is not None:  # fixed values before the amplitude is matched to the data
+        p0.update(setup.user.fixed)
     if setup.kappa_setup is not None:
         p0.update(_starting_values(setup.kappa_setup, model, [n for n in free if n in
                                                               names_for(vf)], terms, start))
@@ -265,7 +301,8 @@ def _arrays(p: dict) -> dict:
 
 def _fit_candidate(setup: CurvesSetup, c: tuple, free, parent, fit_kwargs) -> FitResult:
     model, boundary, rayleigh = c
-    names, terms, notes = _resolve(setup, model, boundary, rayleigh, free)
+    fit_kwargs = dict(fit_kwargs)
+    names, terms, notes = _resolve(setup, model, boundary, rayleigh, free, fit_kwargs)
     need = len(names) + (0 if setup.absolute else 1)
     n_res = sum(cv.n - (1 if k == "dvv" else 0) for k, cv in setup.curves.items())
     if n_res < need:
@@ -280,7 +317,8 @@ def _fit_candidate(setup: CurvesSetup, c: tuple, free, parent, fit_kwargs) -> Fi
                 terms={n: dict(mode=m, value=v) for n, (m, v) in terms.items()})
     best = None
     for start in (None,) if parent is None else (None, parent):
-        p0 = _start(setup, model, names, terms, start)
+        p0 = _user_start(setup, _start(setup, model, names, terms, start), names,
+                         fit_kwargs.get("bounds"), start)
         r = least_squares(km, p0, names, absolute_sigma=setup.absolute, meta=meta,
                           **fit_kwargs)
         if best is None or r.loss < best.loss or r.interrupted:
@@ -313,7 +351,7 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
                sample=None, realizations: int = DEFAULT_DOS_REALIZATIONS, key=None, seed=None,
                polarization: str = "t", level: float = DEFAULT_LEVEL, profile: bool = True,
                dos_samples: int = DEFAULT_DOS_SAMPLES, progress: bool = True,
-               **fit_kwargs) -> FitResult:
+               params=None, **fit_kwargs) -> FitResult:
     """Fit Q^-1(T), Delta v/v(T) and kappa(T), any of them alone or together.
 
     **Arguments:**
@@ -332,6 +370,8 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     - `level`, `profile`: the profile-likelihood bounds of T_U (as `fit_kappa`).
     - `dos_samples`: K independent ES samples for the sample part of the S-tau errors
       (0: none).
+    - `params`: a user's `Parameters` (values, vary, bounds by name, as in `fit_kappa`),
+      applied to every candidate; a name that no candidate has is refused.
     - `fit_kwargs`: passed to `least_squares` (starts, max_steps, ...).
 
     **Returns:** the chosen model's `FitResult`; `derived` holds the candidate table
@@ -350,12 +390,14 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     has_kappa = kappa is not None
     cands = candidates(model, boundary if has_kappa else "absent",
                        rayleigh if has_kappa else "absent")
+    user = _curves_user(params, material is None, has_kappa, cands)
     setup = prepare_curves(kappa, qinv, dvv, material, freq_qinv=freq_qinv, freq_dvv=freq_dvv,
                            sigma_log=sigma_log, sigma_log_qinv=sigma_log_qinv,
                            sigma_dvv=sigma_dvv, init=init, sample=sample,
                            realizations=realizations, key=key, seed=seed,
                            polarization=polarization,
                            need_table=any(c[0] == "stau" for c in cands))
+    setup.user = user
     done, skipped = _fit_all(setup, cands, free, criterion, progress, fit_kwargs)
     fitted = {c: r for c, r in done.items() if r is not None}
     if not fitted:
@@ -437,6 +479,7 @@ def _curves_derived(res: FitResult, setup: CurvesSetup) -> None:
     if setup.velocity_free:
         d["A_rel_per_s_K3"], d["A_rel_per_s_K3_err"] = res.params["A_rel"], res.stderr.get(
             "A_rel")
+        d["A_rel_per_s_K3_fixed"] = "A_rel" not in res.free
         kv = "kv" if stau else "Cv"
         if kv in res.free:
             amp = "kappa_log" if stau else "C"

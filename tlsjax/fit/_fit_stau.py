@@ -347,14 +347,17 @@ _VELOCITY_NAMES = {True: ("kv", "Cv", "l_b_v2", "rayleigh_v2"),
                    False: ("kappa_log", "C", "l_b", "rayleigh")}
 
 
-def user_choice(params, velocity_free: bool) -> UserChoice | None:
+def user_choice(params, velocity_free: bool, allowed=None) -> UserChoice | None:
     """Read a `Parameters` (or lmfit Parameters, or dict) for a kappa fit: every name must
-    be a parameter of the kappa models, in the set that matches `velocity_free`."""
+    be a parameter of the kappa models, in the set that matches `velocity_free` (or one of
+    `allowed`, where given)."""
     if params is None:
         return None
     values, vary, bounds = internal(as_parameters(params), PARAMETERS)
+    if allowed is None:
+        allowed = [k for k in PARAMETERS if k not in _VELOCITY_NAMES[not velocity_free]]
     for n in values:
-        canonical_name(n, [k for k in PARAMETERS if k not in _VELOCITY_NAMES[not velocity_free]])
+        canonical_name(n, allowed)
     fixed = {n: v for n, v in values.items() if n not in vary}
     return UserChoice(fixed, vary, {n: values[n] for n in vary}, bounds)
 
@@ -523,12 +526,13 @@ def _allowed(model, velocity_free) -> tuple[str, ...]:
     return ("g", "J0", "T_U", "atilde", "h_rel", amp, *terms) if model == "stau" else (amp, *terms)
 
 
-def _apply_user(user, velocity_free, model, free, fit_kwargs) -> list[str]:
+def _apply_user(user, velocity_free, model, free, fit_kwargs, allowed=None) -> list[str]:
     """The free set after the user's Parameters (vary=False fixes, vary=True frees what the
-    model has); their bounds go to `fit_kwargs["bounds"]` (explicit `bounds` win)."""
+    model has, `allowed`: default the kappa model's parameters); their bounds go to
+    `fit_kwargs["bounds"]` (explicit `bounds` win)."""
     if user is None:
         return free
-    allowed = _allowed(model, velocity_free)
+    allowed = _allowed(model, velocity_free) if allowed is None else allowed
     free = [n for n in free if n not in user.fixed]
     free += [n for n in user.vary if n not in free and n in allowed
              and not (n == "J0" and "T_U" in free) and not (n == "T_U" and "J0" in free)]
@@ -857,8 +861,8 @@ def _stau_derived(res, km, ev) -> None:
             d[key], d[f"{key}_err"] = math.nan, math.nan
             res.notes.append(f"T_U ({'P_S = 5 g' if i == 0 else 'full'} criterion): no "
                              "crossover on the tabulated energy range")
-    p = _arrays(res.params)
-    g, J0 = float(p["g"]), float(km.j0(p))
+    # g in the working precision; J0 computed with `ev` (op-by-op it compiled ~40 programs)
+    g, J0 = float(np.asarray(res.params["g"], dtype=jnp.result_type(float))), float(ev["J0"])
     d["J0_K"] = J0
     d["gJ0_K"] = g * J0
     d["E_tau_K"] = float(km.table.e_tau_mean) * g * J0

@@ -49,6 +49,7 @@ from ..observables._table import (
     tabulate_stau,
 )
 from ..observables._tls import AbstractTLS
+from ._disk_cache import load_table, save_table, stored_jit
 
 #: All parameters of the kappa model, without and with a `Material`.
 NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "atilde", "h_rel", "kv", "Cv", "l_b_v2", "rayleigh_v2")
@@ -82,6 +83,7 @@ def rayleigh_name(velocity_free: bool) -> str:
 
 
 _TABLES: OrderedDict = OrderedDict()
+_TABLE_FIELDS = ("log_eps", "log_p_s", "d_log_p_s", "log_phi_tau", "d_log_phi_tau")
 _TABLES_MAX = 16
 
 
@@ -95,7 +97,8 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
                ) -> TabulatedStauTLS:
     """The tabulated S-tau C(E) at (a~, h_rel) for this ES sample, built once per
     process and argument set (the ES reduction and the tabulation take seconds; every
-    fit, candidate model and test at the same settings shares them)."""
+    fit, candidate model and test at the same settings shares them), and read back from
+    disk where the command line keeps tables between runs (`_disk_cache`)."""
     cache_key = (float(sample.x), int(sample.lattice.cells), type(sample.lattice).__name__,
                  int(realizations), _key_data(key), float(atilde), float(h_rel),
                  str(jnp.result_type(float)))
@@ -103,7 +106,15 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
         _TABLES.move_to_end(cache_key)
         return _TABLES[cache_key]
     mp = ModelParams(atilde=atilde, h_rel=h_rel)
-    tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
+    stored = load_table(cache_key)
+    if stored is not None:
+        tab = TabulatedStauTLS(*(jnp.asarray(stored[n]) for n in _TABLE_FIELDS), mp,
+                               None if stored["e_tau_mean"] is None
+                               else jnp.asarray(stored["e_tau_mean"]))
+    else:
+        tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
+        save_table(cache_key, {n: getattr(tab, n) for n in (*_TABLE_FIELDS,
+                                                                    "e_tau_mean")})
     _TABLES[cache_key] = tab
     while len(_TABLES) > _TABLES_MAX:
         _TABLES.popitem(last=False)
@@ -297,13 +308,14 @@ def evaluate(model: KappaModel, p, grid, energies):
 
     **Returns:** dict with `log_kappa` (on the grid, with the boundary and Rayleigh
     terms), `log_kappa_tls` (without them), `strength` (C at `energies`), `T_U`
-    (shortcut, full criterion, in K) and `T_U_grad` (their gradients, a dict over `p`).
+    (shortcut, full criterion, in K), `T_U_grad` (their gradients, a dict over `p`) and
+    `J0` (J_o in K: the parameter, or from T_U where `use_tu`).
     """
     check_grids(grid, "thermal_conductivity")  # before compiling: see `KappaModel.__call__`
     return _evaluate(model, p, grid, energies)
 
 
-@eqx.filter_jit
+@stored_jit
 def _evaluate(model: KappaModel, p, grid, energies):
     with checked_inputs():  # the model's grids and `grid`: checked before tracing
         return _evaluate_body(model, p, grid, energies)
@@ -318,4 +330,4 @@ def _evaluate_body(model: KappaModel, p, grid, energies):
 
     return dict(log_kappa=both[0], log_kappa_tls=both[1],
                 strength=model.tls(p).tunneling_strength(energies), T_U=tu(p),
-                T_U_grad=jax.jacrev(tu)(p))
+                T_U_grad=jax.jacrev(tu)(p), J0=model.j0(p))

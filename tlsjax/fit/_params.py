@@ -59,6 +59,8 @@ DISPLAY: dict[str, Name] = {
                      "Rayleigh scattering, l^-1 = A_R omega^4"),
     "rayleigh_v2": Name("A_R v_eff^2", "s^2 m", _RAYLEIGH, ("rayleigh_v2",),
                         "Rayleigh term without sound velocities"),
+    "A_rel": Name("A k_B^3", "1/(s K^3)", 1.0, ("A_rel",),
+                  "relaxation prefactor (Q^-1, Delta v/v without a material)"),
 }
 
 

@@ -47,7 +47,8 @@ def _box(result: FitResult, d: dict) -> str:
         val = f"{result.params[n] * f:.3g}" + (f" ± {err * f:.2g}" if math.isfinite(err) else
                                                " (not determined)")
         lines.append(f"{label(n)} = {val} {unit(n)}".rstrip())
-    lines.append(f"rms ln residual = {d['rms_log_residual']:.3f}")
+    if math.isfinite(d.get("rms_log_residual", math.nan)):
+        lines.append(f"rms ln residual = {d['rms_log_residual']:.3f}")
     return "\n".join(lines)
 
 

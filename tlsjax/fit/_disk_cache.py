@@ -1,0 +1,224 @@
+"""What the fits keep on disk between runs of the command line: C(E) tables and programs.
+
+Once JAX's persistent cache holds the compiled programs, a second `tlsjax fit kappa`
+still spent most of its time on (1) the ES reductions behind the tabulated S-tau C(E)
+(one for the fit, one per independent DOS sample of the error estimate) and (2) tracing
+the fit's few large programs (the L-BFGS step, the post-fit evaluation) in Python before
+JAX's cache is even consulted. Both are kept here:
+
+- **Tables** (`load_table` / `save_table`): the arrays of a `TabulatedStauTLS`, keyed by
+  the sample (x, L, lattice, realizations, key), a~, h_rel and the floating-point width,
+  in `.npz` (exact bits).
+- **Programs** (`stored_jit`, a drop-in for `eqx.filter_jit`): the traced program,
+  exported with `jax.export` (StableHLO) on its first call and read back by later runs,
+  so that they neither trace nor lower it (its compiled form comes from JAX's cache).
+  The first run calls the program it has just exported and read back, exactly as later
+  runs do, so a warm run gives the same bits as a cold one. A call whose fixed (static)
+  arguments cannot be written down exactly (an arbitrary function, an object shown by
+  its address) is compiled as by `eqx.filter_jit` and nothing is stored.
+
+Both are off unless a folder is set (`set_folder`): the library computes afresh; the
+`tlsjax` program sets `<cache folder>/tlsjax` (`tlsjax.cli._cache`; off with `--no-cache`
+or `TLSJAX_NO_CACHE=1`). Every key holds the versions of JAX, NumPy and tlsjax, the
+backend and a hash of tlsjax's source files: any change to the code starts afresh. Files
+are written atomically (`_io.atomic_write_bytes`), so concurrent runs never read half a
+file; one that cannot be read is computed again (never an error).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import pickle
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_FIELDS = ("log_eps", "log_p_s", "d_log_p_s", "log_phi_tau", "d_log_phi_tau", "e_tau_mean")
+_folder: Path | None = None
+
+
+def set_folder(folder) -> Path | None:
+    """Keep tables and programs in `folder` (None: off); returns the previous folder."""
+    global _folder
+    previous, _folder = _folder, None if folder is None else Path(folder)
+    return previous
+
+
+def folder() -> Path | None:
+    return _folder
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    from .. import __version__
+
+    h = hashlib.sha256(f"{__version__} {jax.__version__} {np.__version__}".encode())
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _path(kind: str, key, suffix: str) -> Path | None:
+    if _folder is None:
+        return None
+    text = json.dumps([_code_version(), jax.default_backend(), kind, key], default=str)
+    return _folder / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}{suffix}"
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically; a folder that cannot be written is passed over."""
+    from .._io import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- tables
+
+
+def load_table(key: tuple) -> dict[str, np.ndarray | None] | None:
+    """The arrays stored under `key`, or None (no folder, not stored, or unreadable)."""
+    path = _path("stau-table", key, ".npz")
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {n: np.array(z[n]) if n in z.files else None for n in _FIELDS}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+    return out if all(out[n] is not None for n in _FIELDS[:-1]) else None
+
+
+def save_table(key: tuple, arrays: dict) -> None:
+    """Store `arrays` (the fields of a `TabulatedStauTLS`) under `key`."""
+    path = _path("stau-table", key, ".npz")
+    if path is None:
+        return
+    buf = io.BytesIO()
+    np.savez(buf, **{n: np.asarray(v) for n, v in arrays.items() if v is not None})
+    _write(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- programs
+
+#: Static arguments that are written down by name (e.g. the shared optax L-BFGS).
+_NAMED: dict[int, str] = {}
+#: The in-process programs of every `stored_jit` function (`forget`).
+_MEMOS: list[dict] = []
+
+
+def forget() -> None:
+    """Drop the programs held in this process, so the next calls read them from disk (as
+    a new process would; with `jax.clear_caches()`, for tests)."""
+    for memo in _MEMOS:
+        memo.clear()
+
+
+def name_static(obj, name: str) -> None:
+    """Let `stored_jit` write the static argument `obj` (kept alive by the caller) as
+    `name` in its keys."""
+    _NAMED[id(obj)] = name
+
+
+def _static_text(static) -> str | None:
+    """The static part of the arguments as exact text, or None where it cannot be."""
+    leaves, treedef = jax.tree_util.tree_flatten(static)
+    parts = [str(treedef)]
+    for leaf in leaves:
+        if id(leaf) in _NAMED:
+            parts.append(_NAMED[id(leaf)])
+        elif isinstance(leaf, (bool, int, float, str, type(None))):
+            parts.append(repr(leaf))
+        else:
+            return None
+    text = " ".join(parts)
+    return None if " at 0x" in text else text
+
+
+def _export(fun, in_def, static, avals):
+    """Trace `fun` once on arrays of `avals`; returns (serialized program, output tree)."""
+    out_def = []
+
+    def flat(*leaves):
+        out = fun(*eqx.combine(jax.tree_util.tree_unflatten(in_def, leaves), static))
+        out_leaves, tree = jax.tree_util.tree_flatten(out)
+        out_def.append(tree)
+        return out_leaves
+
+    exported = jax.export.export(jax.jit(flat))(*avals)
+    return exported.serialize(), out_def[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _can_serialize() -> bool:
+    """`jax.export` writes programs with the `flatbuffers` package (a dependency)."""
+    import importlib.util
+
+    return importlib.util.find_spec("flatbuffers") is not None
+
+
+def _program(fun, in_def, static, leaves):
+    """(jitted call of the stored program, output tree), or None where it cannot be stored."""
+    text = _static_text(static) if _can_serialize() else None
+    if text is None:
+        return None
+    avals = [jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=jax.typeof(x).weak_type)
+             for x in leaves]
+    key = [f"{fun.__module__}.{fun.__qualname__}", str(in_def), text,
+           str(jnp.result_type(float)), [(a.shape, str(a.dtype), a.weak_type) for a in avals]]
+    path = _path("program", key, ".bin")
+    blob = None
+    if path.is_file():
+        try:
+            blob, tree = pickle.loads(path.read_bytes())
+        except Exception:  # noqa: BLE001 - a damaged entry is made again
+            blob = None
+    if blob is None:
+        try:
+            blob, tree = _export(fun, in_def, static, avals)
+        except Exception:  # noqa: BLE001 - e.g. a host callback: not storable
+            return None
+        _write(path, pickle.dumps((blob, tree)))
+    return jax.jit(jax.export.deserialize(blob).call), tree
+
+
+def stored_jit(fun):
+    """`eqx.filter_jit(fun)`, whose program is kept on disk where a folder is set (module
+    docstring); arrays are the traced arguments, everything else is static."""
+    jitted = eqx.filter_jit(fun)
+    memo: dict = {}
+    _MEMOS.append(memo)
+
+    @functools.wraps(fun)
+    def call(*args):
+        if _folder is None:
+            return jitted(*args)
+        dynamic, static = eqx.partition(args, eqx.is_array)
+        leaves, in_def = jax.tree_util.tree_flatten(dynamic)
+        s_leaves, s_def = jax.tree_util.tree_flatten(static)
+        fast = (_folder, in_def, s_def, tuple(_NAMED.get(id(x), x) if not isinstance(
+            x, (bool, int, float, str)) else (type(x), x) for x in s_leaves),
+                tuple(jax.typeof(x) for x in leaves),
+                str(jnp.result_type(float)))
+        try:
+            entry = memo.get(fast, False)
+        except TypeError:  # an unhashable static argument
+            return jitted(*args)
+        if entry is False:
+            entry = memo[fast] = _program(fun, in_def, static, leaves)
+        if entry is None:
+            return jitted(*args)
+        program, tree = entry
+        return jax.tree_util.tree_unflatten(tree, program(*leaves))
+
+    return call
