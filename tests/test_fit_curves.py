@@ -76,7 +76,9 @@ def test_qinv_only_fit_recovers_truth(tmp_path, capsys):
     fixed = tj.FitResult.from_json(out)
     assert fixed.free == ["C"] and fixed.params["A_rel"] == A_TRUE
     _check_recovered(fixed, "C", C_TRUE)
-    assert "A k_B^3 = 3e+08 (fixed)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "A k_B^3 = 3e+08 (fixed)" in printed
+    assert "rms ln residual (Q^-1)" in printed and "rms ln residual (kappa)" not in printed
     # a name no candidate has: refused before anything is computed
     assert main(["fit", "qinv", f, "--freq", "1e3", "--fix", "l_b=1", "--json",
                  str(tmp_path / "x.json")]) == 2

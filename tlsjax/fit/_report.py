@@ -99,11 +99,21 @@ def _statistics(res) -> dict:
         out.update(chi2=None, reduced_chi2=None, p_value=None)
     for key, what in _RESIDUALS:
         if key == "rms_log_residual":  # the first observable of the fit
-            what = "targets" if res.meta.get("kind") == "targets" else res.meta.get(
-                "quantity", "kappa").replace("qinv", "Q^-1")
+            what = _first_observable(res.meta)
         if _finite(res.derived.get(key)):
             out[f"rms_log_residual_{what}"] = res.derived[key]
     return out
+
+
+def _first_observable(meta: dict) -> str:
+    """What `rms_log_residual` measures: the targets, or the first log-fitted curve (kappa
+    where the fit has it, else Q^-1: a Delta v/v residual is not a log one)."""
+    if meta.get("kind") == "targets":
+        return "targets"
+    channels = meta.get("channels")
+    quantity = ("kappa" if "kappa" in channels else "qinv") if channels else meta.get(
+        "quantity", "kappa")
+    return quantity.replace("qinv", "Q^-1")
 
 
 def _correlations(res, threshold) -> list[dict]:
