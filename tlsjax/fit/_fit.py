@@ -59,6 +59,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
+from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range
@@ -433,6 +434,7 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
                reason="max_steps reached", history=hist)
     flat = 0
     for it in range(max_steps):
+        raise_if_interrupted()  # a Ctrl-C that JAX swallowed while compiling (_interrupts.py)
         u_prev = u
         u, state, value, grad = step(problem, opt, u, state)
         value = float(value)
