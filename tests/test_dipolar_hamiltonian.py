@@ -43,6 +43,7 @@ def hams():
     return _build(KEY, RATIO)
 
 
+@pytest.mark.exact_bits
 def test_no_dipoles_and_zero_j_ee_are_bit_for_bit_equal(hams):
     plain, zero, _ = hams
     assert not isinstance(plain.couplings, DipolarSTauCouplings)
@@ -128,6 +129,7 @@ def _generated_vs_stored(ham, spins):
     )
 
 
+@pytest.mark.exact_bits
 def test_generated_rows_equal_stored_with_dipoles(hams):
     ham = hams[2]
     s = jnp.where(jax.random.bernoulli(jax.random.key(1), 0.5, (2, ham.size)), 1.0, -1.0)

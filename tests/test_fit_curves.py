@@ -84,6 +84,12 @@ def test_qinv_only_fit_recovers_truth(tmp_path, capsys):
                  str(tmp_path / "x.json")]) == 2
     assert "unknown parameter 'l_b'; allowed: C, A k_B^3" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+    # a value far outside the parameter's range: refused too (1e300 once ran, exit 0)
+    assert main(["fit", "qinv", f, "--freq", "1e3", "--fix", "C=1e300", "--json",
+                 str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "parameter C: value 1e+300 is outside its allowed range" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
 
 
 def test_dvv_only_fit_recovers_truth(tmp_path):

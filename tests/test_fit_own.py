@@ -116,6 +116,10 @@ def _kappa_file(tmp_path, rows, name="k.csv"):
     (["--fix", "furlong=3"], "unknown parameter 'furlong'"),
     (["--bound", "g=0.1:0.01"], "--bound g: needs LO < HI"),
     (["--bound", "g=0.1"], "expected LO:HI"),
+    # values far outside a parameter's range: refused, not overflowed (1e300 was run, exit 0)
+    (["--fix", "C=1e300"], "parameter C: value 1e+300 is outside its allowed range [1e-07, 1]"),
+    (["--bound", "J_o=1:1e9"], "parameter J_o: max 1e+09 K is outside its allowed range"),
+    (["--fix", "g=0.5"], "parameter g: value 0.5 is outside its allowed range [0.0001, 0.19]"),
     (["--seed", str(2**64)], "seed"),
     (["--seed", "-1"], "seed"),
     (["--freq", "1000"], "--freq is the frequency of a Q^-1 measurement"),

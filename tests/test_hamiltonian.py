@@ -121,6 +121,7 @@ def _draws(key):
     return draw, draw.couplings.block(jnp.arange(n0), jnp.arange(n0)), es
 
 
+@pytest.mark.exact_bits
 def test_s_tau_block_is_the_es_reduction_u(ham):
     """Same key: same positions and J^Stau = g J_o U of the ES reduction (docs/conventions.md section 6)."""
     draw, u, es = _draws(KEY)

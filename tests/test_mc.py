@@ -195,6 +195,7 @@ def test_incremental_fields_equal_scratch_and_stored_equals_generated(medium):
     assert int(jnp.sum(stats.pair_flips)) >= 0 and int(stats.rounds) >= 1
 
 
+@pytest.mark.exact_bits
 def test_tau_energies_with_s_frozen_are_the_es_reduction():
     """J^SS = J^tautau = 0, S_i = +1 held fixed: the descended tau spins have
     eps_j = 2 g J_o |E_tau_j| of the ES reduction (same key, same field)."""

@@ -124,6 +124,7 @@ def test_dos_normalization_and_cumulative(small):
     np.testing.assert_allclose(se, 0.0)
 
 
+@pytest.mark.exact_bits
 def test_es_estimator_on_the_es_configuration_is_the_es_reduction():
     """J^SS = J^tautau = 0, S_i = +1, tau spins aligned with their fields (the stable
     state with S fixed, as tests/test_mc.py checks by descent): E_min of the state equals

@@ -93,6 +93,7 @@ def test_dipolar_pairs_formula_and_symmetry():
         dip.pairs(idx, idx, "S", "sigma")
 
 
+@pytest.mark.exact_bits
 def test_angular_factor_averages_to_zero_over_orientations():
     n = 100_000
     draw = jax.jit(random_orientations, static_argnums=1)
@@ -119,6 +120,7 @@ def _leaves_equal(a, b):
                                       for p, q in zip(la, lb))
 
 
+@pytest.mark.exact_bits
 def test_no_dipoles_reproduces_es_exactly(dipole_run):
     for key in (jax.random.key(3), jax.random.key(4)):
         out = dipole_run(key, 0.0)

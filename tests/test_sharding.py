@@ -106,6 +106,7 @@ def test_mesh_does_not_change_one_realization():
     np.testing.assert_array_equal(ref.e_tau, out.e_tau)
 
 
+@pytest.mark.exact_bits
 @cpu_only
 def test_one_and_four_devices_identical(tmp_path):
     path = tmp_path / "four.npz"

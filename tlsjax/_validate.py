@@ -104,6 +104,23 @@ def check_range(
         bad = bad | ((arr <= lo) if lo_open else (arr < lo))
         bad = bad | ((arr >= hi) if hi_open else (arr > hi))
         return arr if _inputs_checked() else eqx.error_if(arr, jnp.any(bad), msg)
+    _check_host(value, lo, hi, lo_open, hi_open, msg)
+    return jnp.asarray(value, dtype=dtype)
+
+
+def check_number(where: str, name: str, value, lo: float = -math.inf, hi: float = math.inf,
+                 *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """`check_range` for one concrete number, returned as a Python float (never through a
+    JAX array, whose default dtype may be float32: 1e300 stays 1e300 for the message)."""
+    msg = f"`{where}({name}=...)` must be finite and in {_interval(lo, hi, lo_open, hi_open)}"
+    _reject_non_numeric(where, name, value, msg)
+    a = _check_host(value, lo, hi, lo_open, hi_open, msg)
+    if a.ndim != 0:
+        raise ValueError(f"{msg}; got an array of shape {a.shape}, expected one number")
+    return float(a)
+
+
+def _check_host(value, lo, hi, lo_open, hi_open, msg: str) -> np.ndarray:
     try:
         a = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as err:
@@ -117,7 +134,7 @@ def check_range(
     if np.any(bad):
         shown = a.item() if a.ndim == 0 else a[bad][0].item()
         raise ValueError(f"{msg}; got {shown:g}")
-    return jnp.asarray(value, dtype=dtype)
+    return a
 
 
 def _reject_non_numeric(where: str, name: str, value, msg: str) -> None:

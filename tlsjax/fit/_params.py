@@ -24,7 +24,7 @@ import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 
-from .._validate import check_range
+from .._validate import check_number
 from ..observables._material import HBAR, K_B
 
 _RAYLEIGH = (HBAR / K_B) ** 4  # internal (per (hbar omega / k_B)^4 in K^4) -> SI (s^4)
@@ -127,10 +127,10 @@ class Parameters(Mapping):
         if key is None or not (key in DISPLAY or key.isidentifier()):
             raise ValueError(f"`Parameters.add(name=...)` must be a built-in parameter's name "
                              f"or an identifier; got {name!r}")
-        v = float(check_range("Parameters.add", f"{name} value", value, 0.0, lo_open=True))
+        v = check_number("Parameters.add", f"{name} value", value, 0.0, lo_open=True)
         for what, b in (("min", min), ("max", max)):
             if b is not None:
-                check_range("Parameters.add", f"{name} {what}", b, 0.0, lo_open=True)
+                check_number("Parameters.add", f"{name} {what}", b, 0.0, lo_open=True)
         if min is not None and max is not None and not min < max:
             raise ValueError(f"`Parameters.add`: {name} needs min < max; got {min:g}, {max:g}")
         self._items[key] = Parameter(v, bool(vary), min, max, unit)
@@ -171,6 +171,18 @@ def as_parameters(obj) -> Parameters:
     return out
 
 
+def check_allowed(n: str, p: Parameter, allowed: tuple[float, float]) -> None:
+    """A built-in parameter's value and bounds lie in its allowed range (displayed
+    units), so that no fit starts from, or is fixed at, a value the model cannot take."""
+    f = factor(n)
+    lo, hi = allowed[0] * f, allowed[1] * f
+    u = f" {unit(n)}" if unit(n) else ""
+    for what, v in (("value", p.value), ("min", p.min), ("max", p.max)):
+        if v is not None and not lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
+            raise ValueError(f"parameter {label(n)}: {what} {v:g}{u} is outside its allowed "
+                             f"range [{lo:g}, {hi:g}]{u}")
+
+
 def internal(params: Parameters, defaults: Mapping[str, tuple] | None = None):
     """(values, free names, bounds) in the engine's units. Bounds come from the
     parameter, else from `defaults` (name -> (lo, hi, ...)); a parameter with neither is
@@ -179,6 +191,8 @@ def internal(params: Parameters, defaults: Mapping[str, tuple] | None = None):
     for n, p in params.items():
         f = factor(n)
         values[n] = p.value / f
+        if defaults is not None and n in defaults:
+            check_allowed(n, p, defaults[n][:2])
         if not p.vary:
             continue
         free.append(n)
