@@ -127,3 +127,51 @@ def test_curve_programs_have_no_host_callbacks():
     assert _callbacks(eqx.filter_make_jaxpr(_evaluate_curves)(km, p, grids)) == 0
     with pytest.raises(ValueError, match=r"qinv\(T=...\)` must contain only finite"):
         _curves_model(np.asarray([0.1, np.nan, 1.0]))
+
+
+def _twice(x):
+    return 2.0 * x
+
+
+class _Opens:
+    """Unpickled, it makes the folder `marker` (a stand-in for code run by a pickle)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def test_stored_programs_are_read_only_from_this_users_private_files(tmp_path):
+    """Stored programs are unpickled, so never from a file or folder someone else could
+    have written (group or world writable): those are compiled afresh."""
+    import pickle
+    import stat
+
+    from tlsjax.fit import _disk_cache as dc
+
+    f, folder, x = dc.stored_jit(_twice), tmp_path / "fit", jnp.asarray(1.5)
+    marker = tmp_path / "unpickled"
+    previous = dc.set_folder(folder)
+    try:
+        assert float(f(x)) == 3.0
+        (path,) = folder.glob("program-*.bin")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        for file_mode, folder_mode, read in ((0o600, 0o700, True), (0o664, 0o700, False),
+                                             (0o600, 0o777, False)):
+            path.write_bytes(pickle.dumps(_Opens(marker)))
+            path.chmod(file_mode)
+            folder.chmod(folder_mode)
+            dc.forget()
+            assert float(f(x)) == 3.0  # computed afresh where the entry is not a program
+            assert marker.exists() == read, (oct(file_mode), oct(folder_mode))
+            if read:
+                marker.rmdir()
+    finally:
+        folder.chmod(0o700)
+        dc.set_folder(previous)
+        dc.forget()

@@ -74,11 +74,14 @@ def _path(kind: str, key, suffix: str) -> Path | None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write atomically; a folder that cannot be written is passed over."""
+    """Write atomically, readable and writable by this user only (`_trusted`); a folder
+    that cannot be written is passed over."""
     from .._io import atomic_write_bytes
 
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write_bytes(path, data)
+        path.chmod(0o600)
     except OSError:
         pass
 
@@ -167,6 +170,24 @@ def _can_serialize() -> bool:
     return importlib.util.find_spec("flatbuffers") is not None
 
 
+def _trusted(path: Path) -> bool:
+    """Stored programs are unpickled, so only from a folder and files that this user owns
+    and nobody else can write (a shared or world-writable cache folder is not used: its
+    programs are compiled afresh). A folder not yet made is trusted (it is made 0700)."""
+    import os
+    import stat
+
+    if not hasattr(os, "getuid"):  # no POSIX owners: the user's own cache folder
+        return True
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return not path.suffix
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _program(fun, in_def, static, leaves):
     """(jitted call of the stored program, output tree), or None where it cannot be stored."""
     text = _static_text(static) if _can_serialize() else None
@@ -177,8 +198,10 @@ def _program(fun, in_def, static, leaves):
     key = [f"{fun.__module__}.{fun.__qualname__}", str(in_def), text,
            str(jnp.result_type(float)), [(a.shape, str(a.dtype), a.weak_type) for a in avals]]
     path = _path("program", key, ".bin")
+    if not _trusted(path.parent):
+        return None
     blob = None
-    if path.is_file():
+    if path.is_file() and _trusted(path):
         try:
             blob, tree = pickle.loads(path.read_bytes())
         except Exception:  # noqa: BLE001 - a damaged entry is made again
