@@ -26,7 +26,7 @@ from ..parallel._distributed import (
 from ._args import integer
 
 #: The commands that can run as one of several processes.
-PROCESS_COMMANDS = ("es", "reproduce", "mc", "regimes")
+PROCESS_COMMANDS = ("es", "reproduce", "mc", "regimes", "sensitivity")
 #: The destinations of the options added here (not part of a command's configuration).
 _DESTS = ("coordinator", "num_processes", "process_id", "process_timeout", "func")
 

@@ -23,11 +23,18 @@ the logarithm); the keys are fixed (common random numbers), so the Jacobian is t
 a smooth function of p, apart from the kinks where the sign of an E_tau or the set of
 kept partners changes (measure zero; finite differences with small steps see none).
 
-The Jacobian of ln y with respect to p is computed by `jax.jacfwd` when there are at
-least as many outputs as parameters (5 tangents pushed forward at once), else by
-`jax.jacrev`. Elasticities are d ln y / d ln p = p d ln y / d p; where a parameter is
-0 (e.g. h_rel = 0) the elasticity is undefined and reported as NaN, and the
-semi-elasticity d ln y / d p is what the Jacobian table holds.
+Each realization's values and their Jacobian come from one compiled program of one key
+(`realization_values`); the means, logarithms and the chain rule are taken on the host
+in float64, in key order. In a job of several processes (`tlsjax.distributed`) the keys
+are split over the processes (`process_map`) and gathered, so every process gets the
+same bits as one process. kappa(T) depends on the DOS averaged over all realizations
+(not on a mean of per-realization values): every process computes it from all keys.
+
+Each Jacobian is computed by `jax.jacfwd` when there are at least as many outputs as
+parameters (5 tangents pushed forward at once), else by `jax.jacrev`. Elasticities are
+d ln y / d ln p = p d ln y / d p; where a parameter is 0 (e.g. h_rel = 0) the elasticity
+is undefined and reported as NaN, and the semi-elasticity d ln y / d p is what the
+Jacobian table holds.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from ..model._theta import HardTheta, SoftTheta
 from ..observables._dos import StauDOS, StauTLS
 from ..observables._material import Material
 from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity
+from ..parallel._ensemble import process_map
 
 #: The differentiated parameters, in order.
 PARAM_NAMES = ("g", "J0", "atilde", "h_rel", "w")
@@ -82,100 +90,91 @@ def output_names(energies, temperatures=None) -> list[str]:
     return names
 
 
-def log_outputs(
+def realization_values(
     p: Float[Array, " 5"],
     sample: Sample,
-    keys: PRNGKeyArray,
+    key: PRNGKeyArray,
     energies: Float[Array, " m"],
-    *,
-    kappa_log: float = DEFAULT_KAPPA_LOG,
     top_k: int = DEFAULT_TOP_K,
     block_size: int | None = None,
-    material: Material | None = None,
-    temperatures: Float[Array, " t"] | None = None,
-) -> Float[Array, " 3+m(+t)"]:
-    """ln y for the outputs listed in the module docstring, as a function of p.
+) -> Float[Array, " 2+m"]:
+    """One realization's (T_U / (g J_o), T_U / <E_tau>, ln P_S(E_1), ..., ln P_S(E_m)) with
+    the soft Theta of width w = p[4], p = (g, J_o [K], a~, h_rel, w) (may be traced);
+    `energies` in units of <E_tau>; `top_k`, `block_size` as in `simulate`. The outputs
+    are made from these on the host (`outputs_from_realizations`)."""
+    g, j0, atilde, h_rel, w = (p[i] for i in range(5))
+    params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel)
+    es = simulate(sample, params, key, top_k=top_k, block_size=block_size, soft_width=w)
+    theta = SoftTheta(w)
+    tu = theta.crossover(es, g)
+    return jnp.concatenate([jnp.stack([tu * es.e_tau_mean, tu]), theta.log_p_s(es, energies)])
 
-    **Arguments:**
 
-    - `p`: (g, J_o [K], a~, h_rel, w), a 5-vector (may be traced).
-    - `sample`: the `Sample`.
-    - `keys`: (R,) PRNG keys, one realization each (averaged).
-    - `energies`: (m,) energies in units of <E_tau> for P_S.
-    - `kappa_log`: for C_o = kappa_log g.
-    - `top_k`, `block_size`: as in `simulate`.
-    - `material`, `temperatures`: if both given, ln kappa(T) at those temperatures (K)
-      is appended.
+def hard_realization_values(point, sample, key, energies, block_size=None):
+    """`realization_values` with the hard Theta (the paper's step function) on the hard ES
+    reduction, not logarithms: (T_U / (g J_o), T_U / <E_tau>, P_S(E)...); `point` =
+    (g, J_o, a~, h_rel)."""
+    g, j0, atilde, h_rel = (point[i] for i in range(4))
+    es = simulate(sample, ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel), key,
+                  block_size=block_size)
+    tu = HardTheta().crossover(es, g)
+    return jnp.concatenate([jnp.stack([tu * es.e_tau_mean, tu]), HardTheta().p_s(es, energies)])
 
-    **Returns:** the vector of logarithms, ordered as `output_names(energies, temperatures)`.
-    """
+
+def log_kappa(p, sample, keys, kappa_log, top_k, block_size, material, temperatures, hard=False):
+    """ln kappa(T) (`thermal_conductivity` with the S-tau C(E) of `StauTLS`) from all the
+    realizations of `keys` at once: its C(E) is a non-linear function of the DOS averaged
+    over realizations at every quadrature energy, not a mean of per-realization values.
+    Soft Theta of width p[4], or the hard Theta (`hard`)."""
     g, j0, atilde, h_rel, w = (p[i] for i in range(5))
     params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
-    theta = SoftTheta(w)
-
-    es_all = jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
-                                         block_size=block_size, soft_width=w))(keys)
-
-    def one(es):
-        tu = theta.crossover(es, g)
-        return tu * es.e_tau_mean, tu, theta.log_p_s(es, energies)
-
-    tu_gj0, tu_over, log_ps = jax.vmap(one)(es_all)
-    r = keys.shape[0]
-    log_tu_k = jnp.log(jnp.mean(tu_gj0)) + jnp.log(g) + jnp.log(j0)
-    log_mean_ps = jax.nn.logsumexp(log_ps, axis=0) - jnp.log(r)
-    parts = [jnp.stack([log_tu_k, jnp.log(jnp.mean(tu_over)), jnp.log(kappa_log * g)]),
-             log_mean_ps]
-    if material is not None and temperatures is not None:
-        tls = StauTLS(StauDOS(es_all, width=w), params)
-        parts.append(jnp.log(thermal_conductivity(tls, material, temperatures)))
-    return jnp.concatenate(parts)
+    es_all = jax.vmap(lambda k: simulate(
+        sample, params, k, top_k=top_k, block_size=block_size,
+        soft_width=None if hard else w))(keys)
+    tls = StauTLS(StauDOS(es_all, width=0.0 if hard else w), params)
+    return jnp.log(thermal_conductivity(tls, material, temperatures))
 
 
-#: `log_outputs` and its Jacobians, compiled once per sample, settings and shapes: the
-#: keys, energies, material and temperatures are arguments of the programs, not constants,
-#: so repeated calls with the same shapes (another point, other keys) reuse them.
-_LOG_OUTPUTS = {"value": eqx.filter_jit(log_outputs),
-                "forward": eqx.filter_jit(jax.jacfwd(log_outputs)),
-                "reverse": eqx.filter_jit(jax.jacrev(log_outputs))}
+#: The programs, compiled once per sample, settings and shapes: the point, keys,
+#: energies, material and temperatures are arguments, not constants, so another point or
+#: other keys reuse them (the finite-difference checks, repeated calls).
+_PROGRAMS = {"value": eqx.filter_jit(realization_values),
+             "forward": eqx.filter_jit(jax.jacfwd(realization_values)),
+             "reverse": eqx.filter_jit(jax.jacrev(realization_values)),
+             "hard": eqx.filter_jit(hard_realization_values),
+             "kappa value": eqx.filter_jit(log_kappa),
+             "kappa forward": eqx.filter_jit(jax.jacfwd(log_kappa)),
+             "kappa reverse": eqx.filter_jit(jax.jacrev(log_kappa))}
 
 
-def hard_outputs(
-    p: np.ndarray,
-    sample: Sample,
-    keys: PRNGKeyArray,
-    energies: Float[Array, " m"],
-    *,
-    kappa_log: float = DEFAULT_KAPPA_LOG,
-    block_size: int | None = None,
-    material: Material | None = None,
-    temperatures: Float[Array, " t"] | None = None,
-) -> np.ndarray:
-    """The outputs of `log_outputs` (not their logs) with the hard Theta, the paper's step
-    function, on the same realizations; w does not enter (C_o has no Theta at all).
-
-    **Returns:** a NumPy vector ordered as `output_names(energies, temperatures)`.
-    """
-    point = jnp.asarray(np.asarray(p[:4], dtype=float))
-    return np.asarray(_hard_run(point, sample, keys, energies, kappa_log, block_size, material,
-                                temperatures), dtype=float)
+def _log_mean_exp(a: np.ndarray) -> np.ndarray:
+    top = a.max(axis=0)
+    return top + np.log(np.mean(np.exp(a - top), axis=0))
 
 
-@eqx.filter_jit
-def _hard_run(point, sample, keys, energies, kappa_log, block_size, material, temperatures):
-    """`hard_outputs` at `point` = (g, J_o, a~, h_rel), compiled once per sample, settings
-    and shapes (the point is an argument: another point reuses the program)."""
-    g, j0, atilde, h_rel = (point[i] for i in range(4))
-    params = ModelParams(g=g, J0=j0, atilde=atilde, h_rel=h_rel, kappa_log=kappa_log)
-    theta = HardTheta()
-    es_all = jax.vmap(lambda k: simulate(sample, params, k, block_size=block_size))(keys)
-    tu, ps = jax.vmap(lambda es: (theta.crossover(es, g), theta.p_s(es, energies)))(es_all)
-    out = [jnp.stack([jnp.mean(tu * es_all.e_tau_mean) * g * j0, jnp.mean(tu),
-                      jnp.asarray(kappa_log * g, tu.dtype)]), jnp.mean(ps, axis=0)]
-    if material is not None and temperatures is not None:
-        tls = StauTLS(StauDOS(es_all, width=0.0), params)
-        out.append(thermal_conductivity(tls, material, temperatures))
-    return jnp.concatenate(out)
+def outputs_from_realizations(p: np.ndarray, v: np.ndarray, kappa_log: float) -> np.ndarray:
+    """ln y (T_U [K], T_U / <E_tau>, C_o, P_S(E)...) from the (R, 2 + m) values of
+    `realization_values`, averaged over realizations in key order (NumPy, float64)."""
+    v = np.asarray(v, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # T_U = 0: -inf, reported by the caller
+        return np.concatenate([[np.log(v[:, 0].mean()) + np.log(p[0]) + np.log(p[1]),
+                                np.log(v[:, 1].mean()), np.log(kappa_log * p[0])],
+                               _log_mean_exp(v[:, 2:])])
+
+
+def log_jacobian_from_realizations(p: np.ndarray, v: np.ndarray, jv: np.ndarray) -> np.ndarray:
+    """d ln y / d p of `outputs_from_realizations` from the values and their (R, 2 + m, 5)
+    Jacobians: the realizations are fixed by their keys, so d mean / d p is the mean of
+    the derivatives; the chain rule on the host in float64."""
+    v, jv = np.asarray(v, dtype=float), np.asarray(jv, dtype=float)
+    direct_g, direct_j0 = np.eye(5)[0] / p[0], np.eye(5)[1] / p[1]
+    rel = jv[:, :2].mean(axis=0) / v[:, :2].mean(axis=0)[:, None]
+    ps = v[:, 2:]
+    weights = np.exp(ps - ps.max(axis=0))
+    weights /= weights.sum(axis=0)  # d ln mean exp(a_r) = sum_r softmax(a)_r d a_r
+    d_ps = np.einsum("rk,rkj->kj", weights, jv[:, 2:])
+    return np.concatenate([(rel[0] + direct_g + direct_j0)[None], rel[1:2], direct_g[None],
+                           d_ps])
 
 
 @dataclasses.dataclass
@@ -187,11 +186,12 @@ class SensitivityResult:
     - `jacobian`: (n_out, 5) d y / d p.
     - `log_jacobian`: (n_out, 5) d ln y / d p.
     - `elasticity`: (n_out, 5) d ln y / d ln p (NaN where p = 0).
-    - `mode`: "forward" (jacfwd) or "reverse" (jacrev).
+    - `mode`: "forward" (jacfwd) or "reverse" (jacrev), of the per-realization Jacobians
+      (`config["kappa_mode"]`: that of kappa(T)).
     - `fd_checks`: finite-difference checks of sampled entries (list of dicts).
     - `seconds`: wall time of the Jacobian (compile included).
     - `hard_values`: the outputs with the hard Theta on the same realizations
-      (`hard_outputs`), beside `values` (soft Theta of width w).
+      (`hard_realization_values`), beside `values` (soft Theta of width w).
     """
 
     param_names: list[str]
@@ -352,33 +352,42 @@ def sensitivity(
         temperatures)
     keys = jax.random.split(seed_key("sensitivity", "seed", seed), realizations)
     names = output_names(energies, temperatures)
-    n_out = len(names)
-    mode = choose_mode(n_out, 5) if mode == "auto" else mode
+    # per realization: 2 + m outputs; kappa(T) (all realizations at once): one per T
+    k_mode = None if temperatures is None else (
+        choose_mode(len(temperatures), 5) if mode == "auto" else mode)
+    mode = choose_mode(2 + len(energies), 5) if mode == "auto" else mode
+    kappa = None if material is None else (kappa_log, top_k, block_size, material, temperatures)
 
-    settings = dict(kappa_log=kappa_log, top_k=top_k, block_size=block_size, material=material,
-                    temperatures=temperatures)
+    def per_key(name, pv):
+        program = _PROGRAMS[name]
+        return process_map(lambda k: program(pv, sample, k, energies, top_k, block_size), keys)
 
-    def f_jit(pv):
-        return _LOG_OUTPUTS["value"](pv, sample, keys, energies, **settings)
+    def f_log(pv) -> np.ndarray:  # ln y at pv (also for the finite differences)
+        out = outputs_from_realizations(np.asarray(pv), per_key("value", jnp.asarray(pv)),
+                                        kappa_log)
+        if kappa is not None:
+            out = np.concatenate([out, np.asarray(_PROGRAMS["kappa value"](
+                jnp.asarray(pv), sample, keys, *kappa), dtype=float)])
+        return out
 
-    def jac_fn(pv):
-        return _LOG_OUTPUTS[mode](pv, sample, keys, energies, **settings)
-
-    pj = jnp.asarray(p)
-    log_y = np.asarray(f_jit(pj), dtype=float)
+    log_y = f_log(p)
     if not np.all(np.isfinite(log_y)):
         bad = [n for n, v in zip(names, log_y) if not np.isfinite(v)]
         raise ValueError(f"`sensitivity`: {', '.join(bad)} is 0 or not finite at this point, so "
                          "its logarithmic derivatives are undefined (T_U = 0 means no gap: "
                          "P_S(0+) >= 5 g, e.g. under strong random fields h_rel)")
     start = time.perf_counter()
-    log_jac = np.asarray(jac_fn(pj), dtype=float)
+    pj = jnp.asarray(p)
+    log_jac = log_jacobian_from_realizations(p, per_key("value", pj), per_key(mode, pj))
+    if kappa is not None:
+        log_jac = np.concatenate([log_jac, np.asarray(_PROGRAMS[f"kappa {k_mode}"](
+            pj, sample, keys, *kappa), dtype=float)])
     seconds = time.perf_counter() - start
     y = np.exp(log_y)
     with np.errstate(invalid="ignore"):
         elasticity = np.where(p[None, :] != 0.0, log_jac * p[None, :], np.nan)
 
-    checks = _fd_checks(f_jit, p, log_y, log_jac, names, fd_checks, fd_step, seed)
+    checks = _fd_checks(f_log, p, log_y, log_jac, names, fd_checks, fd_step, seed)
     config = dict(x=x, cells=cells, n_sites_capacity=sample.capacity,
                   realizations=realizations, seed=seed, kappa_log=kappa_log, top_k=top_k,
                   energies_over_E_tau=np.asarray(energies), fd_step=fd_step,
@@ -386,11 +395,24 @@ def sensitivity(
                   material=None if material is None else {
                       k: float(getattr(material, k)) for k in ("rho", "v_l", "v_t", "gamma_ratio",
                                                                "gamma_t", "rayleigh", "boundary")},
-                  x64=bool(jax.config.jax_enable_x64))
-    hard = hard_outputs(p, sample, keys, energies, kappa_log=kappa_log, block_size=block_size,
-                        material=material, temperatures=temperatures)
+                  x64=bool(jax.config.jax_enable_x64), kappa_mode=k_mode)
+    hard = _hard_values(p, sample, keys, energies, kappa_log, block_size, material, temperatures)
     return SensitivityResult(list(PARAM_NAMES), p, names, y, log_jac * y[:, None], log_jac,
                              elasticity, mode, checks, seconds, config, hard)
+
+
+def _hard_values(p, sample, keys, energies, kappa_log, block_size, material, temperatures):
+    """The outputs (not their logarithms) with the hard Theta on the same realizations;
+    w does not enter (C_o has no Theta at all). Means over realizations in key order."""
+    point = jnp.asarray(np.asarray(p[:4], dtype=float))
+    v = process_map(lambda k: _PROGRAMS["hard"](point, sample, k, energies, block_size), keys)
+    v = np.asarray(v, dtype=float)
+    out = [[v[:, 0].mean() * p[0] * p[1], v[:, 1].mean(), kappa_log * p[0]], v[:, 2:].mean(0)]
+    if material is not None:
+        out.append(np.exp(np.asarray(_PROGRAMS["kappa value"](
+            jnp.asarray(p), sample, keys, kappa_log, DEFAULT_TOP_K, block_size, material,
+            temperatures, True), dtype=float)))
+    return np.concatenate(out)
 
 
 def elasticity_table(res: SensitivityResult) -> str:

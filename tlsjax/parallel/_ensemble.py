@@ -428,3 +428,33 @@ def disorder_average(
     if stats.count == 0:
         raise ValueError("`disorder_average`: no realization was averaged")
     return stats.mean, stats.stderr, stats.count
+
+
+def process_map(fn: Callable[[PRNGKeyArray], PyTree], keys: PRNGKeyArray) -> PyTree:
+    """`fn(key)` for every key, the keys split over the processes of a `jax.distributed`
+    job (contiguous shares), gathered on every process: NumPy arrays with a leading axis
+    of one entry per key, in key order.
+
+    Every key's result comes from the same call whatever the number of processes, so a
+    reduction of the gathered results done in key order (on the host) gives the same bits
+    in one process and in several. `fn` is called as given, one key at a time: pass a
+    function that calls an already compiled program (e.g. an `eqx.filter_jit` function
+    with fixed other arguments), so that no call compiles again. Unlike
+    `disorder_average`, no `shard_map`: for functions that cannot be traced inside it,
+    e.g. derivatives through optimistix's implicit root finding (`SoftTheta.crossover`).
+    """
+    n = keys.shape[0]
+    count, me = jax.process_count(), jax.process_index()
+    share = -(-n // count)
+    mine = [to_host(fn(keys[i])) for i in range(me * share, min(n, (me + 1) * share))]
+    if count == 1:
+        return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *mine)
+    struct = jax.eval_shape(fn, keys[0])
+    while len(mine) < share:  # a short (or empty) last share: padding, dropped below
+        mine.append(jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), struct))
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *mine)
+    from jax.experimental import multihost_utils
+
+    every = multihost_utils.process_allgather(stacked)  # (count, share, ...) on every process
+    return jax.tree_util.tree_map(
+        lambda a: np.asarray(a).reshape(count * share, *a.shape[2:])[:n], every)
