@@ -13,15 +13,18 @@ import argparse
 
 from .._validate import check_int
 from ..parallel._distributed import (
+    DEFAULT_HEARTBEAT_S,
     DEFAULT_TIMEOUT_S,
     ENV_COORDINATOR,
     ENV_NUM_PROCESSES,
     ENV_PROCESS_ID,
+    HEARTBEAT_MARGIN_S,
     check_same_config,
     distributed,
     is_joined,
     process_settings,
     quiet_unless_first,
+    watch_peers,
 )
 from ._args import integer
 
@@ -46,8 +49,9 @@ def add_process_options(parser: argparse.ArgumentParser) -> None:
                    help=f"this process's id in [0, P - 1] (default: ${ENV_PROCESS_ID})")
     g.add_argument("--process-timeout", type=integer(1, 86400), default=DEFAULT_TIMEOUT_S,
                    metavar="S",
-                   help="seconds to wait for the coordinator and the other processes "
-                   f"({DEFAULT_TIMEOUT_S})")
+                   help="seconds to wait for the coordinator, and for a sign of life of "
+                   "every other process while the job runs: after that, a stopped or hung "
+                   f"process stops the others with a message ({DEFAULT_TIMEOUT_S})")
 
 
 def join_processes(args: argparse.Namespace) -> tuple[int, int]:
@@ -59,7 +63,10 @@ def join_processes(args: argparse.Namespace) -> tuple[int, int]:
         names=("--coordinator", "--num-processes", "--process-id"))
     check_int(where, "--process-timeout", args.process_timeout, 1, 86400)
     # nothing given: JAX detects `srun` / `mpirun` jobs of several tasks
-    index, count = distributed(coordinator, num, pid, timeout=args.process_timeout)
+    index, count = distributed(
+        coordinator, num, pid, timeout=args.process_timeout,
+        heartbeat_timeout=max(DEFAULT_HEARTBEAT_S, args.process_timeout + HEARTBEAT_MARGIN_S))
+    watch_peers(args.process_timeout, where)
     config = {k: v for k, v in vars(args).items() if k not in _DESTS}
     check_same_config({f"--{k.replace('_', '-')}": v for k, v in config.items()}, where)
     quiet_unless_first()

@@ -12,11 +12,13 @@ CLI, when asked) calls it. On CPUs the collectives go through gloo.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import socket
 import sys
+import threading
 import time
 
 import jax
@@ -32,6 +34,11 @@ ENV_PROCESS_ID = "TLSJAX_PROCESS_ID"
 DEFAULT_TIMEOUT_S = 60
 #: Seconds without a heartbeat after which JAX declares a process dead (JAX's: 100).
 DEFAULT_HEARTBEAT_S = 20
+#: Seconds between two signs of life of a process to the others (`watch_peers`).
+PULSE_S = 1.0
+#: Seconds JAX's own heartbeat timeout is set beyond `watch_peers`' timeout, so that the
+#: watchdog (one line) speaks before JAX (which aborts the process with a stack trace).
+HEARTBEAT_MARGIN_S = 30
 #: Seconds a finishing process waits at exit for the others to finish (as JAX: 300; the
 #: others may still be drawing figures into their discarded copies).
 SHUTDOWN_TIMEOUT_S = 300
@@ -222,3 +229,82 @@ def quiet_unless_first() -> None:
     if is_joined() and jax.process_index() != 0:
         sys.stdout.flush()
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+
+class _Watch:
+    """State of the watchdog of `watch_peers` (one per process)."""
+
+    started = False
+    disarmed = False
+    timeout = float(DEFAULT_TIMEOUT_S)
+    where = "tlsjax"
+    seen: dict[int, tuple[str, float]] = {}
+
+
+def _pulse(client, me: int, peers: list[int]) -> None:
+    """Show this process alive (a counter in JAX's key-value store) and note when each
+    peer's counter last moved; runs until the process ends or the client is shut down
+    (also after this process's command has finished: a peer may still be working)."""
+    count = 0
+    while True:
+        count += 1
+        try:
+            client.key_value_set(f"tlsjax/alive/{me}", str(count), allow_overwrite=True)
+            for p in peers:
+                try:
+                    value = client.key_value_try_get(f"tlsjax/alive/{p}")
+                except Exception:  # noqa: BLE001 - not written yet
+                    continue
+                if value != _Watch.seen[p][0]:
+                    _Watch.seen[p] = (value, time.monotonic())
+        except Exception:  # noqa: BLE001 - the client is shut down: the job is ending
+            return
+        time.sleep(PULSE_S)
+
+
+def _check(peers: list[int]) -> None:
+    """Leave (one line, exit status 2) when a peer has given no sign of life for
+    `_Watch.timeout` seconds; the `_pulse` thread may itself be stuck in a call to the
+    coordinator that is gone, so this thread only reads the times it noted."""
+    while not _Watch.disarmed:
+        time.sleep(0.25)
+        now = time.monotonic()
+        silent = [p for p in peers if now - _Watch.seen[p][1] > _Watch.timeout]
+        if silent and not _Watch.disarmed:
+            sys.stdout.flush()
+            print(f"{_Watch.where}: error: process(es) {silent} of this job gave no sign of life "
+                  f"for {_Watch.timeout:g} s (stopped, hung, or its host unreachable), so this "
+                  "one stops too; a --checkpoint, if given, resumes the run in one process or in "
+                  "several (--process-timeout sets the wait)", file=sys.stderr, flush=True)
+            os._exit(2)
+
+
+def _disarm() -> None:
+    """At a normal exit: this process's work is done, so it no longer stops itself for a
+    silent peer (it still shows it is alive until JAX's shutdown)."""
+    _Watch.disarmed = True
+
+
+def watch_peers(timeout: float, where: str = "tlsjax") -> None:
+    """In a job of several processes, stop this process with one line (exit status 2)
+    when another process gives no sign of life for `timeout` seconds: stopped (SIGSTOP),
+    hung, or its host unreachable (a process that dies breaks the next exchange of
+    results at once, see `error_text` in the CLI). Every process shows it is alive every
+    `PULSE_S` seconds through JAX's key-value store, from a background thread, also while
+    it computes. Called again, it only changes `timeout` and `where` (the name in the
+    message). A no-op in a single process. At a normal exit the process stops watching
+    (its work is done) but goes on showing it is alive until JAX's shutdown."""
+    _Watch.timeout, _Watch.where = float(timeout), where
+    if _Watch.started or not is_joined() or jax.process_count() == 1:
+        return
+    from jax._src import distributed as jax_distributed  # the client JAX itself uses
+
+    client = jax_distributed.global_state.client
+    me = jax.process_index()
+    peers = [p for p in range(jax.process_count()) if p != me]
+    _Watch.seen = {p: ("", time.monotonic()) for p in peers}
+    _Watch.started = True
+    atexit.register(_disarm)  # runs before JAX's own shutdown (registered earlier)
+    for target, args in ((_pulse, (client, me, peers)), (_check, (peers,))):
+        threading.Thread(target=target, args=args, daemon=True,
+                         name=f"tlsjax-{target.__name__[1:]}").start()
