@@ -13,7 +13,13 @@ then leaves with `os._exit`
 With PROCESS_ID `single` it runs, alone, `tlsjax es` resuming from ck.npz and `tlsjax
 mc` (the references).
 
-Usage: python processes_driver.py PORT PROCESS_ID FOLDER ES_ARGS MC_ARGS
+With PROCESS_ID `stop0` or `stop1` (process 0 or 1 of another job) it runs `tlsjax es ...
+--json hung.json --checkpoint hung.npz --process-timeout WATCH_S`, in which process 1
+writes the time to `stopped_at.txt` and stops itself (SIGSTOP: alive but silent, as a
+hung process) once its third batch is done; process 0 must stop with one line and exit
+status 2 after WATCH_S seconds (the watchdog of `tlsjax.parallel._distributed`).
+
+Usage: python processes_driver.py PORT PROCESS_ID FOLDER ES_ARGS MC_ARGS [WATCH_S]
 (ES_ARGS and MC_ARGS: the options of each command as one string.)
 """
 
@@ -35,18 +41,27 @@ def _report(**record) -> None:
     sys.__stderr__.flush()
 
 
-def _kill_self_after(batches: int) -> None:
-    """SIGKILL this process after `batches` batches of `disorder_average`."""
+def _signal_self_after(batches: int, signum: int) -> None:
+    """Send `signum` to this process after `batches` batches of `disorder_average`
+    (SIGSTOP: the time it is sent written to `stopped_at.txt` first)."""
     done = [0]
     check = ensemble.raise_if_interrupted
 
     def counting():
         done[0] += 1
         if done[0] == batches:
-            os.kill(os.getpid(), signal.SIGKILL)
+            if signum == signal.SIGSTOP:
+                with open("stopped_at.txt", "w") as f:
+                    f.write(repr(time.time()))
+            os.kill(os.getpid(), signum)
         check()
 
     ensemble.raise_if_interrupted = counting
+
+
+def _join(port: str, pid: str, timeout: str) -> list[str]:
+    return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", pid,
+            "--process-timeout", timeout]
 
 
 def run() -> None:
@@ -57,13 +72,19 @@ def run() -> None:
         _report(codes=[main([*es, "--json", "es.json", "--checkpoint", "ck.npz"]),
                        main([*mc, "--json", "mc.json"])])
         return
-    join = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", pid,
-            "--process-timeout", "60"]
+    if pid.startswith("stop"):  # the hung-process job
+        if pid == "stop1":
+            _signal_self_after(3, signal.SIGSTOP)
+        join = _join(port, pid[-1], sys.argv[6])
+        # process 0's watchdog ends it (os._exit(2)); a return here is a failure (status 0)
+        _report(codes=[main([*es, "--json", "hung.json", "--checkpoint", "hung.npz", *join])])
+        os._exit(0)
+    join = _join(port, pid, "60")
     codes = [main([*es, "--json", "es.json", *join]), main([*mc, "--json", "mc.json", *join]),
              main([*es, "--seed", str(7 + int(pid)), *join])]
     if pid == "1":
         _report(codes=codes)
-        _kill_self_after(3)
+        _signal_self_after(3, signal.SIGKILL)
     start = time.monotonic()
     codes.append(main([*es, "--json", "killed.json", "--checkpoint", "ck.npz", *join]))
     _report(codes=codes, stopped_after=time.monotonic() - start)

@@ -1,10 +1,14 @@
 """Two local CPU processes as one JAX job (gloo): `tlsjax es` and `tlsjax mc` equal to
 one process, a process killed mid-run (the other stops with a message, the checkpoint
-resumes in one process), and processes started with other options (refused).
+resumes in one process), a process stopped mid-run (SIGSTOP: alive but silent; the other
+stops with one line after --process-timeout), and processes started with other options
+(refused).
 
 Every subprocess runs under a timeout. One pair of processes runs the commands of
-`processes_driver.py` (the last one killed mid-run); one process gives the references
-(its `es` resumes the killed run). The subprocesses share a compilation cache.
+`processes_driver.py` (the last one killed mid-run); then, at the same time, one process
+gives the references (its `es` resumes the killed run) and a second pair runs `es` with
+one process stopped. The subprocesses share a compilation cache (the second pair and the
+references load what the first pair compiled).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ HERE = Path(__file__).parent
 TIMEOUT_S = 420  # a bound against hangs, not a timing: on a loaded machine the pair took minutes
 ES = "--cells 6 --realizations 120 --no-progress"
 MC = "--cells 3 --realizations 3 --anneal-sweeps 4 --sweeps 2 --no-progress"
+WATCH_S = 5  # --process-timeout of the pair with a stopped process
 
 
 def _free_port() -> int:
@@ -48,11 +54,11 @@ def _env(cache: Path) -> dict:
     return env
 
 
-def _driver(port: int, pid: str, folder: Path) -> subprocess.Popen:
+def _driver(port: int, pid: str, folder: Path, *more: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(HERE / "processes_driver.py"), str(port), pid, str(folder), ES, MC],
-        env=_env(folder.parent / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        [sys.executable, str(HERE / "processes_driver.py"), str(port), pid, str(folder), ES, MC,
+         *more], env=_env(folder.parent / "cache"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
 
 
 def _finish(proc: subprocess.Popen, timeout: float = TIMEOUT_S) -> tuple[int, str, str]:
@@ -68,8 +74,8 @@ def _finish(proc: subprocess.Popen, timeout: float = TIMEOUT_S) -> tuple[int, st
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("processes")
-    pair, single = root / "pair", root / "single"
-    for d in (pair, single):
+    pair, single, hung = root / "pair", root / "single", root / "hung"
+    for d in (pair, single, hung):
         d.mkdir()
     port = _free_port()
     drivers = [_driver(port, str(i), pair) for i in (0, 1)]
@@ -77,9 +83,18 @@ def runs(tmp_path_factory):
     saved = dict(np.load(pair / "ck.npz")) if (pair / "ck.npz").exists() else {}
     if saved:  # one process resumes the killed run: its result is the `es` reference
         os.replace(pair / "ck.npz", single / "ck.npz")
-    references = _finish(_driver(0, "single", single))
+    reference = _driver(0, "single", single)
+    port = _free_port()
+    stopped = [_driver(port, f"stop{i}", hung, str(WATCH_S)) for i in (0, 1)]
+    watcher = _finish(stopped[0])
+    ended = time.time()
+    stopped[1].kill()  # stopped (SIGSTOP) or not, SIGKILL ends it
+    _finish(stopped[1])
+    stop_file = hung / "stopped_at.txt"
+    stopped_at = float(stop_file.read_text()) if stop_file.exists() else float("nan")
     return dict(pair=pair, single=single, survivor=survivor, killed=killed, saved=saved,
-                references=references)
+                references=_finish(reference), hung=hung, watcher=watcher,
+                watched_for=ended - stopped_at)
 
 
 def _same_json(a: Path, b: Path) -> None:
@@ -129,3 +144,18 @@ def test_es_two_processes_equal_one(runs):
 
 def test_mc_two_processes_equal_one(runs):
     _same_json(runs["pair"] / "mc.json", runs["single"] / "mc.json")
+
+
+def test_stopped_process_stops_the_other_after_the_timeout(runs):
+    """SIGSTOP in process 1 (alive, silent: as a hung process): process 0 stops with one
+    line naming it and the timeout, exit status 2, about --process-timeout seconds after
+    (not JAX's abort with a stack trace, ~20 s later); nothing written but the checkpoint."""
+    code, _, err = runs["watcher"]
+    assert code == 2, err[-3000:]
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tlsjax es: error: process(es) [1] "), lines
+    assert f"no sign of life for {WATCH_S} s" in lines[0] and "--checkpoint" in lines[0]
+    assert WATCH_S - 2 < runs["watched_for"] < WATCH_S + 15, runs["watched_for"]
+    assert sorted(p.name for p in runs["hung"].iterdir()) == ["hung.npz", "stopped_at.txt"]
+    with np.load(runs["hung"] / "hung.npz") as saved:
+        assert int(saved["next_index"]) == 6  # the 3 batches (2 realizations each) finished
