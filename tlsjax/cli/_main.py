@@ -14,7 +14,7 @@ import sys
 import traceback
 
 from .._interrupts import clear_request, install_handlers, requested_signal
-from ..parallel._distributed import is_joined
+from ..parallel._distributed import announce_stop, is_joined
 from ._args import document_ranges, refuse_empty_words
 from ._cache import enable_compilation_cache
 from ._errors import quiet_runtime, report_error, safe_streams
@@ -159,10 +159,12 @@ def _run(args) -> int:
 def _process_error(command: str, err: BaseException, program: bool) -> int:
     """An error in a multi-process job: one line, and (as a program) leave at once, without
     waiting at JAX's shutdown barrier for processes that may be gone."""
-    print(f"{command}: error: {error_text(err)}", file=sys.stderr)
+    text = error_text(err)
+    print(f"{command}: error: {text}", file=sys.stderr)
     if program:
         sys.stdout.flush()
         sys.stderr.flush()
+        announce_stop(f"error: {text[:120]}")
         os._exit(2)
     return 2
 
@@ -277,6 +279,7 @@ def _interrupted(command: str, program: bool) -> int:
     if program:
         sys.stdout.flush()
         sys.stderr.flush()
+        announce_stop(f"interrupted ({name})")  # the other processes of a job stop too
         os._exit(128 + int(signum))
     return 128 + int(signum)
 

@@ -236,29 +236,56 @@ class _Watch:
 
     started = False
     disarmed = False
+    stopping = False
     timeout = float(DEFAULT_TIMEOUT_S)
     where = "tlsjax"
+    client = None
     seen: dict[int, tuple[str, float]] = {}
 
 
-def _pulse(client, me: int, peers: list[int]) -> None:
-    """Show this process alive (a counter in JAX's key-value store) and note when each
-    peer's counter last moved; runs until the process ends or the client is shut down
-    (also after this process's command has finished: a peer may still be working)."""
+_ALIVE, _STOP = "tlsjax/alive/", "tlsjax/stop/"
+_RESUME = "a --checkpoint, if given, resumes the run in one process or in several"
+
+
+def _leave(message: str) -> None:
+    """Stop this process now: one line on standard error, exit status 2."""
+    sys.stdout.flush()
+    print(f"{_Watch.where}: error: {message}", file=sys.stderr, flush=True)
+    os._exit(2)
+
+
+def _by_process(client, prefix: str) -> dict[int, str]:
+    return {int(k.rsplit("/", 1)[-1]): v for k, v in client.key_value_dir_get(prefix)}
+
+
+def _pulse(client, me: int) -> None:
+    """Show this process alive (a counter in JAX's key-value store), note when each
+    peer's counter last moved, and leave (one line) when a peer announced that it stops
+    (`announce_stop`). Runs until the process ends or the client is shut down (also after
+    this process's command has finished: a peer may still be working)."""
     count = 0
     while True:
         count += 1
         try:
-            client.key_value_set(f"tlsjax/alive/{me}", str(count), allow_overwrite=True)
-            for p in peers:
-                try:
-                    value = client.key_value_try_get(f"tlsjax/alive/{p}")
-                except Exception:  # noqa: BLE001 - not written yet
-                    continue
-                if value != _Watch.seen[p][0]:
-                    _Watch.seen[p] = (value, time.monotonic())
+            client.key_value_set(f"{_ALIVE}{me}", str(count), allow_overwrite=True)
+            now = time.monotonic()
+            for p, value in _by_process(client, _ALIVE).items():
+                if p in _Watch.seen and value != _Watch.seen[p][0]:
+                    _Watch.seen[p] = (value, now)
+            stops = {p: why for p, why in _by_process(client, _STOP).items() if p != me}
         except Exception:  # noqa: BLE001 - the client is shut down: the job is ending
             return
+        if stops and not (_Watch.stopping or _Watch.disarmed):
+            p, why = min(stops.items())
+            _Watch.stopping = True
+            try:  # so that process 0 may go (`_let_others_go`)
+                client.key_value_set(f"{_STOP}{me}", "stopped with the others",
+                                     allow_overwrite=True)
+                if me == 0:
+                    _let_others_go(client)
+            finally:
+                _leave(f"process {p} of this job stopped ({why}), so this one stops too; "
+                       f"{_RESUME}")
         time.sleep(PULSE_S)
 
 
@@ -270,13 +297,10 @@ def _check(peers: list[int]) -> None:
         time.sleep(0.25)
         now = time.monotonic()
         silent = [p for p in peers if now - _Watch.seen[p][1] > _Watch.timeout]
-        if silent and not _Watch.disarmed:
-            sys.stdout.flush()
-            print(f"{_Watch.where}: error: process(es) {silent} of this job gave no sign of life "
-                  f"for {_Watch.timeout:g} s (stopped, hung, or its host unreachable), so this "
-                  "one stops too; a --checkpoint, if given, resumes the run in one process or in "
-                  "several (--process-timeout sets the wait)", file=sys.stderr, flush=True)
-            os._exit(2)
+        if silent and not (_Watch.disarmed or _Watch.stopping):
+            _leave(f"process(es) {silent} of this job gave no sign of life for "
+                   f"{_Watch.timeout:g} s (stopped, hung, or its host unreachable), so this "
+                   f"one stops too; {_RESUME} (--process-timeout sets the wait)")
 
 
 def _disarm() -> None:
@@ -285,26 +309,68 @@ def _disarm() -> None:
     _Watch.disarmed = True
 
 
+def announce_stop(reason: str) -> None:
+    """Before this process leaves on its own (interrupted, or after an error), tell the
+    others through JAX's key-value store: each stops within about `PULSE_S` seconds with
+    one line naming this process and `reason`, instead of at the next exchange of
+    results; process 0 then waits for them to go (`_let_others_go`). A no-op without
+    `watch_peers`, and after the first call."""
+    if not _Watch.started or _Watch.stopping:
+        return
+    _Watch.stopping = True
+    me = jax.process_index()
+    tell = threading.Thread(
+        target=_Watch.client.key_value_set, args=(f"{_STOP}{me}", reason),
+        kwargs={"allow_overwrite": True}, daemon=True)
+    tell.start()
+    tell.join(0.5)  # the coordinator may be gone or stopped: do not hang on it
+    if me == 0 and not tell.is_alive():
+        _let_others_go(_Watch.client)
+
+
+def _let_others_go(client) -> None:
+    """In process 0, which runs JAX's coordination service: wait until every other
+    process still alive has announced that it stops, so that they leave first (when the
+    service vanishes under them, JAX ends them with its own fatal message and a stack
+    trace). A process whose pulse has not moved for `PULSE_S + 0.3` s is dead or hung and
+    not waited for; the wait is at most `2 * PULSE_S + 0.5` s."""
+    start = time.monotonic()
+    try:
+        before = _by_process(client, _ALIVE)
+        while time.monotonic() - start < 2 * PULSE_S + 0.5:
+            stops, alive = _by_process(client, _STOP), _by_process(client, _ALIVE)
+            quiet = time.monotonic() - start > PULSE_S + 0.3
+            if all(p in stops or (quiet and alive.get(p) == before.get(p))
+                   for p in _Watch.seen):
+                time.sleep(0.1)  # give those that announced the moment to leave
+                return
+            time.sleep(0.05)
+    except Exception:  # noqa: BLE001 - the service is gone: nothing to wait for
+        return
+
+
 def watch_peers(timeout: float, where: str = "tlsjax") -> None:
     """In a job of several processes, stop this process with one line (exit status 2)
-    when another process gives no sign of life for `timeout` seconds: stopped (SIGSTOP),
-    hung, or its host unreachable (a process that dies breaks the next exchange of
-    results at once, see `error_text` in the CLI). Every process shows it is alive every
-    `PULSE_S` seconds through JAX's key-value store, from a background thread, also while
-    it computes. Called again, it only changes `timeout` and `where` (the name in the
-    message). A no-op in a single process. At a normal exit the process stops watching
-    (its work is done) but goes on showing it is alive until JAX's shutdown."""
+    when another process gives no sign of life for `timeout` seconds (stopped with
+    SIGSTOP, hung, or its host unreachable), or when another announces that it stops
+    (`announce_stop`: interrupted, or an error). A process that dies without a word
+    breaks the next exchange of results at once (see `error_text` in the CLI). Every
+    process shows it is alive every `PULSE_S` seconds through JAX's key-value store, from
+    a background thread, also while it computes. Called again, it only changes `timeout`
+    and `where` (the name in the message). A no-op in a single process. At a normal exit
+    the process stops watching (its work is done) but goes on showing it is alive until
+    JAX's shutdown."""
     _Watch.timeout, _Watch.where = float(timeout), where
     if _Watch.started or not is_joined() or jax.process_count() == 1:
         return
     from jax._src import distributed as jax_distributed  # the client JAX itself uses
 
-    client = jax_distributed.global_state.client
+    _Watch.client = client = jax_distributed.global_state.client
     me = jax.process_index()
     peers = [p for p in range(jax.process_count()) if p != me]
     _Watch.seen = {p: ("", time.monotonic()) for p in peers}
     _Watch.started = True
     atexit.register(_disarm)  # runs before JAX's own shutdown (registered earlier)
-    for target, args in ((_pulse, (client, me, peers)), (_check, (peers,))):
+    for target, args in ((_pulse, (client, me)), (_check, (peers,))):
         threading.Thread(target=target, args=args, daemon=True,
                          name=f"tlsjax-{target.__name__[1:]}").start()
