@@ -323,7 +323,10 @@ def announce_stop(reason: str) -> None:
         target=_Watch.client.key_value_set, args=(f"{_STOP}{me}", reason),
         kwargs={"allow_overwrite": True}, daemon=True)
     tell.start()
-    tell.join(0.5)  # the coordinator may be gone or stopped: do not hang on it
+    # the coordinator may be gone or stopped: do not hang on it; where it is gone, JAX may
+    # end this process with its own fatal message at any moment, so processes other than
+    # 0 (whose leaving harms no one) hardly wait
+    tell.join(0.5 if me == 0 else 0.05)
     if me == 0 and not tell.is_alive():
         _let_others_go(_Watch.client)
 
