@@ -159,3 +159,97 @@ def test_stopped_process_stops_the_other_after_the_timeout(runs):
     assert sorted(p.name for p in runs["hung"].iterdir()) == ["hung.npz", "stopped_at.txt"]
     with np.load(runs["hung"] / "hung.npz") as saved:
         assert int(saved["next_index"]) == 6  # the 3 batches (2 realizations each) finished
+
+
+# The watchdog's logic on a stand-in for JAX's key-value store (no job, no subprocess):
+# the pair above shows a stopped process end to end; Ctrl-C in one process, which goes
+# through `announce_stop`, is measured by experiments/process_faults.py.
+
+
+class _Store:
+    """JAX's key-value store as `DistributedRuntimeClient` shows it; with `moving`, the
+    counters of those processes advance at every read (processes still alive)."""
+
+    def __init__(self, moving=()):
+        self.kv, self.moving = {}, set(moving)
+
+    def key_value_set(self, key, value, allow_overwrite=False):
+        self.kv[key] = value
+
+    def key_value_dir_get(self, prefix):
+        for p in self.moving:
+            key = f"tlsjax/alive/{p}"
+            self.kv[key] = str(int(self.kv.get(key, "0")) + 1)
+        return [(k, v) for k, v in self.kv.items() if k.startswith(prefix)]
+
+
+@pytest.fixture
+def watch(monkeypatch):
+    """The watchdog's state for process 0 or 1 of a job of three, as `watch_peers` sets
+    it; `os._exit` raises SystemExit instead."""
+    import tlsjax.parallel._distributed as dist
+
+    def leave(code):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(dist.os, "_exit", leave)
+    monkeypatch.setattr(dist, "PULSE_S", 0.25)
+    for name, value in dict(started=True, disarmed=False, stopping=False, timeout=5.0,
+                            where="tlsjax es", client=_Store()).items():
+        monkeypatch.setattr(dist._Watch, name, value)
+    return dist
+
+
+def _seen(dist, peers, ago=0.0):
+    return {p: ("1", time.monotonic() - ago) for p in peers}
+
+
+def test_a_peer_announcing_its_stop_stops_this_process(watch, monkeypatch, capsys):
+    store = _Store()
+    store.key_value_set("tlsjax/stop/0", "interrupted (Ctrl-C)")
+    monkeypatch.setattr(watch._Watch, "seen", _seen(watch, [0, 2]))
+    with pytest.raises(SystemExit) as left:
+        watch._pulse(store, 1)
+    assert left.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "tlsjax es: error: process 0 of this job stopped (interrupted (Ctrl-C)), so this one "
+        "stops too; a --checkpoint, if given, resumes the run in one process or in several"]
+    assert store.kv["tlsjax/alive/1"] == "1"
+    assert store.kv["tlsjax/stop/1"] == "stopped with the others"  # process 0 may go
+
+
+def test_a_silent_peer_stops_this_process_after_the_timeout(watch, monkeypatch, capsys):
+    monkeypatch.setattr(watch._Watch, "seen", {**_seen(watch, [0]), **_seen(watch, [2], 5.5)})
+    with pytest.raises(SystemExit) as left:
+        watch._check([0, 2])
+    assert left.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("tlsjax es: error: process(es) [2] of this job gave no sign of "
+                           "life for 5 s (stopped, hung, or its host unreachable)"), line
+    monkeypatch.setattr(watch._Watch, "seen", _seen(watch, [0, 2], 4.0))
+    monkeypatch.setattr(watch._Watch, "disarmed", True)  # the command has finished
+    watch._check([0, 2])  # returns: no stop after a normal end
+
+
+@pytest.mark.parametrize("moving, announced, wait", [  # PULSE_S = 0.25 s here
+    ((), (1, 2), (0.0, 0.55)),  # every other process announced: go at once
+    ((), (1,), (0.55, 1.0)),  # 2 silent (dead or hung): not waited for past PULSE_S + 0.3 s
+    ((2,), (1,), (1.0, 5.0)),  # 2 alive, not stopping: the whole bound, 2 PULSE_S + 0.5 s
+])
+def test_process_0_lets_the_others_go_first(watch, monkeypatch, capsys, moving, announced,
+                                            wait):
+    store = _Store(moving)
+    for p in (1, 2):
+        store.key_value_set(f"tlsjax/alive/{p}", "7")
+    for p in announced:
+        store.key_value_set(f"tlsjax/stop/{p}", "interrupted (Ctrl-C)")
+    monkeypatch.setattr(watch._Watch, "client", store)
+    monkeypatch.setattr(watch._Watch, "seen", _seen(watch, [1, 2]))
+    start = time.monotonic()
+    watch.announce_stop("interrupted (SIGTERM)")  # process 0: this one
+    took = time.monotonic() - start
+    assert store.kv["tlsjax/stop/0"] == "interrupted (SIGTERM)"
+    assert wait[0] <= took < wait[1], took
+    watch.announce_stop("again")  # once only
+    assert store.kv["tlsjax/stop/0"] == "interrupted (SIGTERM)"
+    assert capsys.readouterr().err == ""
