@@ -221,14 +221,16 @@ def test_a_peer_announcing_its_stop_stops_this_process(watch, monkeypatch, capsy
 def test_a_silent_peer_stops_this_process_after_the_timeout(watch, monkeypatch, capsys):
     monkeypatch.setattr(watch._Watch, "seen", {**_seen(watch, [0]), **_seen(watch, [2], 5.5)})
     with pytest.raises(SystemExit) as left:
-        watch._check([0, 2])
+        watch._check(1, [0, 2])
     assert left.value.code == 2
+    assert watch._Watch.client.kv["tlsjax/stop/1"] == "process(es) [2] gave no sign of life"
     line = capsys.readouterr().err.strip()
     assert line.startswith("tlsjax es: error: process(es) [2] of this job gave no sign of "
                            "life for 5 s (stopped, hung, or its host unreachable)"), line
     monkeypatch.setattr(watch._Watch, "seen", _seen(watch, [0, 2], 4.0))
+    monkeypatch.setattr(watch._Watch, "stopping", False)
     monkeypatch.setattr(watch._Watch, "disarmed", True)  # the command has finished
-    watch._check([0, 2])  # returns: no stop after a normal end
+    watch._check(1, [0, 2])  # returns: no stop after a normal end
 
 
 @pytest.mark.parametrize("moving, announced, wait", [  # PULSE_S = 0.25 s here

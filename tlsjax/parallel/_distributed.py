@@ -289,15 +289,18 @@ def _pulse(client, me: int) -> None:
         time.sleep(PULSE_S)
 
 
-def _check(peers: list[int]) -> None:
+def _check(me: int, peers: list[int]) -> None:
     """Leave (one line, exit status 2) when a peer has given no sign of life for
-    `_Watch.timeout` seconds; the `_pulse` thread may itself be stuck in a call to the
-    coordinator that is gone, so this thread only reads the times it noted."""
+    `_Watch.timeout` seconds, after telling the others (`_announce`); the `_pulse` thread
+    may itself be stuck in a call to the coordinator that is gone, so this thread only
+    reads the times it noted."""
     while not _Watch.disarmed:
         time.sleep(0.25)
         now = time.monotonic()
         silent = [p for p in peers if now - _Watch.seen[p][1] > _Watch.timeout]
         if silent and not (_Watch.disarmed or _Watch.stopping):
+            _Watch.stopping = True
+            _announce(me, f"process(es) {silent} gave no sign of life", skip=silent)
             _leave(f"process(es) {silent} of this job gave no sign of life for "
                    f"{_Watch.timeout:g} s (stopped, hung, or its host unreachable), so this "
                    f"one stops too; {_RESUME} (--process-timeout sets the wait)")
@@ -318,7 +321,12 @@ def announce_stop(reason: str) -> None:
     if not _Watch.started or _Watch.stopping:
         return
     _Watch.stopping = True
-    me = jax.process_index()
+    _announce(jax.process_index(), reason)
+
+
+def _announce(me: int, reason: str, skip=()) -> None:
+    """Set this process's stop key; in process 0, then wait for the others (but those in
+    `skip`) to go (`_let_others_go`)."""
     tell = threading.Thread(
         target=_Watch.client.key_value_set, args=(f"{_STOP}{me}", reason),
         kwargs={"allow_overwrite": True}, daemon=True)
@@ -328,15 +336,15 @@ def announce_stop(reason: str) -> None:
     # 0 (whose leaving harms no one) hardly wait
     tell.join(0.5 if me == 0 else 0.05)
     if me == 0 and not tell.is_alive():
-        _let_others_go(_Watch.client)
+        _let_others_go(_Watch.client, skip)
 
 
-def _let_others_go(client) -> None:
+def _let_others_go(client, skip=()) -> None:
     """In process 0, which runs JAX's coordination service: wait until every other
     process still alive has announced that it stops, so that they leave first (when the
     service vanishes under them, JAX ends them with its own fatal message and a stack
     trace). A process whose pulse has not moved for `PULSE_S + 0.3` s is dead or hung and
-    not waited for; the wait is at most `2 * PULSE_S + 0.5` s."""
+    not waited for, nor are those in `skip`; the wait is at most `2 * PULSE_S + 0.5` s."""
     start = time.monotonic()
     try:
         before = _by_process(client, _ALIVE)
@@ -344,7 +352,7 @@ def _let_others_go(client) -> None:
             stops, alive = _by_process(client, _STOP), _by_process(client, _ALIVE)
             quiet = time.monotonic() - start > PULSE_S + 0.3
             if all(p in stops or (quiet and alive.get(p) == before.get(p))
-                   for p in _Watch.seen):
+                   for p in _Watch.seen if p not in skip):
                 time.sleep(0.1)  # give those that announced the moment to leave
                 return
             time.sleep(0.05)
@@ -374,6 +382,6 @@ def watch_peers(timeout: float, where: str = "tlsjax") -> None:
     _Watch.seen = {p: ("", time.monotonic()) for p in peers}
     _Watch.started = True
     atexit.register(_disarm)  # runs before JAX's own shutdown (registered earlier)
-    for target, args in ((_pulse, (client, me)), (_check, (peers,))):
+    for target, args in ((_pulse, (client, me)), (_check, (me, peers))):
         threading.Thread(target=target, args=args, daemon=True,
                          name=f"tlsjax-{target.__name__[1:]}").start()
