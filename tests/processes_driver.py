@@ -16,8 +16,16 @@ mc` (the references).
 With PROCESS_ID `stop0` or `stop1` (process 0 or 1 of another job) it runs `tlsjax es ...
 --json hung.json --checkpoint hung.npz --process-timeout WATCH_S`, in which process 1
 writes the time to `stopped_at.txt` and stops itself (SIGSTOP: alive but silent, as a
-hung process) once its third batch is done; process 0 must stop with one line and exit
-status 2 after WATCH_S seconds (the watchdog of `tlsjax.parallel._distributed`).
+hung process) once it has joined the job and its watchdog runs, where the processes
+would compare their options (the cheapest point: no program traced yet; a stop mid-run
+meets the same watchdog, see experiments/process_faults.py); process 0, waiting in that
+comparison, must stop with one line and exit status 2 after WATCH_S seconds (the
+watchdog of `tlsjax.parallel._distributed`).
+With PROCESS_ID `int0` or `int1` it runs the same as the `tlsjax` program (its Ctrl-C
+handling and exits), `--json int.json --checkpoint int.npz`, and process 0 sends itself
+SIGINT at the same point (the time written to `interrupted_at.txt`): it must stop with
+its own `interrupted (Ctrl-C)` line and status 130, process 1 with one line naming
+process 0 and status 2 (told through the key-value store, before the timeout).
 
 Usage: python processes_driver.py PORT PROCESS_ID FOLDER ES_ARGS MC_ARGS [WATCH_S]
 (ES_ARGS and MC_ARGS: the options of each command as one string.)
@@ -31,6 +39,7 @@ import signal
 import sys
 import time
 
+import tlsjax.cli._processes as processes
 import tlsjax.parallel._ensemble as ensemble
 from tlsjax.cli import main
 
@@ -41,22 +50,31 @@ def _report(**record) -> None:
     sys.__stderr__.flush()
 
 
-def _signal_self_after(batches: int, signum: int) -> None:
-    """Send `signum` to this process after `batches` batches of `disorder_average`
-    (SIGSTOP: the time it is sent written to `stopped_at.txt` first)."""
+def _kill_self_after(batches: int) -> None:
+    """SIGKILL this process after `batches` batches of `disorder_average`."""
     done = [0]
     check = ensemble.raise_if_interrupted
 
     def counting():
         done[0] += 1
         if done[0] == batches:
-            if signum == signal.SIGSTOP:
-                with open("stopped_at.txt", "w") as f:
-                    f.write(repr(time.time()))
-            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signal.SIGKILL)
         check()
 
     ensemble.raise_if_interrupted = counting
+
+
+def _signal_self_once_joined(signum: int, note: str) -> None:
+    """Send `signum` to this process where the processes would compare their options
+    (after joining, with the watchdog running); the time written to `note` first."""
+
+    def signal_self(config, where):
+        with open(note, "w") as f:
+            f.write(repr(time.time()))
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # SIGINT: its KeyboardInterrupt comes first
+
+    processes.check_same_config = signal_self
 
 
 def _join(port: str, pid: str, timeout: str) -> list[str]:
@@ -74,17 +92,23 @@ def run() -> None:
         return
     if pid.startswith("stop"):  # the hung-process job
         if pid == "stop1":
-            _signal_self_after(3, signal.SIGSTOP)
+            _signal_self_once_joined(signal.SIGSTOP, "stopped_at.txt")
         join = _join(port, pid[-1], sys.argv[6])
         # process 0's watchdog ends it (os._exit(2)); a return here is a failure (status 0)
         _report(codes=[main([*es, "--json", "hung.json", "--checkpoint", "hung.npz", *join])])
         os._exit(0)
+    if pid.startswith("int"):  # Ctrl-C in process 0 only, as the `tlsjax` program
+        if pid == "int0":
+            _signal_self_once_joined(signal.SIGINT, "interrupted_at.txt")
+        sys.argv = ["tlsjax", *es, "--json", "int.json", "--checkpoint", "int.npz",
+                    *_join(port, pid[-1], sys.argv[6])]
+        sys.exit(main())  # leaves with os._exit (130, or 2 from the watchdog)
     join = _join(port, pid, "60")
     codes = [main([*es, "--json", "es.json", *join]), main([*mc, "--json", "mc.json", *join]),
              main([*es, "--seed", str(7 + int(pid)), *join])]
     if pid == "1":
         _report(codes=codes)
-        _signal_self_after(3, signal.SIGKILL)
+        _kill_self_after(3)
     start = time.monotonic()
     codes.append(main([*es, "--json", "killed.json", "--checkpoint", "ck.npz", *join]))
     _report(codes=codes, stopped_after=time.monotonic() - start)

@@ -1,13 +1,14 @@
 """Two local CPU processes as one JAX job (gloo): `tlsjax es` and `tlsjax mc` equal to
 one process, a process killed mid-run (the other stops with a message, the checkpoint
-resumes in one process), a process stopped mid-run (SIGSTOP: alive but silent; the other
-stops with one line after --process-timeout), and processes started with other options
-(refused).
+resumes in one process), a process stopped (SIGSTOP: alive but silent; the other stops
+with one line after --process-timeout), Ctrl-C in process 0 only (it stops as alone, the
+other with one line), and processes started with other options (refused).
 
 Every subprocess runs under a timeout. One pair of processes runs the commands of
 `processes_driver.py` (the last one killed mid-run); then, at the same time, one process
-gives the references (its `es` resumes the killed run) and a second pair runs `es` with
-one process stopped. The subprocesses share a compilation cache (the second pair and the
+gives the references (its `es` resumes the killed run), a second pair runs `es` with one
+process stopped and a third with process 0 interrupted, both as soon as the job has
+started (no program compiled: cheap). The subprocesses share a compilation cache (the
 references load what the first pair compiled).
 """
 
@@ -74,8 +75,8 @@ def _finish(proc: subprocess.Popen, timeout: float = TIMEOUT_S) -> tuple[int, st
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("processes")
-    pair, single, hung = root / "pair", root / "single", root / "hung"
-    for d in (pair, single, hung):
+    pair, single, hung, interrupted = (root / n for n in ("pair", "single", "hung", "int"))
+    for d in (pair, single, hung, interrupted):
         d.mkdir()
     port = _free_port()
     drivers = [_driver(port, str(i), pair) for i in (0, 1)]
@@ -84,17 +85,35 @@ def runs(tmp_path_factory):
     if saved:  # one process resumes the killed run: its result is the `es` reference
         os.replace(pair / "ck.npz", single / "ck.npz")
     reference = _driver(0, "single", single)
-    port = _free_port()
-    stopped = [_driver(port, f"stop{i}", hung, str(WATCH_S)) for i in (0, 1)]
-    watcher = _finish(stopped[0])
-    ended = time.time()
-    stopped[1].kill()  # stopped (SIGSTOP) or not, SIGKILL ends it
-    _finish(stopped[1])
-    stop_file = hung / "stopped_at.txt"
-    stopped_at = float(stop_file.read_text()) if stop_file.exists() else float("nan")
+    faults = {}
+    for kind, folder in (("stop", hung), ("int", interrupted)):
+        port = _free_port()
+        faults[kind] = [_driver(port, f"{kind}{i}", folder, str(WATCH_S)) for i in (0, 1)]
+    procs = [faults["stop"][0], *faults["int"]]
+    ended = _end_times(procs)
+    faults["stop"][1].kill()  # stopped (SIGSTOP) or not, SIGKILL ends it
+    _finish(faults["stop"][1], 30)
+    watcher, int0, int1 = (_finish(p, 30) for p in procs)
     return dict(pair=pair, single=single, survivor=survivor, killed=killed, saved=saved,
                 references=_finish(reference), hung=hung, watcher=watcher,
-                watched_for=ended - stopped_at)
+                watched_for=ended[0] - _time_in(hung / "stopped_at.txt"),
+                interrupted=interrupted, int0=int0, int1=int1,
+                int1_after=ended[2] - _time_in(interrupted / "interrupted_at.txt"))
+
+
+def _end_times(procs: list[subprocess.Popen], timeout: float = TIMEOUT_S) -> list[float]:
+    """The time (`time.time()`) at which each process ended, polled every 20 ms."""
+    ended, deadline = {}, time.monotonic() + timeout
+    while len(ended) < len(procs) and time.monotonic() < deadline:
+        for i, p in enumerate(procs):
+            if i not in ended and p.poll() is not None:
+                ended[i] = time.time()
+        time.sleep(0.02)
+    return [ended.get(i, float("nan")) for i in range(len(procs))]
+
+
+def _time_in(path: Path) -> float:
+    return float(path.read_text()) if path.exists() else float("nan")
 
 
 def _same_json(a: Path, b: Path) -> None:
@@ -147,23 +166,40 @@ def test_mc_two_processes_equal_one(runs):
 
 
 def test_stopped_process_stops_the_other_after_the_timeout(runs):
-    """SIGSTOP in process 1 (alive, silent: as a hung process): process 0 stops with one
-    line naming it and the timeout, exit status 2, about --process-timeout seconds after
-    (not JAX's abort with a stack trace, ~20 s later); nothing written but the checkpoint."""
+    """SIGSTOP in process 1 (alive, silent: as a hung process) once the job has started:
+    process 0 stops with one line naming it and the timeout, exit status 2, about
+    --process-timeout seconds after (not JAX's abort with a stack trace, ~20 s later);
+    nothing written."""
     code, _, err = runs["watcher"]
     assert code == 2, err[-3000:]
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("tlsjax es: error: process(es) [1] "), lines
     assert f"no sign of life for {WATCH_S} s" in lines[0] and "--checkpoint" in lines[0]
     assert WATCH_S - 2 < runs["watched_for"] < WATCH_S + 15, runs["watched_for"]
-    assert sorted(p.name for p in runs["hung"].iterdir()) == ["hung.npz", "stopped_at.txt"]
-    with np.load(runs["hung"] / "hung.npz") as saved:
-        assert int(saved["next_index"]) == 6  # the 3 batches (2 realizations each) finished
+    assert sorted(p.name for p in runs["hung"].iterdir()) == ["stopped_at.txt"]
+
+
+
+def test_ctrl_c_in_process_0_stops_it_and_the_other(runs):
+    """SIGINT to process 0 only, as the `tlsjax` program, once the job has started: it
+    stops with its own line and status 130; process 1, told through the key-value store
+    (not after the --process-timeout), stops with one line naming it and status 2, and
+    without JAX's fatal message (process 0 let it go first); nothing written."""
+    code, _, err = runs["int0"]
+    assert code == 130, err[-3000:]
+    assert [x for x in err.splitlines() if x.strip()] == ["tlsjax es: interrupted (Ctrl-C)"]
+    code, _, err = runs["int1"]
+    assert code == 2, err[-3000:]
+    assert [x for x in err.splitlines() if x.strip()] == [
+        "tlsjax es: error: process 0 of this job stopped (interrupted (Ctrl-C)), so this one "
+        "stops too; a --checkpoint, if given, resumes the run in one process or in several"]
+    assert 0 < runs["int1_after"] < WATCH_S + 15, runs["int1_after"]
+    assert sorted(p.name for p in runs["interrupted"].iterdir()) == ["interrupted_at.txt"]
 
 
 # The watchdog's logic on a stand-in for JAX's key-value store (no job, no subprocess):
-# the pair above shows a stopped process end to end; Ctrl-C in one process, which goes
-# through `announce_stop`, is measured by experiments/process_faults.py.
+# the pairs above show a stopped process and Ctrl-C in process 0 end to end, at the start
+# of a run; experiments/process_faults.py measures them (and a kill) mid-run.
 
 
 class _Store:
