@@ -6,12 +6,15 @@ In the pair (PROCESS_ID 0 or 1), as commands of one job:
 3. `tlsjax es` with a seed that differs between the processes (to be refused);
 4. `tlsjax es ... --json killed.json --checkpoint ck.npz`, in which process 1 kills
    itself (SIGKILL) once its third batch is done; process 0 must stop with a message.
+Between 2 and 3, `tlsjax.sensitivity` (`SENSITIVITY`, its 3 realizations split 2 + 1
+over the processes), called directly in the job the commands joined (the command line
+only adds the same joining and a figure): process 0 writes its numbers to sens.npz.
 
 Each process prints one JSON line with the exit statuses (process 1: before step 4),
 then leaves with `os._exit`
 (as the `tlsjax` program does after an error in a job of several processes).
-With PROCESS_ID `single` it runs, alone, `tlsjax es` resuming from ck.npz and `tlsjax
-mc` (the references).
+With PROCESS_ID `single` it runs, alone, `tlsjax es` resuming from ck.npz, `tlsjax
+mc` and the sensitivity (the references).
 
 With PROCESS_ID `stop0` or `stop1` (process 0 or 1 of another job) it runs `tlsjax es ...
 --json hung.json --checkpoint hung.npz --process-timeout WATCH_S`, in which process 1
@@ -77,6 +80,25 @@ def _signal_self_once_joined(signum: int, note: str) -> None:
     processes.check_same_config = signal_self
 
 
+#: A small sensitivity run (3 realizations: a short last share on 2 processes).
+SENSITIVITY = dict(x=0.2, cells=4, realizations=3, energies=[0.5, 1.0], fd_checks=0)
+
+
+def _sensitivity(write: bool) -> int:
+    """`tlsjax.sensitivity` in float64; its numbers to sens.npz where `write`."""
+    import jax
+    import numpy as np
+
+    import tlsjax as tj
+
+    with jax.enable_x64(True):
+        res = tj.sensitivity(**SENSITIVITY)
+    if write:
+        np.savez("sens.npz", values=res.values, log_jacobian=res.log_jacobian,
+                 hard_values=res.hard_values)
+    return 0
+
+
 def _join(port: str, pid: str, timeout: str) -> list[str]:
     return ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", pid,
             "--process-timeout", timeout]
@@ -88,7 +110,7 @@ def run() -> None:
     es, mc = ["es", *es_args.split()], ["mc", *mc_args.split()]
     if pid == "single":
         _report(codes=[main([*es, "--json", "es.json", "--checkpoint", "ck.npz"]),
-                       main([*mc, "--json", "mc.json"])])
+                       main([*mc, "--json", "mc.json"]), _sensitivity(True)])
         return
     if pid.startswith("stop"):  # the hung-process job
         if pid == "stop1":
@@ -105,7 +127,7 @@ def run() -> None:
         sys.exit(main())  # leaves with os._exit (130, or 2 from the watchdog)
     join = _join(port, pid, "60")
     codes = [main([*es, "--json", "es.json", *join]), main([*mc, "--json", "mc.json", *join]),
-             main([*es, "--seed", str(7 + int(pid)), *join])]
+             _sensitivity(pid == "0"), main([*es, "--seed", str(7 + int(pid)), *join])]
     if pid == "1":
         _report(codes=codes)
         _kill_self_after(3)

@@ -1,8 +1,9 @@
-"""Two local CPU processes as one JAX job (gloo): `tlsjax es` and `tlsjax mc` equal to
-one process, a process killed mid-run (the other stops with a message, the checkpoint
-resumes in one process), a process stopped (SIGSTOP: alive but silent; the other stops
-with one line after --process-timeout), Ctrl-C in process 0 only (it stops as alone, the
-other with one line), and processes started with other options (refused).
+"""Two local CPU processes as one JAX job (gloo): `tlsjax es`, `tlsjax mc` and
+`tlsjax.sensitivity` equal to one process, a process killed mid-run (the other stops with
+a message, the checkpoint resumes in one process), a process stopped (SIGSTOP: alive but
+silent; the other stops with one line after --process-timeout), Ctrl-C in process 0 only
+(it stops as alone, the other with one line), and processes started with other options
+(refused).
 
 Every subprocess runs under a timeout. One pair of processes runs the commands of
 `processes_driver.py` (the last one killed mid-run); then, at the same time, one process
@@ -135,15 +136,15 @@ def _codes(run) -> dict:
 
 
 def test_two_processes_join_and_agree(runs):
-    assert _codes(runs["survivor"])["codes"][:2] == [0, 0], runs["survivor"][2][-3000:]
-    assert _codes(runs["killed"])["codes"][:2] == [0, 0], runs["killed"][2][-3000:]
-    assert _codes(runs["references"])["codes"] == [0, 0], runs["references"][2][-3000:]
-    assert sorted(p.name for p in runs["pair"].iterdir()) == ["es.json", "mc.json"]
+    assert _codes(runs["survivor"])["codes"][:3] == [0, 0, 0], runs["survivor"][2][-3000:]
+    assert _codes(runs["killed"])["codes"][:3] == [0, 0, 0], runs["killed"][2][-3000:]
+    assert _codes(runs["references"])["codes"] == [0, 0, 0], runs["references"][2][-3000:]
+    assert sorted(p.name for p in runs["pair"].iterdir()) == ["es.json", "mc.json", "sens.npz"]
 
 
 def test_mismatched_options_are_refused(runs):
     for name in ("survivor", "killed"):
-        assert _codes(runs[name])["codes"][2] == 2
+        assert _codes(runs[name])["codes"][3] == 2
         line = [x for x in runs[name][2].splitlines() if "other options" in x][-1]
         assert line.startswith("tlsjax es: error:") and "--seed differs" in line, line
 
@@ -151,7 +152,7 @@ def test_mismatched_options_are_refused(runs):
 def test_killed_process_stops_the_other_and_checkpoint_resumes(runs):
     assert runs["killed"][0] == -signal.SIGKILL
     record = _codes(runs["survivor"])
-    assert record["codes"][3] == 2 and record["stopped_after"] < 60
+    assert record["codes"][4] == 2 and record["stopped_after"] < 60
     assert "another process of this job stopped" in runs["survivor"][2]
     assert not (runs["pair"] / "killed.json").exists()  # nothing half-written
     assert 0 < int(runs["saved"]["next_index"]) < 120  # killed mid-run
@@ -163,6 +164,14 @@ def test_es_two_processes_equal_one(runs):
 
 def test_mc_two_processes_equal_one(runs):
     _same_json(runs["pair"] / "mc.json", runs["single"] / "mc.json")
+
+
+def test_sensitivity_two_processes_equal_one(runs):
+    """Values, Jacobian and hard-Theta values of `tlsjax.sensitivity`, its realizations
+    split 2 + 1 over the pair: the same bits as one process."""
+    pair, single = np.load(runs["pair"] / "sens.npz"), np.load(runs["single"] / "sens.npz")
+    for name in ("values", "log_jacobian", "hard_values"):
+        np.testing.assert_array_equal(pair[name], single[name], err_msg=name)
 
 
 def test_stopped_process_stops_the_other_after_the_timeout(runs):
