@@ -91,8 +91,9 @@ def readonly_dir(tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     """Leave the `exact_bits` tests to tests/test_exact_bits.py (see the module docstring);
-    in its subprocess (TLSJAX_TEST_EXACT_BITS=1) run them."""
-    if EXACT_BITS:
+    in its subprocess (TLSJAX_TEST_EXACT_BITS=1), or on another backend than XLA's CPU
+    (where the emitter flag does not apply), run them here."""
+    if EXACT_BITS or jax.default_backend() != "cpu":
         return
     exact = [item for item in items if item.get_closest_marker("exact_bits")]
     if exact:
