@@ -186,7 +186,27 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
             f"could not join the job of {num_processes or 'auto'} processes through the "
             f"coordinator {coordinator or '(detected)'} within {timeout} s (process id "
             f"{process_id}): {first[:200]}") from None
+    if jax.process_count() > 1 and jax.default_backend() == "cpu":
+        _connect_collectives()
     return jax.process_index(), jax.process_count()
+
+
+def _connect_collectives() -> None:
+    """Make the processes' first exchange here, with standard output silenced: gloo
+    announces the connection ("[Gloo] Rank 0 is connected to 1 peer ranks ...") from C++
+    on file descriptor 1, where it would mix with a command's output (and on standard
+    error with its one-line messages). Errors of the exchange still raise."""
+    from jax.experimental import multihost_utils
+
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        multihost_utils.sync_global_devices("tlsjax: the processes are connected")
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
 
 
 def _digest(value) -> int:
