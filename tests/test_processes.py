@@ -302,3 +302,18 @@ def test_process_0_lets_the_others_go_first(watch, monkeypatch, capsys, moving, 
     watch.announce_stop("again")  # once only
     assert store.kv["tlsjax/stop/0"] == "interrupted (SIGTERM)"
     assert capsys.readouterr().err == ""
+
+
+def test_distributed_watch_in_scripts(watch, monkeypatch, capsys):
+    """`tj.distributed(watch=S)` gives scripts the command line's watchdog (checked first;
+    a no-op in one process); its message names what set the wait."""
+    import tlsjax as tj
+
+    with pytest.raises(ValueError, match="watch"):
+        tj.distributed(watch=0)
+    assert tj.distributed(watch=5) == (0, 1)  # nothing asks for several processes
+    monkeypatch.setattr(watch._Watch, "setting", "distributed(watch=...)")
+    monkeypatch.setattr(watch._Watch, "seen", _seen(watch, [1], 6.0))
+    with pytest.raises(SystemExit):
+        watch._check(0, [1])
+    assert capsys.readouterr().err.strip().endswith("(distributed(watch=...) sets the wait)")

@@ -13,12 +13,10 @@ import argparse
 
 from .._validate import check_int
 from ..parallel._distributed import (
-    DEFAULT_HEARTBEAT_S,
     DEFAULT_TIMEOUT_S,
     ENV_COORDINATOR,
     ENV_NUM_PROCESSES,
     ENV_PROCESS_ID,
-    HEARTBEAT_MARGIN_S,
     check_same_config,
     distributed,
     is_joined,
@@ -63,10 +61,9 @@ def join_processes(args: argparse.Namespace) -> tuple[int, int]:
         names=("--coordinator", "--num-processes", "--process-id"))
     check_int(where, "--process-timeout", args.process_timeout, 1, 86400)
     # nothing given: JAX detects `srun` / `mpirun` jobs of several tasks
-    index, count = distributed(
-        coordinator, num, pid, timeout=args.process_timeout,
-        heartbeat_timeout=max(DEFAULT_HEARTBEAT_S, args.process_timeout + HEARTBEAT_MARGIN_S))
-    watch_peers(args.process_timeout, where)
+    index, count = distributed(coordinator, num, pid, timeout=args.process_timeout,
+                               watch=args.process_timeout)
+    watch_peers(args.process_timeout, where)  # the command's name in the watchdog's line
     config = {k: v for k, v in vars(args).items() if k not in _DESTS}
     check_same_config({f"--{k.replace('_', '-')}": v for k, v in config.items()}, where)
     quiet_unless_first()

@@ -136,8 +136,8 @@ def is_joined() -> bool:
 
 def distributed(coordinator: str | None = None, num_processes: int | None = None,
                 process_id: int | None = None, *, timeout: int = DEFAULT_TIMEOUT_S,
-                heartbeat_timeout: int = DEFAULT_HEARTBEAT_S, detect: bool | None = None
-                ) -> tuple[int, int]:
+                heartbeat_timeout: int = DEFAULT_HEARTBEAT_S, detect: bool | None = None,
+                watch: int | None = None) -> tuple[int, int]:
     """Join a job of several processes (call it first, before any JAX computation).
 
     **Arguments:**
@@ -153,6 +153,11 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
     - `detect`: with nothing given, join through JAX's cluster detection (`True`), stay
       a single process (`False`), or detect when the environment describes more than one
       task (`None`, the default: `srun` with several tasks, `mpirun -n P`).
+    - `watch`: seconds (>= 1); if given, a process that stops, is interrupted or gives no
+      sign of life for that long stops this one with one line on standard error and exit
+      status 2 (`watch_peers`, what the command line's `--process-timeout` does), and
+      JAX's own heartbeat timeout is set beyond it. Without it (the default), JAX's
+      heartbeat ends a process after `heartbeat_timeout` with its own fatal message.
 
     Sets ``jax_cpu_collectives_implementation`` to ``"gloo"`` (CPU collectives across
     processes); this is the one global JAX setting tlsjax changes, and only here.
@@ -165,6 +170,9 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
         coordinator, num_processes, process_id)
     timeout = check_int("distributed", "timeout", timeout, 1, 86400)
     heartbeat_timeout = check_int("distributed", "heartbeat_timeout", heartbeat_timeout, 2, 86400)
+    if watch is not None:
+        watch = check_int("distributed", "watch", watch, 1, 86400)
+        heartbeat_timeout = max(heartbeat_timeout, watch + HEARTBEAT_MARGIN_S)
     if is_joined():
         return jax.process_index(), jax.process_count()
     if detect is None:
@@ -188,6 +196,8 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
             f"{process_id}): {first[:200]}") from None
     if jax.process_count() > 1 and jax.default_backend() == "cpu":
         _connect_collectives()
+    if watch is not None:
+        watch_peers(watch, setting="distributed(watch=...)")
     return jax.process_index(), jax.process_count()
 
 
@@ -259,6 +269,7 @@ class _Watch:
     stopping = False
     timeout = float(DEFAULT_TIMEOUT_S)
     where = "tlsjax"
+    setting = "--process-timeout"  # what sets the timeout, named in the message
     client = None
     seen: dict[int, tuple[str, float]] = {}
 
@@ -323,7 +334,7 @@ def _check(me: int, peers: list[int]) -> None:
             _announce(me, f"process(es) {silent} gave no sign of life", skip=silent)
             _leave(f"process(es) {silent} of this job gave no sign of life for "
                    f"{_Watch.timeout:g} s (stopped, hung, or its host unreachable), so this "
-                   f"one stops too; {_RESUME} (--process-timeout sets the wait)")
+                   f"one stops too; {_RESUME} ({_Watch.setting} sets the wait)")
 
 
 def _disarm() -> None:
@@ -380,7 +391,8 @@ def _let_others_go(client, skip=()) -> None:
         return
 
 
-def watch_peers(timeout: float, where: str = "tlsjax") -> None:
+def watch_peers(timeout: float, where: str = "tlsjax", setting: str = "--process-timeout"
+                ) -> None:
     """In a job of several processes, stop this process with one line (exit status 2)
     when another process gives no sign of life for `timeout` seconds (stopped with
     SIGSTOP, hung, or its host unreachable), or when another announces that it stops
@@ -391,7 +403,7 @@ def watch_peers(timeout: float, where: str = "tlsjax") -> None:
     and `where` (the name in the message). A no-op in a single process. At a normal exit
     the process stops watching (its work is done) but goes on showing it is alive until
     JAX's shutdown."""
-    _Watch.timeout, _Watch.where = float(timeout), where
+    _Watch.timeout, _Watch.where, _Watch.setting = float(timeout), where, setting
     if _Watch.started or not is_joined() or jax.process_count() == 1:
         return
     from jax._src import distributed as jax_distributed  # the client JAX itself uses
