@@ -50,10 +50,15 @@ def _start(folder: Path, timeout: int) -> list[subprocess.Popen]:
 
 
 def _wait_for_checkpoint(folder: Path, procs: list[subprocess.Popen]) -> None:
+    start = time.monotonic()
     while not (folder / "ck.npz").exists():
         if any(p.poll() is not None for p in procs):
             sys.exit("a process ended before the first checkpoint: "
                      + " | ".join(p.communicate()[1][-500:] for p in procs))
+        if time.monotonic() - start > BOUND_S:
+            for p in procs:
+                p.kill()
+            sys.exit(f"no checkpoint after {BOUND_S} s: the two processes were stopped")
         time.sleep(0.05)
     time.sleep(0.3)  # a few batches more
 
@@ -71,11 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--victim", choices=("0", "1", "both"), default="1")
     parser.add_argument("--signal", choices=("STOP", "INT", "TERM", "KILL"), default="STOP")
-    parser.add_argument("--process-timeout", type=int, choices=range(1, 601), default=5,
-                        metavar="S", help="--process-timeout of the two processes (1-600)")
+    parser.add_argument("--process-timeout", type=int, default=5, metavar="S",
+                        help="--process-timeout of the two processes (1-600)")
     parser.add_argument("--folder", type=Path, default=None,
                         help="an empty folder to run in (default: a temporary one)")
     args = parser.parse_args()
+    if not 1 <= args.process_timeout <= 600:
+        parser.error(f"--process-timeout must be in [1, 600]; got {args.process_timeout}")
     folder = args.folder or Path(tempfile.mkdtemp(prefix="tlsjax-faults-"))
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):

@@ -119,6 +119,7 @@ def _kappa_file(tmp_path, rows, name="k.csv"):
     # values far outside a parameter's range: refused, not overflowed (1e300 was run, exit 0)
     (["--fix", "C=1e300"], "parameter C: value 1e+300 is outside its allowed range [1e-07, 1]"),
     (["--bound", "J_o=1:1e9"], "parameter J_o: max 1e+09 K is outside its allowed range"),
+    (["--bound", "J_o=1e200:1e300"], "parameter J_o: min 1e+200 K is outside its allowed"),
     (["--fix", "g=0.5"], "parameter g: value 0.5 is outside its allowed range [0.0001, 0.19]"),
     (["--seed", str(2**64)], "seed"),
     (["--seed", "-1"], "seed"),

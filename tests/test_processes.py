@@ -190,7 +190,6 @@ def test_stopped_process_stops_the_other_after_the_timeout(runs):
     assert sorted(p.name for p in runs["hung"].iterdir()) == ["stopped_at.txt"]
 
 
-
 def test_ctrl_c_in_process_0_stops_it_and_the_other(runs):
     """SIGINT to process 0 only, as the `tlsjax` program, once the job has started: it
     stops with its own line and status 130; process 1, told through the key-value store

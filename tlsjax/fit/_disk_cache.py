@@ -170,10 +170,10 @@ def _can_serialize() -> bool:
     return importlib.util.find_spec("flatbuffers") is not None
 
 
-def _trusted(path: Path) -> bool:
+def _trusted(path: Path, missing_ok: bool = False) -> bool:
     """Stored programs are unpickled, so only from a folder and files that this user owns
     and nobody else can write (a shared or world-writable cache folder is not used: its
-    programs are compiled afresh). A folder not yet made is trusted (it is made 0700)."""
+    programs are compiled afresh). A missing `path` is trusted where `missing_ok`."""
     import os
     import stat
 
@@ -182,7 +182,7 @@ def _trusted(path: Path) -> bool:
     try:
         st = path.stat()
     except FileNotFoundError:
-        return not path.suffix
+        return missing_ok
     except OSError:
         return False
     return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
@@ -198,7 +198,7 @@ def _program(fun, in_def, static, leaves):
     key = [f"{fun.__module__}.{fun.__qualname__}", str(in_def), text,
            str(jnp.result_type(float)), [(a.shape, str(a.dtype), a.weak_type) for a in avals]]
     path = _path("program", key, ".bin")
-    if not _trusted(path.parent):
+    if not _trusted(path.parent, missing_ok=True):  # a missing folder is made 0700
         return None
     blob = None
     if path.is_file() and _trusted(path):

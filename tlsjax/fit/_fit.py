@@ -86,7 +86,9 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
               "without a material)"),
 }
 """Fittable parameters: name -> (lower bound, upper bound, unit, meaning). The bounds are
-the defaults of the log-logit transform; a fit's `bounds` argument overrides them."""
+the defaults of the log-logit transform and the allowed range of what a user gives by name
+(`Parameters` values and min/max, `--fix`, `--bound`: `_params.check_allowed`); the
+engine's own `bounds` argument (internal callers) may narrow or move them."""
 
 #: Residual scale of a fit whose data carry no errors (the covariance is then scaled by
 #: the reduced chi^2, so the errors do not depend on it; it keeps the loss of order one).

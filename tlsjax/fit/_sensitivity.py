@@ -82,7 +82,8 @@ def default_params() -> np.ndarray:
 
 
 def output_names(energies, temperatures=None) -> list[str]:
-    """Names of the outputs, in the order of `log_outputs`."""
+    """Names of the outputs, in the order of `SensitivityResult.values`
+    (`outputs_from_realizations`, then kappa(T))."""
     names = ["T_U[K]", "T_U/<E_tau>", "C_o"] + [f"P_S(E={float(e):.3g})"
                                                for e in np.asarray(energies)]
     if temperatures is not None:
@@ -362,23 +363,24 @@ def sensitivity(
         program = _PROGRAMS[name]
         return process_map(lambda k: program(pv, sample, k, energies, top_k, block_size), keys)
 
-    def f_log(pv) -> np.ndarray:  # ln y at pv (also for the finite differences)
-        out = outputs_from_realizations(np.asarray(pv), per_key("value", jnp.asarray(pv)),
-                                        kappa_log)
+    def f_log(pv, v=None) -> np.ndarray:  # ln y at pv (also for the finite differences)
+        v = per_key("value", jnp.asarray(pv)) if v is None else v
+        out = outputs_from_realizations(np.asarray(pv), v, kappa_log)
         if kappa is not None:
             out = np.concatenate([out, np.asarray(_PROGRAMS["kappa value"](
                 jnp.asarray(pv), sample, keys, *kappa), dtype=float)])
         return out
 
-    log_y = f_log(p)
+    pj = jnp.asarray(p)
+    v0 = per_key("value", pj)
+    log_y = f_log(p, v0)
     if not np.all(np.isfinite(log_y)):
         bad = [n for n, v in zip(names, log_y) if not np.isfinite(v)]
         raise ValueError(f"`sensitivity`: {', '.join(bad)} is 0 or not finite at this point, so "
                          "its logarithmic derivatives are undefined (T_U = 0 means no gap: "
                          "P_S(0+) >= 5 g, e.g. under strong random fields h_rel)")
     start = time.perf_counter()
-    pj = jnp.asarray(p)
-    log_jac = log_jacobian_from_realizations(p, per_key("value", pj), per_key(mode, pj))
+    log_jac = log_jacobian_from_realizations(p, v0, per_key(mode, pj))
     if kappa is not None:
         log_jac = np.concatenate([log_jac, np.asarray(_PROGRAMS[f"kappa {k_mode}"](
             pj, sample, keys, *kappa), dtype=float)])
@@ -408,9 +410,9 @@ def _hard_values(p, sample, keys, energies, kappa_log, block_size, material, tem
     v = process_map(lambda k: _PROGRAMS["hard"](point, sample, k, energies, block_size), keys)
     v = np.asarray(v, dtype=float)
     out = [[v[:, 0].mean() * p[0] * p[1], v[:, 1].mean(), kappa_log * p[0]], v[:, 2:].mean(0)]
-    if material is not None:
+    if material is not None:  # top_k = 1: the hard reduction's plain maximum
         out.append(np.exp(np.asarray(_PROGRAMS["kappa value"](
-            jnp.asarray(p), sample, keys, kappa_log, DEFAULT_TOP_K, block_size, material,
+            jnp.asarray(p), sample, keys, kappa_log, 1, block_size, material,
             temperatures, True), dtype=float)))
     return np.concatenate(out)
 

@@ -153,11 +153,13 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
     - `detect`: with nothing given, join through JAX's cluster detection (`True`), stay
       a single process (`False`), or detect when the environment describes more than one
       task (`None`, the default: `srun` with several tasks, `mpirun -n P`).
-    - `watch`: seconds (>= 1); if given, a process that stops, is interrupted or gives no
-      sign of life for that long stops this one with one line on standard error and exit
-      status 2 (`watch_peers`, what the command line's `--process-timeout` does), and
-      JAX's own heartbeat timeout is set beyond it. Without it (the default), JAX's
-      heartbeat ends a process after `heartbeat_timeout` with its own fatal message.
+    - `watch`: seconds (>= 1); if given, a process that gives no sign of life for that
+      long (stopped, hung, killed, its host unreachable) stops this one with one line on
+      standard error and exit status 2 (`watch_peers`, as the command line's
+      `--process-timeout`), and JAX's own heartbeat timeout is set beyond it. Without it
+      (the default), JAX's heartbeat ends a process after `heartbeat_timeout` with its own
+      fatal message. (The command line also tells the others at once when one of its
+      processes stops on an error or Ctrl-C; a script's exit does not.)
 
     Sets ``jax_cpu_collectives_implementation`` to ``"gloo"`` (CPU collectives across
     processes); this is the one global JAX setting tlsjax changes, and only here.
@@ -174,6 +176,8 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
         watch = check_int("distributed", "watch", watch, 1, 86400)
         heartbeat_timeout = max(heartbeat_timeout, watch + HEARTBEAT_MARGIN_S)
     if is_joined():
+        if watch is not None:
+            watch_peers(watch, setting="distributed(watch=...)")
         return jax.process_index(), jax.process_count()
     if detect is None:
         detect = cluster_tasks() > 1
@@ -286,14 +290,22 @@ def _leave(message: str) -> None:
 
 
 def _by_process(client, prefix: str) -> dict[int, str]:
-    return {int(k.rsplit("/", 1)[-1]): v for k, v in client.key_value_dir_get(prefix)}
+    """The entries under `prefix` by process id (keys that name no process are skipped)."""
+    out = {}
+    for k, v in client.key_value_dir_get(prefix):
+        tail = k.rsplit("/", 1)[-1]
+        if tail.isdigit():
+            out[int(tail)] = v
+    return out
 
 
 def _pulse(client, me: int) -> None:
     """Show this process alive (a counter in JAX's key-value store), note when each
     peer's counter last moved, and leave (one line) when a peer announced that it stops
     (`announce_stop`). Runs until the process ends or the client is shut down (also after
-    this process's command has finished: a peer may still be working)."""
+    this process's command has finished: a peer may still be working). A failed call to
+    the store while the command runs (a time-out under load) is tried again at the next
+    pulse: only a coordinator that stays unreachable makes this process look silent."""
     count = 0
     while True:
         count += 1
@@ -304,8 +316,11 @@ def _pulse(client, me: int) -> None:
                 if p in _Watch.seen and value != _Watch.seen[p][0]:
                     _Watch.seen[p] = (value, now)
             stops = {p: why for p, why in _by_process(client, _STOP).items() if p != me}
-        except Exception:  # noqa: BLE001 - the client is shut down: the job is ending
-            return
+        except Exception:  # noqa: BLE001 - JAX raises several kinds
+            if _Watch.disarmed:  # the client is shut down: the job is ending
+                return
+            time.sleep(PULSE_S)
+            continue
         if stops and not (_Watch.stopping or _Watch.disarmed):
             p, why = min(stops.items())
             _Watch.stopping = True
@@ -399,10 +414,10 @@ def watch_peers(timeout: float, where: str = "tlsjax", setting: str = "--process
     (`announce_stop`: interrupted, or an error). A process that dies without a word
     breaks the next exchange of results at once (see `error_text` in the CLI). Every
     process shows it is alive every `PULSE_S` seconds through JAX's key-value store, from
-    a background thread, also while it computes. Called again, it only changes `timeout`
-    and `where` (the name in the message). A no-op in a single process. At a normal exit
-    the process stops watching (its work is done) but goes on showing it is alive until
-    JAX's shutdown."""
+    a background thread, also while it computes. Called again, it only changes `timeout`,
+    `where` (the name in the message) and `setting` (what set the timeout). A no-op in a
+    single process. At a normal exit the process stops watching (its work is done) but
+    goes on showing it is alive until JAX's shutdown."""
     _Watch.timeout, _Watch.where, _Watch.setting = float(timeout), where, setting
     if _Watch.started or not is_joined() or jax.process_count() == 1:
         return
