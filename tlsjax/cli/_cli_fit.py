@@ -20,7 +20,7 @@ from .._validate import check_seed
 from ..fit._dos_sample_error import add_dos_sample_error
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
-from ..fit._params import Parameter, Parameters, canonical_name, check_allowed, internal, label
+from ..fit._params import Parameters, canonical_name, check_allowed, internal, label
 from ..fit._profile import DEFAULT_LEVEL
 from ..fit._select import CRITERIA, DEFAULT_CRITERION, format_selection_table, select_kappa_model
 from ..model._lattice import Sample
@@ -107,7 +107,6 @@ def user_parameters(fix, bound) -> Parameters | None:
         lo, hi = _number("--bound", name, lo_text), _number("--bound", name, hi_text)
         if not lo < hi:
             raise ValueError(f"--bound {name}: needs LO < HI; got {lo:g}:{hi:g}")
-        check_allowed(key, Parameter(None, min=lo, max=hi), PARAMETERS[key][:2])  # bounds only
         params.add(key, math.sqrt(lo) * math.sqrt(hi), min=lo, max=hi)  # no overflow
     for key, p in params.items():  # in the displayed units, before any conversion
         check_allowed(key, p, PARAMETERS[key][:2])

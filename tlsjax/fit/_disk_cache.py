@@ -31,7 +31,9 @@ import functools
 import hashlib
 import io
 import json
+import os
 import pickle
+import stat
 from pathlib import Path
 
 import equinox as eqx
@@ -174,9 +176,6 @@ def _trusted(path: Path, missing_ok: bool = False) -> bool:
     """Stored programs are unpickled, so only from a folder and files that this user owns
     and nobody else can write (a shared or world-writable cache folder is not used: its
     programs are compiled afresh). A missing `path` is trusted where `missing_ok`."""
-    import os
-    import stat
-
     if not hasattr(os, "getuid"):  # no POSIX owners: the user's own cache folder
         return True
     try:

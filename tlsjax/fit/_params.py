@@ -177,7 +177,7 @@ def check_allowed(n: str, p: Parameter, allowed: tuple[float, float]) -> None:
     f = factor(n)
     lo, hi = allowed[0] * f, allowed[1] * f
     u = f" {unit(n)}" if unit(n) else ""
-    for what, v in (("value", p.value), ("min", p.min), ("max", p.max)):
+    for what, v in (("min", p.min), ("max", p.max), ("value", p.value)):  # bounds first
         if v is not None and not lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
             raise ValueError(f"parameter {label(n)}: {what} {v:g}{u} is outside its allowed "
                              f"range [{lo:g}, {hi:g}]{u}")
