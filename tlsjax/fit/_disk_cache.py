@@ -211,7 +211,21 @@ def _program(fun, in_def, static, leaves):
         except Exception:  # noqa: BLE001 - e.g. a host callback: not storable
             return None
         _write(path, pickle.dumps((blob, tree)))
-    return jax.jit(jax.export.deserialize(blob).call), tree
+    exported = jax.export.deserialize(blob)
+
+    def run(*leaves):
+        return exported.call(*leaves)
+
+    run.__name__ = run.__qualname__ = fun.__name__  # JAX's logs name the program
+    # Arguments placed on one device, committed or not, lower to one program: without
+    # `in_shardings` a first call with fresh (uncommitted) arrays and later calls with a
+    # program's outputs (committed) were two programs, each compiled (2 s for a fit step).
+    return jax.jit(run, in_shardings=_device_sharding()), tree
+
+
+@functools.lru_cache(maxsize=1)
+def _device_sharding():
+    return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
 def stored_jit(fun):
