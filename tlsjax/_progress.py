@@ -39,11 +39,41 @@ def progress_bar(total: int | None = None, *, desc: str = "", enabled: bool = Tr
     Use `set_postfix(..., refresh=False)` for per-step statistics: the numbers are shown
     at the next redraw instead of forcing one.
     """
+    if not enabled:  # nothing to show: no tqdm object (its first one costs ~0.2 s)
+        return _NoBar(initial)
     from tqdm.auto import tqdm
 
     terminal = stderr_is_terminal()
     every = log_interval()
     kw = {} if terminal else dict(mininterval=every, maxinterval=every,
                                   miniters=1, ncols=100)
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=leave if terminal else False,
+    return tqdm(total=total, desc=desc, leave=leave if terminal else False,
                 unit=unit, initial=initial, file=sys.stderr, **kw)
+
+
+class _NoBar:
+    """A disabled progress bar: what tqdm(disable=True) offers the callers, for nothing."""
+
+    def __init__(self, initial: int = 0):
+        self.n = initial
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+    def set_description(self, *args, **kwargs) -> None:
+        pass
+
+    def refresh(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass

@@ -48,7 +48,8 @@ from ._args import (
     real,
 )
 from ._cli_es import _complete_result_of
-from ._main import ListAction, name_list, x64_context
+from .._validate import enable_x64
+from ._main import ListAction, name_list
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -342,7 +343,7 @@ def run_targets(args) -> int:
     init, free, bounds = _targets_parameters(args, _check_names(args.free) or ["g", "J0",
                                                                                 "atilde"])
     try:
-        with x64_context(args.precision == 64):
+        with enable_x64(args.precision == 64):
             res = fit_targets(args.C0, args.TU, sigma_C0=args.sigma_C0,
                               sigma_T_U=args.sigma_TU, free=free, init=init,
                               criterion=args.criterion, bounds=bounds, **_dos(args),
@@ -393,7 +394,7 @@ def run_kappa(args) -> int:
     common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
                   profile=not args.no_profile, params=params, **_dos(args), **_opt(args))
     try:
-        with x64_context(args.precision == 64):
+        with enable_x64(args.precision == 64):
             if free or args.qinv:
                 model = args.model
                 if model == "auto":
@@ -410,7 +411,7 @@ def run_kappa(args) -> int:
         return _interrupted_early(args)
     res.meta["precision_bits"] = args.precision
     if args.dos_samples and not res.interrupted:
-        with x64_context(args.precision == 64):
+        with enable_x64(args.precision == 64):
             add_dos_sample_error(res, args.dos_samples, seed=args.seed,
                                  progress=not args.no_progress)
     return _finish(args, res, args.plot)

@@ -96,7 +96,7 @@ def run_curves(args) -> int:
         _stage_logging,
         user_parameters,
     )
-    from ._main import x64_context
+    from .._validate import enable_x64
 
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
@@ -119,7 +119,7 @@ def run_curves(args) -> int:
     seed_key(f"fit {args.curve}", "--seed", args.seed)  # checked before any computing
     _stage_logging(True)
     try:
-        with x64_context(args.precision == 64):
+        with enable_x64(args.precision == 64):
             res = fit_curves(
                 args.kappa, curves["qinv"], curves["dvv"], material, freq_qinv=freqs["qinv"],
                 freq_dvv=freqs["dvv"], model=args.model, criterion=args.ic, free=free,

@@ -35,7 +35,8 @@ from ._args import (
     real,
     reals,
 )
-from ._main import ListAction, x64_context
+from .._validate import enable_x64
+from ._main import ListAction
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")
 
@@ -129,7 +130,7 @@ def run_sensitivity(args) -> int:
     out = OutputDir(args.out, overwrite=args.overwrite, expect=_FILES, group="sensitivity")
     # The finite-difference checks need float64: on locally (this thread, this call), the
     # process-wide JAX configuration is left as it is.
-    with x64_context(True):
+    with enable_x64(True):
         material = None
         if args.temperatures is not None:
             from ..observables._material import Material

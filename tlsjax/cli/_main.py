@@ -49,17 +49,6 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from err
 
 
-def x64_context(enabled: bool):
-    """A context in which JAX computes in float64 (`enabled`) or float32, for this thread
-    only: the process-wide configuration is left as it is."""
-    import jax
-
-    enable_x64 = getattr(jax, "enable_x64", None)
-    if enable_x64 is None:  # JAX < 0.7 spelled it jax.experimental.enable_x64
-        from jax.experimental import enable_x64
-    return enable_x64(bool(enabled))
-
-
 class ListAction(argparse.Action):
     """A list-valued option that takes one or more words, each parsed by `type` into a
     list, and joins them: `--T 0.1,1,10`, `--T 0.1 1 10` and `--T 0.1,1 10` are the same.

@@ -59,11 +59,12 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
+from .._background import in_background
 from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
-from .._validate import check_int, check_range
-from ._disk_cache import name_static, stored_jit
+from .._validate import check_int, check_range, device_array
+from ._disk_cache import folder, name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -316,7 +317,7 @@ class Problem(eqx.Module):
         mask, fixed = np.array(self.free_mask), np.array(self.fixed)
         mask[i], fixed[i] = False, value
         return eqx.tree_at(lambda q: (q.free_mask, q.fixed), self,
-                           (jnp.asarray(mask), jnp.asarray(fixed, dtype=self.fixed.dtype)))
+                           (device_array(mask), device_array(fixed, dtype=self.fixed.dtype)))
 
     def with_free(self, names: Sequence[str], bounds: dict[str, tuple[float, float]]
                   ) -> Problem:
@@ -328,8 +329,8 @@ class Problem(eqx.Module):
             i = self.names.index(n)
             lo[i], hi[i] = math.log(bounds[n][0]), math.log(bounds[n][1])
         return eqx.tree_at(lambda q: (q.free_mask, q.log_lo, q.log_hi), self,
-                           (jnp.asarray(mask), jnp.asarray(lo, dtype=self.log_lo.dtype),
-                            jnp.asarray(hi, dtype=self.log_hi.dtype)))
+                           (device_array(mask), device_array(lo, dtype=self.log_lo.dtype),
+                            device_array(hi, dtype=self.log_hi.dtype)))
 
 
 def make_problem(residuals, init: dict[str, float], free: Sequence[str],
@@ -340,9 +341,9 @@ def make_problem(residuals, init: dict[str, float], free: Sequence[str],
     lo = np.array([math.log(bounds[n][0]) if n in free else 0.0 for n in names])
     hi = np.array([math.log(bounds[n][1]) if n in free else 1.0 for n in names])
     fixed = np.array([float(init[n]) for n in names])
-    return Problem(residuals, names, jnp.asarray([n in free for n in names]),
-                   jnp.asarray(lo, dtype=dtype), jnp.asarray(hi, dtype=dtype),
-                   jnp.asarray(fixed, dtype=dtype))
+    return Problem(residuals, names, device_array([n in free for n in names]),
+                   device_array(lo, dtype=dtype), device_array(hi, dtype=dtype),
+                   device_array(fixed, dtype=dtype))
 
 
 def _unconstrained(problem: Problem, values: dict[str, float]) -> np.ndarray:
@@ -429,7 +430,7 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
     step = _lbfgs_step if is_lbfgs else _grad_step
     # a relative change below ~10 eps cannot be resolved in the working precision
     ftol = max(float(ftol), 10.0 * float(jnp.finfo(problem.log_lo.dtype).eps))
-    u = jnp.asarray(u0, dtype=problem.log_lo.dtype)
+    u = device_array(u0, dtype=problem.log_lo.dtype)
     state = _strong(_init_state(opt, u))
     hist = [] if history is None else history
     out = dict(u=np.asarray(u0, dtype=float), loss=math.inf, steps=0, converged=False,
@@ -443,7 +444,7 @@ def minimize(problem: Problem, u0, *, optimizer=("lbfgs", 0.05), max_steps: int 
         if not math.isfinite(value):
             out["reason"] = "non-finite loss"
             break
-        gmax = float(jnp.max(jnp.abs(grad)))
+        gmax = float(np.max(np.abs(np.asarray(grad))))  # NumPy: no program to compile
         hist.append(value)
         if value < out["loss"]:
             out.update(u=np.asarray(u_prev, dtype=float), loss=value, steps=it)
@@ -602,13 +603,15 @@ def least_squares(
     _optimizer(optimizer, learning_rate)  # validate before compiling anything
     problem = make_problem(residuals, init, free, bnd)
     u0 = _unconstrained(problem, init)
-    n_res = _n_residuals(problem, jnp.asarray(u0, problem.log_lo.dtype))
+    n_res = _n_residuals(problem)
     dof = None if absolute_sigma else n_res - len(free)
-    key = jax.random.PRNGKey(0) if key is None else key
     mask = np.asarray(problem.free_mask, dtype=float)
-    noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
-    noise = noise * spread * mask[None, :]
-    noise[0] = 0.0
+    noise = np.zeros((starts, len(problem.names)))  # the first start is the given point
+    if starts > 1:  # (one start draws nothing: no random program to compile)
+        key = jax.random.PRNGKey(0) if key is None else key
+        noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
+        noise = noise * spread * mask[None, :]
+        noise[0] = 0.0
 
     best, histories, interrupted = _multistart(
         problem, u0, noise, max_steps, gtol, ftol, (optimizer, learning_rate), dof, progress,
@@ -678,14 +681,44 @@ def _residuals(problem: Problem, u):
     return problem.residual_vector(u)
 
 
-def _n_residuals(problem: Problem, u) -> int:
-    """The length of the residual vector, from the trace of `_residuals` (shared with the
-    compiled call: a problem of the same structure is traced once per process)."""
-    return int(eqx.filter_eval_shape(_residuals, problem, u).shape[0])
+_N_RESIDUALS: dict = {}
+
+
+def _n_residuals(problem: Problem) -> int:
+    """The length of the residual vector, from a trace of the residual function (`eval_shape`,
+    nothing is computed), once per problem structure and process."""
+    leaves, tree = jax.tree_util.tree_flatten(problem)
+    key = (tree, tuple(jax.typeof(x) if eqx.is_array(x) else x for x in leaves))
+    try:
+        return _N_RESIDUALS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable static field: traced every time
+        key = None
+    u = jax.ShapeDtypeStruct((len(problem.names),), problem.log_lo.dtype)
+    n = int(eqx.filter_eval_shape(_residuals, problem, u).shape[0])
+    if key is not None:
+        _N_RESIDUALS[key] = n
+    return n
+
+
+def prefetch_programs(problem: Problem) -> None:
+    """Start making the fit's compiled programs for problems of this structure (the
+    residuals, the L-BFGS step) in background threads, so that they compile while the
+    caller does other work; only where programs are stored (the command line,
+    `_disk_cache.stored_jit`), a no-op otherwise."""
+    u = device_array(np.zeros(len(problem.names)), problem.log_lo.dtype)
+    _residuals.prefetch(problem, u)
+
+    def step():
+        _lbfgs_step.prefetch(problem, _LBFGS, u, _strong(_init_state(_LBFGS, u)))
+
+    if folder() is not None:
+        in_background(step, "tlsjax-compile-step")
 
 
 def residuals_at(problem: Problem, u) -> np.ndarray:
-    return np.asarray(_residuals(problem, jnp.asarray(u, dtype=problem.log_lo.dtype)),
+    return np.asarray(_residuals(problem, device_array(u, dtype=problem.log_lo.dtype)),
                       dtype=float)
 
 
@@ -854,8 +887,8 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
 def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
     """A result at the best point without errors (the error estimate was interrupted)."""
     idx = _free_index(problem, free)
-    u_full = jnp.asarray(best["u"], dtype=problem.log_lo.dtype)
-    n_data = _n_residuals(problem, u_full)
+    u_full = np.asarray(best["u"], dtype=problem.log_lo.dtype)
+    n_data = _n_residuals(problem)
     nan_k = [[math.nan] * len(free) for _ in free]
     return FitResult(
         free=list(free), params=problem.params_numpy(u_full),

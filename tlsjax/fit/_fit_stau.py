@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._validate import check_range, check_type, seed_key
+from .._validate import check_range, check_type, device_array, seed_key
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import (
@@ -60,7 +60,7 @@ from ..observables._dos import (
     stau_dos,
 )
 from ..observables._material import HBAR, K_B, Material
-from ..observables._stm import T_MAX_K, T_MIN_K, thermal_conductivity_closed_form
+from ..observables._stm import T_MAX_K, T_MIN_K
 from ..observables._table import TabulatedStauTLS
 from ._data import Curve, load_curve
 from ._fit import (
@@ -74,6 +74,7 @@ from ._fit import (
     jacobian_fd,
     least_squares,
     make_problem,
+    prefetch_programs as fit_prefetch,
     propagate,
     propagate_gradient,
     propagate_u,
@@ -90,9 +91,11 @@ from ._kappa_model import (
     evaluate,
     names_for,
     placeholder_table,
+    prefetch_evaluate,
     rayleigh_name,
     rebuild_table,
     stau_table,
+    stau_table_later,
 )
 from ._params import as_parameters, canonical_name, factor, internal, label, named, unit
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
@@ -331,6 +334,16 @@ class KappaSetup:
     joint: bool
     rebuild: Callable | None = None
     user: UserChoice | None = None
+    #: Where the table is still being built (`need_table="later"`): waits for it.
+    pending: Callable[[], TabulatedStauTLS] | None = None
+
+    def with_table(self) -> KappaSetup:
+        """This setup with its S-tau table (waiting for it where it is being built)."""
+        if self.pending is None:
+            return self
+        table = self.pending()
+        return dataclasses.replace(self, table=table, pending=None,
+                                   model=eqx.tree_at(lambda m: m.table, self.model, table))
 
 
 @dataclasses.dataclass
@@ -395,8 +408,9 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
                   sample=None, realizations=DEFAULT_DOS_REALIZATIONS, key=None, seed=None,
                   need_table=True, n_free: int = 1, params=None) -> KappaSetup:
     """Load and check the data (at least enough points for `n_free` free parameters),
-    build the S-tau table (cached) and the residual model. `params`: a user's
-    `Parameters` (values, vary, bounds by name; see `fit_kappa`)."""
+    build the S-tau table (cached; `need_table="later"`: in a background thread, see
+    `KappaSetup.with_table`) and the residual model. `params`: a user's `Parameters`
+    (values, vary, bounds by name; see `fit_kappa`)."""
     velocity_free = material is None
     user = user_choice(params, velocity_free)
     curve = _as_curve(data, "kappa")
@@ -422,29 +436,32 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
                           if sigma_log_qinv is None else sigma_log_qinv, qcurve.n)
         if qabs != absolute:
             raise ValueError("give both sigma_log and sigma_log_qinv, or neither")
-        q = dict(q_T=jnp.asarray(qcurve.T), q_log_y=jnp.asarray(np.log(qcurve.y)),
-                 q_scale=jnp.asarray(np.sqrt(qcurve.weight) / qs),
-                 omega=jnp.asarray([2.0 * math.pi * float(freq)]), polarization=polarization)
+        q = dict(q_T=device_array(qcurve.T), q_log_y=device_array(np.log(qcurve.y)),
+                 q_scale=device_array(np.sqrt(qcurve.weight) / qs),
+                 omega=device_array([2.0 * math.pi * float(freq)]), polarization=polarization)
     sample, realizations, key, seed = _dos_settings(sample, realizations, key, seed)
     init = ModelParams() if init is None else init
     if user is not None:
         given = {**user.start, **user.fixed}
         init = ModelParams(**{k: given.get(k, float(getattr(init, k))) for k in _MODEL_FIELDS})
     atilde, h_rel = float(init.atilde), float(init.h_rel)
-    table = None
+    table = pending = None
     if need_table or joint:
         _log.info(f"S-tau C(E) at a~ = {atilde:g}, h_rel = {h_rel:g}: ES reduction of "
                   f"{realizations} realization(s), x = {float(sample.x):g}, "
                   f"L = {int(sample.lattice.cells)} (once per process)")
-        table = stau_table(sample, realizations, key, atilde, h_rel)
+        if need_table == "later" and not joint:
+            pending = stau_table_later(sample, realizations, key, atilde, h_rel)
+        else:
+            table = stau_table(sample, realizations, key, atilde, h_rel)
     if velocity_free:
         mat = Material(1.0, 1.0, 1.0)
     else:
         mat = Material(material.rho, material.v_l, material.v_t,
                        gamma_ratio=material.gamma_ratio, gamma_t=material.gamma_t)
-    km = KappaModel(jnp.asarray(curve.T), jnp.asarray(np.log(curve.y)),
-                    jnp.asarray(np.sqrt(w) / sig), table if table is not None
-                    else placeholder_table(), mat, jnp.asarray(False), jnp.asarray(False),
+    km = KappaModel(device_array(curve.T), device_array(np.log(curve.y)),
+                    device_array(np.sqrt(w) / sig), table if table is not None
+                    else placeholder_table(), mat, device_array(False), device_array(False),
                     velocity_free, **q)
     meta = dict(kind="kappa", data=curve.source, citation=curve.citation,
                 velocity_free=velocity_free, absolute_sigma=absolute,
@@ -466,7 +483,7 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
         kv = user.fixed.get("kv", user.start.get("kv", kv))
         meta["user_parameters"] = dict(fixed=user.fixed, vary=user.vary, bounds=user.bounds)
     return KappaSetup(curve, km, velocity_free, absolute, init, kv, table,
-                      meta["dos_sample"], meta, joint, rebuild, user)
+                      meta["dos_sample"], meta, joint, rebuild, user, pending)
 
 
 def _material_terms(material):
@@ -603,6 +620,16 @@ def _starting_values(setup: KappaSetup, model, free, terms, start: dict | None):
     return p0
 
 
+def prefetch_programs(setup: KappaSetup) -> None:
+    """Start compiling the programs every candidate model of `setup` shares (residuals,
+    L-BFGS step, `evaluate`) in background threads (`_fit.prefetch_programs`)."""
+    km, curve, vf = setup.model, setup.curve, setup.velocity_free
+    p0 = {n: 1.0 for n in names_for(vf)}
+    amp = amplitude_name("stm", vf)
+    fit_prefetch(make_problem(km, p0, [amp], {amp: PARAMETERS[amp][:2]}))
+    _prefetch_evaluate(km, p0, curve)
+
+
 def _extra_starts(setup, km1, p0, terms, start):
     """Boundary term: alone it would give 3x the data at the lowest T. Rayleigh term:
     0.3 x the resonant l^-1 of the thermal phonon (hbar omega = 4 k_B T) at the highest T."""
@@ -619,10 +646,10 @@ def _extra_starts(setup, km1, p0, terms, start):
     if terms[rname][0] == "free" and not (start and rname in start):
         T1 = float(curve.T[-1])
         E = 4.0 * T1
-        arr = _arrays(p0)
         c = float(_evaluate(km1, p0, curve)["strength"][1])
         omega = E * K_B / HBAR
-        v = float(km1.amplitude(arr)) if vf else float(mat.v_t)
+        amp = p0["Cv" if bool(km1.stm) else "kv"]  # `KappaModel.amplitude`, on the host
+        v = float(np.asarray(amp, dtype=jnp.result_type(float))) if vf else float(mat.v_t)
         inv_res = math.pi * c * omega / v * math.tanh(2.0)
         ray = 0.3 * inv_res / E**4
         val = ray * v * v if vf else ray
@@ -633,22 +660,32 @@ def _extra_starts(setup, km1, p0, terms, start):
 def _evaluate(km: KappaModel, p: dict, curve: Curve) -> dict:
     """`evaluate` on the figure's grid, at C(E -> 0) and at the thermal phonon of the
     highest temperature (hbar omega = 4 k_B T)."""
-    lo, hi = float(curve.T[0]), float(curve.T[-1])
-    grid = jnp.asarray(np.geomspace(lo / 1.5, hi * 1.5, GRID_POINTS))
-    g, J0 = float(p.get("g", 0.02)), float(p.get("J0", 500.0))
-    energies = jnp.asarray([1e-6 * g * J0, 4.0 * hi])
+    grid, energies = _evaluate_at(p, curve)
     out = evaluate(km, _arrays(p), grid, energies)
     return dict(jax.tree_util.tree_map(np.asarray, out), grid=np.asarray(grid))
 
 
+def _evaluate_at(p: dict, curve: Curve):
+    lo, hi = float(curve.T[0]), float(curve.T[-1])
+    grid = device_array(np.geomspace(lo / 1.5, hi * 1.5, GRID_POINTS))
+    g, J0 = float(p.get("g", 0.02)), float(p.get("J0", 500.0))
+    return grid, device_array([1e-6 * g * J0, 4.0 * hi])
+
+
+def _prefetch_evaluate(km: KappaModel, p: dict, curve: Curve) -> None:
+    """`_evaluate`'s program, started (`stored_jit.prefetch`)."""
+    grid, energies = _evaluate_at(p, curve)
+    prefetch_evaluate(km, _arrays(p), grid, energies)
+
+
 def _arrays(p: dict) -> dict:
     dtype = jnp.result_type(float)
-    return {k: jnp.asarray(v, dtype=dtype) for k, v in p.items()}
+    return {k: device_array(v, dtype=dtype) for k, v in p.items()}
 
 
 def _with_model(km: KappaModel, model: str, use_tu: bool = False) -> KappaModel:
     return eqx.tree_at(lambda m: (m.stm, m.use_tu), km,
-                       (jnp.asarray(model == "stm"), jnp.asarray(use_tu)))
+                       (device_array(model == "stm"), device_array(use_tu)))
 
 
 def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, boundary=None,
@@ -836,11 +873,7 @@ def _kappa_derived(res: FitResult, setup: KappaSetup) -> None:
     d["curve_kappa"] = np.exp(ev["log_kappa"]).tolist()
     if any(t["mode"] != "absent" for t in res.meta["terms"].values()):
         d["curve_kappa_tls_only"] = np.exp(ev["log_kappa_tls"]).tolist()
-    mat = km.material_of(_arrays(res.params))
-    d["curve_kappa_T2"] = np.asarray(thermal_conductivity_closed_form(
-        float(ev["strength"][0]), Material(float(mat.rho), float(mat.v_l), float(mat.v_t),
-                                           gamma_ratio=float(mat.gamma_ratio)),
-        ev["grid"])).tolist()
+    d["curve_kappa_T2"] = ev["kappa_T2"].tolist()
     if setup.joint:
         rq = r_all[curve.n:] / np.asarray(km.q_scale, dtype=float)
         d.update(rms_log_residual_qinv=float(np.sqrt(np.mean(rq**2))),

@@ -35,12 +35,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validate import checked_inputs, is_traced
+from .._background import in_background
+from .._validate import checked_inputs, device_array, is_traced
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import stau_dos
 from ..observables._material import HBAR, K_B, Material
-from ..observables._stm import _omegas, _temperatures, thermal_conductivity
+from ..observables._stm import (
+    _omegas,
+    _temperatures,
+    thermal_conductivity,
+    thermal_conductivity_closed_form,
+)
 from ..observables._stm import qinv as _qinv
 from ..observables._table import (
     TabulatedStauTLS,
@@ -49,7 +55,7 @@ from ..observables._table import (
     tabulate_stau,
 )
 from ..observables._tls import AbstractTLS
-from ._disk_cache import load_table, save_table, stored_jit
+from ._disk_cache import QUICK_COMPILE, load_table, save_table, stored_jit, table_stored
 
 #: All parameters of the kappa model, without and with a `Material`.
 NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "atilde", "h_rel", "kv", "Cv", "l_b_v2", "rayleigh_v2")
@@ -99,18 +105,16 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
     process and argument set (the ES reduction and the tabulation take seconds; every
     fit, candidate model and test at the same settings shares them), and read back from
     disk where the command line keeps tables between runs (`_disk_cache`)."""
-    cache_key = (float(sample.x), int(sample.lattice.cells), type(sample.lattice).__name__,
-                 int(realizations), _key_data(key), float(atilde), float(h_rel),
-                 str(jnp.result_type(float)))
+    cache_key = _table_key(sample, realizations, key, atilde, h_rel)
     if cache_key in _TABLES:
         _TABLES.move_to_end(cache_key)
         return _TABLES[cache_key]
     mp = ModelParams(atilde=atilde, h_rel=h_rel)
     stored = load_table(cache_key)
     if stored is not None:
-        tab = TabulatedStauTLS(*(jnp.asarray(stored[n]) for n in _TABLE_FIELDS), mp,
+        tab = TabulatedStauTLS(*(device_array(stored[n]) for n in _TABLE_FIELDS), mp,
                                None if stored["e_tau_mean"] is None
-                               else jnp.asarray(stored["e_tau_mean"]))
+                               else device_array(stored["e_tau_mean"]))
     else:
         tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
         save_table(cache_key, {n: getattr(tab, n) for n in (*_TABLE_FIELDS,
@@ -119,6 +123,29 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
     while len(_TABLES) > _TABLES_MAX:
         _TABLES.popitem(last=False)
     return tab
+
+
+def _table_key(sample: Sample, realizations: int, key, atilde: float, h_rel: float) -> tuple:
+    return (float(sample.x), int(sample.lattice.cells), type(sample.lattice).__name__,
+            int(realizations), _key_data(key), float(atilde), float(h_rel),
+            str(jnp.result_type(float)))
+
+
+def stau_table_later(sample: Sample, realizations: int, key, atilde: float, h_rel: float
+                     ) -> Callable[[], TabulatedStauTLS]:
+    """`stau_table`, started now in a background thread where it has to be built (it is
+    neither in this process's memory nor on disk); returns a function that waits for it
+    (Ctrl-C still reaches the caller while it waits). Meanwhile the caller can fit what
+    does not need it (the constant-C candidates of a model selection): on a CPU with two
+    cores the ES reduction and the compilation of the fit's programs then overlap.
+
+    The table is the same bits as `stau_table` builds in the caller's thread: the worker
+    computes in the caller's precision (`jax_enable_x64` may be set for a thread only)."""
+    args = (sample, realizations, key, atilde, h_rel)
+    cache_key = _table_key(*args)
+    if cache_key in _TABLES or table_stored(cache_key):
+        return lambda: stau_table(*args)
+    return in_background(lambda: stau_table(*args), "tlsjax-stau-table").get
 
 
 def rebuild_table(sample: Sample, realizations: int, key, params: ModelParams
@@ -134,9 +161,11 @@ def placeholder_table(like: TabulatedStauTLS | None = None) -> TabulatedStauTLS:
     from ..observables._table import DEFAULT_TABLE_POINTS
 
     m = DEFAULT_TABLE_POINTS if like is None else like.log_eps.shape[0]
-    xs = jnp.linspace(math.log(1e-3), math.log(1e3), m)
-    z = jnp.zeros_like(xs)
-    return TabulatedStauTLS(xs, z, z, z, z, ModelParams(), jnp.asarray(1.0))
+    xs = device_array(np.linspace(math.log(1e-3), math.log(1e3), m), jnp.result_type(float))
+    z = device_array(np.zeros(m), jnp.result_type(float))
+    # e_tau_mean strongly typed, as in a built table: one compiled program for both
+    return TabulatedStauTLS(xs, z, z, z, z, ModelParams(),
+                            device_array(1.0, dtype=jnp.result_type(float)))
 
 
 # ---------------------------------------------------------------- the model
@@ -308,14 +337,21 @@ def evaluate(model: KappaModel, p, grid, energies):
 
     **Returns:** dict with `log_kappa` (on the grid, with the boundary and Rayleigh
     terms), `log_kappa_tls` (without them), `strength` (C at `energies`), `T_U`
-    (shortcut, full criterion, in K), `T_U_grad` (their gradients, a dict over `p`) and
-    `J0` (J_o in K: the parameter, or from T_U where `use_tu`).
+    (shortcut, full criterion, in K), `T_U_grad` (their gradients, a dict over `p`),
+    `J0` (J_o in K: the parameter, or from T_U where `use_tu`) and `kappa_T2` (the T^2 law
+    of the constant C = `strength[0]`, resonant scattering alone, on the grid).
     """
     check_grids(grid, "thermal_conductivity")  # before compiling: see `KappaModel.__call__`
     return _evaluate(model, p, grid, energies)
 
 
-@stored_jit
+def prefetch_evaluate(model: KappaModel, p, grid, energies) -> None:
+    """Start making `evaluate`'s program for such arguments (`stored_jit.prefetch`)."""
+    check_grids(grid, "thermal_conductivity")
+    _evaluate.prefetch(model, p, grid, energies)
+
+
+@stored_jit(compiler_options=QUICK_COMPILE)
 def _evaluate(model: KappaModel, p, grid, energies):
     with checked_inputs():  # the model's grids and `grid`: checked before tracing
         return _evaluate_body(model, p, grid, energies)
@@ -328,6 +364,8 @@ def _evaluate_body(model: KappaModel, p, grid, energies):
         full, short = model.crossovers(q)
         return jnp.stack([short, full])
 
-    return dict(log_kappa=both[0], log_kappa_tls=both[1],
-                strength=model.tls(p).tunneling_strength(energies), T_U=tu(p),
-                T_U_grad=jax.jacrev(tu)(p), J0=model.j0(p))
+    strength = model.tls(p).tunneling_strength(energies)
+    return dict(log_kappa=both[0], log_kappa_tls=both[1], strength=strength, T_U=tu(p),
+                T_U_grad=jax.jacrev(tu)(p), J0=model.j0(p),
+                kappa_T2=thermal_conductivity_closed_form(strength[0], model.material_of(p),
+                                                          grid))

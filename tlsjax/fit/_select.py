@@ -30,7 +30,14 @@ import math
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
 from ._fit import FitResult
-from ._fit_stau import _term_options, fit_kappa_model, post_fit, prepare_kappa, user_choice
+from ._fit_stau import (
+    _term_options,
+    fit_kappa_model,
+    post_fit,
+    prefetch_programs,
+    prepare_kappa,
+    user_choice,
+)
 from ._profile import DEFAULT_LEVEL
 
 _log = logging.getLogger("tlsjax.fit")
@@ -124,9 +131,13 @@ def select_kappa_model(
     cands = candidates(model, boundary, rayleigh)
     if not 0.5 < level < 1.0:
         raise ValueError(f"`select_kappa_model(level=...)` must be in (0.5, 1); got {level!r}")
+    # the S-tau table is built in a background thread while the constant-C candidates,
+    # which do not use it, are fitted (their results do not depend on the order)
     setup = prepare_kappa(data, material, init=init, kv=kv, sigma_log=sigma_log,
-                          weights=weights, sample=sample, realizations=realizations, key=key, seed=seed,
-                          need_table=any(c[0] == "stau" for c in cands), params=params)
+                          weights=weights, sample=sample, realizations=realizations, key=key,
+                          seed=seed, params=params,
+                          need_table=any(c[0] == "stau" for c in cands) and "later")
+    prefetch_programs(setup)  # compile while the table is built and the first fit starts
     done: dict[tuple, FitResult | None] = {}
     skipped: dict[tuple, str] = {}
     interrupted = False
@@ -134,8 +145,10 @@ def select_kappa_model(
     bar = progress_bar(len(cands), desc="fit kappa: candidate models", enabled=progress,
                        unit="model")
     try:
-        for c in cands:
+        for c in sorted(cands, key=lambda c: c[0] == "stau"):
             bar.set_postfix(model=f"{c[0]} b={c[1]} r={c[2]}", refresh=False)
+            if c[0] == "stau":
+                setup = setup.with_table()
             try:
                 parent = _parent_start(c, done)
                 res = fit_kappa_model(setup, c[0], boundary=c[1], rayleigh=c[2],

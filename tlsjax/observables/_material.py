@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import numpy as np
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -83,8 +84,10 @@ class Material(eqx.Module):
         self.v_l = check_range("Material", "v_l", v_l, 0.0, lo_open=True)
         self.v_t = check_range("Material", "v_t", v_t, 0.0, lo_open=True)
         self.v_l, self.v_t = _check_velocity_order(self.v_l, self.v_t)
-        if gamma_ratio is None:
-            gamma_ratio = self.v_l / self.v_t
+        if gamma_ratio is None:  # NumPy where concrete (the same float): nothing to compile
+            traced = is_traced(self.v_l) or is_traced(self.v_t)
+            gamma_ratio = (self.v_l / self.v_t if traced
+                           else np.asarray(self.v_l) / np.asarray(self.v_t))
         self.gamma_ratio = check_range("Material", "gamma_ratio", gamma_ratio, 0.0,
                                        lo_open=True)
         self.gamma_t = check_range("Material", "gamma_t", gamma_t, 0.0, lo_open=True)
