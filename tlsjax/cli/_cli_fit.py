@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .._io import FIGURE_SUFFIXES, check_output_path
-from .._validate import check_seed
+from .._validate import check_seed, enable_x64
 from ..fit._dos_sample_error import add_dos_sample_error
 from ..fit._fit import PARAMETERS
 from ..fit._fit_stau import DEFAULT_TARGET_SIGMA, fit_kappa, fit_targets
@@ -48,7 +48,6 @@ from ._args import (
     real,
 )
 from ._cli_es import _complete_result_of
-from .._validate import enable_x64
 from ._main import ListAction, name_list
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.

@@ -85,6 +85,7 @@ def _material(args):
 
 
 def run_curves(args) -> int:
+    from .._validate import enable_x64
     from ._cli_fit import (
         _check_names,
         _check_outputs,
@@ -96,7 +97,6 @@ def run_curves(args) -> int:
         _stage_logging,
         user_parameters,
     )
-    from .._validate import enable_x64
 
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")

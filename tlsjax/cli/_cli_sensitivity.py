@@ -6,7 +6,7 @@ import numpy as np
 
 from .._convention import energy_convention
 from .._io import OutputDir
-from .._validate import check_seed
+from .._validate import check_seed, enable_x64
 from ..fit._sensitivity import (
     DEFAULT_SENS_H_REL,
     DEFAULT_SENS_WIDTH,
@@ -35,7 +35,6 @@ from ._args import (
     real,
     reals,
 )
-from .._validate import enable_x64
 from ._main import ListAction
 
 _FILES = ("sensitivity.json", "elasticities.csv", "jacobian.csv", "elasticities.png")

@@ -275,11 +275,6 @@ def _split(arg) -> tuple:
             _SPLITS[id(arg)] = out
     return out
 
-#: XLA CPU options of programs that compile long and run little (`stored_jit`): no LLVM
-#: optimization and XLA's older loop emitters. Measured on `tlsjax fit kappa` (Stycast
-#: 1266): `evaluate` compiles in 0.7 s instead of 1.3 s; the fit's L-BFGS step is left at
-#: the defaults (with these it compiles in half the time but a warm fit runs ~0.9 s longer).
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def stored_jit(fun=None, *, compiler_options: dict | None = None):

@@ -59,12 +59,11 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._convention import energy_convention
-from .._background import in_background
 from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range, device_array
-from ._disk_cache import folder, name_static, stored_jit
+from ._disk_cache import name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
@@ -708,13 +707,12 @@ def prefetch_programs(problem: Problem) -> None:
     caller does other work; only where programs are stored (the command line,
     `_disk_cache.stored_jit`), a no-op otherwise."""
     u = device_array(np.zeros(len(problem.names)), problem.log_lo.dtype)
+    # the step's program first: it is the longest to make and every fit waits for it;
+    # its optimizer state as `minimize` passes it (strongly typed), from its shapes
+    state = jax.tree_util.tree_map(lambda s: device_array(np.zeros(s.shape, s.dtype)),
+                                   jax.eval_shape(_LBFGS.init, u))
+    _lbfgs_step.prefetch(problem, _LBFGS, u, state)
     _residuals.prefetch(problem, u)
-
-    def step():
-        _lbfgs_step.prefetch(problem, _LBFGS, u, _strong(_init_state(_LBFGS, u)))
-
-    if folder() is not None:
-        in_background(step, "tlsjax-compile-step")
 
 
 def residuals_at(problem: Problem, u) -> np.ndarray:

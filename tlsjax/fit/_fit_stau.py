@@ -74,11 +74,13 @@ from ._fit import (
     jacobian_fd,
     least_squares,
     make_problem,
-    prefetch_programs as fit_prefetch,
     propagate,
     propagate_gradient,
     propagate_u,
     residuals_at,
+)
+from ._fit import (
+    prefetch_programs as fit_prefetch,
 )
 from ._kappa_model import (
     BOUNDARY_KAPPA_CONST,

@@ -37,6 +37,7 @@ import numpy as np
 
 from .._background import in_background
 from .._validate import checked_inputs, device_array, is_traced
+from .._xla import QUICK_COMPILE, quick_compile
 from ..model._lattice import Sample
 from ..model._params import ModelParams
 from ..observables._dos import stau_dos
@@ -55,7 +56,7 @@ from ..observables._table import (
     tabulate_stau,
 )
 from ..observables._tls import AbstractTLS
-from ._disk_cache import QUICK_COMPILE, load_table, save_table, stored_jit, table_stored
+from ._disk_cache import load_table, save_table, stored_jit, table_stored
 
 #: All parameters of the kappa model, without and with a `Material`.
 NAMES_VELOCITY_FREE = ("g", "J0", "T_U", "atilde", "h_rel", "kv", "Cv", "l_b_v2", "rayleigh_v2")
@@ -116,13 +117,26 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
                                None if stored["e_tau_mean"] is None
                                else device_array(stored["e_tau_mean"]))
     else:
-        tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
+        with quick_compile(_quick(sample, realizations)):
+            tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
         save_table(cache_key, {n: getattr(tab, n) for n in (*_TABLE_FIELDS,
                                                                     "e_tau_mean")})
     _TABLES[cache_key] = tab
     while len(_TABLES) > _TABLES_MAX:
         _TABLES.popitem(last=False)
     return tab
+
+
+#: Impurities times realizations of the fits' default DOS sample (x = 0.2, L = 10, 4
+#: realizations): up to this size the table's programs are compiled for a short run.
+QUICK_TABLE_SIZE = 0.2 * 4 * 10**3 * 4
+
+
+def _quick(sample: Sample, realizations: int) -> bool:
+    """Whether the ES reduction and tabulation of a table compile with `QUICK_COMPILE`:
+    for samples up to the default size, where compiling takes longer than running
+    (`tlsjax._xla`; at L = 14 the run's 50 % slowdown outweighs the compile saved)."""
+    return float(sample.x) * sample.lattice.n_sites * realizations <= QUICK_TABLE_SIZE
 
 
 def _table_key(sample: Sample, realizations: int, key, atilde: float, h_rel: float) -> tuple:

@@ -34,6 +34,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_int, check_range, check_type, checked_inputs, is_traced
+from .._xla import QUICK_COMPILE, quick_compile_wanted
 from ..model._es import (
     DEFAULT_TOP_K,
     MAX_SOFT_WIDTH,
@@ -232,19 +233,25 @@ def stau_dos(
                           reason=SOFT_WIDTH_REASON)
     hard = not is_traced(width) and float(np.asarray(width)) == 0.0
     width = checked
-    es = _simulate_batch(sample, params, jax.random.split(key, realizations), top_k,
-                         block_size, None if hard else width)
+    batch = (_simulate_batch_quick if quick_compile_wanted() and not is_traced((params, key))
+             else _simulate_batch)
+    es = batch(sample, params, jax.random.split(key, realizations), top_k, block_size,
+               None if hard else width)
     return StauDOS(_check_sites(es, sample), 0.0 if hard else width, bandwidth)
 
 
-@eqx.filter_jit
-def _simulate_batch(sample, params, keys, top_k, block_size, width):
+def _simulate_batch_body(sample, params, keys, top_k, block_size, width):
     # every input is checked before (`stau_dos`, `ModelParams`) and the checks of computed
     # values run on the result (`_check_sites`): a program without run-time checks is
     # one that JAX's persistent compilation cache can store
     with checked_inputs():
         return jax.vmap(lambda k: simulate(sample, params, k, top_k=top_k,
                                            block_size=block_size, soft_width=width))(keys)
+
+
+_simulate_batch = eqx.filter_jit(_simulate_batch_body)
+#: The same with `tlsjax._xla.QUICK_COMPILE`, where `quick_compile()` asks for it.
+_simulate_batch_quick = eqx.filter_jit(_simulate_batch_body, compiler_options=QUICK_COMPILE)
 
 
 def _check_sites(es, sample: Sample):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._validate import check_range, is_traced

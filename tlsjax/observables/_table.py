@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._validate import check_int, check_range, checked_inputs, is_traced
+from .._xla import QUICK_COMPILE, quick_compile_wanted
 from ..model._params import ModelParams
 from ..model._theta import SoftTheta
 from ._dos import StauDOS, log_phi_s
@@ -137,7 +138,8 @@ def tabulate_stau(dos: StauDOS, params: ModelParams, *, eps_min: float = DEFAULT
         if not dos.is_hard:  # the run-time checks of P_S, here at once (see `_tables_jit`)
             for r in range(dos.realizations):
                 SoftTheta(dos.width)._parts(jax.tree_util.tree_map(lambda a, r=r: a[r], dos.es))
-        lps, dlps, lpt, dlpt = _tables_jit(dos, xs)
+        tables = _tables_jit_quick if quick_compile_wanted() else _tables_jit
+        lps, dlps, lpt, dlpt = tables(dos, xs)
     return TabulatedStauTLS(xs, lps, dlps, lpt, dlpt, params, dos.e_tau_mean)
 
 
@@ -148,14 +150,18 @@ def _tables(dos: StauDOS, xs, log_p_s=None, log_phi_tau=None):
     return lps, dlps, lpt, dlpt
 
 
-@eqx.filter_jit
-def _tables_jit(dos: StauDOS, xs):
+def _tables_body(dos: StauDOS, xs):
     """`_tables` compiled once per sample shape (op-by-op dispatch of the same work takes
     seconds), without run-time checks: `tabulate_stau` checked the DOS before, so that
     JAX's persistent compilation cache can store the program. The bodies, not the
     compiled `log_p_s` / `log_phi_tau`, so that no trace without checks is shared."""
     with checked_inputs():
         return _tables(dos, xs, dos.log_p_s_body, dos.log_phi_tau_body)
+
+
+_tables_jit = eqx.filter_jit(_tables_body)
+#: The same with `tlsjax._xla.QUICK_COMPILE`, where `quick_compile()` asks for it.
+_tables_jit_quick = eqx.filter_jit(_tables_body, compiler_options=QUICK_COMPILE)
 
 
 # ---------------------------------------------------------------- crossovers from the table
