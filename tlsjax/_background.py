@@ -15,6 +15,7 @@ An error in the worker is raised again, unchanged, in the thread that asks for t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -60,14 +61,16 @@ class Slot(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-def in_background(fn: Callable[[], T], name: str = "tlsjax-background") -> Slot[T]:
-    """Start `fn()` in a daemon thread, in the caller's precision; `.get()` waits for it."""
+def in_background(fn: Callable[[], T], name: str = "tlsjax-background",
+                  limit: threading.Semaphore | None = None) -> Slot[T]:
+    """Start `fn()` in a daemon thread, in the caller's precision; `.get()` waits for it.
+    `limit`: a semaphore the thread holds while it works (at most so many at once)."""
     slot: Slot[T] = Slot()
     x64 = jnp.result_type(float) == jnp.float64
 
     def work() -> None:
         try:
-            with enable_x64(x64):
+            with limit or contextlib.nullcontext(), enable_x64(x64):
                 slot.fill(fn)
         except BaseException:  # noqa: BLE001 - kept in the slot for `get`
             pass

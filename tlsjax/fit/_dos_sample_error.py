@@ -25,6 +25,8 @@ The constant-C model uses no ES sample: its sample part is exactly zero.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from statistics import NormalDist
 
 import equinox as eqx
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._background import in_background
 from .._progress import progress_bar
 from .._validate import check_int
 from ..model._lattice import Sample
@@ -72,10 +75,21 @@ def _amplitude(free, p: dict, stau: bool, velocity_free: bool) -> tuple[str, flo
     return "C_o", float(p["C"])
 
 
-def _refit(result: FitResult, model, key, sample, realizations, steps):
-    """The fit's model with the C(E) of the sample `key`, refitted from its optimum."""
+def _tables(result: FitResult, keys, sample, realizations) -> list:
+    """The C(E) tables of the samples `keys`, built in background threads (as many at once
+    as the CPU has cores), each waited for where its refit starts (`.get()`): the ES
+    reductions of the next samples run while a refit fits."""
     meta = result.meta
-    table = stau_table(sample, realizations, key, float(meta["atilde"]), float(meta["h_rel"]))
+    limit = threading.Semaphore(max(1, os.cpu_count() or 1))
+    return [in_background(lambda key=key: stau_table(sample, realizations, key,
+                                                     float(meta["atilde"]),
+                                                     float(meta["h_rel"])),
+                          "tlsjax-dos-sample", limit) for key in keys]
+
+
+def _refit(result: FitResult, model, table, steps):
+    """The fit's model with the C(E) `table` of another sample, refitted from its optimum."""
+    meta = result.meta
     m = eqx.tree_at(lambda q: q.table, model, table)
     bounds = {n: tuple(b) for n, b in meta["bounds"].items()}
     r = least_squares(m, dict(result.params), result.free, bounds=bounds, starts=1,
@@ -149,11 +163,11 @@ def dos_sample_error(result: FitResult, samples: int = DEFAULT_DOS_SAMPLES, *,
     keys = keys or sample_keys(k, seed)
     values = {n: [] for n in names}
     converged = []
+    tables = _tables(result, keys, sample, int(ds["realizations"]))
     bar = progress_bar(k, desc="DOS-sample refits", enabled=progress, unit="sample")
     try:
-        for key in keys:
-            r, tu, (_, amp) = _refit(result, model, key, sample, int(ds["realizations"]),
-                                     max_steps)
+        for table in tables:
+            r, tu, (_, amp) = _refit(result, model, table.get(), max_steps)
             for n in result.free:
                 values[n].append(r.params[n])
             values["T_U_K"].append(tu)

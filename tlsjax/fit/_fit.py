@@ -917,6 +917,16 @@ def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitRes
     return propagate_gradient(result, float(val), dict(zip(free, np.asarray(grad, float))))
 
 
+def propagate_product(result: FitResult, a: str, b: str) -> tuple[float, float]:
+    """`propagate` for params[a] * params[b], with its gradient written out (nothing to
+    trace or compile: op by op, `propagate` costs ~0.2 s in a short command)."""
+    p = result.params
+    value = float(p[a]) * float(p[b])
+    grad = {n: (float(p[b]) if n == a else 0.0) + (float(p[a]) if n == b else 0.0)
+            for n in result.free}
+    return propagate_gradient(result, value, grad)
+
+
 def propagate_gradient(result: FitResult, value: float, grad: dict[str, float]
                        ) -> tuple[float, float]:
     """`propagate` for a value whose gradient over the free parameters is known."""

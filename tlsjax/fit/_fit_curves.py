@@ -45,6 +45,7 @@ from ._fit import (
     make_problem,
     propagate,
     propagate_gradient,
+    propagate_product,
     residuals_at,
 )
 from ._fit_stau import (
@@ -473,7 +474,7 @@ def _curves_derived(res: FitResult, setup: CurvesSetup) -> None:
         for i, name in enumerate(("T_U_K", "T_U_full_K")):
             grad = {n: float(ev["T_U_grad"][n][i]) for n in res.free}
             d[name], d[f"{name}_err"] = propagate_gradient(res, float(ev["T_U"][i]), grad)
-        d["C_o"], d["C_o_err"] = propagate(lambda q: q["kappa_log"] * q["g"], res)
+        d["C_o"], d["C_o_err"] = propagate_product(res, "kappa_log", "g")
     else:
         d["C_o"], d["C_o_err"] = res.params["C"], res.stderr.get("C", 0.0)
     if setup.velocity_free:

@@ -74,8 +74,8 @@ from ._fit import (
     jacobian_fd,
     least_squares,
     make_problem,
-    propagate,
     propagate_gradient,
+    propagate_product,
     propagate_u,
     residuals_at,
 )
@@ -918,11 +918,11 @@ def _amplitude_derived(res, vf, stau) -> None:
             d["C_o"] = None
             d["C_o_note"] = ("not determined without sound velocities: see C_o_v_eff_m_per_s "
                              "= kappa_log g v_eff")
-            d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = propagate(
-                lambda q: q["g"] * q["kv"], res)
+            d["C_o_v_eff_m_per_s"], d["C_o_v_eff_m_per_s_err"] = propagate_product(
+                res, "g", "kv")
             d["C_low_v_eff_m_per_s"] = d["C_o_v_eff_m_per_s"] * phi0
         else:
-            d["C_o"], d["C_o_err"] = propagate(lambda q: q["kappa_log"] * q["g"], res)
+            d["C_o"], d["C_o_err"] = propagate_product(res, "kappa_log", "g")
             d["C_low"] = d["C_o"] * phi0
     elif vf:
         d["C_o"] = None

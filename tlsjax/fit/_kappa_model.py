@@ -27,6 +27,7 @@ the branches slightly differently.)
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -92,6 +93,7 @@ def rayleigh_name(velocity_free: bool) -> str:
 _TABLES: OrderedDict = OrderedDict()
 _TABLE_FIELDS = ("log_eps", "log_p_s", "d_log_p_s", "log_phi_tau", "d_log_phi_tau")
 _TABLES_MAX = 16
+_TABLES_LOCK = threading.Lock()
 
 
 def _key_data(key) -> tuple:
@@ -107,9 +109,10 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
     fit, candidate model and test at the same settings shares them), and read back from
     disk where the command line keeps tables between runs (`_disk_cache`)."""
     cache_key = _table_key(sample, realizations, key, atilde, h_rel)
-    if cache_key in _TABLES:
-        _TABLES.move_to_end(cache_key)
-        return _TABLES[cache_key]
+    with _TABLES_LOCK:  # tables are built in background threads too
+        if cache_key in _TABLES:
+            _TABLES.move_to_end(cache_key)
+            return _TABLES[cache_key]
     mp = ModelParams(atilde=atilde, h_rel=h_rel)
     stored = load_table(cache_key)
     if stored is not None:
@@ -121,9 +124,10 @@ def stau_table(sample: Sample, realizations: int, key, atilde: float, h_rel: flo
             tab = tabulate_stau(stau_dos(mp, sample, key, realizations=realizations), mp)
         save_table(cache_key, {n: getattr(tab, n) for n in (*_TABLE_FIELDS,
                                                                     "e_tau_mean")})
-    _TABLES[cache_key] = tab
-    while len(_TABLES) > _TABLES_MAX:
-        _TABLES.popitem(last=False)
+    with _TABLES_LOCK:
+        _TABLES[cache_key] = tab
+        while len(_TABLES) > _TABLES_MAX:
+            _TABLES.popitem(last=False)
     return tab
 
 
