@@ -75,16 +75,20 @@ def _amplitude(free, p: dict, stau: bool, velocity_free: bool) -> tuple[str, flo
     return "C_o", float(p["C"])
 
 
-def _tables(result: FitResult, keys, sample, realizations) -> list:
-    """The C(E) tables of the samples `keys`, built in background threads (as many at once
-    as the CPU has cores), each waited for where its refit starts (`.get()`): the ES
-    reductions of the next samples run while a refit fits."""
+def _refits(result: FitResult, model, keys, sample, realizations, steps) -> list:
+    """The refits of the samples `keys` (`_refit` on each sample's C(E) table), each in a
+    background thread, as many at once as the CPU has cores; `.get()` waits for one. Each
+    refit is its own ES reduction and fit: the same results as one after the other."""
     meta = result.meta
     limit = threading.Semaphore(max(1, os.cpu_count() or 1))
-    return [in_background(lambda key=key: stau_table(sample, realizations, key,
-                                                     float(meta["atilde"]),
-                                                     float(meta["h_rel"])),
-                          "tlsjax-dos-sample", limit) for key in keys]
+
+    def job(key):
+        table = stau_table(sample, realizations, key, float(meta["atilde"]),
+                           float(meta["h_rel"]))
+        return _refit(result, model, table, steps)
+
+    return [in_background(lambda key=key: job(key), "tlsjax-dos-sample", limit)
+            for key in keys]
 
 
 def _refit(result: FitResult, model, table, steps):
@@ -163,11 +167,11 @@ def dos_sample_error(result: FitResult, samples: int = DEFAULT_DOS_SAMPLES, *,
     keys = keys or sample_keys(k, seed)
     values = {n: [] for n in names}
     converged = []
-    tables = _tables(result, keys, sample, int(ds["realizations"]))
+    refits = _refits(result, model, keys, sample, int(ds["realizations"]), max_steps)
     bar = progress_bar(k, desc="DOS-sample refits", enabled=progress, unit="sample")
     try:
-        for table in tables:
-            r, tu, (_, amp) = _refit(result, model, table.get(), max_steps)
+        for refit in refits:
+            r, tu, (_, amp) = refit.get()
             for n in result.free:
                 values[n].append(r.params[n])
             values["T_U_K"].append(tu)

@@ -26,6 +26,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from .._background import in_background
 from ._fit import Problem, minimize
 
 #: Default confidence of the one-sided bounds.
@@ -98,9 +99,13 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
 def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
                      threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
     """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
-    lowest_loss), lower/upper None where open."""
-    lower, low1 = profile_side(problem, name, value, u_best, loss_min, threshold, -1, box[0],
-                               dof=dof)
+    lowest_loss), lower/upper None where open. The lower side is walked in a background
+    thread while this one walks the upper side: each is its own sequence of fits, so the
+    result is the same as one after the other, in about half the time on two cores."""
+    lower_side = in_background(lambda: profile_side(
+        problem, name, value, u_best, loss_min, threshold, -1, box[0], dof=dof),
+        "tlsjax-profile")
     upper, low2 = profile_side(problem, name, value, u_best, loss_min, threshold, +1, box[1],
                                dof=dof)
+    lower, low1 = lower_side.get()
     return dict(lower=lower, upper=upper, lowest_loss=min(low1, low2))
