@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
-from tlsjax._background import Slot, in_background
+from tlsjax._background import Slot, in_background, overlapping
 from tlsjax._progress import progress_bar
 from tlsjax._validate import device_array
 from tlsjax.fit import _disk_cache as dc
@@ -86,12 +86,12 @@ def test_prefetched_programs_are_what_a_call_makes(tmp_path):
 
 
 def test_table_built_in_the_background_is_the_same_table():
-    """`stau_table_later` (a worker thread, the caller's float64) against `stau_table` in
-    this thread: the same bits."""
+    """`stau_table_later` (a worker thread where work overlaps, as in the command line;
+    the caller's float64) against `stau_table` in this thread: the same bits."""
     sample, key = tj.Sample(0.2, 3), jax.random.PRNGKey(11)
     with jax.enable_x64(True):
-        later = km.stau_table_later(sample, 1, key, 3.0, 0.0)
-        background = later()
+        with overlapping():
+            background = km.stau_table_later(sample, 1, key, 3.0, 0.0)()
         assert background.log_p_s.dtype == jnp.float64
         with km._TABLES_LOCK:
             km._TABLES.pop(km._table_key(sample, 1, key, 3.0, 0.0))
@@ -116,3 +116,47 @@ def test_a_disabled_progress_bar_is_no_tqdm_object():
     bar.set_postfix(loss=1.0, refresh=False)
     bar.close()
     assert bar.n == 3
+
+
+_TRACES = []
+
+
+def _interrupted_once(x):
+    _TRACES.append(1)
+    if len(_TRACES) == 1:
+        raise KeyboardInterrupt  # Ctrl-C while the program was being made
+    return x + 1.0
+
+
+def test_a_program_whose_making_failed_is_made_again(tmp_path):
+    f, x = dc.stored_jit(_interrupted_once), jnp.asarray(2.0)
+    previous = dc.set_folder(tmp_path / "fit")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            f(x)
+        assert float(f(x)) == 3.0
+    finally:
+        dc.set_folder(previous)
+        dc.forget()
+
+
+def test_stopped_workers_end_at_their_next_safe_point():
+    from tlsjax._background import stopping
+    from tlsjax._interrupts import raise_if_interrupted
+
+    stop, steps = threading.Event(), []
+
+    def loop():
+        while True:
+            raise_if_interrupted()
+            steps.append(1)
+            threading.Event().wait(0.001)
+
+    worker = in_background(loop, stop=stop)
+    with pytest.raises(ValueError, match="caller failed"), stopping(stop):
+        raise ValueError("caller failed")
+    worker.settle()
+    assert stop.is_set() and worker.failed()
+    with pytest.raises(KeyboardInterrupt):
+        worker.get()
+    raise_if_interrupted()  # this thread was not asked to stop

@@ -154,3 +154,17 @@ def test_crossover_beyond_the_search_range_is_the_edge_for_fits():
         crossover(tls, lo=lo, hi=hi)
     low = crossover(tls, lo=2.0 * eps, hi=10.0 * eps, at_bound="edge")  # root below lo
     assert float(low.shortcut) == pytest.approx(2.0 * eps * gJ0, rel=1e-6)
+
+
+def test_rayleigh_start_with_a_material():
+    """The Rayleigh term's starting value with sound velocities (the default selection
+    frees it): taken from v_t, not from the velocity-free amplitude (which such a fit
+    does not have)."""
+    from tlsjax import Material
+
+    mat = Material(1200.0, 2500.0, 1200.0)
+    curve = Curve(T=T, y=1e-4 * T**2, weight=np.ones_like(T), quantity="kappa", source="T^2")
+    setup = fs.prepare_kappa(curve, mat, need_table=False)
+    free, terms, _ = fs._resolve_free("stm", None, False, "absent", "free", mat)
+    p0 = fs._starting_values(setup, "stm", free, terms, None)
+    assert set(free) == {"C", "rayleigh"} and 0.0 < p0["rayleigh"] < math.inf

@@ -1,14 +1,20 @@
 """Work in a background thread: in the caller's precision, waited for interruptibly.
 
 The command line's fits overlap work that does not depend on each other (the ES reduction
-behind the S-tau table, the compilation of the fit's programs) on the cores of a CPU.
-Two things make a thread differ from its caller, and both are handled here:
+behind the S-tau table, the compilation of the fit's programs, the two sides of a profile
+walk, independent fits) on the cores of a CPU. What makes a thread differ from its
+caller is handled here:
 
 - JAX's `enable_x64` can be set for one thread only (the command line's `--precision`
-  does so): the worker computes in the precision of the thread that started it.
+  does so): the worker computes in the precision of the thread that started it. (Other
+  thread-local JAX settings, e.g. a default device, are not copied: the fits therefore
+  overlap work only where the command line asks for it, `overlapping`.)
 - A wait in the main thread still lets Ctrl-C and SIGTERM of the command line through
   (`tlsjax._interrupts`): it waits in short slices and raises `KeyboardInterrupt` at a
   pending request.
+- Workers given a `stop` event end at their next safe point once it is set
+  (`raise_if_interrupted` in them raises): `stopping(stop)` sets it when the caller is
+  interrupted or fails, so no worker fits on after its caller has given up.
 
 An error in the worker is raised again, unchanged, in the thread that asks for the result.
 """
@@ -16,17 +22,37 @@ An error in the worker is raised again, unchanged, in the thread that asks for t
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import jax.numpy as jnp
 
-from ._interrupts import raise_if_interrupted
+from ._interrupts import raise_if_interrupted, stop_thread_with
 from ._validate import enable_x64
 
 T = TypeVar("T")
 _SLICE_S = 0.05
+_OVERLAP = [False]
+
+
+@contextlib.contextmanager
+def overlapping(on: bool = True) -> Iterator[None]:
+    """Inside the block, the fits overlap independent work in background threads
+    (`overlap`). The command line runs its commands so; a library call, which may run
+    under thread-local JAX settings that threads do not share (a default device,
+    `debug_nans`; only the precision is copied), keeps its work in the caller's thread."""
+    previous, _OVERLAP[0] = _OVERLAP[0], bool(on)
+    try:
+        yield
+    finally:
+        _OVERLAP[0] = previous
+
+
+def overlap() -> bool:
+    """Whether work may be overlapped in background threads (`overlapping`)."""
+    return _OVERLAP[0]
 
 
 def wait_for(event: threading.Event) -> None:
@@ -60,15 +86,26 @@ class Slot(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
+    def failed(self) -> bool:
+        """Whether it was filled with an error (its computation raised)."""
+        return self._done.is_set() and self._error is not None
+
+    def settle(self) -> None:
+        """Wait until it is filled (or failed), whatever a stop request says."""
+        self._done.wait()
+
 
 def in_background(fn: Callable[[], T], name: str = "tlsjax-background",
-                  limit: threading.Semaphore | None = None) -> Slot[T]:
+                  limit: threading.Semaphore | None = None,
+                  stop: threading.Event | None = None) -> Slot[T]:
     """Start `fn()` in a daemon thread, in the caller's precision; `.get()` waits for it.
-    `limit`: a semaphore the thread holds while it works (at most so many at once)."""
+    `limit`: a semaphore the thread holds while it works (at most so many at once);
+    `stop`: an event that ends the work at its next safe point (`stopping`)."""
     slot: Slot[T] = Slot()
     x64 = jnp.result_type(float) == jnp.float64
 
     def work() -> None:
+        stop_thread_with(stop)
         try:
             with limit or contextlib.nullcontext(), enable_x64(x64):
                 slot.fill(fn)
@@ -77,3 +114,22 @@ def in_background(fn: Callable[[], T], name: str = "tlsjax-background",
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return slot
+
+
+@contextlib.contextmanager
+def stopping(stop: threading.Event) -> Iterator[None]:
+    """Set `stop` (the workers sharing it end at their next safe point) if the block is
+    interrupted or fails."""
+    try:
+        yield
+    except BaseException:
+        stop.set()
+        raise
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the system tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -136,9 +136,21 @@ def requested_signal() -> int | None:
     return _STATE.requested
 
 
+_THREAD = threading.local()
+
+
+def stop_thread_with(event: threading.Event | None) -> None:
+    """In this thread, `raise_if_interrupted` also stops once `event` is set (a worker
+    started for a caller that was interrupted or failed: `tlsjax._background`)."""
+    _THREAD.stop = event
+
+
 def raise_if_interrupted() -> None:
     """Raise `KeyboardInterrupt` if a stop was requested (a safe point between steps)."""
     if _STATE.requested is not None:
+        raise KeyboardInterrupt
+    stop = getattr(_THREAD, "stop", None)
+    if stop is not None and stop.is_set():
         raise KeyboardInterrupt
 
 

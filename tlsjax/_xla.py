@@ -4,7 +4,9 @@ A short command (a fit of a 13-point curve) spends most of its time compiling pr
 then runs for milliseconds. For those, `QUICK_COMPILE` turns off LLVM's optimization and
 uses XLA's older CPU loop emitters. Measured on this project's programs (2 CPU cores):
 
-- the fit's `evaluate`: compiles in 0.7 s instead of 1.3 s;
+- the fit's `evaluate`, where the command line stores its programs
+  (`stored_jit(compiler_options=...)`): compiles in 0.7 s instead of 1.3 s (a library call
+  compiles it with XLA's defaults: the same results to the last bits);
 - the ES reduction of the fits' default DOS sample (x = 0.2, L = 10, 4 realizations) and its
   tabulation: compile 0.8 s instead of 2.6 s, run 1.2 s instead of 0.7 s (at L = 14 the run
   takes 6.2 s instead of 4.3 s: for larger samples the defaults are kept);
@@ -17,7 +19,7 @@ Stycast 1266 curve (`tlsjax fit kappa FILE --model stau`) the main fit moved by 
 but the refits over independent DOS samples ended elsewhere along the flat g-J_o
 direction, and the DOS-sample part of the T_U error went from 25.9 to 25.6 K (that part is
 itself uncertain by +-41 % with 4 samples). Only top-level programs on a CPU take them
-(`quick_compile_options`): XLA accepts options only for the outermost program, and on other
+(`quick_compile_wanted`): XLA accepts options only for the outermost program, and on other
 backends they are not what is measured here. `quick_compile()` asks for them in the
 current thread (`tlsjax.observables.stau_dos` and `tabulate_stau` follow it).
 """

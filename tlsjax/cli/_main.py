@@ -13,6 +13,7 @@ import signal
 import sys
 import traceback
 
+from .._background import overlapping
 from .._interrupts import clear_request, install_handlers, requested_signal
 from ..parallel._distributed import announce_stop, is_joined
 from ._args import document_ranges, refuse_empty_words
@@ -216,7 +217,7 @@ def _guarded(args, program: bool) -> int:
     command = f"tlsjax {args.command}" if getattr(args, "command", None) else "tlsjax"
     if getattr(args, "fit_command", None):
         command += f" {args.fit_command}"
-    with quiet_runtime(not debug):
+    with quiet_runtime(not debug), overlapping():  # fits use the cores (`_background`)
         try:
             _prepare(args, program)
             code = _run(args)

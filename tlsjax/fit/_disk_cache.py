@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._background import Slot, in_background
+from .._interrupts import raise_if_interrupted
 
 _FIELDS = ("log_eps", "log_p_s", "d_log_p_s", "log_phi_tau", "d_log_phi_tau", "e_tau_mean")
 _folder: Path | None = None
@@ -311,15 +312,30 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
             in_def = jax.tree_util.tree_structure(dynamic)
             return _program(fun, in_def, static, leaves, compiler_options)
 
-        return slot, owner, leaves, make
+        return fast, slot, owner, leaves, make
+
+    def forget_failed(fast, slot) -> None:
+        """A program that could not be made is not kept: the next call tries again."""
+        with _LOCK:
+            if memo.get(fast) is slot:
+                del memo[fast]
 
     @functools.wraps(fun)
     def call(*args):
         found = find(args)
         if found is None:
             return jitted(*args)
-        slot, owner, leaves, make = found
-        entry = slot.fill(make) if owner else slot.get()
+        fast, slot, owner, leaves, make = found
+        try:
+            entry = slot.fill(make) if owner else slot.get()
+        except BaseException:
+            if not slot.failed():  # interrupted while waiting: the program is still made
+                raise
+            forget_failed(fast, slot)
+            if owner:
+                raise
+            raise_if_interrupted()
+            return call(*args)  # a prefetch that failed: made here, or its error raised here
         if entry is None:
             return jitted(*args)
         program, tree = entry
@@ -327,8 +343,8 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
 
     def prefetch(*args) -> None:
         found = find(args)
-        if found is not None and found[1]:
-            slot, make = found[0], found[3]
+        if found is not None and found[2]:
+            slot, make = found[1], found[4]
             in_background(lambda: slot.fill(make), f"tlsjax-compile-{fun.__name__}")
 
     call.prefetch = prefetch

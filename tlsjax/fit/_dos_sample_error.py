@@ -25,7 +25,6 @@ The constant-C model uses no ES sample: its sample part is exactly zero.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from statistics import NormalDist
 
@@ -34,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._background import in_background
+from .._background import cores, in_background, overlap, stopping
+from .._interrupts import raise_if_interrupted
 from .._progress import progress_bar
 from .._validate import check_int
 from ..model._lattice import Sample
@@ -75,19 +75,24 @@ def _amplitude(free, p: dict, stau: bool, velocity_free: bool) -> tuple[str, flo
     return "C_o", float(p["C"])
 
 
-def _refits(result: FitResult, model, keys, sample, realizations, steps) -> list:
-    """The refits of the samples `keys` (`_refit` on each sample's C(E) table), each in a
-    background thread, as many at once as the CPU has cores; `.get()` waits for one. Each
-    refit is its own ES reduction and fit: the same results as one after the other."""
+def _refits(result: FitResult, model, keys, sample, realizations, steps,
+            stop: threading.Event) -> list:
+    """Functions that return the refit of each sample of `keys` (`_refit` on its C(E)
+    table). Where the fits overlap work (`tlsjax._background.overlap`), each runs in a background
+    thread, as many at once as the CPU has cores, ending early once `stop` is set; each is
+    its own ES reduction and fit, so the results are those of one after the other."""
     meta = result.meta
-    limit = threading.Semaphore(max(1, os.cpu_count() or 1))
 
     def job(key):
+        raise_if_interrupted()  # queued behind others when the caller stopped
         table = stau_table(sample, realizations, key, float(meta["atilde"]),
                            float(meta["h_rel"]))
         return _refit(result, model, table, steps)
 
-    return [in_background(lambda key=key: job(key), "tlsjax-dos-sample", limit)
+    if not overlap():
+        return [lambda key=key: job(key) for key in keys]
+    limit = threading.Semaphore(cores())
+    return [in_background(lambda key=key: job(key), "tlsjax-dos-sample", limit, stop).get
             for key in keys]
 
 
@@ -167,11 +172,13 @@ def dos_sample_error(result: FitResult, samples: int = DEFAULT_DOS_SAMPLES, *,
     keys = keys or sample_keys(k, seed)
     values = {n: [] for n in names}
     converged = []
-    refits = _refits(result, model, keys, sample, int(ds["realizations"]), max_steps)
+    stop = threading.Event()
+    refits = _refits(result, model, keys, sample, int(ds["realizations"]), max_steps, stop)
     bar = progress_bar(k, desc="DOS-sample refits", enabled=progress, unit="sample")
     try:
         for refit in refits:
-            r, tu, (_, amp) = refit.get()
+            with stopping(stop):
+                r, tu, (_, amp) = refit()
             for n in result.free:
                 values[n].append(r.params[n])
             values["T_U_K"].append(tu)

@@ -604,14 +604,7 @@ def least_squares(
     u0 = _unconstrained(problem, init)
     n_res = _n_residuals(problem)
     dof = None if absolute_sigma else n_res - len(free)
-    mask = np.asarray(problem.free_mask, dtype=float)
-    noise = np.zeros((starts, len(problem.names)))  # the first start is the given point
-    if starts > 1:  # (one start draws nothing: no random program to compile)
-        key = jax.random.PRNGKey(0) if key is None else key
-        noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
-        noise = noise * spread * mask[None, :]
-        noise[0] = 0.0
-
+    noise = _start_noise(problem, starts, spread, key)
     best, histories, interrupted = _multistart(
         problem, u0, noise, max_steps, gtol, ftol, (optimizer, learning_rate), dof, progress,
         callback)
@@ -635,6 +628,19 @@ def least_squares(
     if save_path is not None:
         result.to_json(save_path, overwrite=True)
     return result
+
+
+def _start_noise(problem: Problem, starts: int, spread: float, key) -> np.ndarray:
+    """Offsets in u of each start from the given point (the first start: none; one start
+    draws nothing, so no random program is compiled)."""
+    noise = np.zeros((starts, len(problem.names)))
+    if starts > 1:
+        key = jax.random.PRNGKey(0) if key is None else key
+        mask = np.asarray(problem.free_mask, dtype=float)
+        noise = np.asarray(jax.random.normal(key, (starts, len(problem.names))), dtype=float)
+        noise = noise * spread * mask[None, :]
+        noise[0] = 0.0
+    return noise
 
 
 def information(res: FitResult) -> dict:
@@ -681,6 +687,7 @@ def _residuals(problem: Problem, u):
 
 
 _N_RESIDUALS: dict = {}
+_N_RESIDUALS_MAX = 64
 
 
 def _n_residuals(problem: Problem) -> int:
@@ -697,6 +704,8 @@ def _n_residuals(problem: Problem) -> int:
     u = jax.ShapeDtypeStruct((len(problem.names),), problem.log_lo.dtype)
     n = int(eqx.filter_eval_shape(_residuals, problem, u).shape[0])
     if key is not None:
+        while len(_N_RESIDUALS) >= _N_RESIDUALS_MAX:  # it keeps the problems' functions
+            _N_RESIDUALS.pop(next(iter(_N_RESIDUALS)))
         _N_RESIDUALS[key] = n
     return n
 

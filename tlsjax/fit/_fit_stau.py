@@ -447,15 +447,7 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
         given = {**user.start, **user.fixed}
         init = ModelParams(**{k: given.get(k, float(getattr(init, k))) for k in _MODEL_FIELDS})
     atilde, h_rel = float(init.atilde), float(init.h_rel)
-    table = pending = None
-    if need_table or joint:
-        _log.info(f"S-tau C(E) at a~ = {atilde:g}, h_rel = {h_rel:g}: ES reduction of "
-                  f"{realizations} realization(s), x = {float(sample.x):g}, "
-                  f"L = {int(sample.lattice.cells)} (once per process)")
-        if need_table == "later" and not joint:
-            pending = stau_table_later(sample, realizations, key, atilde, h_rel)
-        else:
-            table = stau_table(sample, realizations, key, atilde, h_rel)
+    table, pending = _setup_table(need_table, joint, sample, realizations, key, atilde, h_rel)
     if velocity_free:
         mat = Material(1.0, 1.0, 1.0)
     else:
@@ -486,6 +478,19 @@ def prepare_kappa(data, material=None, *, init=None, kv=None, sigma_log=None, we
         meta["user_parameters"] = dict(fixed=user.fixed, vary=user.vary, bounds=user.bounds)
     return KappaSetup(curve, km, velocity_free, absolute, init, kv, table,
                       meta["dos_sample"], meta, joint, rebuild, user, pending)
+
+
+def _setup_table(need_table, joint, sample, realizations, key, atilde, h_rel):
+    """(table, None), (None, function that waits for it: `need_table="later"`), or
+    (None, None) where no table is needed."""
+    if not (need_table or joint):
+        return None, None
+    _log.info(f"S-tau C(E) at a~ = {atilde:g}, h_rel = {h_rel:g}: ES reduction of "
+              f"{realizations} realization(s), x = {float(sample.x):g}, "
+              f"L = {int(sample.lattice.cells)} (once per process)")
+    if need_table == "later" and not joint:
+        return None, stau_table_later(sample, realizations, key, atilde, h_rel)
+    return stau_table(sample, realizations, key, atilde, h_rel), None
 
 
 def _material_terms(material):
@@ -650,8 +655,11 @@ def _extra_starts(setup, km1, p0, terms, start):
         E = 4.0 * T1
         c = float(_evaluate(km1, p0, curve)["strength"][1])
         omega = E * K_B / HBAR
-        amp = p0["Cv" if bool(km1.stm) else "kv"]  # `KappaModel.amplitude`, on the host
-        v = float(np.asarray(amp, dtype=jnp.result_type(float))) if vf else float(mat.v_t)
+        if vf:  # `KappaModel.amplitude`, on the host
+            v = float(np.asarray(p0["Cv" if bool(km1.stm) else "kv"],
+                                 dtype=jnp.result_type(float)))
+        else:
+            v = float(mat.v_t)
         inv_res = math.pi * c * omega / v * math.tanh(2.0)
         ray = 0.3 * inv_res / E**4
         val = ray * v * v if vf else ray

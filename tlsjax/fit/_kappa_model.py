@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._background import in_background
+from .._background import in_background, overlap
 from .._validate import checked_inputs, device_array, is_traced
 from .._xla import QUICK_COMPILE, quick_compile
 from ..model._lattice import Sample
@@ -158,10 +158,12 @@ def stau_table_later(sample: Sample, realizations: int, key, atilde: float, h_re
     cores the ES reduction and the compilation of the fit's programs then overlap.
 
     The table is the same bits as `stau_table` builds in the caller's thread: the worker
-    computes in the caller's precision (`jax_enable_x64` may be set for a thread only)."""
+    computes in the caller's precision (`jax_enable_x64` may be set for a thread only).
+    Only where the fits overlap work (`tlsjax._background.overlap`: the command line); otherwise
+    the table is built when the returned function is called."""
     args = (sample, realizations, key, atilde, h_rel)
     cache_key = _table_key(*args)
-    if cache_key in _TABLES or table_stored(cache_key):
+    if not overlap() or cache_key in _TABLES or table_stored(cache_key):
         return lambda: stau_table(*args)
     return in_background(lambda: stau_table(*args), "tlsjax-stau-table").get
 

@@ -22,11 +22,12 @@ brackets the crossing and bisects it (6 halvings). It uses the fit's own compile
 from __future__ import annotations
 
 import math
+import threading
 from statistics import NormalDist
 
 import numpy as np
 
-from .._background import in_background
+from .._background import in_background, overlap, stopping
 from ._fit import Problem, minimize
 
 #: Default confidence of the one-sided bounds.
@@ -99,13 +100,20 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
 def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
                      threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
     """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
-    lowest_loss), lower/upper None where open. The lower side is walked in a background
-    thread while this one walks the upper side: each is its own sequence of fits, so the
-    result is the same as one after the other, in about half the time on two cores."""
-    lower_side = in_background(lambda: profile_side(
-        problem, name, value, u_best, loss_min, threshold, -1, box[0], dof=dof),
-        "tlsjax-profile")
-    upper, low2 = profile_side(problem, name, value, u_best, loss_min, threshold, +1, box[1],
-                               dof=dof)
-    lower, low1 = lower_side.get()
+    lowest_loss), lower/upper None where open. Where the fits overlap work
+    (`tlsjax._background.overlap`), the lower side is walked in a background thread while this
+    one walks the upper side: each is its own sequence of fits, so the result is the same
+    as one after the other, in about half the time on two cores."""
+    def side(direction: int, limit: float):
+        return profile_side(problem, name, value, u_best, loss_min, threshold, direction,
+                            limit, dof=dof)
+
+    stop = threading.Event()
+    lower_side = (in_background(lambda: side(-1, box[0]), "tlsjax-profile", stop=stop)
+                  if overlap() else None)
+    with stopping(stop):
+        lower, low1 = side(-1, box[0]) if lower_side is None else (None, None)
+        upper, low2 = side(+1, box[1])
+        if lower_side is not None:
+            lower, low1 = lower_side.get()
     return dict(lower=lower, upper=upper, lowest_loss=min(low1, low2))

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
-from .._background import in_background
+from .._background import in_background, overlap, stopping
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
 from ._fit import FitResult
@@ -192,30 +193,37 @@ def _fit_candidates(setup, cands, material, fit_kwargs, bar):
     """(setup with its table where needed, done, skipped, interrupted) of all candidates.
 
     A candidate starts from fits of the same model only, so the constant-C family and the
-    S-tau family are independent: the constant-C family is fitted in a background thread
-    while this one fits the S-tau family (after waiting for its table), the same fits
-    in about half the time on two cores. With a user's `callback` or `save_path` they run
-    one after the other in this thread."""
+    S-tau family are independent: where the fits overlap work (`tlsjax._background.overlap`, the
+    command line), the constant-C family is fitted in a background thread while this one
+    fits the S-tau family (after waiting for its table), the same fits in about half the
+    time on two cores. Ctrl-C stops both at their next step and keeps what they reached.
+    Otherwise, and with a user's `callback` or `save_path`, they run in `cands`' order."""
     families = [[c for c in cands if c[0] == m] for m in ("stm", "stau")]
+    parallel = (overlap() and all(families)
+                and not {"callback", "save_path"} & set(fit_kwargs))
+    if not parallel:
+        families = [cands, []]
     results = [({}, {}), ({}, {})]
-    parallel = all(families) and not {"callback", "save_path"} & set(fit_kwargs)
-    interrupted = False
+    stop, interrupted, side = threading.Event(), False, None
     try:
-        side = (in_background(lambda: _fit_family(setup, families[0], material, fit_kwargs,
-                                                  bar, *results[0]), "tlsjax-candidates")
-                if parallel else None)
-        for i, family in enumerate(families):
-            if family and (i == 1 or side is None):
-                interrupted |= _fit_family(setup, family, material, fit_kwargs, bar,
-                                           *results[i])
-        if side is not None:
-            interrupted |= side.get()
+        with stopping(stop):
+            if parallel:
+                side = in_background(lambda: _fit_family(
+                    setup, families[0], material, fit_kwargs, bar, *results[0]),
+                    "tlsjax-candidates", stop=stop)
+            interrupted = _fit_family(setup, families[1] if parallel else families[0],
+                                      material, fit_kwargs, bar, *results[int(parallel)])
+            if side is not None:
+                interrupted |= side.get()
     except KeyboardInterrupt:
         interrupted = True
-    if families[1]:
-        setup = setup.with_table() if not interrupted else setup
-    done = {c: r for d, _ in results for c, r in list(d.items())}
-    skipped = {c: e for _, k in results for c, e in list(k.items())}
+    finally:
+        if side is not None:
+            side.settle()  # a stopped fit ends at its next step, with its best point
+    if any(c[0] == "stau" for c in cands) and not interrupted:
+        setup = setup.with_table()
+    done = {c: r for d, _ in results for c, r in d.items()}
+    skipped = {c: e for _, k in results for c, e in k.items()}
     return setup, done, skipped, interrupted
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -84,10 +85,8 @@ class Material(eqx.Module):
         self.v_l = check_range("Material", "v_l", v_l, 0.0, lo_open=True)
         self.v_t = check_range("Material", "v_t", v_t, 0.0, lo_open=True)
         self.v_l, self.v_t = _check_velocity_order(self.v_l, self.v_t)
-        if gamma_ratio is None:  # NumPy where concrete (the same float): nothing to compile
-            traced = is_traced(self.v_l) or is_traced(self.v_t)
-            gamma_ratio = (self.v_l / self.v_t if traced
-                           else np.asarray(self.v_l) / np.asarray(self.v_t))
+        if gamma_ratio is None:
+            gamma_ratio = _ratio(self.v_l, self.v_t)
         self.gamma_ratio = check_range("Material", "gamma_ratio", gamma_ratio, 0.0,
                                        lo_open=True)
         self.gamma_t = check_range("Material", "gamma_t", gamma_t, 0.0, lo_open=True)
@@ -137,3 +136,13 @@ class Material(eqx.Module):
         """P = C rho v_t^2 / gamma_t^2 in J^-1 m^-3 for a transverse tunneling strength C
         (~1e44-1e45 for glasses: overflows float32, use float64 for this number)."""
         return C * self.rho * self.v_t**2 / (self.gamma_t * EV) ** 2
+
+
+def _ratio(a, b):
+    """a / b as JAX computes it (dtype and weak type), with NumPy where both are concrete:
+    nothing to compile (an op-by-op division compiles a small program)."""
+    if is_traced(a) or is_traced(b):
+        return a / b
+    q = np.asarray(a) / np.asarray(b)  # the same IEEE division in the same dtype
+    weak = jax.typeof(a).weak_type and jax.typeof(b).weak_type
+    return float(q) if weak else q
