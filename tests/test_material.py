@@ -53,3 +53,19 @@ def test_vmap_over_density():
     rhos = jnp.asarray([1000.0, 2000.0])
     a = jax.vmap(lambda r: Material(r, 5800.0, 3800.0).relaxation_A_K)(rhos)
     assert float(a[0] / a[1]) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_gamma_ratio_is_the_division_jax_makes(x64):
+    """The default gamma_ratio = v_l / v_t, computed on the host (nothing to compile): the
+    value, dtype and weak type of JAX's own division of the stored velocities."""
+    import itertools
+
+    kinds = [float, int, np.float32, jnp.asarray, lambda v: jnp.asarray(v, jnp.float32),
+             lambda v: jnp.asarray(int(v))]
+    with jax.enable_x64(x64):
+        for fa, fb in itertools.product(kinds, kinds):
+            m = Material(1.0, fa(2500.0), fb(1200.0))
+            want = m.v_l / m.v_t
+            assert jax.typeof(m.gamma_ratio) == jax.typeof(want)
+            assert np.asarray(m.gamma_ratio) == np.asarray(want)

@@ -34,25 +34,26 @@ from ._validate import enable_x64
 
 T = TypeVar("T")
 _SLICE_S = 0.05
-_OVERLAP = [False]
+_LOCAL = threading.local()
 
 
 @contextlib.contextmanager
 def overlapping(on: bool = True) -> Iterator[None]:
-    """Inside the block, the fits overlap independent work in background threads
-    (`overlap`). The command line runs its commands so; a library call, which may run
-    under thread-local JAX settings that threads do not share (a default device,
-    `debug_nans`; only the precision is copied), keeps its work in the caller's thread."""
-    previous, _OVERLAP[0] = _OVERLAP[0], bool(on)
+    """In this thread (and the workers it starts), inside the block, the fits overlap
+    independent work in background threads (`overlap`). The command line runs its commands
+    so; a library call, which may run under thread-local JAX settings that threads do not
+    share (a default device, `debug_nans`; only the precision is copied), keeps its work in
+    the caller's thread."""
+    previous, _LOCAL.overlap = overlap(), bool(on)
     try:
         yield
     finally:
-        _OVERLAP[0] = previous
+        _LOCAL.overlap = previous
 
 
 def overlap() -> bool:
     """Whether work may be overlapped in background threads (`overlapping`)."""
-    return _OVERLAP[0]
+    return getattr(_LOCAL, "overlap", False)
 
 
 def wait_for(event: threading.Event) -> None:
@@ -86,13 +87,20 @@ class Slot(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
+    def abandon(self, error: BaseException) -> None:
+        """Fill it with `error` unless it is filled already (its filler will not come)."""
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
     def failed(self) -> bool:
         """Whether it was filled with an error (its computation raised)."""
         return self._done.is_set() and self._error is not None
 
-    def settle(self) -> None:
-        """Wait until it is filled (or failed), whatever a stop request says."""
-        self._done.wait()
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until it is filled (or failed), whatever a stop request says, at most
+        `timeout` seconds; returns whether it is."""
+        return self._done.wait(timeout)
 
 
 def in_background(fn: Callable[[], T], name: str = "tlsjax-background",
@@ -102,17 +110,21 @@ def in_background(fn: Callable[[], T], name: str = "tlsjax-background",
     `limit`: a semaphore the thread holds while it works (at most so many at once);
     `stop`: an event that ends the work at its next safe point (`stopping`)."""
     slot: Slot[T] = Slot()
-    x64 = jnp.result_type(float) == jnp.float64
+    x64, lap = jnp.result_type(float) == jnp.float64, overlap()
 
     def work() -> None:
         stop_thread_with(stop)
         try:
-            with limit or contextlib.nullcontext(), enable_x64(x64):
+            with limit or contextlib.nullcontext(), enable_x64(x64), overlapping(lap):
                 slot.fill(fn)
         except BaseException:  # noqa: BLE001 - kept in the slot for `get`
             pass
 
-    threading.Thread(target=work, name=name, daemon=True).start()
+    try:
+        threading.Thread(target=work, name=name, daemon=True).start()
+    except BaseException as err:  # e.g. no thread can be started: the error, for `get`
+        slot.abandon(err)
+        raise
     return slot
 
 

@@ -307,12 +307,18 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
         except TypeError:  # an unhashable static argument
             return None
 
-        def make():
-            dynamic, static = eqx.partition(args, eqx.is_array)
-            in_def = jax.tree_util.tree_structure(dynamic)
-            return _program(fun, in_def, static, leaves, compiler_options)
+        try:
+            def make():
+                dynamic, static = eqx.partition(args, eqx.is_array)
+                in_def = jax.tree_util.tree_structure(dynamic)
+                return _program(fun, in_def, static, leaves, compiler_options)
 
-        return fast, slot, owner, leaves, make
+            return fast, slot, owner, leaves, make
+        except BaseException as err:  # e.g. Ctrl-C here: nobody else waits for ever
+            if owner:
+                slot.abandon(err)
+                forget_failed(fast, slot)
+            raise
 
     def forget_failed(fast, slot) -> None:
         """A program that could not be made is not kept: the next call tries again."""
@@ -328,7 +334,9 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
         fast, slot, owner, leaves, make = found
         try:
             entry = slot.fill(make) if owner else slot.get()
-        except BaseException:
+        except BaseException as err:
+            if owner:  # (an interrupt before the making began: fill it with that)
+                slot.abandon(err)
             if not slot.failed():  # interrupted while waiting: the program is still made
                 raise
             forget_failed(fast, slot)
@@ -344,8 +352,13 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
     def prefetch(*args) -> None:
         found = find(args)
         if found is not None and found[2]:
-            slot, make = found[1], found[4]
-            in_background(lambda: slot.fill(make), f"tlsjax-compile-{fun.__name__}")
+            fast, slot, make = found[0], found[1], found[4]
+            try:
+                in_background(lambda: slot.fill(make), f"tlsjax-compile-{fun.__name__}")
+            except BaseException as err:  # no thread: a call makes it instead
+                slot.abandon(err)
+                forget_failed(fast, slot)
+                raise
 
     call.prefetch = prefetch
     return call

@@ -104,6 +104,8 @@ def _refit(result: FitResult, model, table, steps):
     r = least_squares(m, dict(result.params), result.free, bounds=bounds, starts=1,
                       max_steps=steps, absolute_sigma=bool(meta.get("absolute_sigma", True)),
                       progress=False)
+    if r.interrupted:  # a half-finished refit is no sample: the refits end here
+        raise KeyboardInterrupt
     arrays = {k: jnp.asarray(v, dtype=jnp.result_type(float)) for k, v in r.params.items()}
     tu = np.asarray(_crossover(m, arrays), dtype=float)
     return r, float(tu[0]), _amplitude(result.free, r.params, True, m.velocity_free)

@@ -46,6 +46,8 @@ _log = logging.getLogger("tlsjax.fit")
 CRITERIA = ("aicc", "aic", "bic")
 DEFAULT_CRITERION = "aicc"
 _MODES = ("auto", "absent", "free")
+#: Seconds to wait, after Ctrl-C, for the other candidate family to reach its next step.
+_SETTLE_S = 5.0
 
 
 def _options(where, name, value, allowed):
@@ -213,17 +215,19 @@ def _fit_candidates(setup, cands, material, fit_kwargs, bar):
                     "tlsjax-candidates", stop=stop)
             interrupted = _fit_family(setup, families[1] if parallel else families[0],
                                       material, fit_kwargs, bar, *results[int(parallel)])
+            if interrupted:
+                stop.set()
             if side is not None:
                 interrupted |= side.get()
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        if side is not None:
-            side.settle()  # a stopped fit ends at its next step, with its best point
+        if side is not None:  # a stopped fit ends at its next step, with its best point;
+            side.settle(_SETTLE_S)  # one still compiling is left (the grace is 10 s)
     if any(c[0] == "stau" for c in cands) and not interrupted:
         setup = setup.with_table()
-    done = {c: r for d, _ in results for c, r in d.items()}
-    skipped = {c: e for _, k in results for c, e in k.items()}
+    done = {c: r for d, _ in results for c, r in list(d.items())}
+    skipped = {c: e for _, k in results for c, e in list(k.items())}
     return setup, done, skipped, interrupted
 
 

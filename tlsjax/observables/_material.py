@@ -143,6 +143,8 @@ def _ratio(a, b):
     nothing to compile (an op-by-op division compiles a small program)."""
     if is_traced(a) or is_traced(b):
         return a / b
-    q = np.asarray(a) / np.asarray(b)  # the same IEEE division in the same dtype
-    weak = jax.typeof(a).weak_type and jax.typeof(b).weak_type
-    return float(q) if weak else q
+    out = jax.eval_shape(jnp.divide, a, b)  # JAX's result type (traced, not compiled)
+    if out.weak_type and out.dtype != jnp.result_type(float):
+        return a / b  # a weak type NumPy cannot carry (e.g. weak float32 under x64)
+    q = np.asarray(a, out.dtype) / np.asarray(b, out.dtype)  # the same IEEE division
+    return float(q) if out.weak_type else q
