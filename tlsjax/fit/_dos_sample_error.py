@@ -36,7 +36,7 @@ import numpy as np
 from .._background import cores, in_background, overlap, stopping
 from .._interrupts import raise_if_interrupted
 from .._progress import progress_bar
-from .._validate import check_int
+from .._validate import check_int, device_array
 from ..model._lattice import Sample
 from ..observables._dos import DEFAULT_DOS_SEED
 from ._disk_cache import stored_jit
@@ -106,7 +106,7 @@ def _refit(result: FitResult, model, table, steps):
                       progress=False)
     if r.interrupted:  # a half-finished refit is no sample: the refits end here
         raise KeyboardInterrupt
-    arrays = {k: jnp.asarray(v, dtype=jnp.result_type(float)) for k, v in r.params.items()}
+    arrays = {k: device_array(v, dtype=jnp.result_type(float)) for k, v in r.params.items()}
     tu = np.asarray(_crossover(m, arrays), dtype=float)
     return r, float(tu[0]), _amplitude(result.free, r.params, True, m.velocity_free)
 

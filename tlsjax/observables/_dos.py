@@ -257,7 +257,7 @@ _simulate_batch_quick = eqx.filter_jit(_simulate_batch_body, compiler_options=QU
 def _check_sites(es, sample: Sample):
     """The checks `Sample.draw` and `es_reduction` make inside `jit`, on the result of
     `_simulate_batch`: at once for concrete values, at run time for traced ones."""
-    n = es.n_sites
+    n = es.n_sites if is_traced(es.n_sites) else np.asarray(es.n_sites)  # NumPy: no program
     for bad, msg in ((n > sample.capacity, OVER_CAPACITY), (n < 2, TOO_FEW_SITES)):
         if is_traced(n):
             es = eqx.tree_at(lambda e: e.top, es, eqx.error_if(es.top, jnp.any(bad), msg))

@@ -21,6 +21,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._validate import check_int, check_range, checked_inputs, is_traced
@@ -135,9 +136,10 @@ def tabulate_stau(dos: StauDOS, params: ModelParams, *, eps_min: float = DEFAULT
     if is_traced(dos):  # inside a trace (e.g. a~ free in a fit): no nested compilation
         lps, dlps, lpt, dlpt = _tables(dos, xs)
     else:
-        if not dos.is_hard:  # the run-time checks of P_S, here at once (see `_tables_jit`)
+        if not dos.is_hard:  # the run-time checks of P_S, here at once (see `_tables_jit`),
+            host = jax.tree_util.tree_map(np.asarray, dos.es)  # on the host (nothing compiled)
             for r in range(dos.realizations):
-                SoftTheta(dos.width)._parts(jax.tree_util.tree_map(lambda a, r=r: a[r], dos.es))
+                SoftTheta(dos.width)._parts(jax.tree_util.tree_map(lambda a, r=r: a[r], host))
         tables = _tables_jit_quick if quick_compile_wanted() else _tables_jit
         lps, dlps, lpt, dlpt = tables(dos, xs)
     return TabulatedStauTLS(xs, lps, dlps, lpt, dlpt, params, dos.e_tau_mean)
