@@ -20,9 +20,9 @@ from ..parallel._distributed import (
     check_same_config,
     distributed,
     is_joined,
+    label_watch,
     process_settings,
     quiet_unless_first,
-    watch_peers,
 )
 from ._args import integer
 
@@ -61,9 +61,9 @@ def join_processes(args: argparse.Namespace) -> tuple[int, int]:
         names=("--coordinator", "--num-processes", "--process-id"))
     check_int(where, "--process-timeout", args.process_timeout, 1, 86400)
     # nothing given: JAX detects `srun` / `mpirun` jobs of several tasks
+    label_watch(where, "--process-timeout")  # the command's name in the watchdog's line
     index, count = distributed(coordinator, num, pid, timeout=args.process_timeout,
                                watch=args.process_timeout)
-    watch_peers(args.process_timeout, where)  # the command's name in the watchdog's line
     config = {k: v for k, v in vars(args).items() if k not in _DESTS}
     check_same_config({f"--{k.replace('_', '-')}": v for k, v in config.items()}, where)
     quiet_unless_first()

@@ -177,7 +177,7 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
         heartbeat_timeout = max(heartbeat_timeout, watch + HEARTBEAT_MARGIN_S)
     if is_joined():
         if watch is not None:
-            watch_peers(watch, setting="distributed(watch=...)")
+            watch_peers(watch, setting=None if _Watch.labeled else "distributed(watch=...)")
         return jax.process_index(), jax.process_count()
     if detect is None:
         detect = cluster_tasks() > 1
@@ -201,7 +201,7 @@ def distributed(coordinator: str | None = None, num_processes: int | None = None
     if jax.process_count() > 1 and jax.default_backend() == "cpu":
         _connect_collectives()
     if watch is not None:
-        watch_peers(watch, setting="distributed(watch=...)")
+        watch_peers(watch, setting=None if _Watch.labeled else "distributed(watch=...)")
     return jax.process_index(), jax.process_count()
 
 
@@ -274,6 +274,7 @@ class _Watch:
     timeout = float(DEFAULT_TIMEOUT_S)
     where = "tlsjax"
     setting = "--process-timeout"  # what sets the timeout, named in the message
+    labeled = False  # named by `label_watch` (the command line): kept
     client = None
     seen: dict[int, tuple[str, float]] = {}
 
@@ -406,7 +407,13 @@ def _let_others_go(client, skip=()) -> None:
         return
 
 
-def watch_peers(timeout: float, where: str = "tlsjax", setting: str = "--process-timeout"
+def label_watch(where: str, setting: str) -> None:
+    """Name the watchdog's messages before it starts (`where`: the command, `setting`: what
+    sets its time-out), so that no message of a peer that stops early names another."""
+    _Watch.where, _Watch.setting, _Watch.labeled = where, setting, True
+
+
+def watch_peers(timeout: float, where: str | None = None, setting: str | None = None
                 ) -> None:
     """In a job of several processes, stop this process with one line (exit status 2)
     when another process gives no sign of life for `timeout` seconds (stopped with
@@ -415,10 +422,14 @@ def watch_peers(timeout: float, where: str = "tlsjax", setting: str = "--process
     breaks the next exchange of results at once (see `error_text` in the CLI). Every
     process shows it is alive every `PULSE_S` seconds through JAX's key-value store, from
     a background thread, also while it computes. Called again, it only changes `timeout`,
-    `where` (the name in the message) and `setting` (what set the timeout). A no-op in a
-    single process. At a normal exit the process stops watching (its work is done) but
-    goes on showing it is alive until JAX's shutdown."""
-    _Watch.timeout, _Watch.where, _Watch.setting = float(timeout), where, setting
+    `where` (the name in the message) and `setting` (what set the timeout), where given
+    (see `label_watch`). A no-op in a single process. At a normal exit the process stops
+    watching (its work is done) but goes on showing it is alive until JAX's shutdown."""
+    _Watch.timeout = float(timeout)
+    if where is not None:
+        _Watch.where = where
+    if setting is not None:
+        _Watch.setting = setting
     if _Watch.started or not is_joined() or jax.process_count() == 1:
         return
     from jax._src import distributed as jax_distributed  # the client JAX itself uses
