@@ -30,30 +30,25 @@ from typing import Generic, TypeVar
 import jax.numpy as jnp
 
 from ._interrupts import raise_if_interrupted, stop_thread_with
-from ._validate import enable_x64
+from ._validate import ThreadFlag, enable_x64
 
 T = TypeVar("T")
 _SLICE_S = 0.05
-_LOCAL = threading.local()
+_OVERLAP = ThreadFlag()
 
 
-@contextlib.contextmanager
-def overlapping(on: bool = True) -> Iterator[None]:
+def overlapping(on: bool = True):
     """In this thread (and the workers it starts), inside the block, the fits overlap
     independent work in background threads (`overlap`). The command line runs its commands
     so; a library call, which may run under thread-local JAX settings that threads do not
     share (a default device, `debug_nans`; only the precision is copied), keeps its work in
     the caller's thread."""
-    previous, _LOCAL.overlap = overlap(), bool(on)
-    try:
-        yield
-    finally:
-        _LOCAL.overlap = previous
+    return _OVERLAP.set(on)
 
 
 def overlap() -> bool:
     """Whether work may be overlapped in background threads (`overlapping`)."""
-    return getattr(_LOCAL, "overlap", False)
+    return _OVERLAP.get()
 
 
 def wait_for(event: threading.Event) -> None:

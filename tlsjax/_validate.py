@@ -25,25 +25,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_STATE = threading.local()
+
+class ThreadFlag:
+    """A boolean of the current thread (False until set), set for the length of a block
+    (`with flag.set(True):`)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> bool:
+        return getattr(self._local, "on", False)
+
+    @contextlib.contextmanager
+    def set(self, on: bool = True):
+        previous, self._local.on = self.get(), bool(on)
+        try:
+            yield
+        finally:
+            self._local.on = previous
 
 
-@contextlib.contextmanager
+_CHECKED = ThreadFlag()
+
+
 def checked_inputs():
     """Trace the block without run-time checks of traced values (see the module
     docstring). Enter it only around code whose traced inputs were all checked before
     tracing, and only inside a function traced with that guarantee every time (a `jit`
     cache holds whichever trace came first). Concrete values are still checked."""
-    before = getattr(_STATE, "checked", False)
-    _STATE.checked = True
-    try:
-        yield
-    finally:
-        _STATE.checked = before
+    return _CHECKED.set(True)
 
 
 def _inputs_checked() -> bool:
-    return getattr(_STATE, "checked", False)
+    return _CHECKED.get()
 
 
 def runtime_check(value, bad, msg: str):

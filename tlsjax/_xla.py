@@ -26,28 +26,20 @@ current thread (`tlsjax.observables.stau_dos` and `tabulate_stau` follow it).
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
-
 import jax
+
+from ._validate import ThreadFlag
 
 QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
-_STATE = threading.local()
+_QUICK = ThreadFlag()
 
 
-@contextlib.contextmanager
-def quick_compile(enabled: bool = True) -> Iterator[None]:
+def quick_compile(enabled: bool = True):
     """In this thread, compile the programs that follow it with `QUICK_COMPILE` (CPU)."""
-    previous = getattr(_STATE, "on", False)
-    _STATE.on = bool(enabled)
-    try:
-        yield
-    finally:
-        _STATE.on = previous
+    return _QUICK.set(enabled)
 
 
 def quick_compile_wanted() -> bool:
     """Whether `quick_compile()` is on in this thread and the default backend is a CPU."""
-    return getattr(_STATE, "on", False) and jax.default_backend() == "cpu"
+    return _QUICK.get() and jax.default_backend() == "cpu"
