@@ -277,7 +277,6 @@ def _split(arg) -> tuple:
     return out
 
 
-
 def stored_jit(fun=None, *, compiler_options: dict | None = None):
     """`eqx.filter_jit(fun)`, whose program is kept on disk where a folder is set (module
     docstring); arrays are the traced arguments, everything else is static.
@@ -293,12 +292,19 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
     _MEMOS.append(memo)
 
     def find(args):
-        """(slot, whether this thread makes it, leaves, making function), or None."""
+        """(memo key, slot, whether this thread makes it, leaves, making function), or
+        None where the call is not stored."""
         if _folder is None:
             return None
         parts = [_split(a) for a in args]
         leaves = [x for part in parts for x in part[1]]
         fast = (_folder, tuple(part[2] for part in parts), str(jnp.result_type(float)))
+
+        def make():
+            dynamic, static = eqx.partition(args, eqx.is_array)
+            in_def = jax.tree_util.tree_structure(dynamic)
+            return _program(fun, in_def, static, leaves, compiler_options)
+
         try:
             with _LOCK:
                 slot, owner = memo.get(fast), False
@@ -306,19 +312,7 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
                     slot, owner = memo.setdefault(fast, Slot()), True
         except TypeError:  # an unhashable static argument
             return None
-
-        try:
-            def make():
-                dynamic, static = eqx.partition(args, eqx.is_array)
-                in_def = jax.tree_util.tree_structure(dynamic)
-                return _program(fun, in_def, static, leaves, compiler_options)
-
-            return fast, slot, owner, leaves, make
-        except BaseException as err:  # e.g. Ctrl-C here: nobody else waits for ever
-            if owner:
-                slot.abandon(err)
-                forget_failed(fast, slot)
-            raise
+        return fast, slot, owner, leaves, make
 
     def forget_failed(fast, slot) -> None:
         """A program that could not be made is not kept: the next call tries again."""
@@ -351,8 +345,10 @@ def stored_jit(fun=None, *, compiler_options: dict | None = None):
 
     def prefetch(*args) -> None:
         found = find(args)
-        if found is not None and found[2]:
-            fast, slot, make = found[0], found[1], found[4]
+        if found is None:
+            return
+        fast, slot, owner, _, make = found
+        if owner:
             try:
                 in_background(lambda: slot.fill(make), f"tlsjax-compile-{fun.__name__}")
             except BaseException as err:  # no thread: a call makes it instead
