@@ -99,8 +99,11 @@ def test_cli_handler_turns_sigterm_into_a_clean_stop():
 def test_sigint_during_compilation_exits_cleanly(tmp_path):
     # The progress bar appears just before the first batch is compiled: interrupting then
     # used to crash the process (segmentation fault) or exit 0 with a partial result.
+    # L = 16: the batch runs ~2 s after its compile, so that the signal (sent once this
+    # process has read the bar, later under load) reaches it before the batch is done;
+    # with L = 6 the whole batch could finish first, and its result was rightly written.
     rc, out, err = _interrupt_when(
-        ["es", "--x", "0.2", "--cells", "6", "--realizations", "4", "--json", "es.json"],
+        ["es", "--x", "0.2", "--cells", "16", "--realizations", "4", "--json", "es.json"],
         tmp_path, lambda e: "0/4" in e)
     assert rc == 130, (rc, out, err[-2000:])
     assert err.rstrip().endswith("tlsjax es: interrupted (Ctrl-C)"), err[-2000:]
