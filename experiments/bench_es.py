@@ -9,7 +9,9 @@ Cases, each in a fresh subprocess so that peak memory (max RSS) is its own:
 2. tlsjax alone at N ~ 2e4 (L = 29) and N ~ 1e5 (L = 50);
 3. soft P_S on a 64-point grid plus its derivative with respect to a~
    (forward mode, `jax.jvp`, the cheaper mode for 1 input and 64 outputs)
-   against the hard forward pass, at paper size.
+   against the hard forward pass, at paper size;
+4. the row top-k of the soft reduction in float64 (`model._topk`) against XLA's and
+   NumPy's, and the float64 soft reduction of the fits' DOS sample (L = 10).
 
 Timings are after compilation, the median of `--repeats` runs. Pairs per second count
 the N (N - 1) ordered pairs of one reduction (each visited twice, once per pass).
@@ -112,7 +114,55 @@ def case_soft(cells: int, repeats: int, atilde: float = 3.0, width: float = 0.02
                 peak_rss_mb=peak_mb())
 
 
-CASES = dict(tlsjax=case_tlsjax, numpy=case_numpy, soft=case_soft)
+def case_topk(cells: int, repeats: int) -> dict:
+    """The row selection of the soft reduction (k = 8 largest of each row) on a
+    capacity x capacity float64 matrix of the fits' DOS sample (x = 0.2, L = `cells`):
+    XLA's top-k in float32 and float64, tlsjax's float64 top-k (`model._topk`) and NumPy's
+    argpartition + sort; then the whole float64 soft ES reduction of that sample
+    (4 realizations, `stau_dos`), as a fit builds it."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import tlsjax as tj
+    from tlsjax.model._es import DEFAULT_TOP_K as k
+    from tlsjax.model._topk import top_k
+    from tlsjax.observables._dos import stau_dos
+
+    jax.config.update("jax_enable_x64", True)  # a benchmark process of its own
+    n = tj.Sample(0.2, cells).capacity
+    a64 = np.random.default_rng(0).normal(size=(n, n))
+    out = dict(impl="topk", cells=cells, n=n, k=k)
+    for name, fn, arg in (("xla_float32", jax.lax.top_k, a64.astype(np.float32)),
+                          ("xla_float64", jax.lax.top_k, a64), ("tlsjax_float64", top_k, a64)):
+        f = jax.jit(fn, static_argnums=1)
+        x = jnp.asarray(arg)
+        jax.block_until_ready(f(x, k))
+        out[name] = median_time(lambda f=f, x=x: jax.block_until_ready(f(x, k)), repeats)
+    same = [np.array_equal(np.asarray(u), np.asarray(v)) for u, v in
+            zip(top_k(jnp.asarray(a64), k), jax.lax.top_k(jnp.asarray(a64), k), strict=True)]
+    out["tlsjax_equals_xla_float64"] = all(same)
+
+    def numpy_top_k(a):
+        idx = np.argpartition(-a, k, axis=1)[:, :k]
+        vals = np.take_along_axis(a, idx, axis=1)
+        order = np.argsort(-vals, axis=1, kind="stable")
+        return np.take_along_axis(vals, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+    out["numpy_float64"] = median_time(lambda: numpy_top_k(a64), repeats)
+    sample, params = tj.Sample(0.2, cells), tj.ModelParams()
+    keys = iter(range(1, 100))
+
+    def es():
+        dos = stau_dos(params, sample, jax.random.PRNGKey(next(keys)), realizations=4)
+        jax.block_until_ready(dos.es.top)
+
+    es()  # compiled
+    out["stau_dos_float64_seconds"] = median_time(es, repeats)
+    return out
+
+
+CASES = dict(tlsjax=case_tlsjax, numpy=case_numpy, soft=case_soft, topk=case_topk)
 
 
 def _subprocess(case: str, cells: int, repeats: int) -> dict:
@@ -157,6 +207,15 @@ def main(argv=None) -> int:
     print(f"soft P_S (64 energies, w = {soft['width']}, top_k = {soft['top_k']} + tail) + d/da~ (jvp): "
           f"{soft['seconds_soft_and_grad']:.3f} s vs hard forward {soft['seconds_hard']:.3f} s "
           f"= {soft['ratio']:.2f}x (target <= 5x)")
+    topk = _subprocess("topk", 10, args.repeats)
+    rows["topk"] = topk
+    print(f"row top-{topk['k']} of a {topk['n']} x {topk['n']} matrix (fits' DOS sample, L = 10): "
+          f"XLA float32 {1e3 * topk['xla_float32']:.1f} ms | XLA float64 "
+          f"{1e3 * topk['xla_float64']:.1f} ms | tlsjax float64 {1e3 * topk['tlsjax_float64']:.1f} ms "
+          f"(= XLA float64: {topk['tlsjax_equals_xla_float64']}) | NumPy float64 "
+          f"{1e3 * topk['numpy_float64']:.1f} ms | tlsjax/NumPy "
+          f"{topk['numpy_float64'] / topk['tlsjax_float64']:.1f}x; soft ES reduction of that "
+          f"sample, 4 realizations, float64: {topk['stau_dos_float64_seconds']:.3f} s")
     import platform
 
     rows["machine"] = dict(platform=platform.platform(), cpus=os.cpu_count(),

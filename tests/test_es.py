@@ -137,3 +137,30 @@ def test_default_block_size_by_backend():
     assert default_block_size(10**6, backend="gpu") == 16
     assert default_block_size(1000, backend="cpu") == 262
     assert default_block_size(1000, backend="gpu") == 1000  # one block: the whole matrix
+
+
+def test_float64_top_k_is_lax_top_k_bit_for_bit():
+    """`model._topk.top_k` preselects float64 rows in float32: the same values and indices
+    as `jax.lax.top_k`, also with exact ties, values that round to one float32 (more of them
+    than the spare candidates) and -inf padding."""
+    from tlsjax.model._topk import _SPARE, top_k
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(64, 300))
+    a[:, 250:] = -np.inf  # padding
+    a[1, :5] = a[1, 7]  # exact ties at the top
+    a[2, :40] = 1.0 + np.arange(40) * 1e-12  # 40 distinct values, one float32 between them
+    a[3, 10:10 + _SPARE] = a[3].max() + 1e-13 * np.arange(_SPARE)  # near-ties, within spare
+    a[4, :] = -np.inf
+    a[4, 17] = 0.5
+    exact = [r for r in range(64) if r != 2]
+    for k in (1, 8, 2 * _SPARE):
+        want = [np.asarray(v) for v in jax.lax.top_k(jnp.asarray(a), k)]
+        got = [np.asarray(v) for v in jax.jit(top_k, static_argnums=1)(jnp.asarray(a), k)]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g[exact], w[exact])
+        # row 2, more near-ties than spare candidates (the documented limit): k of them,
+        # each within one float32 spacing of the exact k-th value
+        assert np.all(np.abs(got[0][2] - want[0][2]) <= 1e-7) and len(set(got[1][2])) == k
+    got = top_k(jnp.asarray(a[:, :16]), 8)  # k + spare >= columns: lax.top_k itself
+    np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(jax.lax.top_k(a[:, :16], 8)[1]))

@@ -48,15 +48,18 @@ class ThreadFlag:
 _CHECKED = ThreadFlag()
 
 
-def checked_inputs():
+def checked_inputs(on: bool = True):
     """Trace the block without run-time checks of traced values (see the module
     docstring). Enter it only around code whose traced inputs were all checked before
     tracing, and only inside a function traced with that guarantee every time (a `jit`
-    cache holds whichever trace came first). Concrete values are still checked."""
-    return _CHECKED.set(True)
+    cache holds whichever trace came first). Concrete values are still checked.
+    `on=False` restores the checks for the block."""
+    return _CHECKED.set(on)
 
 
-def _inputs_checked() -> bool:
+def inputs_checked() -> bool:
+    """Whether this thread is tracing within `checked_inputs()` (a nested `jit` keys its
+    cache on it: see `fit._fit._loss`)."""
     return _CHECKED.get()
 
 
@@ -64,7 +67,7 @@ def runtime_check(value, bad, msg: str):
     """`eqx.error_if(value, bad, msg)` for a check of computed values, left out inside
     `checked_inputs()`: the caller then checks the same condition on the concrete result
     (see `observables._dos.stau_dos`)."""
-    return value if _inputs_checked() else eqx.error_if(value, bad, msg)
+    return value if inputs_checked() else eqx.error_if(value, bad, msg)
 
 
 def is_traced(value) -> bool:
@@ -117,7 +120,7 @@ def check_range(
         bad = ~jnp.isfinite(arr)
         bad = bad | ((arr <= lo) if lo_open else (arr < lo))
         bad = bad | ((arr >= hi) if hi_open else (arr > hi))
-        return arr if _inputs_checked() else eqx.error_if(arr, jnp.any(bad), msg)
+        return arr if inputs_checked() else eqx.error_if(arr, jnp.any(bad), msg)
     _check_host(value, lo, hi, lo_open, hi_open, msg)
     if isinstance(value, jax.Array):
         return jnp.asarray(value, dtype=dtype)
@@ -182,7 +185,7 @@ def check_grid(where: str, name: str, values, *, positive: bool = False, increas
         arr = jnp.asarray(values)
         if arr.ndim != 1 or arr.shape[0] == 0:
             raise ValueError(f"`{where}({name}=...)` must be a non-empty 1-D array")
-        if _inputs_checked():
+        if inputs_checked():
             return arr
         bad = ~jnp.all(jnp.isfinite(arr))
         if positive:

@@ -138,10 +138,9 @@ QUICK_TABLE_SIZE = 0.2 * 4 * 10**3 * 4
 
 
 def _quick(sample: Sample, realizations: int) -> bool:
-    """Whether the ES reduction and tabulation of a table compile with `QUICK_COMPILE`:
-    for samples up to the default size, where compiling takes longer than running
-    (`tlsjax._xla`; at L = 14 the slower run, 6.2 s against 4.3 s, outweighs the compile
-    saved)."""
+    """Whether the ES reduction and tabulation of a table compile with
+    `tlsjax._xla.TABLE_COMPILE`: for samples up to the default size, where compiling takes
+    longer than running (measured there)."""
     return float(sample.x) * sample.lattice.n_sites * realizations <= QUICK_TABLE_SIZE
 
 

@@ -30,6 +30,7 @@ from ..parallel._sharding import index_blocks, replicate, sharded_map
 from ._couplings import Couplings, draw_couplings
 from ._lattice import Sample, check_sample_size
 from ._params import ModelParams
+from ._topk import top_k as top_k_rows
 
 DEFAULT_TOP_K = 8
 """Default number of largest a_ij kept exactly per row for the soft-Theta reduction (the
@@ -144,7 +145,7 @@ def _select(couplings, sign, e_tau, top_k, block_size, mesh, with_index, unsigne
         a = jnp.where(ok, a, -jnp.inf)
         if top_k == 1 and not with_index:
             return jnp.max(a, axis=1, keepdims=True)
-        return jax.lax.top_k(a, top_k)
+        return top_k_rows(a, top_k)
 
     out = replicate(sharded_map(row_block, index_blocks(n, block_size, mesh), mesh), mesh)
     return jax.tree_util.tree_map(lambda v: v.reshape(-1, top_k)[:n], out)
@@ -186,7 +187,7 @@ def _row_top_and_tail(couplings, sign, e_tau, top_k, block_size, mesh, tail_scal
         a = 2.0 * _bond(couplings.block(rows, cols), sign[None, :], unsigned) - e_tau[None, :]
         ok = valid_col[None, :] & (rows[:, None] != cols[None, :])
         a = jnp.where(ok, a, -jnp.inf)
-        values, idx = jax.lax.top_k(jax.lax.stop_gradient(a), top_k)
+        values, idx = top_k_rows(jax.lax.stop_gradient(a), top_k)
         # the partners not kept, marked by index (exact with ties; comparing with the
         # k-th value instead defeats XLA's fast top-k on CPUs: 10x slower)
         kept = jnp.zeros(a.shape, bool).at[jnp.arange(a.shape[0])[:, None], idx].set(True)

@@ -34,7 +34,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_int, check_range, check_type, checked_inputs, is_traced
-from .._xla import QUICK_COMPILE, quick_compile_wanted
+from .._xla import TABLE_COMPILE, quick_compile_wanted
 from ..model._es import (
     DEFAULT_TOP_K,
     MAX_SOFT_WIDTH,
@@ -250,8 +250,8 @@ def _simulate_batch_body(sample, params, keys, top_k, block_size, width):
 
 
 _simulate_batch = eqx.filter_jit(_simulate_batch_body)
-#: The same with `tlsjax._xla.QUICK_COMPILE`, where `quick_compile()` asks for it.
-_simulate_batch_quick = eqx.filter_jit(_simulate_batch_body, compiler_options=QUICK_COMPILE)
+#: The same with `tlsjax._xla.TABLE_COMPILE`, where `quick_compile()` asks for it.
+_simulate_batch_quick = eqx.filter_jit(_simulate_batch_body, compiler_options=TABLE_COMPILE)
 
 
 def _check_sites(es, sample: Sample):

@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._validate import check_int, check_range, checked_inputs, is_traced
-from .._xla import QUICK_COMPILE, quick_compile_wanted
+from .._xla import TABLE_COMPILE, quick_compile_wanted
 from ..model._params import ModelParams
 from ..model._theta import SoftTheta
 from ._dos import StauDOS, log_phi_s
@@ -162,8 +162,8 @@ def _tables_body(dos: StauDOS, xs):
 
 
 _tables_jit = eqx.filter_jit(_tables_body)
-#: The same with `tlsjax._xla.QUICK_COMPILE`, where `quick_compile()` asks for it.
-_tables_jit_quick = eqx.filter_jit(_tables_body, compiler_options=QUICK_COMPILE)
+#: The same with `tlsjax._xla.TABLE_COMPILE`, where `quick_compile()` asks for it.
+_tables_jit_quick = eqx.filter_jit(_tables_body, compiler_options=TABLE_COMPILE)
 
 
 # ---------------------------------------------------------------- crossovers from the table
