@@ -37,6 +37,7 @@ from .._background import cores, in_background, overlap, stopping
 from .._interrupts import raise_if_interrupted
 from .._progress import progress_bar
 from .._validate import check_int, device_array
+from .._xla import QUICK_COMPILE
 from ..model._lattice import Sample
 from ..observables._dos import DEFAULT_DOS_SEED
 from ._disk_cache import stored_jit
@@ -57,7 +58,7 @@ def sample_keys(count: int, seed: int = DEFAULT_DOS_SEED) -> list:
     return [jax.random.fold_in(base, _KEY_OFFSET + k) for k in range(count)]
 
 
-@stored_jit
+@stored_jit(compiler_options=QUICK_COMPILE)  # run once per refit
 def _crossover(model, p):
     full, short = model.crossovers(p)
     return jnp.stack([short, full])

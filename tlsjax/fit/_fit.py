@@ -64,6 +64,7 @@ from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
 from .._validate import check_int, check_range, checked_inputs, device_array, inputs_checked
+from .._xla import QUICK_COMPILE
 from ._disk_cache import name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
 
@@ -693,9 +694,11 @@ def goodness_of_fit(chi2: float, dof: int) -> dict:
                 p_value=float(scipy.special.gammaincc(0.5 * dof, 0.5 * chi2)))
 
 
-@stored_jit
+@stored_jit(compiler_options=QUICK_COMPILE)
 def _residuals(problem: Problem, u):
-    """The residual vector at u (compiled once per problem structure)."""
+    """The residual vector at u (compiled once per problem structure; where programs are
+    stored, with `QUICK_COMPILE`: an S-tau model's compiles with 0.24 instead of 0.87
+    CPU-seconds and runs in 0.50 instead of 0.38 ms, a few hundred times per fit)."""
     return problem.residual_vector(u)
 
 
