@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validate import check_int, check_range, checked_inputs, is_traced
+from .._validate import check_int, check_range, checked_inputs, inputs_checked, is_traced
 from .._xla import TABLE_COMPILE, quick_compile_wanted
 from ..model._params import ModelParams
 from ..model._theta import SoftTheta
@@ -207,6 +207,19 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     Depends on g only (P_S is a function of E / g J_o). Below the grid the table's
     linear continuation of ln P_S is used; differentiable in g (implicit function).
     """
+    return _shortcut_log_eps(tab, g, inputs_checked())
+
+
+# The roots are nested programs: a fit's model finds J_o from T_U in every evaluation,
+# and a compiled loss, its gradient and the post-fit stage would otherwise trace the
+# bisection anew each time. `checked` keys their caches (see `fit._fit._loss`).
+@eqx.filter_jit
+def _shortcut_log_eps(tab: TabulatedStauTLS, g, checked: bool) -> Float[Array, ""]:
+    with checked_inputs(checked):
+        return _shortcut_log_eps_body(tab, g)
+
+
+def _shortcut_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     target = jnp.log(5.0 * g)
 
     def fn(x, t):
@@ -221,6 +234,16 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
 def full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     """ln(T_U / g J_o) of the full criterion g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o),
     from the table (depends on g only); +inf where the S term never takes over on the grid."""
+    return _full_log_eps(tab, g, inputs_checked())
+
+
+@eqx.filter_jit
+def _full_log_eps(tab: TabulatedStauTLS, g, checked: bool) -> Float[Array, ""]:
+    with checked_inputs(checked):
+        return _full_log_eps_body(tab, g)
+
+
+def _full_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     def fn(x, t):
         tab_, g_ = t
         return (jnp.log(g_) + tab_.interp_log_phi_tau(x) - tab_.interp_log_p_s(x)
