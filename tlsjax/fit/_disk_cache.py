@@ -217,24 +217,17 @@ def _program(fun, in_def, static, leaves, compiler_options):
             blob, tree = pickle.loads(path.read_bytes())
         except Exception:  # noqa: BLE001 - a damaged entry is made again
             blob = None
-    if blob is None:
-        try:
-            blob, tree = _export(fun, in_def, static, avals)
-        except Exception:  # noqa: BLE001 - e.g. a host callback: not storable
-            return None
-        _write(path, pickle.dumps((blob, tree)))
-    exported = jax.export.deserialize(blob)
-
-    def run(*leaves):
-        return exported.call(*leaves)
-
-    run.__name__ = run.__qualname__ = fun.__name__  # JAX's logs name the program
-    # Arguments placed on one device, committed or not, lower to one program: without
-    # `in_shardings` a first call with fresh (uncommitted) arrays and later calls with a
-    # program's outputs (committed) were two programs, each compiled (2 s for a fit step).
-    jitted = jax.jit(run, in_shardings=_device_sharding())
+    with _TRACING:
+        if blob is None:
+            try:
+                blob, tree = _export(fun, in_def, static, avals)
+            except Exception:  # noqa: BLE001 - e.g. a host callback: not storable
+                return None
+            _write(path, pickle.dumps((blob, tree)))
+        exported = jax.export.deserialize(blob)
+        jitted, lowered = _lowered(fun, exported, avals)
     cpu = jax.local_devices()[0].platform == "cpu"
-    compiled = jitted.lower(*avals).compile(compiler_options if cpu else None)
+    compiled = lowered.compile(compiler_options if cpu else None)
 
     def program(*leaves):
         if any(isinstance(x, jax.core.Tracer) for x in leaves):
@@ -244,12 +237,31 @@ def _program(fun, in_def, static, leaves, compiler_options):
     return program, tree
 
 
+def _lowered(fun, exported, avals):
+    """(jitted call of the `exported` program, its lowering for `avals`)."""
+
+    def run(*leaves):
+        return exported.call(*leaves)
+
+    run.__name__ = run.__qualname__ = fun.__name__  # JAX's logs name the program
+    # Arguments placed on one device, committed or not, lower to one program: without
+    # `in_shardings` a first call with fresh (uncommitted) arrays and later calls with a
+    # program's outputs (committed) were two programs, each compiled (2 s for a fit step).
+    jitted = jax.jit(run, in_shardings=_device_sharding())
+    return jitted, jitted.lower(*avals)
+
+
 @functools.lru_cache(maxsize=1)
 def _device_sharding():
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
 _LOCK = threading.Lock()
+#: Held while a program is traced and lowered (Python work, one thread at a time under
+#: the GIL anyway), not while it compiles: programs made at once in background threads
+#: then finish tracing one after the other and compile while the next is traced, instead
+#: of all tracing until late and compiling together.
+_TRACING = threading.RLock()
 #: `_split` of the last modules seen, by identity (modules are immutable): a fit calls
 #: its step hundreds of times with the same problem, whose partition costs ~0.3 ms.
 _SPLITS: dict[int, tuple] = {}
