@@ -107,9 +107,12 @@ def _refit(result: FitResult, model, table, steps):
                       progress=False)
     if r.interrupted:  # a half-finished refit is no sample: the refits end here
         raise KeyboardInterrupt
-    arrays = {k: device_array(v, dtype=jnp.result_type(float)) for k, v in r.params.items()}
-    tu = np.asarray(_crossover(m, arrays), dtype=float)
+    tu = np.asarray(_crossover(m, _arrays(r.params)), dtype=float)
     return r, float(tu[0]), _amplitude(result.free, r.params, True, m.velocity_free)
+
+
+def _arrays(params: dict) -> dict:
+    return {k: device_array(v, dtype=jnp.result_type(float)) for k, v in params.items()}
 
 
 def _tu_stat(d: dict) -> float:
@@ -176,6 +179,8 @@ def dos_sample_error(result: FitResult, samples: int = DEFAULT_DOS_SAMPLES, *,
     values = {n: [] for n in names}
     converged = []
     stop = threading.Event()
+    if overlap():  # the refits' T_U program compiles while their tables are built
+        _crossover.prefetch(model, _arrays(result.params))
     refits = _refits(result, model, keys, sample, int(ds["realizations"]), max_steps, stop)
     bar = progress_bar(k, desc="DOS-sample refits", enabled=progress, unit="sample")
     try:
