@@ -89,6 +89,22 @@ def test_top_k_consistent_with_hard():
     assert np.all(np.asarray(soft.tail_count[m]) == int(hard.n_sites) - 1 - 8)
 
 
+def test_es_reduction_inside_jit_with_a_concrete_realization():
+    """`es_reduction` traced inside a caller's `jit` over a closed-over (concrete)
+    realization: the check of its impurity count runs on the host, not on a tracer
+    (`experiments/bench_es.py` does this)."""
+    from tlsjax.model._couplings import Couplings
+
+    real, seed, h = _parts(tj.Sample(0.2, cells=6), jax.random.key(1))
+
+    @jax.jit
+    def run(a):
+        return tj.es_reduction(Couplings(real, GaussianAmplitudes(seed), a), h, 0.0).e_min
+
+    direct = tj.es_reduction(Couplings(real, GaussianAmplitudes(seed), 3.0), h, 0.0).e_min
+    np.testing.assert_allclose(np.asarray(run(jnp.asarray(3.0))), np.asarray(direct), rtol=1e-12)
+
+
 def test_vmap_over_keys_and_params():
     sample = tj.Sample(0.2, cells=5)
     keys = jax.random.split(jax.random.key(0), 3)

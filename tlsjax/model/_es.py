@@ -22,6 +22,7 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
@@ -309,7 +310,7 @@ def es_reduction(
     if is_traced(n_sites):
         couplings = eqx.tree_at(lambda c: c.realization.n_sites, couplings,
                                 runtime_check(n_sites, jnp.any(n_sites < 2), TOO_FEW_SITES))
-    elif int(jnp.min(n_sites)) < 2:
+    elif int(np.min(np.asarray(n_sites))) < 2:  # NumPy: concrete also inside a caller's jit
         raise ValueError(TOO_FEW_SITES)
     return _es_reduction(couplings, h_normals, h_rel, soft_width, field, top_k=top_k,
                          block_size=block_size, mesh=mesh, unsigned=unsigned)
