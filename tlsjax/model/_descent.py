@@ -25,6 +25,7 @@ from .._validate import check_int, check_range, check_type
 from ._hamiltonian import Hamiltonian
 from ._mc import MCState, _check_block, default_tol, movable_mask, sweep
 from ._mc_kernel import resolve_kernel
+from ._topk import top_k
 
 #: Largest row block of the pair scan (its temporaries are R x B x 2n).
 _PAIR_BLOCK = 16
@@ -144,7 +145,7 @@ def _descent_loop(ham, d: _Descent, limit, movable, b, tol, candidates, max_swee
         f = ham.local_fields(d.spins)  # from scratch each round
         s, f, singles = _greedy(ham, d.spins, f, movable, b, tol, max_sweeps, kernel)
         pmin = _pair_min(ham, s, f, movable)
-        neg, ks = jax.lax.top_k(-pmin, c)
+        neg, ks = top_k(-pmin, c)
         wanted = neg > tol
         ls, rows_k = _partners(ham, s, f, movable, ks)
         s, f, pairs = _apply_pairs(ham, s, f, ks, ls, rows_k, wanted, tol)
