@@ -7,8 +7,9 @@ slower: 138 ms against 2.6 ms per 1011 x 1011 matrix (`python experiments/bench_
 times slower than the float32 one (0.50 s against 0.03 s for its 4 realizations).
 
 Used by the row pass of the soft ES reduction (`_es.py`) and by the Monte Carlo's choice of
-candidate pairs (`_descent.py`). `top_k` first narrows each float64 row to k + `_SPARE` candidates by the float32 top-k of
-its rounded values, then orders the candidates exactly in float64. Rounding to float32
+candidate pairs (`_descent.py`). `top_k` first narrows each float64 row to k + `_SPARE`
+candidates by the float32 top-k of its rounded values, then orders the candidates exactly
+in float64. Rounding to float32
 is monotonic (x <= y implies f32(x) <= f32(y)), so an element of the exact top k can be
 missed only if `_SPARE` + 1 others of lower or equal float64 value round to its float32
 value: for values that are not tied in float64 that takes nine more of them within one
