@@ -78,6 +78,28 @@ def test_parameter_recovery_within_two_sigma(recovered):
     assert r.loss == pytest.approx(min(min(h) for h in r.history), rel=1e-6, abs=1e-9)
 
 
+def test_deferred_errors_are_the_same_numbers():
+    """`least_squares(errors=False)` then `with_errors`: the result of `errors=True`, every
+    field and note (model selections defer the errors of their candidates)."""
+    from tlsjax.fit._fit import with_errors
+
+    x = np.linspace(0.1, 3.0, 12)
+    y = 2.0 * x**1.5 * np.exp(-0.4 * x) * np.exp(0.02 * np.sin(7.0 * x))
+
+    def residuals(p):
+        return (jnp.log(p["g"] * 200 * x ** (p["J0"] / 1000) * jnp.exp(-p["atilde"] * x))
+                - np.log(y)) / 0.02
+
+    args = (residuals, dict(g=0.01, J0=1000.0, atilde=0.3), ["g", "J0", "atilde"])
+    now = least_squares(*args, progress=False)
+    later = least_squares(*args, progress=False, errors=False)
+    assert math.isnan(later.stderr["g"]) and later.loss == now.loss
+    assert later.meta["null_directions_u"] is None
+    later = with_errors(later)
+    assert later.to_dict() == now.to_dict()
+    assert with_errors(now) is now
+
+
 def test_laplace_hessian_matches_finite_differences():
     """Exact autodiff Hessian at the optimum vs central second differences in u."""
     x = np.linspace(0.1, 3.0, 15)

@@ -104,7 +104,7 @@ def _refit(result: FitResult, model, table, steps):
     bounds = {n: tuple(b) for n, b in meta["bounds"].items()}
     r = least_squares(m, dict(result.params), result.free, bounds=bounds, starts=1,
                       max_steps=steps, absolute_sigma=bool(meta.get("absolute_sigma", True)),
-                      progress=False)
+                      progress=False, errors=False)  # only the refitted values are used
     if r.interrupted:  # a half-finished refit is no sample: the refits end here
         raise KeyboardInterrupt
     tu = np.asarray(_crossover(m, _arrays(r.params)), dtype=float)

@@ -580,6 +580,7 @@ def least_squares(
     callback: Callable[[int, float, dict[str, float]], None] | None = None,
     save_path=None,
     meta: dict | None = None,
+    errors: bool = True,
 ) -> FitResult:
     """Minimize (1/2) sum r(p)^2 over the free parameters (see the module docstring).
 
@@ -606,6 +607,11 @@ def least_squares(
       `KeyboardInterrupt` to stop the fit, like Ctrl-C).
     - `save_path`: if given, the result is written there as JSON (also on interrupt).
     - `meta`: stored in `FitResult.meta`.
+    - `errors`: compute the Laplace errors (default). False leaves them NaN until
+      `with_errors(result)` computes them at the same point, the same numbers: for fits of
+      which only some keep their errors (the candidates of a model selection, the
+      DOS-sample refits); they cost 2k + 2k(k + 1) residual evaluations for k free
+      parameters.
 
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
@@ -623,12 +629,14 @@ def least_squares(
         problem, u0, noise, max_steps, gtol, ftol, (optimizer, learning_rate), dof, progress,
         callback)
 
-    try:
-        result = _laplace(problem, best, free, absolute_sigma, rcond)
-    except KeyboardInterrupt:
-        interrupted = True
-        result = _no_errors(problem, best, free, "interrupted while computing the errors "
-                            "(Laplace approximation): no errors reported")
+    if errors:
+        try:
+            result = _laplace(problem, best, free, absolute_sigma, rcond)
+        except KeyboardInterrupt:
+            interrupted = True
+            result = _no_errors(problem, best, free, _ERRORS_INTERRUPTED)
+    else:
+        result = _deferred(problem, best, free, absolute_sigma, rcond)
     result.history = histories
     result.problem = problem
     result.interrupted = interrupted
@@ -907,7 +915,47 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
         meta=dict(null_directions_u=[np.asarray(v).tolist() for v in null_u]))
 
 
-def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
+_ERRORS_INTERRUPTED = ("interrupted while computing the errors (Laplace approximation): no "
+                       "errors reported")
+
+
+def _deferred(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
+    """A result at the best point whose errors `with_errors` computes later: NaN errors,
+    the loss and residual count from the residual function (as `_laplace` has them)."""
+    u_full = np.asarray(best["u"], dtype=float)
+    r = residuals_at(problem, u_full)
+    res = _no_errors(problem, best, free, None)
+    res.loss, res.n_data, res.dof = 0.5 * float(np.sum(r**2)), int(r.size), int(r.size) - len(free)
+    res.converged = bool(best["converged"])
+    res.meta = dict(null_directions_u=None)  # the key where `_laplace` puts it
+    res._deferred = (best, absolute_sigma, rcond)
+    return res
+
+
+def with_errors(result: FitResult) -> FitResult:
+    """`result` (fitted with `least_squares(errors=False)`) with its Laplace errors, the
+    numbers `least_squares` gives at once; a result that has them is returned as it is.
+    Ctrl-C here leaves them NaN, with a note, and marks the result `interrupted`."""
+    deferred = getattr(result, "_deferred", None)
+    if deferred is None:
+        return result
+    best, absolute_sigma, rcond = deferred
+    try:
+        lap = _laplace(result.problem, best, result.free, absolute_sigma, rcond)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.notes.insert(0, _ERRORS_INTERRUPTED)
+        return result
+    for name in ("stderr", "stderr_log", "correlation", "covariance", "loss", "n_data", "dof",
+                 "hessian_u", "u", "undetermined"):
+        setattr(result, name, getattr(lap, name))
+    result.notes.extend(lap.notes)
+    result.meta["null_directions_u"] = lap.meta["null_directions_u"]
+    del result._deferred
+    return result
+
+
+def _no_errors(problem: Problem, best, free, note: str | None) -> FitResult:
     """A result at the best point without errors (the error estimate was interrupted)."""
     idx = _free_index(problem, free)
     u_full = np.asarray(best["u"], dtype=problem.log_lo.dtype)
@@ -919,7 +967,7 @@ def _no_errors(problem: Problem, best, free, note: str) -> FitResult:
         correlation=nan_k, covariance=nan_k, loss=float(best["loss"]), n_data=n_data,
         dof=n_data - len(free), converged=False, reason=str(best["reason"]), steps=int(best["steps"]),
         history=[], hessian_u=nan_k, u=np.asarray(best["u"], dtype=float)[idx].tolist(),
-        notes=[note])
+        notes=[] if note is None else [note])
 
 
 def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitResult

@@ -78,6 +78,7 @@ from ._fit import (
     propagate_product,
     propagate_u,
     residuals_at,
+    with_errors,
 )
 from ._fit import (
     prefetch_programs as fit_prefetch,
@@ -705,7 +706,9 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
     """One candidate model fitted on a prepared setup (see `fit_kappa`).
 
     `starts_from`: starting points to fit from (None: the default starting values; a
-    dict: values to start from, e.g. a nested model's fit); the best fit is kept.
+    dict: values to start from, e.g. a nested model's fit); the best fit is kept, and only
+    its errors are computed. `post=False` (a candidate of a model selection) leaves them to
+    `with_errors`, for the candidate that is chosen.
     """
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     boundary, rayleigh = _term_options(setup.user, setup.velocity_free, boundary, rayleigh)
@@ -730,7 +733,8 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
     for start in starts_from:
         p0 = _user_start(setup, _starting_values(setup, model, free, terms, start), free,
                          fit_kwargs.get("bounds"), start)
-        r = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta, **fit_kwargs)
+        r = least_squares(km, p0, free, absolute_sigma=setup.absolute, meta=meta,
+                          errors=False, **fit_kwargs)
         losses.append(r.loss)
         if res is None or r.loss < res.loss or r.interrupted:
             res = r
@@ -738,6 +742,8 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
             break
     res.meta["start_point_losses"] = losses
     res.notes[:0] = notes
+    if post:
+        res = with_errors(res)
     res.derived.update(model=model, model_label=model_label, **information(res))
     if not res.interrupted:
         r = residuals_at(res.problem, _unconstrained(res.problem, res.params))[:setup.curve.n]

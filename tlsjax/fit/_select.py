@@ -31,7 +31,7 @@ import threading
 from .._background import in_background, overlap, stopping
 from .._progress import progress_bar
 from ..observables._dos import DEFAULT_DOS_REALIZATIONS
-from ._fit import FitResult
+from ._fit import FitResult, with_errors
 from ._fit_stau import (
     _term_options,
     fit_kappa_model,
@@ -162,7 +162,7 @@ def select_kappa_model(
         res = min(fitted.values(), key=lambda r: r.derived.get(criterion, math.inf))
         res.interrupted = True
         res.notes.insert(0, "interrupted after the candidate fits: this is the best by the "
-                         "criterion; no table, errors of derived quantities or bounds")
+                         "criterion; no table, errors or bounds")
         return res
 
 
@@ -237,7 +237,8 @@ def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, 
     res.derived["model_selection"] = dict(criterion=criterion, chosen=res.meta["model_label"],
                                           candidates=table, interrupted=interrupted)
     res.notes.insert(0, _selection_note(table, criterion, res))
-    if interrupted:
+    res = with_errors(res)  # the candidates were fitted without (`fit_kappa_model`)
+    if interrupted or res.interrupted:
         res.interrupted = True
         res.notes.insert(0, "interrupted during the model selection: the chosen model is "
                          "the best of those fitted so far; no errors of derived quantities "
