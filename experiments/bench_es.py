@@ -125,6 +125,7 @@ def case_topk(cells: int, repeats: int) -> dict:
     import numpy as np
 
     import tlsjax as tj
+    from tlsjax._xla import quick_compile
     from tlsjax.model._es import DEFAULT_TOP_K as k
     from tlsjax.model._topk import top_k
     from tlsjax.observables._dos import stau_dos
@@ -154,7 +155,8 @@ def case_topk(cells: int, repeats: int) -> dict:
     keys = iter(range(1, 100))
 
     def es():
-        dos = stau_dos(params, sample, jax.random.PRNGKey(next(keys)), realizations=4)
+        with quick_compile(True):  # as a fit builds its tables (`tlsjax._xla.TABLE_COMPILE`)
+            dos = stau_dos(params, sample, jax.random.PRNGKey(next(keys)), realizations=4)
         jax.block_until_ready(dos.es.top)
 
     es()  # compiled

@@ -94,10 +94,36 @@ def test_deferred_errors_are_the_same_numbers():
     now = least_squares(*args, progress=False)
     later = least_squares(*args, progress=False, errors=False)
     assert math.isnan(later.stderr["g"]) and later.loss == now.loss
+    assert any(n.startswith("no errors computed") for n in later.notes)
     assert later.meta["null_directions_u"] is None
     later = with_errors(later)
     assert later.to_dict() == now.to_dict()
     assert with_errors(now) is now
+
+
+def test_deferred_errors_with_a_file_or_an_interrupt(tmp_path, monkeypatch):
+    """A result written to `save_path` has its errors in the file; Ctrl-C where a deferred
+    result takes its loss keeps the fitted point (`interrupted`), as in the error estimate."""
+    import json
+
+    from tlsjax.fit import _fit
+
+    x = np.linspace(0.1, 3.0, 10)
+
+    def residuals(p):
+        return (jnp.log(p["g"] * 200 * x ** (p["J0"] / 1000)) - np.log(3.0 * x**1.2)) / 0.02
+
+    args = (residuals, dict(g=0.01, J0=1000.0), ["g", "J0"])
+    path = tmp_path / "fit.json"
+    r = least_squares(*args, progress=False, errors=False, save_path=path)
+    assert json.loads(path.read_text())["stderr"]["g"] == r.stderr["g"] > 0
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_fit, "residuals_at", interrupted)
+    r = least_squares(*args, progress=False, errors=False)
+    assert r.interrupted and r.params["J0"] > 1000.0 and math.isnan(r.stderr["g"])
 
 
 def test_laplace_hessian_matches_finite_differences():

@@ -13,8 +13,10 @@ uses XLA's older CPU loop emitters. Measured on this project's programs (2 CPU c
   (compile and run) and later runs, ES reduction / tabulation (`stau_table`):
   defaults 1.8-2.0 s / 1.2 s, then 0.08 s / 0.10 s; `QUICK_COMPILE` 1.0 s / 0.72 s, then
   0.25 s / 0.34 s; `TABLE_COMPILE` 1.23 s / 0.81 s, then 0.07 s / 0.16 s. Over five tables
-  `TABLE_COMPILE` is the fastest (3.0 s; defaults 3.8 s, `QUICK_COMPILE` 4.1 s); at L = 14 too (2.7 s
-  first, then 0.83 s, against 3.7 s and 0.69 s), but larger samples keep the defaults;
+  `TABLE_COMPILE` is the fastest (3.0 s; defaults 3.8 s, `QUICK_COMPILE` 4.1 s). At L = 14
+  it is too (2.7 s first, then 0.83 s, against 3.7 s and 0.69 s), but samples larger than
+  the default keep the defaults (`fit._kappa_model.QUICK_TABLE_SIZE`: only the default size
+  was measured over whole fits);
 - the fit's L-BFGS step is left at the defaults: these options halve its compile time, but
   a warm fit then runs ~0.9 s longer.
 
@@ -30,8 +32,9 @@ larger by 7e-4, within the fits' stopping tolerance). The other shared curves mo
 than 1e-8 (relative).
 Only top-level programs on a CPU take them
 (`quick_compile_wanted`): XLA accepts options only for the outermost program, and on other
-backends they are not what is measured here. `quick_compile()` asks for them in the
-current thread (`tlsjax.observables.stau_dos` and `tabulate_stau` follow it).
+backends they are not what is measured here. `quick_compile()` asks for `TABLE_COMPILE` in
+the current thread (`tlsjax.observables.stau_dos` and `tabulate_stau` follow it); stored
+programs take their options from `stored_jit(compiler_options=...)`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ _QUICK = ThreadFlag()
 
 
 def quick_compile(enabled: bool = True):
-    """In this thread, compile the programs that follow it with `QUICK_COMPILE` (CPU)."""
+    """In this thread, compile the programs that follow it (the ES reduction and the
+    tabulation of a table, `stau_dos` and `tabulate_stau`) with their quick options, on a
+    CPU: `TABLE_COMPILE`."""
     return _QUICK.set(enabled)
 
 

@@ -607,11 +607,11 @@ def least_squares(
       `KeyboardInterrupt` to stop the fit, like Ctrl-C).
     - `save_path`: if given, the result is written there as JSON (also on interrupt).
     - `meta`: stored in `FitResult.meta`.
-    - `errors`: compute the Laplace errors (default). False leaves them NaN until
-      `with_errors(result)` computes them at the same point, the same numbers: for fits of
-      which only some keep their errors (the candidates of a model selection, the
+    - `errors`: compute the Laplace errors (default). False leaves them NaN (with a note)
+      until `with_errors(result)` computes them at the same point, the same numbers: for
+      fits of which only some keep their errors (the candidates of a model selection, the
       DOS-sample refits); they cost 2k + 2k(k + 1) residual evaluations for k free
-      parameters.
+      parameters. Ignored with `save_path` (the file holds the errors).
 
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
@@ -629,14 +629,14 @@ def least_squares(
         problem, u0, noise, max_steps, gtol, ftol, (optimizer, learning_rate), dof, progress,
         callback)
 
-    if errors:
-        try:
+    try:
+        if errors or save_path is not None:  # the file holds the errors
             result = _laplace(problem, best, free, absolute_sigma, rcond)
-        except KeyboardInterrupt:
-            interrupted = True
-            result = _no_errors(problem, best, free, _ERRORS_INTERRUPTED)
-    else:
-        result = _deferred(problem, best, free, absolute_sigma, rcond)
+        else:
+            result = _deferred(problem, best, free, absolute_sigma, rcond)
+    except KeyboardInterrupt:
+        interrupted = True
+        result = _no_errors(problem, best, free, _ERRORS_INTERRUPTED)
     result.history = histories
     result.problem = problem
     result.interrupted = interrupted
@@ -917,6 +917,8 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
 
 _ERRORS_INTERRUPTED = ("interrupted while computing the errors (Laplace approximation): no "
                        "errors reported")
+_ERRORS_DEFERRED = ("no errors computed: this fit was not chosen, or its errors were not "
+                    "asked for (`with_errors`)")
 
 
 def _deferred(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
@@ -924,7 +926,7 @@ def _deferred(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
     the loss and residual count from the residual function (as `_laplace` has them)."""
     u_full = np.asarray(best["u"], dtype=float)
     r = residuals_at(problem, u_full)
-    res = _no_errors(problem, best, free, None)
+    res = _no_errors(problem, best, free, _ERRORS_DEFERRED)
     res.loss, res.n_data, res.dof = 0.5 * float(np.sum(r**2)), int(r.size), int(r.size) - len(free)
     res.converged = bool(best["converged"])
     res.meta = dict(null_directions_u=None)  # the key where `_laplace` puts it
@@ -934,24 +936,26 @@ def _deferred(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
 
 def with_errors(result: FitResult) -> FitResult:
     """`result` (fitted with `least_squares(errors=False)`) with its Laplace errors, the
-    numbers `least_squares` gives at once; a result that has them is returned as it is.
-    Ctrl-C here leaves them NaN, with a note, and marks the result `interrupted`."""
+    numbers `least_squares` gives at once; a result that has them is returned as it is
+    (also a copy made by `dataclasses.replace`, which does not keep what this needs).
+    Ctrl-C here leaves them NaN, with a note, as in `least_squares`."""
     deferred = getattr(result, "_deferred", None)
     if deferred is None:
         return result
     best, absolute_sigma, rcond = deferred
+    del result._deferred
+    result.notes.remove(_ERRORS_DEFERRED)
     try:
         lap = _laplace(result.problem, best, result.free, absolute_sigma, rcond)
     except KeyboardInterrupt:
-        result.interrupted = True
-        result.notes.insert(0, _ERRORS_INTERRUPTED)
+        result.interrupted, result.converged = True, False
+        result.notes.append(_ERRORS_INTERRUPTED)
         return result
     for name in ("stderr", "stderr_log", "correlation", "covariance", "loss", "n_data", "dof",
                  "hessian_u", "u", "undetermined"):
         setattr(result, name, getattr(lap, name))
     result.notes.extend(lap.notes)
     result.meta["null_directions_u"] = lap.meta["null_directions_u"]
-    del result._deferred
     return result
 
 

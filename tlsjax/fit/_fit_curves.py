@@ -47,6 +47,7 @@ from ._fit import (
     propagate_gradient,
     propagate_product,
     residuals_at,
+    with_errors,
 )
 from ._fit_stau import (
     _NOMINAL_SIGMA,
@@ -321,7 +322,7 @@ def _fit_candidate(setup: CurvesSetup, c: tuple, free, parent, fit_kwargs) -> Fi
         p0 = _user_start(setup, _start(setup, model, names, terms, start), names,
                          fit_kwargs.get("bounds"), start)
         r = least_squares(km, p0, names, absolute_sigma=setup.absolute, meta=meta,
-                          **fit_kwargs)
+                          errors=False, **fit_kwargs)  # the chosen one's: `fit_curves`
         if best is None or r.loss < best.loss or r.interrupted:
             best = r
         if r.interrupted:
@@ -404,7 +405,7 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     if not fitted:
         raise ValueError("no candidate model could be fitted: " + "; ".join(skipped.values()))
     table, chosen = _table(cands, done, skipped, criterion)
-    res = fitted[chosen]
+    res = with_errors(fitted[chosen])  # the candidates were fitted without
     res.derived["model_selection"] = dict(criterion=criterion, chosen=res.meta["model_label"],
                                           candidates=table, interrupted=False)
     res.notes.insert(0, _selection_note(table, criterion, res))

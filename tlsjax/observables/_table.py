@@ -24,7 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validate import check_int, check_range, checked_inputs, inputs_checked, is_traced
+from .._validate import (
+    check_int,
+    check_range,
+    checked_inputs,
+    device_array,
+    inputs_checked,
+    is_traced,
+)
 from .._xla import TABLE_COMPILE, quick_compile_wanted
 from ..model._params import ModelParams
 from ..model._theta import SoftTheta
@@ -207,7 +214,13 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     Depends on g only (P_S is a function of E / g J_o). Below the grid the table's
     linear continuation of ln P_S is used; differentiable in g (implicit function).
     """
-    return _shortcut_log_eps(tab, g, inputs_checked())
+    return _shortcut_log_eps(tab, _array(g), inputs_checked())
+
+
+def _array(g):
+    """g as an array: a Python number would be a static argument of the nested programs
+    below, traced and compiled again for every value."""
+    return g if isinstance(g, jax.Array) else device_array(g)
 
 
 # The roots are nested programs: a fit's model finds J_o from T_U in every evaluation,
@@ -234,7 +247,7 @@ def _shortcut_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
 def full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     """ln(T_U / g J_o) of the full criterion g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o),
     from the table (depends on g only); +inf where the S term never takes over on the grid."""
-    return _full_log_eps(tab, g, inputs_checked())
+    return _full_log_eps(tab, _array(g), inputs_checked())
 
 
 @eqx.filter_jit
