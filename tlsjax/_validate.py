@@ -16,6 +16,7 @@ per process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import threading
@@ -58,9 +59,29 @@ def checked_inputs(on: bool = True):
 
 
 def inputs_checked() -> bool:
-    """Whether this thread is tracing within `checked_inputs()` (a nested `jit` keys its
-    cache on it: see `fit._fit._loss`)."""
+    """Whether this thread is tracing within `checked_inputs()` (`nested_program` keys its
+    cache on it)."""
     return _CHECKED.get()
+
+
+def nested_program(fn):
+    """`fn` as a program nested in its callers' traces (`eqx.filter_jit`): traced once per
+    argument structure, however often a caller's trace calls it (a line search evaluating
+    a loss in several branches, a root found in every evaluation of a model). Its cache is
+    keyed on `inputs_checked()` too, so no trace without run-time checks is shared with a
+    caller that wants them. Arguments that are Python numbers are static to
+    `eqx.filter_jit` (a trace per value): pass arrays."""
+
+    @eqx.filter_jit
+    def program(checked: bool, *args):
+        with checked_inputs(checked):
+            return fn(*args)
+
+    @functools.wraps(fn)
+    def call(*args):
+        return program(inputs_checked(), *args)
+
+    return call
 
 
 def runtime_check(value, bad, msg: str):

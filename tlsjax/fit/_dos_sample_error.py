@@ -36,12 +36,12 @@ import numpy as np
 from .._background import cores, in_background, overlap, stopping
 from .._interrupts import raise_if_interrupted
 from .._progress import progress_bar
-from .._validate import check_int, device_array
+from .._validate import check_int
 from .._xla import QUICK_COMPILE
 from ..model._lattice import Sample
 from ..observables._dos import DEFAULT_DOS_SEED
 from ._disk_cache import stored_jit
-from ._fit import FitResult, least_squares
+from ._fit import FitResult, least_squares, param_arrays
 from ._kappa_model import stau_table
 
 #: Default number of independent ES samples of the refits.
@@ -107,12 +107,8 @@ def _refit(result: FitResult, model, table, steps):
                       progress=False, errors=False)  # only the refitted values are used
     if r.interrupted:  # a half-finished refit is no sample: the refits end here
         raise KeyboardInterrupt
-    tu = np.asarray(_crossover(m, _arrays(r.params)), dtype=float)
+    tu = np.asarray(_crossover(m, param_arrays(r.params)), dtype=float)
     return r, float(tu[0]), _amplitude(result.free, r.params, True, m.velocity_free)
-
-
-def _arrays(params: dict) -> dict:
-    return {k: device_array(v, dtype=jnp.result_type(float)) for k, v in params.items()}
 
 
 def _tu_stat(d: dict) -> float:
@@ -180,7 +176,7 @@ def dos_sample_error(result: FitResult, samples: int = DEFAULT_DOS_SAMPLES, *,
     converged = []
     stop = threading.Event()
     if overlap():  # the refits' T_U program compiles while their tables are built
-        _crossover.prefetch(model, _arrays(result.params))
+        _crossover.prefetch(model, param_arrays(result.params))
     refits = _refits(result, model, keys, sample, int(ds["realizations"]), max_steps, stop)
     bar = progress_bar(k, desc="DOS-sample refits", enabled=progress, unit="sample")
     try:

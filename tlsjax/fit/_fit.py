@@ -63,7 +63,7 @@ from .._convention import energy_convention
 from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
-from .._validate import check_int, check_range, checked_inputs, device_array, inputs_checked
+from .._validate import check_int, check_range, device_array, nested_program
 from .._xla import QUICK_COMPILE
 from ._disk_cache import name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
@@ -385,20 +385,17 @@ def _optimizer(optimizer, learning_rate):
                      f"GradientTransformation; got {optimizer!r}")
 
 
-@eqx.filter_jit
-def _loss(problem, u, checked: bool):
-    """`problem.loss` as a nested program: the line search of `_lbfgs_step` evaluates it
-    and its gradient in several branches, each of which traced the model anew (an S-tau
-    step: 2.3 s of tracing, now 0.9 s). `checked` (whether the caller traces within
-    `checked_inputs`) is part of the cache key, so no trace without run-time checks is
-    shared with a caller that wants them."""
-    with checked_inputs(checked):
-        return problem.loss(u)
+@nested_program
+def _loss(problem, u):
+    """`problem.loss`, nested: the line search of `_lbfgs_step` evaluates it and its
+    gradient in several branches, each of which traced the model anew (an S-tau step: 2.3 s
+    of tracing, now 0.9 s)."""
+    return problem.loss(u)
 
 
 @stored_jit
 def _lbfgs_step(problem, opt, u, state):
-    loss = functools.partial(_loss, problem, checked=inputs_checked())
+    loss = functools.partial(_loss, problem)
     value, grad = optax.value_and_grad_from_state(loss)(u, state=state)
     updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=loss)
     return optax.apply_updates(u, updates), state, value, grad
@@ -746,6 +743,13 @@ def prefetch_programs(problem: Problem) -> None:
                                    jax.eval_shape(_LBFGS.init, u))
     _lbfgs_step.prefetch(problem, _LBFGS, u, state)
     _residuals.prefetch(problem, u)
+
+
+def param_arrays(params: dict) -> dict:
+    """Parameter values as device arrays of the working precision (no program compiled:
+    `device_array`), as the compiled evaluations of a fit take them."""
+    dtype = jnp.result_type(float)
+    return {k: device_array(v, dtype=dtype) for k, v in params.items()}
 
 
 def residuals_at(problem: Problem, u) -> np.ndarray:

@@ -43,6 +43,7 @@ from ._fit import (
     _unconstrained,
     least_squares,
     make_problem,
+    param_arrays,
     propagate,
     propagate_gradient,
     propagate_product,
@@ -266,7 +267,7 @@ def _start(setup: CurvesSetup, model: str, free, terms, start) -> dict:
         p0.update({k: v for k, v in start.items() if k in p0 and k in PARAMETERS
                    and PARAMETERS[k][0] < v < PARAMETERS[k][1]})
     if "T_U" in free:
-        p0["T_U"] = float(evaluate_curves(_with_model(setup.model, model), _arrays(p0),
+        p0["T_U"] = float(evaluate_curves(_with_model(setup.model, model), param_arrays(p0),
                                           {})["T_U"][0])
         if not (math.isfinite(p0["T_U"]) and p0["T_U"] > 0):
             p0["T_U"] = float(setup.meta["data_T_max"])
@@ -294,11 +295,6 @@ def _matched_amplitude(setup, model, p0, amp) -> float:
     v = -r1[n_k:] + u  # the data part: r = a u - v at amp = a p0[amp]
     a = float(u @ v / (u @ u)) if u @ u > 0 else 1.0
     return float(np.clip(p0[amp] * abs(a), lo * 2.0, hi / 2.0))
-
-
-def _arrays(p: dict) -> dict:
-    dtype = jnp.result_type(float)
-    return {k: jnp.asarray(v, dtype=dtype) for k, v in p.items()}
 
 
 def _fit_candidate(setup: CurvesSetup, c: tuple, free, parent, fit_kwargs) -> FitResult:
@@ -465,7 +461,7 @@ def _curves_derived(res: FitResult, setup: CurvesSetup) -> None:
     d, km = res.derived, _with_model(setup.model, res.meta["model"],
                                      use_tu="T_U" in res.free)
     grids = _grids(setup)
-    ev = evaluate_curves(km, _arrays(res.params), grids)
+    ev = evaluate_curves(km, param_arrays(res.params), grids)
     r_all = residuals_at(res.problem, _unconstrained(res.problem, res.params))
     at_data = _model_at_data(km, r_all, setup.curves)
     if "dvv" in setup.curves:

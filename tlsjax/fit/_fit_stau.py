@@ -74,6 +74,7 @@ from ._fit import (
     jacobian_fd,
     least_squares,
     make_problem,
+    param_arrays,
     propagate_gradient,
     propagate_product,
     propagate_u,
@@ -672,7 +673,7 @@ def _evaluate(km: KappaModel, p: dict, curve: Curve) -> dict:
     """`evaluate` on the figure's grid, at C(E -> 0) and at the thermal phonon of the
     highest temperature (hbar omega = 4 k_B T)."""
     grid, energies = _evaluate_at(p, curve)
-    out = evaluate(km, _arrays(p), grid, energies)
+    out = evaluate(km, param_arrays(p), grid, energies)
     return dict(jax.tree_util.tree_map(np.asarray, out), grid=np.asarray(grid))
 
 
@@ -686,12 +687,7 @@ def _evaluate_at(p: dict, curve: Curve):
 def _prefetch_evaluate(km: KappaModel, p: dict, curve: Curve) -> None:
     """`_evaluate`'s program, started (`stored_jit.prefetch`)."""
     grid, energies = _evaluate_at(p, curve)
-    prefetch_evaluate(km, _arrays(p), grid, energies)
-
-
-def _arrays(p: dict) -> dict:
-    dtype = jnp.result_type(float)
-    return {k: device_array(v, dtype=dtype) for k, v in p.items()}
+    prefetch_evaluate(km, param_arrays(p), grid, energies)
 
 
 def _with_model(km: KappaModel, model: str, use_tu: bool = False) -> KappaModel:

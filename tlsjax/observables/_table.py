@@ -29,8 +29,8 @@ from .._validate import (
     check_range,
     checked_inputs,
     device_array,
-    inputs_checked,
     is_traced,
+    nested_program,
 )
 from .._xla import TABLE_COMPILE, quick_compile_wanted
 from ..model._params import ModelParams
@@ -214,7 +214,7 @@ def shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     Depends on g only (P_S is a function of E / g J_o). Below the grid the table's
     linear continuation of ln P_S is used; differentiable in g (implicit function).
     """
-    return _shortcut_log_eps(tab, _array(g), inputs_checked())
+    return _shortcut_log_eps(tab, _array(g))
 
 
 def _array(g):
@@ -225,14 +225,9 @@ def _array(g):
 
 # The roots are nested programs: a fit's model finds J_o from T_U in every evaluation,
 # and a compiled loss, its gradient and the post-fit stage would otherwise trace the
-# bisection anew each time. `checked` keys their caches (see `fit._fit._loss`).
-@eqx.filter_jit
-def _shortcut_log_eps(tab: TabulatedStauTLS, g, checked: bool) -> Float[Array, ""]:
-    with checked_inputs(checked):
-        return _shortcut_log_eps_body(tab, g)
-
-
-def _shortcut_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
+# bisection anew each time.
+@nested_program
+def _shortcut_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     target = jnp.log(5.0 * g)
 
     def fn(x, t):
@@ -247,16 +242,11 @@ def _shortcut_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
 def full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     """ln(T_U / g J_o) of the full criterion g phi_tau(E / g J_o) = P_S(E) phi_S(E / J_o),
     from the table (depends on g only); +inf where the S term never takes over on the grid."""
-    return _full_log_eps(tab, _array(g), inputs_checked())
+    return _full_log_eps(tab, _array(g))
 
 
-@eqx.filter_jit
-def _full_log_eps(tab: TabulatedStauTLS, g, checked: bool) -> Float[Array, ""]:
-    with checked_inputs(checked):
-        return _full_log_eps_body(tab, g)
-
-
-def _full_log_eps_body(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
+@nested_program
+def _full_log_eps(tab: TabulatedStauTLS, g) -> Float[Array, ""]:
     def fn(x, t):
         tab_, g_ = t
         return (jnp.log(g_) + tab_.interp_log_phi_tau(x) - tab_.interp_log_p_s(x)
