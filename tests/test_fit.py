@@ -114,6 +114,8 @@ def test_deferred_errors_with_a_file_or_an_interrupt(tmp_path, monkeypatch):
         return (jnp.log(p["g"] * 200 * x ** (p["J0"] / 1000)) - np.log(3.0 * x**1.2)) / 0.02
 
     args = (residuals, dict(g=0.01, J0=1000.0), ["g", "J0"])
+    with pytest.raises(TypeError, match=r"least_squares\(errors=...\)"):
+        least_squares(*args, progress=False, errors="no")
     path = tmp_path / "fit.json"
     r = least_squares(*args, progress=False, errors=False, save_path=path)
     assert json.loads(path.read_text())["stderr"]["g"] == r.stderr["g"] > 0

@@ -63,7 +63,7 @@ from .._convention import energy_convention
 from .._interrupts import raise_if_interrupted
 from .._io import write_json
 from .._progress import progress_bar
-from .._validate import check_int, check_range, device_array, nested_program
+from .._validate import check_int, check_range, check_type, device_array, nested_program
 from .._xla import QUICK_COMPILE
 from ._disk_cache import name_static, stored_jit
 from ._params import Parameters, as_parameters, factor, internal, label, named, unit
@@ -613,6 +613,7 @@ def least_squares(
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
     """
+    check_type("least_squares", "errors", errors, bool, "bool (True or False)")
     init, free, bounds = _from_parameters(init, free, bounds)
     free, starts, max_steps, bnd = _checked_arguments(init, free, bounds, starts, max_steps, gtol,
                                                       ftol, spread)
