@@ -17,6 +17,10 @@ batch in progress. After every batch the outputs are rewritten from every size d
 far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
 realizations each L holds and the sizes not yet run).
 
+Each realization's coupling matrix K is stored while it fits `--max-dense-bytes` (2**30 by
+default: up to L = 18); beyond, its rows are generated on the fly (less memory, more time).
+With the memory, `--max-dense-bytes 3000000000` keeps K stored at L = 24.
+
     python experiments/mc_finite_size.py --out mc-finite-size [--cells 8,12,18,24,30]
 """
 
@@ -35,6 +39,8 @@ from mc_fig2a import read_rows  # this folder is on sys.path when run as a scrip
 import tlsjax as tj
 from tlsjax._io import OutputDir, atomic_path, atomic_write_text
 from tlsjax._validate import seed_key
+from tlsjax.cli._args import BYTES_MAX, integer
+from tlsjax.model._hamiltonian import DEFAULT_DENSE_BYTES
 from tlsjax.plot._save import save_figure
 from tlsjax.studies._mc_study import (
     DEFAULT_E_BAR,
@@ -63,6 +69,11 @@ def _args():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="100 annealing + 50 tempering sweeps (a smoke test, not a result)")
+    p.add_argument("--max-dense-bytes", type=integer(0, BYTES_MAX), default=DEFAULT_DENSE_BYTES,
+                   dest="max_dense_bytes",
+                   help="store each realization's coupling matrix while it fits this many bytes, "
+                   "else generate its rows on the fly (default 2**30: stored up to L = 18; "
+                   "L = 24 needs 2.3e9, L = 30 8.3e9)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     try:
@@ -175,7 +186,8 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
             return
         hi = min(lo + a.batch, a.max_realizations)
         path = out / "rows" / f"L{cells}_r{lo:04d}-{hi:04d}.npz"
-        st = run_mc_study(sample, params, keys[lo:hi], config, progress=not a.no_progress)
+        st = run_mc_study(sample, params, keys[lo:hi], config, progress=not a.no_progress,
+                          max_dense_bytes=a.max_dense_bytes)
         if st.interrupted:
             raise KeyboardInterrupt
         _save_batch(path, st)
