@@ -18,8 +18,8 @@ far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
 realizations each L holds and the sizes not yet run).
 
 Each realization's coupling matrix K is stored while it fits `--max-dense-bytes` (2**30 by
-default: up to L = 18); beyond, its rows are generated on the fly (less memory, more time).
-With the memory, `--max-dense-bytes 3000000000` keeps K stored at L = 24.
+default: up to L = 21); beyond, its rows are generated on the fly (less memory, more time).
+With the memory, `--max-dense-bytes 3000000000` keeps K stored at L = 24 (2.24e9 bytes).
 
     python experiments/mc_finite_size.py --out mc-finite-size [--cells 8,12,18,24,30]
 """
@@ -71,9 +71,9 @@ def _args():
                    help="100 annealing + 50 tempering sweeps (a smoke test, not a result)")
     p.add_argument("--max-dense-bytes", type=integer(0, BYTES_MAX), default=DEFAULT_DENSE_BYTES,
                    dest="max_dense_bytes",
-                   help="store each realization's coupling matrix while it fits this many bytes, "
-                   "else generate its rows on the fly (default 2**30: stored up to L = 18; "
-                   "L = 24 needs 2.3e9, L = 30 8.3e9)")
+                   help="store each realization's coupling matrix while it fits this many bytes (a "
+                   "whole number, e.g. 3000000000), else generate its rows on the fly (default "
+                   "2**30: stored up to L = 21; L = 24 needs 2240000000, L = 30 8260000000)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     try:
