@@ -100,16 +100,21 @@ def test_sigint_during_compilation_exits_cleanly(tmp_path):
     # The progress bar appears just before the first batch is compiled: interrupting then
     # used to crash the process (segmentation fault) or exit 0 with a partial result.
     # L = 16: the batch runs ~2 s after its compile, so that the signal (sent once this
-    # process has read the bar, later under load) reaches it before the batch is done;
-    # with L = 6 the whole batch could finish first, and its result was rightly written.
+    # process has read the bar) usually reaches it before the first realization is done.
+    # On a loaded machine the signal can arrive later (seen in a fresh clone: one of the
+    # four done); then that realization is rightly written, marked partial.
     rc, out, err = _interrupt_when(
         ["es", "--x", "0.2", "--cells", "16", "--realizations", "4", "--json", "es.json"],
         tmp_path, lambda e: "0/4" in e)
     assert rc == 130, (rc, out, err[-2000:])
     assert err.rstrip().endswith("tlsjax es: interrupted (Ctrl-C)"), err[-2000:]
     assert "Traceback" not in err
-    assert not (tmp_path / "es.json").exists()  # nothing was finished: nothing written
-    assert not list(tmp_path.iterdir())
+    written = sorted(p.name for p in tmp_path.iterdir())  # no temporary file left either
+    if written:  # something was finished: only that, said to be partial
+        assert written == ["es.json"], written
+        record = json.loads((tmp_path / "es.json").read_text())
+        assert record["partial"] is True and record["realizations_requested"] == 4
+        assert 1 <= record["realizations"] < 4, record["realizations"]
 
 
 def test_sigint_mid_ensemble_then_resume(tmp_path):
