@@ -89,10 +89,29 @@ def readonly_dir(tmp_path):
         ro.chmod(0o755)
 
 
+#: Test files that run long subprocesses, scheduled first (see `_longest_first`).
+LONGEST = ("test_processes.py", "test_exact_bits.py", "test_mc.py", "test_fit.py")
+
+
+def _longest_first(items) -> None:
+    """Order test files for pytest-xdist's `--dist loadfile` (with `--no-loadscope-reorder`,
+    pyproject.toml: files are handed to the workers in collection order): the files of
+    `LONGEST` first, then by number of tests, most first. Without it the two long
+    subprocess tests (~80 and ~40 s, one test each) were handed out last and one worker
+    idled for the last ~45 s of the suite."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.path.name, []).append(item)
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    order = sorted(files, key=lambda n: (rank.get(n, len(LONGEST)), -len(files[n])))
+    items[:] = [item for name in order for item in files[name]]
+
+
 def pytest_collection_modifyitems(config, items):
     """Leave the `exact_bits` tests to tests/test_exact_bits.py (see the module docstring);
     in its subprocess (TLSJAX_TEST_EXACT_BITS=1), or on another backend than XLA's CPU
-    (where the emitter flag does not apply), run them here."""
+    (where the emitter flag does not apply), run them here. Then the longest files first."""
+    _longest_first(items)
     if EXACT_BITS or jax.default_backend() != "cpu":
         return
     exact = [item for item in items if item.get_closest_marker("exact_bits")]
