@@ -137,6 +137,47 @@ def test_unconverged_fit_does_not_invent_errors():
     assert any("not determined" in n for n in r.notes)
 
 
+def _step_residuals(jump_at: float):
+    """ln g about 0.01 (sigma 0.1) with +40 for g > `jump_at`; ln J_o about 500, smooth."""
+    def residuals(p):
+        return jnp.stack([jnp.log(p["g"] / 0.01) / 0.1 + 40.0 * (p["g"] > jump_at),
+                          jnp.log(p["J0"] / 500.0) / 0.1])
+    return residuals
+
+
+def test_error_not_given_where_the_fit_stops_at_a_jump():
+    """The smooth part's minimum lies beyond a jump (g = 0.012 against a step at 0.01): the
+    fit stops at the step, where the two Jacobian steps disagree; g gets no Laplace error
+    (NaN, not the ~1e-7 the stencil across the step gives), J_o its error at fixed g."""
+    def residuals(p):
+        return _step_residuals(0.01)(p) - jnp.stack([jnp.log(1.2) / 0.1, 0.0])
+
+    r = least_squares(residuals, dict(g=0.005, J0=300.0), ["g", "J0"], progress=False)
+    assert r.params["g"] == pytest.approx(0.01, rel=1e-3)
+    assert math.isnan(r.stderr["g"]) and math.isnan(r.stderr_log["g"])
+    assert "a jump" in r.meta["not_smooth"]["g"] and "J0" not in r.meta["not_smooth"]
+    assert r.stderr_log["J0"] == pytest.approx(0.1, rel=1e-3)
+    note = [n for n in r.notes if n.startswith("g: no Laplace error")]
+    assert len(note) == 1 and "the other errors hold at fixed g" in note[0], r.notes
+    assert math.isnan(r.covariance[0][1]) and math.isnan(r.correlation[0][1])
+
+
+def test_error_not_given_where_the_loss_jumps_within_it():
+    """A step half a standard error from the minimum (ln 1.05 = 0.49 sigma): invisible to
+    the derivative steps, seen by the loss one standard error away; J_o keeps its error."""
+    r = least_squares(_step_residuals(0.0105), dict(g=0.008, J0=300.0), ["g", "J0"],
+                      progress=False)
+    assert r.params["g"] == pytest.approx(0.01, rel=1e-4)
+    why = r.meta["not_smooth"]["g"]
+    assert why.startswith("the loss one standard error away") and math.isnan(r.stderr["g"])
+    assert r.stderr_log["J0"] == pytest.approx(0.1, rel=1e-3)
+    # the same without the step: no note, the Laplace errors
+    smooth = least_squares(_step_residuals(1.0), dict(g=0.008, J0=300.0), ["g", "J0"],
+                           progress=False)
+    assert smooth.meta["not_smooth"] == {}
+    assert smooth.stderr_log["g"] == pytest.approx(0.1, rel=1e-3)
+
+
 def test_crossover_beyond_the_search_range_is_the_edge_for_fits():
     """`crossover(at_bound="edge")` (fit targets) gives the end of the search range beyond
     which the root lies, with no derivative through the root; the default refuses."""

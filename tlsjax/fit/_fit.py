@@ -40,7 +40,11 @@ precision). Every parameter with a sizeable share of such a direction gets an in
 error, and `FitResult.notes` says in words which combination it is. A parameter whose
 log-space error exceeds 1 (a factor e) is reported as poorly determined; where that, a
 bound or a flat direction makes the Laplace error meaningless, `_profile.py` gives
-profile-likelihood bounds.
+profile-likelihood bounds. A parameter along which the loss is not smooth at the best
+point (the Jacobian from two steps disagrees, or the loss one standard error away is far
+from its quadratic model: `_stencil_jumps`, `_probe_jumps`) gets no error (NaN) and a
+note; with a~ or h_rel free the ES reduction of a finite sample jumps
+(docs/explanation/fit-uncertainties.md).
 """
 
 from __future__ import annotations
@@ -66,7 +70,16 @@ from .._progress import progress_bar
 from .._validate import check_int, check_range, check_type, device_array, nested_program
 from .._xla import QUICK_COMPILE
 from ._disk_cache import name_static, stored_jit
-from ._params import Parameters, as_parameters, factor, internal, label, named, unit
+from ._params import (
+    Parameters,
+    as_parameters,
+    factor,
+    internal,
+    label,
+    missing_error,
+    named,
+    unit,
+)
 
 PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "g": (1e-4, 0.19, "", "gamma_tau / gamma_S"),
@@ -154,9 +167,11 @@ class FitResult:
 
     - `free`: names of the free parameters, in the order of the matrices.
     - `params`: all parameter values (free at the optimum, fixed as given), physical units.
-    - `stderr`: 1-sigma errors of the free parameters (inf where not determined).
+    - `stderr`: 1-sigma errors of the free parameters (inf where not determined; NaN
+      where not computed or where the loss is not smooth, `meta["not_smooth"]`).
     - `stderr_log`: 1-sigma errors of ln p (relative errors).
-    - `correlation`, `covariance`: matrices over `free` (physical units).
+    - `correlation`, `covariance`: matrices over `free` (physical units; NaN rows where
+      `stderr` is NaN).
     - `loss`: the final loss (chi^2 / 2), `n_data` residuals, `dof` = n_data - len(free).
     - `converged`, `reason`: the stopping rule's verdict and why.
     - `steps`: iterations of the best start; `history`: the loss per step of each start.
@@ -248,7 +263,7 @@ class FitResult:
                  f"loss = {self.loss:.6g}, {self.n_data} residuals, {len(self.free)} free"]
         for n in self.free:
             err = self.stderr[n] * factor(n)
-            err = f"+- {err:.3g}" if math.isfinite(err) else "(error: not determined)"
+            err = f"+- {err:.3g}" if math.isfinite(err) else f"(error: {missing_error(err)})"
             lines.append(f"  {label(n):10s} = {self.params[n] * factor(n):.6g} {err} {unit(n)}")
         lines += [f"  note: {s}" for s in self.notes]
         return "\n".join(lines)
@@ -608,7 +623,8 @@ def least_squares(
       until `with_errors(result)` computes them at the same point, the same numbers: for
       fits of which only some keep their errors (the candidates of a model selection, the
       DOS-sample refits); they cost 2k + 2k(k + 1) residual evaluations for k free
-      parameters. Ignored with `save_path` (the file holds the errors).
+      parameters, and up to 4k more for the smoothness checks (`_laplace`). Ignored with
+      `save_path` (the file holds the errors).
 
     **Returns:** a `FitResult` (`interrupted` is True if Ctrl-C ended the optimization
     or the error estimate).
@@ -783,14 +799,15 @@ def propagate_u(result: FitResult, value: float, grad_u) -> tuple[float, float]:
 
 
 def _curvature(problem: Problem, u, idx: np.ndarray):
-    """Loss, Hessian and Jacobian over the free parameters `idx`, and residuals, at u.
+    """Loss, Hessian and Jacobian over the free parameters `idx`, residuals, at u, and
+    the Jacobian again from the second-derivative step (compared with J by `_stencil_jumps`).
 
     By central differences of the compiled residual function (no second compilation:
     an autodiff Jacobian or Hessian of the kappa model costs more to compile than the
     whole fit costs to run). J: step eps^(1/3) in u (relative error ~eps^(2/3));
     H = J^T J + sum_i r_i d^2 r_i, the second derivatives with step eps^(1/4) (relative
     error ~eps^(1/2): 1e-8 in float64, 3e-4 in float32). 2k + 2k(k+1) residual
-    evaluations for k free parameters.
+    evaluations for k free parameters (the smoothness checks of `_laplace` add up to 4k).
     """
     u = np.asarray(u, dtype=float)
     eps = float(jnp.finfo(problem.log_lo.dtype).eps)
@@ -806,14 +823,17 @@ def _curvature(problem: Problem, u, idx: np.ndarray):
     J = jacobian_fd(problem, u, idx)
     h2 = eps ** 0.25
     D = np.zeros((k, k, r0.size))  # second derivatives of the residuals
+    J2 = np.zeros_like(J)  # the same Jacobian from the wider step (`_stencil_jumps`)
     for a in range(k):
-        D[a, a] = (at([(a, h2)]) - 2.0 * r0 + at([(a, -h2)])) / (h2 * h2)
+        up, down = at([(a, h2)]), at([(a, -h2)])
+        D[a, a] = (up - 2.0 * r0 + down) / (h2 * h2)
+        J2[:, a] = (up - down) / (2.0 * h2)
         for b in range(a):
             D[a, b] = D[b, a] = (at([(a, h2), (b, h2)]) - at([(a, h2), (b, -h2)])
                                  - at([(a, -h2), (b, h2)]) + at([(a, -h2), (b, -h2)])) / (
                                      4.0 * h2 * h2)
     H = J.T @ J + np.einsum("abn,n->ab", D, r0)
-    return 0.5 * float(np.sum(r0**2)), 0.5 * (H + H.T), J, r0
+    return 0.5 * float(np.sum(r0**2)), 0.5 * (H + H.T), J, r0, J2
 
 
 def _free_index(problem: Problem, free: Sequence[str]) -> np.ndarray:
@@ -853,40 +873,187 @@ def _effective_rcond(rcond: float, dtype) -> float:
     return max(float(rcond), 50.0 * float(jnp.finfo(dtype).eps))
 
 
+#: Why the loss may jump along a parameter (appended to its note of `_laplace_notes`).
+ROUGH_HINTS = {n: ("; a~ and h_rel enter through the ES reduction of a finite DOS sample, "
+                   "whose tau ground state changes where a tau field changes sign; more "
+                   "realizations or a larger sample made the largest jumps smaller where "
+                   "measured, or fix it (docs: explanation/fit-uncertainties)")
+               for n in ("atilde", "h_rel")}
+#: `_stencil_jumps`: the two Jacobian estimates differ by more than this fraction of their size.
+JUMP_RATIO = 0.1
+#: `_probe_jumps`: the loss change one standard error away may differ from its quadratic
+#: model by this many times its Laplace value (1/2 of the chi^2 scale).
+PROBE_TOLERANCE = 10.0
+
+
+def _stencil_jumps(problem: Problem, u_full, idx, free, J, J2, r, skip) -> dict[str, str]:
+    """Free parameters (not in `skip`) along which the loss jumps within the
+    second-derivative step, each with what was measured (in words).
+
+    The residual Jacobian column from the steps h1 = eps^(1/3) and h2 = eps^(1/4) in u
+    agrees for a smooth loss; a jump within h2 makes the two differ by about the jump
+    over the step. Flagged where they differ by more than `JUMP_RATIO` of their size plus
+    30 times the rounding noise of a derivative at h1, the noise measured as the part of
+    r(u +- h0) - r(u) that J h0 does not explain, h0 = 64 eps max(1, |u_a|), on the
+    quieter side (a fit may stop within h0 of a jump; 2 residual evaluations per
+    parameter; a float32 model rounds far above eps |r|).
+    """
+    eps = float(jnp.finfo(problem.log_lo.dtype).eps)
+    h1, h2 = eps ** (1 / 3), eps ** 0.25
+    found = {}
+    for a, name in enumerate(free):
+        if name in skip:
+            continue
+        h0 = 64.0 * eps * max(1.0, abs(float(u_full[idx[a]])))
+        noise = math.inf
+        for side in (h0, -h0):  # a fit may stop within h0 of a jump: the quieter side
+            shifted = np.array(u_full, dtype=float)
+            shifted[idx[a]] += side
+            noise = min(noise, float(np.linalg.norm(residuals_at(problem, shifted) - r
+                                                    - J[:, a] * side)))
+        j1, j2 = float(np.linalg.norm(J[:, a])), float(np.linalg.norm(J2[:, a]))
+        gap = float(np.linalg.norm(J[:, a] - J2[:, a]))
+        if not gap <= JUMP_RATIO * max(j1, j2) + 30.0 * noise / h1:
+            found[name] = (f"the loss is not smooth at the best point: |d residuals / du| is "
+                           f"{j1:.3g} from a step of {h1:.2g} and {j2:.3g} from a step of "
+                           f"{h2:.2g} in u, a jump")
+    return found
+
+
+def _probe_jumps(problem: Problem, u_full, idx, free, H, J, r, scale, skip) -> dict[str, str]:
+    """Free parameters (not in `skip`) whose loss one standard error away is far from
+    its quadratic model: a jump within the error bar, or a Hessian that misstates it.
+
+    At u_a +- s, s = sqrt(scale / H_aa) (one conditional standard error of a, the others
+    held), the quadratic model of the loss changes by -+(J^T r)_a s + scale / 2 (the
+    gradient term: a fit stopped before its minimum). Flagged where a measured change
+    is further from it than `PROBE_TOLERANCE` times scale / 2 (plus a tenth of the
+    gradient term), or where their mean (the gradient term cancels) lies outside
+    [1 / `PROBE_TOLERANCE`, `PROBE_TOLERANCE`] times scale / 2. 2 residual evaluations
+    per parameter.
+    """
+    loss0, unit_rise = 0.5 * float(np.sum(r**2)), 0.5 * scale
+    grad = J.T @ r
+    found = {}
+    if not (np.isfinite(unit_rise) and unit_rise > 0):
+        return found
+    for a, name in enumerate(free):
+        if name in skip or not (np.isfinite(H[a, a]) and H[a, a] > 0.0):
+            continue
+        step = np.zeros_like(u_full)
+        step[idx[a]] = math.sqrt(scale / H[a, a])
+        slope = float(grad[a]) * step[idx[a]]
+        change = [0.5 * float(np.sum(residuals_at(problem, u_full + sgn * step) ** 2)) - loss0
+                  for sgn in (-1.0, 1.0)]
+        model = [-slope + unit_rise, slope + unit_rise]
+        off = max(abs(c - m) for c, m in zip(change, model))
+        mean = 0.5 * (change[0] + change[1]) / unit_rise
+        if (not off <= PROBE_TOLERANCE * unit_rise + 0.1 * abs(slope)
+                or not 1.0 / PROBE_TOLERANCE <= mean <= PROBE_TOLERANCE):
+            found[name] = (f"the loss one standard error away (the others held) is far from "
+                           f"its quadratic model, a jump or a loss far from quadratic: it "
+                           f"changes by {change[0] / unit_rise:.3g} and "
+                           f"{change[1] / unit_rise:.3g} times the Laplace value, the model "
+                           f"by {model[0] / unit_rise:.3g} and {model[1] / unit_rise:.3g}")
+    return found
+
+
+def _covariance_u(H, J, rc: float, keep: np.ndarray):
+    """`_null_space` over the parameters `keep` (the others held fixed): the inverse
+    embedded with zeros, and the null vectors with zeros at the others."""
+    k = H.shape[0]
+    inv, null = np.zeros((k, k)), []
+    if keep.size and np.all(np.isfinite(H[np.ix_(keep, keep)])) and np.all(np.isfinite(J[:, keep])):
+        sub, sub_null = _null_space(H[np.ix_(keep, keep)], J[:, keep], rc)
+        inv[np.ix_(keep, keep)] = sub
+        for v in sub_null:
+            full = np.zeros(k)
+            full[keep] = v
+            null.append(full)
+    elif keep.size:
+        inv[np.ix_(keep, keep)] = math.nan
+    return inv, null
+
+
+def _undetermined(free, dlog, null_u) -> tuple[list, list[str]]:
+    """The null directions in ln p (normalized) and the parameters with a sizeable share
+    (>= 0.1) of one: not determined by the data."""
+    null_log = []
+    for v in null_u:
+        w = dlog * v
+        null_log.append(w / np.linalg.norm(w) if np.linalg.norm(w) > 0 else v)
+    return null_log, [n for i, n in enumerate(free) if any(abs(v[i]) >= 0.1 for v in null_log)]
+
+
+def _near_bound(p: float, log_lo: float, log_hi: float) -> bool:
+    """Within 1 % of a bound of the transform (its Laplace error is not meaningful)."""
+    return p < math.exp(log_lo) * 1.01 or p > math.exp(log_hi) / 1.01
+
+
 def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
+    """Laplace errors at the best point (module docstring), with `_stencil_jumps` and
+    `_probe_jumps`: a parameter along which the loss is not smooth gets no error (NaN),
+    and the others' errors are those with it held fixed (stencil) or as they are."""
     u_full = np.asarray(best["u"], dtype=float)
     idx = _free_index(problem, free)
-    loss, H, J, r = _curvature(problem, u_full, idx)
-    n_data = int(r.shape[0])
-    dof = n_data - len(free)
-    u = np.asarray(u_full, dtype=float)[idx]
+    loss, H, J, r, J2 = _curvature(problem, u_full, idx)
+    n_data, dof = int(r.shape[0]), int(r.shape[0]) - len(free)
+    u = u_full[idx]
     log_lo, log_hi = (np.asarray(a, dtype=float)[idx] for a in (problem.log_lo, problem.log_hi))
     p = np.exp(log_lo + (log_hi - log_lo) / (1.0 + np.exp(-u)))
     dlog = dlogp_du(u, log_lo, log_hi)
     rc = _effective_rcond(rcond, problem.log_lo.dtype)
-    if np.all(np.isfinite(H)) and np.all(np.isfinite(J)):
-        inv, null_u = _null_space(H, J, rc)
-    else:
-        inv, null_u = np.full(H.shape, math.nan), []
     scale = 1.0
     if not absolute_sigma:
         scale = 2.0 * loss / dof if dof > 0 else math.inf
+    keep = np.arange(len(free))
+    inv, null_u = _covariance_u(H, J, rc, keep)
+    undetermined = _undetermined(free, dlog, null_u)[1]
+    jumps = _stencil_jumps(problem, u_full, idx, free, J, J2, r, set(undetermined))
+    if jumps:  # held fixed: the others' errors without the jumping parameters
+        keep = np.array([i for i, n in enumerate(free) if n not in jumps], dtype=int)
+        inv, null_u = _covariance_u(H, J, rc, keep)
+    null_log, undetermined = _undetermined(free, dlog, null_u)
     cov_u = inv * scale
+    at_bound = [n for i, n in enumerate(free) if _near_bound(p[i], log_lo[i], log_hi[i])]
+    rough = dict(jumps, **_probe_jumps(problem, u_full, idx, free, H, J, r, scale,
+                                       set(undetermined) | set(jumps) | set(at_bound)))
     cov_log = dlog[:, None] * cov_u * dlog[None, :]
     cov = p[:, None] * cov_log * p[None, :]
-    undetermined, notes = [], []
-    null_log = []  # d ln p along each null direction, normalized
-    for v in null_u:
-        w = dlog * v
-        null_log.append(w / np.linalg.norm(w) if np.linalg.norm(w) > 0 else v)
     for i, n in enumerate(free):
-        if any(abs(v[i]) >= 0.1 for v in null_log):
-            undetermined.append(n)
+        if n in rough:
+            cov[i, :] = cov[:, i] = cov_log[i, :] = cov_log[:, i] = math.nan
     sig_log = np.sqrt(np.clip(np.diag(cov_log), 0.0, None))
     sig = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     for i, n in enumerate(free):
         if n in undetermined:
             sig_log[i] = sig[i] = math.inf
+    notes = _laplace_notes(free, p, log_lo, log_hi, sig_log, null_log, undetermined, rough,
+                           set(jumps), n_data, dof, absolute_sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sig, sig)
+    for i in range(len(free)):
+        corr[i, i] = 1.0 if np.isfinite(sig[i]) and sig[i] > 0 else math.nan
+    return FitResult(
+        free=list(free), params=problem.params_numpy(u_full),
+        stderr={n: float(sig[i]) for i, n in enumerate(free)},
+        stderr_log={n: float(sig_log[i]) for i, n in enumerate(free)},
+        correlation=corr.tolist(), covariance=cov.tolist(), loss=loss, n_data=n_data,
+        dof=dof, converged=bool(best["converged"]), reason=str(best["reason"]),
+        steps=int(best["steps"]), history=[], hessian_u=H.tolist(), u=u.tolist(),
+        undetermined=undetermined, notes=notes,
+        meta=dict(null_directions_u=[np.asarray(v).tolist() for v in null_u],
+                  not_smooth=rough))
+
+
+def _laplace_notes(free, p, log_lo, log_hi, sig_log, null_log, undetermined, rough, held,
+                   n_data, dof, absolute_sigma) -> list[str]:
+    """The plain-words notes of `_laplace` (`held`: parameters held fixed for the others'
+    errors)."""
+    notes = []
+    for n, why in rough.items():
+        fixed = f"; the other errors hold at fixed {label(n)}" if n in held else ""
+        notes.append(f"{named(n)}: no Laplace error ({why}){fixed}{ROUGH_HINTS.get(n, '')}")
     if dof <= 0 and not absolute_sigma:
         notes.append(f"{n_data} residuals for {len(free)} free parameters: no degrees of "
                      "freedom left to estimate the scatter, so no errors")
@@ -900,24 +1067,11 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
             notes.append(f"{named(n)} is poorly determined: 1-sigma error of its logarithm = "
                          f"{sig_log[i]:.3g} (more than a factor e)")
         lo, hi = math.exp(log_lo[i]), math.exp(log_hi[i])
-        if p[i] < lo * 1.01 or p[i] > hi / 1.01:
+        if _near_bound(p[i], log_lo[i], log_hi[i]):
             f = factor(n)
             notes.append(f"{named(n)} = {p[i] * f:.4g} is at its bound ({lo * f:g}, {hi * f:g}"
                          f"{(' ' + unit(n)) if unit(n) else ''}); its error is not meaningful")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(sig, sig)
-    for i in range(len(free)):
-        corr[i, i] = 1.0 if np.isfinite(sig[i]) and sig[i] > 0 else math.nan
-    params = problem.params_numpy(u_full)
-    return FitResult(
-        free=list(free), params=params,
-        stderr={n: float(sig[i]) for i, n in enumerate(free)},
-        stderr_log={n: float(sig_log[i]) for i, n in enumerate(free)},
-        correlation=corr.tolist(), covariance=cov.tolist(), loss=loss, n_data=n_data,
-        dof=dof, converged=bool(best["converged"]), reason=str(best["reason"]),
-        steps=int(best["steps"]), history=[], hessian_u=H.tolist(), u=u.tolist(),
-        undetermined=undetermined, notes=notes,
-        meta=dict(null_directions_u=[np.asarray(v).tolist() for v in null_u]))
+    return notes
 
 
 _ERRORS_INTERRUPTED = ("interrupted while computing the errors (Laplace approximation): no "
@@ -934,7 +1088,7 @@ def _deferred(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
     res = _no_errors(problem, best, free, _ERRORS_DEFERRED)
     res.loss, res.n_data, res.dof = 0.5 * float(np.sum(r**2)), int(r.size), int(r.size) - len(free)
     res.converged = bool(best["converged"])
-    res.meta = dict(null_directions_u=None)  # the key where `_laplace` puts it
+    res.meta = dict(null_directions_u=None, not_smooth=None)  # the keys `_laplace` fills
     res._deferred = (best, absolute_sigma, rcond)
     return res
 
@@ -960,7 +1114,8 @@ def with_errors(result: FitResult) -> FitResult:
                  "hessian_u", "u", "undetermined"):
         setattr(result, name, getattr(lap, name))
     result.notes.extend(lap.notes)
-    result.meta["null_directions_u"] = lap.meta["null_directions_u"]
+    for key in ("null_directions_u", "not_smooth"):
+        result.meta[key] = lap.meta[key]
     return result
 
 
@@ -986,7 +1141,8 @@ def propagate(fn: Callable[[dict[str, Array]], Float[Array, ""]], result: FitRes
     Linear propagation with the physical covariance, sigma_f^2 = grad f . Sigma . grad f
     (gradient over the free parameters). A quantity that changes along a direction the
     data do not determine gets an infinite error; one that is constant along it (e.g.
-    T_U when J_o and a~ trade off at fixed T_U) keeps a finite error.
+    T_U when J_o and a~ trade off at fixed T_U) keeps a finite error. One that depends
+    on a parameter without an error (NaN: not computed, or the loss not smooth) gets NaN.
     """
     free = result.free
     base = dict(result.params)
@@ -1031,6 +1187,8 @@ def propagate_gradient(result: FitResult, value: float, grad: dict[str, float]
         g_u = grad * x * dlogp_du(np.asarray(result.u), lo, hi)
         if np.linalg.norm(null @ g_u) > 1e-6 * max(np.linalg.norm(g_u), 1e-300):
             return value, math.inf
-    cov = np.nan_to_num(np.asarray(result.covariance, dtype=float), posinf=0.0)
-    var = float(grad @ cov @ grad)
+    cov = np.asarray(result.covariance, dtype=float)
+    if np.any(np.isnan(cov).any(axis=0) & (grad != 0)):  # a parameter without an error
+        return value, math.nan
+    var = float(grad @ np.nan_to_num(cov, posinf=0.0) @ grad)
     return value, math.sqrt(max(var, 0.0))

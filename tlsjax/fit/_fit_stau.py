@@ -978,8 +978,8 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
         return
     bounds = {n: tuple(b) for n, b in res.meta["bounds"].items()}
     out, lowest = {}, res.loss
-    targets = [n for n in res.free if n in res.undetermined or res.stderr_log[n] > 1.0
-               or _at_bound(res.params[n], bounds[n])]
+    targets = [n for n in res.free if n in res.undetermined
+               or not res.stderr_log[n] <= 1.0 or _at_bound(res.params[n], bounds[n])]
     stau = res.meta["model"] == "stau"
     tu = d.get("T_U_K", math.nan)
     if stau and ("J0" in res.free or "T_U" in res.free) and math.isfinite(tu) and tu > 0:

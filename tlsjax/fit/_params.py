@@ -97,6 +97,13 @@ def unit(key: str) -> str:
     return DISPLAY[key].unit if key in DISPLAY else ""
 
 
+def missing_error(err: float) -> str:
+    """How an error that is not a finite number is written: inf, the data do not
+    determine the parameter; NaN, not computed, or the loss is not smooth there (the
+    fit's notes and `meta["not_smooth"]` say which)."""
+    return "not determined" if math.isinf(err) else "not given, see the notes"
+
+
 def factor(key: str) -> float:
     return DISPLAY[key].factor if key in DISPLAY else 1.0
 

@@ -70,6 +70,7 @@ def _variables(res) -> list[dict]:
             initial=init[n] * f if n in init else None, min=lo * f, max=hi * f,
             at_bound=_at_bound(res.params[n], lo, hi) if _finite(lo) else None,
             determined=n not in res.undetermined,
+            smooth=n not in (res.meta.get("not_smooth") or {}),
             profile_level=pr.get("level"),
             profile_lower=pr["lower"] * f if _finite(pr.get("lower")) else None,
             profile_upper=pr["upper"] * f if _finite(pr.get("upper")) else None))
@@ -160,7 +161,10 @@ def _value_text(v: dict) -> str:
         rel = abs(v["stderr"] / v["value"]) if v["value"] else math.inf
         text += f" +- {v['stderr']:.3g}" + (f" ({100 * rel:.2g} %)" if _finite(rel) else "")
     elif "stderr" in v:
-        text += " (error: not determined, see notes)"
+        why = ("not determined" if v.get("determined") is False else
+               "not given, the loss is not smooth" if v.get("smooth") is False else
+               "not determined or not given")
+        text += f" (error: {why}, see the notes)"
     if v.get("stderr_sample") is not None:
         text += f" +- {v['stderr_sample']:.3g} (sample)"
     return text + u

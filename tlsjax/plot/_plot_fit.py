@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..fit._fit import FitResult  # noqa: E402
-from ..fit._params import factor, label, unit  # noqa: E402
+from ..fit._params import factor, label, missing_error, unit  # noqa: E402
 from ._save import save_figure
 
 
@@ -45,7 +45,7 @@ def _box(result: FitResult, d: dict) -> str:
     for n in result.free:
         f, err = factor(n), result.stderr[n]
         val = f"{result.params[n] * f:.3g}" + (f" ± {err * f:.2g}" if math.isfinite(err) else
-                                               " (not determined)")
+                                               f" ({missing_error(err)})")
         lines.append(f"{label(n)} = {val} {unit(n)}".rstrip())
     if math.isfinite(d.get("rms_log_residual", math.nan)):
         lines.append(f"rms ln residual = {d['rms_log_residual']:.3f}")
