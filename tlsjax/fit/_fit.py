@@ -73,6 +73,7 @@ from ._disk_cache import name_static, stored_jit
 from ._params import (
     Parameters,
     as_parameters,
+    bound_side,
     factor,
     internal,
     label,
@@ -985,11 +986,6 @@ def _undetermined(free, dlog, null_u) -> tuple[list, list[str]]:
     return null_log, [n for i, n in enumerate(free) if any(abs(v[i]) >= 0.1 for v in null_log)]
 
 
-def _near_bound(p: float, log_lo: float, log_hi: float) -> bool:
-    """Within 1 % of a bound of the transform (its Laplace error is not meaningful)."""
-    return p < math.exp(log_lo) * 1.01 or p > math.exp(log_hi) / 1.01
-
-
 def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
     """Laplace errors at the best point (module docstring), with `_stencil_jumps` and
     `_probe_jumps`: a parameter along which the loss is not smooth gets no error (NaN),
@@ -1015,7 +1011,8 @@ def _laplace(problem: Problem, best, free, absolute_sigma, rcond) -> FitResult:
         inv, null_u = _covariance_u(H, J, rc, keep)
     null_log, undetermined = _undetermined(free, dlog, null_u)
     cov_u = inv * scale
-    at_bound = [n for i, n in enumerate(free) if _near_bound(p[i], log_lo[i], log_hi[i])]
+    at_bound = [n for i, n in enumerate(free)
+                if bound_side(p[i], math.exp(log_lo[i]), math.exp(log_hi[i]))]
     rough = dict(jumps, **_probe_jumps(problem, u_full, idx, free, H, J, r, scale,
                                        set(undetermined) | set(jumps) | set(at_bound)))
     cov_log = dlog[:, None] * cov_u * dlog[None, :]
@@ -1067,7 +1064,7 @@ def _laplace_notes(free, p, log_lo, log_hi, sig_log, null_log, undetermined, rou
             notes.append(f"{named(n)} is poorly determined: 1-sigma error of its logarithm = "
                          f"{sig_log[i]:.3g} (more than a factor e)")
         lo, hi = math.exp(log_lo[i]), math.exp(log_hi[i])
-        if _near_bound(p[i], log_lo[i], log_hi[i]):
+        if bound_side(p[i], lo, hi):
             f = factor(n)
             notes.append(f"{named(n)} = {p[i] * f:.4g} is at its bound ({lo * f:g}, {hi * f:g}"
                          f"{(' ' + unit(n)) if unit(n) else ''}); its error is not meaningful")

@@ -101,7 +101,16 @@ from ._kappa_model import (
     stau_table,
     stau_table_later,
 )
-from ._params import as_parameters, canonical_name, factor, internal, label, named, unit
+from ._params import (
+    as_parameters,
+    bound_side,
+    canonical_name,
+    factor,
+    internal,
+    label,
+    named,
+    unit,
+)
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
 
 #: Stage messages (the command line shows them on stderr; silent by default).
@@ -979,7 +988,7 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
     bounds = {n: tuple(b) for n, b in res.meta["bounds"].items()}
     out, lowest = {}, res.loss
     targets = [n for n in res.free if n in res.undetermined
-               or not res.stderr_log[n] <= 1.0 or _at_bound(res.params[n], bounds[n])]
+               or not res.stderr_log[n] <= 1.0 or bound_side(res.params[n], *bounds[n])]
     stau = res.meta["model"] == "stau"
     tu = d.get("T_U_K", math.nan)
     if stau and ("J0" in res.free or "T_U" in res.free) and math.isfinite(tu) and tu > 0:
@@ -1009,10 +1018,6 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
     if lowest < res.loss - 0.05 * thr:
         res.notes.append(f"the profile found a lower loss ({lowest:.6g}) than the fit "
                          f"({res.loss:.6g}): the fit had not reached its optimum")
-
-
-def _at_bound(v, box) -> bool:
-    return v < box[0] * 1.01 or v > box[1] / 1.01
 
 
 def _bound_note(name, iv, level) -> str:

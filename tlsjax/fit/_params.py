@@ -97,6 +97,16 @@ def unit(key: str) -> str:
     return DISPLAY[key].unit if key in DISPLAY else ""
 
 
+def bound_side(value: float, lo: float, hi: float) -> str | None:
+    """"lower" or "upper" where `value` lies within 1 % of that bound, else None (there a
+    Laplace error is not meaningful)."""
+    if value < lo * 1.01:
+        return "lower"
+    if value > hi / 1.01:
+        return "upper"
+    return None
+
+
 def missing_error(err: float) -> str:
     """How an error that is not a finite number is written: inf, the data do not
     determine the parameter; NaN, not computed, or the loss is not smooth there (the

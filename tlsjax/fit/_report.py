@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from .._convention import convention_line
-from ._params import factor, label, unit
+from ._params import bound_side, factor, label, unit
 
 #: Correlations with |r| at or above this are listed (lmfit's default `min_correl`).
 CORRELATION_THRESHOLD = 0.1
@@ -44,14 +44,6 @@ def _num(x, fmt: str = ".5g") -> str:
     return format(x, fmt) if _finite(x) else "n/a"
 
 
-def _at_bound(v, lo, hi) -> str | None:
-    if v < lo * 1.01:
-        return "lower"
-    if v > hi / 1.01:
-        return "upper"
-    return None
-
-
 def _variables(res) -> list[dict]:
     bounds = res.meta.get("bounds", {})
     init = res.meta.get("init", {})
@@ -68,7 +60,7 @@ def _variables(res) -> list[dict]:
             value=res.params[n] * f, stderr=err * f if _finite(err) else None,
             stderr_sample=sample[n] * f if _finite(sample.get(n)) else None,
             initial=init[n] * f if n in init else None, min=lo * f, max=hi * f,
-            at_bound=_at_bound(res.params[n], lo, hi) if _finite(lo) else None,
+            at_bound=bound_side(res.params[n], lo, hi) if _finite(lo) else None,
             determined=n not in res.undetermined,
             smooth=n not in (res.meta.get("not_smooth") or {}),
             profile_level=pr.get("level"),
