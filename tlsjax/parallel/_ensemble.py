@@ -16,7 +16,10 @@ realization is computed by the same compiled body, its results are gathered on e
 process, and the running statistics add realizations one at a time in key order
 (Welford, float64, on the host). Changing `vmap_size` may change the last bits (XLA
 compiles a different body). Checked for the ES scans and the Monte Carlo with 2
-processes (tests/test_processes.py) and with 4 emulated devices (tests/test_sharding.py).
+processes (tests/test_processes.py) and with 4 emulated devices (tests/test_sharding.py),
+at XLA's default compile flags and at the test suite's (level 0, older emitters); the
+compiler can break it: at level 0 with the default emitters one and two processes differ
+in the last bits (docs/how-to/several-processes.md).
 """
 
 from __future__ import annotations
