@@ -23,10 +23,11 @@ os.environ.setdefault("TLSJAX_NO_CACHE", "1")
 EXACT_BITS = os.environ.get("TLSJAX_TEST_EXACT_BITS") == "1"
 #: XLA CPU's older emitters: compiling is ~3x cheaper (see the module docstring).
 OLD_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+LEVEL_0 = "--xla_backend_optimization_level=0"
 #: The suite's compile flags (the subprocesses of tests/test_processes.py use them too).
-SUITE_XLA_FLAGS = f"--xla_backend_optimization_level=0 {OLD_EMITTERS}"
+SUITE_XLA_FLAGS = f"{LEVEL_0} {OLD_EMITTERS}"
 _flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if f != OLD_EMITTERS]
-_flags.append("--xla_backend_optimization_level=0")
+_flags.append(LEVEL_0)
 if not EXACT_BITS:
     _flags.append(OLD_EMITTERS)
 os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(_flags))
@@ -99,7 +100,7 @@ def _longest_first(items) -> None:
     """Order test files for pytest-xdist's `--dist loadfile` (with `--no-loadscope-reorder`,
     pyproject.toml: files are handed to the workers in collection order): the files of
     `LONGEST` first, then by number of tests, most first. Without it the two long
-    subprocess tests (then ~80 and ~40 s, one test each; now ~50-60 s each) were handed
+    subprocess tests (then ~80 and ~40 s, one test each; now ~40-55 s each) were handed
     out last and one worker idled for the last ~45 s of the suite."""
     files: dict[str, list] = {}
     for item in items:
