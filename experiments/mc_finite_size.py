@@ -15,7 +15,9 @@ Resumable: every finished batch of realizations lo..hi-1 is saved at once as
 `--cells`, and `--batch` may change), and Ctrl-C loses only the
 batch in progress. After every batch the outputs are rewritten from every size done so
 far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
-realizations each L holds and the sizes not yet run).
+realizations each L holds and the sizes not yet run). `--previous FILE` adds the sizes of an
+earlier run's `mc_finite_size.json` (same settings) that this folder has no rows for, e.g. a
+CPU run's L = 8..24 beside a GPU run's L = 30; each case says where it comes from.
 
 Each realization's coupling matrix K is stored while it fits `--max-dense-bytes` (2**30 by
 default: up to L = 21); beyond, its rows are generated on the fly (less memory, more time).
@@ -53,8 +55,9 @@ from tlsjax.studies._reproduce import default_energies
 
 SIZES = (8, 12, 18, 24, 30)
 HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
-          "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc", "gap_exponent_es",
-          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds"]
+          "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc",
+          "gap_exponent_mc_stderr", "gap_exponent_es", "gap_exponent_es_stderr",
+          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds", "source"]
 
 
 def _args():
@@ -74,6 +77,9 @@ def _args():
                    help="store each realization's coupling matrix while it fits this many bytes (a "
                    "whole number, e.g. 3000000000), else generate its rows on the fly (default "
                    "2**30: stored up to L = 21; L = 24 needs 2240000000, L = 30 8260000000)")
+    p.add_argument("--previous", default=None, metavar="FILE",
+                   help="an earlier run's mc_finite_size.json (same settings): its sizes that "
+                   "this folder has no rows for are added to the outputs")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     try:
@@ -87,7 +93,30 @@ def _args():
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
+    a.previous_cases = [] if a.previous is None else _previous_cases(p, a.previous, _settings(a))
     return a
+
+
+def _settings(a) -> dict:
+    return dict(target_se=a.target_se, min_realizations=a.min_realizations,
+                max_realizations=a.max_realizations, seed=a.seed, quick=a.quick)
+
+
+def _previous_cases(p, path: str, settings: dict) -> list[dict]:
+    """The cases of an earlier run's JSON, refused (one line, exit 2) unless it is one with
+    these settings."""
+    try:
+        d = json.loads(Path(path).read_text())
+        cases, theirs = d["cases"], d["settings"]
+        cells = [int(c["cells"]) for c in cases]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        p.error(f"--previous must be a mc_finite_size.json written by this script; {path!r}: "
+                f"{type(e).__name__}: {e}")
+    if theirs != settings:
+        p.error(f"--previous {path!r} was run with other settings ({theirs}; this run: {settings})")
+    if len(set(cells)) != len(cells):
+        p.error(f"--previous {path!r} holds a size twice: L = {cells}")
+    return [dict(c, source=f"previous ({Path(path).name})") for c in cases]
 
 
 def _save_batch(path: Path, st: MCStudy) -> None:
@@ -120,9 +149,11 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
         ax[0].errorbar(cells, [c[f"T_U_over_E_tau_{key}"] for c in cases],
                        [c[f"T_U_over_E_tau_{key}_stderr"] for c in cases], marker="o", capsize=3,
                        label=label)
-        ax[1].plot(cells, [c["gap_exponent"][key] for c in cases], "o-", label=label)
+        ax[1].errorbar(cells, [_num(c["gap_exponent"][key]) for c in cases],
+                       [_num(c["gap_exponent"].get(f"{key}_stderr")) for c in cases], marker="o",
+                       capsize=3, label=label)
     ax[0].set(xlabel="L (cells per edge)", ylabel="T_U / <E_tau>")
-    ax[1].set(xlabel="L (cells per edge)", ylabel="S-gap exponent (slope of P_S)")
+    ax[1].set(xlabel="L (cells per edge)", ylabel="S-gap exponent (slope of P_S, jackknife)")
     ax[2].errorbar(cells, [c["energy_per_spin"] for c in cases],
                    [c["energy_per_spin_stderr"] for c in cases], marker="o", capsize=3)
     ax[2].set(xlabel="L (cells per edge)", ylabel="lowest energy per spin (K)")
@@ -138,38 +169,47 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
     save_figure(fig, path)
 
 
+def _num(v) -> float:
+    """A JSON number (None, as NaN is written, or absent: NaN)."""
+    return float("nan") if v is None else float(v)
+
+
 def _sizes_done(out: Path) -> list[int]:
     return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
 
-def _write_outputs(out: Path, settings: dict, config) -> None:
+def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> None:
     studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
-    if not studies:
+    if not studies and not previous:
         return
-    cases = []
-    for st, c in zip(studies, mc_summary(studies)["cases"]):
-        c = dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1])
-        cases.append(c)
-    missing = [c for c in SIZES if c not in [st.cells for st in studies]]
+    cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
+                  source="rows") for st, c in zip(studies, mc_summary(studies)["cases"] if studies
+                                                 else [])]
+    cases += [c for c in previous if c["cells"] not in [st.cells for st in studies]]
+    cases.sort(key=lambda c: c["cells"])
+    missing = [L for L in SIZES if L not in [c["cells"] for c in cases]]
+    ex = [c["gap_exponent"] for c in cases]
     rows = [[c["cells"], c["n_sites_mean"], c["realizations"], c["T_U_over_E_tau_mc"],
              c["T_U_over_E_tau_mc_stderr"], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"],
-             c["gap_exponent"]["mc"], c["gap_exponent"]["es"], c["energy_per_spin"],
-             c["energy_per_spin_stderr"], c["seconds"]] for c in cases]
+             _num(e["mc"]), _num(e.get("mc_stderr")), _num(e["es"]), _num(e.get("es_stderr")),
+             c["energy_per_spin"], c["energy_per_spin_stderr"], c["seconds"], c["source"]]
+            for c, e in zip(cases, ex)]
     with OutputDir(out, group="mc_finite_size") as od:
         _figure(cases, missing, od.path("mc_finite_size.png"), config)
         od.csv("mc_finite_size.csv", HEADER, rows)
         od.json("mc_finite_size.json", dict(
             command="python experiments/mc_finite_size.py", settings=settings, cases=cases,
             note="T_U/<E_tau> from P_S(T_U) = 5 g, each estimator in its own <E_tau>; gap "
-            "exponents: log-log slope of P_S where 1e-3 < P_S < 0.1",
+            "exponents: log-log slope of P_S where 1e-3 < P_S < 0.1, jackknife standard errors "
+            "over realizations; source: rows (this folder) or previous (--previous JSON, "
+            "whose cases are copied as they are)",
             not_run=missing, backend=jax.default_backend()))
-    for c in cases:
+    for c, r in zip(cases, rows):
         print(f"  L = {c['cells']} (<N> = {c['n_sites_mean']:.0f}, {c['realizations']} "
-              f"realizations, {c['seconds']:.0f} s): T_U/<E_tau> = {c['T_U_over_E_tau_mc']:.3f} ± "
-              f"{c['T_U_over_E_tau_mc_stderr']:.3f} (b), {c['T_U_over_E_tau_es']:.3f} ± "
-              f"{c['T_U_over_E_tau_es_stderr']:.3f} (ES); gap exponents {c['gap_exponent']['mc']:.2f}"
-              f" (b), {c['gap_exponent']['es']:.2f} (ES); E/spin {c['energy_per_spin']:.3f} K",
-              flush=True)
+              f"realizations, {c['seconds']:.0f} s, {c['source']}): T_U/<E_tau> = "
+              f"{r[3]:.3f} ± {_num(r[4]):.3f} (b), {r[5]:.3f} ± {_num(r[6]):.3f} (ES); gap "
+              f"exponents {r[7]:.2f} ± {r[8]:.2f} (b), {r[9]:.2f} ± {r[10]:.2f} (ES); E/spin "
+              f"{r[11]:.3f} ± {_num(r[12]):.3f} K", flush=True)
 
 
 def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
@@ -191,7 +231,7 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
         if st.interrupted:
             raise KeyboardInterrupt
         _save_batch(path, st)
-        _write_outputs(out, settings, config)
+        _write_outputs(out, settings, config, a.previous_cases)
         done, lo = _load(out, cells, config), hi
 
 
@@ -199,9 +239,7 @@ def main() -> None:
     a = _args()
     out = Path(a.out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
-    settings = dict(target_se=a.target_se, min_realizations=a.min_realizations,
-                    max_realizations=a.max_realizations, seed=a.seed,
-                    quick=a.quick)
+    settings = _settings(a)
     cfg = out / "settings.json"
     if cfg.exists() and json.loads(cfg.read_text()) != settings:
         raise SystemExit(f"{out} holds a run with other settings ({cfg.read_text().strip()}); "
@@ -210,7 +248,7 @@ def main() -> None:
     config = tj.MCConfig(anneal_sweeps=100, sweeps=50) if a.quick else tj.MCConfig()
     for cells in a.cells:
         _run_size(out, cells, a, settings, config)
-    _write_outputs(out, settings, config)
+    _write_outputs(out, settings, config, a.previous_cases)
 
 
 if __name__ == "__main__":

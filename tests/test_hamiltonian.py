@@ -114,6 +114,16 @@ def test_generated_rows_equal_stored(ham, spins):
 
 
 @jax.jit
+def test_building_k_holds_one_copy(ham):
+    """`dense()` writes K in place, block by block: building it takes no second (2n)^2
+    array (a concatenation of the row blocks took two more, which put L = 30 out of 24 GiB)."""
+    built = jax.jit(lambda h: h.on_the_fly().dense()).lower(ham).compile().memory_analysis()
+    if built is None:
+        pytest.skip(f"no memory analysis on {jax.default_backend()}")
+    assert built.output_size_in_bytes == ham.dense_bytes
+    assert built.temp_size_in_bytes < ham.dense_bytes / 4, (built.temp_size_in_bytes, ham.dense_bytes)
+
+
 def _draws(key):
     draw = draw_couplings(SAMPLE, PARAMS.atilde, key)
     n0 = SAMPLE.capacity

@@ -17,7 +17,14 @@ import tlsjax.model._mc_run as mc_run
 from tlsjax.cli import main
 from tlsjax.observables._flip import mean_field_energies
 from tlsjax.observables._mc_obs import StateMeasurement, es_estimator
-from tlsjax.studies._mc_study import measure, ratio_of_means, summarize_state
+from tlsjax.studies._mc_study import (
+    MCStudy,
+    jackknife_stderr,
+    measure,
+    ratio_of_means,
+    summarize_state,
+)
+from tlsjax.studies._reproduce import default_energies, power_law_slope
 
 # The configuration of tests/test_mc.py's driver (compiled Monte Carlo stages are shared).
 MC_ARGS = ["mc", "--x", "0.2", "--cells", "4", "--realizations", "2", "--anneal-sweeps", "200",
@@ -122,6 +129,38 @@ def test_dos_normalization_and_cumulative(small):
     r, se = ratio_of_means(np.ones((3, 2)), 2.0 * np.ones((3, 2)))
     np.testing.assert_allclose(r, 0.5)
     np.testing.assert_allclose(se, 0.0)
+
+
+def _study_of_power_laws(exponents, amplitudes):
+    """An `MCStudy` whose realization i has P_S = amplitudes[i] E^exponents[i] (all three
+    estimators: P_S_mc, P_S_es and the DOS ratio), E the default grid of E / <E_tau>."""
+    e = default_energies()
+    p = np.stack([a * e ** k for k, a in zip(exponents, amplitudes)])
+    rows = dict(P_S_mc=p, P_S_es=p, dos_u=p, n_bar_u=np.ones(len(p)), n_sites=np.ones(len(p)))
+    return MCStudy(0.2, 4, "fcc", tj.HamiltonianParams(), tj.MCConfig(), e, np.ones(2), 1.0, 4,
+                   rows, len(p))
+
+
+def test_gap_exponents_with_jackknife_errors():
+    # the jackknife of a mean is its standard error, exactly
+    x = np.random.default_rng(0).normal(size=7)
+    loo = (x.sum() - x) / (len(x) - 1)
+    assert jackknife_stderr(loo) == pytest.approx(x.std(ddof=1) / np.sqrt(len(x)), rel=1e-12)
+    assert np.isnan(jackknife_stderr(loo[:1])) and np.isnan(jackknife_stderr([1.0, np.nan]))
+    # same exponent, other amplitudes: the slope and no spread
+    ex = _study_of_power_laws([3.0] * 4, [0.02, 0.05, 0.03, 0.08]).exponents()
+    for name in ("mc", "mc_dos", "es"):
+        assert ex[name] == pytest.approx(3.0, rel=1e-10) and ex[f"{name}_stderr"] < 1e-9, name
+    # other exponents: the slope of the mean curve, and the spread of the slopes without one
+    ks, amps = [2.5, 3.0, 3.5, 3.2], [0.03] * 4
+    ex = _study_of_power_laws(ks, amps).exponents()
+    e = default_energies()
+    curves = np.stack([a * e ** k for k, a in zip(ks, amps)])
+    loo = [power_law_slope(e, np.delete(curves, i, 0).mean(0)) for i in range(4)]
+    assert ex["mc"] == pytest.approx(power_law_slope(e, curves.mean(0)))
+    assert ex["mc_stderr"] == pytest.approx(np.sqrt(3 / 4 * np.sum((loo - np.mean(loo)) ** 2)))
+    assert 0.05 < ex["mc_stderr"] < 0.5
+    assert np.isnan(_study_of_power_laws([3.0], [0.05]).exponents()["es_stderr"])
 
 
 @pytest.mark.exact_bits

@@ -202,8 +202,8 @@ def summary_lines(st, out: dict) -> str:
         f"  <E_tau>: {ps['E_tau_mean_K']['mc']:.3f} K (flip energies of the state), "
         f"{ps['E_tau_mean_K']['es']:.3f} K (ES, local fields); E-bar = {ps['E_bar_K']:.3g} K "
         f"({ps['E_bar_over_gJ0']:g} g J_o), P_S(b) there {ps['P_S_mc_at_E_bar']:.3f}",
-        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1): estimator b {_slope(ex['mc'])}, "
-        f"DOS ratio {_slope(ex['mc_dos'])}, ES {_slope(ex['es'])}",
+        f"  gap exponent (slope of P_S, 1e-3 < P_S < 0.1; jackknife errors): estimator b "
+        f"{_slope(ex, 'mc')}, DOS ratio {_slope(ex, 'mc_dos')}, ES {_slope(ex, 'es')}",
         f"  S spins with eps < g J_o: {below_gj0('cumulative_S'):.2e} per impurity (mean field "
         f"{below_gj0('cumulative_S_mf'):.2e}); tau spins: {below_gj0('cumulative_tau'):.3f} "
         f"(mean field {below_gj0('cumulative_tau_mf'):.3f})",
@@ -236,6 +236,7 @@ def small_sample_warning(st, out: dict) -> str | None:
             f"~{MIN_S_BELOW_E_BAR} to mean more than their order of magnitude: use {need}")
 
 
-def _slope(value) -> str:
-    value = float(value)
-    return f"{value:.2f}" if np.isfinite(value) else "not enough counts"
+def _slope(exponents: dict, name: str) -> str:
+    value = float(exponents[name])
+    return _pm(value, exponents[f"{name}_stderr"], ".2f") if np.isfinite(value) \
+        else "not enough counts"

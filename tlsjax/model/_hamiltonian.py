@@ -381,10 +381,18 @@ class Hamiltonian(eqx.Module):
         return b
 
     def dense(self) -> Float[Array, "2n 2n"]:
-        """The full K (2n x 2n) in K; memory (2n)^2 entries."""
+        """The full K (2n x 2n) in K; memory (2n)^2 entries, written in place block of
+        rows by block (no second copy of K while it is built)."""
         if self.matrix is not None:
             return self.matrix
-        return self.map_row_blocks(lambda idx, rows: rows)
+        b, n = self.block_size, self.n
+        out = jnp.zeros((self.size, self.size), self.h.dtype)
+        for sp in (S, TAU):
+            def put(k, acc, sp=sp):
+                rows = self.species_rows(sp, k * b, b)
+                return jax.lax.dynamic_update_slice_in_dim(acc, rows, sp * n + k * b, 0)
+            out = jax.lax.fori_loop(0, n // b, put, out)
+        return out
 
     def stored(self) -> Hamiltonian:
         """The same Hamiltonian with K stored densely (`dense()`)."""

@@ -373,7 +373,8 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     hams, carry = jax.block_until_ready(run("build", build=(sample, impl, config.block_size, budget))(
         shard_leading(key_data, mesh), (params,)))
     seconds["build"] = time.perf_counter() - t
-    ham0 = jax.tree_util.tree_map(lambda a: a[0], hams)
+    # the first realization's fields and mask, without a copy of its stored K
+    ham0 = jax.tree_util.tree_map(lambda a: a[0], hams.on_the_fly())
     ladder = config.ladder_for(params.g, params.J0).astype(ham0.h.dtype)
     movable_mask(ham0, frozen)  # validates the shape of `frozen`
     free = jnp.ones(ham0.size, bool) if frozen is None else ~jnp.asarray(frozen, bool)

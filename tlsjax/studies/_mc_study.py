@@ -148,6 +148,17 @@ def summarize_state(m, *, grid, edges_K, e_bar_K: float, g: float) -> dict[str, 
     )
 
 
+def jackknife_stderr(leave_one_out) -> np.ndarray:
+    """Jackknife standard error from the v values (leading axis) of a statistic, each
+    computed without one realization: sqrt((v - 1) / v sum_i (t_i - mean t)^2); NaN for
+    v < 2, and wherever a t_i is NaN."""
+    t = np.asarray(leave_one_out, dtype=float)
+    v = t.shape[0]
+    if v < 2:
+        return np.full(t.shape[1:], np.nan)
+    return np.sqrt((v - 1) / v * np.sum((t - t.mean(0)) ** 2, axis=0))
+
+
 def ratio_of_means(num, den) -> tuple[np.ndarray, np.ndarray]:
     """mean(num) / mean(den) over the leading (realization) axis, with its jackknife
     standard error (NaN for one realization; NaN where a denominator is 0)."""
@@ -157,9 +168,7 @@ def ratio_of_means(num, den) -> tuple[np.ndarray, np.ndarray]:
         r = a.mean(0) / b.mean(0)
         if v < 2:
             return r, np.full_like(r, np.nan)
-        loo = (a.sum(0) - a) / (b.sum(0) - b)
-        se = np.sqrt((v - 1) / v * np.sum((loo - loo.mean(0)) ** 2, axis=0))
-    return r, se
+        return r, jackknife_stderr((a.sum(0) - a) / (b.sum(0) - b))
 
 
 @dataclass
@@ -232,10 +241,22 @@ class MCStudy:
                 *ratio_of_means(merged("n_tau"), merged("n_tau_mf")))
 
     def exponents(self) -> dict[str, float]:
-        """Power-law gap exponents: log-log slope of each mean P_S where 1e-3 < P_S < 0.1."""
-        return dict(mc=power_law_slope(self.energies, self.stat("P_S_mc")[0]),
-                    mc_dos=power_law_slope(self.energies, self.p_s_dos()[0]),
-                    es=power_law_slope(self.energies, self.stat("P_S_es")[0]))
+        """Power-law gap exponents: log-log slope of each mean P_S where 1e-3 < P_S < 0.1
+        (`mc`, `mc_dos`, `es`), each with its jackknife standard error over realizations
+        (`mc_stderr`, ...: the slope of the mean P_S without realization i, for every i;
+        NaN for one realization or where a slope without one realization is NaN)."""
+        r = self.rows
+        curves = dict(mc=lambda k: r["P_S_mc"][k].mean(0),
+                      mc_dos=lambda k: ratio_of_means(r["dos_u"][k], r["n_bar_u"][k][:, None])[0],
+                      es=lambda k: r["P_S_es"][k].mean(0))
+        out = {}
+        for name, curve in curves.items():
+            everyone = np.arange(self.realizations)
+            out[name] = power_law_slope(self.energies, curve(everyone))
+            loo = [power_law_slope(self.energies, curve(everyone[everyone != i]))
+                   for i in everyone] if self.realizations > 1 else []
+            out[f"{name}_stderr"] = float(jackknife_stderr(loo))
+        return out
 
     def to_json(self) -> dict:
         """The JSON of `tlsjax mc` (docs/explanation/monte-carlo.md)."""
