@@ -125,7 +125,8 @@ def _write_outputs(out: Path, s: dict, config) -> None:
         print(f"  a~ = {c['atilde']:g} ({c['realizations']} realizations): T_U/<E_tau> = "
               f"{c['T_U_over_E_tau_mc']:.3f} ± {c['T_U_over_E_tau_mc_stderr']:.3f} (full model), "
               f"{c['T_U_over_E_tau_es']:.3f} ± {c['T_U_over_E_tau_es_stderr']:.3f} (ES); gap "
-              f"exponents {c['gap_exponent']['mc']:.2f} (b), {c['gap_exponent']['es']:.2f} (ES)")
+              f"exponents {c['gap_exponent']['mc']:.2f} ± {c['gap_exponent']['mc_stderr']:.2f} (b), "
+              f"{c['gap_exponent']['es']:.2f} ± {c['gap_exponent']['es_stderr']:.2f} (ES)")
 
 
 def main() -> None:

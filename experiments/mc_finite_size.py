@@ -93,7 +93,8 @@ def _args():
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
-    a.previous_cases = [] if a.previous is None else _previous_cases(p, a.previous, _settings(a))
+    a.previous_cases = [] if a.previous is None else _previous_cases(p, a.previous, _settings(a),
+                                                                     a.cells)
     return a
 
 
@@ -102,21 +103,55 @@ def _settings(a) -> dict:
                 max_realizations=a.max_realizations, seed=a.seed, quick=a.quick)
 
 
-def _previous_cases(p, path: str, settings: dict) -> list[dict]:
+#: The numbers a case of an earlier run's JSON must hold (null stands for NaN).
+CASE_NUMBERS = ("n_sites_mean", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
+                "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "energy_per_spin",
+                "energy_per_spin_stderr", "seconds")
+
+
+def _num(v, name: str) -> float:
+    """A JSON number as a float (null, as NaN is written: NaN); anything else is refused."""
+    if v is None:
+        return float("nan")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"{name} must be a number or null; got {v!r}")
+    return float(v)
+
+
+def _previous_case(c: dict, origin: str) -> dict:
+    """A case of an earlier run's JSON: its numbers as floats and where it comes from."""
+    for key, least in (("cells", 2), ("realizations", 1)):
+        if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < least:
+            raise ValueError(f"{key} must be an integer >= {least}; got {c[key]!r}")
+    ex = c["gap_exponent"]
+    exponents = {k: _num(ex[k], f"gap_exponent.{k}") for k in ("mc", "es")}
+    exponents |= {k: _num(ex.get(k), f"gap_exponent.{k}")
+                  for k in ("mc_stderr", "mc_dos", "mc_dos_stderr", "es_stderr")}
+    earlier = c.get("source", "rows")
+    return dict(c, **{k: _num(c[k], k) for k in CASE_NUMBERS}, gap_exponent=exponents,
+                source=origin if earlier == "rows" else f"{origin}: {earlier}")
+
+
+def _previous_cases(p, path: str, settings: dict, cells: list[int]) -> list[dict]:
     """The cases of an earlier run's JSON, refused (one line, exit 2) unless it is one with
-    these settings."""
+    these settings and none of its sizes is among those to run (`cells`)."""
     try:
-        d = json.loads(Path(path).read_text())
-        cases, theirs = d["cases"], d["settings"]
-        cells = [int(c["cells"]) for c in cases]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        theirs = d["settings"]
+        origin = f"previous ({Path(path).name}, {d.get('backend', 'backend not recorded')})"
+        cases = [_previous_case(c, origin) for c in d["cases"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         p.error(f"--previous must be a mc_finite_size.json written by this script; {path!r}: "
                 f"{type(e).__name__}: {e}")
     if theirs != settings:
         p.error(f"--previous {path!r} was run with other settings ({theirs}; this run: {settings})")
-    if len(set(cells)) != len(cells):
-        p.error(f"--previous {path!r} holds a size twice: L = {cells}")
-    return [dict(c, source=f"previous ({Path(path).name})") for c in cases]
+    sizes = [c["cells"] for c in cases]
+    if len(set(sizes)) != len(sizes):
+        p.error(f"--previous {path!r} holds a size twice: L = {sizes}")
+    if both := sorted(set(sizes) & set(cells)):
+        p.error(f"--previous {path!r} holds L = {both}, which --cells would run again: leave "
+                "them out of --cells (e.g. --cells 30)")
+    return cases
 
 
 def _save_batch(path: Path, st: MCStudy) -> None:
@@ -149,9 +184,9 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
         ax[0].errorbar(cells, [c[f"T_U_over_E_tau_{key}"] for c in cases],
                        [c[f"T_U_over_E_tau_{key}_stderr"] for c in cases], marker="o", capsize=3,
                        label=label)
-        ax[1].errorbar(cells, [_num(c["gap_exponent"][key]) for c in cases],
-                       [_num(c["gap_exponent"].get(f"{key}_stderr")) for c in cases], marker="o",
-                       capsize=3, label=label)
+        ax[1].errorbar(cells, [c["gap_exponent"][key] for c in cases],
+                       [c["gap_exponent"][f"{key}_stderr"] for c in cases], marker="o", capsize=3,
+                       label=label)
     ax[0].set(xlabel="L (cells per edge)", ylabel="T_U / <E_tau>")
     ax[1].set(xlabel="L (cells per edge)", ylabel="S-gap exponent (slope of P_S, jackknife)")
     ax[2].errorbar(cells, [c["energy_per_spin"] for c in cases],
@@ -169,31 +204,41 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
     save_figure(fig, path)
 
 
-def _num(v) -> float:
-    """A JSON number (None, as NaN is written, or absent: NaN)."""
-    return float("nan") if v is None else float(v)
-
-
 def _sizes_done(out: Path) -> list[int]:
     return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
 
-def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> None:
+def _cases(out: Path, config, previous: list[dict]) -> list[dict]:
+    """Every size with rows in `out` (mc_summary of its realizations), then the sizes of
+    `previous` that `out` has no rows for, in order of L."""
     studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
-    if not studies and not previous:
-        return
     cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
-                  source="rows") for st, c in zip(studies, mc_summary(studies)["cases"] if studies
-                                                 else [])]
-    cases += [c for c in previous if c["cells"] not in [st.cells for st in studies]]
-    cases.sort(key=lambda c: c["cells"])
+                  source="rows") for st, c in zip(studies, mc_summary(studies)["cases"])] \
+        if studies else []
+    done = [c["cells"] for c in cases]
+    for c in previous:
+        if c["cells"] in done:
+            print(f"  L = {c['cells']}: this folder's rows are used, not the case of {c['source']}")
+        else:
+            cases.append(c)
+    no_errors = [c["cells"] for c in cases if c["realizations"] > 1
+                 and not np.isfinite(c["gap_exponent"]["mc_stderr"]) and c["source"] != "rows"]
+    if no_errors:
+        print(f"  L = {', '.join(map(str, no_errors))}: no gap-exponent errors (the earlier "
+              "file was written before they were computed)")
+    return sorted(cases, key=lambda c: c["cells"])
+
+
+def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> None:
+    cases = _cases(out, config, previous)
+    if not cases:
+        return
     missing = [L for L in SIZES if L not in [c["cells"] for c in cases]]
-    ex = [c["gap_exponent"] for c in cases]
     rows = [[c["cells"], c["n_sites_mean"], c["realizations"], c["T_U_over_E_tau_mc"],
              c["T_U_over_E_tau_mc_stderr"], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"],
-             _num(e["mc"]), _num(e.get("mc_stderr")), _num(e["es"]), _num(e.get("es_stderr")),
-             c["energy_per_spin"], c["energy_per_spin_stderr"], c["seconds"], c["source"]]
-            for c, e in zip(cases, ex)]
+             c["gap_exponent"]["mc"], c["gap_exponent"]["mc_stderr"], c["gap_exponent"]["es"],
+             c["gap_exponent"]["es_stderr"], c["energy_per_spin"], c["energy_per_spin_stderr"],
+             c["seconds"], c["source"]] for c in cases]
     with OutputDir(out, group="mc_finite_size") as od:
         _figure(cases, missing, od.path("mc_finite_size.png"), config)
         od.csv("mc_finite_size.csv", HEADER, rows)
@@ -201,15 +246,15 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
             command="python experiments/mc_finite_size.py", settings=settings, cases=cases,
             note="T_U/<E_tau> from P_S(T_U) = 5 g, each estimator in its own <E_tau>; gap "
             "exponents: log-log slope of P_S where 1e-3 < P_S < 0.1, jackknife standard errors "
-            "over realizations; source: rows (this folder) or previous (--previous JSON, "
-            "whose cases are copied as they are)",
+            "over realizations (NaN: one realization, or a file written before they were "
+            "computed); source: rows (this folder's realizations) or previous (an earlier "
+            "run's JSON, given by --previous, with its backend; its cases copied as they are)",
             not_run=missing, backend=jax.default_backend()))
-    for c, r in zip(cases, rows):
-        print(f"  L = {c['cells']} (<N> = {c['n_sites_mean']:.0f}, {c['realizations']} "
-              f"realizations, {c['seconds']:.0f} s, {c['source']}): T_U/<E_tau> = "
-              f"{r[3]:.3f} ± {_num(r[4]):.3f} (b), {r[5]:.3f} ± {_num(r[6]):.3f} (ES); gap "
+    for r in rows:
+        print(f"  L = {r[0]} (<N> = {r[1]:.0f}, {r[2]:.0f} realizations, {r[13]:.0f} s; {r[14]}): "
+              f"T_U/<E_tau> = {r[3]:.3f} ± {r[4]:.3f} (b), {r[5]:.3f} ± {r[6]:.3f} (ES); gap "
               f"exponents {r[7]:.2f} ± {r[8]:.2f} (b), {r[9]:.2f} ± {r[10]:.2f} (ES); E/spin "
-              f"{r[11]:.3f} ± {_num(r[12]):.3f} K", flush=True)
+              f"{r[11]:.3f} ± {r[12]:.3f} K", flush=True)
 
 
 def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:

@@ -3,6 +3,8 @@ range, exit status 2, before anything is computed or written."""
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +44,47 @@ def test_mc_finite_size_previous_checked_first(tmp_path, content, says):
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("mc_finite_size.py: error: --previous") and says in last, last
     assert not out.exists()
+
+
+SETTINGS = dict(target_se=0.005, min_realizations=4, max_realizations=32, seed=0, quick=False)
+EARLIER_CASE = dict(  # as experiments/figures/mc_finite_size.json held L = 24 (no exponent errors)
+    atilde=3.0, cells=24, n_sites_mean=11074.0, realizations=4, T_U_over_E_tau_mc=0.129,
+    T_U_over_E_tau_mc_stderr=0.001, T_U_over_E_tau_es=0.128, T_U_over_E_tau_es_stderr=0.002,
+    gap_exponent=dict(mc=3.04, mc_dos=None, es=2.91), energy_per_spin=-199.2,
+    energy_per_spin_stderr=0.5, seconds=3852.0)
+
+
+def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys):
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import mc_finite_size as fs
+
+    import tlsjax as tj
+
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(dict(settings=SETTINGS, cases=[EARLIER_CASE], backend="cpu")))
+    parser = argparse.ArgumentParser(prog="mc_finite_size.py")
+    cases = fs._previous_cases(parser, str(earlier), SETTINGS, [30])
+    fs._write_outputs(tmp_path / "out", SETTINGS, tj.MCConfig(), cases)
+    printed = capsys.readouterr().out
+    assert "L = 24: no gap-exponent errors" in printed
+    with open(tmp_path / "out" / "mc_finite_size.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["cells"] == "24" and row["source"] == "previous (earlier.json, cpu)"
+    assert float(row["gap_exponent_mc"]) == 3.04 and row["gap_exponent_mc_stderr"] == "nan"
+    merged = json.loads((tmp_path / "out" / "mc_finite_size.json").read_text())
+    assert merged["not_run"] == [8, 12, 18, 30] and merged["cases"][0]["realizations"] == 4
+    # merged again, the first origin is kept
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(dict(merged, backend="gpu")))
+    (case,) = fs._previous_cases(parser, str(again), SETTINGS, [30])
+    assert case["source"] == "previous (again.json, gpu): previous (earlier.json, cpu)"
+    # refused, one line each: a size --cells would run again, a value that is not a number
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(settings=SETTINGS, cases=[dict(EARLIER_CASE, seconds="1 h")])))
+    for path, cells, says in ((earlier, [24, 30], "holds L = [24], which --cells would run again"),
+                              (bad, [30], "seconds must be a number or null; got '1 h'")):
+        with pytest.raises(SystemExit):
+            fs._previous_cases(parser, str(path), SETTINGS, cells)
+        assert says in capsys.readouterr().err.strip().splitlines()[-1]

@@ -113,17 +113,17 @@ def test_generated_rows_equal_stored(ham, spins):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
 
 
-@jax.jit
 def test_building_k_holds_one_copy(ham):
     """`dense()` writes K in place, block by block: building it takes no second (2n)^2
-    array (a concatenation of the row blocks took two more, which put L = 30 out of 24 GiB)."""
+    array (concatenating the row blocks took 1.1 K of temporaries here, in place 0.23 K)."""
     built = jax.jit(lambda h: h.on_the_fly().dense()).lower(ham).compile().memory_analysis()
     if built is None:
         pytest.skip(f"no memory analysis on {jax.default_backend()}")
     assert built.output_size_in_bytes == ham.dense_bytes
-    assert built.temp_size_in_bytes < ham.dense_bytes / 4, (built.temp_size_in_bytes, ham.dense_bytes)
+    assert built.temp_size_in_bytes < ham.dense_bytes / 2, (built.temp_size_in_bytes, ham.dense_bytes)
 
 
+@jax.jit
 def _draws(key):
     draw = draw_couplings(SAMPLE, PARAMS.atilde, key)
     n0 = SAMPLE.capacity

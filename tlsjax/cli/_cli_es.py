@@ -391,14 +391,15 @@ def mc_summary_text(mc: dict) -> str:
              f"reduced sample; paper: L = 18), {s['realizations']} realizations, "
              f"{s['anneal_sweeps']} anneal + {s['sweeps']} tempering sweeps + descent, "
              f"{seconds:.1f} s:",
-             "  a~    T_U/<E_tau> full model (b)   ES shortcut    gap exponent (b) / ES   "
-             "S spins < gJ_o per impurity (mean field)   n_tau/n_tau^o, g^2J_o..gJ_o"]
+             "  a~    T_U/<E_tau> full model (b)   ES shortcut    gap exponent (b) / ES (jackknife)"
+             "   S spins < gJ_o per impurity (mean field)   n_tau/n_tau^o, g^2J_o..gJ_o"]
     for c in mc["cases"]:
+        ex = c["gap_exponent"]
         lines.append(
             f"  {c['atilde']:<4g}  {c['T_U_over_E_tau_mc']:.3f} ± {c['T_U_over_E_tau_mc_stderr']:.3f}"
             f"                {c['T_U_over_E_tau_es']:.3f} ± {c['T_U_over_E_tau_es_stderr']:.3f}"
-            f"   {c['gap_exponent']['mc']:.2f} / {c['gap_exponent']['es']:.2f}"
-            f"                  {c['S_below_gJ0']:.1e} ({c['S_below_gJ0_mean_field']:.1e})"
+            f"   {ex['mc']:5.2f} ± {ex['mc_stderr']:4.2f} / {ex['es']:5.2f} ± {ex['es_stderr']:4.2f}"
+            f"      {c['S_below_gJ0']:.1e} ({c['S_below_gJ0_mean_field']:.1e})"
             f"                       {c['tau_ratio_g2J0_to_gJ0']:.2f} ± "
             f"{c['tau_ratio_g2J0_to_gJ0_stderr']:.2f}")
     lines.append(f"  (the same as: {mc['same_as']})")

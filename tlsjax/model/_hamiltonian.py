@@ -386,8 +386,9 @@ class Hamiltonian(eqx.Module):
         if self.matrix is not None:
             return self.matrix
         b, n = self.block_size, self.n
-        out = jnp.zeros((self.size, self.size), self.h.dtype)
-        for sp in (S, TAU):
+        dtype = jax.eval_shape(lambda: self.species_rows(S, 0, b)).dtype
+        out = jnp.zeros((self.size, self.size), dtype)
+        for sp in (S, TAU):  # species is static in `species_rows`
             def put(k, acc, sp=sp):
                 rows = self.species_rows(sp, k * b, b)
                 return jax.lax.dynamic_update_slice_in_dim(acc, rows, sp * n + k * b, 0)

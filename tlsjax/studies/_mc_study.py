@@ -219,9 +219,10 @@ class MCStudy:
         """Mean and standard error over realizations of `rows[name]`."""
         return mean_and_stderr(self.rows[name])
 
-    def p_s_dos(self) -> tuple[np.ndarray, np.ndarray]:
-        """Estimator (a): n_S(E) / n_S(E-bar) on `energies` (ratio of averaged densities)."""
-        return ratio_of_means(self.rows["dos_u"], self.rows["n_bar_u"][:, None])
+    def p_s_dos(self, keep=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Estimator (a): n_S(E) / n_S(E-bar) on `energies` (ratio of averaged densities),
+        over the realizations `keep` (an index; default all)."""
+        return ratio_of_means(self.rows["dos_u"][keep], self.rows["n_bar_u"][keep][:, None])
 
     def tau_reduction(self, merge: int = TAU_RATIO_MERGE
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,7 +248,7 @@ class MCStudy:
         NaN for one realization or where a slope without one realization is NaN)."""
         r = self.rows
         curves = dict(mc=lambda k: r["P_S_mc"][k].mean(0),
-                      mc_dos=lambda k: ratio_of_means(r["dos_u"][k], r["n_bar_u"][k][:, None])[0],
+                      mc_dos=lambda k: self.p_s_dos(k)[0],
                       es=lambda k: r["P_S_es"][k].mean(0))
         out = {}
         for name, curve in curves.items():
@@ -319,7 +320,8 @@ def _study_json(st: MCStudy) -> dict:
         energies_K=e_r, ratio=ratio, ratio_stderr=ratio_se, bound_B5=bound_b5(e_r, st.g, st.J0),
         note=f"n_tau / n_tau_mf on the DOS bins merged {TAU_RATIO_MERGE} at a time; bound_B5 = "
         "1 - 4 g ln(1/e), e = (E/2) / (2 g J0)")
-    out["gap_exponent"] = dict(note="log-log slope of P_S where 1e-3 < P_S < 0.1",
+    out["gap_exponent"] = dict(note="log-log slope of P_S where 1e-3 < P_S < 0.1; *_stderr: "
+                               "jackknife over realizations (NaN for one)",
                                **st.exponents())
     r = st.rows
     out["unstable"] = dict(
@@ -673,7 +675,8 @@ def mc_summary(studies: list[MCStudy]) -> dict:
     return dict(
         note="per a~: T_U/<E_tau> from P_S(T_U) = 5 g by the ES estimator on the Monte Carlo "
         "state (mc) and by the ES shortcut (es), each in its own convention's <E_tau>; gap "
-        "exponents (log-log slope of P_S where 1e-3 < P_S < 0.1); S and tau spins per impurity "
+        "exponents (log-log slope of P_S where 1e-3 < P_S < 0.1; *_stderr: jackknife over "
+        "realizations); S and tau spins per impurity "
         "with single-flip energy below g J_o (and mean field); n_tau/n_tau^o over g^2 J_o < E "
         "< g J_o; n_S/n_S^o over the E-bar window (the S-S depletion the DOS-ratio estimator "
         "normalizes by)", cases=out)
