@@ -17,7 +17,9 @@ batch in progress. After every batch the outputs are rewritten from every size d
 far: `mc_finite_size.png`, `mc_finite_size.csv`, `mc_finite_size.json` (with the
 realizations each L holds and the sizes not yet run). `--previous FILE` adds the sizes of an
 earlier run's `mc_finite_size.json` (same settings) that this folder has no rows for, e.g. a
-CPU run's L = 8..24 beside a GPU run's L = 30; each case says where it comes from.
+CPU run's L = 8..24 beside a GPU run's L = 30; each case says where it comes from (rows of
+this folder win over an earlier case of the same L, and the output says so).
+`--write-only` runs nothing and rewrites the outputs from what is there.
 
 Each realization's coupling matrix K is stored while it fits `--max-dense-bytes` (2**30 by
 default: up to L = 21); beyond, its rows are generated on the fly (less memory, more time).
@@ -80,6 +82,8 @@ def _args():
     p.add_argument("--previous", default=None, metavar="FILE",
                    help="an earlier run's mc_finite_size.json (same settings): its sizes that "
                    "this folder has no rows for are added to the outputs")
+    p.add_argument("--write-only", action="store_true", dest="write_only",
+                   help="run nothing: rewrite the outputs from the rows in --out (and --previous)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     try:
@@ -93,8 +97,8 @@ def _args():
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
-    a.previous_cases = [] if a.previous is None else _previous_cases(p, a.previous, _settings(a),
-                                                                     a.cells)
+    a.previous_cases = [] if a.previous is None else _previous_cases(
+        p, a.previous, _settings(a), [] if a.write_only else a.cells)
     return a
 
 
@@ -198,9 +202,12 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
     fig.text(0.01, 0.01, "fcc, x = 0.2, a~ = 3, g = 0.02, J_o = 500 K, h = 0; "
              f"{config.anneal_sweeps} annealing + {config.sweeps} tempering sweeps, "
              f"{config.chains * config.temperatures} replicas; "
-             "realizations per L: " + ", ".join(f"{c['cells']}: {c['realizations']}" for c in cases)
-             + (f"; not run: L = {', '.join(map(str, missing))}" if missing else ""), fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+             "\nrealizations per L: " + ", ".join(f"{c['cells']}: {c['realizations']}" for c in cases)
+             + (f"; not run: L = {', '.join(map(str, missing))}" if missing else "")
+             + (f"; from an earlier run (--previous): L = {', '.join(map(str, earlier))}"
+                if (earlier := [c["cells"] for c in cases if c["source"] != "rows"]) else "")
+             + "; no error bar: one realization, or none computed", fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     save_figure(fig, path)
 
 
@@ -291,7 +298,7 @@ def main() -> None:
                          "choose another --out")
     atomic_write_text(cfg, json.dumps(settings, indent=2) + "\n")
     config = tj.MCConfig(anneal_sweeps=100, sweeps=50) if a.quick else tj.MCConfig()
-    for cells in a.cells:
+    for cells in [] if a.write_only else a.cells:
         _run_size(out, cells, a, settings, config)
     _write_outputs(out, settings, config, a.previous_cases)
 
