@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 from pathlib import Path
 
 import jax
@@ -59,7 +60,7 @@ SIZES = (8, 12, 18, 24, 30)
 HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
           "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc",
           "gap_exponent_mc_stderr", "gap_exponent_es", "gap_exponent_es_stderr",
-          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds", "source"]
+          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds", "source", "reached_target"]
 
 
 def _args():
@@ -83,7 +84,8 @@ def _args():
                    help="an earlier run's mc_finite_size.json (same settings): its sizes that "
                    "this folder has no rows for are added to the outputs")
     p.add_argument("--write-only", action="store_true", dest="write_only",
-                   help="run nothing: rewrite the outputs from the rows in --out (and --previous)")
+                   help="run nothing (--cells is ignored): rewrite the outputs from the rows in "
+                   "--out and the cases of --previous")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args()
     try:
@@ -97,6 +99,8 @@ def _args():
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
+    if a.write_only and a.previous is None and not any(Path(a.out, "rows").glob("L*_r*.npz")):
+        p.error(f"--write-only: nothing to write ({a.out!r} has no rows and no --previous is given)")
     a.previous_cases = [] if a.previous is None else _previous_cases(
         p, a.previous, _settings(a), [] if a.write_only else a.cells)
     return a
@@ -107,18 +111,20 @@ def _settings(a) -> dict:
                 max_realizations=a.max_realizations, seed=a.seed, quick=a.quick)
 
 
-#: The numbers a case of an earlier run's JSON must hold (null stands for NaN).
-CASE_NUMBERS = ("n_sites_mean", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
-                "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "energy_per_spin",
-                "energy_per_spin_stderr", "seconds")
+#: The numbers a case of an earlier run's JSON must hold: finite values, and errors that may
+#: be null (NaN is written as null: one realization).
+CASE_NUMBERS = ("n_sites_mean", "T_U_over_E_tau_mc", "T_U_over_E_tau_es", "energy_per_spin",
+                "seconds")
+CASE_ERRORS = ("T_U_over_E_tau_mc_stderr", "T_U_over_E_tau_es_stderr", "energy_per_spin_stderr")
 
 
-def _num(v, name: str) -> float:
-    """A JSON number as a float (null, as NaN is written: NaN); anything else is refused."""
-    if v is None:
+def _num(v, name: str, nullable: bool = True) -> float:
+    """A JSON number as a float (null: NaN, where `nullable`); anything else is refused."""
+    if v is None and nullable:
         return float("nan")
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise TypeError(f"{name} must be a number or null; got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise TypeError(f"{name} must be a finite number{' or null' if nullable else ''}; "
+                        f"got {v!r}")
     return float(v)
 
 
@@ -132,7 +138,8 @@ def _previous_case(c: dict, origin: str) -> dict:
     exponents |= {k: _num(ex.get(k), f"gap_exponent.{k}")
                   for k in ("mc_stderr", "mc_dos", "mc_dos_stderr", "es_stderr")}
     earlier = c.get("source", "rows")
-    return dict(c, **{k: _num(c[k], k) for k in CASE_NUMBERS}, gap_exponent=exponents,
+    return dict(c, **{k: _num(c[k], k, False) for k in CASE_NUMBERS},
+                **{k: _num(c[k], k) for k in CASE_ERRORS}, gap_exponent=exponents,
                 source=origin if earlier == "rows" else f"{origin}: {earlier}")
 
 
@@ -215,29 +222,37 @@ def _sizes_done(out: Path) -> list[int]:
     return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
 
-def _cases(out: Path, config, previous: list[dict]) -> list[dict]:
+def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[list[dict], list]:
     """Every size with rows in `out` (mc_summary of its realizations), then the sizes of
-    `previous` that `out` has no rows for, in order of L."""
+    `previous` that `out` has no rows for, in order of L, each with `reached_target`; and
+    the sizes of `previous` that rows replaced."""
     studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
     cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
                   source="rows") for st, c in zip(studies, mc_summary(studies)["cases"])] \
         if studies else []
-    done = [c["cells"] for c in cases]
+    done, replaced = [c["cells"] for c in cases], []
     for c in previous:
         if c["cells"] in done:
             print(f"  L = {c['cells']}: this folder's rows are used, not the case of {c['source']}")
+            replaced.append(dict(cells=c["cells"], source=c["source"]))
         else:
             cases.append(c)
+    for c in cases:
+        c["reached_target"] = bool(c["realizations"] >= settings["min_realizations"]
+                                   and c["T_U_over_E_tau_mc_stderr"] <= settings["target_se"])
+        if not c["reached_target"]:
+            print(f"  L = {c['cells']}: the target standard error is not reached "
+                  f"({c['realizations']} realizations; more are to be run)")
     no_errors = [c["cells"] for c in cases if c["realizations"] > 1
                  and not np.isfinite(c["gap_exponent"]["mc_stderr"]) and c["source"] != "rows"]
     if no_errors:
         print(f"  L = {', '.join(map(str, no_errors))}: no gap-exponent errors (the earlier "
               "file was written before they were computed)")
-    return sorted(cases, key=lambda c: c["cells"])
+    return sorted(cases, key=lambda c: c["cells"]), replaced
 
 
 def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> None:
-    cases = _cases(out, config, previous)
+    cases, replaced = _cases(out, config, previous, settings)
     if not cases:
         return
     missing = [L for L in SIZES if L not in [c["cells"] for c in cases]]
@@ -245,7 +260,7 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
              c["T_U_over_E_tau_mc_stderr"], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"],
              c["gap_exponent"]["mc"], c["gap_exponent"]["mc_stderr"], c["gap_exponent"]["es"],
              c["gap_exponent"]["es_stderr"], c["energy_per_spin"], c["energy_per_spin_stderr"],
-             c["seconds"], c["source"]] for c in cases]
+             c["seconds"], c["source"], c["reached_target"]] for c in cases]
     with OutputDir(out, group="mc_finite_size") as od:
         _figure(cases, missing, od.path("mc_finite_size.png"), config)
         od.csv("mc_finite_size.csv", HEADER, rows)
@@ -253,10 +268,11 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
             command="python experiments/mc_finite_size.py", settings=settings, cases=cases,
             note="T_U/<E_tau> from P_S(T_U) = 5 g, each estimator in its own <E_tau>; gap "
             "exponents: log-log slope of P_S where 1e-3 < P_S < 0.1, jackknife standard errors "
-            "over realizations (NaN: one realization, or a file written before they were "
+            "over realizations (null: one realization, or a file written before they were "
             "computed); source: rows (this folder's realizations) or previous (an earlier "
-            "run's JSON, given by --previous, with its backend; its cases copied as they are)",
-            not_run=missing, backend=jax.default_backend()))
+            "run's JSON, given by --previous, with its backend; its cases copied as they are); "
+            "reached_target: at least min_realizations and the target standard error",
+            not_run=missing, previous_replaced_by_rows=replaced, backend=jax.default_backend()))
     for r in rows:
         print(f"  L = {r[0]} (<N> = {r[1]:.0f}, {r[2]:.0f} realizations, {r[13]:.0f} s; {r[14]}): "
               f"T_U/<E_tau> = {r[3]:.3f} ± {r[4]:.3f} (b), {r[5]:.3f} ± {r[6]:.3f} (ES); gap "

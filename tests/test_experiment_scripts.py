@@ -54,10 +54,10 @@ EARLIER_CASE = dict(  # as experiments/figures/mc_finite_size.json held L = 24 (
     energy_per_spin_stderr=0.5, seconds=3852.0)
 
 
-def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys):
+def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
     import argparse
 
-    sys.path.insert(0, str(ROOT / "experiments"))
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
     import mc_finite_size as fs
 
     import tlsjax as tj
@@ -73,6 +73,7 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys):
         (row,) = list(csv.DictReader(f))
     assert row["cells"] == "24" and row["source"] == "previous (earlier.json, cpu)"
     assert float(row["gap_exponent_mc"]) == 3.04 and row["gap_exponent_mc_stderr"] == "nan"
+    assert row["reached_target"] == "True"
     merged = json.loads((tmp_path / "out" / "mc_finite_size.json").read_text())
     assert merged["not_run"] == [8, 12, 18, 30] and merged["cases"][0]["realizations"] == 4
     # merged again, the first origin is kept
@@ -82,9 +83,9 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys):
     assert case["source"] == "previous (again.json, gpu): previous (earlier.json, cpu)"
     # refused, one line each: a size --cells would run again, a value that is not a number
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(dict(settings=SETTINGS, cases=[dict(EARLIER_CASE, seconds="1 h")])))
+    bad.write_text(json.dumps(dict(settings=SETTINGS, cases=[dict(EARLIER_CASE, seconds=None)])))
     for path, cells, says in ((earlier, [24, 30], "holds L = [24], which --cells would run again"),
-                              (bad, [30], "seconds must be a number or null; got '1 h'")):
+                              (bad, [30], "seconds must be a finite number; got None")):
         with pytest.raises(SystemExit):
             fs._previous_cases(parser, str(path), SETTINGS, cells)
         assert says in capsys.readouterr().err.strip().splitlines()[-1]
