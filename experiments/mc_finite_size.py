@@ -218,6 +218,12 @@ def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
     save_figure(fig, path)
 
 
+def _reached_target(realizations: int, stderr: float, settings: dict) -> bool:
+    """The stopping rule of a size: at least `min_realizations`, and the standard error of
+    T_U/<E_tau> (b) at most `target_se` (NaN, one realization: not reached)."""
+    return bool(realizations >= settings["min_realizations"] and stderr <= settings["target_se"])
+
+
 def _sizes_done(out: Path) -> list[int]:
     return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
@@ -238,8 +244,8 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
         else:
             cases.append(c)
     for c in cases:
-        c["reached_target"] = bool(c["realizations"] >= settings["min_realizations"]
-                                   and c["T_U_over_E_tau_mc_stderr"] <= settings["target_se"])
+        c["reached_target"] = _reached_target(c["realizations"], c["T_U_over_E_tau_mc_stderr"],
+                                              settings)
         if not c["reached_target"]:
             print(f"  L = {c['cells']}: the target standard error is not reached "
                   f"({c['realizations']} realizations; more are to be run)")
@@ -289,8 +295,8 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
     done = _load(out, cells, config)
     lo = 0 if done is None else done.realizations
     while lo < a.max_realizations:
-        if done is not None and done.realizations >= a.min_realizations \
-                and done.stat("T_U_mc")[1] <= a.target_se:
+        if done is not None and _reached_target(done.realizations, done.stat("T_U_mc")[1],
+                                                settings):
             return
         hi = min(lo + a.batch, a.max_realizations)
         path = out / "rows" / f"L{cells}_r{lo:04d}-{hi:04d}.npz"
