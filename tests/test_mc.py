@@ -316,6 +316,20 @@ def test_run_mc_interrupt_keeps_state_reached(driver, monkeypatch):
     assert bool(np.all(res.descent.converged))  # and then descended
 
 
+def test_descent_calls_shrink_to_one_round_when_slow():
+    """Rounds per compiled descent call (Ctrl-C acts between calls): 1, doubling to 10 while
+    calls are fast; halving when a call is slow (a large system: about one round per call).
+    The spins do not depend on it (`test_run_mc_matches_minimize`: one call in `minimize`)."""
+    fast, slow = 0.1 * mc_run._DESCENT_CALL_SECONDS, 3.0 * mc_run._DESCENT_CALL_SECONDS
+    steps = [1]
+    for _ in range(5):
+        steps.append(mc_run._next_descent_step(steps[-1], fast))
+    assert steps == [1, 2, 4, 8, 10, 10]
+    assert mc_run._next_descent_step(10, slow) == 5
+    assert mc_run._next_descent_step(1, slow) == 1
+    assert mc_run._next_descent_step(4, 1.5 * mc_run._DESCENT_CALL_SECONDS) == 4
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match=r"MCConfig\(sweeps=...\)` must be >= 0"):
         tj.MCConfig(sweeps=-1)

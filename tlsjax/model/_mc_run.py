@@ -398,11 +398,13 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     t = time.perf_counter()
     d, before = run("descent_start")((hams, carry), shared)
     try:
-        rounds = 0
+        rounds, step = 0, 1
         while rounds < config.descent_rounds:
-            rounds = min(rounds + 10, config.descent_rounds)
+            rounds = min(rounds + step, config.descent_rounds)
+            t_call = time.perf_counter()
             d = run("descent")((hams, carry, d), (*shared, jnp.asarray(rounds)))
             pending = int(np.sum(np.asarray(to_host(d.pending))))
+            step = _next_descent_step(step, time.perf_counter() - t_call)
             bar.update(0, stage="descent", rounds=int(np.max(to_host(d.rounds))), pending=pending)
             if pending == 0:
                 break
@@ -411,6 +413,21 @@ def _run_batch(key_data, impl, sample, params, config, frozen, mesh, vmap_size, 
     result = to_host(run("finish")((hams, carry, d, before), (*shared, jnp.asarray(done))))
     seconds["descent"] = time.perf_counter() - t
     return result, interrupted, seconds
+
+
+#: Rounds per compiled descent call start at 1, double while a call takes less than this
+#: (s), up to `_DESCENT_STEP_MAX`, and halve when one takes over twice this. Ctrl-C (seen
+#: between calls) then stops a large system's descent within about one round, a small
+#: one's within 10 rounds. The spins do not depend on the steps (the loop state is carried).
+_DESCENT_CALL_SECONDS = 2.0
+_DESCENT_STEP_MAX = 10
+
+
+def _next_descent_step(step: int, seconds: float) -> int:
+    """Rounds for the next descent call, from the last call's `seconds` with `step`."""
+    if seconds < _DESCENT_CALL_SECONDS:
+        return min(2 * step, _DESCENT_STEP_MAX)
+    return max(step // 2, 1) if seconds > 2 * _DESCENT_CALL_SECONDS else step
 
 
 #: How realizations are batched on a device (`run_mc(vmap_size=...)`).
