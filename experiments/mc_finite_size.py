@@ -247,8 +247,10 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
         c["reached_target"] = _reached_target(c["realizations"], c["T_U_over_E_tau_mc_stderr"],
                                               settings)
         if not c["reached_target"]:
+            more = ("the --max-realizations of this run" if c["realizations"]
+                    >= settings["max_realizations"] else "more are to be run")
             print(f"  L = {c['cells']}: the target standard error is not reached "
-                  f"({c['realizations']} realizations; more are to be run)")
+                  f"({c['realizations']} realizations; {more})")
     no_errors = [c["cells"] for c in cases if c["realizations"] > 1
                  and not np.isfinite(c["gap_exponent"]["mc_stderr"]) and c["source"] != "rows"]
     if no_errors:

@@ -69,6 +69,13 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
     fs._write_outputs(tmp_path / "out", SETTINGS, tj.MCConfig(), cases)
     printed = capsys.readouterr().out
     assert "L = 24: no gap-exponent errors" in printed
+    short = [dict(cases[0], cells=c, realizations=n, T_U_over_E_tau_mc_stderr=0.006)
+             for c, n in ((8, 2), (12, 32))]  # short of the target: more to run, or the maximum
+    fs._cases(tmp_path / "no-rows", tj.MCConfig(), short, SETTINGS)
+    printed = capsys.readouterr().out
+    assert "L = 8: the target standard error is not reached (2 realizations; more are to" in printed
+    assert "L = 12: the target standard error is not reached (32 realizations; the " \
+        "--max-realizations of this run)" in printed
     with open(tmp_path / "out" / "mc_finite_size.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
     assert row["cells"] == "24" and row["source"] == "previous (earlier.json, cpu)"
