@@ -19,7 +19,10 @@ realizations each L holds and the sizes not yet run). `--previous FILE` adds the
 earlier run's `mc_finite_size.json` (same settings) that this folder has no rows for, e.g. a
 CPU run's L = 8..24 beside a GPU run's L = 30; each case says where it comes from (rows of
 this folder win over an earlier case of the same L, and the output says so).
-`--write-only` runs nothing and rewrites the outputs from what is there.
+`--write-only` runs nothing and rewrites the outputs from what is there. Every saved batch
+records the backend that ran it; each case lists its realizations per backend.
+`experiments/figures/mc_finite_size_run/` holds the committed study's rows: a run from a copy
+of it goes on with the next realizations (recipe: docs/how-to/gpu.md).
 
 Each realization's coupling matrix K is stored while it fits `--max-dense-bytes` (2**30 by
 default: up to L = 21); beyond, its rows are generated on the fly (less memory, more time).
@@ -60,7 +63,8 @@ SIZES = (8, 12, 18, 24, 30)
 HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
           "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc",
           "gap_exponent_mc_stderr", "gap_exponent_es", "gap_exponent_es_stderr",
-          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds", "source", "reached_target"]
+          "energy_per_spin_K", "energy_per_spin_stderr_K", "seconds", "source", "reached_target",
+          "backends"]
 
 
 def _args():
@@ -128,11 +132,30 @@ def _num(v, name: str, nullable: bool = True) -> float:
     return float(v)
 
 
-def _previous_case(c: dict, origin: str) -> dict:
+def _count(v, name: str, least: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < least:
+        raise ValueError(f"{name} must be an integer >= {least}; got {v!r}")
+    return v
+
+
+def _previous_backends(c: dict, backend: str) -> dict[str, int]:
+    """A case's realizations per backend. A file written before they were recorded: the
+    backend of the file's writer for a case of its own rows, else "not recorded"."""
+    if "backends" not in c:
+        return {backend if c.get("source", "rows") == "rows" else "not recorded":
+                c["realizations"]}
+    counts = c["backends"]
+    if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
+        raise TypeError(f"backends must map backend names to counts; got {counts!r}")
+    if sum(_count(v, f"backends.{k}", 1) for k, v in counts.items()) != c["realizations"]:
+        raise ValueError(f"backends {counts} must add up to realizations = {c['realizations']}")
+    return counts
+
+
+def _previous_case(c: dict, origin: str, backend: str) -> dict:
     """A case of an earlier run's JSON: its numbers as floats and where it comes from."""
     for key, least in (("cells", 2), ("realizations", 1)):
-        if isinstance(c[key], bool) or not isinstance(c[key], int) or c[key] < least:
-            raise ValueError(f"{key} must be an integer >= {least}; got {c[key]!r}")
+        _count(c[key], key, least)
     ex = c["gap_exponent"]
     exponents = {k: _num(ex[k], f"gap_exponent.{k}") for k in ("mc", "es")}
     exponents |= {k: _num(ex.get(k), f"gap_exponent.{k}")
@@ -140,7 +163,8 @@ def _previous_case(c: dict, origin: str) -> dict:
     earlier = c.get("source", "rows")
     return dict(c, **{k: _num(c[k], k, False) for k in CASE_NUMBERS},
                 **{k: _num(c[k], k) for k in CASE_ERRORS}, gap_exponent=exponents,
-                source=origin if earlier == "rows" else f"{origin}: {earlier}")
+                source=origin if earlier == "rows" else f"{origin}: {earlier}",
+                backends=_previous_backends(c, backend))
 
 
 def _previous_cases(p, path: str, settings: dict, cells: list[int]) -> list[dict]:
@@ -149,8 +173,9 @@ def _previous_cases(p, path: str, settings: dict, cells: list[int]) -> list[dict
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         theirs = d["settings"]
-        origin = f"previous ({Path(path).name}, {d.get('backend', 'backend not recorded')})"
-        cases = [_previous_case(c, origin) for c in d["cases"]]
+        backend = d.get("backend", "not recorded")
+        origin = f"previous ({Path(path).name}, {backend})"
+        cases = [_previous_case(c, origin, backend) for c in d["cases"]]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         p.error(f"--previous must be a mc_finite_size.json written by this script; {path!r}: "
                 f"{type(e).__name__}: {e}")
@@ -167,7 +192,8 @@ def _previous_cases(p, path: str, settings: dict, cells: list[int]) -> list[dict
 
 def _save_batch(path: Path, st: MCStudy) -> None:
     buf = io.BytesIO()
-    np.savez(buf, seconds=np.asarray(st.seconds.get("total", np.nan)), **st.rows)
+    np.savez(buf, seconds=np.asarray(st.seconds.get("total", np.nan)),
+             backend=np.asarray(jax.default_backend()), **st.rows)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
 
@@ -177,7 +203,7 @@ def _load(out: Path, cells: int, config) -> MCStudy | None:
     files = sorted((out / "rows").glob(f"L{cells}_r*.npz"))
     if not files:
         return None
-    rows, seconds = read_rows(files)
+    rows, seconds = read_rows(files, skip=("seconds", "backend"))
     stacked = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     params = tj.HamiltonianParams(atilde=3.0)
     v = stacked["n_sites"].shape[0]
@@ -224,6 +250,17 @@ def _reached_target(realizations: int, stderr: float, settings: dict) -> bool:
     return bool(realizations >= settings["min_realizations"] and stderr <= settings["target_se"])
 
 
+def _backends(out: Path, cells: int) -> dict[str, int]:
+    """Realizations of size L per backend that ran them ("not recorded": rows saved before
+    the backend was)."""
+    counts: dict[str, int] = {}
+    for f in sorted((out / "rows").glob(f"L{cells}_r*.npz")):
+        with np.load(f) as z:
+            name = str(z["backend"]) if "backend" in z.files else "not recorded"
+            counts[name] = counts.get(name, 0) + int(z["n_sites"].shape[0])
+    return counts
+
+
 def _sizes_done(out: Path) -> list[int]:
     return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
@@ -234,7 +271,8 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
     the sizes of `previous` that rows replaced."""
     studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
     cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
-                  source="rows") for st, c in zip(studies, mc_summary(studies)["cases"])] \
+                  source="rows", backends=_backends(out, st.cells))
+             for st, c in zip(studies, mc_summary(studies)["cases"])] \
         if studies else []
     done, replaced = [c["cells"] for c in cases], []
     for c in previous:
@@ -268,7 +306,8 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
              c["T_U_over_E_tau_mc_stderr"], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"],
              c["gap_exponent"]["mc"], c["gap_exponent"]["mc_stderr"], c["gap_exponent"]["es"],
              c["gap_exponent"]["es_stderr"], c["energy_per_spin"], c["energy_per_spin_stderr"],
-             c["seconds"], c["source"], c["reached_target"]] for c in cases]
+             c["seconds"], c["source"], c["reached_target"],
+             ", ".join(f"{k} {v}" for k, v in c["backends"].items())] for c in cases]
     with OutputDir(out, group="mc_finite_size") as od:
         _figure(cases, missing, od.path("mc_finite_size.png"), config)
         od.csv("mc_finite_size.csv", HEADER, rows)
@@ -279,10 +318,12 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
             "over realizations (null: one realization, or a file written before they were "
             "computed); source: rows (this folder's realizations) or previous (an earlier "
             "run's JSON, given by --previous, with its backend; its cases copied as they are); "
+            "backends: realizations per backend that ran them; "
             "reached_target: at least min_realizations and the target standard error",
             not_run=missing, previous_replaced_by_rows=replaced, backend=jax.default_backend()))
     for r in rows:
-        print(f"  L = {r[0]} (<N> = {r[1]:.0f}, {r[2]:.0f} realizations, {r[13]:.0f} s; {r[14]}): "
+        print(f"  L = {r[0]} (<N> = {r[1]:.0f}, {r[2]:.0f} realizations, {r[13]:.0f} s; {r[14]}; "
+              f"{r[16]}): "
               f"T_U/<E_tau> = {r[3]:.3f} ± {r[4]:.3f} (b), {r[5]:.3f} ± {r[6]:.3f} (ES); gap "
               f"exponents {r[7]:.2f} ± {r[8]:.2f} (b), {r[9]:.2f} ± {r[10]:.2f} (ES); E/spin "
               f"{r[11]:.3f} ± {r[12]:.3f} K", flush=True)

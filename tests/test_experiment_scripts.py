@@ -80,7 +80,7 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
         (row,) = list(csv.DictReader(f))
     assert row["cells"] == "24" and row["source"] == "previous (earlier.json, cpu)"
     assert float(row["gap_exponent_mc"]) == 3.04 and row["gap_exponent_mc_stderr"] == "nan"
-    assert row["reached_target"] == "True"
+    assert row["reached_target"] == "True" and row["backends"] == "cpu 4"
     merged = json.loads((tmp_path / "out" / "mc_finite_size.json").read_text())
     assert merged["not_run"] == [8, 12, 18, 30] and merged["cases"][0]["realizations"] == 4
     # merged again, the first origin is kept
@@ -88,11 +88,54 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
     again.write_text(json.dumps(dict(merged, backend="gpu")))
     (case,) = fs._previous_cases(parser, str(again), SETTINGS, [30])
     assert case["source"] == "previous (again.json, gpu): previous (earlier.json, cpu)"
+    assert case["backends"] == {"cpu": 4}  # as recorded, not the backend of the later writer
+    # a file from before backends were recorded: its writer's for its own rows only
+    for source, backends in (("rows", {"cpu": 4}), ("previous (x.json, gpu)", {"not recorded": 4})):
+        assert fs._previous_case(dict(EARLIER_CASE, source=source), "o", "cpu")["backends"] == backends
     # refused, one line each: a size --cells would run again, a value that is not a number
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(dict(settings=SETTINGS, cases=[dict(EARLIER_CASE, seconds=None)])))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(dict(settings=SETTINGS, cases=[dict(EARLIER_CASE,
+                                                                    backends={"cpu": 3})])))
     for path, cells, says in ((earlier, [24, 30], "holds L = [24], which --cells would run again"),
-                              (bad, [30], "seconds must be a finite number; got None")):
+                              (bad, [30], "seconds must be a finite number; got None"),
+                              (short, [30], "backends {'cpu': 3} must add up to realizations = 4")):
         with pytest.raises(SystemExit):
             fs._previous_cases(parser, str(path), SETTINGS, cells)
         assert says in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+RUN = ROOT / "experiments" / "figures" / "mc_finite_size_run"
+
+
+def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeypatch):
+    """The committed run folder (rows of L = 8, 12, 30, extended by later runs, e.g. on a GPU)
+    gives the committed JSON's cases of those sizes; a batch saved and loaded again keeps its
+    rows and records the backend that ran it."""
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    import mc_finite_size as fs
+    import numpy as np
+
+    import tlsjax as tj
+
+    settings = json.loads((RUN / "settings.json").read_text())
+    committed = json.loads((ROOT / "experiments" / "figures" / "mc_finite_size.json").read_text())
+    assert committed["settings"] == settings
+    ours = {c["cells"]: c for c in committed["cases"] if c["source"] == "rows"}
+    cases, _ = fs._cases(RUN, tj.MCConfig(), [], settings)
+    assert sorted(ours) == [c["cells"] for c in cases] and 30 in ours
+    for c in cases:
+        want = ours[c["cells"]]
+        assert c["realizations"] == want["realizations"] and c["backends"] == want["backends"]
+        for key in ("T_U_over_E_tau_mc", "T_U_over_E_tau_es", "energy_per_spin", "seconds"):
+            assert c[key] == pytest.approx(want[key], rel=1e-12), key
+    import jax
+
+    st = fs._load(RUN, 8, tj.MCConfig())
+    (tmp_path / "rows").mkdir()
+    fs._save_batch(tmp_path / "rows" / "L8_r0000-0004.npz", st)
+    assert fs._backends(tmp_path, 8) == {jax.default_backend(): st.realizations}
+    again = fs._load(tmp_path, 8, tj.MCConfig())
+    for k, v in st.rows.items():
+        np.testing.assert_array_equal(again.rows[k], v, err_msg=k)
