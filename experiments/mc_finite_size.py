@@ -37,6 +37,7 @@ import argparse
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import jax
@@ -145,7 +146,7 @@ def _previous_backends(c: dict, backend: str) -> dict[str, int]:
         return {backend if c.get("source", "rows") == "rows" else "not recorded":
                 c["realizations"]}
     counts = c["backends"]
-    if not isinstance(counts, dict) or not all(isinstance(k, str) for k in counts):
+    if not isinstance(counts, dict) or not all(isinstance(k, str) and k for k in counts):
         raise TypeError(f"backends must map backend names to counts; got {counts!r}")
     if sum(_count(v, f"backends.{k}", 1) for k, v in counts.items()) != c["realizations"]:
         raise ValueError(f"backends {counts} must add up to realizations = {c['realizations']}")
@@ -163,7 +164,8 @@ def _previous_case(c: dict, origin: str, backend: str) -> dict:
     earlier = c.get("source", "rows")
     return dict(c, **{k: _num(c[k], k, False) for k in CASE_NUMBERS},
                 **{k: _num(c[k], k) for k in CASE_ERRORS}, gap_exponent=exponents,
-                source=origin if earlier == "rows" else f"{origin}: {earlier}",
+                source=origin if earlier == "rows" or earlier.startswith(origin)
+                else f"{origin}: {earlier}",
                 backends=_previous_backends(c, backend))
 
 
@@ -174,9 +176,11 @@ def _previous_cases(p, path: str, settings: dict, cells: list[int]) -> list[dict
         d = json.loads(Path(path).read_text(encoding="utf-8"))
         theirs = d["settings"]
         backend = d.get("backend", "not recorded")
+        if not isinstance(backend, str) or not backend:
+            raise TypeError(f"backend must be a non-empty string; got {backend!r}")
         origin = f"previous ({Path(path).name}, {backend})"
         cases = [_previous_case(c, origin, backend) for c in d["cases"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         p.error(f"--previous must be a mc_finite_size.json written by this script; {path!r}: "
                 f"{type(e).__name__}: {e}")
     if theirs != settings:
@@ -198,18 +202,46 @@ def _save_batch(path: Path, st: MCStudy) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
-def _load(out: Path, cells: int, config) -> MCStudy | None:
-    """Every saved batch of size L as one `MCStudy` (None if none)."""
-    files = sorted((out / "rows").glob(f"L{cells}_r*.npz"))
-    if not files:
+#: A saved batch: rows/L<L>_r<lo>-<hi>.npz holds realizations lo..hi-1 of size L.
+ROWS_FILE = re.compile(r"L(\d+)_r(\d+)-(\d+)\.npz")
+
+
+def _batch_files(out: Path) -> dict[int, list[tuple[int, int, Path]]]:
+    """The saved batches per size, as (lo, hi, path) in order of lo; a name of another
+    form, or batches that do not cover realizations 0..n-1 once each, end the run (one line)."""
+    found: dict[int, list] = {}
+    for f in (out / "rows").glob("L*_r*.npz"):
+        if (m := ROWS_FILE.fullmatch(f.name)) is None:
+            raise SystemExit(f"{f}: not a batch of this script (L<L>_r<lo>-<hi>.npz); move it away")
+        found.setdefault(int(m[1]), []).append((int(m[2]), int(m[3]), f))
+    for cells, batches in found.items():
+        batches.sort()
+        ends = [0] + [hi for _, hi, _ in batches[:-1]]
+        if [lo for lo, _, _ in batches] != ends or any(hi <= lo for lo, hi, _ in batches):
+            raise SystemExit(f"{out / 'rows'}: the batches of L = {cells} must cover realizations "
+                             f"0..n-1 once each; got {sorted(f.name for *_, f in batches)}")
+    return found
+
+
+def _load(out: Path, cells: int, config) -> tuple[MCStudy, dict[str, int]] | None:
+    """Every saved batch of size L as one `MCStudy`, and its realizations per backend that
+    ran them ("not recorded": rows saved before the backend was); None if none."""
+    batches = _batch_files(out).get(cells, [])
+    if not batches:
         return None
-    rows, seconds = read_rows(files, skip=("seconds", "backend"))
+    rows, seconds = read_rows([f for *_, f in batches])
+    backends: dict[str, int] = {}
+    for (lo, hi, f), r in zip(batches, rows):
+        name = str(r.pop("backend", "not recorded"))
+        backends[name] = backends.get(name, 0) + r["n_sites"].shape[0]
+        if r["n_sites"].shape[0] != hi - lo:
+            raise SystemExit(f"{f}: holds {r['n_sites'].shape[0]} realizations, not {hi - lo}")
     stacked = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     params = tj.HamiltonianParams(atilde=3.0)
     v = stacked["n_sites"].shape[0]
     return MCStudy(0.2, cells, "fcc", params, config, default_energies(),
                    default_dos_edges(params.g, params.J0), DEFAULT_E_BAR * params.g * params.J0,
-                   4, stacked, v, dict(total=seconds))
+                   4, stacked, v, dict(total=seconds)), backends
 
 
 def _figure(cases: list[dict], missing: list[int], path: Path, config) -> None:
@@ -250,29 +282,17 @@ def _reached_target(realizations: int, stderr: float, settings: dict) -> bool:
     return bool(realizations >= settings["min_realizations"] and stderr <= settings["target_se"])
 
 
-def _backends(out: Path, cells: int) -> dict[str, int]:
-    """Realizations of size L per backend that ran them ("not recorded": rows saved before
-    the backend was)."""
-    counts: dict[str, int] = {}
-    for f in sorted((out / "rows").glob(f"L{cells}_r*.npz")):
-        with np.load(f) as z:
-            name = str(z["backend"]) if "backend" in z.files else "not recorded"
-            counts[name] = counts.get(name, 0) + int(z["n_sites"].shape[0])
-    return counts
-
-
-def _sizes_done(out: Path) -> list[int]:
-    return sorted({int(f.name[1:].split("_")[0]) for f in (out / "rows").glob("L*_r*.npz")})
 
 
 def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[list[dict], list]:
     """Every size with rows in `out` (mc_summary of its realizations), then the sizes of
     `previous` that `out` has no rows for, in order of L, each with `reached_target`; and
     the sizes of `previous` that rows replaced."""
-    studies = [st for c in _sizes_done(out) if (st := _load(out, c, config)) is not None]
+    loaded = [_load(out, c, config) for c in sorted(_batch_files(out))]
+    studies = [st for st, _ in loaded]
     cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
-                  source="rows", backends=_backends(out, st.cells))
-             for st, c in zip(studies, mc_summary(studies)["cases"])] \
+                  source="rows", backends=backends)
+             for (st, backends), c in zip(loaded, mc_summary(studies)["cases"])] \
         if studies else []
     done, replaced = [c["cells"] for c in cases], []
     for c in previous:
@@ -286,7 +306,7 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
                                               settings)
         if not c["reached_target"]:
             more = ("the --max-realizations of this run" if c["realizations"]
-                    >= settings["max_realizations"] else "more are to be run")
+                    >= settings["max_realizations"] else "more can be run")
             print(f"  L = {c['cells']}: the target standard error is not reached "
                   f"({c['realizations']} realizations; {more})")
     no_errors = [c["cells"] for c in cases if c["realizations"] > 1
@@ -335,7 +355,7 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
     params = tj.HamiltonianParams(atilde=3.0)
     base = jax.random.fold_in(seed_key("mc_finite_size", "seed", a.seed), cells)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(a.max_realizations))
-    done = _load(out, cells, config)
+    done = (_load(out, cells, config) or (None,))[0]
     lo = 0 if done is None else done.realizations
     while lo < a.max_realizations:
         if done is not None and _reached_target(done.realizations, done.stat("T_U_mc")[1],
@@ -349,7 +369,7 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
             raise KeyboardInterrupt
         _save_batch(path, st)
         _write_outputs(out, settings, config, a.previous_cases)
-        done, lo = _load(out, cells, config), hi
+        done, lo = _load(out, cells, config)[0], hi
 
 
 def main() -> None:

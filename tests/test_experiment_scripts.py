@@ -73,7 +73,7 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
              for c, n in ((8, 2), (12, 32))]  # short of the target: more to run, or the maximum
     fs._cases(tmp_path / "no-rows", tj.MCConfig(), short, SETTINGS)
     printed = capsys.readouterr().out
-    assert "L = 8: the target standard error is not reached (2 realizations; more are to" in printed
+    assert "L = 8: the target standard error is not reached (2 realizations; more can be" in printed
     assert "L = 12: the target standard error is not reached (32 realizations; the " \
         "--max-realizations of this run)" in printed
     with open(tmp_path / "out" / "mc_finite_size.csv", newline="") as f:
@@ -83,11 +83,15 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
     assert row["reached_target"] == "True" and row["backends"] == "cpu 4"
     merged = json.loads((tmp_path / "out" / "mc_finite_size.json").read_text())
     assert merged["not_run"] == [8, 12, 18, 30] and merged["cases"][0]["realizations"] == 4
-    # merged again, the first origin is kept
+    # merged again, the chain of origins is kept; merged from the same file again, it does
+    # not grow
     again = tmp_path / "again.json"
     again.write_text(json.dumps(dict(merged, backend="gpu")))
     (case,) = fs._previous_cases(parser, str(again), SETTINGS, [30])
     assert case["source"] == "previous (again.json, gpu): previous (earlier.json, cpu)"
+    same = dict(EARLIER_CASE, source="previous (earlier.json, cpu)")
+    assert fs._previous_case(same, "previous (earlier.json, cpu)", "cpu")["source"] == \
+        "previous (earlier.json, cpu)"
     assert case["backends"] == {"cpu": 4}  # as recorded, not the backend of the later writer
     # a file from before backends were recorded: its writer's for its own rows only
     for source, backends in (("rows", {"cpu": 4}), ("previous (x.json, gpu)", {"not recorded": 4})):
@@ -132,10 +136,21 @@ def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeyp
             assert c[key] == pytest.approx(want[key], rel=1e-12), key
     import jax
 
-    st = fs._load(RUN, 8, tj.MCConfig())
+    st, _ = fs._load(RUN, 8, tj.MCConfig())
     (tmp_path / "rows").mkdir()
     fs._save_batch(tmp_path / "rows" / "L8_r0000-0004.npz", st)
-    assert fs._backends(tmp_path, 8) == {jax.default_backend(): st.realizations}
-    again = fs._load(tmp_path, 8, tj.MCConfig())
+    again, backends = fs._load(tmp_path, 8, tj.MCConfig())
+    assert backends == {jax.default_backend(): st.realizations}
     for k, v in st.rows.items():
         np.testing.assert_array_equal(again.rows[k], v, err_msg=k)
+    # batches that overlap (two runs from one copy), leave a gap, or hold another count: refused
+    first = tmp_path / "rows" / "L8_r0000-0004.npz"
+    for name, says in (("L8_r0002-0006.npz", "must cover realizations 0..n-1 once each"),
+                       ("L8_r0005-0009.npz", "must cover realizations 0..n-1 once each"),
+                       ("L8_r0004-0005.npz", "holds 4 realizations, not 1"),
+                       ("L8_rx.npz", "not a batch of this script")):
+        extra = tmp_path / "rows" / name
+        extra.write_bytes(first.read_bytes())
+        with pytest.raises(SystemExit, match=says):
+            fs._cases(tmp_path, tj.MCConfig(), [], settings)
+        extra.unlink()

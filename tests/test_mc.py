@@ -316,10 +316,10 @@ def test_run_mc_interrupt_keeps_state_reached(driver, monkeypatch):
     assert bool(np.all(res.descent.converged))  # and then descended
 
 
-def test_descent_calls_shrink_to_one_round_when_slow():
+def test_descent_in_calls_of_any_rounds_gives_the_same_spins(driver, one_device, monkeypatch):
     """Rounds per compiled descent call (Ctrl-C acts between calls): 1, doubling to 10 while
-    calls are fast; halving when a call is slow (a large system: about one round per call).
-    The spins do not depend on it (`test_run_mc_matches_minimize`: one call in `minimize`)."""
+    calls are fast, halving when one is slow (a large system: about one round per call); the
+    spins do not depend on them (one round per call against the adaptive default)."""
     fast, slow = 0.1 * mc_run._DESCENT_CALL_SECONDS, 3.0 * mc_run._DESCENT_CALL_SECONDS
     steps = [1]
     for _ in range(5):
@@ -328,6 +328,12 @@ def test_descent_calls_shrink_to_one_round_when_slow():
     assert mc_run._next_descent_step(10, slow) == 5
     assert mc_run._next_descent_step(1, slow) == 1
     assert mc_run._next_descent_step(4, 1.5 * mc_run._DESCENT_CALL_SECONDS) == 4
+    monkeypatch.setattr(mc_run, "_next_descent_step", lambda step, seconds: 1)
+    keys = jax.random.split(jax.random.key(0), 3)
+    res = tj.run_mc(driver["SAMPLE"], driver["PARAMS"], keys, driver["CONFIG"], devices=1,
+                    chunk=100, vmap_size="map")
+    assert int(np.max(res.descent.rounds)) >= 2  # so the descent went on in a second call
+    np.testing.assert_array_equal(res.spins, one_device["spins"])
 
 
 def test_bad_input():
