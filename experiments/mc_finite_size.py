@@ -282,8 +282,6 @@ def _reached_target(realizations: int, stderr: float, settings: dict) -> bool:
     return bool(realizations >= settings["min_realizations"] and stderr <= settings["target_se"])
 
 
-
-
 def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[list[dict], list]:
     """Every size with rows in `out` (mc_summary of its realizations), then the sizes of
     `previous` that `out` has no rows for, in order of L, each with `reached_target`; and
