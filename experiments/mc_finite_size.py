@@ -104,7 +104,7 @@ def _args():
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
-    if a.write_only and a.previous is None and not any(Path(a.out, "rows").glob("L*_r*.npz")):
+    if a.write_only and a.previous is None and not _batch_files(Path(a.out)):
         p.error(f"--write-only: nothing to write ({a.out!r} has no rows and no --previous is given)")
     a.previous_cases = [] if a.previous is None else _previous_cases(
         p, a.previous, _settings(a), [] if a.write_only else a.cells)
@@ -223,12 +223,12 @@ def _batch_files(out: Path) -> dict[int, list[tuple[int, int, Path]]]:
     return found
 
 
-def _load(out: Path, cells: int, config) -> tuple[MCStudy, dict[str, int]] | None:
-    """Every saved batch of size L as one `MCStudy`, and its realizations per backend that
-    ran them ("not recorded": rows saved before the backend was); None if none."""
-    batches = _batch_files(out).get(cells, [])
+def _load(batches: list, cells: int, config) -> tuple[MCStudy | None, dict[str, int]]:
+    """The saved `batches` of size L (from `_batch_files`) as one `MCStudy` (None if none),
+    and its realizations per backend that ran them ("not recorded": rows saved before the
+    backend was)."""
     if not batches:
-        return None
+        return None, {}
     rows, seconds = read_rows([f for *_, f in batches])
     backends: dict[str, int] = {}
     for (lo, hi, f), r in zip(batches, rows):
@@ -286,7 +286,8 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
     """Every size with rows in `out` (mc_summary of its realizations), then the sizes of
     `previous` that `out` has no rows for, in order of L, each with `reached_target`; and
     the sizes of `previous` that rows replaced."""
-    loaded = [_load(out, c, config) for c in sorted(_batch_files(out))]
+    found = _batch_files(out)
+    loaded = [_load(found[c], c, config) for c in sorted(found)]
     studies = [st for st, _ in loaded]
     cases = [dict(c, cells=st.cells, energy_per_spin_stderr=st.stat("energy_per_spin")[1],
                   source="rows", backends=backends)
@@ -353,7 +354,7 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
     params = tj.HamiltonianParams(atilde=3.0)
     base = jax.random.fold_in(seed_key("mc_finite_size", "seed", a.seed), cells)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(base, jnp.arange(a.max_realizations))
-    done = (_load(out, cells, config) or (None,))[0]
+    done, _ = _load(_batch_files(out).get(cells, []), cells, config)
     lo = 0 if done is None else done.realizations
     while lo < a.max_realizations:
         if done is not None and _reached_target(done.realizations, done.stat("T_U_mc")[1],
@@ -367,7 +368,7 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
             raise KeyboardInterrupt
         _save_batch(path, st)
         _write_outputs(out, settings, config, a.previous_cases)
-        done, lo = _load(out, cells, config)[0], hi
+        (done, _), lo = _load(_batch_files(out)[cells], cells, config), hi
 
 
 def main() -> None:

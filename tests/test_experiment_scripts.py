@@ -136,10 +136,10 @@ def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeyp
             assert c[key] == pytest.approx(want[key], rel=1e-12), key
     import jax
 
-    st, _ = fs._load(RUN, 8, tj.MCConfig())
+    st, _ = fs._load(fs._batch_files(RUN)[8], 8, tj.MCConfig())
     (tmp_path / "rows").mkdir()
     fs._save_batch(tmp_path / "rows" / "L8_r0000-0004.npz", st)
-    again, backends = fs._load(tmp_path, 8, tj.MCConfig())
+    again, backends = fs._load(fs._batch_files(tmp_path)[8], 8, tj.MCConfig())
     assert backends == {jax.default_backend(): st.realizations}
     for k, v in st.rows.items():
         np.testing.assert_array_equal(again.rows[k], v, err_msg=k)
