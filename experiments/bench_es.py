@@ -171,13 +171,22 @@ def _subprocess(case: str, cells: int, repeats: int) -> dict:
     return run_case(__file__, case, cells, repeats)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import CELLS, finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
-    p.add_argument("--cells", type=int, default=18, help=argparse.SUPPRESS)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cells", type=CELLS, default=18, help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=integer(1, 1000), default=3, help="timed runs per case (3)")
     p.add_argument("--quick", action="store_true", help="skip N ~ 1e5")
     p.add_argument("--json", default="bench_es.json", help="output JSON path")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing --json")
+    return finish_parser(p)
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.case:
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
@@ -185,6 +194,9 @@ def main(argv=None) -> int:
 
     import numpy as np
 
+    from tlsjax._io import write_json
+
+    json_path = p.check_output(args.json, args.overwrite, what="--json")
     rows = {}
     print("ES reduction benchmark (fcc, x = 0.2, hard Theta unless stated; after compilation)")
     tl = _subprocess("tlsjax", 18, args.repeats)
@@ -222,8 +234,8 @@ def main(argv=None) -> int:
 
     rows["machine"] = dict(platform=platform.platform(), cpus=os.cpu_count(),
                            python=platform.python_version())
-    Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(json_path, rows, overwrite=args.overwrite)
+    print(f"wrote {json_path}")
     return 0
 
 

@@ -212,23 +212,45 @@ def numpy_fit(path: Path) -> dict:
                 evaluations=evals)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "out"))
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "out"),
+                    help="folder of bench_fit.json")
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing bench_fit.json")
     ap.add_argument("--skip-before", action="store_true", help="do not time the old code")
-    ap.add_argument("--curves", type=int, default=0, help="only the last N curves")
-    ap.add_argument("--first", type=int, default=0, help="only the first N curves")
-    ap.add_argument("--shared", default=str(SHARED),
-                    help="folder of the measured kappa curves (default ../shared/data/kappa)")
+    ap.add_argument("--curves", type=integer(0, 100), default=0,
+                    help="only the last N curves (0: all)")
+    ap.add_argument("--first", type=integer(0, 100), default=0,
+                    help="only the first N of those (0: all)")
+    ap.add_argument("--shared", default=None,
+                    help="folder of the measured kappa curves (default ../shared/data/kappa; "
+                    "skipped with a note where absent)")
     ap.add_argument("--cold-warm", action="store_true",
                     help="only the cold / warm command-line runs and the NumPy baseline")
-    args = ap.parse_args()
+    return finish_parser(ap)
+
+
+def main(argv=None) -> int:
+    from tlsjax._io import write_json
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.shared is not None and not Path(args.shared).is_dir():
+        ap.error(f"argument --shared: {args.shared!r} is not a folder")
+    shared = Path(args.shared) if args.shared is not None else SHARED
+    if not shared.is_dir():
+        print(f"note: {SHARED} is absent: only the synthetic curve is timed")
+    json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite,
+                                what="--out's bench_fit.json")
     modes = ([] if args.skip_before or args.cold_warm else ["before"]) + (
         [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
         old = None if args.skip_before else old_code()
-        todo = curves(Path(tmpname), args.curves, Path(args.shared))
+        todo = curves(Path(tmpname), args.curves, shared)
         for label, path in todo[:args.first or None]:
             row = {}
             for mode in modes:
@@ -261,12 +283,10 @@ def main() -> int:
               ", ".join(f"{k}: {r['before']['seconds'] / r['stau']['seconds']:.1f}x"
                         for k, r in results.items()
                         if "error" not in r["before"] and "error" not in r["stau"]))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = dict(before_commit=BEFORE, python=sys.version.split()[0], cpus=os.cpu_count(),
                 load_average=os.getloadavg())
-    (out / "bench_fit.json").write_text(json.dumps(dict(meta=meta, results=results), indent=2))
-    print(f"wrote {out / 'bench_fit.json'} (load average at the end {meta['load_average']})")
+    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite)
+    print(f"wrote {json_path} (load average at the end {meta['load_average']})")
     return 0
 
 

@@ -197,26 +197,37 @@ def _load() -> list[float]:
     return list(os.getloadavg())
 
 
-def main() -> None:
-    global KERNEL, MAX_SWEEPS
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import CELLS, finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--case", choices=sorted(CASES))
-    ap.add_argument("--cells", type=int, default=18)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cells", type=CELLS, default=18)
+    ap.add_argument("--repeats", type=integer(1, 1000), default=3)
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--convergence", action="store_true", help="also the annealing-length scan")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--kernel", choices=("auto", "xla", "pallas"), default="auto",
                     help="the Monte Carlo's in-block kernel (auto: pallas on GPUs, xla elsewhere)")
-    ap.add_argument("--max-sweeps", type=int, default=MAX_SWEEPS, dest="max_sweeps",
+    ap.add_argument("--max-sweeps", type=integer(3, 100000), default=MAX_SWEEPS, dest="max_sweeps",
                     help="most timed sweeps per replica count (throughput case)")
     ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    KERNEL, MAX_SWEEPS = args.kernel, max(3, args.max_sweeps)
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing --json")
+    return finish_parser(ap)
+
+
+def main(argv=None) -> None:
+    global KERNEL, MAX_SWEEPS
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    KERNEL, MAX_SWEEPS = args.kernel, args.max_sweeps
     if args.case:  # child process
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
         return
 
+    if args.json:
+        json_path = ap.check_output(args.json, args.overwrite, what="--json")
     me = str(Path(__file__).resolve())
     kx = ["--kernel", args.kernel, "--max-sweeps", str(MAX_SWEEPS)]
     out = dict(load_start=_load(), throughput=[])
@@ -259,9 +270,9 @@ def main() -> None:
     print(f"\nload average at start {out['load_start']}, at end {out['load_end']} "
           "(2 cores; timings under load are indicative only)")
     if args.json:
-        tmp = Path(args.json).with_suffix(".tmp")
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, args.json)
+        from tlsjax._io import write_json
+
+        write_json(json_path, out, overwrite=args.overwrite, indent=1)
 
 
 if __name__ == "__main__":

@@ -94,19 +94,31 @@ def numpy_baseline(cells: int) -> dict:
                 realizations_per_second=1.0 / t)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cells", type=int, default=18)
-    ap.add_argument("--realizations", type=int, default=64)
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import CELLS, finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=CELLS, default=18)
+    ap.add_argument("--realizations", type=integer(1), default=64)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--nproc", type=int, default=1, help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing --json")
+    # set by the parent for its worker processes
+    ap.add_argument("--worker", type=integer(0, 1), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--nproc", type=integer(1, 2), default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=integer(0, 65535), default=0, help=argparse.SUPPRESS)
+    return finish_parser(ap)
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
     if args.worker is not None:
         print(json.dumps(worker(args.cells, args.realizations, args.port, args.worker,
                                 args.nproc)))
         return
+    if args.json:
+        json_path = ap.check_output(args.json, args.overwrite, what="--json")
     load_before = os.getloadavg()
     one = configuration(args.cells, args.realizations, 1)
     two = configuration(args.cells, args.realizations, 2)
@@ -128,7 +140,9 @@ def main() -> None:
     print(f"  load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs (rerun on an idle machine for a clean figure)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        from tlsjax._io import write_json
+
+        write_json(json_path, result, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

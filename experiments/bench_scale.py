@@ -200,19 +200,55 @@ def _plot(results: dict, path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _fit(t_of_n: dict) -> dict:
+    """Log-log exponents of t(N) and the growth of peak memory per case (printed too)."""
+    fit = {}
+    for case, rows in t_of_n.items():
+        big = [r for r in rows if r["n"] >= 5e3] or rows
+        if len(big) >= 2:
+            fit[f"{case}_exponent"] = _slope([r["n"] for r in big], [r["seconds"] for r in big])
+            # Peak RSS includes ~0.35 GB of runtime and varies by tens of MB run to run,
+            # so a fitted exponent of the small excess is noise; report the growth instead,
+            # next to the size one N x N float32 array would have.
+            first, last = rows[0], rows[-1]
+            fit[f"{case}_peak_growth_mb"] = last["peak_rss_mb"] - first["peak_rss_mb"]
+            fit[f"{case}_n2_float32_array_mb"] = last["n"] ** 2 * 4 / 2**20
+            fit[f"{case}_n_range"] = [first["n"], last["n"]]
+    fit.setdefault("hard_exponent", float("nan"))
+    fit["note"] = ("exponents are log-log slopes over N >= 5e3 (t ~ N^2 expected); peak growth "
+                   "= peak RSS at the largest N minus that at the smallest")
+    for case in ("hard", "soft", "numpy"):
+        if f"{case}_exponent" in fit:
+            lo, hi = fit[case + "_n_range"]
+            print(f"fitted exponent of t(N), {case}: {fit[case + '_exponent']:.2f}; peak RSS "
+                  f"{fit[case + '_peak_growth_mb']:+.0f} MB from N = {lo} to {hi} (one N x N "
+                  f"float32 array at N = {hi}: {fit[case + '_n2_float32_array_mb']:.0f} MB)")
+    return fit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import CELLS, finish_parser, integer, real
+    from tlsjax.cli._main import Parser
+
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
-    p.add_argument("--cells", type=int, default=10, help=argparse.SUPPRESS)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cells", type=CELLS, default=10, help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=integer(1, 1000), default=3)
     p.add_argument("--quick", action="store_true", help="N up to 1e4 only (a smoke run)")
-    p.add_argument("--soft-max", type=float, default=3e4, help="largest N of the soft case")
-    p.add_argument("--numpy-max", type=float, default=1e4, help="largest N of the NumPy case")
-    p.add_argument("--grad-n", type=float, default=3e3, help="N of the gradient case")
+    p.add_argument("--soft-max", type=real(0.0, 1e6), default=3e4,
+                   help="largest N of the soft case (0: none)")
+    p.add_argument("--numpy-max", type=real(0.0, 1e6), default=1e4,
+                   help="largest N of the NumPy case (0: none)")
+    p.add_argument("--grad-n", type=real(10.0, 1e6), default=3e3, help="N of the gradient case")
     p.add_argument("--force-cpu", action="store_true",
                    help="run the emulated-device throughput case on a non-CPU machine too")
     p.add_argument("--out", default="bench_scale_results", help="output folder")
     p.add_argument("--overwrite", action="store_true")
+    return finish_parser(p)
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.case:
         print(json.dumps(CASES[args.case](args.cells, args.repeats)))
@@ -244,28 +280,7 @@ def main(argv=None) -> int:
             results["t_of_n"][case].append(r)
             print(f"{case:<7}{r['n']:>8}{r['seconds']:>11.4g}{r['pairs_per_second']:>11.3g}"
                   f"{r['peak_rss_mb']:>9.0f}", flush=True)
-    fit = {}
-    for case, rows in results["t_of_n"].items():
-        big = [r for r in rows if r["n"] >= 5e3] or rows
-        if len(big) >= 2:
-            fit[f"{case}_exponent"] = _slope([r["n"] for r in big], [r["seconds"] for r in big])
-            # Peak RSS includes ~0.35 GB of runtime and varies by tens of MB run to run,
-            # so a fitted exponent of the small excess is noise; report the growth instead,
-            # next to the size one N x N float32 array would have.
-            first, last = rows[0], rows[-1]
-            fit[f"{case}_peak_growth_mb"] = last["peak_rss_mb"] - first["peak_rss_mb"]
-            fit[f"{case}_n2_float32_array_mb"] = last["n"] ** 2 * 4 / 2**20
-            fit[f"{case}_n_range"] = [first["n"], last["n"]]
-    fit.setdefault("hard_exponent", float("nan"))
-    fit["note"] = ("exponents are log-log slopes over N >= 5e3 (t ~ N^2 expected); peak growth "
-                   "= peak RSS at the largest N minus that at the smallest")
-    results["fit"] = fit
-    for case in ("hard", "soft", "numpy"):
-        if f"{case}_exponent" in fit:
-            lo, hi = fit[case + "_n_range"]
-            print(f"fitted exponent of t(N), {case}: {fit[case + '_exponent']:.2f}; peak RSS "
-                  f"{fit[case + '_peak_growth_mb']:+.0f} MB from N = {lo} to {hi} (one N x N "
-                  f"float32 array at N = {hi}: {fit[case + '_n2_float32_array_mb']:.0f} MB)")
+    results["fit"] = _fit(results["t_of_n"])
     speedups = {str(r["n"]): n_["seconds"] / r["seconds"] for r in results["t_of_n"]["hard"]
                 for n_ in results["t_of_n"]["numpy"] if n_["n"] == r["n"]}
     results["numpy_over_tlsjax_hard"] = speedups

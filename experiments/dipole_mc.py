@@ -28,32 +28,53 @@ import time
 
 import tlsjax as tj
 from tlsjax._io import OutputDir
+from tlsjax.cli._args import (
+    ATILDE,
+    CELLS,
+    G_CROSSOVER,
+    KELVIN_MAX,
+    OCCUPATION,
+    RATIO_MAX,
+    SEED,
+    finish_parser,
+    integer,
+    positive,
+    reals,
+)
+from tlsjax.cli._main import ListAction, Parser
 from tlsjax.plot._plot_dipole_mc import plot_tau_dos_mc
 from tlsjax.studies._dipole_mc import DEFAULT_MC_J_EE, DEFAULT_MC_SAMPLE, tau_dos_mc
 
 FILES = ("dipole_mc.json", "dipole_mc.csv", "dipole_mc.png", "dipole_mc.txt")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="tlsjax-dipole-mc")
-    p.add_argument("--j-ee", default=",".join(f"{v:g}" for v in DEFAULT_MC_J_EE),
-                   help="increasing J_ee / (g J_o) >= 0")
-    p.add_argument("--x", type=float, default=DEFAULT_MC_SAMPLE[0])
-    p.add_argument("--cells", type=int, default=DEFAULT_MC_SAMPLE[1])
-    p.add_argument("--realizations", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g", type=float, default=0.02)
-    p.add_argument("--J0", type=float, default=500.0)
-    p.add_argument("--atilde", type=float, default=3.0)
-    p.add_argument("--dipole-atilde", type=float, default=None)
-    p.add_argument("--anneal-sweeps", type=int, default=tj.MCConfig().anneal_sweeps)
-    p.add_argument("--sweeps", type=int, default=tj.MCConfig().sweeps)
+    p.add_argument("--j-ee", type=reals(0.0, RATIO_MAX), nargs="+", action=ListAction,
+                   default=list(DEFAULT_MC_J_EE), dest="j_ee",
+                   help="increasing J_ee / (g J_o) (" + ",".join(f"{v:g}" for v in DEFAULT_MC_J_EE)
+                   + ")")
+    p.add_argument("--x", type=OCCUPATION, default=DEFAULT_MC_SAMPLE[0])
+    p.add_argument("--cells", type=CELLS, default=DEFAULT_MC_SAMPLE[1])
+    p.add_argument("--realizations", type=integer(1), default=16)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--g", type=G_CROSSOVER, default=0.02)
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=500.0, help="J_o in K (500)")
+    p.add_argument("--atilde", type=ATILDE, default=3.0)
+    p.add_argument("--dipole-atilde", type=ATILDE, default=None,
+                   help="a~ of the dipole couplings (default: --atilde)")
+    p.add_argument("--anneal-sweeps", type=integer(0), default=tj.MCConfig().anneal_sweeps)
+    p.add_argument("--sweeps", type=integer(0), default=tj.MCConfig().sweeps)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    return finish_parser(p)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        ratios = [float(v) for v in args.j_ee.replace(",", " ").split()]
+        ratios = args.j_ee
         out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="dipole_mc")
         config = tj.MCConfig(anneal_sweeps=args.anneal_sweeps, sweeps=args.sweeps)
         start = time.perf_counter()

@@ -35,6 +35,8 @@ from tlsjax import (  # noqa: E402
     stau_dos,
     thermal_conductivity,
 )
+from tlsjax.cli._args import finish_parser  # noqa: E402
+from tlsjax.cli._main import Parser  # noqa: E402
 from tlsjax.fit._fit import _unconstrained, residuals_at  # noqa: E402
 
 TRUE = ModelParams(g=0.01, J0=1500.0, atilde=3.0)
@@ -92,6 +94,12 @@ def the_jumps() -> None:
               f"of {steps.size}")
 
 
+def build_parser():
+    """No options: `-h` shows what the script does, anything else is refused."""
+    return finish_parser(Parser(description=__doc__.split("\n\n")[0]))
+
+
 if __name__ == "__main__":
+    build_parser().parse_args()
     the_fit()
     the_jumps()

@@ -70,36 +70,61 @@ def table(rows) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--samples", type=int, default=16, help="K refits per case (16)")
+def _case(text: str) -> tuple[str, int, int]:
+    """An argparse `type` for --case FILE:L:R (L cells per edge, R realizations)."""
+    from tlsjax.cli._args import CELLS, integer
+
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0].strip():
+        raise argparse.ArgumentTypeError(f"must be FILE:L:R; got {text!r}")
+    values = []
+    for what, word, convert in (("L", parts[1], CELLS), ("R", parts[2], integer(1))):
+        try:
+            values.append(convert(word))
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{text!r}: {what} {err}") from None
+    return parts[0], *values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.split("\n")[0])
+    ap.add_argument("--samples", type=integer(2, 4096), default=16, help="K refits per case (16)")
     ap.add_argument("--out", default="experiments/out/fit_dos_sample_error.json")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--precision", choices=["float32", "float64"], default="float64")
-    ap.add_argument("--case", action="append", default=None, metavar="FILE:L:R",
-                    help="a curve file, cells and realizations (repeatable)")
+    ap.add_argument("--case", type=_case, action="append", default=None, metavar="FILE:L:R",
+                    help="a curve file of --data, cells and realizations (repeatable)")
     ap.add_argument("--data", default=str(SHARED),
                     help="folder of the measured curves (default ../shared/data/kappa)")
-    args = ap.parse_args()
+    return finish_parser(ap)
+
+
+def main(argv=None) -> None:
+    ap = build_parser()
+    args = ap.parse_args(argv)
     data = Path(args.data)
     if not data.is_dir():
-        raise SystemExit(f"no measured curves: {args.data} is not a folder")
+        ap.error(f"argument --data: no measured curves: {args.data} is not a folder")
+    cases = args.case or CASES
+    missing = [name for name, _, _ in cases if not (data / name).is_file()]
+    if missing:
+        ap.error(f"argument --case: not a file of {args.data}: {', '.join(missing)}")
+    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",))
     import jax
 
     jax.config.update("jax_enable_x64", args.precision == "float64")
-    from tlsjax._io import check_output_path, write_json
+    from tlsjax._io import write_json
 
-    check_output_path(args.out, args.overwrite, what="--out", suffixes=(".json",))
-    cases = CASES
-    if args.case:
-        cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in args.case]
     rows = []
     for case in cases:
         rows.append(run_case(data, *case, args.samples))
         print(f"{case}: {rows[-1]['seconds']:.0f} s", flush=True)
     print(table(rows))
-    write_json(args.out, dict(rows=rows, precision=args.precision), overwrite=True)
-    print(f"wrote {args.out}")
+    write_json(out, dict(rows=rows, precision=args.precision), overwrite=args.overwrite)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

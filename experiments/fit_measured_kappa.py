@@ -27,6 +27,8 @@ jax.config.update("jax_enable_x64", True)
 
 from tlsjax import load_curve  # noqa: E402
 from tlsjax._io import OutputDir  # noqa: E402
+from tlsjax.cli._args import finish_parser  # noqa: E402
+from tlsjax.cli._main import Parser  # noqa: E402
 from tlsjax.fit._select import format_selection_table, select_kappa_model  # noqa: E402
 from tlsjax.plot._plot_fit import plot_kappa_fit  # noqa: E402
 
@@ -60,13 +62,17 @@ def tu_text(d):
     return f"{d['T_U_K']:.3g} (unbounded)"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "experiments" / "out" / "fit_measured_kappa"))
     ap.add_argument("--figures", default=None,
                     help="also copy the figures here (e.g. experiments/figures)")
     ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args()
+    return finish_parser(ap)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if not SHARED.is_dir():
         print(f"{SHARED} not found: nothing to fit")
         return 0

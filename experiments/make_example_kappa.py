@@ -18,16 +18,31 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from tlsjax import Material, ModelParams, StauTLS, stau_dos, thermal_conductivity  # noqa: E402
+from tlsjax._io import atomic_write_text  # noqa: E402
+from tlsjax.cli._args import finish_parser  # noqa: E402
+from tlsjax.cli._main import Parser  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "example_kappa.csv"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args()
-    if OUT.exists() and not args.overwrite:
-        raise SystemExit(f"{OUT} exists; pass --overwrite")
+def build_parser(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    """The parser of the scripts that write example data: `--overwrite` only."""
+    ap = Parser(description=description)
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing the files")
+    return finish_parser(ap)
+
+
+def example_args(parser: Parser, outs, argv=None) -> argparse.Namespace:
+    """Parsed arguments, with each file of `outs` checked before any work: a file there
+    is replaced only with --overwrite (one-line error otherwise)."""
+    args = parser.parse_args(argv)
+    for out in outs:
+        parser.check_output(out, args.overwrite, what="example file")
+    return args
+
+
+def main(argv=None) -> None:
+    example_args(build_parser(), [OUT], argv)
     params = ModelParams(g=0.01, J0=1500.0, atilde=3.0, h_rel=0.0, kappa_log=0.1)
     material = Material(1200.0, 2500.0, 1200.0)
     T = np.geomspace(0.05, 10.0, 16)
@@ -39,7 +54,7 @@ def main() -> None:
              "3% log-normal noise (numpy default_rng(0))",
              "T(K),k(W/m/K),weight"]
     lines += [f"{t:.6g},{k:.6g},1" for t, k in zip(T, noisy)]
-    OUT.write_text("\n".join(lines) + "\n")
+    atomic_write_text(OUT, "\n".join(lines) + "\n")
     print(f"wrote {OUT}")
 
 

@@ -31,6 +31,19 @@ import numpy as np
 import tlsjax as tj
 from tlsjax._io import OutputDir, atomic_path, atomic_write_text
 from tlsjax._validate import seed_key
+from tlsjax.cli._args import (
+    ATILDE_MAX,
+    CELLS,
+    G_CROSSOVER,
+    KELVIN_MAX,
+    OCCUPATION,
+    SEED,
+    finish_parser,
+    integer,
+    positive,
+    reals,
+)
+from tlsjax.cli._main import ListAction, Parser
 from tlsjax.plot._plot_mc import plot_mc_dos, plot_mc_ps
 from tlsjax.studies._mc_study import (
     DEFAULT_E_BAR,
@@ -44,24 +57,25 @@ from tlsjax.studies._mc_study import (
 from tlsjax.studies._reproduce import default_energies
 
 
-def _args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="mc-fig2a-full")
-    p.add_argument("--x", type=float, default=0.2)
-    p.add_argument("--cells", type=int, default=18)
-    p.add_argument("--atildes", default="1.5,3,6")
-    p.add_argument("--realizations", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--g", type=float, default=0.02)
-    p.add_argument("--J0", type=float, default=500.0)
-    p.add_argument("--anneal-sweeps", type=int, default=tj.MCConfig().anneal_sweeps)
-    p.add_argument("--sweeps", type=int, default=tj.MCConfig().sweeps)
+    p.add_argument("--x", type=OCCUPATION, default=0.2, help="occupation (0.2)")
+    p.add_argument("--cells", type=CELLS, default=18, help="fcc cells per edge (18)")
+    p.add_argument("--atildes", type=reals(0.0, ATILDE_MAX), nargs="+", action=ListAction,
+                   default=[1.5, 3.0, 6.0], help="cutoffs a~ in units of a_o (1.5,3,6)")
+    p.add_argument("--realizations", type=integer(1), default=4)
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--g", type=G_CROSSOVER, default=0.02)
+    p.add_argument("--J0", type=positive(KELVIN_MAX), default=500.0, help="J_o in K (500)")
+    p.add_argument("--anneal-sweeps", type=integer(0), default=tj.MCConfig().anneal_sweeps)
+    p.add_argument("--sweeps", type=integer(0), default=tj.MCConfig().sweeps)
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args()
+    return finish_parser(p)
 
 
 def _settings(a) -> dict:
-    return dict(x=a.x, cells=a.cells, atildes=[float(v) for v in a.atildes.split(",")],
+    return dict(x=a.x, cells=a.cells, atildes=[float(v) for v in a.atildes],
                 realizations=a.realizations, seed=a.seed, g=a.g, J0=a.J0,
                 anneal_sweeps=a.anneal_sweeps, sweeps=a.sweeps, e_bar=DEFAULT_E_BAR)
 
@@ -130,7 +144,7 @@ def _write_outputs(out: Path, s: dict, config) -> None:
 
 
 def main() -> None:
-    a = _args()
+    a = build_parser().parse_args()
     s = _settings(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

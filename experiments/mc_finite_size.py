@@ -48,7 +48,16 @@ from mc_fig2a import read_rows  # this folder is on sys.path when run as a scrip
 import tlsjax as tj
 from tlsjax._io import OutputDir, atomic_path, atomic_write_text
 from tlsjax._validate import seed_key
-from tlsjax.cli._args import BYTES_MAX, integer
+from tlsjax.cli._args import (
+    BYTES_MAX,
+    CELLS,
+    SEED,
+    NumberList,
+    finish_parser,
+    integer,
+    positive,
+)
+from tlsjax.cli._main import ListAction, Parser
 from tlsjax.model._hamiltonian import DEFAULT_DENSE_BYTES
 from tlsjax.plot._save import save_figure
 from tlsjax.studies._mc_study import (
@@ -68,16 +77,18 @@ HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_ove
           "backends"]
 
 
-def _args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="mc-finite-size")
-    p.add_argument("--cells", default=",".join(map(str, SIZES)), help="L values, e.g. 8,12")
-    p.add_argument("--target-se", type=float, default=0.005, dest="target_se",
+    p.add_argument("--cells", type=NumberList(CELLS), nargs="+", action=ListAction,
+                   default=list(SIZES), help="L values, e.g. 8,12 (" + ",".join(map(str, SIZES))
+                   + ")")
+    p.add_argument("--target-se", type=positive(1.0), default=0.005, dest="target_se",
                    help="standard error of T_U/<E_tau> (b) to reach per L (0.005)")
-    p.add_argument("--min-realizations", type=int, default=4, dest="min_realizations")
-    p.add_argument("--max-realizations", type=int, default=256, dest="max_realizations")
-    p.add_argument("--batch", type=int, default=4, help="realizations per run (4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-realizations", type=integer(2), default=4, dest="min_realizations")
+    p.add_argument("--max-realizations", type=integer(1), default=256, dest="max_realizations")
+    p.add_argument("--batch", type=integer(1), default=4, help="realizations per run (4)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--quick", action="store_true",
                    help="100 annealing + 50 tempering sweeps (a smoke test, not a result)")
     p.add_argument("--max-dense-bytes", type=integer(0, BYTES_MAX), default=DEFAULT_DENSE_BYTES,
@@ -92,15 +103,12 @@ def _args():
                    help="run nothing (--cells is ignored): rewrite the outputs from the rows in "
                    "--out and the cases of --previous")
     p.add_argument("--no-progress", action="store_true")
+    return finish_parser(p)
+
+
+def _args():
+    p = build_parser()
     a = p.parse_args()
-    try:
-        a.cells = [int(v) for v in a.cells.split(",")]
-    except ValueError:
-        p.error(f"--cells must be integers >= 2 separated by commas; got {a.cells!r}")
-    if min(a.cells) < 2:
-        p.error(f"--cells must be integers >= 2; got {a.cells}")
-    if not a.target_se > 0:
-        p.error(f"--target-se must be > 0; got {a.target_se}")
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")

@@ -72,19 +72,27 @@ def _end(proc: subprocess.Popen, sent: float) -> tuple[int | None, float, str]:
     return proc.returncode, time.monotonic() - sent, err
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--victim", choices=("0", "1", "both"), default="1")
     parser.add_argument("--signal", choices=("STOP", "INT", "TERM", "KILL"), default="STOP")
-    parser.add_argument("--process-timeout", type=int, default=5, metavar="S",
-                        help="--process-timeout of the two processes (1-600)")
-    parser.add_argument("--folder", type=Path, default=None,
+    parser.add_argument("--process-timeout", type=integer(1, 600), default=5, metavar="S",
+                        help="--process-timeout of the two processes in seconds (5)")
+    parser.add_argument("--folder", default=None,
                         help="an empty folder to run in (default: a temporary one)")
-    args = parser.parse_args()
-    if not 1 <= args.process_timeout <= 600:
-        parser.error(f"--process-timeout must be in [1, 600]; got {args.process_timeout}")
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="tlsjax-faults-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    return finish_parser(parser)
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="tlsjax-faults-"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        sys.exit(f"--folder {folder}: cannot be made a folder ({err.strerror})")
     if any(folder.iterdir()):
         sys.exit(f"--folder {folder}: must be empty")
     signum = getattr(signal, f"SIG{args.signal}")

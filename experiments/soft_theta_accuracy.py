@@ -12,7 +12,6 @@ tail version, and T_U/<E_tau> from P_S = 5 g for each, next to the hard Theta.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,19 +22,32 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
 import tlsjax as tj  # noqa: E402
+from tlsjax._io import write_json  # noqa: E402
+from tlsjax.cli._args import WIDTH, NumberList, finish_parser, integer  # noqa: E402
+from tlsjax.cli._main import ListAction, Parser  # noqa: E402
 from tlsjax.model._couplings import Couplings, GaussianAmplitudes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import draw_realization  # noqa: E402
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", default=None)
-    ap.add_argument("--widths", default="0.005,0.02,0.05")
-    ap.add_argument("--top-k", type=int, default=tj.DEFAULT_TOP_K,
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing --json")
+    ap.add_argument("--widths", type=NumberList(WIDTH), nargs="+", action=ListAction,
+                    default=[0.005, 0.02, 0.05], help="soft-Theta widths in units of <E_tau> "
+                    "(0.005,0.02,0.05)")
+    ap.add_argument("--top-k", type=integer(1), default=tj.DEFAULT_TOP_K,
                     help="partners kept exactly (default: tlsjax's DEFAULT_TOP_K)")
+    return finish_parser(ap)
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     args = ap.parse_args(argv)
+    if args.json:
+        json_path = ap.check_output(args.json, args.overwrite, what="--json")
     real, seed, h = draw_realization(18)
     n = real.capacity
     grid = jnp.logspace(-2, 1, 61)
@@ -46,7 +58,7 @@ def main(argv=None) -> int:
           f"T_U/<E_tau> = {hard:.4f}")
     k = args.top_k
     rows = []
-    for w in (float(v) for v in args.widths.split(",")):
+    for w in args.widths:
         theta = tj.SoftTheta(w)
         # the full product, two energies at a time (an (E, N, N) array is large)
         ref = jnp.concatenate([theta.p_s(full, grid[i:i + 2]) for i in range(0, 61, 2)])
@@ -68,7 +80,7 @@ def main(argv=None) -> int:
               f"T_U/<E_tau> full {row['T_U_full']:.4f}, top {k} + tail {row['T_U_tail']:.4f}, "
               f"top {k} only {row['T_U_top_k_only']:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(json_path, rows, overwrite=args.overwrite)
     return 0
 
 

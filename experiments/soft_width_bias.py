@@ -37,6 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import tlsjax as tj
+from tlsjax._io import FIGURE_SUFFIXES, atomic_path, write_json
+from tlsjax.cli._args import finish_parser, integer
+from tlsjax.cli._main import ListAction, Parser, name_list
 from tlsjax.fit._sensitivity import DEFAULT_SENS_WIDTH
 from tlsjax.observables._dos import DEFAULT_DOS_WIDTH
 
@@ -120,25 +123,57 @@ def plot(result: dict, path: str) -> None:
     ax.set_title(f"Soft-Theta bias of T_U (g = {G}, a~ = 3, fcc x = 0.2)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", default=None)
     ap.add_argument("--png", default=None)
-    ap.add_argument("--realizations", type=int, default=8)
-    ap.add_argument("--cases", default="sensitivity,dos,paper")
-    ap.add_argument("--replot", default=None, metavar="JSON")
+    ap.add_argument("--overwrite", action="store_true", help="allow replacing --json and --png")
+    ap.add_argument("--realizations", type=integer(2), default=8,
+                    help="realizations per case (8; the paper case runs at most 2)")
+    ap.add_argument("--cases", type=name_list, nargs="+", action=ListAction,
+                    default=list(CASES), help=f"cases among {', '.join(CASES)} (all)")
+    ap.add_argument("--replot", default=None, metavar="JSON",
+                    help="redraw --png (default soft_width_bias.png) from a saved --json")
+    return finish_parser(ap)
+
+
+def _checked_args(argv):
+    """Parsed arguments, every value and output path checked before any computing."""
+    ap = build_parser()
     args = ap.parse_args(argv)
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        ap.error(f"argument --cases: must be among {', '.join(CASES)}; got {', '.join(unknown)}")
     if args.replot:
-        plot(json.loads(Path(args.replot).read_text()), args.png or "soft_width_bias.png")
+        try:
+            args.replot_data = json.loads(Path(args.replot).read_text())
+            if not isinstance(args.replot_data, dict) or "per_realization" not in args.replot_data:
+                raise ValueError("not a --json of this script")
+        except (OSError, ValueError) as err:
+            ap.error(f"argument --replot: cannot read {args.replot!r}: {err}")
+        args.png = args.png or "soft_width_bias.png"
+    if args.json:
+        args.json = ap.check_output(args.json, args.overwrite, what="--json")
+    if args.png:
+        args.png = ap.check_output(args.png, args.overwrite, what="--png",
+                                   suffixes=FIGURE_SUFFIXES)
+    return args
+
+
+def main(argv=None) -> int:
+    args = _checked_args(argv)
+    if args.replot:
+        plot(args.replot_data, args.png)
         return 0
     result = dict(g=G, atilde=3.0, widths=list(WIDTHS), realizations=args.realizations,
                   default_sensitivity_width=DEFAULT_SENS_WIDTH,
                   default_dos_width=DEFAULT_DOS_WIDTH, per_realization={})
-    for name in args.cases.split(","):
+    for name in args.cases:
         case = CASES[name]
         r = args.realizations if name != "paper" else min(args.realizations, 2)
         rows = per_realization(case, r)
@@ -156,7 +191,7 @@ def main(argv=None) -> int:
               f" = {row['full_ratio']:.4f};  shortcut {row['shortcut_soft_K']:.4g} / "
               f"{row['shortcut_hard_K']:.4g} = {row['shortcut_ratio']:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result, overwrite=args.overwrite)
     if args.png:
         plot(result, args.png)
     return 0

@@ -24,7 +24,7 @@ def test_mc_finite_size_max_dense_bytes_checked_first(tmp_path, value):
     assert "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1] == (
         "mc_finite_size.py: error: argument --max-dense-bytes: must be an integer in "
-        f"[0, 4611686018427387904]; got '{value}'")
+        f"[0, 4611686018427387904]; got '{value}' (see mc_finite_size.py -h)")
     assert not out.exists()
 
 
@@ -154,3 +154,80 @@ def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeyp
         with pytest.raises(SystemExit, match=says):
             fs._cases(tmp_path, tj.MCConfig(), [], settings)
         extra.unlink()
+
+
+# ------------------------------------------------ every option of every experiment script
+
+#: Values of the driver's BAD_VALUES that an option takes by design, with the reason.
+LEGAL = {
+    "--seed": {"0": "seed 0"},
+    "--atilde": {"0": "a~ = 0"}, "--atildes": {"0": "a~ = 0"},
+    "--dipole-atilde": {"0": "a~ = 0"},
+    "--j-ee": {"0": "J_ee = 0: no electric dipoles"},
+    "--anneal-sweeps": {"0": "no annealing"}, "--sweeps": {"0": "no tempering sweeps"},
+    "--max-dense-bytes": {"0": "never store the coupling matrix"},
+    "--soft-max": {"0": "no soft case"}, "--numpy-max": {"0": "no NumPy case"},
+    "--curves": {"0": "all curves"}, "--first": {"0": "all curves"},
+    "--worker": {"0": "worker 0 (set by the parent)"}, "--port": {"0": "set by the parent"},
+}
+#: Scripts that read a command line; the walk must find each (a new one is added here).
+SCRIPTS = {"bench_es.py", "bench_fit.py", "fit_atilde_jump.py", "bench_mc.py", "bench_processes.py",
+           "bench_scale.py", "dipole_mc.py", "fit_dos_sample_error.py",
+           "fit_measured_kappa.py", "make_example_curves.py", "make_example_kappa.py",
+           "mc_fig2a.py", "mc_finite_size.py", "process_faults.py",
+           "soft_theta_accuracy.py", "soft_width_bias.py"}
+
+
+def _driver(*args, timeout=240) -> list[dict]:
+    p = subprocess.run([sys.executable, str(ROOT / "tests" / "experiments_driver.py"), *args],
+                       capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def experiment_options():
+    return _driver()
+
+
+def test_every_numeric_option_of_the_experiments_refuses_bad_values(experiment_options):
+    """Each numeric option uses a converter of tlsjax/cli/_args.py: a bad value is one line
+    naming the option and its range, exit status 2 (parsing comes before any work)."""
+    assert {s["script"] for s in experiment_options} == SCRIPTS
+    failures, checked = [], 0
+    for s in experiment_options:
+        if not s["build_parser"]:
+            failures.append(f"{s['script']}: no build_parser()")
+        for o in s["options"]:
+            name = f"{s['script']} {o['option']}"
+            if not o["checked"]:
+                failures.append(f"{name}: plain int/float converter")
+                continue
+            legal = LEGAL.get(o["option"], {})
+            for value, r in o["results"].items():
+                checked += 1
+                if value in legal and o["accepts"].get(value):
+                    if r["code"] is not None:  # legal by design: taken, and shown in --help
+                        failures.append(f"{name} {value}: refused ({r['stderr'].strip()})")
+                    if o["help"] != "==SUPPRESS==" and o["range"] not in (o["help"] or ""):
+                        failures.append(f"{name}: range not in --help")
+                    continue
+                lines = r["stderr"].strip().splitlines()
+                if r["code"] != 2 or len(lines) != 1 or o["option"] not in lines[0] \
+                        or "must be" not in lines[0]:
+                    failures.append(f"{name} {value}: code {r['code']}, stderr {r['stderr']!r}")
+    assert not failures, "\n".join(failures)
+    assert checked > 200
+
+
+def test_experiments_refuse_to_replace_a_users_file(tmp_path):
+    """An output path that holds a file the user wrote stops the script before any work,
+    in one line (exit status 2), and the file is left as it was."""
+    rows = _driver("refusals", str(tmp_path), timeout=300)
+    assert len(rows) == 8
+    for r in rows:
+        lines = r["stderr"].strip().splitlines()
+        assert r["code"] == 2 and len(lines) == 1, r
+        assert "exists and was not written by tlsjax; pass --overwrite" in lines[0], r
+        assert r["unchanged"], r
+        assert not [f for f in r["files"] if "tlsjax-tmp" in f], r

@@ -193,6 +193,14 @@ def document_ranges(parser: argparse.ArgumentParser) -> None:
                 action.help = f"{action.help} [{note}]" if action.help else f"[{note}]"
 
 
+def finish_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Show each numeric option's range in its help and refuse empty text words: the last
+    step of building every parser (the commands' and the experiment scripts')."""
+    document_ranges(parser)
+    refuse_empty_words(parser)
+    return parser
+
+
 #: The smallest soft-Theta width of the command line (units of <E_tau>): below it the
 #: sigmoid is a step to float32 and the crossover's root finder cannot converge.
 MIN_WIDTH = 1e-4

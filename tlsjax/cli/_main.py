@@ -12,11 +12,13 @@ import os
 import signal
 import sys
 import traceback
+from pathlib import Path
 
 from .._background import overlapping
 from .._interrupts import clear_request, install_handlers, requested_signal
+from .._io import check_output_path
 from ..parallel._distributed import announce_stop, is_joined
-from ._args import document_ranges, refuse_empty_words
+from ._args import finish_parser
 from ._cache import enable_compilation_cache
 from ._errors import quiet_runtime, report_error, safe_streams
 from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
@@ -74,6 +76,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
+    def check_output(self, path, overwrite: bool, *, what: str, suffixes=None) -> Path:
+        """`check_output_path` before any computing, a refusal given as this parser's
+        one-line error (exit status 2): for scripts that write one file per option."""
+        try:
+            return check_output_path(path, overwrite, what=what, suffixes=suffixes)
+        except (ValueError, OSError) as err:
+            self.error(str(err))
+
 
 def iter_parsers(parser: argparse.ArgumentParser):
     """Every parser of the command line, sub-commands included (`fit kappa` too)."""
@@ -98,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in PROCESS_COMMANDS:
         add_process_options(sub.choices[name])
     for p in iter_parsers(parser):
-        document_ranges(p)
-        refuse_empty_words(p)
+        finish_parser(p)
         if not any("--debug" in a.option_strings for a in p._actions):
             p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                            help="show the Python traceback of an error (also: TLSJAX_DEBUG=1)")

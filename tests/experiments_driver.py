@@ -1,0 +1,120 @@
+"""Reads every experiment script's parser, for test_experiment_scripts.py, in a process of
+its own (some scripts turn on float64 when imported).
+
+Prints one JSON line per script: its name, whether it defines `build_parser()`, and for
+each numeric option (converter, range text, help) what each value of BAD_VALUES gives:
+the parsed value, or the exit status and the message written to stderr. With
+``refusals`` as the first argument it instead runs each script's `main` on the argument
+lists of REFUSALS (an output path that holds a file the user wrote), each expected to stop
+before computing, and prints the exit status, stderr and whether the file is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+
+from tlsjax.cli._args import NUMERIC_TYPES, is_numeric
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+BAD_VALUES = ("0", "-1", "nan", "inf", "1e300", "100000000000000000000", "abc")
+
+
+def scripts() -> list[Path]:
+    """The scripts that read a command line (the helpers start with an underscore)."""
+    return [p for p in sorted(EXPERIMENTS.glob("*.py"))
+            if not p.name.startswith("_")
+            and any(word in p.read_text() for word in ("parse_args", "build_parser", "argparse"))]
+
+
+def load(path: Path):
+    sys.path.insert(0, str(EXPERIMENTS))
+    spec = importlib.util.spec_from_file_location(f"experiment_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> dict:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            value = vars(parser.parse_args(argv))
+    except SystemExit as done:
+        return dict(code=done.code, stderr=err.getvalue())
+    dest = next(a.dest for a in parser._actions if argv[0] in a.option_strings)
+    return dict(code=None, value=repr(value[dest]), stderr=err.getvalue())
+
+
+def options(path: Path) -> dict:
+    module = load(path)
+    if not hasattr(module, "build_parser"):
+        return dict(script=path.name, build_parser=False, options=[])
+    parser = module.build_parser()
+    rows = []
+    for action in parser._actions:
+        if not (action.option_strings and is_numeric(action)):
+            continue
+        item = getattr(action.type, "item", action.type)
+        rows.append(dict(
+            option=action.option_strings[0], checked=isinstance(action.type, NUMERIC_TYPES),
+            range=action.type.range_text() if hasattr(action.type, "range_text") else None,
+            help=action.help, accepts={v: item.accepts(float(v)) for v in BAD_VALUES
+                                       if v != "abc" and hasattr(item, "accepts")},
+            results={v: _parse(parser, [action.option_strings[0], v]) for v in BAD_VALUES}))
+    return dict(script=path.name, build_parser=True, options=rows)
+
+
+def refusals(folder: Path) -> list[dict]:
+    """Each script's `main` with an output path holding a user's file: must stop at once."""
+    user = "the user's own notes\n"
+    (folder / "data").mkdir()
+    (folder / "data" / "curve.csv").write_text("T(K),k(W/m/K)\n1,1\n")
+    cases = [
+        ("bench_es.py", ["--json", "{f}"]),
+        ("bench_mc.py", ["--quick", "--json", "{f}"]),
+        ("bench_processes.py", ["--json", "{f}"]),
+        ("soft_theta_accuracy.py", ["--json", "{f}"]),
+        ("soft_width_bias.py", ["--json", "{f}"]),
+        ("soft_width_bias.py", ["--png", "{f}.png"]),
+        ("fit_dos_sample_error.py", ["--data", str(folder / "data"), "--case", "curve.csv:4:1",
+                                     "--out", "{f}.json"]),
+        ("bench_fit.py", ["--skip-before", "--out", "{d}"]),
+    ]
+    out = []
+    for i, (script, argv) in enumerate(cases):
+        case = folder / f"case{i}"
+        case.mkdir()
+        target = case / ("bench_fit.json" if script == "bench_fit.py" else "notes")
+        if "{f}.png" in argv:
+            target = target.with_name("notes.png")
+        elif "{f}.json" in argv:
+            target = target.with_name("notes.json")
+        target.write_text(user)
+        argv = [a.format(f=case / "notes", d=case) for a in argv]
+        module = load(EXPERIMENTS / script)
+        err = io.StringIO()
+        code = "returned"
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                module.main(argv)
+        except SystemExit as done:
+            code = done.code
+        out.append(dict(script=script, argv=argv, code=code, stderr=err.getvalue(),
+                        unchanged=target.read_text() == user,
+                        files=sorted(p.name for p in case.iterdir())))
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["refusals"]:
+        for row in refusals(Path(sys.argv[2])):
+            print(json.dumps(row), flush=True)
+    else:
+        for path in scripts():
+            print(json.dumps(options(path)), flush=True)
