@@ -257,9 +257,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
     import jax
 
-    from tlsjax._io import OutputDir
-
-    out = OutputDir(args.out, overwrite=args.overwrite)
+    out = p.output_dir(args.out, args.overwrite)
     backend = jax.default_backend()
     sizes = [n for n in SIZES if n <= (1e4 if args.quick else 1e5)]
     results = dict(t_of_n=dict(hard=[], soft=[], numpy=[]), machine=dict(

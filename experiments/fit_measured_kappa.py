@@ -18,7 +18,6 @@ Computed in float64 (set below; the command line's default too).
 
 import argparse
 import math
-import shutil
 from pathlib import Path
 
 import jax
@@ -26,7 +25,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from tlsjax import load_curve  # noqa: E402
-from tlsjax._io import OutputDir  # noqa: E402
+from tlsjax._io import FIGURE_SUFFIXES, atomic_write_bytes  # noqa: E402
 from tlsjax.cli._args import finish_parser  # noqa: E402
 from tlsjax.cli._main import Parser  # noqa: E402
 from tlsjax.fit._select import format_selection_table, select_kappa_model  # noqa: E402
@@ -72,11 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    out = ap.output_dir(args.out, args.overwrite)
+    figures = [ap.check_output(Path(args.figures) / f"{name.removesuffix('.csv')}_fit.png",
+                               args.overwrite, what="--figures", suffixes=FIGURE_SUFFIXES)
+               for name, _ in CURVES] if args.figures else []
     if not SHARED.is_dir():
-        print(f"{SHARED} not found: nothing to fit")
-        return 0
-    out = OutputDir(args.out, overwrite=args.overwrite)
+        ap.error(f"the measured curves ({SHARED}) are not in this clone: nothing to fit")
     header = ["material", "points", "T range (K)", "chosen model (AICc)", "Delta AICc to next",
               "C_o v_eff (m/s)", "l_b / v_eff^2 (s^2/m)", "A_R v_eff^2 (s^2 m)",
               "T_U (K), 95 % profile", "rms ln residual", "converged", "notes"]
@@ -89,8 +91,9 @@ def main(argv=None) -> int:
             res.to_json(out.path(f"{stem}_fit.json"), overwrite=True)
             png = out.path(f"{stem}_fit.png")
             plot_kappa_fit(res, png, title=label)
-            if args.figures:
-                shutil.copyfile(png, Path(args.figures) / png.name)
+            for target in figures:
+                if target.name == png.name:
+                    atomic_write_bytes(target, png.read_bytes())
             d, sel = res.derived, res.derived["model_selection"]
             deltas = sorted(r["delta"] for r in sel["candidates"] if "delta" in r)
             rows.append([label, curve.n, f"{curve.T[0]:.3g}-{curve.T[-1]:.3g}", d["model_label"],

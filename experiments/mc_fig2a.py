@@ -143,10 +143,11 @@ def _write_outputs(out: Path, s: dict, config) -> None:
               f"{c['gap_exponent']['es']:.2f} ± {c['gap_exponent']['es_stderr']:.2f} (ES)")
 
 
-def main() -> None:
-    a = build_parser().parse_args()
+def main(argv=None) -> None:
+    p = build_parser()
+    a = p.parse_args(argv)
     s = _settings(a)
-    out = Path(a.out)
+    out = p.check_folder(a.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_folder(out, s)
     (out / "rows").mkdir(exist_ok=True)

@@ -106,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     return finish_parser(p)
 
 
-def _args():
+def _args(argv=None):
     p = build_parser()
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    p.check_folder(a.out)
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
         p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
                 f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
@@ -379,8 +380,8 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
         (done, _), lo = _load(_batch_files(out)[cells], cells, config), hi
 
 
-def main() -> None:
-    a = _args()
+def main(argv=None) -> None:
+    a = _args(argv)
     out = Path(a.out)
     (out / "rows").mkdir(parents=True, exist_ok=True)
     settings = _settings(a)

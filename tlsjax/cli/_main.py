@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .._background import overlapping
 from .._interrupts import clear_request, install_handlers, requested_signal
-from .._io import check_output_path
+from .._io import OutputDir, check_folder_writable, check_output_path
 from ..parallel._distributed import announce_stop, is_joined
 from ._args import finish_parser
 from ._cache import enable_compilation_cache
@@ -81,6 +81,22 @@ class Parser(argparse.ArgumentParser):
         one-line error (exit status 2): for scripts that write one file per option."""
         try:
             return check_output_path(path, overwrite, what=what, suffixes=suffixes)
+        except (ValueError, OSError) as err:
+            self.error(str(err))
+
+    def check_folder(self, folder, *, what: str = "--out") -> Path:
+        """`check_folder_writable` before any computing (a file in the way, a read-only
+        place), a refusal given as this parser's one-line error."""
+        try:
+            check_folder_writable(folder, what=what)
+        except (ValueError, OSError) as err:
+            self.error(str(err))
+        return Path(folder)
+
+    def output_dir(self, root, overwrite: bool, **kwargs) -> OutputDir:
+        """An `OutputDir` (checked when made), a refusal given as a one-line error."""
+        try:
+            return OutputDir(root, overwrite=overwrite, **kwargs)
         except (ValueError, OSError) as err:
             self.error(str(err))
 
