@@ -64,6 +64,9 @@ def table(res: dict) -> list[str]:
 
 
 def main() -> None:
+    if len(sys.argv) != 2 or not (Path(sys.argv[1]) / "w").is_dir():
+        sys.exit("usage: python experiments/_device_summary.py OUT (the folder of "
+                 "device_check.sh, with its w/ steps)")
     out = Path(sys.argv[1])
     res = gather(out / "w")
     tmp = out / "results.json.tmp"

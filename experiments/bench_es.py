@@ -196,7 +196,8 @@ def main(argv=None) -> int:
 
     from tlsjax._io import write_json
 
-    json_path = p.check_output(args.json, args.overwrite, what="--json")
+    run = p.run_id(args)
+    json_path = p.check_output(args.json, args.overwrite, what="--json", run=run)
     rows = {}
     print("ES reduction benchmark (fcc, x = 0.2, hard Theta unless stated; after compilation)")
     tl = _subprocess("tlsjax", 18, args.repeats)
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
 
     rows["machine"] = dict(platform=platform.platform(), cpus=os.cpu_count(),
                            python=platform.python_version())
-    write_json(json_path, rows, overwrite=args.overwrite)
+    write_json(json_path, rows, overwrite=args.overwrite, run=run)
     print(f"wrote {json_path}")
     return 0
 

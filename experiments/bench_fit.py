@@ -243,7 +243,8 @@ def main(argv=None) -> int:
     shared = Path(args.shared) if args.shared is not None else SHARED
     if not shared.is_dir():
         print(f"note: {SHARED} is absent: only the synthetic curve is timed")
-    json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite,
+    run = ap.run_id(args)
+    json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
                                 what="--out's bench_fit.json")
     modes = ([] if args.skip_before or args.cold_warm else ["before"]) + (
         [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
@@ -285,7 +286,7 @@ def main(argv=None) -> int:
                         if "error" not in r["before"] and "error" not in r["stau"]))
     meta = dict(before_commit=BEFORE, python=sys.version.split()[0], cpus=os.cpu_count(),
                 load_average=os.getloadavg())
-    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite)
+    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
     print(f"wrote {json_path} (load average at the end {meta['load_average']})")
     return 0
 

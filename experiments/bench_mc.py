@@ -227,7 +227,8 @@ def main(argv=None) -> None:
         return
 
     if args.json:
-        json_path = ap.check_output(args.json, args.overwrite, what="--json")
+        run = ap.run_id(args)
+        json_path = ap.check_output(args.json, args.overwrite, what="--json", run=run)
     me = str(Path(__file__).resolve())
     kx = ["--kernel", args.kernel, "--max-sweeps", str(MAX_SWEEPS)]
     out = dict(load_start=_load(), throughput=[])
@@ -272,7 +273,7 @@ def main(argv=None) -> None:
     if args.json:
         from tlsjax._io import write_json
 
-        write_json(json_path, out, overwrite=args.overwrite, indent=1)
+        write_json(json_path, out, overwrite=args.overwrite, run=run, indent=1)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def main(argv=None) -> None:
                                 args.nproc)))
         return
     if args.json:
-        json_path = ap.check_output(args.json, args.overwrite, what="--json")
+        run = ap.run_id(args)
+        json_path = ap.check_output(args.json, args.overwrite, what="--json", run=run)
     load_before = os.getloadavg()
     one = configuration(args.cells, args.realizations, 1)
     two = configuration(args.cells, args.realizations, 2)
@@ -142,7 +143,7 @@ def main(argv=None) -> None:
     if args.json:
         from tlsjax._io import write_json
 
-        write_json(json_path, result, overwrite=args.overwrite)
+        write_json(json_path, result, overwrite=args.overwrite, run=run)
 
 
 if __name__ == "__main__":

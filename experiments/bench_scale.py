@@ -257,7 +257,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
     import jax
 
-    out = p.output_dir(args.out, args.overwrite)
+    out = p.output_dir(args.out, args.overwrite, expect=("bench_scale.json", "bench_scale.png"))
     backend = jax.default_backend()
     sizes = [n for n in SIZES if n <= (1e4 if args.quick else 1e5)]
     results = dict(t_of_n=dict(hard=[], soft=[], numpy=[]), machine=dict(

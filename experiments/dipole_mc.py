@@ -27,7 +27,6 @@ import sys
 import time
 
 import tlsjax as tj
-from tlsjax._io import OutputDir
 from tlsjax.cli._args import (
     ATILDE,
     CELLS,
@@ -72,20 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        ratios = args.j_ee
-        out = OutputDir(args.out, overwrite=args.overwrite, expect=FILES, group="dipole_mc")
-        config = tj.MCConfig(anneal_sweeps=args.anneal_sweeps, sweeps=args.sweeps)
-        start = time.perf_counter()
-        check = tau_dos_mc(ratios, x=args.x, cells=args.cells, realizations=args.realizations,
+    p = build_parser()
+    args = p.parse_args(argv)
+    out = p.output_dir(args.out, args.overwrite, expect=FILES, group="dipole_mc")
+    config = tj.MCConfig(anneal_sweeps=args.anneal_sweeps, sweeps=args.sweeps)
+    start = time.perf_counter()
+    try:  # tau_dos_mc checks its values (e.g. increasing --j-ee) and the checkpoint first
+        check = tau_dos_mc(args.j_ee, x=args.x, cells=args.cells, realizations=args.realizations,
                            seed=args.seed, g=args.g, J0=args.J0, atilde=args.atilde,
                            dipole_atilde=args.dipole_atilde, config=config,
                            checkpoint=out.root / "dipole_mc_checkpoint.json",
                            progress=not args.no_progress)
     except (ValueError, FileExistsError, PermissionError) as err:
-        print(f"dipole_mc: error: {err}", file=sys.stderr)
-        return 2
+        p.error(str(err))
     data = dict(command="python experiments/dipole_mc.py " + " ".join(argv or sys.argv[1:]),
                 wall_seconds=time.perf_counter() - start, **check.to_json())
     text = check.summary()

@@ -111,8 +111,10 @@ def main(argv=None) -> None:
     cases = args.case or CASES
     missing = [name for name, _, _ in cases if not (data / name).is_file()]
     if missing:
-        ap.error(f"argument --case: not a file of {args.data}: {', '.join(missing)}")
-    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",))
+        which = "--case" if args.case else "--data"
+        ap.error(f"argument {which}: not a file of {args.data}: {', '.join(missing)}")
+    run = ap.run_id(args)
+    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
     import jax
 
     jax.config.update("jax_enable_x64", args.precision == "float64")
@@ -123,7 +125,7 @@ def main(argv=None) -> None:
         rows.append(run_case(data, *case, args.samples))
         print(f"{case}: {rows[-1]['seconds']:.0f} s", flush=True)
     print(table(rows))
-    write_json(out, dict(rows=rows, precision=args.precision), overwrite=args.overwrite)
+    write_json(out, dict(rows=rows, precision=args.precision), overwrite=args.overwrite, run=run)
     print(f"wrote {out}")
 
 

@@ -73,10 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
-    out = ap.output_dir(args.out, args.overwrite)
-    figures = [ap.check_output(Path(args.figures) / f"{name.removesuffix('.csv')}_fit.png",
-                               args.overwrite, what="--figures", suffixes=FIGURE_SUFFIXES)
-               for name, _ in CURVES] if args.figures else []
+    stems = [name.removesuffix(".csv") for name, _ in CURVES]
+    files = [f"{s}_fit.{ext}" for s in stems for ext in ("json", "png")]
+    out = ap.output_dir(args.out, args.overwrite,
+                        expect=[*files, "fits.csv", "fits.md", "candidates.md"])
+    figures = [ap.check_output(Path(args.figures) / f"{s}_fit.png", args.overwrite,
+                               what="--figures", suffixes=FIGURE_SUFFIXES)
+               for s in stems] if args.figures else []
     if not SHARED.is_dir():
         ap.error(f"the measured curves ({SHARED}) are not in this clone: nothing to fit")
     header = ["material", "points", "T range (K)", "chosen model (AICc)", "Delta AICc to next",

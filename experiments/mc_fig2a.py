@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--J0", type=positive(KELVIN_MAX), default=500.0, help="J_o in K (500)")
     p.add_argument("--anneal-sweeps", type=integer(0), default=tj.MCConfig().anneal_sweeps)
     p.add_argument("--sweeps", type=integer(0), default=tj.MCConfig().sweeps)
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing files in --out that this script did not write")
     p.add_argument("--no-progress", action="store_true")
     return finish_parser(p)
 
@@ -80,14 +82,31 @@ def _settings(a) -> dict:
                 anneal_sweeps=a.anneal_sweeps, sweeps=a.sweeps, e_bar=DEFAULT_E_BAR)
 
 
-def _check_folder(out: Path, settings: dict) -> None:
+#: The outputs of this script in --out (rewritten after every realization).
+FILES = ("mc_fig2a.png", "mc_fig2a.csv", "mc_ps.png", "mc_ps.csv", "mc_fig2a.json")
+
+
+def open_run_folder(p: Parser, folder, settings: dict, files, group: str,
+                    overwrite: bool) -> Path:
+    """The run folder --out, checked before any work: a folder (made if missing) where
+    `files` may be written (a user's file there only with --overwrite), whose
+    settings.json, if any, holds `settings` (written for a new run); with rows/ made.
+    A refusal is `p`'s one-line error."""
+    out = p.check_folder(folder)
+    p.output_dir(out, overwrite, expect=files, group=group)
     cfg = out / "settings.json"
-    if cfg.exists():
-        old = json.loads(cfg.read_text())
+    if cfg.exists() or cfg.is_symlink():
+        try:
+            old = json.loads(cfg.read_text())
+        except (OSError, ValueError) as err:
+            p.refuse("--out", f"{cfg} cannot be read ({err}); choose another --out")
         if old != settings:
-            raise SystemExit(f"{out} holds a run with other settings ({old}); choose another --out")
-    else:
+            p.refuse("--out", f"{out} holds a run with other settings ({old}); choose another "
+                     "--out")
+    (out / "rows").mkdir(parents=True, exist_ok=True)
+    if not cfg.exists():
         atomic_write_text(cfg, json.dumps(settings, indent=2) + "\n")
+    return out
 
 
 def _save_rows(path: Path, st: MCStudy) -> None:
@@ -120,13 +139,13 @@ def _load_study(out: Path, s: dict, atilde: float, config) -> MCStudy | None:
                    stacked, s["realizations"], dict(total=seconds))
 
 
-def _write_outputs(out: Path, s: dict, config) -> None:
+def _write_outputs(out: Path, s: dict, config, overwrite: bool) -> None:
     studies = [st for a in s["atildes"] if (st := _load_study(out, s, a, config)) is not None]
     if not studies:
         return
     done = min(st.realizations for st in studies)
     note = f"full size, {done} of {s['realizations']} realizations done: "
-    with OutputDir(out, group="mc_fig2a") as od:
+    with OutputDir(out, group="mc_fig2a", overwrite=overwrite) as od:
         fig2a = next((st for st in studies if float(st.params.atilde) == 3.0), studies[0])
         plot_mc_dos(fig2a, od.path("mc_fig2a.png"), note=note)
         od.csv("mc_fig2a.csv", *fig2a_table(fig2a))
@@ -147,10 +166,10 @@ def main(argv=None) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     s = _settings(a)
-    out = p.check_folder(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_folder(out, s)
-    (out / "rows").mkdir(exist_ok=True)
+    if len({f"{v:g}" for v in s["atildes"]}) < len(s["atildes"]):
+        p.error(f"argument --atildes: values must differ (rows are named a<a~:g>); got "
+                f"{s['atildes']}")
+    out = open_run_folder(p, a.out, s, FILES, "mc_fig2a", a.overwrite)
     config = tj.MCConfig(anneal_sweeps=s["anneal_sweeps"], sweeps=s["sweeps"])
     sample = tj.Sample(s["x"], cells=s["cells"])
     keys = jax.random.split(seed_key("mc_fig2a", "seed", s["seed"]), s["realizations"])
@@ -171,10 +190,10 @@ def main(argv=None) -> None:
             print(f"realization {v}, a~ = {atilde:g}: N = {int(st.rows['n_sites'][0])}, "
                   f"{time.perf_counter() - t:.0f} s ({st.seconds})", flush=True)
         if new:
-            _write_outputs(out, s, config)
+            _write_outputs(out, s, config, a.overwrite)
             written = True
     if not written:  # everything was done before: the outputs again (with this code)
-        _write_outputs(out, s, config)
+        _write_outputs(out, s, config, a.overwrite)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from mc_fig2a import read_rows  # this folder is on sys.path when run as a script
+from mc_fig2a import open_run_folder, read_rows  # this folder is on sys.path as a script
 
 import tlsjax as tj
-from tlsjax._io import OutputDir, atomic_path, atomic_write_text
+from tlsjax._io import OutputDir, atomic_path
 from tlsjax._validate import seed_key
 from tlsjax.cli._args import (
     BYTES_MAX,
@@ -70,6 +70,8 @@ from tlsjax.studies._mc_study import (
 from tlsjax.studies._reproduce import default_energies
 
 SIZES = (8, 12, 18, 24, 30)
+#: The outputs of this script in --out.
+FILES = ("mc_finite_size.png", "mc_finite_size.csv", "mc_finite_size.json")
 HEADER = ["cells", "n_sites_mean", "realizations", "T_U_over_E_tau_mc", "T_U_over_E_tau_mc_stderr",
           "T_U_over_E_tau_es", "T_U_over_E_tau_es_stderr", "gap_exponent_mc",
           "gap_exponent_mc_stderr", "gap_exponent_es", "gap_exponent_es_stderr",
@@ -102,12 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-only", action="store_true", dest="write_only",
                    help="run nothing (--cells is ignored): rewrite the outputs from the rows in "
                    "--out and the cases of --previous")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing files in --out that this script did not write")
     p.add_argument("--no-progress", action="store_true")
     return finish_parser(p)
 
 
-def _args(argv=None):
-    p = build_parser()
+def _args(p: Parser, argv=None):
     a = p.parse_args(argv)
     p.check_folder(a.out)
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
@@ -325,7 +328,8 @@ def _cases(out: Path, config, previous: list[dict], settings: dict) -> tuple[lis
     return sorted(cases, key=lambda c: c["cells"]), replaced
 
 
-def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> None:
+def _write_outputs(out: Path, settings: dict, config, previous: list[dict],
+                   overwrite: bool) -> None:
     cases, replaced = _cases(out, config, previous, settings)
     if not cases:
         return
@@ -336,7 +340,7 @@ def _write_outputs(out: Path, settings: dict, config, previous: list[dict]) -> N
              c["gap_exponent"]["es_stderr"], c["energy_per_spin"], c["energy_per_spin_stderr"],
              c["seconds"], c["source"], c["reached_target"],
              ", ".join(f"{k} {v}" for k, v in c["backends"].items())] for c in cases]
-    with OutputDir(out, group="mc_finite_size") as od:
+    with OutputDir(out, group="mc_finite_size", overwrite=overwrite) as od:
         _figure(cases, missing, od.path("mc_finite_size.png"), config)
         od.csv("mc_finite_size.csv", HEADER, rows)
         od.json("mc_finite_size.json", dict(
@@ -376,24 +380,19 @@ def _run_size(out: Path, cells: int, a, settings: dict, config) -> None:
         if st.interrupted:
             raise KeyboardInterrupt
         _save_batch(path, st)
-        _write_outputs(out, settings, config, a.previous_cases)
+        _write_outputs(out, settings, config, a.previous_cases, a.overwrite)
         (done, _), lo = _load(_batch_files(out)[cells], cells, config), hi
 
 
 def main(argv=None) -> None:
-    a = _args(argv)
-    out = Path(a.out)
-    (out / "rows").mkdir(parents=True, exist_ok=True)
+    p = build_parser()
+    a = _args(p, argv)
     settings = _settings(a)
-    cfg = out / "settings.json"
-    if cfg.exists() and json.loads(cfg.read_text()) != settings:
-        raise SystemExit(f"{out} holds a run with other settings ({cfg.read_text().strip()}); "
-                         "choose another --out")
-    atomic_write_text(cfg, json.dumps(settings, indent=2) + "\n")
+    out = open_run_folder(p, a.out, settings, FILES, "mc_finite_size", a.overwrite)
     config = tj.MCConfig(anneal_sweeps=100, sweeps=50) if a.quick else tj.MCConfig()
     for cells in [] if a.write_only else a.cells:
         _run_size(out, cells, a, settings, config)
-    _write_outputs(out, settings, config, a.previous_cases)
+    _write_outputs(out, settings, config, a.previous_cases, a.overwrite)
 
 
 if __name__ == "__main__":

@@ -87,14 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     folder = Path(args.folder) if args.folder else Path(tempfile.mkdtemp(prefix="tlsjax-faults-"))
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        sys.exit(f"--folder {folder}: cannot be made a folder ({err.strerror})")
+        parser.error(f"argument --folder: {folder} cannot be made a folder ({err.strerror})")
     if any(folder.iterdir()):
-        sys.exit(f"--folder {folder}: must be empty")
+        parser.error(f"argument --folder: {folder} must be empty")
     signum = getattr(signal, f"SIG{args.signal}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     procs = _start(folder, args.process_timeout)

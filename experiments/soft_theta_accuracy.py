@@ -47,9 +47,13 @@ def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.json:
-        json_path = ap.check_output(args.json, args.overwrite, what="--json")
+        run = ap.run_id(args)
+        json_path = ap.check_output(args.json, args.overwrite, what="--json", run=run)
     real, seed, h = draw_realization(18)
     n = real.capacity
+    if args.top_k >= n:
+        ap.error(f"argument --top-k: must be below the realization's capacity {n} (--top-k {n} "
+                 f"or more keeps every partner: the full product itself); got {args.top_k}")
     grid = jnp.logspace(-2, 1, 61)
     cp = Couplings(real, GaussianAmplitudes(seed), jnp.asarray(3.0))
     full = tj.es_reduction(cp, h, 0.0, top_k=n, block_size=64)
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
               f"T_U/<E_tau> full {row['T_U_full']:.4f}, top {k} + tail {row['T_U_tail']:.4f}, "
               f"top {k} only {row['T_U_top_k_only']:.4f}")
     if args.json:
-        write_json(json_path, rows, overwrite=args.overwrite)
+        write_json(json_path, dict(rows=rows), overwrite=args.overwrite, run=run)
     return 0
 
 

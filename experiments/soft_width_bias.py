@@ -158,7 +158,8 @@ def _checked_args(argv):
             ap.error(f"argument --replot: cannot read {args.replot!r}: {err}")
         args.png = args.png or "soft_width_bias.png"
     if args.json:
-        args.json = ap.check_output(args.json, args.overwrite, what="--json")
+        args.run = ap.run_id(args)
+        args.json = ap.check_output(args.json, args.overwrite, what="--json", run=args.run)
     if args.png:
         args.png = ap.check_output(args.png, args.overwrite, what="--png",
                                    suffixes=FIGURE_SUFFIXES)
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
               f" = {row['full_ratio']:.4f};  shortcut {row['shortcut_soft_K']:.4g} / "
               f"{row['shortcut_hard_K']:.4g} = {row['shortcut_ratio']:.4f}")
     if args.json:
-        write_json(args.json, result, overwrite=args.overwrite)
+        write_json(args.json, result, overwrite=args.overwrite, run=args.run)
     if args.png:
         plot(result, args.png)
     return 0

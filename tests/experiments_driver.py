@@ -70,50 +70,83 @@ def options(path: Path) -> dict:
     return dict(script=path.name, build_parser=True, options=rows)
 
 
+#: (script, its arguments, the user's file in the way, relative to the case folder D, and
+#: what the one-line refusal must say). {D} is the case folder.
+NOT_OURS = "exists and was not written by tlsjax; pass --overwrite"
+NOT_FOLDER = "exists and is not a folder"
+REFUSALS = [
+    ("bench_es.py", ["--json", "{D}/notes"], "notes", NOT_OURS),
+    ("bench_mc.py", ["--quick", "--json", "{D}/notes"], "notes", NOT_OURS),
+    ("bench_processes.py", ["--json", "{D}/notes"], "notes", NOT_OURS),
+    ("soft_theta_accuracy.py", ["--json", "{D}/notes"], "notes", NOT_OURS),
+    ("soft_width_bias.py", ["--json", "{D}/notes"], "notes", NOT_OURS),
+    ("soft_width_bias.py", ["--png", "{D}/notes.png"], "notes.png", NOT_OURS),
+    ("fit_dos_sample_error.py", ["--data", "{DATA}", "--case", "curve.csv:4:1", "--out",
+                                 "{D}/notes.json"], "notes.json", NOT_OURS),
+    ("bench_fit.py", ["--skip-before", "--out", "{D}"], "bench_fit.json", NOT_OURS),
+    ("fit_measured_kappa.py", ["--out", "{D}/o", "--figures", "{D}"],
+     "stycast1266_olson1993_fit.png", NOT_OURS),
+    # a user's file among the outputs of an --out folder
+    ("bench_scale.py", ["--quick", "--out", "{D}"], "bench_scale.png", NOT_OURS),
+    ("fit_measured_kappa.py", ["--out", "{D}"], "fits.md", NOT_OURS),
+    ("mc_fig2a.py", ["--out", "{D}"], "mc_ps.csv", NOT_OURS),
+    ("mc_finite_size.py", ["--out", "{D}"], "mc_finite_size.json", NOT_OURS),
+    ("dipole_mc.py", ["--out", "{D}"], "dipole_mc.png", NOT_OURS),
+    ("mc_fig2a.py", ["--out", "{D}"], "settings.json", "cannot be read"),
+    ("mc_finite_size.py", ["--out", "{D}"], "settings.json", "cannot be read"),
+    # a file where --out wants a folder
+    ("mc_fig2a.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
+    ("mc_finite_size.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
+    ("bench_scale.py", ["--quick", "--out", "{D}/notes"], "notes", NOT_FOLDER),
+    ("fit_measured_kappa.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
+    ("dipole_mc.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
+    ("process_faults.py", ["--folder", "{D}"], "notes", "must be empty"),
+]
+
+
+class _Started(Exception):
+    """Raised by the alarm: the script was still running after ALARM_S (it started work)."""
+
+
+ALARM_S = 60
+
+
 def refusals(folder: Path) -> list[dict]:
-    """Each script's `main` with an output path holding a user's file: must stop at once."""
+    """Each script's `main` with a user's file in the way: it must stop at once."""
+    import signal
+
+    def started(*_):
+        raise _Started
+
+    signal.signal(signal.SIGALRM, started)
     user = "the user's own notes\n"
-    (folder / "data").mkdir()
-    (folder / "data" / "curve.csv").write_text("T(K),k(W/m/K)\n1,1\n")
-    cases = [
-        ("bench_es.py", ["--json", "{f}"]),
-        ("bench_mc.py", ["--quick", "--json", "{f}"]),
-        ("bench_processes.py", ["--json", "{f}"]),
-        ("soft_theta_accuracy.py", ["--json", "{f}"]),
-        ("soft_width_bias.py", ["--json", "{f}"]),
-        ("soft_width_bias.py", ["--png", "{f}.png"]),
-        ("fit_dos_sample_error.py", ["--data", str(folder / "data"), "--case", "curve.csv:4:1",
-                                     "--out", "{f}.json"]),
-        ("bench_fit.py", ["--skip-before", "--out", "{d}"]),
-        # a file where --out wants a folder
-        ("mc_fig2a.py", ["--out", "{f}"]),
-        ("mc_finite_size.py", ["--out", "{f}"]),
-        ("bench_scale.py", ["--quick", "--out", "{f}"]),
-        ("fit_measured_kappa.py", ["--out", "{f}"]),
-        ("dipole_mc.py", ["--out", "{f}"]),
-    ]
+    data = folder / "data"
+    data.mkdir()
+    (data / "curve.csv").write_text("T(K),k(W/m/K)\n1,1\n")
     out = []
-    for i, (script, argv) in enumerate(cases):
+    for i, (script, argv, name, says) in enumerate(REFUSALS):
         case = folder / f"case{i}"
         case.mkdir()
-        target = case / ("bench_fit.json" if script == "bench_fit.py" else "notes")
-        if "{f}.png" in argv:
-            target = target.with_name("notes.png")
-        elif "{f}.json" in argv:
-            target = target.with_name("notes.json")
+        target = case / name
         target.write_text(user)
-        argv = [a.format(f=case / "notes", d=case) for a in argv]
+        argv = [a.format(D=case, DATA=data) for a in argv]
         module = load(EXPERIMENTS / script)
         err = io.StringIO()
         sys.argv = [script, *argv]  # for the scripts whose main() reads sys.argv
+        signal.alarm(ALARM_S)
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
                 code = module.main(argv)
         except SystemExit as done:
             code = done.code
-        out.append(dict(script=script, argv=argv, code=code, stderr=err.getvalue(),
+        except _Started:
+            code = f"still running after {ALARM_S} s"
+        finally:
+            signal.alarm(0)
+        out.append(dict(script=script, argv=argv, code=code, stderr=err.getvalue(), says=says,
+                        name=name,
                         unchanged=target.read_text() == user,
-                        files=sorted(p.name for p in case.iterdir())))
+                        files=sorted(str(p.relative_to(case)) for p in case.rglob("*"))))
     return out
 
 

@@ -66,7 +66,7 @@ def test_mc_finite_size_merges_an_earlier_run(tmp_path, capsys, monkeypatch):
     earlier.write_text(json.dumps(dict(settings=SETTINGS, cases=[EARLIER_CASE], backend="cpu")))
     parser = argparse.ArgumentParser(prog="mc_finite_size.py")
     cases = fs._previous_cases(parser, str(earlier), SETTINGS, [30])
-    fs._write_outputs(tmp_path / "out", SETTINGS, tj.MCConfig(), cases)
+    fs._write_outputs(tmp_path / "out", SETTINGS, tj.MCConfig(), cases, False)
     printed = capsys.readouterr().out
     assert "L = 24: no gap-exponent errors" in printed
     short = [dict(cases[0], cells=c, realizations=n, T_U_over_E_tau_mc_stderr=0.006)
@@ -206,8 +206,8 @@ def test_every_numeric_option_of_the_experiments_refuses_bad_values(experiment_o
             legal = LEGAL.get(o["option"], {})
             for value, r in o["results"].items():
                 checked += 1
-                if value in legal and o["accepts"].get(value):
-                    if r["code"] is not None:  # legal by design: taken, and shown in --help
+                if value in legal:  # legal by design: taken, and shown in --help
+                    if r["code"] is not None or not o["accepts"].get(value):
                         failures.append(f"{name} {value}: refused ({r['stderr'].strip()})")
                     if o["help"] != "==SUPPRESS==" and o["range"] not in (o["help"] or ""):
                         failures.append(f"{name}: range not in --help")
@@ -221,17 +221,40 @@ def test_every_numeric_option_of_the_experiments_refuses_bad_values(experiment_o
 
 
 def test_experiments_refuse_to_replace_a_users_file(tmp_path):
-    """An output path that holds a file the user wrote stops the script before any work,
-    in one line (exit status 2), and the file is left as it was."""
-    rows = _driver("refusals", str(tmp_path), timeout=300)
-    assert len(rows) == 13
+    """A user's file where a script would write (a named file, an output of an --out
+    folder, a file given as --out) stops the script before any work, in one line (exit
+    status 2), and the file is left as it was, with nothing else created."""
+    rows = _driver("refusals", str(tmp_path), timeout=600)
+    assert len(rows) == 22
     for r in rows:
         lines = r["stderr"].strip().splitlines()
         assert r["code"] == 2 and len(lines) == 1, r
-        folder = r["argv"][-2] == "--out" and r["script"] != "fit_dos_sample_error.py" \
-            and r["script"] != "bench_fit.py"
-        says = "exists and is not a folder" if folder else \
-            "exists and was not written by tlsjax; pass --overwrite"
-        assert says in lines[0], r
+        assert r["says"] in lines[0] and "argument " in lines[0], r
         assert r["unchanged"], r
-        assert not [f for f in r["files"] if "tlsjax-tmp" in f], r
+        assert r["files"] == [r["name"]], r  # nothing made, not even an empty folder
+
+
+def test_a_script_replaces_its_own_json_of_the_same_settings(tmp_path, capsys):
+    """`Parser.run_id` ignores where a script writes: a rerun with the same settings may
+    replace its JSON, other settings need --overwrite (one line, exit status 2)."""
+    from tlsjax._io import write_json
+    from tlsjax.cli._args import integer
+    from tlsjax.cli._main import Parser
+
+    p = Parser(prog="bench_x.py")
+    p.add_argument("--n", type=integer(1), default=1)
+    p.add_argument("--json")
+    p.add_argument("--overwrite", action="store_true")
+    path = tmp_path / "r.json"
+    first = p.parse_args(["--n", "2", "--json", str(path)])
+    write_json(path, {"v": 1}, run=p.run_id(first))
+    again = p.parse_args(["--json", str(tmp_path / "elsewhere.json"), "--n", "2"])
+    assert p.run_id(again) == p.run_id(first)
+    assert p.check_output(path, False, what="--json", run=p.run_id(again)) == path
+    other = p.parse_args(["--n", "3", "--json", str(path)])
+    with pytest.raises(SystemExit) as done:
+        p.check_output(path, False, what="--json", run=p.run_id(other))
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --json: " in err[0] and "another tlsjax run" in err[0]
+    assert p.check_output(path, True, what="--json", run=p.run_id(other)) == path

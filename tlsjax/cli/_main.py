@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .._background import overlapping
 from .._interrupts import clear_request, install_handlers, requested_signal
-from .._io import OutputDir, check_folder_writable, check_output_path
+from .._io import OutputDir, check_folder_writable, check_output_path, run_id
 from ..parallel._distributed import announce_stop, is_joined
 from ._args import finish_parser
 from ._cache import enable_compilation_cache
@@ -76,13 +76,28 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
-    def check_output(self, path, overwrite: bool, *, what: str, suffixes=None) -> Path:
+    def refuse(self, what: str, err: Exception):
+        """This parser's one-line error for a refused value of `what` (an option)."""
+        text = str(err)
+        self.error(f"argument {text}" if text.startswith(what) else f"argument {what}: {text}")
+
+    def run_id(self, args: argparse.Namespace) -> str:
+        """The fingerprint of a script's settings: every option except where it writes,
+        --overwrite and --no-progress. A JSON the script wrote with the same settings
+        may be replaced by a rerun (`check_output`, `write_json`); anything else needs
+        --overwrite."""
+        skip = {"overwrite", "json", "png", "out", "figures", "no_progress"}
+        return run_id({"prog": self.prog, **{k: v for k, v in vars(args).items()
+                                             if k not in skip}})
+
+    def check_output(self, path, overwrite: bool, *, what: str, suffixes=None,
+                     run: str | None = None) -> Path:
         """`check_output_path` before any computing, a refusal given as this parser's
         one-line error (exit status 2): for scripts that write one file per option."""
         try:
-            return check_output_path(path, overwrite, what=what, suffixes=suffixes)
+            return check_output_path(path, overwrite, what=what, suffixes=suffixes, run=run)
         except (ValueError, OSError) as err:
-            self.error(str(err))
+            self.refuse(what, err)
 
     def check_folder(self, folder, *, what: str = "--out") -> Path:
         """`check_folder_writable` before any computing (a file in the way, a read-only
@@ -90,15 +105,16 @@ class Parser(argparse.ArgumentParser):
         try:
             check_folder_writable(folder, what=what)
         except (ValueError, OSError) as err:
-            self.error(str(err))
+            self.refuse(what, err)
         return Path(folder)
 
-    def output_dir(self, root, overwrite: bool, **kwargs) -> OutputDir:
-        """An `OutputDir` (checked when made), a refusal given as a one-line error."""
+    def output_dir(self, root, overwrite: bool, *, what: str = "--out", **kwargs) -> OutputDir:
+        """An `OutputDir` (checked when made: pass `expect=` the names it will write), a
+        refusal given as a one-line error naming `what`."""
         try:
             return OutputDir(root, overwrite=overwrite, **kwargs)
         except (ValueError, OSError) as err:
-            self.error(str(err))
+            self.refuse(what, err)
 
 
 def iter_parsers(parser: argparse.ArgumentParser):
