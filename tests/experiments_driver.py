@@ -101,6 +101,18 @@ REFUSALS = [
     ("fit_measured_kappa.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
     ("dipole_mc.py", ["--out", "{D}/notes"], "notes", NOT_FOLDER),
     ("process_faults.py", ["--folder", "{D}"], "notes", "must be empty"),
+    ("process_faults.py", ["--folder", "{D}/notes"], "notes", "cannot be made a folder"),
+    # values that only the script can check (no file in the way: None)
+    ("soft_width_bias.py", ["--cases", "dos,foo"], None, "--cases: must be among"),
+    ("soft_width_bias.py", ["--replot", "{D}/missing.json"], None, "--replot: cannot read"),
+    ("fit_dos_sample_error.py", ["--case", "curve.csv:4:0"], None, "--case: 'curve.csv:4:0': R"),
+    ("fit_dos_sample_error.py", ["--data", "{DATA}", "--case", "other.csv:4:1"], None,
+     "--case: not a file"),
+    ("mc_fig2a.py", ["--atildes", "3,3.0", "--out", "{D}/o"], None, "--atildes: values must"),
+    ("mc_finite_size.py", ["--min-realizations", "5", "--max-realizations", "4", "--out",
+                           "{D}/o"], None, "--min-realizations <= --max-realizations"),
+    ("soft_theta_accuracy.py", ["--top-k", "100000"], None, "--top-k: must be below"),
+    ("dipole_mc.py", ["--j-ee", "1,0", "--out", "{D}/o"], None, "strictly increasing"),
 ]
 
 
@@ -127,8 +139,9 @@ def refusals(folder: Path) -> list[dict]:
     for i, (script, argv, name, says) in enumerate(REFUSALS):
         case = folder / f"case{i}"
         case.mkdir()
-        target = case / name
-        target.write_text(user)
+        target = case / (name or "none")
+        if name is not None:
+            target.write_text(user)
         argv = [a.format(D=case, DATA=data) for a in argv]
         module = load(EXPERIMENTS / script)
         err = io.StringIO()
@@ -145,7 +158,7 @@ def refusals(folder: Path) -> list[dict]:
             signal.alarm(0)
         out.append(dict(script=script, argv=argv, code=code, stderr=err.getvalue(), says=says,
                         name=name,
-                        unchanged=target.read_text() == user,
+                        unchanged=name is None or target.read_text() == user,
                         files=sorted(str(p.relative_to(case)) for p in case.rglob("*"))))
     return out
 
