@@ -312,6 +312,47 @@ def _compiled_batch(fn, impl, mesh, vmap_size):
     return jax.jit(lambda kd: sharded_map(one, kd, mesh, batch_size=vmap_size))
 
 
+def _checked_inputs(fn, keys, checkpoint) -> tuple[PRNGKeyArray, Path | None]:
+    """`disorder_average`'s checks before any compilation or computation: `fn` callable,
+    `keys` an array of keys (legacy uint32 keys wrapped), the checkpoint's folder
+    writable. Returns the keys and the checkpoint's path (or None)."""
+    if not callable(fn):
+        raise TypeError(f"`disorder_average(fn=...)` must be callable (key -> pytree of "
+                        f"arrays); got {type(fn).__name__}")
+    if not hasattr(keys, "dtype"):
+        raise TypeError("`disorder_average(keys=...)` must be an array of JAX PRNG keys, e.g. "
+                        f"`jax.random.split(jax.random.key(0), n)`; got {type(keys).__name__}")
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None:
+        if path.is_dir():
+            raise FileExistsError(f"`disorder_average(checkpoint=...)`: {path} is a folder; "
+                                  "give a file name such as run.npz")
+        check_folder_writable(path.parent, what=f"checkpoint {path}: folder")
+    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.wrap_key_data(keys)  # legacy uint32 keys
+    return keys, path
+
+
+def _average_batches(batched, key_data, start, batch_size, mesh, stats, save, bar) -> None:
+    """The outer loop of `disorder_average`: the keys from `start` on, `batch_size` at a
+    time (the last batch padded), each batch's results added to `stats` and saved
+    (`save(hi)`, if not None) as one step that an interrupt cannot cut."""
+    n = key_data.shape[0]
+    for lo in range(start, n, batch_size):
+        hi = min(lo + batch_size, n)
+        chunk = key_data[lo:hi]
+        if hi - lo < batch_size:  # pad the last batch (same compiled shape)
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - (hi - lo), 0)])
+        out = to_host(batched(shard_leading(chunk, mesh)))
+        with deferred_interrupts():  # statistics and checkpoint stay consistent
+            stats.update(jax.tree_util.tree_map(lambda a, m=hi - lo: a[:m], out))
+            if save is not None:
+                save(hi)
+        if bar is not None:
+            bar.update(hi - lo)
+        raise_if_interrupted()  # a Ctrl-C that JAX swallowed (see `_interrupts.py`)
+
+
 def disorder_average(
     fn: Callable[[PRNGKeyArray], PyTree],
     keys: PRNGKeyArray,
@@ -360,20 +401,7 @@ def disorder_average(
     **Returns:** `(mean, stderr, count)`: pytrees of float64 NumPy arrays shaped like
     one output of `fn`, and the number of realizations averaged.
     """
-    if not callable(fn):
-        raise TypeError(f"`disorder_average(fn=...)` must be callable (key -> pytree of "
-                        f"arrays); got {type(fn).__name__}")
-    if not hasattr(keys, "dtype"):
-        raise TypeError("`disorder_average(keys=...)` must be an array of JAX PRNG keys, e.g. "
-                        f"`jax.random.split(jax.random.key(0), n)`; got {type(keys).__name__}")
-    path = None if checkpoint is None else Path(checkpoint)
-    if path is not None:  # before any compilation or computation
-        if path.is_dir():
-            raise FileExistsError(f"`disorder_average(checkpoint=...)`: {path} is a folder; "
-                                  "give a file name such as run.npz")
-        check_folder_writable(path.parent, what=f"checkpoint {path}: folder")
-    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        keys = jax.random.wrap_key_data(keys)  # legacy uint32 keys
+    keys, path = _checked_inputs(fn, keys, checkpoint)
     n = keys.shape[0] if keys.ndim else 0
     check_int("disorder_average", "number of keys", n, 1)
     vmap_size = check_int("disorder_average", "vmap_size", vmap_size, 1)
@@ -408,20 +436,9 @@ def disorder_average(
         from .._progress import progress_bar
 
         bar = progress_bar(n, initial=start, desc=description, unit="real", leave=True)
+    save = None if path is None else (lambda hi: _save_checkpoint(path, fingerprint, stats, hi, n))
     try:
-        for lo in range(start, n, batch_size):
-            hi = min(lo + batch_size, n)
-            chunk = key_data[lo:hi]
-            if hi - lo < batch_size:  # pad the last batch (same compiled shape)
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - (hi - lo), 0)])
-            out = to_host(batched(shard_leading(chunk, mesh)))
-            with deferred_interrupts():  # statistics and checkpoint stay consistent
-                stats.update(jax.tree_util.tree_map(lambda a, m=hi - lo: a[:m], out))
-                if path is not None:
-                    _save_checkpoint(path, fingerprint, stats, hi, n)
-            if bar is not None:
-                bar.update(hi - lo)
-            raise_if_interrupted()  # a Ctrl-C that JAX swallowed (see `_interrupts.py`)
+        _average_batches(batched, key_data, start, batch_size, mesh, stats, save, bar)
     except KeyboardInterrupt:
         if stats.count == 0:
             raise
