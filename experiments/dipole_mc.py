@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
+    if any(b <= a for a, b in zip(args.j_ee, args.j_ee[1:])):
+        p.error(f"argument --j-ee: must be strictly increasing; got {args.j_ee}")
     out = p.output_dir(args.out, args.overwrite, expect=FILES, group="dipole_mc")
     config = tj.MCConfig(anneal_sweeps=args.anneal_sweeps, sweeps=args.sweeps)
     start = time.perf_counter()

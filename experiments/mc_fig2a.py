@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 import tlsjax as tj
-from tlsjax._io import OutputDir, atomic_path, atomic_write_text
+from tlsjax._io import OutputDir, atomic_path, atomic_write_text, file_kind
 from tlsjax._validate import seed_key
 from tlsjax.cli._args import (
     ATILDE_MAX,
@@ -96,6 +96,8 @@ def open_run_folder(p: Parser, folder, settings: dict, files, group: str,
     p.output_dir(out, overwrite, expect=files, group=group)
     cfg = out / "settings.json"
     if cfg.exists() or cfg.is_symlink():
+        if file_kind(cfg) != "file":
+            p.refuse("--out", f"{cfg} is not a regular file; choose another --out")
         try:
             old = json.loads(cfg.read_text())
         except (OSError, ValueError) as err:

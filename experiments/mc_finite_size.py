@@ -114,10 +114,12 @@ def _args(p: Parser, argv=None):
     a = p.parse_args(argv)
     p.check_folder(a.out)
     if not 1 <= a.batch <= a.max_realizations or not 2 <= a.min_realizations <= a.max_realizations:
-        p.error("need 1 <= --batch <= --max-realizations and 2 <= --min-realizations <= "
-                f"--max-realizations; got {a.batch}, {a.min_realizations}, {a.max_realizations}")
+        p.error("argument --batch/--min-realizations/--max-realizations: need 1 <= --batch <= "
+                "--max-realizations and 2 <= --min-realizations <= --max-realizations; got "
+                f"{a.batch}, {a.min_realizations}, {a.max_realizations}")
     if a.write_only and a.previous is None and not _batch_files(Path(a.out)):
-        p.error(f"--write-only: nothing to write ({a.out!r} has no rows and no --previous is given)")
+        p.error(f"argument --write-only: nothing to write ({a.out!r} has no rows and no "
+                "--previous is given)")
     a.previous_cases = [] if a.previous is None else _previous_cases(
         p, a.previous, _settings(a), [] if a.write_only else a.cells)
     return a

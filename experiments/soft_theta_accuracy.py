@@ -49,11 +49,11 @@ def main(argv=None) -> int:
     if args.json:
         run = ap.run_id(args)
         json_path = ap.check_output(args.json, args.overwrite, what="--json", run=run)
-    real, seed, h = draw_realization(18)
-    n = real.capacity
+    n = tj.Sample(0.2, cells=18).capacity  # that of the realization drawn below
     if args.top_k >= n:
         ap.error(f"argument --top-k: must be below the realization's capacity {n} (--top-k {n} "
                  f"or more keeps every partner: the full product itself); got {args.top_k}")
+    real, seed, h = draw_realization(18)
     grid = jnp.logspace(-2, 1, 61)
     cp = Couplings(real, GaussianAmplitudes(seed), jnp.asarray(3.0))
     full = tj.es_reduction(cp, h, 0.0, top_k=n, block_size=64)

@@ -150,6 +150,8 @@ def _checked_args(argv):
     if unknown:
         ap.error(f"argument --cases: must be among {', '.join(CASES)}; got {', '.join(unknown)}")
     if args.replot:
+        if args.json:
+            ap.error("argument --json: --replot writes only the figure (--png); drop --json")
         try:
             args.replot_data = json.loads(Path(args.replot).read_text())
             if not isinstance(args.replot_data, dict) or "per_realization" not in args.replot_data:

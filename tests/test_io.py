@@ -317,3 +317,17 @@ def test_interrupted_rerun_never_replaces_a_complete_result(tmp_path, monkeypatc
     assert main(argv) == 130  # no complete result to keep: the partial one is written
     d = json.loads(p.read_text())
     assert d["partial"] is True and d["realizations"] == 1
+
+
+def test_an_output_folder_through_a_link_to_nothing_is_refused(tmp_path, capsys):
+    """A dangling link as the output folder (or above it) is refused before any work,
+    not found only when the first file is written."""
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    for folder in (link, link / "sub" / "deeper"):
+        with pytest.raises(FileExistsError, match="is a link to nothing"):
+            _io.check_folder_writable(folder)
+    assert main(["reproduce", "--out", str(link), "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a link to nothing" in err[0]
+    assert not (tmp_path / "nowhere").exists()

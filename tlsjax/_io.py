@@ -206,6 +206,11 @@ def check_folder_writable(folder, what: str = "output folder") -> None:
     read-only file systems.
     """
     folder = Path(folder)
+    for p in (folder, *folder.parents):  # up to the first place that exists
+        if p.exists():
+            break
+        if p.is_symlink():
+            raise FileExistsError(f"{what} {folder}: {p} is a link to nothing; give a folder")
     base = _nearest_existing(folder)
     if not base.is_dir():
         raise FileExistsError(f"{what} {folder}: {base} exists and is not a folder")

@@ -259,9 +259,10 @@ FIT_RAYLEIGH = TermOption(0.0, RATIO_MAX, reason="A_R (k_B/hbar)^4 in 1/(m K^4),
                           "~0.03; 0 = absent")
 
 
-#: Options that do not change a command's result (where it goes, how it is shown).
+#: Options that do not change a command's result (where it goes, how it is shown); `png`
+#: and `figures` are options of the experiment scripts (`Parser.run_id`).
 _NOT_RESULT = frozenset({"func", "json", "out", "plot", "overwrite", "no_progress", "debug",
-                         "devices", "checkpoint", "result_id"})
+                         "devices", "checkpoint", "result_id", "png", "figures"})
 
 
 def command_run_id(args: argparse.Namespace) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from .._background import overlapping
 from .._interrupts import clear_request, install_handlers, requested_signal
-from .._io import OutputDir, check_folder_writable, check_output_path, run_id
+from .._io import OutputDir, check_folder_writable, check_output_path
 from ..parallel._distributed import announce_stop, is_joined
-from ._args import finish_parser
+from ._args import command_run_id, finish_parser
 from ._cache import enable_compilation_cache
 from ._errors import quiet_runtime, report_error, safe_streams
 from ._processes import PROCESS_COMMANDS, add_process_options, error_text, join_processes
@@ -82,13 +82,10 @@ class Parser(argparse.ArgumentParser):
         self.error(f"argument {text}" if text.startswith(what) else f"argument {what}: {text}")
 
     def run_id(self, args: argparse.Namespace) -> str:
-        """The fingerprint of a script's settings: every option except where it writes,
-        --overwrite and --no-progress. A JSON the script wrote with the same settings
-        may be replaced by a rerun (`check_output`, `write_json`); anything else needs
-        --overwrite."""
-        skip = {"overwrite", "json", "png", "out", "figures", "no_progress"}
-        return run_id({"prog": self.prog, **{k: v for k, v in vars(args).items()
-                                             if k not in skip}})
+        """`command_run_id` of a script's options (those that change its result) and its
+        name: a JSON the script wrote with the same settings may be replaced by a rerun
+        (`check_output`, `write_json`); anything else needs --overwrite."""
+        return command_run_id(argparse.Namespace(prog=self.prog, **vars(args)))
 
     def check_output(self, path, overwrite: bool, *, what: str, suffixes=None,
                      run: str | None = None) -> Path:
