@@ -114,8 +114,8 @@ RUN = ROOT / "experiments" / "figures" / "mc_finite_size_run"
 
 
 def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeypatch):
-    """The committed run folder (rows of L = 8, 12, 30, extended by later runs, e.g. on a GPU)
-    gives the committed JSON's cases of those sizes; a batch saved and loaded again keeps its
+    """The committed run folder (rows of every size, L = 8 to 30, extended by later runs,
+    e.g. on a GPU) gives the committed JSON's cases; a batch saved and loaded again keeps its
     rows and records the backend that ran it."""
     monkeypatch.syspath_prepend(str(ROOT / "experiments"))
     import mc_finite_size as fs
@@ -128,7 +128,8 @@ def test_mc_finite_size_committed_rows_give_the_committed_json(tmp_path, monkeyp
     assert committed["settings"] == settings
     ours = {c["cells"]: c for c in committed["cases"] if c["source"] == "rows"}
     cases, _ = fs._cases(RUN, tj.MCConfig(), [], settings)
-    assert sorted(ours) == [c["cells"] for c in cases] and 30 in ours
+    assert sorted(ours) == [c["cells"] for c in cases] == [8, 12, 18, 24, 30]
+    assert len(committed["cases"]) == len(ours)  # nothing copied from an earlier JSON
     for c in cases:
         want = ours[c["cells"]]
         assert c["realizations"] == want["realizations"] and c["backends"] == want["backends"]
