@@ -1,0 +1,186 @@
+"""The numbers of the docs' result tables agree with the committed outputs they come from.
+
+Each table cell is read as printed ("0.130 ± 0.001", "5.22e-06 ± 3e-06", "38%") and must
+equal the committed value rounded to the digits shown. A rerun that changes an output
+without its table, or a table edited by hand, fails here.
+"""
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FIGURES = ROOT / "experiments" / "figures"
+ATILDES = (1.5, 3.0, 4.5, 6.0)
+
+
+def _table(page: str, header: str) -> list[list[str]]:
+    """The body rows of the markdown table of `page` whose header row starts with `header`."""
+    lines = (DOCS / page).read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    assert rows, f"{page}: no rows under {header!r}"
+    return rows
+
+
+def _agrees(shown: str, value: float) -> bool:
+    """`shown` is `value` rounded to its last printed digit ("0.0945", "5.22e-06", "2")."""
+    mantissa, _, exponent = shown.partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    place = 10.0 ** (-decimals + int(exponent or 0))
+    return abs(float(shown) - value) <= 0.5 * place * (1 + 1e-9)
+
+
+def _check(where: str, cell: str, *values: float) -> None:
+    """`cell` is "a ± b" (or "a / b", or "a") with one shown number per value."""
+    shown = re.split(r" ± | / ", re.sub(r" \(.*\)$", "", cell))
+    assert len(shown) == len(values), f"{where}: {cell!r} against {values}"
+    for s, v in zip(shown, values):
+        assert _agrees(s, v), f"{where}: the docs show {s}, the committed output gives {v!r}"
+
+
+def test_paper_readings_tables_match_their_json():
+    folder = DOCS / "explanation" / "figures" / "paper_readings"
+    runs = {name: json.loads((folder / f"{name}.json").read_text())
+            for name in ("s02", "u02", "s05", "u05")}
+    for name, run in runs.items():
+        assert run["atildes"] == list(ATILDES) and run["realizations"] == 16, name
+
+    def columns(name, key):
+        return list(zip(runs[name][key]["mean"], runs[name][key]["stderr"]))
+
+    rows = _table("explanation/paper-numbers.md", "| sample | a~ |")
+    assert len(rows) == 8
+    for row, (conc, i) in zip(rows, [(c, i) for c in "25" for i in range(4)]):
+        where = f"paper-numbers.md x = 0.{conc}, a~ = {ATILDES[i]}"
+        assert float(row[1]) == ATILDES[i], where
+        _check(where, row[2], *columns(f"s0{conc}", "T_U_over_E_tau")[i])
+        _check(where, row[3], *columns(f"u0{conc}", "T_U_over_E_tau")[i])
+        _check(where, row[4], *columns(f"s0{conc}", "T_U_flip_over_E_tau_local")[i])
+        _check(where, row[5], runs[f"s0{conc}"]["E_tau_over_gJ0"]["mean"][i])
+
+    summary = _table("explanation/paper-numbers.md", "| reading | range")
+    for row, (name, key) in zip(summary, [("s", "T_U_over_E_tau"), ("u", "T_U_over_E_tau"),
+                                           ("s", "T_U_flip_over_E_tau_local")]):
+        ranges, means, ratios = ([], [], [])
+        for conc in "25":
+            m = runs[f"{name}0{conc}"][key]["mean"]
+            ranges += [min(m), max(m)]
+            means.append(sum(m) / len(m))
+            ratios.append(max(m) / min(m))
+        where = f"paper-numbers.md reading {row[0]}"
+        _check(where, row[1].replace("-", " / "), *ranges)
+        _check(where, row[2], *means)
+        _check(where, row[3], *ratios)
+
+
+def test_finite_size_table_matches_its_json():
+    cases = {c["cells"]: c for c in
+             json.loads((FIGURES / "mc_finite_size.json").read_text())["cases"]}
+    rows = _table("how-to/gpu.md", "| L | <N> | realizations |")
+    assert sorted(int(r[0]) for r in rows) == sorted(cases)
+    for row in rows:
+        c = cases[int(row[0])]
+        where, gap = f"gpu.md L = {row[0]}", c["gap_exponent"]
+        _check(where, row[1], c["n_sites_mean"])
+        assert int(row[2]) == c["realizations"], where
+        _check(where, row[3], c["T_U_over_E_tau_mc"], c["T_U_over_E_tau_mc_stderr"])
+        _check(where, row[4], c["T_U_over_E_tau_es"], c["T_U_over_E_tau_es_stderr"])
+        _check(where, row[5].replace(" / ", " ± "), gap["mc"], gap["mc_stderr"], gap["es"],
+               gap["es_stderr"])
+        _check(where, row[6], c["energy_per_spin"], c["energy_per_spin_stderr"])
+
+
+def test_monte_carlo_table_matches_mc_fig2a_json():
+    run = json.loads((FIGURES / "mc_fig2a.json").read_text())
+    studies, summary = run["studies"], run["summary"]["cases"]
+    rows = {r[0]: r[1:] for r in _table("explanation/monte-carlo.md", "| a~ | 1.5 | 3 | 6 |")}
+    for i, study in enumerate(studies):
+        where, t = f"monte-carlo.md a~ = {study['atilde']}", study["T_U_over_E_tau"]
+        _check(where, rows["T_U/<E_tau>, full model (estimator b)"][i], t["mc"], t["mc_stderr"])
+        _check(where, rows["T_U/<E_tau>, ES shortcut, same realizations"][i], t["es"],
+               t["es_stderr"])
+        _check(where, rows["gap exponent, full model (b) / shortcut"][i],
+               study["gap_exponent"]["mc"], study["gap_exponent"]["es"])
+        _check(where, rows["energy per spin (K)"][i], study["energy_per_spin_mean"])
+        case, dos = summary[i], study["dos"]
+        spins = study["realizations"] * study["n_sites_mean"]
+        _check(where, rows["S spins with eps < g J_o, of 18780 (mean field)"][i].replace(
+            " (", " / ").rstrip(")"), case["S_below_gJ0"] * spins,
+            case["S_below_gJ0_mean_field"] * spins)
+        _check(where, rows["n_tau/n_tau^o, g^2 J_o < E < g J_o"][i],
+               case["tau_ratio_g2J0_to_gJ0"], case["tau_ratio_g2J0_to_gJ0_stderr"])
+        _check(where, rows["n_S/n_S^o over 25-100 K (the E-bar window)"][i],
+               case["n_S_over_mean_field_at_E_bar"], case["n_S_over_mean_field_at_E_bar_stderr"])
+        # the histogram's first bin holding an S spin; none lies below the first edge
+        first = next(k for k, n in enumerate(dos["n_S"]) if n > 0)
+        assert dos["fraction_below_S"] == 0, where
+        _check(where, rows["lowest S flip energy, 4 realizations (the DOS bin that holds it, K)"][i]
+               .replace("-", " / "), dos["edges_K"][first], dos["edges_K"][first + 1])
+    assert 18780 == round(spins)
+
+
+# regimes.md dilution tables: row label -> (CSV column, scale)
+DILUTION_ROWS = {
+    "T_U full (K)": ("T_U_K", 1.0),
+    "T_U full, nominal J_S (K)": ("T_U_nominal_JS_K", 1.0),
+    "T_U correlated n_S (K)": ("T_U_correlated_K", 1.0),
+    "T_U shortcut P_S = 5 g (K)": ("T_U_shortcut_K", 1.0),
+    "T_U fixed target P_S = 0.1 (K)": ("T_U_fixed_target_K", 1.0),
+    "<E_tau> (K)": ("E_tau_K", 1.0),
+    "J_S / J^SS(R_o)": ("J_S_over_nominal", 1.0),
+    "realizations with a crossover": ("crossover", 100.0),
+    "C_o / 10^-4": ("C_o", 1e4),
+}
+
+
+@pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
+def test_dilution_tables_match_their_csv(cutoff):
+    folder = DOCS / "explanation" / "figures"
+    with open(folder / f"dilution_{cutoff}.csv", newline="") as f:
+        records = list(csv.DictReader(f))
+    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    start = lines.index(next(x for x in lines if x.startswith(f"**{cutoff} cutoff**")))
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("| x |"))
+    xs = [float(v) for v in lines[header].strip("|").split("|")[1:]]
+    assert xs == [float(r["x"]) for r in records]
+    seen = set()
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        label, *cells = [c.strip() for c in line.strip("|").split("|")]
+        column, scale = DILUTION_ROWS[label]
+        seen.add(label)
+        for cell, r in zip(cells, records, strict=True):
+            where = f"regimes.md {cutoff} cutoff, {label}, x = {r['x']}"
+            values = [scale * float(r[column])]
+            if " ± " in cell:
+                values.append(scale * float(r[f"{column}_stderr"]))
+            _check(where, cell.removesuffix("%"), *values)
+    assert seen == set(DILUTION_ROWS)
+
+
+@pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
+def test_dilution_exponents_match_their_json(cutoff):
+    exponents = json.loads((DOCS / "explanation" / "figures" /
+                            f"dilution_exponents_{cutoff}.json").read_text())
+    exponents = exponents["dilution"]["exponents"]
+    keys = {"T_U full": "T_U_full", "T_U full, nominal J_S": "T_U_full_nominal_width",
+            "T_U correlated n_S": "T_U_correlated", "T_U shortcut 5 g": "T_U_shortcut",
+            "T_U fixed target 0.1": "T_U_fixed_target", "<E_tau>": "E_tau", "C_o": "C_o"}
+    column = {"fixed": 2, "scaled": 3}[cutoff]
+    for row in _table("explanation/regimes.md", "| observable | paper | fixed cutoff |"):
+        e = exponents[keys[row[0]]]
+        where = f"regimes.md exponent of {row[0]}, {cutoff} cutoff"
+        _check(where, row[1], e["paper"])
+        _check(where, row[column], e["value"], e["stderr"])
+        match = re.search(r"\(x >= ([\d.]+)\)", row[column])
+        assert (float(match[1]) if match else e["over"][0]) == e["over"][0], where
