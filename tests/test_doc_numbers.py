@@ -184,3 +184,29 @@ def test_dilution_exponents_match_their_json(cutoff):
         _check(where, row[column], e["value"], e["stderr"])
         match = re.search(r"\(x >= ([\d.]+)\)", row[column])
         assert (float(match[1]) if match else e["over"][0]) == e["over"][0], where
+
+
+@pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
+def test_local_exponents_match_their_json(cutoff):
+    local = json.loads((DOCS / "explanation" / "figures" /
+                        f"dilution_exponents_{cutoff}.json").read_text())
+    local = local["dilution"]["local_exponents"]
+    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    headers = [i for i, x in enumerate(lines) if x.startswith("| x (geometric mean) |")]
+    assert len(headers) == 2, "regimes.md: a local-exponent table for each cutoff"
+    header = headers[["fixed", "scaled"].index(cutoff)]
+    keys = ["T_U_full", "T_U_full_nominal_width", "T_U_correlated", "T_U_shortcut",
+            "T_U_fixed_target", "E_tau", "C_o"]
+    rows = [line for line in lines[header + 2:header + 2 + len(local["x"]) + 1]
+            if line.startswith("|")]
+    assert len(rows) == len(local["x"])
+    for k, line in enumerate(rows):
+        x, *cells = [c.strip() for c in line.strip("|").split("|")]
+        _check(f"regimes.md local exponents, {cutoff} cutoff", x, local["x"][k])
+        for cell, key in zip(cells, keys, strict=True):
+            where = f"regimes.md local exponent of {key} at x = {x}, {cutoff} cutoff"
+            value, stderr = local[key]["value"][k], local[key]["stderr"][k]
+            if cell == "undefined":
+                assert value is None, where
+            else:
+                _check(where, cell, value, stderr)
