@@ -210,3 +210,85 @@ def test_local_exponents_match_their_json(cutoff):
                 assert value is None, where
             else:
                 _check(where, cell, value, stderr)
+
+
+def _regimes_json(name: str) -> dict:
+    return json.loads((DOCS / "explanation" / "figures" / name).read_text())
+
+
+def _row_table(header: str) -> dict[str, list[str]]:
+    """A regimes.md table whose first column names the row: {label: cells}."""
+    return {r[0]: r[1:] for r in _table("explanation/regimes.md", header)}
+
+
+def test_mixed_crystal_table_matches_its_json():
+    m = _regimes_json("regimes_mixed_dipole.json")["mixed"]
+    p = m["parameters"]
+    rows = _row_table("| x | 0.005 | 0.01 |")
+    for k, x in enumerate(m["x"]):
+        where = f"regimes.md mixed crystal, x = {x}"
+        c_o = m["C_o"]["mean"][k]
+        _check(where, rows["C_o / (kappa_log g x / x_c)"][k],
+               c_o / (p["kappa_log"] * p["g"] * x / p["x_c"]))
+        t_u = [m["T_U_K"]["mean"][k], m["T_U_K"]["stderr"][k]]
+        _check(where, rows["T_U (K)"][k], *(t_u if " ± " in rows["T_U (K)"][k] else t_u[:1]))
+        _check(where, rows["realizations with a crossover"][k].removesuffix("%"),
+               100 * m["crossover"]["mean"][k])
+        _check(where, rows["S spins with no unstable tau partner"][k].removesuffix("%"),
+               100 * m["P_S_zero"]["mean"][k])
+        _check(where, rows["C at 0.5 K: S part / tau part"][k],
+               m["C_S_probe"]["mean"][k] / m["C_tau_probe"]["mean"][k])
+    assert p["probe_K"] == 0.5
+    slope = m["slopes"]["C_o"]
+    assert slope["over"] == [0.005, 0.01, 0.02, 0.05, 0.1]
+    text = (DOCS / "explanation" / "regimes.md").read_text()
+    shown = re.search(r"slope ([\d.]+ ± [\d.]+) over 0.005 <= x <= 0.1", text)[1]
+    _check("regimes.md mixed-crystal slope of C_o", shown, slope["mean"], slope["stderr"])
+
+
+def test_dipole_table_matches_its_json():
+    d = _regimes_json("regimes_mixed_dipole.json")["dipole"]
+    rows = _row_table("| J_ee / g J_o | 0 | 0.1 |")
+    probe = d["parameters"]["P_tau_energies_over_J_ee"].index(0.1)
+
+    def value(key, k, scale=1.0):
+        """Mean and error at column k; column 0 is J_ee = 0, the `reference_` entries."""
+        if k == 0:
+            v = d[f"reference_{key}"]
+            return scale * v["mean"], scale * v["stderr"]
+        return scale * d[key]["mean"][k - 1], scale * d[key]["stderr"][k - 1]
+
+    for k, j_ee in enumerate([0.0] + d["J_ee_over_gJ0"]):
+        where = f"regimes.md dipoles, J_ee = {j_ee} g J_o"
+
+        _check(where, rows["T_U (K)"][k], *value("T_U_K", k))
+        _check(where, rows["T_U, P_S = 5g (K)"][k], *value("T_U_shortcut_K", k))
+        _check(where, rows["C_o / 10^-4"][k], *value("C_o", k, 1e4))
+        if k == 0:
+            assert rows["P_tau(0.1 J_ee)"][0] == "-"
+        else:
+            _check(where, rows["P_tau(0.1 J_ee)"][k], d["P_tau"]["mean"][k - 1][probe])
+    text = (DOCS / "explanation" / "regimes.md").read_text()
+    for key, pattern in [("C_o", r"C_o ~ J_ee\^\{(-[\d.]+ ± [\d.]+)\}"),
+                         ("T_U_shortcut_K", r"shortcut T_U ~ J_ee\^\{([\d.]+ ± [\d.]+)\}"),
+                         ("T_U_K", r"full criterion T_U ~ J_ee\^\{([\d.]+ ± [\d.]+)\}")]:
+        slope = d["slopes"][key]
+        _check(f"regimes.md dipole slope of {key}", re.search(pattern, text)[1],
+               slope["mean"], slope["stderr"])
+
+
+def test_dilution_exponents_above_003_match_their_json():
+    run = _regimes_json("dilution_fixed_x0.03-0.1.json")["dilution"]
+    assert run["x"] == [0.03, 0.05, 0.07, 0.1] and run["realizations"] == 8
+    text = " ".join((DOCS / "explanation" / "regimes.md").read_text().split())
+    sentence = text[text.index("exponent over 0.03 <= x <= 0.1"):]
+    sentence = sentence[:sentence.index("with a~/R_o fixed")]
+    shown = re.findall(r"(\d\.\d+ ± \d\.\d+)", sentence)
+    keys = ["T_U_full", "T_U_full_nominal_width", "T_U_shortcut", "T_U_fixed_target", "E_tau",
+            "C_o", "T_U_correlated"]
+    assert len(shown) == len(keys), sentence
+    for cell, key in zip(shown, keys):
+        e = run["exponents"][key]
+        assert e["over"] == [0.03, 0.1], key
+        _check(f"regimes.md exponent of {key} over 0.03 <= x <= 0.1", cell, e["value"],
+               e["stderr"])
