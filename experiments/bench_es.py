@@ -2,7 +2,7 @@
 
 Cases, each in a fresh subprocess so that peak memory (max RSS) is its own:
 
-1. paper size (fcc, x = 0.2, L = 18, ~4650 sites): tlsjax hard reduction vs the
+1. paper size (fcc, x = 0.2, L = 18, ~4670 sites): tlsjax hard reduction vs the
    NumPy baseline of `_numpy_reference.py` (the same algorithm with full N x N
    float64 arrays), same realization and couplings; the largest |E_min| difference
    is printed too;

@@ -83,3 +83,20 @@ def test_interrupted_fit_keeps_the_complete_json_of_the_same_command(tmp_path, c
     assert f"kept {path}" in capsys.readouterr().out
     res.interrupted = False  # a finished rerun replaces it
     assert _write_json(args, res) is True and written
+
+
+def test_fit_figure_limits_follow_data_and_fit_and_name_a_curve_beyond_them():
+    """The kappa and kappa/T^2 panels are scaled to the data and the fit; a curve wholly
+    beyond (the pure T^2 law of a fit with a tiny C(E -> 0)) is named, not allowed to
+    squash the panel."""
+    import numpy as np
+
+    from tlsjax.plot._plot_fit import _limits, _where
+
+    data, fit = np.array([2e-3, 3e-3]), np.array([1.8e-3, 4.5e-3])
+    lo, hi = _limits(data, fit, log=False)
+    assert lo == 0.0 and hi == 4.5e-3 * 1.25
+    assert _limits(data, fit, log=True) == (1.8e-3 / 3.0, 4.5e-3 * 3.0)
+    assert _where(np.full(5, 8.2), (lo, hi)) == " (above the plot)"
+    assert _where(np.full(5, -1.0), (lo, hi)) == " (below the plot)"
+    assert _where(np.array([1e-3, 8.2]), (lo, hi)) == ""

@@ -292,3 +292,39 @@ def test_dilution_exponents_above_003_match_their_json():
         assert e["over"] == [0.03, 0.1], key
         _check(f"regimes.md exponent of {key} over 0.03 <= x <= 0.1", cell, e["value"],
                e["stderr"])
+
+
+def test_dos_sample_error_table_matches_its_json():
+    rows = json.loads((DOCS / "explanation" / "figures" /
+                       "dos_sample_error_float32.json").read_text())
+    assert rows["precision"] == "float32"
+    table = _table("explanation/fit-uncertainties.md", "| curve | L, realizations | T_U (K) |")
+    assert len(table) == len(rows["rows"])
+
+    def bounds(where, cell, lower, upper):
+        if cell.startswith("> "):
+            assert upper is None, where
+            _check(where, cell[2:], lower)
+        else:
+            _check(where, cell.replace("-", " / "), lower, upper)
+
+    for cells, r in zip(table, rows["rows"], strict=True):
+        where = f"fit-uncertainties.md {r['curve']} (L = {r['cells']})"
+        assert cells[1].startswith(f"{r['cells']}, {r['realizations']}"), where
+        assert r["samples"] == 8, where
+        _check(where, cells[2], r["T_U"])
+        bounds(where, cells[3], r["T_U_lower"], r["T_U_upper"])
+        if r["T_U_stat"] == "inf":
+            assert cells[4].startswith("- "), where
+        else:
+            _check(where, cells[4], r["T_U_stat"])
+        _check(where, cells[5], r["T_U_sample"])
+        refits = re.search(r"\(refits (.*)\)", cells[5])
+        if refits:
+            _check(where, refits[1].replace("-", " / "), min(r["T_U_refits"]),
+                   max(r["T_U_refits"]))
+        bounds(where, cells[6], r["T_U_lower_total"], r["T_U_upper_total"])
+        _check(where, cells[7], r["C_o_v_eff"])
+        _check(where, cells[8], r["C_o_v_eff_sample"])
+        _check(where, cells[9].replace("-", " / "), min(r["C_o_v_eff_refits"]),
+               max(r["C_o_v_eff_refits"]))

@@ -56,9 +56,26 @@ def _same(a, b) -> bool:
     return np.allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=0.0)
 
 
-def _curves(ax, d: dict, label_fit: str, per_T2: np.ndarray | None = None) -> list[str]:
+def _limits(*values, log: bool) -> tuple[float, float]:
+    """y limits that show `values` (the data and the fit): a factor 3 either side on a log
+    axis, from 0 to 1.25 x the largest on a linear one."""
+    v = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in values])
+    v = v[np.isfinite(v)]
+    return (v.min() / 3.0, v.max() * 3.0) if log else (0.0, v.max() * 1.25)
+
+
+def _where(y: np.ndarray, ylim: tuple[float, float]) -> str:
+    """" (above the plot)" or " (below the plot)" for a curve wholly outside `ylim`."""
+    y = np.asarray(y)
+    return " (above the plot)" if np.all(y > ylim[1]) else (
+        " (below the plot)" if np.all(y < ylim[0]) else "")
+
+
+def _curves(ax, d: dict, label_fit: str, ylim: tuple[float, float],
+            per_T2: np.ndarray | None = None) -> tuple[list[str], list[str]]:
     """Fit, TLS-only and T^2 curves; a curve that coincides with one already drawn is
-    not drawn again, its name joins that curve's label. Returns notes on coincidences."""
+    not drawn again, its name joins that curve's label; a curve wholly outside `ylim` says
+    so in its label. Returns notes on coincidences and the names of curves outside."""
     x = np.asarray(d["curve_T"])
     scale = 1.0 if per_T2 is None else per_T2
     curves = [("fit: " + label_fit, d["curve_kappa"], "C0-", 1.5)]
@@ -73,9 +90,13 @@ def _curves(ax, d: dict, label_fit: str, per_T2: np.ndarray | None = None) -> li
             notes.append(f"{name.split(',')[0]} coincides with {drawn[twin][0].split(' = ')[0]}")
             continue
         drawn.append((name, y, style, lw))
+    outside = []
     for name, y, style, lw in drawn:
-        ax.plot(x, np.asarray(y) * scale, style, lw=lw, label=name)
-    return notes
+        where = _where(np.asarray(y) * scale, ylim)
+        if where:
+            outside.append(name.split(",")[0] + where)
+        ax.plot(x, np.asarray(y) * scale, style, lw=lw, label=name + where)
+    return notes, outside
 
 
 def _tu_marks(axes, d: dict, t_lo: float, t_hi: float):
@@ -107,16 +128,21 @@ def plot_kappa_fit(result: FitResult, path, *, title: str | None = None) -> None
                                        gridspec_kw=dict(height_ratios=[3, 2, 1.2]))
     x = np.asarray(d["curve_T"])
     t_lo, t_hi = float(x.min()), float(x.max())
+    # the limits follow the data and the fit; a curve beyond them says so
+    ylim = _limits(k, d["curve_kappa"], log=True)
+    ylim2 = _limits(k / T**2, np.asarray(d["curve_kappa"]) / x**2, log=False)
     ax.loglog(T, k, "o", color="k", ms=4, label="data")
-    notes = _curves(ax, d, d.get("model_label", "fit"))
+    notes, _ = _curves(ax, d, d.get("model_label", "fit"), ylim)
     ax2.semilogx(T, k / T**2, "o", color="k", ms=4)
-    _curves(ax2, d, d.get("model_label", "fit"), per_T2=1.0 / x**2)
+    _, outside = _curves(ax2, d, d.get("model_label", "fit"), ylim2, per_T2=1.0 / x**2)
+    if outside:
+        ax2.text(0.02, 0.95, "; ".join(outside), transform=ax2.transAxes, va="top", fontsize=7)
     tu = _tu_marks((ax, ax2, axr), d, t_lo, t_hi)
     if tu:
         ax.plot([], [], color="gray", ls=":", label=tu)
     ax.set_xlim(t_lo, t_hi)
-    shown = np.concatenate([k, d["curve_kappa"]])
-    ax.set_ylim(shown.min() / 3.0, shown.max() * 3.0)
+    ax.set_ylim(*ylim)
+    ax2.set_ylim(*ylim2)
     ax.set_ylabel(r"$\kappa$ (W m$^{-1}$ K$^{-1}$)")
     ax2.set_ylabel(r"$\kappa/T^2$ (W m$^{-1}$ K$^{-3}$)")
     ax.text(0.97, 0.03, _box(result, d), transform=ax.transAxes, ha="right", va="bottom",

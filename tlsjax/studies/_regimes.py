@@ -51,7 +51,7 @@ DEFAULT_X_MIXED = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 DEFAULT_J_EE = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 #: Mean impurities per sample along x (cells chosen per x).
 DEFAULT_N_TARGET = 4000
-#: The J_ee scan's sample: the paper's x = 0.2, L = 18 (~4650 impurities).
+#: The J_ee scan's sample: the paper's x = 0.2, L = 18 (~4670 impurities).
 DEFAULT_DIPOLE_SAMPLE = (0.2, 18)
 #: Largest lattice (sites) a scan may build; smaller x needs a smaller n_target.
 MAX_SITES = 20_000_000
