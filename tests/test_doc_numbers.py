@@ -328,3 +328,34 @@ def test_dos_sample_error_table_matches_its_json():
         _check(where, cells[8], r["C_o_v_eff_sample"])
         _check(where, cells[9].replace("-", " / "), min(r["C_o_v_eff_refits"]),
                max(r["C_o_v_eff_refits"]))
+
+
+def test_reproduce_tables_match_the_committed_tu_table():
+    """The tutorial's T_U tables are `tlsjax reproduce`'s `tu_table.csv` (committed as
+    experiments/figures/reproduce_tu_table.csv)."""
+    with open(FIGURES / "reproduce_tu_table.csv", newline="") as f:
+        records = {(float(r["x"]), float(r["atilde"]), round(float(r["h_rel"]), 3)): r
+                   for r in csv.DictReader(f)}
+    checked = 0
+    for x, cells in ((0.2, 18), (0.5, 13)):
+        table = _table("tutorials/reproduce-the-paper.md", f"| x = {x}, L = {cells} | h_rel")
+        for row in table:
+            atilde = float(row[0].removeprefix("a~ = "))
+            for h_rel, cell in zip((0.0, 0.3, 1.0), row[1:], strict=True):
+                r = records[(x, atilde, h_rel)]
+                assert int(r["cells"]) == cells and int(r["realizations"]) == 16
+                _check(f"reproduce-the-paper.md x = {x}, a~ = {atilde}, h_rel = {h_rel}", cell,
+                       float(r["T_U_over_E_tau"]), float(r["T_U_over_E_tau_stderr"]))
+                checked += 1
+    assert checked == len(records) == 30
+    # README's summary: a~ in [1, 6], without fields and with them
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"`T_U/<E_tau>` = ([\d.]+) to ([\d.]+) over 1 < a~ < 6 without random fields "
+                  r"\(x = 0.2 and 0.5, mean ([\d.]+); with h_rel = 0.3 and 1 too, ([\d.]+) to "
+                  r"([\d.]+), mean ([\d.]+);", readme)
+    assert m, "README: the summary sentence of T_U/<E_tau> was reworded; update this test"
+    for shown, h_rels in ((m.groups()[:3], {0.0}), (m.groups()[3:], {0.0, 0.3, 1.0})):
+        v = [float(r["T_U_over_E_tau"]) for (x, a, h), r in records.items()
+             if 1 <= a <= 6 and h in h_rels]
+        for s, value in zip(shown, (min(v), max(v), sum(v) / len(v))):
+            assert _agrees(s, value), f"README shows {s}, tu_table.csv gives {value}"
