@@ -11,7 +11,7 @@ Cases, each in a fresh subprocess (so that peak memory, max RSS, is its own):
    states and temperatures, in the same process. Both start from states annealed for
    a few sweeps, so acceptance rates are those of a run in progress. As a check, one
    sweep with identical thresholds must give identical spins in both.
-2. `paper`: one paper-size realization (x = 0.2, L = 18, ~9300 spins) through the
+2. `paper`: one paper-size realization (x = 0.2, L = 18, ~9400 spins) through the
    default pipeline `tlsjax.run_mc` (anneal, temper, descend), timed end to end
    (Hamiltonian, compilation and all), with the energies and stability counts reached.
 3. `big`: N ~ 2e4 impurities (L = 29, ~3.9e4 spins), rows generated on the fly
