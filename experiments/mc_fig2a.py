@@ -1,6 +1,6 @@
 """Fig. 2 a and the P_S panel of the full Hamiltonian (Eq. 1) at the paper's size.
 
-The paper's sample (fcc, x = 0.2, L = 18, ~4670 impurities, ~9330 spins), the default
+The paper's sample (fcc, x = 0.2, L = 18, ~4690 impurities, ~9400 spins), the default
 Monte Carlo of `tlsjax mc` (2000 annealing + 500 tempering sweeps on 16 rungs from J_o to
 g^2 J_o / 10, then the descent over single and pair flips), a~ = 1.5, 3, 6, h = 0, measured
 against the ES reduction of the same realizations (`run_mc_study`). About 5 minutes per

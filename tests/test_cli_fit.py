@@ -100,3 +100,9 @@ def test_fit_figure_limits_follow_data_and_fit_and_name_a_curve_beyond_them():
     assert _where(np.full(5, 8.2), (lo, hi)) == " (above the plot)"
     assert _where(np.full(5, -1.0), (lo, hi)) == " (below the plot)"
     assert _where(np.array([1e-3, 8.2]), (lo, hi)) == ""
+    # non-finite points are left out; nothing finite: no limits, no label
+    assert _where(np.array([np.nan, 8.2]), (lo, hi)) == " (above the plot)"
+    assert _where(np.array([]), (lo, hi)) == _where(np.full(3, np.nan), (lo, hi)) == ""
+    assert _where(np.full(5, 8.2), None) == ""
+    assert _limits(np.array([np.nan, 0.0, -1.0]), log=True) is None
+    assert _limits(np.array([-2.0, 1.0]), log=False) == (-2.5, 1.25)

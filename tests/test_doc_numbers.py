@@ -39,6 +39,12 @@ def _agrees(shown: str, value: float) -> bool:
     return abs(float(shown) - value) <= 0.5 * place * (1 + 1e-9)
 
 
+def _exact(where: str, cell: str, expected: str) -> None:
+    """`cell` is printed exactly as the program that wrote the table formats the value."""
+    assert cell == expected, f"{where}: the docs show {cell!r}, the committed output gives " \
+        f"{expected!r}"
+
+
 def _check(where: str, cell: str, *values: float) -> None:
     """`cell` is "a ± b" (or "a / b", or "a") with one shown number per value."""
     shown = re.split(r" ± | / ", re.sub(r" \(.*\)$", "", cell))
@@ -53,13 +59,15 @@ def test_paper_readings_tables_match_their_json():
             for name in ("s02", "u02", "s05", "u05")}
     for name, run in runs.items():
         assert run["atildes"] == list(ATILDES) and run["realizations"] == 16, name
+        assert (run["x"], run["cells"]) == {"2": (0.2, 18), "5": (0.5, 13)}[name[-1]], name
+        assert run["pair_condition"] == {"s": "signed", "u": "unsigned"}[name[0]], name
 
     def columns(name, key):
         return list(zip(runs[name][key]["mean"], runs[name][key]["stderr"]))
 
     rows = _table("explanation/paper-numbers.md", "| sample | a~ |")
     assert len(rows) == 8
-    for row, (conc, i) in zip(rows, [(c, i) for c in "25" for i in range(4)]):
+    for row, (conc, i) in zip(rows, [(c, i) for c in "25" for i in range(4)], strict=True):
         where = f"paper-numbers.md x = 0.{conc}, a~ = {ATILDES[i]}"
         assert float(row[1]) == ATILDES[i], where
         _check(where, row[2], *columns(f"s0{conc}", "T_U_over_E_tau")[i])
@@ -68,8 +76,11 @@ def test_paper_readings_tables_match_their_json():
         _check(where, row[5], runs[f"s0{conc}"]["E_tau_over_gJ0"]["mean"][i])
 
     summary = _table("explanation/paper-numbers.md", "| reading | range")
-    for row, (name, key) in zip(summary, [("s", "T_U_over_E_tau"), ("u", "T_U_over_E_tau"),
-                                           ("s", "T_U_flip_over_E_tau_local")]):
+    readings = {"1. signed": ("s", "T_U_over_E_tau"), "2. unsigned": ("u", "T_U_over_E_tau"),
+                "3. factor 2": ("s", "T_U_flip_over_E_tau_local")}
+    assert [row[0] for row in summary] == list(readings)
+    for row in summary:
+        name, key = readings[row[0]]
         ranges, means, ratios = ([], [], [])
         for conc in "25":
             m = runs[f"{name}0{conc}"][key]["mean"]
@@ -103,6 +114,8 @@ def test_monte_carlo_table_matches_mc_fig2a_json():
     run = json.loads((FIGURES / "mc_fig2a.json").read_text())
     studies, summary = run["studies"], run["summary"]["cases"]
     rows = {r[0]: r[1:] for r in _table("explanation/monte-carlo.md", "| a~ | 1.5 | 3 | 6 |")}
+    assert [s["atilde"] for s in studies] == [c["atilde"] for c in summary] == [1.5, 3.0, 6.0]
+    assert all(len(cells) == len(studies) for cells in rows.values())
     for i, study in enumerate(studies):
         where, t = f"monte-carlo.md a~ = {study['atilde']}", study["T_U_over_E_tau"]
         _check(where, rows["T_U/<E_tau>, full model (estimator b)"][i], t["mc"], t["mc_stderr"])
@@ -111,8 +124,13 @@ def test_monte_carlo_table_matches_mc_fig2a_json():
         _check(where, rows["gap exponent, full model (b) / shortcut"][i],
                study["gap_exponent"]["mc"], study["gap_exponent"]["es"])
         _check(where, rows["energy per spin (K)"][i], study["energy_per_spin_mean"])
+        e_tau = study["P_S"]["E_tau_mean_K"]
+        _check(where, rows["<eps_tau> of the state / <E_tau> of the shortcut (K)"][i],
+               e_tau["mc"], e_tau["es"])
+        _check(where, rows["P_S (b) at E-bar = 50 K"][i], study["P_S"]["P_S_mc_at_E_bar"])
         case, dos = summary[i], study["dos"]
         spins = study["realizations"] * study["n_sites_mean"]
+        assert round(spins) == 18780, where
         _check(where, rows["S spins with eps < g J_o, of 18780 (mean field)"][i].replace(
             " (", " / ").rstrip(")"), case["S_below_gJ0"] * spins,
             case["S_below_gJ0_mean_field"] * spins)
@@ -125,7 +143,6 @@ def test_monte_carlo_table_matches_mc_fig2a_json():
         assert dos["fraction_below_S"] == 0, where
         _check(where, rows["lowest S flip energy, 4 realizations (the DOS bin that holds it, K)"][i]
                .replace("-", " / "), dos["edges_K"][first], dos["edges_K"][first + 1])
-    assert 18780 == round(spins)
 
 
 # regimes.md dilution tables: row label -> (CSV column, scale)
@@ -160,11 +177,15 @@ def test_dilution_tables_match_their_csv(cutoff):
         column, scale = DILUTION_ROWS[label]
         seen.add(label)
         for cell, r in zip(cells, records, strict=True):
-            where = f"regimes.md {cutoff} cutoff, {label}, x = {r['x']}"
-            values = [scale * float(r[column])]
-            if " ± " in cell:
-                values.append(scale * float(r[f"{column}_stderr"]))
-            _check(where, cell.removesuffix("%"), *values)
+            # printed as `tlsjax regimes` prints them: 3 significant digits, errors 1
+            where, value = f"regimes.md {cutoff} cutoff, {label}, x = {r['x']}", \
+                scale * float(r[column])
+            if cell.endswith("%"):
+                _exact(where, cell, f"{value:.0f}%")
+            elif " ± " in cell:
+                _exact(where, cell, f"{value:.3g} ± {scale * float(r[f'{column}_stderr']):.1g}")
+            else:
+                _exact(where, cell, f"{value:.3g}")
     assert seen == set(DILUTION_ROWS)
 
 
@@ -177,13 +198,16 @@ def test_dilution_exponents_match_their_json(cutoff):
             "T_U correlated n_S": "T_U_correlated", "T_U shortcut 5 g": "T_U_shortcut",
             "T_U fixed target 0.1": "T_U_fixed_target", "<E_tau>": "E_tau", "C_o": "C_o"}
     column = {"fixed": 2, "scaled": 3}[cutoff]
-    for row in _table("explanation/regimes.md", "| observable | paper | fixed cutoff |"):
+    table = _table("explanation/regimes.md", "| observable | paper | fixed cutoff |")
+    assert [row[0] for row in table] == list(keys)
+    for row in table:
         e = exponents[keys[row[0]]]
         where = f"regimes.md exponent of {row[0]}, {cutoff} cutoff"
         _check(where, row[1], e["paper"])
         _check(where, row[column], e["value"], e["stderr"])
+        # a fit range narrower than the table's (from x = 0.001) is named in the cell
         match = re.search(r"\(x >= ([\d.]+)\)", row[column])
-        assert (float(match[1]) if match else e["over"][0]) == e["over"][0], where
+        assert e["over"] == [float(match[1]) if match else 0.001, 0.1], where
 
 
 @pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
@@ -202,14 +226,14 @@ def test_local_exponents_match_their_json(cutoff):
     assert len(rows) == len(local["x"])
     for k, line in enumerate(rows):
         x, *cells = [c.strip() for c in line.strip("|").split("|")]
-        _check(f"regimes.md local exponents, {cutoff} cutoff", x, local["x"][k])
+        _exact(f"regimes.md local exponents, {cutoff} cutoff", x, f"{local['x'][k]:.3g}")
         for cell, key in zip(cells, keys, strict=True):
             where = f"regimes.md local exponent of {key} at x = {x}, {cutoff} cutoff"
             value, stderr = local[key]["value"][k], local[key]["stderr"][k]
             if cell == "undefined":
                 assert value is None, where
             else:
-                _check(where, cell, value, stderr)
+                _exact(where, cell, f"{value:.2f} ± {stderr:.2f}")
 
 
 def _regimes_json(name: str) -> dict:
@@ -225,6 +249,10 @@ def test_mixed_crystal_table_matches_its_json():
     m = _regimes_json("regimes_mixed_dipole.json")["mixed"]
     p = m["parameters"]
     rows = _row_table("| x | 0.005 | 0.01 |")
+    assert all(len(cells) == len(m["x"]) for cells in rows.values())
+    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    shown_x = next(x for x in lines if x.startswith("| x | 0.005 | 0.01 |"))
+    assert [float(v) for v in shown_x.strip("|").split("|")[1:]] == m["x"]
     for k, x in enumerate(m["x"]):
         where = f"regimes.md mixed crystal, x = {x}"
         c_o = m["C_o"]["mean"][k]
@@ -234,10 +262,11 @@ def test_mixed_crystal_table_matches_its_json():
         _check(where, rows["T_U (K)"][k], *(t_u if " ± " in rows["T_U (K)"][k] else t_u[:1]))
         _check(where, rows["realizations with a crossover"][k].removesuffix("%"),
                100 * m["crossover"]["mean"][k])
-        _check(where, rows["S spins with no unstable tau partner"][k].removesuffix("%"),
-               100 * m["P_S_zero"]["mean"][k])
-        _check(where, rows["C at 0.5 K: S part / tau part"][k],
-               m["C_S_probe"]["mean"][k] / m["C_tau_probe"]["mean"][k])
+        alone = 100 * m["P_S_zero"]["mean"][k]
+        _exact(where, rows["S spins with no unstable tau partner"][k],
+               f"{alone:.2g}%" if alone else "0")
+        _exact(where, rows["C at 0.5 K: S part / tau part"][k],
+               f"{m['C_S_probe']['mean'][k] / m['C_tau_probe']['mean'][k]:.2g}")
     assert p["probe_K"] == 0.5
     slope = m["slopes"]["C_o"]
     assert slope["over"] == [0.005, 0.01, 0.02, 0.05, 0.1]
@@ -249,6 +278,10 @@ def test_mixed_crystal_table_matches_its_json():
 def test_dipole_table_matches_its_json():
     d = _regimes_json("regimes_mixed_dipole.json")["dipole"]
     rows = _row_table("| J_ee / g J_o | 0 | 0.1 |")
+    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    shown = next(x for x in lines if x.startswith("| J_ee / g J_o | 0 | 0.1 |"))
+    assert [float(v) for v in shown.strip("|").split("|")[1:]] == [0.0] + d["J_ee_over_gJ0"]
+    assert all(len(cells) == 1 + len(d["J_ee_over_gJ0"]) for cells in rows.values())
     probe = d["parameters"]["P_tau_energies_over_J_ee"].index(0.1)
 
     def value(key, k, scale=1.0):
@@ -350,12 +383,12 @@ def test_reproduce_tables_match_the_committed_tu_table():
     assert checked == len(records) == 30
     # README's summary: a~ in [1, 6], without fields and with them
     readme = " ".join((ROOT / "README.md").read_text().split())
-    m = re.search(r"`T_U/<E_tau>` = ([\d.]+) to ([\d.]+) over 1 < a~ < 6 without random fields "
+    m = re.search(r"`T_U/<E_tau>` = ([\d.]+) to ([\d.]+) over a~ = 1.5-6 without random fields "
                   r"\(x = 0.2 and 0.5, mean ([\d.]+); with h_rel = 0.3 and 1 too, ([\d.]+) to "
                   r"([\d.]+), mean ([\d.]+);", readme)
     assert m, "README: the summary sentence of T_U/<E_tau> was reworded; update this test"
     for shown, h_rels in ((m.groups()[:3], {0.0}), (m.groups()[3:], {0.0, 0.3, 1.0})):
         v = [float(r["T_U_over_E_tau"]) for (x, a, h), r in records.items()
-             if 1 <= a <= 6 and h in h_rels]
+             if 1.5 <= a <= 6 and h in h_rels]
         for s, value in zip(shown, (min(v), max(v), sum(v) / len(v))):
             assert _agrees(s, value), f"README shows {s}, tu_table.csv gives {value}"

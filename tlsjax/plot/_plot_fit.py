@@ -56,22 +56,30 @@ def _same(a, b) -> bool:
     return np.allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=0.0)
 
 
-def _limits(*values, log: bool) -> tuple[float, float]:
+def _limits(*values, log: bool) -> tuple[float, float] | None:
     """y limits that show `values` (the data and the fit): a factor 3 either side on a log
-    axis, from 0 to 1.25 x the largest on a linear one."""
+    axis, from 0 (or below the least, if negative) to 1.25 x the largest on a linear one.
+    Non-finite values (and values <= 0 on a log axis) are left out; None where nothing is
+    left (matplotlib then scales the axis itself)."""
     v = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in values])
-    v = v[np.isfinite(v)]
-    return (v.min() / 3.0, v.max() * 3.0) if log else (0.0, v.max() * 1.25)
+    v = v[np.isfinite(v) & ((v > 0) if log else True)]
+    if v.size == 0 or (not log and v.max() <= 0):
+        return None
+    return (v.min() / 3.0, v.max() * 3.0) if log else (min(0.0, 1.25 * v.min()), 1.25 * v.max())
 
 
-def _where(y: np.ndarray, ylim: tuple[float, float]) -> str:
-    """" (above the plot)" or " (below the plot)" for a curve wholly outside `ylim`."""
-    y = np.asarray(y)
+def _where(y: np.ndarray, ylim: tuple[float, float] | None) -> str:
+    """" (above the plot)" or " (below the plot)" for a curve whose finite points all lie
+    outside `ylim`; "" otherwise (also for no limits or no finite point)."""
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    if ylim is None or y.size == 0:
+        return ""
     return " (above the plot)" if np.all(y > ylim[1]) else (
         " (below the plot)" if np.all(y < ylim[0]) else "")
 
 
-def _curves(ax, d: dict, label_fit: str, ylim: tuple[float, float],
+def _curves(ax, d: dict, label_fit: str, ylim: tuple[float, float] | None,
             per_T2: np.ndarray | None = None) -> tuple[list[str], list[str]]:
     """Fit, TLS-only and T^2 curves; a curve that coincides with one already drawn is
     not drawn again, its name joins that curve's label; a curve wholly outside `ylim` says
@@ -141,8 +149,9 @@ def plot_kappa_fit(result: FitResult, path, *, title: str | None = None) -> None
     if tu:
         ax.plot([], [], color="gray", ls=":", label=tu)
     ax.set_xlim(t_lo, t_hi)
-    ax.set_ylim(*ylim)
-    ax2.set_ylim(*ylim2)
+    for a, lim in ((ax, ylim), (ax2, ylim2)):
+        if lim is not None:
+            a.set_ylim(*lim)
     ax.set_ylabel(r"$\kappa$ (W m$^{-1}$ K$^{-1}$)")
     ax2.set_ylabel(r"$\kappa/T^2$ (W m$^{-1}$ K$^{-3}$)")
     ax.text(0.97, 0.03, _box(result, d), transform=ax.transAxes, ha="right", va="bottom",
