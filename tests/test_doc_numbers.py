@@ -392,3 +392,99 @@ def test_reproduce_tables_match_the_committed_tu_table():
              if 1.5 <= a <= 6 and h in h_rels]
         for s, value in zip(shown, (min(v), max(v), sum(v) / len(v))):
             assert _agrees(s, value), f"README shows {s}, tu_table.csv gives {value}"
+
+
+def _bench(name: str) -> dict:
+    return json.loads((FIGURES / "bench" / name).read_text())
+
+
+def test_es_benchmark_table_matches_its_json():
+    b = _bench("bench_es.json")
+    paper, numpy = b["paper_size"]["tlsjax"], b["paper_size"]["numpy"]
+    table = _table("explanation/performance.md", "| case | time | pairs/s | peak RSS |")
+    cases = [(f"tlsjax, paper size N = {paper['n']} (float32)", paper),
+             ("NumPy baseline, same realization (float64)", numpy),
+             (f"tlsjax N = {b['L29']['n']}", b["L29"]), (f"tlsjax N = {b['L50']['n']}", b["L50"])]
+    assert [row[0] for row in table] == [name for name, _ in cases]
+    for row, (name, case) in zip(table, cases, strict=True):
+        where = f"performance.md ES table, {name}"
+        _check(where, row[1].removesuffix(" s"), case["seconds"])
+        _check(where, row[2], case["pairs_per_second"])
+        _check(where, row[3].removesuffix(" MB"), case["peak_rss_mb"])
+    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    m = re.search(r"Speed-up at paper size: ([\d.]+)x \(E_min agree to ([\d.e-]+) <E_tau>", text)
+    _check("performance.md ES speed-up", m[1], b["paper_size"]["speedup"])
+    _check("performance.md ES E_min", m[2], b["paper_size"]["max_abs_e_min_difference"])
+    soft = b["soft_vs_hard"]
+    m = re.search(r"`jax.jvp`\): ([\d.]+) s, ([\d.]+)x the hard forward pass timed in the same "
+                  r"process \(([\d.]+) s\)", text)
+    _check("performance.md soft P_S", " / ".join(m.groups()), soft["seconds_soft_and_grad"],
+           soft["ratio"], soft["seconds_hard"])
+
+
+def test_mc_benchmark_table_matches_its_json():
+    b = _bench("bench_mc.json")
+    l18 = next(c for c in b["throughput"] if c["cells"] == 18)
+    table = _table("explanation/performance.md", "| replicas | tlsjax attempts/s |")
+    assert [int(row[0]) for row in table] == [r["replicas"] for r in l18["rows"]]
+    keys = ["attempts_per_s", "accepted_per_s", "ms_per_sweep", "numpy_attempts_per_s",
+            "numpy_ms_per_sweep", "speedup", "speedup_cpu"]
+    for row, r in zip(table, l18["rows"], strict=True):
+        assert r["identical_sweep"] == 1.0
+        for cell, key in zip(row[1:], keys, strict=True):
+            _check(f"performance.md MC table, R = {r['replicas']}, {key}", cell, r[key])
+    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    r16 = next(r for r in l18["rows"] if r["replicas"] == 16)
+    _check("performance.md MC goal", re.search(r"is not met: ([\d.]+)x", text)[1], r16["speedup"])
+    p, big = b["paper"], b["big"]
+    m = re.search(r"takes (\d+) s end to end in this run \(build and compilation (\d+) s, "
+                  r"annealing (\d+) s, tempering (\d+) s, descent (\d+) s over (\d+) rounds", text)
+    st = p["stage_seconds"]
+    _check("performance.md pipeline", " / ".join(m.groups()[:5]), p["seconds"], st["build"],
+           st["anneal"], st["temper"], st["descent"])
+    assert int(m[6]) == p["descent_rounds"] and p["after_single"] == p["after_pair"] == 0
+    m = re.search(r"Lowest energy (-[\d.]+) K per spin.*?swap acceptance <= ([\d.]+)%.*?"
+                  r"peak RSS (\d+) MB\. ", text)
+    _check("performance.md pipeline", " / ".join(m.groups()), p["lowest_energy_per_spin"],
+           100 * max(p["swap_acceptance"]), p["peak_rss_mb"])
+    m = re.search(r"rows generated on the fly: ([\d.]+) s per sweep of 16 replicas, one "
+                  r"pair-stability scan ([\d.]+) s, peak RSS (\d+) MB", text)
+    _check("performance.md rows on the fly", " / ".join(m.groups()), big["ms_per_sweep"] / 1e3,
+           big["pair_scan_seconds"], big["peak_rss_mb"])
+
+
+def test_scale_benchmark_table_matches_its_json():
+    b = _bench("bench_scale.json")
+    by_n = {case: {r["n"]: r for r in rows} for case, rows in b["t_of_n"].items()}
+    table = _table("explanation/performance.md", "| N | hard (s) | hard pairs/s |")
+    assert [int(row[0]) for row in table] == sorted(by_n["hard"])
+    for row in table:
+        n, where = int(row[0]), f"performance.md bench_scale N = {row[0]}"
+        hard = by_n["hard"][n]
+        _check(where, row[1], hard["seconds"])
+        _check(where, row[2], hard["pairs_per_second"])
+        for cell, case in ((row[3], "soft"), (row[4], "numpy")):
+            assert (cell == "-") == (n not in by_n[case]), where
+            if cell != "-":
+                _check(where, cell, by_n[case][n]["seconds"])
+        rss = [by_n[c][n]["peak_rss_mb"] if n in by_n[c] else None
+               for c in ("hard", "soft", "numpy")]
+        for cell, value in zip(row[5].split(" / "), rss, strict=True):
+            assert (cell == "-") == (value is None), where
+            if value is not None:
+                _check(where, cell, value)
+    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    m = re.search(r"t\(N\) exponent \(N >= 5e3\): ([\d.]+) \(hard\), ([\d.]+) \(soft\)\. Peak RSS "
+                  r"grows by (\d+) MB", text)
+    fit = b["fit"]
+    _check("performance.md bench_scale fit", " / ".join(m.groups()), fit["hard_exponent"],
+           fit["soft_exponent"], fit["hard_peak_growth_mb"])
+    m = re.search(r"Speed-up over NumPy: (\d+)x \(N = 1e3\), (\d+)x \(3e3\), (\d+)x \(1e4\)", text)
+    _check("performance.md bench_scale speed-up", " / ".join(m.groups()),
+           *b["numpy_over_tlsjax_hard"].values())
+    m = re.search(r"at N = (\d+): ([\d.]+)x the forward pass", text)
+    assert int(m[1]) == b["gradient"]["n"]
+    _check("performance.md gradient", m[2], b["gradient"]["ratio"])
+    m = re.search(r"devices: (\d+), (\d+), (\d+) realizations/s", text)
+    _check("performance.md ensemble", " / ".join(m.groups()),
+           *[r["realizations_per_second"] for r in b["throughput"]])
