@@ -15,12 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FIGURES = ROOT / "experiments" / "figures"
+DOC_FIGURES = DOCS / "explanation" / "figures"
 ATILDES = (1.5, 3.0, 4.5, 6.0)
 
 
 def _table(page: str, header: str) -> list[list[str]]:
     """The body rows of the markdown table of `page` whose header row starts with `header`."""
-    lines = (DOCS / page).read_text().splitlines()
+    lines = _lines(page)
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2:]:
@@ -29,6 +30,19 @@ def _table(page: str, header: str) -> list[list[str]]:
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
     assert rows, f"{page}: no rows under {header!r}"
     return rows
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _prose(path: Path) -> str:
+    """The text of a page with every run of whitespace as one space (sentences over lines)."""
+    return " ".join(path.read_text().split())
+
+
+def _lines(page: str) -> list[str]:
+    return (DOCS / page).read_text().splitlines()
 
 
 def _agrees(shown: str, value: float) -> bool:
@@ -54,8 +68,7 @@ def _check(where: str, cell: str, *values: float) -> None:
 
 
 def test_paper_readings_tables_match_their_json():
-    folder = DOCS / "explanation" / "figures" / "paper_readings"
-    runs = {name: json.loads((folder / f"{name}.json").read_text())
+    runs = {name: _json(DOC_FIGURES / "paper_readings" / f"{name}.json")
             for name in ("s02", "u02", "s05", "u05")}
     for name, run in runs.items():
         assert run["atildes"] == list(ATILDES) and run["realizations"] == 16, name
@@ -95,7 +108,7 @@ def test_paper_readings_tables_match_their_json():
 
 def test_finite_size_table_matches_its_json():
     cases = {c["cells"]: c for c in
-             json.loads((FIGURES / "mc_finite_size.json").read_text())["cases"]}
+             _json(FIGURES / "mc_finite_size.json")["cases"]}
     rows = _table("how-to/gpu.md", "| L | <N> | realizations |")
     assert sorted(int(r[0]) for r in rows) == sorted(cases)
     for row in rows:
@@ -111,7 +124,7 @@ def test_finite_size_table_matches_its_json():
 
 
 def test_monte_carlo_table_matches_mc_fig2a_json():
-    run = json.loads((FIGURES / "mc_fig2a.json").read_text())
+    run = _json(FIGURES / "mc_fig2a.json")
     studies, summary = run["studies"], run["summary"]["cases"]
     rows = {r[0]: r[1:] for r in _table("explanation/monte-carlo.md", "| a~ | 1.5 | 3 | 6 |")}
     assert [s["atilde"] for s in studies] == [c["atilde"] for c in summary] == [1.5, 3.0, 6.0]
@@ -161,10 +174,9 @@ DILUTION_ROWS = {
 
 @pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
 def test_dilution_tables_match_their_csv(cutoff):
-    folder = DOCS / "explanation" / "figures"
-    with open(folder / f"dilution_{cutoff}.csv", newline="") as f:
+    with open(DOC_FIGURES / f"dilution_{cutoff}.csv", newline="") as f:
         records = list(csv.DictReader(f))
-    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    lines = _lines("explanation/regimes.md")
     start = lines.index(next(x for x in lines if x.startswith(f"**{cutoff} cutoff**")))
     header = next(i for i in range(start, len(lines)) if lines[i].startswith("| x |"))
     xs = [float(v) for v in lines[header].strip("|").split("|")[1:]]
@@ -191,8 +203,7 @@ def test_dilution_tables_match_their_csv(cutoff):
 
 @pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
 def test_dilution_exponents_match_their_json(cutoff):
-    exponents = json.loads((DOCS / "explanation" / "figures" /
-                            f"dilution_exponents_{cutoff}.json").read_text())
+    exponents = _json(DOC_FIGURES / f"dilution_exponents_{cutoff}.json")
     exponents = exponents["dilution"]["exponents"]
     keys = {"T_U full": "T_U_full", "T_U full, nominal J_S": "T_U_full_nominal_width",
             "T_U correlated n_S": "T_U_correlated", "T_U shortcut 5 g": "T_U_shortcut",
@@ -212,10 +223,9 @@ def test_dilution_exponents_match_their_json(cutoff):
 
 @pytest.mark.parametrize("cutoff", ["fixed", "scaled"])
 def test_local_exponents_match_their_json(cutoff):
-    local = json.loads((DOCS / "explanation" / "figures" /
-                        f"dilution_exponents_{cutoff}.json").read_text())
+    local = _json(DOC_FIGURES / f"dilution_exponents_{cutoff}.json")
     local = local["dilution"]["local_exponents"]
-    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    lines = _lines("explanation/regimes.md")
     headers = [i for i, x in enumerate(lines) if x.startswith("| x (geometric mean) |")]
     assert len(headers) == 2, "regimes.md: a local-exponent table for each cutoff"
     header = headers[["fixed", "scaled"].index(cutoff)]
@@ -236,21 +246,17 @@ def test_local_exponents_match_their_json(cutoff):
                 _exact(where, cell, f"{value:.2f} ± {stderr:.2f}")
 
 
-def _regimes_json(name: str) -> dict:
-    return json.loads((DOCS / "explanation" / "figures" / name).read_text())
-
-
 def _row_table(header: str) -> dict[str, list[str]]:
     """A regimes.md table whose first column names the row: {label: cells}."""
     return {r[0]: r[1:] for r in _table("explanation/regimes.md", header)}
 
 
 def test_mixed_crystal_table_matches_its_json():
-    m = _regimes_json("regimes_mixed_dipole.json")["mixed"]
+    m = _json(DOC_FIGURES / "regimes_mixed_dipole.json")["mixed"]
     p = m["parameters"]
     rows = _row_table("| x | 0.005 | 0.01 |")
     assert all(len(cells) == len(m["x"]) for cells in rows.values())
-    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    lines = _lines("explanation/regimes.md")
     shown_x = next(x for x in lines if x.startswith("| x | 0.005 | 0.01 |"))
     assert [float(v) for v in shown_x.strip("|").split("|")[1:]] == m["x"]
     for k, x in enumerate(m["x"]):
@@ -270,15 +276,15 @@ def test_mixed_crystal_table_matches_its_json():
     assert p["probe_K"] == 0.5
     slope = m["slopes"]["C_o"]
     assert slope["over"] == [0.005, 0.01, 0.02, 0.05, 0.1]
-    text = (DOCS / "explanation" / "regimes.md").read_text()
+    text = _prose(DOCS / "explanation" / "regimes.md")
     shown = re.search(r"slope ([\d.]+ ± [\d.]+) over 0.005 <= x <= 0.1", text)[1]
     _check("regimes.md mixed-crystal slope of C_o", shown, slope["mean"], slope["stderr"])
 
 
 def test_dipole_table_matches_its_json():
-    d = _regimes_json("regimes_mixed_dipole.json")["dipole"]
+    d = _json(DOC_FIGURES / "regimes_mixed_dipole.json")["dipole"]
     rows = _row_table("| J_ee / g J_o | 0 | 0.1 |")
-    lines = (DOCS / "explanation" / "regimes.md").read_text().splitlines()
+    lines = _lines("explanation/regimes.md")
     shown = next(x for x in lines if x.startswith("| J_ee / g J_o | 0 | 0.1 |"))
     assert [float(v) for v in shown.strip("|").split("|")[1:]] == [0.0] + d["J_ee_over_gJ0"]
     assert all(len(cells) == 1 + len(d["J_ee_over_gJ0"]) for cells in rows.values())
@@ -301,7 +307,7 @@ def test_dipole_table_matches_its_json():
             assert rows["P_tau(0.1 J_ee)"][0] == "-"
         else:
             _check(where, rows["P_tau(0.1 J_ee)"][k], d["P_tau"]["mean"][k - 1][probe])
-    text = (DOCS / "explanation" / "regimes.md").read_text()
+    text = _prose(DOCS / "explanation" / "regimes.md")
     for key, pattern in [("C_o", r"C_o ~ J_ee\^\{(-[\d.]+ ± [\d.]+)\}"),
                          ("T_U_shortcut_K", r"shortcut T_U ~ J_ee\^\{([\d.]+ ± [\d.]+)\}"),
                          ("T_U_K", r"full criterion T_U ~ J_ee\^\{([\d.]+ ± [\d.]+)\}")]:
@@ -311,9 +317,9 @@ def test_dipole_table_matches_its_json():
 
 
 def test_dilution_exponents_above_003_match_their_json():
-    run = _regimes_json("dilution_fixed_x0.03-0.1.json")["dilution"]
+    run = _json(DOC_FIGURES / "dilution_fixed_x0.03-0.1.json")["dilution"]
     assert run["x"] == [0.03, 0.05, 0.07, 0.1] and run["realizations"] == 8
-    text = " ".join((DOCS / "explanation" / "regimes.md").read_text().split())
+    text = _prose(DOCS / "explanation" / "regimes.md")
     sentence = text[text.index("exponent over 0.03 <= x <= 0.1"):]
     sentence = sentence[:sentence.index("with a~/R_o fixed")]
     shown = re.findall(r"(\d\.\d+ ± \d\.\d+)", sentence)
@@ -328,8 +334,7 @@ def test_dilution_exponents_above_003_match_their_json():
 
 
 def test_dos_sample_error_table_matches_its_json():
-    rows = json.loads((DOCS / "explanation" / "figures" /
-                       "dos_sample_error_float32.json").read_text())
+    rows = _json(DOC_FIGURES / "dos_sample_error_float32.json")
     assert rows["precision"] == "float32"
     table = _table("explanation/fit-uncertainties.md", "| curve | L, realizations | T_U (K) |")
     assert len(table) == len(rows["rows"])
@@ -382,7 +387,7 @@ def test_reproduce_tables_match_the_committed_tu_table():
                 checked += 1
     assert checked == len(records) == 30
     # README's summary: a~ in [1, 6], without fields and with them
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = _prose(ROOT / "README.md")
     m = re.search(r"`T_U/<E_tau>` = ([\d.]+) to ([\d.]+) over a~ = 1.5-6 without random fields "
                   r"\(x = 0.2 and 0.5, mean ([\d.]+); with h_rel = 0.3 and 1 too, ([\d.]+) to "
                   r"([\d.]+), mean ([\d.]+);", readme)
@@ -394,12 +399,8 @@ def test_reproduce_tables_match_the_committed_tu_table():
             assert _agrees(s, value), f"README shows {s}, tu_table.csv gives {value}"
 
 
-def _bench(name: str) -> dict:
-    return json.loads((FIGURES / "bench" / name).read_text())
-
-
 def test_es_benchmark_table_matches_its_json():
-    b = _bench("bench_es.json")
+    b = _json(FIGURES / "bench" / "bench_es.json")
     paper, numpy = b["paper_size"]["tlsjax"], b["paper_size"]["numpy"]
     table = _table("explanation/performance.md", "| case | time | pairs/s | peak RSS |")
     cases = [(f"tlsjax, paper size N = {paper['n']} (float32)", paper),
@@ -411,7 +412,7 @@ def test_es_benchmark_table_matches_its_json():
         _check(where, row[1].removesuffix(" s"), case["seconds"])
         _check(where, row[2], case["pairs_per_second"])
         _check(where, row[3].removesuffix(" MB"), case["peak_rss_mb"])
-    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    text = _prose(DOCS / "explanation" / "performance.md")
     m = re.search(r"Speed-up at paper size: ([\d.]+)x \(E_min agree to ([\d.e-]+) <E_tau>", text)
     _check("performance.md ES speed-up", m[1], b["paper_size"]["speedup"])
     _check("performance.md ES E_min", m[2], b["paper_size"]["max_abs_e_min_difference"])
@@ -423,7 +424,7 @@ def test_es_benchmark_table_matches_its_json():
 
 
 def test_mc_benchmark_table_matches_its_json():
-    b = _bench("bench_mc.json")
+    b = _json(FIGURES / "bench" / "bench_mc.json")
     l18 = next(c for c in b["throughput"] if c["cells"] == 18)
     table = _table("explanation/performance.md", "| replicas | tlsjax attempts/s |")
     assert [int(row[0]) for row in table] == [r["replicas"] for r in l18["rows"]]
@@ -433,7 +434,7 @@ def test_mc_benchmark_table_matches_its_json():
         assert r["identical_sweep"] == 1.0
         for cell, key in zip(row[1:], keys, strict=True):
             _check(f"performance.md MC table, R = {r['replicas']}, {key}", cell, r[key])
-    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    text = _prose(DOCS / "explanation" / "performance.md")
     r16 = next(r for r in l18["rows"] if r["replicas"] == 16)
     _check("performance.md MC goal", re.search(r"is not met: ([\d.]+)x", text)[1], r16["speedup"])
     p, big = b["paper"], b["big"]
@@ -454,7 +455,7 @@ def test_mc_benchmark_table_matches_its_json():
 
 
 def test_scale_benchmark_table_matches_its_json():
-    b = _bench("bench_scale.json")
+    b = _json(FIGURES / "bench" / "bench_scale.json")
     by_n = {case: {r["n"]: r for r in rows} for case, rows in b["t_of_n"].items()}
     table = _table("explanation/performance.md", "| N | hard (s) | hard pairs/s |")
     assert [int(row[0]) for row in table] == sorted(by_n["hard"])
@@ -473,7 +474,7 @@ def test_scale_benchmark_table_matches_its_json():
             assert (cell == "-") == (value is None), where
             if value is not None:
                 _check(where, cell, value)
-    text = " ".join((DOCS / "explanation" / "performance.md").read_text().split())
+    text = _prose(DOCS / "explanation" / "performance.md")
     m = re.search(r"t\(N\) exponent \(N >= 5e3\): ([\d.]+) \(hard\), ([\d.]+) \(soft\)\. Peak RSS "
                   r"grows by (\d+) MB", text)
     fit = b["fit"]

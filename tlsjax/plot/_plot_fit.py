@@ -100,10 +100,11 @@ def _curves(ax, d: dict, label_fit: str, ylim: tuple[float, float] | None,
         drawn.append((name, y, style, lw))
     outside = []
     for name, y, style, lw in drawn:
-        where = _where(np.asarray(y) * scale, ylim)
+        y = np.asarray(y) * scale
+        where = _where(y, ylim)
         if where:
             outside.append(name.split(",")[0] + where)
-        ax.plot(x, np.asarray(y) * scale, style, lw=lw, label=name + where)
+        ax.plot(x, y, style, lw=lw, label=name + where)
     return notes, outside
 
 
