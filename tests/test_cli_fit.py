@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+from tlsjax._validate import enable_x64
 from tlsjax.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "example_kappa.csv"
@@ -9,9 +10,13 @@ TINY = ["--cells", "4", "--realizations", "1", "--no-progress"]
 
 def test_fit_kappa_json_and_plot(tmp_path, capsys):
     out, png = tmp_path / "fit.json", tmp_path / "fit.png"
-    assert main(["fit", "kappa", str(EXAMPLE), "--free", "g,J0", *TINY, "--no-profile",
-                 "--dos-samples", "0", "--json", str(out), "--plot", str(png)]) == 0
+    with enable_x64(False):  # as in `tlsjax` run as a program (the suite runs in float64)
+        assert main(["fit", "kappa", str(EXAMPLE), "--free", "g,J0", "--g", "0.0123456789",
+                     *TINY, "--no-profile", "--dos-samples", "0", "--json", str(out), "--plot",
+                     str(png)]) == 0
     d = json.loads(out.read_text())
+    # a float64 fit starts from the values as given, not from their float32 rounding
+    assert d["meta"]["precision_bits"] == 64 and d["meta"]["init"]["g"] == 0.0123456789
     for key in ("params", "stderr", "C_o", "T_U_K", "rms_log_residual", "converged"):
         assert key in d
     assert d["C_o"] is None and d["C_o_v_eff_m_per_s"] > 0  # no velocities given
@@ -23,9 +28,11 @@ def test_fit_kappa_json_and_plot(tmp_path, capsys):
 
 def test_fit_targets(tmp_path):
     out = tmp_path / "t.json"
-    assert main(["fit", "targets", "--C0", "1e-3", "--TU", "3", "--free", "g,J0", *TINY,
-                 "--json", str(out)]) == 0
+    with enable_x64(False):  # as in `tlsjax` run as a program
+        assert main(["fit", "targets", "--C0", "1e-3", "--TU", "3", "--free", "g,J0", *TINY,
+                     "--J0", "512.3456789", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
+    assert d["meta"]["precision_bits"] == 64 and d["meta"]["init"]["J0"] == 512.3456789
     assert abs(d["params"]["g"] - 0.01) < 1e-6 and abs(d["T_U_K"] - 3.0) < 1e-4
 
 
@@ -106,3 +113,14 @@ def test_fit_figure_limits_follow_data_and_fit_and_name_a_curve_beyond_them():
     assert _where(np.full(5, 8.2), None) == ""
     assert _limits(np.array([np.nan, 0.0, -1.0]), log=True) is None
     assert _limits(np.array([-2.0, 1.0]), log=False) == (-2.5, 1.25)
+
+
+def test_a_float64_fit_takes_the_material_as_given(tmp_path):
+    """--rho, --vl, --vt enter a float64 fit unrounded (as in `tlsjax` run as a program)."""
+    out = tmp_path / "m.json"
+    with enable_x64(False):
+        assert main(["fit", "kappa", str(EXAMPLE), "--free", "g", *TINY, "--no-profile",
+                     "--dos-samples", "0", "--rho", "1234.5678", "--vl", "3456.789",
+                     "--vt", "1987.6543", "--json", str(out)]) == 0
+    material = json.loads(out.read_text())["meta"]["material"]
+    assert (material["rho"], material["v_l"], material["v_t"]) == (1234.5678, 3456.789, 1987.6543)

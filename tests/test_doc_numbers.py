@@ -7,6 +7,7 @@ without its table, or a table edited by hand, fails here.
 
 import csv
 import json
+import math
 import re
 from pathlib import Path
 
@@ -366,6 +367,61 @@ def test_dos_sample_error_table_matches_its_json():
         _check(where, cells[8], r["C_o_v_eff_sample"])
         _check(where, cells[9].replace("-", " / "), min(r["C_o_v_eff_refits"]),
                max(r["C_o_v_eff_refits"]))
+
+
+def _estimate(where: str, cell: str, pair, bounds=None) -> None:
+    """A cell of `experiments/fit_precision.py`: "v ± e", "v (undetermined)" (an infinite
+    error), "-" (no value), each perhaps with "profile lo to hi" ("none": no bound)."""
+    value, err = (None, None) if pair is None else pair
+    if value is None:
+        assert cell == "-", where
+        return
+    note = re.search(r"\((.*)\)$", cell)
+    note = note[1] if note else ""
+    err = None if err is None else float(err)
+    if err is not None and math.isfinite(err) and err > 0:
+        _check(where, cell, float(value), err)
+    else:
+        assert ("undetermined" in note) == (err is not None and not math.isfinite(err)), where
+        _check(where, cell, float(value))
+    profile = re.search(r"profile (\S+) to (\S+)\)?$", note)
+    assert bool(profile) == bool(bounds and any(b is not None for b in bounds)), where
+    if profile:
+        for shown, b in zip(profile.groups(), bounds, strict=True):
+            assert (shown == "none") == (b is None), where
+            if b is not None:
+                _check(where, shown, b)
+
+
+def test_precision_table_matches_its_json():
+    run = _json(DOC_FIGURES / "fit_precision.json")
+    table = _table("explanation/fit-uncertainties.md", "| case | bits | chosen model")
+    assert len(table) == len(run["rows"]) == 6
+    for cells, r in zip(table, run["rows"], strict=True):
+        where = f"fit-uncertainties.md precision {r['case']}, {r['bits']} bits"
+        assert cells[:3] == [r["case"], str(r["bits"]), f"{r['model']} ({r['weight']:.2f})"]
+        _estimate(where, cells[3], r["g"], r["profile"]["g"])
+        _estimate(where, cells[4], r["J0"], r["profile"]["J0"])
+        name, _, amplitude = cells[5].partition(" ") if cells[5].startswith("kv") else \
+            ("Cv", None, cells[5].removeprefix("C v_eff "))
+        assert name == r["amplitude_name"], where
+        _estimate(where, amplitude, r["amplitude"], r["profile"]["kv"] if name == "kv" else None)
+        _estimate(where, cells[6], r["A_R_v_eff2"])
+        _estimate(where, cells[7], r["C_o_v_eff"])
+        _estimate(where, cells[8], r["T_U"])
+        _estimate(where, cells[9], None if r["T_U_lower"] is None else (r["T_U_lower"], 0.0))
+        _estimate(where, cells[10], None if r["T_U_upper"] is None else (r["T_U_upper"], 0.0))
+    ptfe64 = run["rows"][0]
+    assert (ptfe64["bits"], ptfe64["init"]["g"]) == (64, 0.02)  # not its float32 rounding
+    diff = run["differences_over_error"]
+    said = re.search(r"\|float32 - float64\| is (\S+) of the error of kappa_log v_eff on PTFE "
+                     r"\(Reese\), and (\S+) \(C v_eff\) and (\S+) \(A_R v_eff\^2\)",
+                     _prose(DOCS / "explanation" / "fit-uncertainties.md"))
+    assert said, "fit-uncertainties.md: the float32 - float64 sentence"
+    stycast = diff["Stycast 1266, default"]
+    for shown, value in zip(said.groups(), (diff["PTFE Reese, default"]["amplitude"],
+                                            stycast["amplitude"], stycast["A_R_v_eff2"])):
+        _check("fit-uncertainties.md precision differences", shown, value)
 
 
 def test_reproduce_tables_match_the_committed_tu_table():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tlsjax as tj
+from tlsjax._validate import enable_x64
 from tlsjax.cli._main import main
 from tlsjax.fit._curve_models import dvv_basis
 from tlsjax.fit._data import Curve, parse_curve
@@ -108,6 +109,15 @@ def test_dvv_only_fit_recovers_truth(tmp_path):
     assert res.n_data == T.size - 1  # the offset is minimized out
     _check_recovered(res, "C", C_TRUE)
     assert abs(res.derived["dvv_offset"] - offset) < 5 * SIG_D
+    # float64 takes --rho, --vl, --vt as given, not their float32 rounding (as in `tlsjax`
+    # run as a program, where the global setting is float32)
+    with enable_x64(False):
+        assert main(["fit", "dvv", f, "--freq", str(FREQ), "--model", "stm", "--sigma",
+                     str(SIG_D), "--dos-samples", "0", "--no-profile", "--no-progress",
+                     "--rho", "1234.5678", "--vl", "3456.789", "--vt", "1987.6543",
+                     "--json", str(out), "--overwrite"]) == 0
+    material = tj.FitResult.from_json(out).meta["material"]
+    assert (material["rho"], material["v_l"], material["v_t"]) == (1234.5678, 3456.789, 1987.6543)
 
 
 def test_dos_sample_part_matches_refit_spread():

@@ -236,6 +236,8 @@ def register(sub) -> None:
 
 
 def _init(args) -> ModelParams:
+    """The start values. Build them inside the fit's `enable_x64` context: outside it they
+    would be float32 arrays, and a float64 fit would start from their float32 rounding."""
     return ModelParams(g=args.g, J0=args.J0, atilde=args.atilde, h_rel=args.h_rel,
                        kappa_log=args.kappa_log)
 
@@ -339,10 +341,10 @@ def _targets_parameters(args, free):
 def run_targets(args) -> int:
     _check_outputs(args)
     check_seed("fit targets", "--seed", args.seed)
-    init, free, bounds = _targets_parameters(args, _check_names(args.free) or ["g", "J0",
-                                                                                "atilde"])
+    free = _check_names(args.free) or ["g", "J0", "atilde"]
     try:
         with enable_x64(args.precision == 64):
+            init, free, bounds = _targets_parameters(args, free)
             res = fit_targets(args.C0, args.TU, sigma_C0=args.sigma_C0,
                               sigma_T_U=args.sigma_TU, free=free, init=init,
                               criterion=args.criterion, bounds=bounds, **_dos(args),
@@ -378,7 +380,6 @@ def run_kappa(args) -> int:
     if any(given) and not all(given):
         raise ValueError("`fit kappa`: give all of --rho, --vl, --vt, or none (then the "
                          "velocity-free combination kv = kappa_log v_eff is fitted)")
-    material = Material(args.rho, args.vl, args.vt) if all(given) else None
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
     if args.freq is not None and args.qinv is None:
@@ -390,10 +391,12 @@ def run_kappa(args) -> int:
     params = user_parameters(args.fix, args.bound)
     curves.check_dos_samples(args)
     _stage_logging(True)
-    common = dict(init=_init(args), sigma_log=args.sigma_log, level=args.level,
-                  profile=not args.no_profile, params=params, **_dos(args), **_opt(args))
+    common = dict(sigma_log=args.sigma_log, level=args.level, profile=not args.no_profile,
+                  params=params, **_dos(args), **_opt(args))
     try:
-        with enable_x64(args.precision == 64):
+        with enable_x64(args.precision == 64):  # the inputs as arrays of the fit's precision
+            material = Material(args.rho, args.vl, args.vt) if all(given) else None
+            common["init"] = _init(args)
             if free or args.qinv:
                 model = args.model
                 if model == "auto":

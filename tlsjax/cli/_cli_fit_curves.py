@@ -101,7 +101,6 @@ def run_curves(args) -> int:
     if not 0.5 < args.level < 1.0:
         raise ValueError(f"--level must be in (0.5, 1); got {args.level:g}")
     check_dos_samples(args)
-    material = _material(args)
     table = None
     if args.plot:
         from ..plot._plot_curves import csv_path
@@ -119,7 +118,8 @@ def run_curves(args) -> int:
     seed_key(f"fit {args.curve}", "--seed", args.seed)  # checked before any computing
     _stage_logging(True)
     try:
-        with enable_x64(args.precision == 64):
+        with enable_x64(args.precision == 64):  # the inputs as arrays of the fit's precision
+            material = _material(args)
             res = fit_curves(
                 args.kappa, curves["qinv"], curves["dvv"], material, freq_qinv=freqs["qinv"],
                 freq_dvv=freqs["dvv"], model=args.model, criterion=args.ic, free=free,
