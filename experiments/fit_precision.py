@@ -69,11 +69,11 @@ def extract(d: dict) -> dict:
         aicc=d["aicc"], converged=d["converged"])
 
 
-def run_case(data: Path, name: str, extra: list[str], bits: int, folder: Path) -> dict:
-    """One `tlsjax fit kappa` run; its report is kept out of this script's output."""
+def run_case(data: Path, name: str, extra: list[str], bits: int, out: Path) -> dict:
+    """One `tlsjax fit kappa` run, its JSON written to `out`; its report is kept out of
+    this script's output."""
     from tlsjax.cli import main as cli
 
-    out = folder / f"{Path(name).stem}_{bits}_{len(extra)}.json"
     t0 = time.time()
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli(["fit", "kappa", str(data / name), *extra, "--precision", str(bits),
@@ -84,16 +84,17 @@ def run_case(data: Path, name: str, extra: list[str], bits: int, folder: Path) -
 
 
 def _num(pair, digits: int = 3, bounds=None) -> str:
-    """"v ± e" (the error to 2 digits), "v (undetermined)" where the error is infinite or
-    missing, "-" where there is no value; then the profile `bounds` where given."""
-    v, e = pair if isinstance(pair, tuple | list) else (pair, 0.0)
+    """A (value, error) pair: "v ± e" (the error to 2 digits), "v (undetermined)" where the
+    error is infinite, "v" where there is none; "-" where there is no value. Then the
+    profile `bounds` where given."""
+    v, e = (None if x is None else float(x) for x in pair)  # the JSON writes inf as "inf"
     if v is None:
         return "-"
-    text = f"{v:.{digits}g}" if e is not None and math.isfinite(e) and e == 0.0 else (
-        f"{v:.{digits}g} ± {e:.2g}" if e is not None and math.isfinite(e)
-        else f"{v:.{digits}g} (undetermined)")
+    text = f"{v:.{digits}g}"
+    if e is not None:
+        text += f" ± {e:.2g}" if math.isfinite(e) else " (undetermined)"
     if bounds and any(b is not None for b in bounds):
-        lo, hi = (f"{b:.3g}" if b is not None else "none" for b in bounds)
+        lo, hi = (f"{float(b):.3g}" if b is not None else "none" for b in bounds)
         text = text.removesuffix(")") + "; " if text.endswith(")") else text + " ("
         text += f"profile {lo} to {hi})"
     return text
@@ -112,7 +113,7 @@ def table(rows: list[dict]) -> str:
                    f"| {_num(r['g'], 3, r['profile']['g'])} "
                    f"| {_num(r['J0'], 3, r['profile']['J0'])} | {amp} "
                    f"| {_num(r['A_R_v_eff2'], 5)} | {_num(r['C_o_v_eff'], 5)} | {_num(r['T_U'])} "
-                   f"| {_num(r['T_U_lower'])} | {_num(r['T_U_upper'])} |")
+                   f"| {_num((r['T_U_lower'], None))} | {_num((r['T_U_upper'], None))} |")
     return "\n".join(out)
 
 
@@ -139,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(SHARED),
                     help="folder of the measured curves (default ../shared/data/kappa)")
-    ap.add_argument("--out", default="experiments/out/fit_precision.json")
-    ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--out", default="experiments/out/fit_precision.json",
+                    help="the JSON to write (default %(default)s)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an --out that another run or the user wrote")
     return finish_parser(ap)
 
 
@@ -155,14 +158,22 @@ def main(argv=None) -> None:
     missing = sorted({name for _, name, _ in CASES if not (data / name).is_file()})
     if missing:
         ap.error(f"argument --data: not a file of {args.data}: {', '.join(missing)}")
+    from tlsjax import load_curve
+
+    for name in sorted({name for _, name, _ in CASES}):  # every curve read before any fit
+        try:
+            load_curve(data / name)
+        except (ValueError, OSError) as err:
+            ap.error(f"argument --data: {name}: {err}")
     from tlsjax._io import write_json
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for label, name, extra in CASES:
+        for i, (label, name, extra) in enumerate(CASES):
             for bits in BITS:
                 rows.append(dict(case=label, curve=name, arguments=extra,
-                                 **run_case(data, name, extra, bits, Path(folder))))
+                                 **run_case(data, name, extra, bits,
+                                            Path(folder) / f"case{i}_{bits}.json")))
                 print(f"{label}, float{bits}: {rows[-1]['seconds']:.1f} s", flush=True)
     print(table(rows))
     diff = differences(rows)

@@ -6,8 +6,8 @@ without its table, or a table edited by hand, fails here.
 """
 
 import csv
+import importlib.util
 import json
-import math
 import re
 from pathlib import Path
 
@@ -22,7 +22,7 @@ ATILDES = (1.5, 3.0, 4.5, 6.0)
 
 def _table(page: str, header: str) -> list[list[str]]:
     """The body rows of the markdown table of `page` whose header row starts with `header`."""
-    lines = _lines(page)
+    lines = [line.lstrip() for line in _lines(page)]  # tables in list items are indented
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2:]:
@@ -369,59 +369,70 @@ def test_dos_sample_error_table_matches_its_json():
                max(r["C_o_v_eff_refits"]))
 
 
-def _estimate(where: str, cell: str, pair, bounds=None) -> None:
-    """A cell of `experiments/fit_precision.py`: "v ± e", "v (undetermined)" (an infinite
-    error), "-" (no value), each perhaps with "profile lo to hi" ("none": no bound)."""
-    value, err = (None, None) if pair is None else pair
-    if value is None:
-        assert cell == "-", where
-        return
-    note = re.search(r"\((.*)\)$", cell)
-    note = note[1] if note else ""
-    err = None if err is None else float(err)
-    if err is not None and math.isfinite(err) and err > 0:
-        _check(where, cell, float(value), err)
-    else:
-        assert ("undetermined" in note) == (err is not None and not math.isfinite(err)), where
-        _check(where, cell, float(value))
-    profile = re.search(r"profile (\S+) to (\S+)\)?$", note)
-    assert bool(profile) == bool(bounds and any(b is not None for b in bounds)), where
-    if profile:
-        for shown, b in zip(profile.groups(), bounds, strict=True):
-            assert (shown == "none") == (b is None), where
-            if b is not None:
-                _check(where, shown, b)
+def _script(name: str):
+    """An experiment script as a module (its formatting functions)."""
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}",
+                                                  ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _said(where: str, text: str, pattern: str, *values: float) -> None:
+    """The sentence `pattern` (a regex with one group per value) is in `text`, each group
+    the value rounded to its printed digits."""
+    found = re.search(pattern, text)
+    assert found, f"{where}: no sentence {pattern!r}"
+    for shown, value in zip(found.groups(), values, strict=True):
+        _check(where, shown, value)
 
 
 def test_precision_table_matches_its_json():
+    """The float32/float64 table is what `experiments/fit_precision.py` prints from its
+    JSON, line for line; the prose numbers around it (and in the tutorial) come from it."""
     run = _json(DOC_FIGURES / "fit_precision.json")
-    table = _table("explanation/fit-uncertainties.md", "| case | bits | chosen model")
-    assert len(table) == len(run["rows"]) == 6
-    for cells, r in zip(table, run["rows"], strict=True):
-        where = f"fit-uncertainties.md precision {r['case']}, {r['bits']} bits"
-        assert cells[:3] == [r["case"], str(r["bits"]), f"{r['model']} ({r['weight']:.2f})"]
-        _estimate(where, cells[3], r["g"], r["profile"]["g"])
-        _estimate(where, cells[4], r["J0"], r["profile"]["J0"])
-        name, _, amplitude = cells[5].partition(" ") if cells[5].startswith("kv") else \
-            ("Cv", None, cells[5].removeprefix("C v_eff "))
-        assert name == r["amplitude_name"], where
-        _estimate(where, amplitude, r["amplitude"], r["profile"]["kv"] if name == "kv" else None)
-        _estimate(where, cells[6], r["A_R_v_eff2"])
-        _estimate(where, cells[7], r["C_o_v_eff"])
-        _estimate(where, cells[8], r["T_U"])
-        _estimate(where, cells[9], None if r["T_U_lower"] is None else (r["T_U_lower"], 0.0))
-        _estimate(where, cells[10], None if r["T_U_upper"] is None else (r["T_U_upper"], 0.0))
-    ptfe64 = run["rows"][0]
-    assert (ptfe64["bits"], ptfe64["init"]["g"]) == (64, 0.02)  # not its float32 rounding
+    rows = run["rows"]
+    assert [(r["case"], r["bits"]) for r in rows] == [
+        (case, bits) for case, _, _ in _script("fit_precision").CASES for bits in (64, 32)]
+    expected = _script("fit_precision").table(rows).splitlines()
+    lines = _lines("explanation/fit-uncertainties.md")
+    start = lines.index(expected[0])
+    for shown, line in zip(lines[start:start + len(expected)], expected, strict=True):
+        _exact("fit-uncertainties.md precision table", shown, line)
+    assert (rows[0]["bits"], rows[0]["init"]["g"]) == (64, 0.02)  # not float32-rounded
+    by = {(r["case"], r["bits"]): r for r in rows}
+    reese64, reese32 = by["PTFE Reese, default", 64], by["PTFE Reese, default", 32]
+    stycast64, stycast32 = by["Stycast 1266, default", 64], by["Stycast 1266, default", 32]
     diff = run["differences_over_error"]
-    said = re.search(r"\|float32 - float64\| is (\S+) of the error of kappa_log v_eff on PTFE "
-                     r"\(Reese\), and (\S+) \(C v_eff\) and (\S+) \(A_R v_eff\^2\)",
-                     _prose(DOCS / "explanation" / "fit-uncertainties.md"))
-    assert said, "fit-uncertainties.md: the float32 - float64 sentence"
-    stycast = diff["Stycast 1266, default"]
-    for shown, value in zip(said.groups(), (diff["PTFE Reese, default"]["amplitude"],
-                                            stycast["amplitude"], stycast["A_R_v_eff2"])):
-        _check("fit-uncertainties.md precision differences", shown, value)
+    page = "fit-uncertainties.md"
+    text = _prose(DOCS / "explanation" / page)
+    _said(page, text, r"\|float32 - float64\| is (\S+) of the error of kappa_log v_eff on PTFE "
+          r"\(Reese\), and (\S+) \(C v_eff\) and (\S+) \(A_R v_eff\^2\)",
+          diff["PTFE Reese, default"]["amplitude"], diff["Stycast 1266, default"]["amplitude"],
+          diff["Stycast 1266, default"]["A_R_v_eff2"])
+    _said(page, text, r"\(g (\S+) against (\S+)\); the upper profile bound of T_U, which "
+          r"follows the flat direction up to where the loss rises by the bound's threshold, is "
+          r"(\S+) K in float32 against (\S+) K", reese32["g"][0], reese64["g"][0],
+          reese32["T_U_upper"], reese64["T_U_upper"])
+    fits = csv.DictReader((FIGURES / "fits.csv").read_text().splitlines())
+    anderson = float(next(r for r in fits
+                          if "Anderson" in r["material"])["C_o v_eff (m/s)"].split(" ")[0])
+    _said(page, text, r"float64, the command line's default, gives (\S+) m/s \(g = (\S+);"
+          r".* and (\S+) \((\S+) / (\S+)\) in float64", reese64["C_o_v_eff"][0],
+          reese64["g"][0], anderson / reese64["C_o_v_eff"][0], anderson,
+          reese64["C_o_v_eff"][0])
+    page = "fit-your-data.md"
+    text = _prose(DOCS / "tutorials" / page)
+    _said(page, text, r"C v_eff = (\S+) m/s and A_R v_eff\^2 = (\S+) s\^2 m against (\S+) m/s "
+          r"and (\S+) s\^2 m in float64: differences of (\S+) and (\S+) of",
+          stycast32["amplitude"][0], stycast32["A_R_v_eff2"][0], stycast64["amplitude"][0],
+          stycast64["A_R_v_eff2"][0], diff["Stycast 1266, default"]["amplitude"],
+          diff["Stycast 1266, default"]["A_R_v_eff2"])
+    _said(page, text, r"kappa_log v_eff \((\S+) against (\S+) m/s, error (\S+)\), but the upper "
+          r"profile bound of T_U is (\S+) K against (\S+) K in float64, and g, C_o v_eff move "
+          r"along their undetermined direction \(g (\S+) against (\S+)\)",
+          reese32["amplitude"][0], reese64["amplitude"][0], float(reese64["amplitude"][1]),
+          reese32["T_U_upper"], reese64["T_U_upper"], reese32["g"][0], reese64["g"][0])
 
 
 def test_reproduce_tables_match_the_committed_tu_table():
@@ -545,3 +556,52 @@ def test_scale_benchmark_table_matches_its_json():
     m = re.search(r"devices: (\d+), (\d+), (\d+) realizations/s", text)
     _check("performance.md ensemble", " / ".join(m.groups()),
            *[r["realizations_per_second"] for r in b["throughput"]])
+
+
+def test_fit_cold_warm_table_matches_its_json():
+    """performance.md's last cold/warm table of `tlsjax fit kappa` and the range of the same
+    benchmark on the code before."""
+    runs = {name: _json(FIGURES / "bench" / f"bench_fit_cold_warm{name}.json")["results"]
+            for name in ("", "_before")}
+    lines = _lines("explanation/performance.md")
+    at = lines.index("`experiments/figures/bench/bench_fit_cold_warm.json`:")
+    table = [[c.strip() for c in line.strip("|").split("|")]
+             for line in lines[at + 4:at + 4 + 9]]
+    cells = iter(table)
+    for curve, result in runs[""].items():
+        for command in ("default", "stau"):
+            row, r = next(cells), result["cold_warm"][command]
+            where = f"performance.md cold/warm {curve} {command}"
+            assert r["identical_report"] and (command == "stau") == ("stau" in row[1]), where
+            for cell, run in zip(row[2:], (r["cold"], r["warm"]), strict=True):
+                shown = re.fullmatch(r"(\S+) s \((\S+) CPU, load (\S+)\)", cell)
+                assert shown, where
+                _check(where, " / ".join(shown.groups()), run["seconds"], run["cpu_seconds"],
+                       run["load_average"])
+    numpy = [r["numpy_stm_boundary"]["seconds"] for r in runs[""].values()]
+    row = next(cells)
+    assert row[0] == "NumPy LM baseline (same run)"
+    _check("performance.md NumPy", row[2].removesuffix(" s").replace("-", " / "), min(numpy),
+           max(numpy))
+    default = {curve: (r["cold_warm"]["default"]["cold"]["seconds"],
+                       r["cold_warm"]["default"]["warm"]["seconds"])
+               for curve, r in runs[""].items()}
+    said = re.search(r"Stycast 1266 curve, (\S+) s for the first run and (\S+) s for the "
+                     r"second .* chosen, with its DOS-sample refits, (\S+) s and (\S+) s on the "
+                     r"synthetic", _prose(ROOT / "README.md"))
+    _check("README fit times", " / ".join(said.groups()),
+           *default["stycast1266_olson1993"], *default["synthetic 13 points"])
+    tutorial = {row[0].split(" (")[0].split(",")[0]: row[1:] for row in
+                _table("tutorials/fit-your-data.md", "| `tlsjax fit kappa FILE` | cold")}
+    for name, curve in (("Stycast 1266", "stycast1266_olson1993"),
+                        ("PTFE Anderson 1963", "ptfe_anderson1963_s1"),
+                        ("synthetic 13 points", "synthetic 13 points"),
+                        ("PTFE Reese 1965", "ptfe_reese1965_s1")):
+        _check(f"fit-your-data.md fit times {name}", " / ".join(
+            c.removesuffix(" s") for c in tutorial[name]), *default[curve])
+    before = [r["cold_warm"][c][t]["seconds"] for r in runs["_before"].values()
+              for c in ("default", "stau") for t in ("cold", "warm")]
+    said = re.search(r"gave (\S+)-(\S+) s cold and (\S+)-(\S+) s warm over the same eight rows",
+                     _prose(DOCS / "explanation" / "performance.md"))
+    _check("performance.md before", " / ".join(said.groups()), min(before[0::2]),
+           max(before[0::2]), min(before[1::2]), max(before[1::2]))
