@@ -13,6 +13,9 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_mb() -> float:
@@ -64,3 +67,12 @@ def run_case(script: str, case: str, cells: int, repeats: int,
     if out.returncode != 0:
         raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def extract_commit(commit: str, folder, paths=("tlsjax",)) -> Path:
+    """The files under `paths` of this repository's `commit` (`git archive`), in `folder`,
+    for a benchmark of older code (put `folder` first on PYTHONPATH)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, *paths],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return Path(folder)

@@ -46,7 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import ROOT, extract_commit  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data" / "kappa"
 #: The last commit before the fast fitting path (kappa fits ~50 s on an idle machine).
 BEFORE = "a810434"
@@ -144,9 +146,7 @@ def print_cold_warm(results: dict) -> None:
 
 def old_code() -> tempfile.TemporaryDirectory:
     tmp = tempfile.TemporaryDirectory(prefix="tlsjax-before-")
-    arch = subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "tlsjax"],
-                          capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", tmp.name], input=arch, check=True)
+    extract_commit(BEFORE, tmp.name)
     return tmp
 
 

@@ -605,3 +605,58 @@ def test_fit_cold_warm_table_matches_its_json():
                      _prose(DOCS / "explanation" / "performance.md"))
     _check("performance.md before", " / ".join(said.groups()), min(before[0::2]),
            max(before[0::2]), min(before[1::2]), max(before[1::2]))
+
+
+def test_fit_benchmark_table_matches_its_json():
+    b = _json(FIGURES / "bench" / "bench_fit.json")
+    assert b["meta"]["before_commit"] == "a810434"
+    table = _table("explanation/performance.md", "| curve (points) | before: S-tau")
+    results = list(b["results"].values())
+    assert len(table) == len(results) == 4
+    for row, r in zip(table, results, strict=True):
+        where = f"performance.md fit benchmark {row[0]}"
+        for cell, mode in zip(row[1:5], ("before", "stau", "stau_boundary", "auto"), strict=True):
+            shown = re.fullmatch(r"(\S+) s \((\S+)\)", cell)
+            assert shown, where
+            _check(where, " / ".join(shown.groups()), r[mode]["seconds"], r[mode]["cpu_seconds"])
+        _check(where, row[5].removesuffix(" s"), r["numpy_stm_boundary"]["seconds"])
+    text = _prose(DOCS / "explanation" / "performance.md")
+    speedup = [r["before"]["seconds"] / r["stau"]["seconds"] for r in results]
+    auto = [r["auto"]["seconds"] for r in results]
+    said = re.search(r"The same S-tau fit is (\S+)-(\S+)x faster, and the whole automatic choice "
+                     r"among 8 models with errors and bounds takes (\S+)-(\S+) s", text)
+    _check("performance.md fit speed-up", " / ".join(said.groups()), min(speedup), max(speedup),
+           min(auto), max(auto))
+    said = re.search(r"The rms ln residuals of the same S-tau fit before / now: (\S+) / (\S+) "
+                     r"\(Stycast\), (\S+) / (\S+), (\S+) / (\S+), (\S+) / (\S+)\.", text)
+    _check("performance.md fit residuals", " / ".join(said.groups()), *[
+        r[mode]["rms_log_residual"] for r in results for mode in ("before", "stau")])
+    said = re.search(r"its rms ln residuals (\S+), (\S+), (\S+), (\S+) show", text)
+    _check("performance.md NumPy residuals", " / ".join(said.groups()),
+           *[r["numpy_stm_boundary"]["rms_log_residual"] for r in results])
+
+
+def test_cpu_before_after_table_matches_its_json():
+    """gpu.md's CPU table is what `experiments/bench_cpu_before_after.py` prints from its
+    JSON, and the ranges said below it are those of the table."""
+    script = _script("bench_cpu_before_after")
+    run = _json(FIGURES / "bench" / "bench_cpu_before_after.json")
+    assert run["before"] == "9bc7b40" and run["rounds"] == 3
+    assert all(row["identical_sweep"] == 1.0 for r in run["runs"] if r["script"] == "bench_mc.py"
+               for row in r["result"]["rows"])
+    expected = script.table(run["runs"], run["before"]).splitlines()
+    lines = _lines("how-to/gpu.md")
+    start = lines.index(expected[0])
+    for shown, line in zip(lines[start:start + len(expected)], expected, strict=True):
+        _exact("gpu.md CPU table", shown, line)
+    ratios: dict[str, list[float]] = {"time": [], "speedup": [], "compile": []}
+    for label, _, values in script.rows(run["runs"]):
+        kind = "speedup" if "NumPy" in label else "compile" if "first call" in label else "time"
+        ratios[kind].append(script._median(values["now"]) / script._median(values["before"]))
+    said = re.search(r"the medians of the run times \(sweeps and ES\) are (\S+)-(\S+) times the "
+                     r"old code's, the attempts per second against NumPy (\S+)-(\S+) times, and "
+                     r"the ES first calls \(compilation\) (\S+)-(\S+) times",
+                     _prose(DOCS / "how-to" / "gpu.md"))
+    assert said, "gpu.md: the sentence of the CPU ratios"
+    _check("gpu.md CPU ratios", " / ".join(said.groups()),
+           *[f(ratios[k]) for k in ("time", "speedup", "compile") for f in (min, max)])

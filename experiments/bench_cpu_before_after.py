@@ -1,0 +1,163 @@
+"""On a CPU nothing gets slower: the Monte Carlo and ES benchmarks, older code against this.
+
+Extracts the code of commit `--before` (default 9bc7b40, the code before the accelerator
+work) with `git archive`, and runs the same benchmark cases with each code's own scripts,
+alternately, `--rounds` times (before, now, before, now, ...), each case in a fresh
+process:
+
+- `bench_mc.py --case throughput --cells L --repeats 3` at L = 18 (paper size) and 10:
+  ms per sweep at R = 1, 4, 16, 64 replicas, and attempts/s against NumPy's in the same
+  process (with `identical_sweep`: both give NumPy's spins);
+- `bench_es.py --case tlsjax --cells L --repeats R` at L = 18 (R = 21) and 29 (R = 5):
+  the hard ES reduction's run time (median of R) and its first call (compilation).
+
+Prints a table (the differences between two rounds of one code are the noise to compare
+the codes against) and writes every case's output as JSON.
+
+    python experiments/bench_cpu_before_after.py [--before COMMIT] [--rounds N]
+        [--out FILE.json] [--overwrite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import ROOT, extract_commit  # noqa: E402
+
+BEFORE = "9bc7b40"
+#: (script, case, cells, repeats)
+CASES = [
+    ("bench_mc.py", "throughput", 18, 3),
+    ("bench_mc.py", "throughput", 10, 3),
+    ("bench_es.py", "tlsjax", 18, 21),
+    ("bench_es.py", "tlsjax", 29, 5),
+]
+
+
+def run_case(code: Path, script: str, case: str, cells: int, repeats: int) -> dict:
+    """One case in a fresh process with the package of `code` first on the path."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(code))
+    load = os.getloadavg()[0]
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, str(code / "experiments" / script), "--case", case,
+                          "--cells", str(cells), "--repeats", str(repeats)], env=env,
+                         cwd=code, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{code}: {script} --case {case} --cells {cells} failed:\n"
+                         + out.stderr[-2000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(result, load_average=load, process_seconds=time.perf_counter() - t)
+
+
+def rows(runs: list[dict]) -> list[tuple[str, str, dict[str, list[float]]]]:
+    """(benchmark, format, {code: [value of each round]}) for the table."""
+    def select(script, cells):
+        return [r for r in runs if r["script"] == script and r["cells"] == cells]
+
+    def by_code(selected, value):
+        out: dict[str, list[float]] = {"before": [], "now": []}
+        for r in selected:
+            out[r["code"]].append(float(value(r["result"])))
+        return out
+
+    def sweep(result, replicas):
+        return next(row for row in result["rows"] if row["replicas"] == replicas)
+
+    table = []
+    for cells in (18, 10):
+        mc = select("bench_mc.py", cells)
+        for replicas in (1, 4, 16, 64):
+            table.append((f"MC sweep, L = {cells}, wall ms, R = {replicas}", "{:.3g}", by_code(
+                mc, lambda res, n=replicas: sweep(res, n)["ms_per_sweep"])))
+        for replicas in (16, 64):
+            table.append((f"same, attempts/s against NumPy, R = {replicas}", "{:.1f}x", by_code(
+                mc, lambda res, n=replicas: sweep(res, n)["speedup"])))
+    for cells in (18, 29):
+        es = select("bench_es.py", cells)
+        table.append((f"ES, L = {cells}, wall s (median)", "{:.3g}",
+                      by_code(es, lambda res: res["seconds"])))
+        table.append(("same, first call (compilation) s", "{:.2g}",
+                      by_code(es, lambda res: res["compile_seconds"])))
+    return table
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def table(runs: list[dict], before: str) -> str:
+    """The rounds of each code, and now / before of their medians (for attempts/s against
+    NumPy, > 1 is faster; for times, < 1)."""
+    out = [f"| benchmark (2 cores) | before ({before}), rounds 1 / 2 / ... | now, rounds 1 / 2 / "
+           "... | now / before (medians) |", "|---|---|---|---|"]
+    for label, fmt, values in rows(runs):
+        cells = [" / ".join(fmt.format(v) for v in values[code]) for code in ("before", "now")]
+        ratio = _median(values["now"]) / _median(values["before"])
+        out.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} |")
+    return "\n".join(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tlsjax.cli._args import finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.split("\n")[0])
+    ap.add_argument("--before", default=BEFORE,
+                    help="the older code: a commit of this repository (default %(default)s)")
+    ap.add_argument("--rounds", type=integer(1, 20), default=2,
+                    help="alternating rounds of the two codes (default %(default)s)")
+    ap.add_argument("--out", default="experiments/out/bench_cpu_before_after.json",
+                    help="the JSON to write (default %(default)s)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace an --out that another run or the user wrote")
+    return finish_parser(ap)
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    run = ap.run_id(args)
+    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                            f"{args.before}^{{commit}}"], capture_output=True, text=True)
+    if found.returncode != 0:
+        ap.error(f"argument --before: must be a commit of this repository; got {args.before!r}")
+    from tlsjax._io import write_json
+
+    commit = found.stdout.strip()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tlsjax-before-") as folder:
+        codes = {"before": extract_commit(commit, folder, ("tlsjax", "experiments")),
+                 "now": ROOT}
+        for round_ in range(1, args.rounds + 1):
+            for code, path in codes.items():
+                for script, case, cells, repeats in CASES:
+                    result = run_case(path, script, case, cells, repeats)
+                    runs.append(dict(round=round_, code=code, script=script, case=case,
+                                     cells=cells, repeats=repeats, result=result))
+                    print(f"round {round_}, {code}: {script} {case} L = {cells}: "
+                          f"{result['process_seconds']:.0f} s", flush=True)
+    print(table(runs, args.before))
+    differ = [f"round {r['round']} {r['code']} L = {r['cells']} R = {row['replicas']}"
+              for r in runs if r["script"] == "bench_mc.py" for row in r["result"]["rows"]
+              if row["identical_sweep"] != 1.0]
+    print("every Monte Carlo row gives NumPy's spins" if not differ else
+          "NOT NumPy's spins: " + ", ".join(differ))
+    write_json(out, dict(before=args.before, before_commit=commit, rounds=args.rounds,
+                         runs=runs), overwrite=args.overwrite, run=run)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
