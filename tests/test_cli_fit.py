@@ -124,3 +124,19 @@ def test_a_float64_fit_takes_the_material_as_given(tmp_path):
                      "--vt", "1987.6543", "--json", str(out)]) == 0
     material = json.loads(out.read_text())["meta"]["material"]
     assert (material["rho"], material["v_l"], material["v_t"]) == (1234.5678, 3456.789, 1987.6543)
+
+
+def test_the_tutorials_report_is_what_fit_kappa_prints(capsys):
+    """docs/tutorials/fit-your-data.md section 2 shows the whole report of the default
+    command on the Stycast 1266 curve: it is what the command prints, line for line."""
+    from conftest import need_shared_kappa
+
+    path = need_shared_kappa() / "stycast1266_olson1993.csv"
+    page = (Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "fit-your-data.md")
+    text = page.read_text()
+    start = text.index("```\n", text.index("## 2. One command")) + 4
+    shown = text[start:text.index("```", start)]
+    with enable_x64(False):  # as in `tlsjax` run as a program
+        assert main(["fit", "kappa", str(path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.replace(str(path), f"../shared/data/kappa/{path.name}")
+    assert printed == shown
