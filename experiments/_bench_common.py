@@ -53,20 +53,49 @@ def draw_realization(cells: int, seed: int = 0, x: float = 0.2):
 
 
 def run_case(script: str, case: str, cells: int, repeats: int,
-             devices: int | None = None, extra: list[str] | None = None) -> dict:
+             devices: int | None = None, extra: list[str] | None = None,
+             code: Path | None = None) -> dict:
     """Run `script --case CASE --cells L --repeats R [extra...]` in a fresh process; its last
-    stdout line is the case's JSON. `devices` emulates that many CPU devices."""
+    stdout line is the case's JSON. `devices` emulates that many CPU devices; `code` is the
+    root of an older code (`extract_commit`), first on the path and the working folder."""
     env = os.environ.copy()
     if devices is not None:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                             f" --xla_force_host_platform_device_count={devices}").strip()
         env["JAX_PLATFORMS"] = "cpu"
+    if code is not None:
+        env.update(PYTHONPATH=str(code), JAX_PLATFORMS="cpu")
     cmd = [sys.executable, script, "--case", case, "--cells", str(cells), "--repeats",
            str(repeats), *(extra or [])]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code)
     if out.returncode != 0:
-        raise RuntimeError(f"case {case} L={cells} failed:\n{out.stderr[-3000:]}")
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"{Path(script).name} --case {case} --cells {cells} failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def resolve_commit(commit: str, needs=()) -> str | None:
+    """The full hash of `commit` in this repository, or None where it is not a commit or
+    lacks one of the files `needs` (paths from the repository root)."""
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
+                            f"{commit}^{{commit}}"], capture_output=True, text=True)
+    if found.returncode != 0:
+        return None
+    full = found.stdout.strip()
+    for path in needs:
+        if subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{full}:{path}"],
+                          capture_output=True).returncode != 0:
+            return None
+    return full
+
+
+def working_tree_state() -> dict:
+    """The commit of this checkout and whether tlsjax/ or experiments/ differ from it."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "tlsjax",
+                            "experiments"], capture_output=True, text=True).stdout.strip()
+    return dict(commit=head or None, modified=bool(dirty))
 
 
 def extract_commit(commit: str, folder, paths=("tlsjax",)) -> Path:

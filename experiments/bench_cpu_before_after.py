@@ -1,4 +1,4 @@
-"""On a CPU nothing gets slower: the Monte Carlo and ES benchmarks, older code against this.
+"""Does the CPU get slower? The Monte Carlo and ES benchmarks, an older commit against this code.
 
 Extracts the code of commit `--before` (default 9bc7b40, the code before the accelerator
 work) with `git archive`, and runs the same benchmark cases with each code's own scripts,
@@ -12,7 +12,10 @@ process:
   the hard ES reduction's run time (median of R) and its first call (compilation).
 
 Prints a table (the differences between two rounds of one code are the noise to compare
-the codes against) and writes every case's output as JSON.
+the codes against) and writes every case's output as JSON (the E_min of each ES run as a
+hash: the two codes must give the same bits), with the commit of this checkout and
+whether its tlsjax/ or experiments/ were modified. A case that fails stops the run; the
+rounds done so far are written (`"complete": false`).
 
     python experiments/bench_cpu_before_after.py [--before COMMIT] [--rounds N]
         [--out FILE.json] [--overwrite]
@@ -21,16 +24,23 @@ the codes against) and writes every case's output as JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import ROOT, extract_commit  # noqa: E402
+from _bench_common import (  # noqa: E402
+    ROOT,
+    extract_commit,
+    resolve_commit,
+    run_case,
+    working_tree_state,
+)
 
 BEFORE = "9bc7b40"
 #: (script, case, cells, repeats)
@@ -42,18 +52,15 @@ CASES = [
 ]
 
 
-def run_case(code: Path, script: str, case: str, cells: int, repeats: int) -> dict:
-    """One case in a fresh process with the package of `code` first on the path."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(code))
+def timed_case(code: Path, script: str, case: str, cells: int, repeats: int) -> dict:
+    """One case in a fresh process with the package of `code` first on the path, with the
+    1-minute load average before it and the process's wall seconds; E_min as a hash."""
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, str(code / "experiments" / script), "--case", case,
-                          "--cells", str(cells), "--repeats", str(repeats)], env=env,
-                         cwd=code, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{code}: {script} --case {case} --cells {cells} failed:\n"
-                         + out.stderr[-2000:])
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_case(str(code / "experiments" / script), case, cells, repeats, code=code)
+    e_min = result.pop("e_min", None)
+    if e_min is not None:
+        result["e_min_sha256"] = hashlib.sha256(json.dumps(e_min).encode()).hexdigest()
     return dict(result, load_average=load, process_seconds=time.perf_counter() - t)
 
 
@@ -89,12 +96,6 @@ def rows(runs: list[dict]) -> list[tuple[str, str, dict[str, list[float]]]]:
     return table
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
 def table(runs: list[dict], before: str) -> str:
     """The rounds of each code, and now / before of their medians (for attempts/s against
     NumPy, > 1 is faster; for times, < 1)."""
@@ -102,7 +103,7 @@ def table(runs: list[dict], before: str) -> str:
            "... | now / before (medians) |", "|---|---|---|---|"]
     for label, fmt, values in rows(runs):
         cells = [" / ".join(fmt.format(v) for v in values[code]) for code in ("before", "now")]
-        ratio = _median(values["now"]) / _median(values["before"])
+        ratio = statistics.median(values["now"]) / statistics.median(values["before"])
         out.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f} |")
     return "\n".join(out)
 
@@ -128,33 +129,44 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     run = ap.run_id(args)
     out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
-    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet",
-                            f"{args.before}^{{commit}}"], capture_output=True, text=True)
-    if found.returncode != 0:
-        ap.error(f"argument --before: must be a commit of this repository; got {args.before!r}")
+    scripts = sorted({f"experiments/{script}" for script, *_ in CASES})
+    commit = resolve_commit(args.before, needs=scripts)
+    if commit is None:
+        ap.error(f"argument --before: must be a commit of this repository with "
+                 f"{' and '.join(scripts)}; got {args.before!r}")
     from tlsjax._io import write_json
 
-    commit = found.stdout.strip()
-    runs = []
+    runs, failed = [], None
     with tempfile.TemporaryDirectory(prefix="tlsjax-before-") as folder:
         codes = {"before": extract_commit(commit, folder, ("tlsjax", "experiments")),
                  "now": ROOT}
-        for round_ in range(1, args.rounds + 1):
-            for code, path in codes.items():
-                for script, case, cells, repeats in CASES:
-                    result = run_case(path, script, case, cells, repeats)
-                    runs.append(dict(round=round_, code=code, script=script, case=case,
-                                     cells=cells, repeats=repeats, result=result))
-                    print(f"round {round_}, {code}: {script} {case} L = {cells}: "
-                          f"{result['process_seconds']:.0f} s", flush=True)
+        try:
+            for round_ in range(1, args.rounds + 1):
+                for code, path in codes.items():
+                    for script, case, cells, repeats in CASES:
+                        result = timed_case(path, script, case, cells, repeats)
+                        runs.append(dict(round=round_, code=code, script=script, case=case,
+                                         cells=cells, repeats=repeats, result=result))
+                        print(f"round {round_}, {code}: {script} {case} L = {cells}: "
+                              f"{result['process_seconds']:.0f} s", flush=True)
+        except RuntimeError as err:
+            failed = f"{code} code, round {round_}: {err}"
+    write_json(out, dict(before=args.before, before_commit=commit, now=working_tree_state(),
+                         rounds=args.rounds, complete=failed is None, runs=runs),
+               overwrite=args.overwrite, run=run)
+    if failed:
+        print(f"stopped: {failed}; the {len(runs)} cases done are in {out}", file=sys.stderr)
+        return 1
     print(table(runs, args.before))
     differ = [f"round {r['round']} {r['code']} L = {r['cells']} R = {row['replicas']}"
               for r in runs if r["script"] == "bench_mc.py" for row in r["result"]["rows"]
               if row["identical_sweep"] != 1.0]
     print("every Monte Carlo row gives NumPy's spins" if not differ else
           "NOT NumPy's spins: " + ", ".join(differ))
-    write_json(out, dict(before=args.before, before_commit=commit, rounds=args.rounds,
-                         runs=runs), overwrite=args.overwrite, run=run)
+    hashes = {(r["cells"], r["result"]["e_min_sha256"]) for r in runs
+              if r["script"] == "bench_es.py" and "e_min_sha256" in r["result"]}
+    print("E_min: the same bits from both codes at each size"
+          if len(hashes) == len({c for c, _ in hashes}) else "E_min DIFFERS between runs")
     print(f"wrote {out}")
     return 0
 

@@ -47,14 +47,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import ROOT, extract_commit  # noqa: E402
+from _bench_common import (  # noqa: E402
+    ROOT,
+    extract_commit,
+    resolve_commit,
+    working_tree_state,
+)
 
 SHARED = ROOT.parent / "shared" / "data" / "kappa"
 #: The last commit before the fast fitting path (kappa fits ~50 s on an idle machine).
 BEFORE = "a810434"
 
 CHILD = r"""
-import json, sys, time, resource
+import json, os, sys, time, resource
 t0 = time.perf_counter()
 mode, path = sys.argv[1], sys.argv[2]
 import tlsjax
@@ -76,7 +81,8 @@ print(json.dumps(dict(seconds=t, import_seconds=t_import, cpu_seconds=ru.ru_utim
                       rms_log_residual=d["rms_log_residual"], converged=r.converged,
                       free=list(r.free), model=d.get("model_label", "S-tau"),
                       T_U_K=d.get("T_U_K"), T_U_K_lower=d.get("T_U_K_lower"),
-                      T_U_K_upper=d.get("T_U_K_upper"), module=tlsjax.__file__)))
+                      T_U_K_upper=d.get("T_U_K_upper"),
+                      module=os.path.relpath(tlsjax.__file__))))
 """
 
 
@@ -246,6 +252,9 @@ def main(argv=None) -> int:
     run = ap.run_id(args)
     json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
                                 what="--out's bench_fit.json")
+    if not (args.skip_before or args.cold_warm) and resolve_commit(BEFORE, ["tlsjax"]) is None:
+        ap.error(f"argument --skip-before: the older code {BEFORE} is not in this clone (a "
+                 "shallow clone?); pass --skip-before")
     modes = ([] if args.skip_before or args.cold_warm else ["before"]) + (
         [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
     results = {}
@@ -284,10 +293,19 @@ def main(argv=None) -> int:
               ", ".join(f"{k}: {r['before']['seconds'] / r['stau']['seconds']:.1f}x"
                         for k, r in results.items()
                         if "error" not in r["before"] and "error" not in r["stau"]))
-    meta = dict(before_commit=BEFORE, python=sys.version.split()[0], cpus=os.cpu_count(),
-                load_average=os.getloadavg())
+    meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(),
+                load_average=os.getloadavg(), now=working_tree_state())
+    if "before" in modes:
+        meta["before_commit"] = BEFORE
     write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
     print(f"wrote {json_path} (load average at the end {meta['load_average']})")
+    failed = [f"{label} {mode}" for label, row in results.items() for mode, d in row.items()
+              if "error" in d] + [
+        f"{label} {name} {k}" for label, row in results.items()
+        for name, d in row.get("cold_warm", {}).items() for k in ("cold", "warm") if "error" in d[k]]
+    if failed:
+        print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -558,6 +559,13 @@ def test_scale_benchmark_table_matches_its_json():
            *[r["realizations_per_second"] for r in b["throughput"]])
 
 
+#: The curves of `experiments/bench_fit.py` as the performance tables name them.
+BENCH_CURVES = {"stycast1266_olson1993": "Stycast 1266 (13)",
+                "ptfe_anderson1963_s1": "PTFE, Anderson 1963 (14)",
+                "ptfe_reese1965_s1": "PTFE, Reese 1965 (20)",
+                "synthetic 13 points": "synthetic, 13 points"}
+
+
 def test_fit_cold_warm_table_matches_its_json():
     """performance.md's last cold/warm table of `tlsjax fit kappa` and the range of the same
     benchmark on the code before."""
@@ -572,6 +580,7 @@ def test_fit_cold_warm_table_matches_its_json():
         for command in ("default", "stau"):
             row, r = next(cells), result["cold_warm"][command]
             where = f"performance.md cold/warm {curve} {command}"
+            assert row[0] == BENCH_CURVES[curve], where
             assert r["identical_report"] and (command == "stau") == ("stau" in row[1]), where
             for cell, run in zip(row[2:], (r["cold"], r["warm"]), strict=True):
                 shown = re.fullmatch(r"(\S+) s \((\S+) CPU, load (\S+)\)", cell)
@@ -613,8 +622,9 @@ def test_fit_benchmark_table_matches_its_json():
     table = _table("explanation/performance.md", "| curve (points) | before: S-tau")
     results = list(b["results"].values())
     assert len(table) == len(results) == 4
-    for row, r in zip(table, results, strict=True):
+    for row, (curve, r) in zip(table, b["results"].items(), strict=True):
         where = f"performance.md fit benchmark {row[0]}"
+        assert row[0] == BENCH_CURVES[curve], where
         for cell, mode in zip(row[1:5], ("before", "stau", "stau_boundary", "auto"), strict=True):
             shown = re.fullmatch(r"(\S+) s \((\S+)\)", cell)
             assert shown, where
@@ -641,9 +651,13 @@ def test_cpu_before_after_table_matches_its_json():
     JSON, and the ranges said below it are those of the table."""
     script = _script("bench_cpu_before_after")
     run = _json(FIGURES / "bench" / "bench_cpu_before_after.json")
-    assert run["before"] == "9bc7b40" and run["rounds"] == 3
+    assert run["before"] == "9bc7b40" and run["rounds"] == 3 and run["complete"]
+    assert len(run["runs"]) == run["rounds"] * 2 * len(script.CASES)
+    assert not run["now"]["modified"]  # "now" is a commit's code
     assert all(row["identical_sweep"] == 1.0 for r in run["runs"] if r["script"] == "bench_mc.py"
                for row in r["result"]["rows"])
+    es = [r for r in run["runs"] if r["script"] == "bench_es.py" and r["cells"] == 18]
+    assert len({r["result"]["e_min_sha256"] for r in es}) == 1  # the same E_min bits
     expected = script.table(run["runs"], run["before"]).splitlines()
     lines = _lines("how-to/gpu.md")
     start = lines.index(expected[0])
@@ -652,7 +666,7 @@ def test_cpu_before_after_table_matches_its_json():
     ratios: dict[str, list[float]] = {"time": [], "speedup": [], "compile": []}
     for label, _, values in script.rows(run["runs"]):
         kind = "speedup" if "NumPy" in label else "compile" if "first call" in label else "time"
-        ratios[kind].append(script._median(values["now"]) / script._median(values["before"]))
+        ratios[kind].append(statistics.median(values["now"]) / statistics.median(values["before"]))
     said = re.search(r"the medians of the run times \(sweeps and ES\) are (\S+)-(\S+) times the "
                      r"old code's, the attempts per second against NumPy (\S+)-(\S+) times, and "
                      r"the ES first calls \(compilation\) (\S+)-(\S+) times",
