@@ -90,11 +90,12 @@ def resolve_commit(commit: str, needs=()) -> str | None:
 
 
 def working_tree_state() -> dict:
-    """The commit of this checkout and whether tlsjax/ or experiments/ differ from it."""
+    """The commit of this checkout and whether its code (tlsjax/, the experiment scripts)
+    differs from it; outputs such as experiments/figures/ do not count."""
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "tlsjax",
-                            "experiments"], capture_output=True, text=True).stdout.strip()
+                            "experiments/*.py"], capture_output=True, text=True).stdout.strip()
     return dict(commit=head or None, modified=bool(dirty))
 
 

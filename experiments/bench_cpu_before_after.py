@@ -14,7 +14,7 @@ process:
 Prints a table (the differences between two rounds of one code are the noise to compare
 the codes against) and writes every case's output as JSON (the E_min of each ES run as a
 hash: the two codes must give the same bits), with the commit of this checkout and
-whether its tlsjax/ or experiments/ were modified. A case that fails stops the run; the
+whether its code (tlsjax/, the experiment scripts) was modified. A case that fails stops the run; the
 rounds done so far are written (`"complete": false`).
 
     python experiments/bench_cpu_before_after.py [--before COMMIT] [--rounds N]

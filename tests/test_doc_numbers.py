@@ -567,10 +567,9 @@ BENCH_CURVES = {"stycast1266_olson1993": "Stycast 1266 (13)",
 
 
 def test_fit_cold_warm_table_matches_its_json():
-    """performance.md's last cold/warm table of `tlsjax fit kappa` and the range of the same
-    benchmark on the code before."""
-    runs = {name: _json(FIGURES / "bench" / f"bench_fit_cold_warm{name}.json")["results"]
-            for name in ("", "_before")}
+    """performance.md's last cold/warm table of `tlsjax fit kappa`, its copies in the README
+    and the tutorial, and the goal verdicts said about it."""
+    runs = {"": _json(FIGURES / "bench" / "bench_fit_cold_warm.json")["results"]}
     lines = _lines("explanation/performance.md")
     at = lines.index("`experiments/figures/bench/bench_fit_cold_warm.json`:")
     table = [[c.strip() for c in line.strip("|").split("|")]
@@ -608,12 +607,14 @@ def test_fit_cold_warm_table_matches_its_json():
                         ("PTFE Reese 1965", "ptfe_reese1965_s1")):
         _check(f"fit-your-data.md fit times {name}", " / ".join(
             c.removesuffix(" s") for c in tutorial[name]), *default[curve])
-    before = [r["cold_warm"][c][t]["seconds"] for r in runs["_before"].values()
-              for c in ("default", "stau") for t in ("cold", "warm")]
-    said = re.search(r"gave (\S+)-(\S+) s cold and (\S+)-(\S+) s warm over the same eight rows",
-                     _prose(DOCS / "explanation" / "performance.md"))
-    _check("performance.md before", " / ".join(said.groups()), min(before[0::2]),
-           max(before[0::2]), min(before[1::2]), max(before[1::2]))
+    # the goal verdicts said (first fit <= 10 s, second <= 3 s)
+    met = [curve for curve, (cold, warm) in default.items() if cold <= 10.0 and warm <= 3.0]
+    assert met == ["stycast1266_olson1993", "ptfe_anderson1963_s1"], met
+    said = re.search(r"narrowly on the synthetic curve \(cold (\S+) s, just over 10 s; warm (\S+) "
+                     r"s is within\), clearly on the 20 points of PTFE Reese 1965 \((\S+) s and "
+                     r"(\S+) s\)", _prose(DOCS / "explanation" / "performance.md"))
+    _check("performance.md goals", " / ".join(said.groups()), *default["synthetic 13 points"],
+           *default["ptfe_reese1965_s1"])
 
 
 def test_fit_benchmark_table_matches_its_json():
@@ -664,13 +665,57 @@ def test_cpu_before_after_table_matches_its_json():
     for shown, line in zip(lines[start:start + len(expected)], expected, strict=True):
         _exact("gpu.md CPU table", shown, line)
     ratios: dict[str, list[float]] = {"time": [], "speedup": [], "compile": []}
+    beyond = []  # run-time rows at or beyond the goal's 10 % (at the 2 digits shown)
     for label, _, values in script.rows(run["runs"]):
         kind = "speedup" if "NumPy" in label else "compile" if "first call" in label else "time"
-        ratios[kind].append(statistics.median(values["now"]) / statistics.median(values["before"]))
-    said = re.search(r"the medians of the run times \(sweeps and ES\) are (\S+)-(\S+) times the "
+        ratio = statistics.median(values["now"]) / statistics.median(values["before"])
+        ratios[kind].append(ratio)
+        if (kind == "time" and ratio >= 1.095) or (kind == "speedup" and ratio < 0.905):
+            beyond.append(label)
+    assert beyond == ["MC sweep, L = 18, wall ms, R = 4",
+                      "same, attempts/s against NumPy, R = 16"], beyond  # as gpu.md says
+    said = re.search(r"[Tt]he medians of the run times \(sweeps and ES\) are (\S+)-(\S+) times the "
                      r"old code's, the attempts per second against NumPy (\S+)-(\S+) times, and "
                      r"the ES first calls \(compilation\) (\S+)-(\S+) times",
                      _prose(DOCS / "how-to" / "gpu.md"))
     assert said, "gpu.md: the sentence of the CPU ratios"
     _check("gpu.md CPU ratios", " / ".join(said.groups()),
            *[f(ratios[k]) for k in ("time", "speedup", "compile") for f in (min, max)])
+
+
+def test_example_fits_match_their_json():
+    """docs/how-to/fit-qinv-and-dvv.md: the fits of the example Q^-1 and Delta v/v curves
+    are those of the committed JSON files."""
+    fits = DOCS / "how-to" / "figures" / "example_fits"
+    qinv, joint, stm, auto = (_json(fits / f"{n}.json")
+                              for n in ("qinv", "joint", "dvv_stm", "dvv_auto"))
+    assert all(d["meta"].get("precision_bits", 64) == 64 for d in (qinv, stm, auto))
+    page = "how-to/fit-qinv-and-dvv.md"
+    table = {row[0]: row[1] for row in _table(page, "| parameter | fit (statistical")}
+    stat, sample = qinv["dos_sample_error"]["stat"], qinv["dos_sample_error"]["sample"]
+    for label, key in (("g", "g"), ("J_o", "J0"), ("kappa_log", "kappa_log"),
+                       ("A k_B^3", "A_rel")):
+        shown = re.fullmatch(r"(\S+)(?: K| 1/\(s K\^3\))? \((\S+); (\S+)\)", table[label])
+        _check(f"{page} {label}", " / ".join(shown.groups()), qinv["params"][key], stat[key],
+               sample[key])
+    shown = re.fullmatch(r"(\S+) \((\S+); (\S+)\)", table["C_o = kappa_log g"])
+    _check(f"{page} C_o", " / ".join(shown.groups()), qinv["C_o"], stat["C_o"], sample["C_o"])
+    shown = re.fullmatch(r"(\S+) K, 95 % profile bounds (\S+)-(\S+) K \(sample part (\S+) K\)",
+                         table["T_U"])
+    _check(f"{page} T_U", " / ".join(shown.groups()), qinv["T_U_K"], qinv["T_U_K_lower"],
+           qinv["T_U_K_upper"], sample["T_U_K"])
+    text = _prose(DOCS / page)
+    delta = max(c["delta"] for c in qinv["model_selection"]["candidates"])
+    _said(page, text, r"over constant C \(Delta AICc = (\S+)\)", delta)
+    _said(page, text, r"rms residual of ln Q\^-1 (\S+) \(the noise was 0.03; chi\^2 = (\S+) for "
+          r"(\S+) points", qinv["rms_residual_qinv"], qinv["chi2"], qinv["n_data"])
+    row = _table(page, "| | g | J_o (K) | kv (m/s)")[0]
+    p = joint["params"]
+    _check(f"{page} joint", " / ".join(row[1:6] + row[6:9]), p["g"], p["J0"], p["kv"],
+           p["kappa_log"], p["A_rel"], joint["v_eff_m_per_s"], joint["C_o"], joint["T_U_K"])
+    _said(page, text, r"\(rms residuals (\S+) in ln kappa and (\S+) in ln Q\^-1",
+          joint["rms_residual_kappa"], joint["rms_residual_qinv"])
+    _said(page, text, r"converges to C = (\S+) \+- (\S+) and A k_B\^3 = (\S+) 1/\(s K\^3\) with "
+          r"rms residual (\S+) \(8 times the noise; chi\^2 = (\S+) for (\S+) residuals\)",
+          stm["params"]["C"], stm["stderr"]["C"], stm["params"]["A_rel"],
+          stm["rms_residual_dvv"], stm["chi2"], stm["n_data"])
