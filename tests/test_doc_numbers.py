@@ -719,3 +719,37 @@ def test_example_fits_match_their_json():
           r"rms residual (\S+) \(8 times the noise; chi\^2 = (\S+) for (\S+) residuals\)",
           stm["params"]["C"], stm["stderr"]["C"], stm["params"]["A_rel"],
           stm["rms_residual_dvv"], stm["chi2"], stm["n_data"])
+
+
+def test_dvv_example_paragraph_matches_its_json():
+    fits = DOCS / "how-to" / "figures" / "example_fits"
+    auto, truth = _json(fits / "dvv_auto.json"), _json(fits / "dvv_at_truth.json")
+    assert truth["free"] == ["A_rel"] and auto["free"] == ["g", "J0", "kappa_log", "A_rel"]
+    page = "how-to/fit-qinv-and-dvv.md"
+    text = _prose(DOCS / page)
+    p, e = auto["params"], auto["stderr"]
+    delta = max(c["delta"] for c in auto["model_selection"]["candidates"])
+    _said(page, text, r"constant C \(Delta AICc = (\S+)\) and fits the curve to its noise \(rms "
+          r"residual (\S+) for noise 0.00673; chi\^2 = (\S+) for (\S+) points", delta,
+          auto["rms_residual_dvv"], auto["chi2"], auto["n_data"])
+    _said(page, text, r"kappa_log = (\S+) \+- (\S+) \(truth 0.1\) and A k_B\^3 = (\S+) \+- (\S+) "
+          r"1/\(s K\^3\) \(truth 6.14e10\), correlated at (\S+);", p["kappa_log"],
+          e["kappa_log"], p["A_rel"], e["A_rel"], auto["correlation"][2][3])
+    bounds = auto["profile"]["bounds"]
+    _said(page, text, r"95 % profile g < (\S+), J_o > (\S+) K,", bounds["g"]["upper"],
+          bounds["J0"]["lower"])
+    _said(page, text, r"T_U = (\S+) K with 95 % profile bounds (\S+)-(\S+) K\.", auto["T_U_K"],
+          auto["T_U_K_lower"], auto["T_U_K_upper"])
+    _said(page, text, r"chi\^2 is (\S+) with A k_B\^3 = (\S+) \+- (\S+): (\S+) above the best",
+          truth["chi2"], truth["params"]["A_rel"], truth["stderr"]["A_rel"],
+          truth["chi2"] - auto["chi2"])
+    _said(page, text, r"the truth's T_U in the same DOS sample \((\S+) K\) lies just above",
+          truth["T_U_K"])
+    from scipy.stats import chi2
+
+    _said(page, text, r"for 3 parameters fewer, a p-value of (\S+), so", chi2.sf(
+        truth["chi2"] - auto["chi2"], len(auto["free"]) - len(truth["free"])))
+    _said(page, text, r"error of kappa_log \((\S+) sigma from the truth\)",
+          (p["kappa_log"] - 0.1) / e["kappa_log"])
+    assert truth["T_U_K"] > auto["T_U_K_upper"] and bounds["g"]["upper"] > 0.01 \
+        and bounds["J0"]["lower"] < 1500
