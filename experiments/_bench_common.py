@@ -68,10 +68,13 @@ def run_case(script: str, case: str, cells: int, repeats: int,
     cmd = [sys.executable, script, "--case", case, "--cells", str(cells), "--repeats",
            str(repeats), *(extra or [])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code)
+    what = f"{Path(script).name} --case {case} --cells {cells}"
     if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
-        raise RuntimeError(f"{Path(script).name} --case {case} --cells {cells} failed: {last}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"{what} printed no JSON line:\n{out.stdout[-1000:]}") from None
 
 
 def resolve_commit(commit: str, needs=()) -> str | None:
@@ -90,13 +93,20 @@ def resolve_commit(commit: str, needs=()) -> str | None:
 
 
 def working_tree_state() -> dict:
-    """The commit of this checkout and whether its code (tlsjax/, the experiment scripts)
-    differs from it; outputs such as experiments/figures/ do not count."""
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "tlsjax",
-                            "experiments/*.py"], capture_output=True, text=True).stdout.strip()
-    return dict(commit=head or None, modified=bool(dirty))
+    """The commit of this checkout and whether its code (tlsjax/, the experiment scripts,
+    data/) differs from it; outputs such as experiments/figures/ do not count. `None` where
+    git cannot tell (no repository, no git)."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                              capture_output=True, text=True)
+        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                                 "tlsjax", "experiments/*.py", "data"],
+                                capture_output=True, text=True)
+    except OSError:
+        return dict(commit=None, modified=None)
+    if head.returncode != 0 or status.returncode != 0:
+        return dict(commit=None, modified=None)
+    return dict(commit=head.stdout.strip(), modified=bool(status.stdout.strip()))
 
 
 def extract_commit(commit: str, folder, paths=("tlsjax",)) -> Path:

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                  f"{' and '.join(scripts)}; got {args.before!r}")
     from tlsjax._io import write_json
 
-    runs, failed = [], None
+    runs, failed, start = [], None, working_tree_state()
     with tempfile.TemporaryDirectory(prefix="tlsjax-before-") as folder:
         codes = {"before": extract_commit(commit, folder, ("tlsjax", "experiments")),
                  "now": ROOT}
@@ -151,7 +151,10 @@ def main(argv=None) -> int:
                               f"{result['process_seconds']:.0f} s", flush=True)
         except RuntimeError as err:
             failed = f"{code} code, round {round_}: {err}"
-    write_json(out, dict(before=args.before, before_commit=commit, now=working_tree_state(),
+    end = working_tree_state()
+    now = dict(commit=start["commit"], modified=None if None in (start["modified"],
+               end["modified"]) else start["modified"] or end["modified"] or start != end)
+    write_json(out, dict(before=args.before, before_commit=commit, now=now,
                          rounds=args.rounds, complete=failed is None, runs=runs),
                overwrite=args.overwrite, run=run)
     if failed:
@@ -163,10 +166,15 @@ def main(argv=None) -> int:
               if row["identical_sweep"] != 1.0]
     print("every Monte Carlo row gives NumPy's spins" if not differ else
           "NOT NumPy's spins: " + ", ".join(differ))
-    hashes = {(r["cells"], r["result"]["e_min_sha256"]) for r in runs
-              if r["script"] == "bench_es.py" and "e_min_sha256" in r["result"]}
-    print("E_min: the same bits from both codes at each size"
-          if len(hashes) == len({c for c, _ in hashes}) else "E_min DIFFERS between runs")
+    for cells in sorted({r["cells"] for r in runs if r["script"] == "bench_es.py"}):
+        hashes = {code: {r["result"].get("e_min_sha256") for r in runs if r["code"] == code
+                         and r["script"] == "bench_es.py" and r["cells"] == cells}
+                  for code in ("before", "now")}
+        if None in hashes["before"] | hashes["now"]:
+            print(f"E_min at L = {cells}: not compared (the case does not return it)")
+        else:
+            print(f"E_min at L = {cells}: " + ("the same bits from both codes" if
+                  len(hashes["before"] | hashes["now"]) == 1 else "DIFFERS between runs"))
     print(f"wrote {out}")
     return 0
 

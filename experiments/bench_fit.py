@@ -99,6 +99,7 @@ def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
         return dict(error=out.stderr.strip().splitlines()[-1], process_seconds=wall)
     d = json.loads(out.stdout.strip().splitlines()[-1])
     d["process_seconds"] = wall
+    d["code"] = "before" if pythonpath else "now"  # `module` is relative to that code's root
     return d
 
 
@@ -252,6 +253,7 @@ def main(argv=None) -> int:
     run = ap.run_id(args)
     json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
                                 what="--out's bench_fit.json")
+    start = working_tree_state()
     if not (args.skip_before or args.cold_warm) and resolve_commit(BEFORE, ["tlsjax"]) is None:
         ap.error(f"argument --skip-before: the older code {BEFORE} is not in this clone (a "
                  "shallow clone?); pass --skip-before")
@@ -259,7 +261,7 @@ def main(argv=None) -> int:
         [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
-        old = None if args.skip_before else old_code()
+        old = old_code() if "before" in modes else None
         todo = curves(Path(tmpname), args.curves, shared)
         for label, path in todo[:args.first or None]:
             row = {}
@@ -294,7 +296,10 @@ def main(argv=None) -> int:
                         for k, r in results.items()
                         if "error" not in r["before"] and "error" not in r["stau"]))
     meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(),
-                load_average=os.getloadavg(), now=working_tree_state())
+                load_average=os.getloadavg(), now=start)
+    end = working_tree_state()
+    if None not in (start["modified"], end["modified"]):
+        meta["now"]["modified"] = start["modified"] or end["modified"] or start != end
     if "before" in modes:
         meta["before_commit"] = BEFORE
     write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)

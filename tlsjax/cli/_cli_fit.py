@@ -351,7 +351,6 @@ def run_targets(args) -> int:
                               **_opt(args))
     except KeyboardInterrupt:
         return _interrupted_early(args)
-    res.meta["precision_bits"] = args.precision
     return _finish(args, res)
 
 
@@ -411,7 +410,6 @@ def run_kappa(args) -> int:
                                          criterion=args.ic, **common)
     except KeyboardInterrupt:
         return _interrupted_early(args)
-    res.meta["precision_bits"] = args.precision
     if args.dos_samples and not res.interrupted:
         with enable_x64(args.precision == 64):
             add_dos_sample_error(res, args.dos_samples, seed=args.seed,

@@ -129,7 +129,6 @@ def run_curves(args) -> int:
                 **_opt(args))
     except KeyboardInterrupt:
         return _interrupted_early(args)
-    res.meta["precision_bits"] = args.precision
     if not args.plot:
         return _finish(args, res)
     from ..plot._plot_curves import plot_curves_fit

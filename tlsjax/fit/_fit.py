@@ -659,7 +659,9 @@ def least_squares(
                        init={n: float(init[n]) for n in free}, starts=starts,
                        start_losses=[h[-1] if h else None for h in histories],
                        best_start=best["start"], optimizer=str(optimizer), rcond=rcond,
-                       absolute_sigma=absolute_sigma, **result.meta)
+                       absolute_sigma=absolute_sigma,
+                       precision_bits=int(jnp.finfo(jnp.result_type(float)).bits),
+                       **result.meta)
     if interrupted and best["reason"] == "interrupted":
         result.notes.insert(0, "the fit was interrupted: this is the best point reached")
     if save_path is not None:
