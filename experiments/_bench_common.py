@@ -99,8 +99,9 @@ def working_tree_state() -> dict:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
                               capture_output=True, text=True)
-        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                                 "tlsjax", "experiments/*.py", "data"],
+        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                 "--untracked-files=no", "--", "tlsjax",
+                                 ":(glob)experiments/*.py", "data"],
                                 capture_output=True, text=True)
     except OSError:
         return dict(commit=None, modified=None)
@@ -116,3 +117,14 @@ def extract_commit(commit: str, folder, paths=("tlsjax",)) -> Path:
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return Path(folder)
+
+
+def code_state_over(start: dict) -> dict:
+    """The code state of a run that took `start = working_tree_state()` when it began:
+    its commit, and modified where the code differed at the start or the end or changed in
+    between (`None` where git could not tell)."""
+    end = working_tree_state()
+    if None in (start["modified"], end["modified"]):
+        return dict(commit=start["commit"], modified=None)
+    return dict(commit=start["commit"],
+                modified=start["modified"] or end["modified"] or start != end)

@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import (  # noqa: E402
     ROOT,
+    code_state_over,
     extract_commit,
     resolve_commit,
     run_case,
@@ -151,10 +152,7 @@ def main(argv=None) -> int:
                               f"{result['process_seconds']:.0f} s", flush=True)
         except RuntimeError as err:
             failed = f"{code} code, round {round_}: {err}"
-    end = working_tree_state()
-    now = dict(commit=start["commit"], modified=None if None in (start["modified"],
-               end["modified"]) else start["modified"] or end["modified"] or start != end)
-    write_json(out, dict(before=args.before, before_commit=commit, now=now,
+    write_json(out, dict(before=args.before, before_commit=commit, now=code_state_over(start),
                          rounds=args.rounds, complete=failed is None, runs=runs),
                overwrite=args.overwrite, run=run)
     if failed:

@@ -49,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import (  # noqa: E402
     ROOT,
+    code_state_over,
     extract_commit,
     resolve_commit,
     working_tree_state,
@@ -95,12 +96,16 @@ def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], env=env,
                          capture_output=True, text=True, cwd=pythonpath or ROOT)
     wall = time.perf_counter() - t
-    if out.returncode != 0:
-        return dict(error=out.stderr.strip().splitlines()[-1], process_seconds=wall)
-    d = json.loads(out.stdout.strip().splitlines()[-1])
-    d["process_seconds"] = wall
-    d["code"] = "before" if pythonpath else "now"  # `module` is relative to that code's root
-    return d
+    code = "before" if pythonpath else "now"  # `module` is relative to that code's root
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return dict(error=last, process_seconds=wall, code=code)
+    try:
+        d = json.loads(lines[-1])
+    except ValueError:
+        return dict(error=f"no JSON line: {lines[-1][:200]}", process_seconds=wall, code=code)
+    return dict(d, process_seconds=wall, code=code)
 
 
 #: The command-line settings timed cold and warm (`--cold-warm`).
@@ -296,10 +301,7 @@ def main(argv=None) -> int:
                         for k, r in results.items()
                         if "error" not in r["before"] and "error" not in r["stau"]))
     meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(),
-                load_average=os.getloadavg(), now=start)
-    end = working_tree_state()
-    if None not in (start["modified"], end["modified"]):
-        meta["now"]["modified"] = start["modified"] or end["modified"] or start != end
+                load_average=os.getloadavg(), now=code_state_over(start))
     if "before" in modes:
         meta["before_commit"] = BEFORE
     write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)

@@ -611,11 +611,11 @@ def test_fit_cold_warm_table_matches_its_json():
     met = [curve for curve, (cold, warm) in default.items() if cold <= 10.0 and warm <= 3.0]
     assert met == ["stycast1266_olson1993", "ptfe_anderson1963_s1", "synthetic 13 points"], met
     cold, warm = default["synthetic 13 points"]
-    said = re.search(r"with (\S+) s to spare \(cold (\S+) s, warm (\S+) s\)\. They are not met on "
-                     r"the 20 points of PTFE Reese 1965 \((\S+) s and (\S+) s\)",
-                     _prose(DOCS / "explanation" / "performance.md"))
-    _check("performance.md goals", " / ".join(said.groups()), 10.0 - cold, cold, warm,
-           *default["ptfe_reese1965_s1"])
+    _said("performance.md goals", _prose(DOCS / "explanation" / "performance.md"),
+          r"with (\S+) s to spare \(cold (\S+) s, warm (\S+) s\), which is within this machine's "
+          r"run-to-run noise \(below\): not settled\. They are not met on the 20 points of PTFE "
+          r"Reese 1965 \((\S+) s and (\S+) s\)", 10.0 - cold, cold, warm,
+          *default["ptfe_reese1965_s1"])
 
 
 def test_fit_benchmark_table_matches_its_json():
@@ -687,9 +687,13 @@ def test_cpu_before_after_table_matches_its_json():
     _said("gpu.md", text, r"the rounds of one code differ by (\S+)-(\S+) %\.",
           100 * min(spreads), 100 * max(spreads))
     first = [values for label, _, values in rows if "first call" in label]
-    _said("gpu.md", text, r"at L = 29 in every round \((\S+)-(\S+) s against (\S+)-(\S+) s\), "
-          r"at L = 18 within the old code's spread \((\S+)-(\S+) s against (\S+)-(\S+) s\)",
+    _said("gpu.md", text, r"misses the goal at L = 29: (\S+) times the old code's, slower in "
+          r"every round \((\S+)-(\S+) s against (\S+)-(\S+) s\); at L = 18 it lies within the old "
+          r"code's spread \((\S+)-(\S+) s against (\S+)-(\S+) s\)",
+          statistics.median(first[1]["now"]) / statistics.median(first[1]["before"]),
           *[f(v[c]) for v in (first[1], first[0]) for c in ("now", "before") for f in (min, max)])
+    assert ratios["compile"][1] > 1.10 and min(first[0]["before"]) <= min(first[0]["now"]) \
+        and max(first[0]["now"]) <= max(first[0]["before"])  # "misses", "within the spread"
     assert min(first[1]["now"]) > max(first[1]["before"])  # "in every round"
     loads = [r["result"]["load_average"] for r in run["runs"]]
     _said("gpu.md", text, r"nothing else running \(load average (\S+)-(\S+), the benchmark's own\)",
