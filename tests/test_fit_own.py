@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -69,6 +70,11 @@ def test_report_and_parameters():
     p2 = tj.Parameters().add("A", 1e-3, min=1e-6, max=1.1e-3).add("n", 2.0, min=0.5, max=4.0)
     r2 = tj.fit_model(power, _curve(1), p2, profile=False, progress=False)
     assert "AT UPPER BOUND" in r2.report()
+    # the precision a fit computed in is recorded (the suite runs in float64)
+    assert r.meta["precision_bits"] == 64
+    with jax.enable_x64(False):
+        r32 = tj.fit_model(power, _curve(1), _params(), profile=False, progress=False)
+    assert r32.meta["precision_bits"] == 32 and r32.converged
 
 
 def test_compare_models_and_lmfit_like_parameters():
