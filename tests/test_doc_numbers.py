@@ -6,13 +6,13 @@ without its table, or a table edited by hand, fails here.
 """
 
 import csv
-import importlib.util
 import json
 import re
 import statistics
 from pathlib import Path
 
 import pytest
+from experiments_driver import load as load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -372,11 +372,7 @@ def test_dos_sample_error_table_matches_its_json():
 
 def _script(name: str):
     """An experiment script as a module (its formatting functions)."""
-    spec = importlib.util.spec_from_file_location(f"experiment_{name}",
-                                                  ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment(ROOT / "experiments" / f"{name}.py")
 
 
 def _said(where: str, text: str, pattern: str, *values: float) -> None:
