@@ -54,10 +54,12 @@ def draw_realization(cells: int, seed: int = 0, x: float = 0.2):
 
 def run_case(script: str, case: str, cells: int, repeats: int,
              devices: int | None = None, extra: list[str] | None = None,
-             code: Path | None = None) -> dict:
+             code: Path | None = None, gc_probe: bool = False) -> dict:
     """Run `script --case CASE --cells L --repeats R [extra...]` in a fresh process; its last
     stdout line is the case's JSON. `devices` emulates that many CPU devices; `code` is the
-    root of an older code (`extract_commit`), first on the path and the working folder."""
+    root of an older code (`extract_commit`), first on the path and the working folder;
+    `gc_probe` runs it under `_gc_probe.py` and adds the process's garbage-collection
+    times as `"gc"`."""
     env = os.environ.copy()
     if devices is not None:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
@@ -65,16 +67,25 @@ def run_case(script: str, case: str, cells: int, repeats: int,
         env["JAX_PLATFORMS"] = "cpu"
     if code is not None:
         env.update(PYTHONPATH=str(code), JAX_PLATFORMS="cpu")
-    cmd = [sys.executable, script, "--case", case, "--cells", str(cells), "--repeats",
+    probe = [str(Path(__file__).resolve().parent / "_gc_probe.py")] if gc_probe else []
+    cmd = [sys.executable, *probe, script, "--case", case, "--cells", str(cells), "--repeats",
            str(repeats), *(extra or [])]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=code)
     what = f"{Path(script).name} --case {case} --cells {cells}"
     if out.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
     try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         raise RuntimeError(f"{what} printed no JSON line:\n{out.stdout[-1000:]}") from None
+    if gc_probe:
+        from _gc_probe import PREFIX
+
+        lines = [ln for ln in out.stderr.splitlines() if ln.startswith(PREFIX)]
+        if not lines:
+            raise RuntimeError(f"{what}: no garbage-collection record on stderr")
+        result["gc"] = json.loads(lines[-1][len(PREFIX):])
+    return result
 
 
 def resolve_commit(commit: str, needs=()) -> str | None:

@@ -11,6 +11,11 @@ process:
 - `bench_es.py --case tlsjax --cells L --repeats R` at L = 18 (R = 21) and 29 (R = 5):
   the hard ES reduction's run time (median of R) and its first call (compilation).
 
+Every case runs under `_gc_probe.py`, the same for both codes, which records the seconds
+the process spent in Python's full (generation-2) garbage collections: one of them takes
+tens of milliseconds, and whether it falls inside a timed call depends on everything the
+code allocated before, not on the compiled program.
+
 Prints a table (the differences between two rounds of one code are the noise to compare
 the codes against) and writes every case's output as JSON (the E_min of each ES run as a
 hash: the two codes must give the same bits), with the commit of this checkout and
@@ -55,10 +60,12 @@ CASES = [
 
 def timed_case(code: Path, script: str, case: str, cells: int, repeats: int) -> dict:
     """One case in a fresh process with the package of `code` first on the path, with the
-    1-minute load average before it and the process's wall seconds; E_min as a hash."""
+    1-minute load average before it, the process's wall seconds and its garbage collections
+    (`"gc"`, `_gc_probe.py`); E_min as a hash."""
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    result = run_case(str(code / "experiments" / script), case, cells, repeats, code=code)
+    result = run_case(str(code / "experiments" / script), case, cells, repeats, code=code,
+                      gc_probe=True)
     e_min = result.pop("e_min", None)
     if e_min is not None:
         result["e_min_sha256"] = hashlib.sha256(json.dumps(e_min).encode()).hexdigest()
@@ -94,6 +101,8 @@ def rows(runs: list[dict]) -> list[tuple[str, str, dict[str, list[float]]]]:
                       by_code(es, lambda res: res["seconds"])))
         table.append(("same, first call (compilation) s", "{:.2g}",
                       by_code(es, lambda res: res["compile_seconds"])))
+        table.append(("same, full garbage collections in the process, s", "{:.2g}",
+                      by_code(es, lambda res: res["gc"]["gen2_seconds"])))
     return table
 
 
