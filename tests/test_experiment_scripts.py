@@ -261,3 +261,23 @@ def test_a_script_replaces_its_own_json_of_the_same_settings(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "argument --json: " in err[0] and "another tlsjax run" in err[0]
     assert p.check_output(path, True, what="--json", run=p.run_id(other)) == path
+
+
+def test_gc_probe_runs_the_script_as_main_and_records_its_collections(tmp_path):
+    """`experiments/_gc_probe.py SCRIPT ARGS`: the script runs as `python SCRIPT ARGS` would
+    (its arguments, its folder first on the path, its exit status) and one GC_PROBE line on
+    stderr counts the collections, including the full one the script asks for."""
+    (tmp_path / "helper_mod.py").write_text("VALUE = 7\n")
+    script = tmp_path / "s.py"
+    script.write_text("import gc, sys\nimport helper_mod\n"
+                      "print(__name__, sys.argv[1:], helper_mod.VALUE)\n"
+                      "gc.collect()\nsys.exit(3)\n")
+    p = subprocess.run([sys.executable, str(ROOT / "experiments" / "_gc_probe.py"), str(script),
+                        "--x", "1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout.strip() == "__main__ ['--x', '1'] 7"
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("GC_PROBE ")]
+    assert len(lines) == 1, p.stderr
+    record = json.loads(lines[0][len("GC_PROBE "):])
+    assert record["gen2_collections"] >= 1 and record["collections"] >= 1
+    assert 0.0 < record["gen2_seconds"] <= record["seconds"]
