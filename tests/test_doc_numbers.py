@@ -765,6 +765,19 @@ def test_dvv_example_paragraph_matches_its_json():
           bounds["J0"]["lower"])
     _said(page, text, r"T_U = (\S+) K with one-sided 95 % profile bounds (\S+) and (\S+) K",
           auto["T_U_K"], auto["T_U_K_lower"], auto["T_U_K_upper"])
+    z = statistics.NormalDist().inv_cdf(0.95)
+    _said(page, text, r"(\S+) < kappa_log < (\S+) and (\S+) < A k_B\^3 < (\S+) 1/\(s K\^3\)\. "
+          r"They are lopsided against the Laplace errors' 1.645 sigma either side \((\S+)-(\S+) "
+          r"and (\S+)-(\S+)\)", bounds["kappa_log"]["lower"], bounds["kappa_log"]["upper"],
+          bounds["A_rel"]["lower"], bounds["A_rel"]["upper"],
+          *[p[n] + s * z * e[n] for n in ("kappa_log", "A_rel") for s in (-1, 1)])
+    _said(page, text, r"kappa_log reaches much further down, and the upper bound of A k_B\^3 is "
+          r"(\S+) times the Laplace one", bounds["A_rel"]["upper"] / (p["A_rel"] + z * e["A_rel"]))
+    assert bounds["kappa_log"]["lower"] < p["kappa_log"] - 1.5 * z * e["kappa_log"]
+    assert any("kappa_log and A k_B^3 (A_rel) are correlated at -0.995" in n
+               for n in auto["notes"])  # "a note says why"
+    for n, truth_value in (("kappa_log", 0.1), ("A_rel", 6.14e10)):  # "still exclude"
+        assert not bounds[n]["lower"] <= truth_value <= bounds[n]["upper"]
     _said(page, text, r"a slightly lower chi\^2, (\S+) \(kappa_log (\S+)\)", start["chi2"],
           start["params"]["kappa_log"])
     best = min(auto["chi2"], start["chi2"])

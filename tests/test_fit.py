@@ -277,3 +277,21 @@ def test_atilde_identifiability_reported():
     print(f"\na~ = {r.params['atilde']:.3g} +- {r.stderr['atilde']:.3g} (ln-error {sig:.3g}); "
           f"g = {r.params['g']:.4g} +- {r.stderr['g']:.2g}; J0 = {r.params['J0']:.4g} +- "
           f"{r.stderr['J0']:.2g}; {r.reason}; notes: {r.notes}")
+
+
+def test_strongly_correlated_pairs():
+    """Pairs at |r| >= 0.99 (either sign) are named once, NaN entries (an undefined error)
+    and the parameters in `skip` (undetermined ones, profiled anyway) are left out."""
+    from tlsjax.fit._profile import STRONG_CORRELATION, strongly_correlated
+
+    nan = math.nan
+    free = ["g", "J0", "kappa_log", "A_rel"]
+    corr = [[1.0, nan, 0.2, 0.0],
+            [nan, 1.0, 0.995, 0.0],
+            [0.2, 0.995, 1.0, -0.9901],
+            [0.0, 0.0, -0.9901, 1.0]]
+    assert STRONG_CORRELATION == 0.99
+    assert strongly_correlated(free, corr) == [("J0", "kappa_log", 0.995),
+                                               ("kappa_log", "A_rel", -0.9901)]
+    assert strongly_correlated(free, corr, skip=["J0"]) == [("kappa_log", "A_rel", -0.9901)]
+    assert strongly_correlated(free, corr, threshold=0.999) == []

@@ -50,7 +50,7 @@ def _channel_options(p, main: str) -> None:
     m.add_argument("--vl", type=VELOCITY, default=None, help="longitudinal velocity, m/s")
     m.add_argument("--vt", type=VELOCITY, default=None, help="transverse velocity, m/s")
     m.add_argument("--level", type=real(0.5, 1.0, lo_open=True, hi_open=True), default=DEFAULT_LEVEL,
-                   help="confidence of the one-sided profile bounds of T_U (default 0.95)")
+                   help="confidence of the one-sided profile bounds (default 0.95)")
     m.add_argument("--no-profile", action="store_true", dest="no_profile",
                    help="skip the profile-likelihood bounds")
     add_argument_dos_samples(m)

@@ -365,9 +365,12 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
       kappa, ln Q^-1 and Delta v/v; all or none (module docstring).
     - `init`, `sample`, `realizations`, `key`, `seed`: as `fit_kappa`.
     - `polarization`: `"t"` (default) or `"l"`, the sound wave of Q^-1 and Delta v/v.
-    - `level`, `profile`: the profile-likelihood bounds of T_U (as `fit_kappa`).
+    - `level`, `profile`: the profile-likelihood bounds of T_U and of the parameters the
+      Laplace errors do not describe (as `fit_kappa`).
     - `dos_samples`: K independent ES samples for the sample part of the S-tau errors
       (0: none).
+    - `progress`: progress bars over the candidates, the profile bounds and the
+      DOS-sample refits.
     - `params`: a user's `Parameters` (values, vary, bounds by name, as in `fit_kappa`),
       applied to every candidate; a name that no candidate has is refused.
     - `fit_kwargs`: passed to `least_squares` (starts, max_steps, ...).
@@ -408,7 +411,7 @@ def fit_curves(kappa=None, qinv=None, dvv=None, material: Material | None = None
     res.notes.insert(1, determined_note(setup))
     _curves_derived(res, setup)
     if profile and res.meta["model"] == "stau" and not res.interrupted:
-        _profiles(res, types.SimpleNamespace(absolute=setup.absolute), level)
+        _profiles(res, types.SimpleNamespace(absolute=setup.absolute), level, progress)
     if dos_samples and not res.interrupted:
         add_dos_sample_error(res, dos_samples, progress=progress)
     return res

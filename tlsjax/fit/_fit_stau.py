@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._progress import progress_bar
 from .._validate import check_range, check_type, device_array, seed_key
 from ..model._lattice import Sample
 from ..model._params import ModelParams
@@ -111,7 +112,7 @@ from ._params import (
     named,
     unit,
 )
-from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
+from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold, strongly_correlated
 
 #: Stage messages (the command line shows them on stderr; silent by default).
 _log = logging.getLogger("tlsjax.fit")
@@ -755,7 +756,8 @@ def fit_kappa_model(setup: KappaSetup, model: str = "stau", *, free=None, bounda
         r = r / np.asarray(km.scale, dtype=float)
         res.derived["rms_log_residual"] = float(np.sqrt(np.mean(r**2)))
     if post and not res.interrupted:
-        post_fit(res, setup, level=level, profile=profile)
+        post_fit(res, setup, level=level, profile=profile,
+                 progress=fit_kwargs.get("progress", True))
     return res
 
 
@@ -817,7 +819,8 @@ def fit_kappa(
       and float64, recorded in the JSON.
     - `level`: confidence of the profile-likelihood bounds (default 0.95, one-sided).
     - `profile`: compute profile-likelihood bounds for T_U and for parameters the
-      Laplace errors do not describe (at a bound, undetermined, or poorly determined).
+      Laplace errors do not describe (at a bound, undetermined, poorly determined, or
+      correlated at |r| >= 0.99 with another, `fit._profile.STRONG_CORRELATION`).
     - `params`: a `Parameters` (or an lmfit `Parameters`, or a dict of values) by
       physical name, in displayed units (`J_o` in K, `A_R` in s^4/m, ...): `vary=False`
       fixes a value, `vary=True` fits it (added to the model's free parameters where the
@@ -850,8 +853,9 @@ def fit_kappa(
 
 
 def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
-             profile: bool = True) -> FitResult:
-    """Derived quantities and profile bounds; Ctrl-C here keeps the fit (`interrupted`)."""
+             profile: bool = True, progress: bool = True) -> FitResult:
+    """Derived quantities and profile bounds (`progress`: a bar over the profiled
+    quantities); Ctrl-C here keeps the fit (`interrupted`)."""
     check_range("fit_kappa", "level", level, 0.5, 1.0, lo_open=True, hi_open=True)
     res.meta["post_fit"] = "started"
     try:
@@ -862,7 +866,7 @@ def post_fit(res: FitResult, setup: KappaSetup, *, level: float = DEFAULT_LEVEL,
             res.notes.append("no profile-likelihood bounds with a~ or h_rel free (each "
                              "point would rebuild the ES reduction many times)")
         elif profile:
-            _profiles(res, setup, level)
+            _profiles(res, setup, level, progress)
         res.meta["post_fit"] = "done"
     except KeyboardInterrupt:
         res.interrupted = True
@@ -978,37 +982,36 @@ def _terms_derived(res, vf) -> None:
             d["A_R_s4_per_m_err"] = None if e is None else e / RAYLEIGH_K_PER_SI
 
 
-def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
-    """Profile-likelihood intervals of T_U and of the parameters Laplace does not describe."""
-    problem = res.problem
+def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = True) -> None:
+    """Profile-likelihood intervals of T_U and of the parameters Laplace does not describe
+    (at a bound, undetermined, poorly determined, or correlated at |r| >=
+    `STRONG_CORRELATION` with another), with a progress bar over them (`progress`)."""
     d = res.derived
     thr = profile_threshold(level, res.loss, res.dof, setup.absolute)
     if not math.isfinite(thr):
         return
     bounds = {n: tuple(b) for n, b in res.meta["bounds"].items()}
     out, lowest = {}, res.loss
-    targets = [n for n in res.free if n in res.undetermined
+    pairs = strongly_correlated(res.free, res.correlation, skip=res.undetermined)
+    paired = {n for a, b, _ in pairs for n in (a, b)}
+    targets = [n for n in res.free if n in res.undetermined or n in paired
                or not res.stderr_log[n] <= 1.0 or bound_side(res.params[n], *bounds[n])]
+    for a, b, r in pairs:
+        res.notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}: along so "
+                         "narrow a valley the loss is seldom quadratic over one sigma, so "
+                         "their profile-likelihood bounds are given beside the Laplace errors")
     stau = res.meta["model"] == "stau"
     tu = d.get("T_U_K", math.nan)
     if stau and ("J0" in res.free or "T_U" in res.free) and math.isfinite(tu) and tu > 0:
         targets.insert(0, "T_U")
-    for name in dict.fromkeys(targets):
-        pr, value = problem, res.params[name]
-        box = bounds.get(name, PARAMETERS[name][:2])
-        if name == "T_U" and "T_U" not in res.free:
-            value = tu
-            box = PARAMETERS["T_U"][:2]
-            new_free = [n if n != "J0" else "T_U" for n in res.free]
-            pr = problem.with_free(new_free, {**bounds, "T_U": box})
-            pr = eqx.tree_at(lambda q: q.residuals.use_tu, pr, jnp.asarray(True))
-        if not box[0] < value < box[1]:
-            value = min(max(value, box[0] * 1.0001), box[1] / 1.0001)
-        u = _unconstrained(pr, {**res.params, "T_U": value})
-        iv = profile_interval(pr, name, value, u, res.loss, thr, box,
-                              dof=None if setup.absolute else res.dof)
-        lowest = min(lowest, iv.pop("lowest_loss"))
-        out[name] = dict(best=value, level=level, **iv)
+    names = list(dict.fromkeys(targets))
+    with progress_bar(len(names), desc="profile bounds", enabled=progress,
+                      unit="quantity") as bar:
+        for name in names:
+            bar.set_postfix(of=name, refresh=False)
+            out[name], low = _profile_one(res, setup, name, bounds, tu, thr, level)
+            lowest = min(lowest, low)
+            bar.update()
     d["profile"] = dict(level=level, delta_loss=thr, bounds=out)
     if "T_U" in out:
         d["T_U_K_lower"], d["T_U_K_upper"] = out["T_U"]["lower"], out["T_U"]["upper"]
@@ -1018,6 +1021,26 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float) -> None:
     if lowest < res.loss - 0.05 * thr:
         res.notes.append(f"the profile found a lower loss ({lowest:.6g}) than the fit "
                          f"({res.loss:.6g}): the fit had not reached its optimum")
+
+
+def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu: float,
+                 thr: float, level: float) -> tuple[dict, float]:
+    """The profile interval of one quantity (`_profiles`) and the lowest loss it met."""
+    pr, value = res.problem, res.params[name]
+    box = bounds.get(name, PARAMETERS[name][:2])
+    if name == "T_U" and "T_U" not in res.free:
+        value = tu
+        box = PARAMETERS["T_U"][:2]
+        new_free = [n if n != "J0" else "T_U" for n in res.free]
+        pr = res.problem.with_free(new_free, {**bounds, "T_U": box})
+        pr = eqx.tree_at(lambda q: q.residuals.use_tu, pr, jnp.asarray(True))
+    if not box[0] < value < box[1]:
+        value = min(max(value, box[0] * 1.0001), box[1] / 1.0001)
+    u = _unconstrained(pr, {**res.params, "T_U": value})
+    iv = profile_interval(pr, name, value, u, res.loss, thr, box,
+                          dof=None if setup.absolute else res.dof)
+    lowest = iv.pop("lowest_loss")
+    return dict(best=value, level=level, **iv), lowest
 
 
 def _bound_note(name, iv, level) -> str:

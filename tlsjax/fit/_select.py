@@ -118,7 +118,7 @@ def select_kappa_model(
     - `boundary`, `rayleigh`: `"auto"` (compare without and with the term, free),
       `"absent"`, `"free"`, or a number (fixed, in the units of `fit_kappa`).
     - `criterion`: `"aicc"` (default), `"aic"` or `"bic"` (module docstring).
-    - `progress`: one progress bar over the candidates.
+    - `progress`: progress bars over the candidates and over the profile bounds.
     - `params`: a user's `Parameters` (as in `fit_kappa`), applied to every candidate;
       a boundary or Rayleigh term it fixes or frees is no longer chosen.
     - `fit_kwargs`: passed to `least_squares` for every candidate (starts, max_steps, ...).
@@ -157,7 +157,7 @@ def select_kappa_model(
         raise ValueError("no candidate model could be fitted: " + "; ".join(skipped.values()))
     try:
         return _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level,
-                       profile)
+                       profile, progress)
     except KeyboardInterrupt:  # between the fits and the post-fit stage: keep the fits
         res = min(fitted.values(), key=lambda r: r.derived.get(criterion, math.inf))
         res.interrupted = True
@@ -231,7 +231,8 @@ def _fit_candidates(setup, cands, material, fit_kwargs, bar):
     return setup, done, skipped, interrupted
 
 
-def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, profile):
+def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, profile,
+            progress):
     table, chosen = _table(cands, done, skipped, criterion)
     res = fitted[chosen]
     res.derived["model_selection"] = dict(criterion=criterion, chosen=res.meta["model_label"],
@@ -244,7 +245,7 @@ def _finish(cands, done, skipped, fitted, criterion, interrupted, setup, level, 
                          "the best of those fitted so far; no errors of derived quantities "
                          "or profile bounds were computed")
         return res
-    return post_fit(res, setup, level=level, profile=profile)
+    return post_fit(res, setup, level=level, profile=profile, progress=progress)
 
 
 def _table(cands, done, skipped, criterion):
