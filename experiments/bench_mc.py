@@ -21,6 +21,7 @@ Cases, each in a fresh subprocess (so that peak memory, max RSS, is its own):
    of annealing sweeps (L = 10, 2 realizations), which sets the defaults.
 
     python experiments/bench_mc.py [--quick] [--convergence] [--json bench_mc.json]
+    python experiments/bench_mc.py --case convergence --cells 10 --repeats 1 [--json FILE]
 
 Timings on a shared machine are indicative only (the 2 cores may be loaded by other
 work); the load average at the start and end is recorded, and the throughput case also
@@ -222,13 +223,18 @@ def main(argv=None) -> None:
     ap = build_parser()
     args = ap.parse_args(argv)
     KERNEL, MAX_SWEEPS = args.kernel, args.max_sweeps
-    if args.case:  # child process
-        print(json.dumps(CASES[args.case](args.cells, args.repeats)))
-        return
-
     if args.json:
         run = ap.run_id(args)
         json_path = ap.check_output(args.json, args.overwrite, what="--json", run=run)
+    if args.case:  # one case (a child process of the full run); --json writes it too
+        result = CASES[args.case](args.cells, args.repeats)
+        print(json.dumps(result))
+        if args.json:
+            from tlsjax._io import write_json
+
+            write_json(json_path, result, overwrite=args.overwrite, run=run, indent=1)
+        return
+
     me = str(Path(__file__).resolve())
     kx = ["--kernel", args.kernel, "--max-sweeps", str(MAX_SWEEPS)]
     out = dict(load_start=_load(), throughput=[])
