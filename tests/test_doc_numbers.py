@@ -512,6 +512,12 @@ def test_mc_benchmark_table_matches_its_json():
                   r"peak RSS (\d+) MB\. ", text)
     _check("performance.md pipeline", " / ".join(m.groups()), p["lowest_energy_per_spin"],
            100 * max(p["swap_acceptance"]), p["peak_rss_mb"])
+    conv = _json(FIGURES / "bench" / "bench_mc_convergence.json")
+    m = re.search(r"after (\S+), (\S+), (\S+), (\S+) annealing sweeps of (\S+), (\S+), (\S+), (\S+) "
+                  r"and (\S+), (\S+), (\S+), (\S+) K\.", text)
+    assert [int(v) for v in m.groups()[:4]] == [r["anneal_sweeps"] for r in conv["rows"]]
+    _check("performance.md convergence", " / ".join(m.groups()[4:]), *[
+        r["lowest_energy_per_spin"][k] for k in (0, 1) for r in conv["rows"]])
     m = re.search(r"rows generated on the fly: ([\d.]+) s per sweep of 16 replicas, one "
                   r"pair-stability scan ([\d.]+) s, peak RSS (\d+) MB", text)
     _check("performance.md rows on the fly", " / ".join(m.groups()), big["ms_per_sweep"] / 1e3,
