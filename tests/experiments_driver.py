@@ -85,6 +85,7 @@ REFUSALS = [
                                  "{D}/notes.json"], "notes.json", NOT_OURS),
     ("bench_fit.py", ["--skip-before", "--out", "{D}"], "bench_fit.json", NOT_OURS),
     ("bench_cpu_before_after.py", ["--out", "{D}/notes.json"], "notes.json", NOT_OURS),
+    ("dvv_coverage.py", ["--out", "{D}/notes.json"], "notes.json", NOT_OURS),
     ("fit_precision.py", ["--data", "{DATA}", "--out", "{D}/notes.json"], "notes.json",
      NOT_OURS),
     ("fit_measured_kappa.py", ["--out", "{D}/o", "--figures", "{D}"],
@@ -135,7 +136,8 @@ ALARM_S = 60
 #: loaded script, by a function that raises `_Started`; `Sample.draw` too.
 WORK = ("draw_realization", "run_case", "run_mc_study", "tau_dos_mc", "select_kappa_model",
         "configuration", "run_child", "old_code", "per_realization", "dos_crossovers",
-        "_start", "_subprocess", "numpy_fit", "numpy_baseline", "cold_warm", "_run_size")
+        "_start", "_subprocess", "numpy_fit", "numpy_baseline", "cold_warm", "_run_size",
+        "truth_curve")
 
 
 def _forbid_work(module) -> None:

@@ -173,6 +173,7 @@ LEGAL = {
 }
 #: Scripts that read a command line; the walk must find each (a new one is added here).
 SCRIPTS = {"bench_cpu_before_after.py", "bench_es.py", "bench_fit.py", "fit_atilde_jump.py",
+           "dvv_coverage.py",
            "bench_mc.py", "bench_processes.py", "bench_scale.py", "dipole_mc.py",
            "fit_dos_sample_error.py", "fit_precision.py",
            "fit_measured_kappa.py", "make_example_curves.py", "make_example_kappa.py",
@@ -228,7 +229,7 @@ def test_experiments_refuse_to_replace_a_users_file(tmp_path):
     before any work, in one line (exit status 2), and the file is left as it was, with
     nothing else created."""
     rows = _driver("refusals", str(tmp_path), timeout=600)
-    assert len(rows) == 36
+    assert len(rows) == 37
     for r in rows:
         lines = r["stderr"].strip().splitlines()
         assert r["code"] == 2 and len(lines) == 1, r
