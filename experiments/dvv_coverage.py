@@ -6,16 +6,21 @@ default DOS sample, 1 kHz, 16 temperatures over 0.05-10 K) with Gaussian noise o
 sigma = 1 % of the curve's range. Its fit (docs/how-to/fit-qinv-and-dvv.md) puts the
 truth's T_U, kappa_log and A k_B^3 outside their one-sided 95 % profile bounds. One draw
 cannot tell chance from a flaw; this script makes `--draws` new draws of the same noise
-(numpy.random.default_rng(`--seed`)), fits each as `fit_curves(dvv=..., model="stau",
-dos_samples=0)` does by default (float64, known sigma, profile bounds at 95 % one-sided),
+(numpy.random.default_rng(`--seed`)), fits each with `fit_curves(dvv=..., model="stau",
+dos_samples=0)` (the model the example's default fit chooses; float64, known sigma,
+profile bounds at 95 % one-sided),
 and counts, for each bounded quantity, how often each side misses the truth. Each bound
 should miss at most 1 time in 20 (asymptotically; the script gives the binomial
-probability of at least the misses counted, if the bound were exact).
+probability of at least the misses counted, if the bound were exact). A side the data do
+not bound (open up to the edge of the parameter's range) covers the truth. The fit
+profiles T_U in every draw, but the other quantities only in the draws where their Laplace
+error does not describe them (undetermined, at a bound, poorly determined or correlated at
+|r| >= 0.99 with another): their counts are over those draws only.
 
 The truth's T_U is the fit's T_U at the true g and J_o in the same DOS sample (a fit of
 the noiseless curve with g, J_o and kappa_log fixed). Results are written after every
-draw, so Ctrl-C keeps the draws done; a rerun with the same settings and `--out` goes on
-from them.
+draw, so Ctrl-C keeps the draws done; the same command again goes on from them
+(`--overwrite` starts afresh). A draw whose fit fails is recorded as failed.
 
     python experiments/dvv_coverage.py [--draws N] [--seed S] [--out FILE.json] [--overwrite]
 """
@@ -33,27 +38,23 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
-TRUTH = dict(g=0.01, J0=1500.0, kappa_log=0.1)
-FREQ = 1e3
+
 #: The quantities whose bounds are counted: key in the fit's `profile` bounds, truth key.
 QUANTITIES = ("T_U", "kappa_log", "A_rel", "g", "J0")
 LEVEL = 0.95
 
 
+def _example():
+    """`make_example_curves` (imported when needed: it imports JAX and turns on float64)."""
+    import make_example_curves
+
+    return make_example_curves
+
+
 def truth_curve() -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(T, Delta v/v, sigma, A k_B^3) of the example's noiseless curve, as
-    `make_example_curves.py` computes it."""
-    import jax.numpy as jnp
-
-    from tlsjax import Material, ModelParams, StauTLS, sound_velocity_shift, stau_dos
-
-    params = ModelParams(g=TRUTH["g"], J0=TRUTH["J0"], atilde=3.0, h_rel=0.0,
-                         kappa_log=TRUTH["kappa_log"])
-    tls = StauTLS(stau_dos(params), params)
-    material = Material(1200.0, 2500.0, 1200.0)
-    T = np.geomspace(0.05, 10.0, 16)
-    omega = jnp.asarray([2.0 * math.pi * FREQ])
-    d = np.asarray(sound_velocity_shift(tls, material, T, omega, T[0]))[:, 0]
+    """(T, Delta v/v, sigma, A k_B^3) of the example's noiseless curve
+    (`make_example_curves.noiseless_curves`; its noise sigma is 1 % of the curve's range)."""
+    T, _, d, material = _example().noiseless_curves()
     return T, d, 0.01 * float(np.ptp(d)), float(material.relaxation_A_K)
 
 
@@ -65,16 +66,22 @@ def fit(T, d, sigma: float, params=None) -> dict:
         path, out = Path(tmp) / "curve.csv", Path(tmp) / "fit.json"
         rows = "".join(f"{float(t)!r},{float(v)!r}\n" for t, v in zip(T, d))
         path.write_text("T(K),dv/v\n" + rows)
-        res = tj.fit_curves(dvv=str(path), freq_dvv=FREQ, sigma_dvv=sigma, model="stau",
-                            dos_samples=0, progress=False, params=params)
+        res = tj.fit_curves(dvv=str(path), freq_dvv=_example().FREQ_HZ, sigma_dvv=sigma,
+                            model="stau", dos_samples=0, progress=False, params=params)
         res.to_json(out)
         return json.loads(out.read_text())
 
 
 def one_draw(T, d, sigma: float, rng, truth: dict) -> dict:
-    """One noise draw fitted: its bounds, and for each quantity which side missed the truth."""
+    """One noise draw fitted: its bounds, and for each quantity which side missed the truth
+    (None: covered, an open side included)."""
     data = d + sigma * rng.standard_normal(T.size)
-    r = fit(T, data, sigma)
+    try:
+        r = fit(T, data, sigma)
+    except ValueError as err:  # no candidate could be fitted: recorded, the study goes on
+        return dict(failed=str(err))
+    if r["interrupted"]:  # Ctrl-C inside the fit: stop here, keep the draws done
+        raise KeyboardInterrupt
     bounds = (r.get("profile") or {}).get("bounds", {})
     row = dict(chi2=r["chi2"], converged=r["converged"], undetermined=r["undetermined"],
                params={n: r["params"][n] for n in ("g", "J0", "kappa_log", "A_rel")},
@@ -96,8 +103,12 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def summary(result: dict) -> str:
-    draws = result["draws"]
-    lines = [f"{len(draws)} draws (seed {result['settings']['seed']}); truth: "
+    """Misses of each side of each quantity's bounds, over the draws that profiled it."""
+    draws = [r for r in result["draws"] if "failed" not in r]
+    failed = len(result["draws"]) - len(draws)
+    unconverged = sum(not r["converged"] for r in draws)
+    lines = [f"{len(result['draws'])} draws (seed {result['settings']['seed']}; {failed} "
+             f"failed, {unconverged} not converged); truth: "
              + ", ".join(f"{k} {v:.4g}" for k, v in result["truth"].items())]
     for q in QUANTITIES:
         rows = [r for r in draws if q in r["bounds"]]
@@ -105,11 +116,11 @@ def summary(result: dict) -> str:
             continue
         parts = []
         for side, i in (("lower", 0), ("upper", 1)):
-            n = sum(r["bounds"][q][i] is not None for r in rows)
             k = sum(r["missed"][q] == side for r in rows)
-            tail = binomial_tail(k, n, 1 - LEVEL) if n else math.nan
-            parts.append(f"{side} bound given {n}, misses {k} (P(>= {k}) = {tail:.2g})")
-        lines.append(f"  {q}: bounded in {len(rows)} draws; " + "; ".join(parts))
+            opened = sum(r["bounds"][q][i] is None for r in rows)
+            parts.append(f"{side}: misses {k} (P(>= {k}) = "
+                         f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened})")
+        lines.append(f"  {q}, profiled in {len(rows)} draws: " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -130,22 +141,23 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     run = ap.run_id(args)
     out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
-    import jax
     from _bench_common import working_tree_state
 
     from tlsjax._io import write_json
     from tlsjax._progress import progress_bar
+    from tlsjax._validate import enable_x64
 
     settings = dict(seed=args.seed, level=LEVEL)
-    with jax.enable_x64(True):
+    with enable_x64(True):
         T, d, sigma, a_rel = truth_curve()
-        done = _previous(out, settings)
+        done = None if args.overwrite else _previous(out, settings)
         if done is None:
             fixed = _fixed_truth()
             at_truth = fit(T, d, sigma, params=fixed)
+            truth = _example().TRUTH
             done = dict(settings=settings, code=working_tree_state(), sigma=sigma, truth=dict(
-                T_U=at_truth["T_U_K"], kappa_log=TRUTH["kappa_log"], A_rel=a_rel,
-                g=TRUTH["g"], J0=TRUTH["J0"]), draws=[])
+                T_U=at_truth["T_U_K"], kappa_log=truth["kappa_log"], A_rel=a_rel,
+                g=truth["g"], J0=truth["J0"]), draws=[])
         rng = np.random.default_rng(args.seed)
         for _ in done["draws"]:  # the draws already made, in order
             rng.standard_normal(T.size)
@@ -153,18 +165,19 @@ def main(argv=None) -> int:
                           initial=min(len(done["draws"]), args.draws)) as bar:
             while len(done["draws"]) < args.draws:
                 done["draws"].append(one_draw(T, d, sigma, rng, done["truth"]))
-                write_json(out, done, overwrite=True, run=run)
+                write_json(out, done, overwrite=args.overwrite, run=run)
                 bar.update()
     print(summary(dict(done, draws=done["draws"][:args.draws])))
-    print(f"wrote {out}")
+    print(f"results in {out}")
     return 0
 
 
 def _fixed_truth():
     from tlsjax import Parameters
 
-    return (Parameters().add("g", TRUTH["g"], vary=False).add("J_o", TRUTH["J0"], vary=False)
-            .add("kappa_log", TRUTH["kappa_log"], vary=False))
+    truth = _example().TRUTH
+    return (Parameters().add("g", truth["g"], vary=False).add("J_o", truth["J0"], vary=False)
+            .add("kappa_log", truth["kappa_log"], vary=False))
 
 
 def _previous(out: Path, settings: dict) -> dict | None:

@@ -38,16 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     return example_parser(__doc__.split("\n\n")[0])
 
 
+#: The synthetic truth (a~ = 3, h_rel = 0) and the illustrative host.
+TRUTH = dict(g=0.01, J0=1500.0, kappa_log=0.1)
+HOST = (1200.0, 2500.0, 1200.0)
+FREQ_HZ = 1e3
+
+
+def noiseless_curves() -> tuple[np.ndarray, np.ndarray, np.ndarray, Material]:
+    """(T, Q^-1, Delta v/v, host) of the truth, without noise (Delta v/v referred to the
+    lowest temperature)."""
+    params = ModelParams(atilde=3.0, h_rel=0.0, **TRUTH)
+    tls = StauTLS(stau_dos(params), params)
+    material = Material(*HOST)
+    T = np.geomspace(0.05, 10.0, 16)
+    omega = jnp.asarray([2.0 * math.pi * FREQ_HZ])
+    q = np.asarray(qinv(tls, material, T, omega))[:, 0]
+    d = np.asarray(sound_velocity_shift(tls, material, T, omega, T[0]))[:, 0]
+    return T, q, d, material
+
+
 def main(argv=None) -> None:
     outs = (DATA / "example_qinv.csv", DATA / "example_dvv.csv")
     example_args(build_parser(), outs, argv)
-    params = ModelParams(g=0.01, J0=1500.0, atilde=3.0, h_rel=0.0, kappa_log=0.1)
-    tls = StauTLS(stau_dos(params), params)
-    material = Material(1200.0, 2500.0, 1200.0)
-    T = np.geomspace(0.05, 10.0, 16)
-    omega = jnp.asarray([2.0 * math.pi * 1e3])
-    q = np.asarray(qinv(tls, material, T, omega))[:, 0]
-    d = np.asarray(sound_velocity_shift(tls, material, T, omega, T[0]))[:, 0]
+    T, q, d, _ = noiseless_curves()
     rng = np.random.default_rng(1)
     q_noisy = q * np.exp(0.03 * rng.standard_normal(T.size))
     d_noisy = d + 0.01 * np.ptp(d) * rng.standard_normal(T.size) + 1e-5

@@ -295,3 +295,55 @@ def test_strongly_correlated_pairs():
                                                ("kappa_log", "A_rel", -0.9901)]
     assert strongly_correlated(free, corr, skip=["J0"]) == [("kappa_log", "A_rel", -0.9901)]
     assert strongly_correlated(free, corr, threshold=0.999) == []
+
+
+@pytest.mark.parametrize("r, rises, profiled", [
+    (-0.995, [0.3, 1.1], True),    # correlated, not quadratic on one side: profiled
+    (-0.995, [0.9, 1.2], False),   # correlated, the Laplace errors stand
+    (-0.98, [0.3, 1.1], False),    # below 0.99: not checked
+    (math.nan, [0.3, 1.1], False)])
+def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled):
+    """`_profiles` walks T_U and the undetermined parameters, and a determined pair
+    correlated at |r| >= 0.99 only where the profile at its Laplace bounds rises by less
+    than half or more than twice what a bound needs; a note says which, after the walks."""
+    import types
+
+    from tlsjax.fit import _fit_stau
+
+    walked, checked = [], []
+
+    def fake_one(res, setup, name, bounds, tu, thr, level):
+        walked.append(name)
+        return dict(best=1.0, level=level, lower=0.5, upper=2.0), res.loss
+
+    def fake_rises(problem, name, *args):
+        checked.append(name)
+        return rises
+
+    monkeypatch.setattr(_fit_stau, "_profile_one", fake_one)
+    monkeypatch.setattr(_fit_stau, "laplace_rises", fake_rises)
+    monkeypatch.setattr(_fit_stau, "_unconstrained", lambda problem, params: None)
+    free = ["g", "J0", "kappa_log", "A_rel"]
+    nan = math.nan
+    res = types.SimpleNamespace(
+        free=free, undetermined=["g", "J0"], loss=6.5, dof=11, notes=[], problem=None,
+        correlation=[[1.0, nan, nan, nan], [nan, 1.0, nan, nan], [nan, nan, 1.0, r],
+                     [nan, nan, r, 1.0]],
+        stderr_log=dict(g=math.inf, J0=math.inf, kappa_log=0.13, A_rel=0.47),
+        params=dict(g=3e-4, J0=2.7e4, kappa_log=0.38, A_rel=2.0e4),
+        meta=dict(model="stau", bounds=dict(g=(1e-4, 0.19), J0=(1.0, 1e5),
+                                            kappa_log=(1e-3, 1.0), A_rel=(100.0, 1e16))),
+        derived=dict(T_U_K=0.175))
+    _fit_stau._profiles(res, types.SimpleNamespace(absolute=True), 0.95, progress=False)
+    strong = abs(r) >= 0.99
+    assert checked == (["kappa_log", "A_rel"] if strong else [])
+    assert walked == ["T_U", "g", "J0", *(["kappa_log", "A_rel"] if profiled else [])]
+    assert set(res.derived["profile"]["bounds"]) == set(walked)
+    notes = [n for n in res.notes if "are correlated at" in n]
+    assert len(notes) == (1 if strong else 0)
+    if strong:
+        span = f"{min(rises):.2g}-{max(rises):.2g} times what a bound needs"
+        assert notes[0].startswith(f"kappa_log and A k_B^3 (A_rel) are correlated at {r:+.3f}")
+        assert span in notes[0]
+        assert ("profile-likelihood bounds are given" in notes[0]) == profiled
+        assert res.derived["laplace_check"]["rises"] == {"kappa_log": rises, "A_rel": rises}

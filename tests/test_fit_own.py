@@ -199,3 +199,24 @@ def test_warm_compilation_cache_is_bit_identical(tmp_path):
     assert any(e.startswith("jit__lbfgs_step") for e in entries), entries  # own model
     # the kappa fit's traced programs, stored with jax.export (`_disk_cache`)
     assert any(e.name.startswith("program-") for e in (tmp_path / "cache" / "fit").iterdir())
+
+
+def test_laplace_rises_near_one_where_the_loss_is_quadratic():
+    """`laplace_rises` on a power law (ln y linear in ln A and n; known sigmas): at the
+    points where the Laplace errors put the one-sided 95 % bounds the profile rises by
+    about what a bound needs (1), and a point beyond the box counts as infinite."""
+    from tlsjax.fit._fit import _unconstrained
+    from tlsjax.fit._profile import laplace_rises, laplace_stands, profile_threshold
+
+    r = tj.fit_model(power, _curve(3), _params(), profile=False, progress=False)
+    thr = profile_threshold(0.95, r.loss, r.dof, True)
+    u = _unconstrained(r.problem, r.params)
+    for name in ("A", "n"):
+        rises = laplace_rises(r.problem, name, r.params[name], r.stderr_log[name], u, r.loss,
+                              thr, tuple(r.meta["bounds"][name]), 0.95)
+        assert all(abs(x - 1.0) < 0.1 for x in rises), (name, rises)
+        assert laplace_stands(rises)
+    tight = (r.params["n"] * 0.999, r.params["n"] * 1.001)
+    rises = laplace_rises(r.problem, "n", r.params["n"], r.stderr_log["n"], u, r.loss, thr,
+                          tight, 0.95)
+    assert rises == [math.inf, math.inf] and not laplace_stands(rises)

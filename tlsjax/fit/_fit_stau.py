@@ -112,7 +112,15 @@ from ._params import (
     named,
     unit,
 )
-from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold, strongly_correlated
+from ._profile import (
+    DEFAULT_LEVEL,
+    LAPLACE_TOLERANCE,
+    laplace_rises,
+    laplace_stands,
+    profile_interval,
+    profile_threshold,
+    strongly_correlated,
+)
 
 #: Stage messages (the command line shows them on stderr; silent by default).
 _log = logging.getLogger("tlsjax.fit")
@@ -820,7 +828,8 @@ def fit_kappa(
     - `level`: confidence of the profile-likelihood bounds (default 0.95, one-sided).
     - `profile`: compute profile-likelihood bounds for T_U and for parameters the
       Laplace errors do not describe (at a bound, undetermined, poorly determined, or
-      correlated at |r| >= 0.99 with another, `fit._profile.STRONG_CORRELATION`).
+      correlated at |r| >= 0.99 with another where the profile at the Laplace bounds
+      departs from a quadratic loss, `fit._profile.laplace_rises`).
     - `params`: a `Parameters` (or an lmfit `Parameters`, or a dict of values) by
       physical name, in displayed units (`J_o` in K, `A_R` in s^4/m, ...): `vary=False`
       fixes a value, `vary=True` fits it (added to the model's free parameters where the
@@ -985,21 +994,19 @@ def _terms_derived(res, vf) -> None:
 def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = True) -> None:
     """Profile-likelihood intervals of T_U and of the parameters Laplace does not describe
     (at a bound, undetermined, poorly determined, or correlated at |r| >=
-    `STRONG_CORRELATION` with another), with a progress bar over them (`progress`)."""
+    `STRONG_CORRELATION` with another where the profile does not bear the Laplace error
+    out, `_check_correlated`), with a progress bar over them (`progress`)."""
     d = res.derived
     thr = profile_threshold(level, res.loss, res.dof, setup.absolute)
     if not math.isfinite(thr):
         return
     bounds = {n: tuple(b) for n, b in res.meta["bounds"].items()}
     out, lowest = {}, res.loss
-    pairs = strongly_correlated(res.free, res.correlation, skip=res.undetermined)
-    paired = {n for a, b, _ in pairs for n in (a, b)}
-    targets = [n for n in res.free if n in res.undetermined or n in paired
+    targets = [n for n in res.free if n in res.undetermined
                or not res.stderr_log[n] <= 1.0 or bound_side(res.params[n], *bounds[n])]
-    for a, b, r in pairs:
-        res.notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}: along so "
-                         "narrow a valley the loss is seldom quadratic over one sigma, so "
-                         "their profile-likelihood bounds are given beside the Laplace errors")
+    paired, pair_notes = _check_correlated(res, setup, bounds, thr, level,
+                                           skip=res.undetermined)
+    targets += paired
     stau = res.meta["model"] == "stau"
     tu = d.get("T_U_K", math.nan)
     if stau and ("J0" in res.free or "T_U" in res.free) and math.isfinite(tu) and tu > 0:
@@ -1013,6 +1020,7 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
             lowest = min(lowest, low)
             bar.update()
     d["profile"] = dict(level=level, delta_loss=thr, bounds=out)
+    res.notes += pair_notes  # after the walks: an interrupted one leaves no promise behind
     if "T_U" in out:
         d["T_U_K_lower"], d["T_U_K_upper"] = out["T_U"]["lower"], out["T_U"]["upper"]
         d["T_U_K_bound_level"] = level
@@ -1021,6 +1029,39 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
     if lowest < res.loss - 0.05 * thr:
         res.notes.append(f"the profile found a lower loss ({lowest:.6g}) than the fit "
                          f"({res.loss:.6g}): the fit had not reached its optimum")
+
+
+def _check_correlated(res: FitResult, setup: KappaSetup, bounds: dict, thr: float,
+                      level: float, skip) -> tuple[list[str], list[str]]:
+    """The parameters of pairs correlated at |r| >= `STRONG_CORRELATION` (none in `skip`,
+    which are profiled anyway) whose Laplace errors the profile does not bear out
+    (`laplace_rises`), to be profiled; and a note per pair. The rises are kept in
+    `derived["laplace_check"]`."""
+    pairs = strongly_correlated(res.free, res.correlation, skip=skip)
+    if not pairs:
+        return [], []
+    u = _unconstrained(res.problem, res.params)
+    dof = None if setup.absolute else res.dof
+    rises = {n: laplace_rises(res.problem, n, res.params[n], res.stderr_log[n], u, res.loss,
+                              thr, bounds[n], level, dof)
+             for n in dict.fromkeys(n for a, b, _ in pairs for n in (a, b))}
+    res.derived["laplace_check"] = dict(level=level, tolerance=LAPLACE_TOLERANCE, rises=rises)
+    profiled, notes = [], []
+    for a, b, r in pairs:
+        pair_rises = rises[a] + rises[b]
+        span = f"{min(pair_rises):.2g}-{max(pair_rises):.2g}"
+        if laplace_stands(pair_rises):
+            notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}; at the points "
+                         f"where their Laplace errors put the one-sided {100 * level:g} % "
+                         f"bounds the profile rises by {span} times what a bound needs: the "
+                         "Laplace errors describe the loss there")
+            continue
+        profiled += [a, b]
+        notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}, and the loss is not "
+                     f"quadratic along them: at the points where their Laplace errors put the "
+                     f"one-sided {100 * level:g} % bounds the profile rises by {span} times "
+                     "what a bound needs, so their profile-likelihood bounds are given")
+    return list(dict.fromkeys(profiled)), notes
 
 
 def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu: float,

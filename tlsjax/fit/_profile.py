@@ -33,13 +33,19 @@ from ._fit import Problem, minimize
 
 #: Default confidence of the one-sided bounds.
 DEFAULT_LEVEL = 0.95
-#: |correlation| at or above which two free parameters both get profile-likelihood bounds
-#: beside their Laplace errors (`strongly_correlated`). Along so narrow a valley of the loss
-#: the quadratic (Laplace) picture seldom holds over one sigma: on the example Delta v/v
-#: curve (docs/how-to/fit-qinv-and-dvv.md) kappa_log and A k_B^3 are correlated at -0.995,
-#: and the truth lies 5.8 Laplace sigmas of kappa_log away at a chi^2 only 6.1 above the
-#: best fit, where a quadratic loss would put it 34 above.
+#: |correlation| at or above which two free parameters have their Laplace errors checked
+#: against the profile (`laplace_rises`), and get profile-likelihood bounds where the check
+#: fails. Along so narrow a valley of the loss the quadratic (Laplace) picture may fail
+#: within one sigma: on the example Delta v/v curve (docs/how-to/fit-qinv-and-dvv.md)
+#: kappa_log and A k_B^3 are correlated at -0.995, and the truth lies 5.8 Laplace sigmas of
+#: kappa_log away at a chi^2 only 6.1 above the best fit, where a quadratic loss would put
+#: it 34 above.
 STRONG_CORRELATION = 0.99
+#: The Laplace error of a strongly correlated parameter stands where the profile, at the
+#: two points where that error puts the one-sided bounds, rises by between
+#: 1 / LAPLACE_TOLERANCE and LAPLACE_TOLERANCE times the rise that marks a bound (a factor
+#: ~1.4 in the distance to the bound, for a loss quadratic in between).
+LAPLACE_TOLERANCE = 2.0
 #: Optimizer steps per point of the profile.
 _PROFILE_STEPS = 60
 
@@ -66,6 +72,30 @@ def strongly_correlated(free: Sequence[str], correlation, skip: Collection[str] 
                     and abs(r) >= threshold:
                 pairs.append((a, free[j], r))
     return pairs
+
+
+def laplace_rises(problem: Problem, name: str, value: float, sigma_log: float, u_best,
+                  loss_min: float, threshold: float, box: tuple[float, float], level: float,
+                  dof: int | None = None) -> list[float]:
+    """The profile's rise above `loss_min`, in units of `threshold`, at the two points where
+    the Laplace error puts the one-sided bounds at `level`: `value` exp(-+ z sigma_log).
+    1 for a loss quadratic in ln `name` out to there; inf for a point outside `box` (the
+    Laplace interval leaves the parameter's range). Two re-minimizations, as in the walk."""
+    z = NormalDist().inv_cdf(level)
+    rises = []
+    for direction in (-1, 1):
+        point = value * math.exp(direction * z * sigma_log)
+        if not (math.isfinite(point) and box[0] < point < box[1]):
+            rises.append(math.inf)
+            continue
+        loss = _fixed_loss(problem, name, point, u_best, _PROFILE_STEPS, dof)[0]
+        rises.append((loss - loss_min) / threshold)
+    return rises
+
+
+def laplace_stands(rises: Sequence[float]) -> bool:
+    """Whether every rise of `laplace_rises` lies within the tolerance."""
+    return all(1.0 / LAPLACE_TOLERANCE <= r <= LAPLACE_TOLERANCE for r in rises)
 
 
 def _fixed_loss(problem: Problem, name: str, value: float, u0, max_steps: int, dof):
