@@ -779,8 +779,12 @@ def test_dvv_example_paragraph_matches_its_json():
     _said(page, text, r"kappa_log reaches much further down, and the upper bound of A k_B\^3 is "
           r"(\S+) times the Laplace one", bounds["A_rel"]["upper"] / (p["A_rel"] + z * e["A_rel"]))
     assert bounds["kappa_log"]["lower"] < p["kappa_log"] - 1.5 * z * e["kappa_log"]
-    assert any("kappa_log and A k_B^3 (A_rel) are correlated at -0.995" in n
-               for n in auto["notes"])  # "a note says why"
+    rises = auto["laplace_check"]["rises"]
+    _said(page, text, r"the profile rises by (\S+) and (\S+) \(kappa_log, lower and upper point\) "
+          r"and (\S+) and (\S+) \(A k_B\^3\) times what a bound needs, not about 1",
+          *rises["kappa_log"], *rises["A_rel"])
+    assert any(n.startswith("kappa_log and A k_B^3 (A_rel) are correlated at -0.995, and the "
+                            "loss is not quadratic") for n in auto["notes"])  # "a note says so"
     for n, truth_value in (("kappa_log", 0.1), ("A_rel", 6.14e10)):  # "still exclude"
         assert not bounds[n]["lower"] <= truth_value <= bounds[n]["upper"]
     _said(page, text, r"a slightly lower chi\^2, (\S+) \(kappa_log (\S+)\)", start["chi2"],
