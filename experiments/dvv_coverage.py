@@ -138,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     ap = build_parser()
-    args = ap.parse_args(argv)
-    run = ap.run_id(args)
-    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
+    args, run, out = ap.parse_with_json_out(argv)
     from _bench_common import working_tree_state
 
     from tlsjax._io import write_json

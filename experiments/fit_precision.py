@@ -149,9 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     ap = build_parser()
-    args = ap.parse_args(argv)
-    run = ap.run_id(args)
-    out = ap.check_output(args.out, args.overwrite, what="--out", suffixes=(".json",), run=run)
+    args, run, out = ap.parse_with_json_out(argv)
     data = Path(args.data)
     if not data.is_dir():
         ap.error(f"argument --data: no measured curves: {args.data} is not a folder")

@@ -96,6 +96,14 @@ class Parser(argparse.ArgumentParser):
         except (ValueError, OSError) as err:
             self.refuse(what, err)
 
+    def parse_with_json_out(self, argv=None) -> tuple[argparse.Namespace, str, Path]:
+        """(arguments, run id, checked `--out`) of a script that writes one JSON to `--out`
+        (replaced only with `--overwrite`, or by a rerun of the same settings)."""
+        args = self.parse_args(argv)
+        run = self.run_id(args)
+        return args, run, self.check_output(args.out, args.overwrite, what="--out",
+                                            suffixes=(".json",), run=run)
+
     def check_folder(self, folder, *, what: str = "--out") -> Path:
         """`check_folder_writable` before any computing (a file in the way, a read-only
         place), a refusal given as this parser's one-line error."""
