@@ -800,3 +800,44 @@ def test_dvv_example_paragraph_matches_its_json():
           truth["T_U_K"])
     assert auto["T_U_K_upper"] < truth["T_U_K"] < 1.1 * auto["T_U_K_upper"]  # "just above"
     assert bounds["g"]["upper"] > 0.01 and bounds["J0"]["lower"] < 1500  # "containing"
+
+
+def test_dvv_coverage_paragraph_matches_its_json():
+    """fit-qinv-and-dvv.md: the coverage of the Delta v/v profile bounds over 16 noise
+    draws (`experiments/dvv_coverage.py`), every count and probability from the JSON."""
+    script = _script("dvv_coverage")
+    run = _json(DOCS / "how-to" / "figures" / "dvv_coverage.json")
+    draws = run["draws"]
+    assert len(draws) == 16 and run["settings"] == {"seed": 2, "level": 0.95}
+    assert run["code"] == {"commit": "b50116ba0348facdd114ac4e0857569c14f0401e",
+                           "modified": False} and not any("failed" in r for r in draws)
+    text = _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
+
+    def misses(q, side):
+        rows = [r for r in draws if q in r["bounds"]]
+        k = sum(r["missed"][q] == side for r in rows)
+        return k, len(rows), script.binomial_tail(k, len(rows), 0.05)
+
+    (tl, n_t, p_tl), (tu, _, _) = misses("T_U", "lower"), misses("T_U", "upper")
+    (kl, n_k, p_kl), (ku, _, _) = misses("kappa_log", "lower"), misses("kappa_log", "upper")
+    _said("fit-qinv-and-dvv.md", text, r"T_U's bounds missed the truth (\S+) \(lower\) and (\S+) "
+          r"\(upper\) times in (\S+), and kappa_log's, profiled in (\S+) draws, (\S+) and (\S+) "
+          r"times: consistent with 1 in 20 \(the probability of at least as many misses is "
+          r"(\S+) and (\S+)\)", tl, tu, n_t, n_k, kl, ku, p_tl, p_kl)
+    a_miss, n_a, p_a = misses("A_rel", "upper")
+    bounded = sum(r["bounds"]["A_rel"][1] is not None for r in draws if "A_rel" in r["bounds"])
+    _said("fit-qinv-and-dvv.md", text, r"A k_B\^3's upper bound missed (\S+) times in (\S+), which "
+          r"a bound that held at 95 % would do with probability (\S+): the data bounded A from "
+          r"above in (\S+) draws, and in (\S+) of them", a_miss, n_a, p_a, bounded, a_miss)
+    missed_a = [r["params"] for r in draws if r["missed"].get("A_rel") == "upper"]
+    assert all(p["g"] > 0.01 and p["J0"] < 1500 for p in missed_a)  # "in all 4"
+    _said("fit-qinv-and-dvv.md", text, r"\(g (\S+)-(\S+), J_o (\S+)-(\S+) K\)",
+          min(p["g"] for p in missed_a), max(p["g"] for p in missed_a),
+          min(p["J0"] for p in missed_a), max(p["J0"] for p in missed_a))
+    (gl, n_g, p_g), (ju, n_j, p_j) = misses("g", "lower"), misses("J0", "upper")
+    assert (gl, n_g) == (ju, n_j)
+    _said("fit-qinv-and-dvv.md", text, r"g's lower and J_o's upper bound missed (\S+) times in "
+          r"(\S+) \(probability (\S+)\)", gl, n_g, p_g)
+    missed_g = sorted(r["params"]["g"] for r in draws if r["missed"].get("g") == "lower")
+    _said("fit-qinv-and-dvv.md", text, r"direction \(g (\S+) and (\S+), the top of its range\)",
+          *missed_g)
