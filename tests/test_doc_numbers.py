@@ -612,12 +612,13 @@ def test_fit_cold_warm_table_matches_its_json():
             c.removesuffix(" s") for c in tutorial[name]), *default[curve])
     # the goal verdicts said (first fit <= 10 s, second <= 3 s)
     met = [curve for curve, (cold, warm) in default.items() if cold <= 10.0 and warm <= 3.0]
-    assert met == ["stycast1266_olson1993", "ptfe_anderson1963_s1", "synthetic 13 points"], met
+    assert met == ["stycast1266_olson1993", "ptfe_anderson1963_s1"], met
     cold, warm = default["synthetic 13 points"]
+    assert warm <= 3.0 < cold
     _said("performance.md goals", _prose(DOCS / "explanation" / "performance.md"),
-          r"with (\S+) s to spare \(cold (\S+) s, warm (\S+) s\), which is within this machine's "
-          r"run-to-run noise: not settled .*? They are not met on the 20 points of PTFE Reese "
-          r"1965 \((\S+) s and (\S+) s\)", 10.0 - cold, cold, warm, *default["ptfe_reese1965_s1"])
+          r"the second fit is within its goal \((\S+) s\) and the first is not \((\S+) s\).*? "
+          r"They are not met on the 20 points of PTFE Reese 1965 \((\S+) s and (\S+) s\)", warm,
+          cold, *default["ptfe_reese1965_s1"])
 
 
 def test_fit_benchmark_table_matches_its_json():
@@ -834,7 +835,7 @@ def test_dvv_coverage_paragraph_matches_its_json():
     _said("fit-qinv-and-dvv.md", text, r"\(g (\S+)-(\S+), J_o (\S+)-(\S+) K\)",
           min(p["g"] for p in missed_a), max(p["g"] for p in missed_a),
           min(p["J0"] for p in missed_a), max(p["J0"] for p in missed_a))
-    (gl, n_g, p_g), (ju, n_j, p_j) = misses("g", "lower"), misses("J0", "upper")
+    (gl, n_g, p_g), (ju, n_j, _) = misses("g", "lower"), misses("J0", "upper")
     assert (gl, n_g) == (ju, n_j)
     _said("fit-qinv-and-dvv.md", text, r"g's lower and J_o's upper bound missed (\S+) times in "
           r"(\S+) \(probability (\S+)\)", gl, n_g, p_g)
