@@ -139,35 +139,48 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     ap = build_parser()
     args, run, out = ap.parse_with_json_out(argv)
+    from tlsjax._validate import enable_x64
+
+    try:
+        with enable_x64(True):
+            done = _run(args, run, out)
+    except KeyboardInterrupt:
+        print(f"interrupted: the draws written to {out} (if any) are kept; the same command "
+              "goes on from them", file=sys.stderr)
+        return 130
+    print(summary(dict(done, draws=done["draws"][:args.draws])))
+    print(f"results in {out}")
+    return 0
+
+
+def _run(args, run: str, out: Path) -> dict:
+    """The study (`main`): the truth, then the draws not yet in `out`, each written."""
     from _bench_common import working_tree_state
 
     from tlsjax._io import write_json
     from tlsjax._progress import progress_bar
-    from tlsjax._validate import enable_x64
 
-    settings = dict(seed=args.seed, level=LEVEL)
-    with enable_x64(True):
-        T, d, sigma, a_rel = truth_curve()
-        done = None if args.overwrite else _previous(out, settings)
-        if done is None:
-            fixed = _fixed_truth()
-            at_truth = fit(T, d, sigma, params=fixed)
-            truth = _example().TRUTH
-            done = dict(settings=settings, code=working_tree_state(), sigma=sigma, truth=dict(
-                T_U=at_truth["T_U_K"], kappa_log=truth["kappa_log"], A_rel=a_rel,
-                g=truth["g"], J0=truth["J0"]), draws=[])
-        rng = np.random.default_rng(args.seed)
-        for _ in done["draws"]:  # the draws already made, in order
-            rng.standard_normal(T.size)
-        with progress_bar(args.draws, desc="Delta v/v draws", unit="fit",
-                          initial=min(len(done["draws"]), args.draws)) as bar:
-            while len(done["draws"]) < args.draws:
-                done["draws"].append(one_draw(T, d, sigma, rng, done["truth"]))
-                write_json(out, done, overwrite=args.overwrite, run=run)
-                bar.update()
-    print(summary(dict(done, draws=done["draws"][:args.draws])))
-    print(f"results in {out}")
-    return 0
+    T, d, sigma, a_rel = truth_curve()
+    done = None if args.overwrite else _previous(out, dict(seed=args.seed, level=LEVEL))
+    if done is None:
+        at_truth = fit(T, d, sigma, params=_fixed_truth())
+        if at_truth["interrupted"]:
+            raise KeyboardInterrupt
+        truth = _example().TRUTH
+        done = dict(settings=dict(seed=args.seed, level=LEVEL), code=working_tree_state(),
+                    sigma=sigma, truth=dict(T_U=at_truth["T_U_K"], kappa_log=truth["kappa_log"],
+                                            A_rel=a_rel, g=truth["g"], J0=truth["J0"]),
+                    draws=[])
+    rng = np.random.default_rng(args.seed)
+    for _ in done["draws"]:  # the draws already made, in order
+        rng.standard_normal(T.size)
+    with progress_bar(args.draws, desc="Delta v/v draws", unit="fit",
+                      initial=min(len(done["draws"]), args.draws)) as bar:
+        while len(done["draws"]) < args.draws:
+            done["draws"].append(one_draw(T, d, sigma, rng, done["truth"]))
+            write_json(out, done, overwrite=args.overwrite, run=run)
+            bar.update()
+    return done
 
 
 def _fixed_truth():
