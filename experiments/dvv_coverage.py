@@ -19,8 +19,8 @@ error does not describe them (undetermined, at a bound, poorly determined or cor
 
 The truth's T_U is the fit's T_U at the true g and J_o in the same DOS sample (a fit of
 the noiseless curve with g, J_o and kappa_log fixed). Results are written after every
-draw, so Ctrl-C keeps the draws done; the same command again goes on from them
-(`--overwrite` starts afresh). A draw whose fit fails is recorded as failed.
+draw, so Ctrl-C keeps the draws done; the same command again, with the same code, goes on
+from them (`--overwrite` starts afresh). A draw whose fit fails is recorded as failed.
 
     python experiments/dvv_coverage.py [--draws N] [--seed S] [--out FILE.json] [--overwrite]
 """
@@ -139,11 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     ap = build_parser()
     args, run, out = ap.parse_with_json_out(argv)
+    from _bench_common import working_tree_state
+
     from tlsjax._validate import enable_x64
+
+    previous = None if args.overwrite else _previous(out, dict(seed=args.seed, level=LEVEL))
+    if previous is not None and previous.get("code") != working_tree_state():
+        code = previous.get("code") or {}
+        ap.error(f"argument --out: {out} holds draws made by other code (commit "
+                 f"{code.get('commit')}, modified {code.get('modified')}); pass --overwrite to "
+                 "start afresh")
 
     try:
         with enable_x64(True):
-            done = _run(args, run, out)
+            done = _run(args, run, out, previous)
     except KeyboardInterrupt:
         print(f"interrupted: the draws written to {out} (if any) are kept; the same command "
               "goes on from them", file=sys.stderr)
@@ -153,15 +162,15 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run(args, run: str, out: Path) -> dict:
-    """The study (`main`): the truth, then the draws not yet in `out`, each written."""
+def _run(args, run: str, out: Path, done: dict | None) -> dict:
+    """The study (`main`): the truth (unless `done`, an earlier run's results, has it), then
+    the draws not yet made, each written to `out`."""
     from _bench_common import working_tree_state
 
     from tlsjax._io import write_json
     from tlsjax._progress import progress_bar
 
     T, d, sigma, a_rel = truth_curve()
-    done = None if args.overwrite else _previous(out, dict(seed=args.seed, level=LEVEL))
     if done is None:
         at_truth = fit(T, d, sigma, params=_fixed_truth())
         if at_truth["interrupted"]:

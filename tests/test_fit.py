@@ -297,12 +297,13 @@ def test_strongly_correlated_pairs():
     assert strongly_correlated(free, corr, threshold=0.999) == []
 
 
-@pytest.mark.parametrize("r, rises, profiled", [
-    (-0.995, [0.3, 1.1], True),    # correlated, not quadratic on one side: profiled
-    (-0.995, [0.9, 1.2], False),   # correlated, the Laplace errors stand
-    (-0.98, [0.3, 1.1], False),    # below 0.99: not checked
-    (math.nan, [0.3, 1.1], False)])
-def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled):
+@pytest.mark.parametrize("r, rises, profiled, absolute", [
+    (-0.995, {"kappa_log": [0.3, 1.1], "A_rel": [0.9, 1.0]}, True, True),  # one side fails
+    (-0.995, {"kappa_log": [0.9, 1.2], "A_rel": [1.0, 1.9]}, False, True),  # both stand
+    (0.995, {"kappa_log": [0.9, 1.2], "A_rel": [2.5, 1.0]}, True, False),  # no known sigma
+    (-0.98, {"kappa_log": [0.3, 1.1], "A_rel": [0.3, 1.1]}, False, True),  # below 0.99
+    (math.nan, {"kappa_log": [0.3, 1.1], "A_rel": [0.3, 1.1]}, False, True)])
+def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled, absolute):
     """`_profiles` walks T_U and the undetermined parameters, and a determined pair
     correlated at |r| >= 0.99 only where the profile at its Laplace bounds rises by less
     than half or more than twice what a bound needs; a note says which, after the walks."""
@@ -316,9 +317,14 @@ def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled
         walked.append(name)
         return dict(best=1.0, level=level, lower=0.5, upper=2.0), res.loss
 
-    def fake_rises(problem, name, *args):
+    def fake_rises(problem, name, value, sigma_log, u, loss, thr, box, level, dof):
+        assert (value, sigma_log, box) == (res.params[name], res.stderr_log[name],
+                                           res.meta["bounds"][name])
+        assert loss == res.loss and level == 0.95 and dof == (None if absolute else res.dof)
+        assert thr == pytest.approx(0.5 * 1.6448536269514722**2 * (
+            1.0 if absolute else 2 * res.loss / res.dof))
         checked.append(name)
-        return rises
+        return rises[name]
 
     monkeypatch.setattr(_fit_stau, "_profile_one", fake_one)
     monkeypatch.setattr(_fit_stau, "laplace_rises", fake_rises)
@@ -334,7 +340,7 @@ def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled
         meta=dict(model="stau", bounds=dict(g=(1e-4, 0.19), J0=(1.0, 1e5),
                                             kappa_log=(1e-3, 1.0), A_rel=(100.0, 1e16))),
         derived=dict(T_U_K=0.175))
-    _fit_stau._profiles(res, types.SimpleNamespace(absolute=True), 0.95, progress=False)
+    _fit_stau._profiles(res, types.SimpleNamespace(absolute=absolute), 0.95, progress=False)
     strong = abs(r) >= 0.99
     assert checked == (["kappa_log", "A_rel"] if strong else [])
     assert walked == ["T_U", "g", "J0", *(["kappa_log", "A_rel"] if profiled else [])]
@@ -342,8 +348,35 @@ def test_profiles_take_strongly_correlated_pairs(monkeypatch, r, rises, profiled
     notes = [n for n in res.notes if "are correlated at" in n]
     assert len(notes) == (1 if strong else 0)
     if strong:
-        span = f"{min(rises):.2g}-{max(rises):.2g} times what a bound needs"
+        values = rises["kappa_log"] + rises["A_rel"]
+        span = f"{min(values):.2g}-{max(values):.2g} times what a bound needs"
         assert notes[0].startswith(f"kappa_log and A k_B^3 (A_rel) are correlated at {r:+.3f}")
         assert span in notes[0]
-        assert ("profile-likelihood bounds are given" in notes[0]) == profiled
-        assert res.derived["laplace_check"]["rises"] == {"kappa_log": rises, "A_rel": rises}
+        assert ("their profile-likelihood bounds are given" in notes[0]) == profiled
+        assert res.derived["laplace_check"]["rises"] == rises
+
+
+def test_profiles_check_only_the_member_not_profiled_anyway(monkeypatch):
+    """A pair whose one member is poorly determined (profiled anyway): only the other is
+    checked, and the note speaks of it alone; a pair of two such members is not checked."""
+    import types
+
+    from tlsjax.fit import _fit_stau
+
+    checked = []
+    monkeypatch.setattr(_fit_stau, "_profile_one", lambda res, setup, name, *a: (
+        dict(best=1.0, level=0.95, lower=None, upper=None), res.loss))
+    monkeypatch.setattr(_fit_stau, "laplace_rises",
+                        lambda problem, name, *a: checked.append(name) or [0.2, 1.0])
+    monkeypatch.setattr(_fit_stau, "_unconstrained", lambda problem, params: None)
+    res = types.SimpleNamespace(
+        free=["kappa_log", "A_rel"], undetermined=[], loss=6.5, dof=11, notes=[], problem=None,
+        correlation=[[1.0, -0.995], [-0.995, 1.0]],
+        stderr_log=dict(kappa_log=0.13, A_rel=1.7), params=dict(kappa_log=0.38, A_rel=2.0e4),
+        meta=dict(model="stau", bounds=dict(kappa_log=(1e-3, 1.0), A_rel=(100.0, 1e16))),
+        derived={})
+    _fit_stau._profiles(res, types.SimpleNamespace(absolute=True), 0.95, progress=False)
+    assert checked == ["kappa_log"]
+    assert set(res.derived["profile"]["bounds"]) == {"A_rel", "kappa_log"}
+    note = next(n for n in res.notes if "are correlated at" in n)
+    assert "the Laplace error of kappa_log puts" in note and "its profile-likelihood" in note

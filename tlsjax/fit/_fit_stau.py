@@ -1004,8 +1004,7 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
     out, lowest = {}, res.loss
     targets = [n for n in res.free if n in res.undetermined
                or not res.stderr_log[n] <= 1.0 or bound_side(res.params[n], *bounds[n])]
-    paired, pair_notes = _check_correlated(res, setup, bounds, thr, level,
-                                           skip=res.undetermined)
+    paired, pair_notes = _check_correlated(res, setup, bounds, thr, level, skip=targets)
     targets += paired
     stau = res.meta["model"] == "stau"
     tu = d.get("T_U_K", math.nan)
@@ -1033,34 +1032,43 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
 
 def _check_correlated(res: FitResult, setup: KappaSetup, bounds: dict, thr: float,
                       level: float, skip) -> tuple[list[str], list[str]]:
-    """The parameters of pairs correlated at |r| >= `STRONG_CORRELATION` (none in `skip`,
-    which are profiled anyway) whose Laplace errors the profile does not bear out
-    (`laplace_rises`), to be profiled; and a note per pair. The rises are kept in
-    `derived["laplace_check"]`."""
-    pairs = strongly_correlated(res.free, res.correlation, skip=skip)
-    if not pairs:
+    """The parameters of pairs correlated at |r| >= `STRONG_CORRELATION` whose Laplace
+    errors the profile does not bear out (`laplace_rises`), to be profiled, and a note per
+    pair checked. Parameters in `skip` (profiled anyway) are not checked, nor is a pair of
+    two of them. The rises are kept in `derived["laplace_check"]`."""
+    pairs = strongly_correlated(res.free, res.correlation, skip=res.undetermined)
+    checked = list(dict.fromkeys(n for a, b, _ in pairs for n in (a, b) if n not in skip))
+    if not checked:
         return [], []
     u = _unconstrained(res.problem, res.params)
     dof = None if setup.absolute else res.dof
     rises = {n: laplace_rises(res.problem, n, res.params[n], res.stderr_log[n], u, res.loss,
-                              thr, bounds[n], level, dof)
-             for n in dict.fromkeys(n for a, b, _ in pairs for n in (a, b))}
+                              thr, bounds[n], level, dof) for n in checked}
     res.derived["laplace_check"] = dict(level=level, tolerance=LAPLACE_TOLERANCE, rises=rises)
     profiled, notes = [], []
     for a, b, r in pairs:
-        pair_rises = rises[a] + rises[b]
-        span = f"{min(pair_rises):.2g}-{max(pair_rises):.2g}"
-        if laplace_stands(pair_rises):
-            notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}; at the points "
-                         f"where their Laplace errors put the one-sided {100 * level:g} % "
-                         f"bounds the profile rises by {span} times what a bound needs: the "
-                         "Laplace errors describe the loss there")
+        mine = [n for n in (a, b) if n in rises]
+        if not mine:
             continue
-        profiled += [a, b]
+        pair_rises = [x for n in mine for x in rises[n]]
+        span = f"{min(pair_rises):.2g}-{max(pair_rises):.2g}"
+        both = len(mine) == 2
+        whose = ("their Laplace errors put" if both else
+                 f"the Laplace error of {named(mine[0])} puts")
+        where = (f"at the points where {whose} "
+                 f"the one-sided {100 * level:g} % bounds the profile rises by {span} times "
+                 "what a bound needs")
+        if laplace_stands(pair_rises):
+            notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}; {where}: "
+                         + ("the Laplace errors describe" if both else "its Laplace error "
+                            "describes") + " the loss there")
+            continue
+        profiled += mine
+        beyond = " (inf: the point lies beyond the parameter's range)" if math.inf in \
+            pair_rises else ""
         notes.append(f"{named(a)} and {named(b)} are correlated at {r:+.3f}, and the loss is not "
-                     f"quadratic along them: at the points where their Laplace errors put the "
-                     f"one-sided {100 * level:g} % bounds the profile rises by {span} times "
-                     "what a bound needs, so their profile-likelihood bounds are given")
+                     f"quadratic along them: {where}{beyond}, so {'their' if both else 'its'} "
+                     "profile-likelihood bounds are given")
     return list(dict.fromkeys(profiled)), notes
 
 
