@@ -127,10 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the older code: a commit of this repository (default %(default)s)")
     ap.add_argument("--rounds", type=integer(1, 20), default=2,
                     help="alternating rounds of the two codes (default %(default)s)")
-    ap.add_argument("--out", default="experiments/out/bench_cpu_before_after.json",
-                    help="the JSON to write (default %(default)s)")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace an --out that another run or the user wrote")
+    ap.add_json_out("experiments/out/bench_cpu_before_after.json")
     return finish_parser(ap)
 
 

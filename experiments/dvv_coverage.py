@@ -131,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--draws", type=integer(1, 1000), default=20)
     ap.add_argument("--seed", type=integer(0, 2**63 - 1), default=2)
-    ap.add_argument("--out", default=str(ROOT / "experiments" / "out" / "dvv_coverage.json"))
-    ap.add_argument("--overwrite", action="store_true")
+    ap.add_json_out(str(ROOT / "experiments" / "out" / "dvv_coverage.json"))
     return finish_parser(ap)
 
 

@@ -140,10 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(SHARED),
                     help="folder of the measured curves (default ../shared/data/kappa)")
-    ap.add_argument("--out", default="experiments/out/fit_precision.json",
-                    help="the JSON to write (default %(default)s)")
-    ap.add_argument("--overwrite", action="store_true",
-                    help="replace an --out that another run or the user wrote")
+    ap.add_json_out("experiments/out/fit_precision.json")
     return finish_parser(ap)
 
 

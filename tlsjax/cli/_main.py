@@ -96,6 +96,14 @@ class Parser(argparse.ArgumentParser):
         except (ValueError, OSError) as err:
             self.refuse(what, err)
 
+    def add_json_out(self, default: str) -> None:
+        """`--out` (one JSON, default `default`) and `--overwrite`, the options that
+        `parse_with_json_out` checks."""
+        self.add_argument("--out", default=default,
+                          help="the JSON to write (default %(default)s)")
+        self.add_argument("--overwrite", action="store_true",
+                          help="replace an --out that another run or the user wrote")
+
     def parse_with_json_out(self, argv=None) -> tuple[argparse.Namespace, str, Path]:
         """(arguments, run id, checked `--out`) of a script that writes one JSON to `--out`
         (replaced only with `--overwrite`, or by a rerun of the same settings)."""
