@@ -12,7 +12,9 @@ profile bounds at 95 % one-sided),
 and counts, for each bounded quantity, how often each side misses the truth. Each bound
 should miss at most 1 time in 20 (asymptotically; the script gives the binomial
 probability of at least the misses counted, if the bound were exact). A side the data do
-not bound (open up to the edge of the parameter's range) covers the truth. The fit
+not bound (open up to the edge of the parameter's range) covers the truth; so does a side
+given as open because its profile levels off (`tlsjax.fit._profile.LEVELS_OFF`), and the
+summary says how often the crossing such a side passes would have missed. The fit
 profiles T_U in every draw, but the other quantities only in the draws where their Laplace
 error does not describe them (undetermined, at a bound, poorly determined or correlated at
 |r| >= 0.99 with another): their counts are over those draws only.
@@ -85,16 +87,24 @@ def one_draw(T, d, sigma: float, rng, truth: dict) -> dict:
     bounds = (r.get("profile") or {}).get("bounds", {})
     row = dict(chi2=r["chi2"], converged=r["converged"], undetermined=r["undetermined"],
                params={n: r["params"][n] for n in ("g", "J0", "kappa_log", "A_rel")},
-               T_U_K=r["T_U_K"], bounds={}, missed={})
+               T_U_K=r["T_U_K"], bounds={}, missed={}, levels_off={})
     for q in QUANTITIES:
         b = bounds.get(q)
         if b is None:
             continue
         lo, hi = (None if v is None else float(v) for v in (b["lower"], b["upper"]))
         row["bounds"][q] = [lo, hi]
-        row["missed"][q] = ("lower" if lo is not None and truth[q] < lo else
-                            "upper" if hi is not None and truth[q] > hi else None)
+        if b.get("levels_off"):  # a side given as open because its profile levels off
+            row["levels_off"][q] = b["levels_off"]
+        row["missed"][q] = ("lower" if lo is not None and truth_outside(lo, "lower", truth[q])
+                            else "upper" if hi is not None and truth_outside(hi, "upper", truth[q])
+                            else None)
     return row
+
+
+def truth_outside(bound: float, side: str, truth: float) -> bool:
+    """Whether a `side` ("lower"/"upper") bound excludes the truth."""
+    return truth < bound if side == "lower" else truth > bound
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -118,8 +128,13 @@ def summary(result: dict) -> str:
         for side, i in (("lower", 0), ("upper", 1)):
             k = sum(r["missed"][q] == side for r in rows)
             opened = sum(r["bounds"][q][i] is None for r in rows)
+            flat = [r for r in rows if side in r.get("levels_off", {}).get(q, {})]
+            would = sum(truth_outside(r["levels_off"][q][side]["crossing"], side,
+                                      result["truth"][q]) for r in flat)
             parts.append(f"{side}: misses {k} (P(>= {k}) = "
-                         f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened})")
+                         f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened}, "
+                         f"{len(flat)} of them levelling off, where the crossing would have "
+                         f"missed {would})")
         lines.append(f"  {q}, profiled in {len(rows)} draws: " + "; ".join(parts))
     return "\n".join(lines)
 

@@ -807,7 +807,7 @@ def test_dvv_coverage_paragraph_matches_its_json():
     """fit-qinv-and-dvv.md: the coverage of the Delta v/v profile bounds over 16 noise
     draws (`experiments/dvv_coverage.py`), every count and probability from the JSON."""
     script = _script("dvv_coverage")
-    run = _json(DOCS / "how-to" / "figures" / "dvv_coverage.json")
+    run = _json(DOCS / "how-to" / "figures" / "dvv_coverage_b50116b.json")
     draws = run["draws"]
     assert len(draws) == 16 and run["settings"] == {"seed": 2, "level": 0.95}
     assert run["code"] == {"commit": "b50116ba0348facdd114ac4e0857569c14f0401e",

@@ -1093,7 +1093,13 @@ def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu:
 
 
 def _bound_note(name, iv, level) -> str:
-    """A profile bound in words, by physical name and in the report's units."""
+    """A profile bound in words, by physical name and in the report's units, with the sides
+    whose profile levels off (`fit._profile.LEVELS_OFF`)."""
+    return _bounds_in_words(name, iv, level) + "".join(
+        _levels_off_note(name, side, lv, level) for side, lv in iv.get("levels_off", {}).items())
+
+
+def _bounds_in_words(name, iv, level) -> str:
     u = f" {unit(name)}" if unit(name) else ""
     f, full, short = factor(name), named(name), label(name)
     pct = f"{100 * level:g} %"
@@ -1108,3 +1114,13 @@ def _bound_note(name, iv, level) -> str:
         return (f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); the data "
                 "give no lower bound")
     return f"{full}: the data bound it on neither side within its range ({pct} profile)"
+
+
+def _levels_off_note(name, side, lv, level) -> str:
+    """Why a side whose profile levels off is given as open (`_bound_note`)."""
+    f, u = factor(name), f" {unit(name)}" if unit(name) else ""
+    return (f"; on the {side} side the profile passes the rise of a {100 * level:g} % bound "
+            f"at {lv['crossing'] * f:.3g}{u} but levels off, at {lv['rise_at_edge']:.2f} "
+            f"times that rise at the edge of the range ({lv['edge'] * f:.3g}{u}), where "
+            f"the fit barely depends on {label(name)}: a bound on such a plateau is not calibrated "
+            "(docs/how-to/fit-qinv-and-dvv.md), so that side is given as open")

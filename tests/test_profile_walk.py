@@ -1,0 +1,82 @@
+"""The profile walk (`fit._profile.profile_side`) on losses given in closed form: where it
+puts a bound, where it leaves a side open, and a profile that levels off. No fit runs: the
+re-minimization is replaced by the loss as a function of ln q."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tlsjax.fit import _profile
+from tlsjax.fit._profile import LEVELS_OFF, profile_interval, profile_side
+
+THR = 1.3528  # the rise of a one-sided 95 % bound with known sigmas
+LIMIT = math.exp(20.0)
+
+
+def _with_loss(monkeypatch, rise):
+    """Make each re-minimization return loss = THR rise(ln q) (rise(0) = 0 at the best fit,
+    q = 1)."""
+    calls = []
+
+    def fixed_loss(problem, name, value, u0, max_steps, dof):
+        calls.append(math.log(value))
+        return THR * rise(math.log(value)), np.asarray(u0)
+
+    monkeypatch.setattr(_profile, "_fixed_loss", fixed_loss)
+    return calls
+
+
+def _side(direction=+1):
+    return profile_side(None, "q", 1.0, np.zeros(1), 0.0, THR, direction,
+                        LIMIT if direction > 0 else 1.0 / LIMIT)
+
+
+def test_quadratic_bound_at_one_sigma_of_the_rise(monkeypatch):
+    calls = _with_loss(monkeypatch, lambda x: (x / 0.7) ** 2)
+    for direction in (+1, -1):
+        s = _side(direction)
+        assert s["levels_off"] is None
+        assert math.log(s["bound"]) == pytest.approx(0.7 * direction, abs=0.02)
+    # past the crossing the walk takes one more point, at 2.25 times the rise here
+    assert max(calls) < 1.6
+
+
+def test_open_side_stays_below_the_rise(monkeypatch):
+    _with_loss(monkeypatch, lambda x: 0.9 * (1 - math.exp(-x * x)))
+    assert _side() == dict(bound=None, lowest=0.0, levels_off=None)
+
+
+def test_profile_that_levels_off_gives_no_bound(monkeypatch):
+    """Crossing at x = sqrt(ln 3) and a plateau at 1.5 times the rise up to the edge: the
+    side is open, and the crossing and the rise at the edge are reported."""
+    _with_loss(monkeypatch, lambda x: 1.5 * (1 - math.exp(-x * x)))
+    s = _side()
+    assert s["bound"] is None
+    lv = s["levels_off"]
+    assert math.log(lv["crossing"]) == pytest.approx(math.sqrt(math.log(3.0)), abs=0.02)
+    assert lv["rise_at_edge"] == pytest.approx(1.5) and lv["rise_at_edge"] < LEVELS_OFF
+    assert lv["edge"] == LIMIT
+
+
+def test_profile_that_comes_back_down_is_followed_to_its_last_crossing(monkeypatch):
+    """A bump above the rise near x = 1, a valley below it, then a steep wall crossing at
+    x = 6: the bound is the last crossing; a bump and nothing after it leaves the side open."""
+    def bumpy(x):
+        return 1.5 * math.exp(-((x - 1.0) / 0.4) ** 2) + (x / 6.0) ** 8
+    _with_loss(monkeypatch, bumpy)
+    s = _side()
+    assert s["levels_off"] is None
+    assert math.log(s["bound"]) == pytest.approx(6.0, abs=0.05)
+    _with_loss(monkeypatch, lambda x: 1.5 * math.exp(-((x - 1.0) / 0.4) ** 2))
+    assert _side()["bound"] is None and _side()["levels_off"] is None
+
+
+def test_interval_reports_only_the_sides_that_level_off(monkeypatch):
+    _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2 if x < 0 else 1.5 * (1 - math.exp(-x * x)))
+    iv = profile_interval(None, "q", 1.0, np.zeros(1), 0.0, THR, (1 / LIMIT, LIMIT))
+    assert math.log(iv["lower"]) == pytest.approx(-0.5, abs=0.02) and iv["upper"] is None
+    assert set(iv["levels_off"]) == {"upper"}
+    _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2)
+    assert "levels_off" not in profile_interval(None, "q", 1.0, np.zeros(1), 0.0, THR,
+                                                (1 / LIMIT, LIMIT))
