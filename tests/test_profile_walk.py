@@ -27,9 +27,9 @@ def _with_loss(monkeypatch, rise):
     return calls
 
 
-def _side(direction=+1):
+def _side(direction=+1, limit=LIMIT):
     return profile_side(None, "q", 1.0, np.zeros(1), 0.0, THR, direction,
-                        LIMIT if direction > 0 else 1.0 / LIMIT)
+                        limit if direction > 0 else 1.0 / limit)
 
 
 def test_quadratic_bound_at_one_sigma_of_the_rise(monkeypatch):
@@ -57,6 +57,11 @@ def test_profile_that_levels_off_gives_no_bound(monkeypatch):
     assert math.log(lv["crossing"]) == pytest.approx(math.sqrt(math.log(3.0)), abs=0.02)
     assert lv["rise_at_edge"] == pytest.approx(1.5) and lv["rise_at_edge"] < LEVELS_OFF
     assert lv["edge"] == LIMIT
+    # an edge less than twice as far out as the crossing leaves too little room to tell a
+    # plateau from a profile still rising: the crossing is the bound
+    near = _side(limit=math.exp(2.0))
+    assert near["levels_off"] is None
+    assert math.log(near["bound"]) == pytest.approx(math.sqrt(math.log(3.0)), abs=0.02)
 
 
 def test_profile_that_comes_back_down_is_followed_to_its_last_crossing(monkeypatch):

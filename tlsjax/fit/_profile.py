@@ -50,8 +50,9 @@ STRONG_CORRELATION = 0.99
 #: ~1.4 in the distance to the bound, for a loss quadratic in between).
 LAPLACE_TOLERANCE = 2.0
 #: A profile that crosses the rise marking a bound but levels off below LEVELS_OFF times
-#: that rise all the way to the edge of the parameter's range gives no bound on that side
-#: (it is reported open, with the crossing and the rise at the edge). There the quantity
+#: that rise all the way to the edge of the parameter's range, an edge at least twice as
+#: far out (in ln q) as the crossing, gives no bound on that side (it is reported open,
+#: with the crossing and the rise at the edge). There the quantity
 #: stops changing the curves (A k_B^3 of a Delta v/v fit once the relaxation maximum lies
 #: below the lowest temperature), the bound asks whether the curves show a feature whose
 #: position is itself fitted, and the chi^2_1 calibration of the rise fails: in
@@ -139,7 +140,9 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     **Returns:** dict(bound, lowest, levels_off): the bound (None where the side is
     open), the lowest profile loss seen (below `loss_min` only if the fit had not reached
     its optimum), and, where the profile crosses the bound's rise but levels off below
-    `LEVELS_OFF` times it all the way to `limit` (the side is then given as open),
+    `LEVELS_OFF` times it all the way to `limit`, and `limit` lies at least twice as far
+    from `value` as the crossing (in ln q; a nearer edge leaves too little room to tell a
+    plateau, and the crossing stays the bound) (the side is then given as open),
     dict(crossing, rise_at_edge, edge): the crossing a plain walk would have called the
     bound, and the rise at the edge in units of `threshold`; else None.
     """
@@ -160,7 +163,10 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
         else:
             inside, u_in = mid, um
     crossing = math.exp(0.5 * (inside + outside))
-    if rises[-1] < LEVELS_OFF:  # the walk reached the edge without rising further
+    lv, lim = math.log(value), math.log(limit)
+    if rises[-1] < LEVELS_OFF and abs(lim - lv) >= 2.0 * abs(math.log(crossing) - lv):
+        # the walk reached an edge at least twice as far out as the crossing (where a
+        # quadratic profile would have risen by 4) without rising to LEVELS_OFF
         return dict(bound=None, lowest=lowest, levels_off=dict(
             crossing=crossing, rise_at_edge=rises[-1], edge=float(limit)))
     return dict(bound=crossing, lowest=lowest, levels_off=None)
