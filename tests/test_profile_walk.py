@@ -38,8 +38,9 @@ def test_quadratic_bound_at_one_sigma_of_the_rise(monkeypatch):
         s = _side(direction)
         assert s["levels_off"] is None
         assert math.log(s["bound"]) == pytest.approx(0.7 * direction, abs=0.02)
-    # past the crossing the walk takes one more point, at 2.25 times the rise here
-    assert max(calls) < 1.6
+    # the walk (0.1, 0.3, 0.7, ...) crosses at 0.7 and takes one more point, 1.5, where the
+    # rise is 4.6 times a bound's (>= LEVELS_OFF), before it bisects
+    assert [round(c, 9) for c in calls if c > 0.75] == [1.5]
 
 
 def test_open_side_stays_below_the_rise(monkeypatch):
@@ -65,16 +66,17 @@ def test_profile_that_levels_off_gives_no_bound(monkeypatch):
 
 
 def test_profile_that_comes_back_down_is_followed_to_its_last_crossing(monkeypatch):
-    """A bump above the rise near x = 1, a valley below it, then a steep wall crossing at
-    x = 6: the bound is the last crossing; a bump and nothing after it leaves the side open."""
-    def bumpy(x):
-        return 1.5 * math.exp(-((x - 1.0) / 0.4) ** 2) + (x / 6.0) ** 8
-    _with_loss(monkeypatch, bumpy)
+    """A bump above the rise around x = 1.5 (the walk's point there sees 1.5), a valley
+    below it, then a steep wall crossing at x = 6: the bound is the last crossing, not the
+    bump's (x ~ 1); a bump and nothing after it leaves the side open."""
+    def bump(x):
+        return 1.5 * math.exp(-((x - 1.5) / 0.8) ** 2)
+    _with_loss(monkeypatch, lambda x: bump(x) + (x / 6.0) ** 8)
     s = _side()
     assert s["levels_off"] is None
     assert math.log(s["bound"]) == pytest.approx(6.0, abs=0.05)
-    _with_loss(monkeypatch, lambda x: 1.5 * math.exp(-((x - 1.0) / 0.4) ** 2))
-    assert _side()["bound"] is None and _side()["levels_off"] is None
+    _with_loss(monkeypatch, bump)
+    assert _side() == dict(bound=None, lowest=0.0, levels_off=None)
 
 
 def test_interval_reports_only_the_sides_that_level_off(monkeypatch):

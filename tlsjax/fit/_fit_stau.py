@@ -1096,7 +1096,8 @@ def _bound_note(name, iv, level) -> str:
     """A profile bound in words, by physical name and in the report's units, with the sides
     whose profile levels off (`fit._profile.LEVELS_OFF`)."""
     return _bounds_in_words(name, iv, level) + "".join(
-        _levels_off_note(name, side, lv, level) for side, lv in iv.get("levels_off", {}).items())
+        "; " + _levels_off_note(name, side, lv, level)
+        for side, lv in iv.get("levels_off", {}).items())
 
 
 def _bounds_in_words(name, iv, level) -> str:
@@ -1119,8 +1120,9 @@ def _bounds_in_words(name, iv, level) -> str:
 def _levels_off_note(name, side, lv, level) -> str:
     """Why a side whose profile levels off is given as open (`_bound_note`)."""
     f, u = factor(name), f" {unit(name)}" if unit(name) else ""
-    return (f"; on the {side} side the profile passes the rise of a {100 * level:g} % bound "
-            f"at {lv['crossing'] * f:.3g}{u} but levels off, at {lv['rise_at_edge']:.2f} "
-            f"times that rise at the edge of the range ({lv['edge'] * f:.3g}{u}), where "
-            f"the fit barely depends on {label(name)}: a bound on such a plateau is not calibrated "
-            "(docs/how-to/fit-qinv-and-dvv.md), so that side is given as open")
+    return (f"on the {side} side the profile of {label(name)} passes the rise of a "
+            f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
+            f"{lv['rise_at_edge']:.2f} times that at the edge of the range, "
+            f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile that "
+            "levels off is not calibrated (docs/explanation/fit-uncertainties.md), so that "
+            "side is given as open")

@@ -49,17 +49,16 @@ STRONG_CORRELATION = 0.99
 #: 1 / LAPLACE_TOLERANCE and LAPLACE_TOLERANCE times the rise that marks a bound (a factor
 #: ~1.4 in the distance to the bound, for a loss quadratic in between).
 LAPLACE_TOLERANCE = 2.0
-#: A profile that crosses the rise marking a bound but levels off below LEVELS_OFF times
-#: that rise all the way to the edge of the parameter's range, an edge at least twice as
+#: A profile that crosses the rise marking a bound but whose rise at the edge of the
+#: parameter's range is still below LEVELS_OFF times that rise, an edge at least twice as
 #: far out (in ln q) as the crossing, gives no bound on that side (it is reported open,
-#: with the crossing and the rise at the edge). There the quantity
-#: stops changing the curves (A k_B^3 of a Delta v/v fit once the relaxation maximum lies
-#: below the lowest temperature), the bound asks whether the curves show a feature whose
-#: position is itself fitted, and the chi^2_1 calibration of the rise fails: in
-#: experiments/dvv_coverage.py (seed 2) 3 of the 4 upper bounds of A k_B^3 that missed the
-#: truth, of 16 draws, lay on such plateaus, at rises of 1.2-1.5 (docs/how-to/
-#: fit-qinv-and-dvv.md). The walk goes on past a crossing until the rise reaches this
-#: factor, so a profile that comes back down beyond its first crossing is seen too.
+#: with the crossing and the rise at the edge). There the quantity has stopped changing the
+#: curves (A k_B^3 of a Delta v/v fit once the relaxation maximum lies below the lowest
+#: temperature), and the chi^2_1 calibration of the rise fails (docs/explanation/
+#: fit-uncertainties.md; the coverage study of experiments/dvv_coverage.py). The walk goes
+#: on past a crossing until the rise reaches this factor, so a profile that comes back down
+#: beyond its first crossing is followed too. Only the walk's points are looked at: a
+#: profile still rising, but slowly, between them and the edge also counts as levelling off.
 LEVELS_OFF = 2.0
 #: Optimizer steps per point of the profile.
 _PROFILE_STEPS = 60
@@ -167,8 +166,9 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     if rises[-1] < LEVELS_OFF and abs(lim - lv) >= 2.0 * abs(math.log(crossing) - lv):
         # the walk reached an edge at least twice as far out as the crossing (where a
         # quadratic profile would have risen by 4) without rising to LEVELS_OFF
-        return dict(bound=None, lowest=lowest, levels_off=dict(
-            crossing=crossing, rise_at_edge=rises[-1], edge=float(limit)))
+        return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
+            crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
+            edge=float(limit)))
     return dict(bound=crossing, lowest=lowest, levels_off=None)
 
 
