@@ -803,53 +803,88 @@ def test_dvv_example_paragraph_matches_its_json():
     assert bounds["g"]["upper"] > 0.01 and bounds["J0"]["lower"] < 1500  # "containing"
 
 
+def _coverage_misses(run: dict, q: str, side: str) -> tuple[int, int, float, int, int, int]:
+    """(misses, draws profiling q, binomial probability of at least as many at 5 %, open
+    sides, sides that level off, and how many of those crossings would have missed) of one
+    side of q's bounds in a `dvv_coverage.py` run."""
+    script = _script("dvv_coverage")
+    rows = [r for r in run["draws"] if q in r["bounds"]]
+    k = sum(r["missed"][q] == side for r in rows)
+    i = ("lower", "upper").index(side)
+    flat = [r["levels_off"][q][side] for r in rows if side in r.get("levels_off", {}).get(q, {})]
+    would = sum(script.truth_outside(f["crossing"], side, run["truth"][q]) for f in flat)
+    return (k, len(rows), script.binomial_tail(k, len(rows), 0.05),
+            sum(r["bounds"][q][i] is None for r in rows), len(flat), would)
+
+
 def test_dvv_coverage_paragraph_matches_its_json():
     """fit-qinv-and-dvv.md: the coverage of the Delta v/v profile bounds over 16 noise
-    draws (`experiments/dvv_coverage.py`), every count and probability from the JSON."""
-    script = _script("dvv_coverage")
-    run = _json(DOCS / "how-to" / "figures" / "dvv_coverage_b50116b.json")
-    draws = run["draws"]
-    assert len(draws) == 16 and run["settings"] == {"seed": 2, "level": 0.95}
-    assert run["code"] == {"commit": "b50116ba0348facdd114ac4e0857569c14f0401e",
-                           "modified": False} and not any("failed" in r for r in draws)
-    text = _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
-
-    def misses(q, side):
-        rows = [r for r in draws if q in r["bounds"]]
-        k = sum(r["missed"][q] == side for r in rows)
-        return k, len(rows), script.binomial_tail(k, len(rows), 0.05)
-
-    (tl, n_t, p_tl), (tu, _, _) = misses("T_U", "lower"), misses("T_U", "upper")
-    (kl, n_k, p_kl), (ku, _, _) = misses("kappa_log", "lower"), misses("kappa_log", "upper")
-    _said("fit-qinv-and-dvv.md", text, r"T_U's bounds missed the truth (\S+) \(lower\) and (\S+) "
-          r"\(upper\) times in (\S+), and kappa_log's, profiled in (\S+) draws, (\S+) and (\S+) "
-          r"times: consistent with 1 in 20 \(the probability of at least as many misses is "
-          r"(\S+) and (\S+)\)", tl, tu, n_t, n_k, kl, ku, p_tl, p_kl)
-    a_miss, n_a, p_a = misses("A_rel", "upper")
-    bounded = sum(r["bounds"]["A_rel"][1] is not None for r in draws if "A_rel" in r["bounds"])
-    _said("fit-qinv-and-dvv.md", text, r"A k_B\^3's upper bound missed (\S+) times in (\S+), which "
-          r"a bound that held at 95 % would do with probability (\S+) \(the smallest of the 10 .*?"
-          r"\): the data bounded A from above in (\S+) draws, and in (\S+) of them", a_miss, n_a,
-          p_a, bounded, a_miss)
-    missed_a = [r["params"] for r in draws if r["missed"].get("A_rel") == "upper"]
-    assert all(p["g"] > 0.01 and p["J0"] < 1500 for p in missed_a)  # "in all 4"
-    _said("fit-qinv-and-dvv.md", text, r"\(g (\S+)-(\S+), J_o (\S+)-(\S+) K\)",
-          min(p["g"] for p in missed_a), max(p["g"] for p in missed_a),
-          min(p["J0"] for p in missed_a), max(p["J0"] for p in missed_a))
-    (gl, n_g, p_g), (ju, n_j, _) = misses("g", "lower"), misses("J0", "upper")
-    assert (gl, n_g) == (ju, n_j)
-    _said("fit-qinv-and-dvv.md", text, r"g's lower and J_o's upper bound missed (\S+) times in "
-          r"(\S+) \(probability (\S+)\)", gl, n_g, p_g)
-    missed_g = sorted(r["params"]["g"] for r in draws if r["missed"].get("g") == "lower")
-    covered_g = [r["params"]["g"] for r in draws if r["params"]["g"] > min(missed_g)
-                 and r["missed"].get("g") is None]
-    _said("fit-qinv-and-dvv.md", text, r"in two draws at large g \((\S+) and (\S+), the top of its "
-          r"range; a third at g (\S+) covered the truth\)\. One draw of the 16 did not converge",
-          *missed_g, *covered_g)
-    assert sum(not r["converged"] for r in draws) == 1
-    sides = [misses(q, side)[2] for q in ("T_U", "kappa_log", "A_rel", "g", "J0")
+    draws (`experiments/dvv_coverage.py`), with the walk that stopped at the first crossing
+    and with the present one, every count and probability from the JSON."""
+    figures = DOCS / "how-to" / "figures"
+    old, new = (_json(figures / f) for f in ("dvv_coverage_b50116b.json", "dvv_coverage.json"))
+    assert old["code"] == {"commit": "b50116ba0348facdd114ac4e0857569c14f0401e",
+                           "modified": False}
+    assert new["code"] == {"commit": "e83c2806213bbfe0c382b78975b3f1a3126ba3df",
+                           "modified": False}
+    for run in (old, new):
+        assert len(run["draws"]) == 16 and run["settings"] == {"seed": 2, "level": 0.95}
+        assert not any("failed" in r for r in run["draws"])
+    # the same draws and fits: only the walk differs
+    assert [r["chi2"] for r in old["draws"]] == [r["chi2"] for r in new["draws"]]
+    page, text = "fit-qinv-and-dvv.md", _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
+    a_old = _coverage_misses(old, "A_rel", "upper")
+    sides = [_coverage_misses(old, q, side)[2] for q in ("T_U", "kappa_log", "A_rel", "g", "J0")
              for side in ("lower", "upper")]
-    assert len(sides) == 10 and min(sides) == p_a  # "the smallest of the 10"
-    p10 = 1 - (1 - p_a) ** 10
-    _said("fit-qinv-and-dvv.md", text, r"that at least one of 10 exact bounds looks this bad has "
-          r"probability (\S+)\)", p10)
+    assert len(sides) == 10 and min(sides) == a_old[2]  # "the smallest of the 10"
+    _said(page, text, r"found A k_B\^3's upper bound missing (\S+) times in (\S+), which a bound "
+          r"that held at 95 % would do with probability (\S+) \(.*?that at least one of 10 "
+          r"exact bounds looks this bad has probability (\S+)\)", a_old[0], a_old[1], a_old[2],
+          1 - (1 - a_old[2]) ** 10)
+    missed = [i for i, r in enumerate(old["draws"]) if r["missed"].get("A_rel") == "upper"]
+    flat = [new["draws"][i]["levels_off"]["A_rel"]["upper"] for i in missed
+            if "A_rel" in new["draws"][i]["levels_off"]]
+    assert all(f["edge"] == 1e16 for f in flat)
+    rises = [f["rise_at_edge"] for f in flat]
+    _said(page, text, r"In (\S+) of those (\S+) draws the profile of A k_B\^3 crosses the bound's "
+          r"rise and then levels off: at the edge of the range, 1e16 1/\(s K\^3\), it has risen "
+          r"only (\S+)-(\S+) times", len(flat), len(missed), min(rises), max(rises))
+    k, n, p, opened, n_flat, would = _coverage_misses(new, "A_rel", "upper")
+    _said(page, text, r"A k_B\^3's upper bound misses (\S+) time in (\S+) \(probability (\S+)\): "
+          r"it is open in (\S+) draws, (\S+) of them because the profile levels off, and each "
+          r"of those (\S+) crossings", k, n, p, opened, n_flat, would)
+    assert would == n_flat
+    (miss,) = [r["params"] for r in new["draws"] if r["missed"].get("A_rel") == "upper"]
+    _said(page, text, r"the draw whose fit lies at the top of g's range \(g = (\S+), J_o = (\S+) "
+          r"K\)", miss["g"], miss["J0"])
+    assert miss["g"] > 0.19 / 1.01
+    tl, tu = (_coverage_misses(new, "T_U", s) for s in ("lower", "upper"))
+    kl, ku = (_coverage_misses(new, "kappa_log", s) for s in ("lower", "upper"))
+    gl, ju = _coverage_misses(new, "g", "lower"), _coverage_misses(new, "J0", "upper")
+    _said(page, text, r"T_U's bounds miss (\S+) \(lower\) and (\S+) \(upper\) times in (\S+); "
+          r"kappa_log's, profiled in (\S+) draws \(where its Laplace error is not used\), (\S+) "
+          r"and (\S+) times; g's lower and J_o's upper bound, profiled in (\S+), (\S+) and (\S+) "
+          r"times \(probability (\S+) and (\S+); J_o's upper side levels off in (\S+) draw, "
+          r"whose crossing would have missed\)", tl[0], tu[0], tl[1], kl[1], kl[0], ku[0],
+          gl[1], gl[0], ju[0], gl[2], ju[2], ju[4])
+    assert gl[1] == ju[1] and ju[5] == ju[4] and gl[4] == 0
+    assert sum(not r["converged"] for r in new["draws"]) == 1  # "One draw ... did not converge"
+    others = [_coverage_misses(new, q, s)[4] for q in ("T_U", "kappa_log", "A_rel", "g", "J0")
+              for s in ("lower", "upper")]
+    assert sum(others) == n_flat + ju[4]  # no other side levels off
+    _said("fit-uncertainties.md", _prose(DOCS / "explanation" / "fit-uncertainties.md"),
+          r"\), (\S+) of the (\S+) upper bounds of A k_B\^3 that missed the truth in (\S+) draws "
+          r"lay on such plateaus", len(flat), len(missed), len(old["draws"]))
+    seed3 = _json(DOCS / "how-to" / "figures" / "dvv_coverage_seed3.json")
+    assert seed3["settings"] == {"seed": 3, "level": 0.95} and len(seed3["draws"]) == 12
+    assert seed3["code"] == {"commit": "30cc0f61bca1fa83b032921a8a094b8f98fb554c",
+                             "modified": False}
+    assert not any("failed" in r for r in seed3["draws"])
+    per_side = [_coverage_misses(seed3, q, s) for q in ("T_U", "kappa_log", "A_rel", "g", "J0")
+                for s in ("lower", "upper")]
+    assert all(m[0] == 0 and m[4] == 0 for m in per_side)  # "no bound missed ... no side levelled off"
+    _said(page, text, r"\(A k_B\^3's upper side was open in (\S+) of them\)",
+          _coverage_misses(seed3, "A_rel", "upper")[3])
+    _said("fit-uncertainties.md", _prose(DOCS / "explanation" / "fit-uncertainties.md"),
+          r"the study's second seed \((\S+) draws\) had no side that levels off",
+          len(seed3["draws"]))
