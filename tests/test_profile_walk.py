@@ -45,7 +45,7 @@ def test_quadratic_bound_at_one_sigma_of_the_rise(monkeypatch):
 
 def test_open_side_stays_below_the_rise(monkeypatch):
     _with_loss(monkeypatch, lambda x: 0.9 * (1 - math.exp(-x * x)))
-    assert _side() == dict(bound=None, lowest=0.0, levels_off=None)
+    assert _side() == dict(bound=None, lowest=0.0, levels_off=None, comes_back=None)
 
 
 def test_profile_that_levels_off_gives_no_bound(monkeypatch):
@@ -75,8 +75,12 @@ def test_profile_that_comes_back_down_is_followed_to_its_last_crossing(monkeypat
     s = _side()
     assert s["levels_off"] is None
     assert math.log(s["bound"]) == pytest.approx(6.0, abs=0.05)
+    # where it first rose past the bound's rise: between the walk's points 0.7 and 1.5
+    assert math.log(s["comes_back"]) == pytest.approx(1.1)
     _with_loss(monkeypatch, bump)
-    assert _side() == dict(bound=None, lowest=0.0, levels_off=None)
+    s = _side()
+    assert s["bound"] is None and s["levels_off"] is None
+    assert math.log(s["comes_back"]) == pytest.approx(1.1)
 
 
 def test_interval_reports_only_the_sides_that_level_off(monkeypatch):

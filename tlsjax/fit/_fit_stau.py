@@ -1095,9 +1095,14 @@ def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu:
 def _bound_note(name, iv, level) -> str:
     """A profile bound in words, by physical name and in the report's units, with the sides
     whose profile levels off (`fit._profile.LEVELS_OFF`)."""
+    f, u = factor(name), f" {unit(name)}" if unit(name) else ""
     return _bounds_in_words(name, iv, level) + "".join(
         "; " + _levels_off_note(name, side, lv, level)
-        for side, lv in iv.get("levels_off", {}).items())
+        for side, lv in iv.get("levels_off", {}).items()) + "".join(
+        f"; on the {side} side the profile rises past the bound's rise near {x * f:.3g}{u} "
+        "but comes back below it further out: the values in between are excluded, the side's "
+        "bound (or its openness) lies beyond them"
+        for side, x in iv.get("comes_back", {}).items())
 
 
 def _bounds_in_words(name, iv, level) -> str:

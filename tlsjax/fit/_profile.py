@@ -136,22 +136,27 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     - `dof`: degrees of freedom where the residuals are not in units of known errors
       (the stopping rule of each re-minimization then works in reduced chi^2 units).
 
-    **Returns:** dict(bound, lowest, levels_off): the bound (None where the side is
+    **Returns:** dict(bound, lowest, levels_off, comes_back): the bound (None where the side is
     open), the lowest profile loss seen (below `loss_min` only if the fit had not reached
     its optimum), and, where the profile crosses the bound's rise but levels off below
     `LEVELS_OFF` times it all the way to `limit`, and `limit` lies at least twice as far
     from `value` as the crossing (in ln q; a nearer edge leaves too little room to tell a
     plateau, and the crossing stays the bound) (the side is then given as open),
     dict(crossing, rise_at_edge, edge): the crossing a plain walk would have called the
-    bound, and the rise at the edge in units of `threshold`; else None.
+    bound, and the rise at the edge in units of `threshold`; else None. `comes_back`: where
+    the profile first rose past the bound's rise (to a step of the walk), where it came back
+    below it further out (the confidence set is then not one interval, and the bound or
+    the open side lies beyond a gap); else None.
     """
     points = _walk(problem, name, value, u_best, loss_min, threshold, direction, limit,
                    max_steps, dof)
     lowest = min(loss_min, min(p[1] for p in points))
     rises = [(p[1] - lowest) / threshold for p in points]
     below = max((i for i, r in enumerate(rises) if r < 1.0), default=0)
+    first = next((i for i, r in enumerate(rises) if r >= 1.0), None)
     if below == len(points) - 1:  # below the bound's rise at the edge: open
-        return dict(bound=None, lowest=lowest, levels_off=None)
+        return dict(bound=None, lowest=lowest, levels_off=None,
+                    comes_back=None if first is None else _bisect_first(points, first))
     inside, outside, u_in = points[below][0], points[below + 1][0], points[below][2]
     for _ in range(6):
         mid = 0.5 * (inside + outside)
@@ -168,8 +173,16 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
         # quadratic profile would have risen by 4) without rising to LEVELS_OFF
         return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
             crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
-            edge=float(limit)))
-    return dict(bound=crossing, lowest=lowest, levels_off=None)
+            edge=float(limit)), comes_back=None)
+    back = None if first == below + 1 else _bisect_first(points, first)
+    return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back)
+
+
+def _bisect_first(points, first: int) -> float:
+    """Where the walk first rose past the bound's rise, between its points (`profile_side`,
+    a profile that comes back below it further out): the geometric midpoint of the two
+    points around it (no more re-minimizations)."""
+    return math.exp(0.5 * (points[first - 1][0] + points[first][0]))
 
 
 def _walk(problem, name, value, u_best, loss_min, threshold, direction, limit, max_steps,
@@ -196,8 +209,9 @@ def _walk(problem, name, value, u_best, loss_min, threshold, direction, limit, m
 def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
                      threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
     """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
-    lowest_loss[, levels_off]), lower/upper None where open; levels_off, only where a side's
-    profile levels off, maps that side to what `profile_side` gives for it. Where the fits overlap work
+    lowest_loss[, levels_off][, comes_back]), lower/upper None where open; levels_off and
+    comes_back, only where a side's profile levels off or comes back, map that side to what
+    `profile_side` gives for it. Where the fits overlap work
     (`tlsjax._background.overlap`), the lower side is walked in a background thread while this
     one walks the upper side: each is its own sequence of fits, so the result is the same
     as one after the other, in about half the time on two cores."""
@@ -213,8 +227,11 @@ def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min
         upper = side(+1, box[1])
         if lower_side is not None:
             lower = lower_side.get()
-    levels_off = {k: s["levels_off"] for k, s in (("lower", lower), ("upper", upper))
-                  if s["levels_off"] is not None}
     out = dict(lower=lower["bound"], upper=upper["bound"],
                lowest_loss=min(lower["lowest"], upper["lowest"]))
-    return dict(out, levels_off=levels_off) if levels_off else out
+    for key in ("levels_off", "comes_back"):
+        sides = {k: s[key] for k, s in (("lower", lower), ("upper", upper))
+                 if s[key] is not None}
+        if sides:
+            out[key] = sides
+    return out
