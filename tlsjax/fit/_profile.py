@@ -156,7 +156,7 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     first = next((i for i, r in enumerate(rises) if r >= 1.0), None)
     if below == len(points) - 1:  # below the bound's rise at the edge: open
         return dict(bound=None, lowest=lowest, levels_off=None,
-                    comes_back=None if first is None else _bisect_first(points, first))
+                    comes_back=None if first is None else _first_rise(points, first))
     inside, outside, u_in = points[below][0], points[below + 1][0], points[below][2]
     for _ in range(6):
         mid = 0.5 * (inside + outside)
@@ -174,14 +174,17 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
         return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
             crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
             edge=float(limit)), comes_back=None)
-    back = None if first == below + 1 else _bisect_first(points, first)
+    back = None if first == below + 1 else _first_rise(points, first)
     return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back)
 
 
-def _bisect_first(points, first: int) -> float:
+def _first_rise(points, first: int) -> float:
     """Where the walk first rose past the bound's rise, between its points (`profile_side`,
     a profile that comes back below it further out): the geometric midpoint of the two
-    points around it (no more re-minimizations)."""
+    points around it (no more re-minimizations); the best fit's own point where it already
+    lies above (a fit short of its optimum)."""
+    if first == 0:
+        return math.exp(points[0][0])
     return math.exp(0.5 * (points[first - 1][0] + points[first][0]))
 
 
