@@ -1094,15 +1094,8 @@ def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu:
 
 def _bound_note(name, iv, level) -> str:
     """A profile bound in words, by physical name and in the report's units, with the sides
-    whose profile levels off (`fit._profile.LEVELS_OFF`)."""
-    f, u = factor(name), f" {unit(name)}" if unit(name) else ""
-    return _bounds_in_words(name, iv, level) + "".join(
-        "; " + _levels_off_note(name, side, lv, level)
-        for side, lv in iv.get("levels_off", {}).items()) + "".join(
-        f"; on the {side} side the profile rises past the bound's rise near {x * f:.3g}{u} "
-        "but comes back below it further out: the values in between are excluded, the side's "
-        "bound (or its openness) lies beyond them"
-        for side, x in iv.get("comes_back", {}).items())
+    whose profile levels off or comes back (`side_notes`)."""
+    return "; ".join([_bounds_in_words(name, iv, level), *side_notes(name, iv, level)])
 
 
 def _bounds_in_words(name, iv, level) -> str:
@@ -1122,12 +1115,17 @@ def _bounds_in_words(name, iv, level) -> str:
     return f"{full}: the data bound it on neither side within its range ({pct} profile)"
 
 
-def _levels_off_note(name, side, lv, level) -> str:
-    """Why a side whose profile levels off is given as open (`_bound_note`)."""
+def side_notes(name, iv, level) -> list[str]:
+    """Notes on the sides of a profile interval `iv` whose profile levels off (given as open)
+    or comes back below the bound's rise beyond its first crossing (`fit._profile`)."""
     f, u = factor(name), f" {unit(name)}" if unit(name) else ""
-    return (f"on the {side} side the profile of {label(name)} passes the rise of a "
-            f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
-            f"{lv['rise_at_edge']:.2f} times that at the edge of the range, "
-            f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile that "
-            "levels off is not calibrated (docs/explanation/fit-uncertainties.md), so that "
-            "side is given as open")
+    return [(f"on the {side} side the profile of {label(name)} passes the rise of a "
+             f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
+             f"{lv['rise_at_edge']:.2f} times that at the edge of the range, "
+             f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile that "
+             "levels off is not calibrated (docs/explanation/fit-uncertainties.md), so that "
+             "side is given as open") for side, lv in iv.get("levels_off", {}).items()] + [
+        (f"on the {side} side the profile rises past the bound's rise near {x * f:.3g}{u} "
+         "but comes back below it further out: the values in between are excluded, the "
+         "side's bound (or its openness) lies beyond them")
+        for side, x in iv.get("comes_back", {}).items()]

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._data import Curve
 from ._fit import FitResult, _unconstrained, information, least_squares
-from ._fit_stau import _as_curve, _check_points, _levels_off_note, _per_point, _sigma
+from ._fit_stau import _as_curve, _check_points, _per_point, _sigma, side_notes
 from ._params import as_parameters, internal
 from ._profile import DEFAULT_LEVEL, profile_interval, profile_threshold
 
@@ -120,8 +120,7 @@ def _own_profiles(res: FitResult, level: float, absolute: bool) -> None:
                               tuple(res.meta["bounds"][n]), dof=None if absolute else res.dof)
         iv.pop("lowest_loss")
         out[n] = dict(best=res.params[n], level=level, **iv)
-        res.notes += [_levels_off_note(n, side, lv, level)
-                      for side, lv in iv.get("levels_off", {}).items()]
+        res.notes += side_notes(n, iv, level)
     res.derived["profile"] = dict(level=level, delta_loss=thr, bounds=out)
 
 
