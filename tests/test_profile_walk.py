@@ -45,7 +45,8 @@ def test_quadratic_bound_at_one_sigma_of_the_rise(monkeypatch):
 
 def test_open_side_stays_below_the_rise(monkeypatch):
     _with_loss(monkeypatch, lambda x: 0.9 * (1 - math.exp(-x * x)))
-    assert _side() == dict(bound=None, lowest=0.0, levels_off=None, comes_back=None)
+    assert _side() == dict(bound=None, lowest=0.0, levels_off=None, comes_back=None,
+                         fails_beyond=None)
 
 
 def test_profile_that_levels_off_gives_no_bound(monkeypatch):
@@ -91,3 +92,46 @@ def test_interval_reports_only_the_sides_that_level_off(monkeypatch):
     _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2)
     assert "levels_off" not in profile_interval(None, "q", 1.0, np.zeros(1), 0.0, THR,
                                                 (1 / LIMIT, LIMIT))
+
+
+def test_a_failed_reminimization_is_neither_a_rise_nor_a_plateau(monkeypatch):
+    """A re-minimization that fails (inf) ends the walk where it fails: before any crossing
+    the side is open (the old walk took the failure for a wall and put a bound before it),
+    after a crossing that crossing is the bound (the walk cannot tell a plateau there), and
+    a failure while bisecting keeps the bracket found so far."""
+    def failing(rise, beyond):
+        return lambda x: math.inf if x > beyond else rise(x)
+
+    _with_loss(monkeypatch, failing(lambda x: 0.5 * (x / 3.0) ** 2, 2.0))  # fails at 3.1
+    s = _side()
+    assert s["bound"] is None and s["levels_off"] is None
+    assert math.log(s["fails_beyond"]) == pytest.approx(3.1)
+    # a plateau at 1.5 that fails beyond x = 4: not given as levelling off, the crossing
+    # is the bound
+    _with_loss(monkeypatch, failing(lambda x: 1.5 * (1 - math.exp(-x * x)), 4.0))
+    s = _side()
+    assert s["levels_off"] is None
+    assert math.log(s["bound"]) == pytest.approx(math.sqrt(math.log(3.0)), abs=0.02)
+    assert math.log(s["fails_beyond"]) == pytest.approx(6.3)
+    # bisecting between the walk's 0.7 (below) and 1.5 (above; the quadratic crosses at
+    # 1.2; the walk goes on to 3.1, where it rises past LEVELS_OFF): a failure at the first
+    # midpoint, 1.1, leaves the bracket's middle
+    calls = _with_loss(monkeypatch, lambda x: math.inf if 1.05 < x < 1.15 else (x / 1.2) ** 2)
+    s = _side()
+    assert s["bound"] == pytest.approx(math.exp(1.1)) and s["fails_beyond"] is None
+    assert [round(c, 9) for c in calls if c > 0.75] == [1.5, 3.1, 1.1]
+    # in the interval: only the failing side is named
+    _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2 if x < 0 else failing(lambda y: 0.0, 2.0)(x))
+    iv = profile_interval(None, "q", 1.0, np.zeros(1), 0.0, THR, (1 / LIMIT, LIMIT))
+    assert iv["upper"] is None and set(iv["fails_beyond"]) == {"upper"}
+
+
+def test_notes_name_a_side_that_could_not_be_computed_further():
+    from tlsjax.fit._fit_stau import side_notes
+
+    iv = dict(lower=0.5, upper=None, fails_beyond=dict(upper=20.0))
+    (note,) = side_notes("T_U", iv, 0.95)
+    assert note.startswith("on the upper side the profile of T_U could not be computed beyond "
+                           "20 K") and "no bound is given on that side" in note
+    (note,) = side_notes("T_U", dict(iv, upper=3.0), 0.95)
+    assert "the side's bound is the crossing before it" in note

@@ -1094,7 +1094,7 @@ def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu:
 
 def _bound_note(name, iv, level) -> str:
     """A profile bound in words, by physical name and in the report's units, with the sides
-    whose profile levels off or comes back (`side_notes`)."""
+    whose profile levels off, comes back or could not be computed further (`side_notes`)."""
     return "; ".join([_bounds_in_words(name, iv, level), *side_notes(name, iv, level)])
 
 
@@ -1116,8 +1116,9 @@ def _bounds_in_words(name, iv, level) -> str:
 
 
 def side_notes(name, iv, level) -> list[str]:
-    """Notes on the sides of a profile interval `iv` whose profile levels off (given as open)
-    or comes back below the bound's rise beyond its first crossing (`fit._profile`)."""
+    """Notes on the sides of a profile interval `iv` whose profile levels off (given as open),
+    comes back below the bound's rise beyond its first crossing, or could not be computed
+    further out (`fit._profile`)."""
     f, u = factor(name), f" {unit(name)}" if unit(name) else ""
     return [(f"on the {side} side the profile of {label(name)} passes the rise of a "
              f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
@@ -1128,4 +1129,9 @@ def side_notes(name, iv, level) -> list[str]:
         (f"on the {side} side the profile rises past the bound's rise near {x * f:.3g}{u} "
          "but comes back below it further out: the values in between are excluded, the "
          "side's bound (or its openness) lies beyond them")
-        for side, x in iv.get("comes_back", {}).items()]
+        for side, x in iv.get("comes_back", {}).items()] + [
+        (f"on the {side} side the profile of {label(name)} could not be computed beyond "
+         f"{x * f:.3g}{u} (the re-minimization there gave a loss that is not finite): "
+         + ("the side's bound is the crossing before it" if iv[side] is not None else
+            "no bound is given on that side, though the data may exclude values beyond it"))
+        for side, x in iv.get("fails_beyond", {}).items()]

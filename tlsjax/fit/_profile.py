@@ -18,8 +18,10 @@ The walk starts at the best fit and moves ln q outwards in growing steps (0.1, 0
 profile has risen by `LEVELS_OFF` times that rise (or reaches the edge of the box), then
 brackets the last crossing and bisects it (6 halvings). A profile that crosses but levels
 off below `LEVELS_OFF` times the rise up to the edge leaves that side open (see
-`LEVELS_OFF`). It uses the fit's own compiled step (`Problem.with_fixed`), so it compiles
-nothing new.
+`LEVELS_OFF`). A re-minimization that fails (a loss that is not finite, e.g. a model that
+overflows far out) ends the walk: the profile is unknown beyond it, so it is neither taken
+as a rise nor as a plateau (`profile_side`'s `fails_beyond`). It uses the fit's own compiled
+step (`Problem.with_fixed`), so it compiles nothing new.
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     - `dof`: degrees of freedom where the residuals are not in units of known errors
       (the stopping rule of each re-minimization then works in reduced chi^2 units).
 
-    **Returns:** dict(bound, lowest, levels_off, comes_back): the bound (None where the side is
+    **Returns:** dict(bound, lowest, levels_off, comes_back, fails_beyond): the bound (None
+    where the side is
     open), the lowest profile loss seen (below `loss_min` only if the fit had not reached
     its optimum), and, where the profile crosses the bound's rise but levels off below
     `LEVELS_OFF` times it all the way to `limit`, and `limit` lies at least twice as far
@@ -146,21 +149,30 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     bound, and the rise at the edge in units of `threshold`; else None. `comes_back`: where
     the profile first rose past the bound's rise (to a step of the walk), where it came back
     below it further out (the confidence set is then not one interval, and the bound or
-    the open side lies beyond a gap); else None.
+    the open side lies beyond a gap); else None. `fails_beyond`: where a re-minimization of
+    the walk failed (a loss that is not finite), which ends the walk, since the profile is
+    unknown from there on: a crossing before it is the bound (as at a near edge, no
+    levelling off is judged), else the side is open; else None. A failed re-minimization
+    while bisecting ends the bisection with the bracket it has.
     """
     points = _walk(problem, name, value, u_best, loss_min, threshold, direction, limit,
                    max_steps, dof)
+    fails = None
+    if not math.isfinite(points[-1][1]):  # the profile is unknown from there on
+        fails, points = math.exp(points[-1][0]), points[:-1]
     lowest = min(loss_min, min(p[1] for p in points))
     rises = [(p[1] - lowest) / threshold for p in points]
     below = max((i for i, r in enumerate(rises) if r < 1.0), default=0)
     first = next((i for i, r in enumerate(rises) if r >= 1.0), None)
-    if below == len(points) - 1:  # below the bound's rise at the edge: open
-        return dict(bound=None, lowest=lowest, levels_off=None,
+    if below == len(points) - 1:  # below the bound's rise at the edge (or the failure): open
+        return dict(bound=None, lowest=lowest, levels_off=None, fails_beyond=fails,
                     comes_back=None if first is None else _first_rise(points, first))
     inside, outside, u_in = points[below][0], points[below + 1][0], points[below][2]
     for _ in range(6):
         mid = 0.5 * (inside + outside)
         lm, um = _fixed_loss(problem, name, math.exp(mid), u_in, max_steps, dof)
+        if not math.isfinite(lm):  # a failed re-minimization tells nothing: keep the bracket
+            break
         lowest = min(lowest, lm)
         if lm - lowest >= threshold:
             outside = mid
@@ -168,14 +180,16 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
             inside, u_in = mid, um
     crossing = math.exp(0.5 * (inside + outside))
     lv, lim = math.log(value), math.log(limit)
-    if rises[-1] < LEVELS_OFF and abs(lim - lv) >= 2.0 * abs(math.log(crossing) - lv):
+    if fails is None and rises[-1] < LEVELS_OFF \
+            and abs(lim - lv) >= 2.0 * abs(math.log(crossing) - lv):
         # the walk reached an edge at least twice as far out as the crossing (where a
         # quadratic profile would have risen by 4) without rising to LEVELS_OFF
         return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
             crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
-            edge=float(limit)), comes_back=None)
+            edge=float(limit)), comes_back=None, fails_beyond=None)
     back = None if first == below + 1 else _first_rise(points, first)
-    return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back)
+    return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back,
+                fails_beyond=fails)
 
 
 def _first_rise(points, first: int) -> float:
@@ -192,7 +206,8 @@ def _walk(problem, name, value, u_best, loss_min, threshold, direction, limit, m
           dof) -> list[tuple[float, float, np.ndarray]]:
     """The points (ln q, profile loss, u) of `profile_side`'s walk, the best fit first: steps
     0.1, 0.2, 0.4, ... in ln q, each re-minimization warm-started from the previous one,
-    until the rise reaches `LEVELS_OFF` times `threshold` or the walk reaches `limit`."""
+    until the rise reaches `LEVELS_OFF` times `threshold`, the walk reaches `limit`, or a
+    re-minimization fails (a loss that is not finite: the last point)."""
     lv, lim = math.log(value), math.log(limit)
     step, u = 0.1, np.asarray(u_best, dtype=float)
     points, lowest = [(lv, loss_min, u)], loss_min
@@ -204,7 +219,7 @@ def _walk(problem, name, value, u_best, loss_min, threshold, direction, limit, m
         loss, u = _fixed_loss(problem, name, math.exp(nxt), u, max_steps, dof)
         points.append((nxt, loss, u))
         lowest = min(lowest, loss)
-        if at_edge or loss - lowest >= LEVELS_OFF * threshold:
+        if at_edge or not math.isfinite(loss) or loss - lowest >= LEVELS_OFF * threshold:
             return points
         lv, step = nxt, step * 2.0
 
@@ -212,9 +227,9 @@ def _walk(problem, name, value, u_best, loss_min, threshold, direction, limit, m
 def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min: float,
                      threshold: float, box: tuple[float, float], dof: int | None = None) -> dict:
     """Both sides of the profile of `name` (see `profile_side`): dict(lower, upper,
-    lowest_loss[, levels_off][, comes_back]), lower/upper None where open; levels_off and
-    comes_back, only where a side's profile levels off or comes back, map that side to what
-    `profile_side` gives for it. Where the fits overlap work
+    lowest_loss[, levels_off][, comes_back][, fails_beyond]), lower/upper None where open;
+    levels_off, comes_back and fails_beyond, only where a side's profile levels off, comes
+    back or could not be computed further, map that side to what `profile_side` gives for it. Where the fits overlap work
     (`tlsjax._background.overlap`), the lower side is walked in a background thread while this
     one walks the upper side: each is its own sequence of fits, so the result is the same
     as one after the other, in about half the time on two cores."""
@@ -232,7 +247,7 @@ def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min
             lower = lower_side.get()
     out = dict(lower=lower["bound"], upper=upper["bound"],
                lowest_loss=min(lower["lowest"], upper["lowest"]))
-    for key in ("levels_off", "comes_back"):
+    for key in ("levels_off", "comes_back", "fails_beyond"):
         sides = {k: s[key] for k, s in (("lower", lower), ("upper", upper))
                  if s[key] is not None}
         if sides:
