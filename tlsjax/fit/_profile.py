@@ -230,9 +230,10 @@ def profile_interval(problem: Problem, name: str, value: float, u_best, loss_min
     lowest_loss[, levels_off][, comes_back][, fails_beyond]), lower/upper None where open;
     levels_off, comes_back and fails_beyond, only where a side's profile levels off, comes
     back or could not be computed further, map that side to what `profile_side` gives for
-    it. Where the fits overlap work (`tlsjax._background.overlap`), the lower side is walked in a background thread while this
-    one walks the upper side: each is its own sequence of fits, so the result is the same
-    as one after the other, in about half the time on two cores."""
+    it. Where the fits overlap work (`tlsjax._background.overlap`), the lower side is walked
+    in a background thread while this one walks the upper side: each is its own sequence of
+    fits, so the result is the same as one after the other, in about half the time on two
+    cores."""
     def side(direction: int, limit: float):
         return profile_side(problem, name, value, u_best, loss_min, threshold, direction,
                             limit, dof=dof)
