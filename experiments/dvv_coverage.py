@@ -14,7 +14,8 @@ should miss at most 1 time in 20 (asymptotically; the script gives the binomial
 probability of at least the misses counted, if the bound were exact). A side the data do
 not bound (open up to the edge of the parameter's range) covers the truth; so does a side
 given as open because its profile levels off (`tlsjax.fit._profile.LEVELS_OFF`), and the
-summary says how often the crossing such a side passes would have missed. The fit
+summary says how often the crossing such a side passes would have missed (and, in runs
+that record it, on how many sides the walk stopped at a failed re-minimization). The fit
 profiles T_U in every draw, but the other quantities only in the draws where their Laplace
 error does not describe them (undetermined, at a bound, poorly determined or correlated at
 |r| >= 0.99 with another): their counts are over those draws only.
@@ -87,7 +88,7 @@ def one_draw(T, d, sigma: float, rng, truth: dict) -> dict:
     bounds = (r.get("profile") or {}).get("bounds", {})
     row = dict(chi2=r["chi2"], converged=r["converged"], undetermined=r["undetermined"],
                params={n: r["params"][n] for n in ("g", "J0", "kappa_log", "A_rel")},
-               T_U_K=r["T_U_K"], bounds={}, missed={}, levels_off={})
+               T_U_K=r["T_U_K"], bounds={}, missed={}, levels_off={}, fails_beyond={})
     for q in QUANTITIES:
         b = bounds.get(q)
         if b is None:
@@ -96,6 +97,8 @@ def one_draw(T, d, sigma: float, rng, truth: dict) -> dict:
         row["bounds"][q] = [lo, hi]
         if b.get("levels_off"):  # a side given as open because its profile levels off
             row["levels_off"][q] = b["levels_off"]
+        if b.get("fails_beyond"):  # a side whose walk stopped at a failed re-minimization
+            row["fails_beyond"][q] = b["fails_beyond"]
         row["missed"][q] = ("lower" if lo is not None and truth_outside(lo, "lower", truth[q])
                             else "upper" if hi is not None and truth_outside(hi, "upper", truth[q])
                             else None)
@@ -131,10 +134,13 @@ def summary(result: dict) -> str:
             flat = [r for r in rows if side in r.get("levels_off", {}).get(q, {})]
             would = sum(truth_outside(r["levels_off"][q][side]["crossing"], side,
                                       result["truth"][q]) for r in flat)
+            stopped = ("" if any("fails_beyond" not in r for r in rows) else  # older runs
+                       f"; the walk failed in "  # did not record it
+                       f"{sum(side in r['fails_beyond'].get(q, {}) for r in rows)}")
             parts.append(f"{side}: misses {k} (P(>= {k}) = "
                          f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened}, "
                          f"{len(flat)} of them levelling off, where the crossing would have "
-                         f"missed {would})")
+                         f"missed {would}{stopped})")
         lines.append(f"  {q}, profiled in {len(rows)} draws: " + "; ".join(parts))
     return "\n".join(lines)
 
