@@ -135,8 +135,9 @@ def summary(result: dict) -> str:
             would = sum(truth_outside(r["levels_off"][q][side]["crossing"], side,
                                       result["truth"][q]) for r in flat)
             stopped = ("" if any("fails_beyond" not in r for r in rows) else  # older runs
-                       f"; the walk failed in "  # did not record it
-                       f"{sum(side in r['fails_beyond'].get(q, {}) for r in rows)}")
+                       f"; the walk stopped at a failed re-minimization in "  # did not
+                       f"{sum(side in r['fails_beyond'].get(q, {}) for r in rows)}, "  # record
+                       "bounded or open")  # it
             parts.append(f"{side}: misses {k} (P(>= {k}) = "
                          f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened}, "
                          f"{len(flat)} of them levelling off, where the crossing would have "

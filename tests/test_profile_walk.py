@@ -94,44 +94,76 @@ def test_interval_reports_only_the_sides_that_level_off(monkeypatch):
                                                 (1 / LIMIT, LIMIT))
 
 
-def test_a_failed_reminimization_is_neither_a_rise_nor_a_plateau(monkeypatch):
-    """A re-minimization that fails (inf) ends the walk where it fails: before any crossing
-    the side is open (the old walk took the failure for a wall and put a bound before it),
-    after a crossing that crossing is the bound (the walk cannot tell a plateau there), and
-    a failure while bisecting keeps the bracket found so far."""
-    def failing(rise, beyond):
-        return lambda x: math.inf if x > beyond else rise(x)
+def _failing(rise, beyond):
+    """rise(x) up to x = `beyond`, a failed re-minimization (inf) further out."""
+    return lambda x: math.inf if x > beyond else rise(x)
 
-    _with_loss(monkeypatch, failing(lambda x: 0.5 * (x / 3.0) ** 2, 2.0))  # fails at 3.1
+
+def test_a_failed_reminimization_is_not_a_rise(monkeypatch):
+    """A re-minimization that fails (inf) ends the walk: the side is judged on the points
+    computed, `fails_beyond` gives the last of them and the failed one. Before any crossing
+    the side is open (the old walk took the failure for a wall and put a bound before it),
+    on either side and also where the very first step fails."""
+    _with_loss(monkeypatch, _failing(lambda x: 0.5 * (x / 3.0) ** 2, 2.0))  # fails at 3.1
     s = _side()
     assert s["bound"] is None and s["levels_off"] is None
-    assert math.log(s["fails_beyond"]) == pytest.approx(3.1)
-    # a plateau at 1.5 that fails beyond x = 4: not given as levelling off, the crossing
-    # is the bound
-    _with_loss(monkeypatch, failing(lambda x: 1.5 * (1 - math.exp(-x * x)), 4.0))
+    assert [math.log(v) for v in s["fails_beyond"].values()] == pytest.approx([1.5, 3.1])
+    _with_loss(monkeypatch, lambda x: math.inf if x < -2.0 else 0.5 * (x / 3.0) ** 2)
+    s = _side(-1)
+    assert s["bound"] is None
+    assert [math.log(v) for v in s["fails_beyond"].values()] == pytest.approx([-1.5, -3.1])
+    _with_loss(monkeypatch, _failing(lambda x: 0.0, 0.05))  # the first step, 0.1, fails
+    s = _side()
+    assert s["bound"] is None and s["comes_back"] is None
+    assert s["fails_beyond"] == dict(computed_to=1.0, failed_at=pytest.approx(math.exp(0.1)))
+
+
+def test_a_failed_walk_is_judged_on_the_points_computed(monkeypatch):
+    """After a crossing: a plateau computed out to twice the crossing's distance levels off
+    (open), one that fails nearer keeps the crossing as the bound; a profile that comes
+    back below the rise before the failure is open, with both notes' keys."""
+    plateau = lambda x: 1.5 * (1 - math.exp(-x * x))  # noqa: E731  crossing ~1.05
+    _with_loss(monkeypatch, _failing(plateau, 4.0))  # computed to 3.1, fails at 6.3
+    s = _side()
+    assert s["bound"] is None and math.log(s["levels_off"]["edge"]) == pytest.approx(3.1)
+    assert math.log(s["levels_off"]["crossing"]) == pytest.approx(1.05, abs=0.02)
+    assert math.log(s["fails_beyond"]["failed_at"]) == pytest.approx(6.3)
+    _with_loss(monkeypatch, _failing(plateau, 2.0))  # computed to 1.5 < 2 x 1.05
     s = _side()
     assert s["levels_off"] is None
     assert math.log(s["bound"]) == pytest.approx(math.sqrt(math.log(3.0)), abs=0.02)
-    assert math.log(s["fails_beyond"]) == pytest.approx(6.3)
-    # bisecting between the walk's 0.7 (below) and 1.5 (above; the quadratic crosses at
-    # 1.2; the walk goes on to 3.1, where it rises past LEVELS_OFF): a failure at the first
-    # midpoint, 1.1, leaves the bracket's middle
+    assert math.log(s["fails_beyond"]["computed_to"]) == pytest.approx(1.5)
+    bump = lambda x: 1.5 * math.exp(-((x - 1.5) / 0.8) ** 2)  # noqa: E731
+    _with_loss(monkeypatch, _failing(bump, 4.0))
+    s = _side()
+    assert s["bound"] is None and math.log(s["comes_back"]) == pytest.approx(1.1)
+    assert math.log(s["fails_beyond"]["computed_to"]) == pytest.approx(3.1)
+
+
+def test_a_failed_bisection_gives_the_outer_end_of_its_bracket(monkeypatch):
+    """Bisecting between the walk's 0.7 (below) and 1.5 (above; the quadratic crosses at
+    1.2; the walk goes on to 3.1, past LEVELS_OFF): a failure at the first midpoint, 1.1,
+    stops it at 1.5, computed above the rise: a wider bound, never a narrower one."""
     calls = _with_loss(monkeypatch, lambda x: math.inf if 1.05 < x < 1.15 else (x / 1.2) ** 2)
     s = _side()
-    assert s["bound"] == pytest.approx(math.exp(1.1)) and s["fails_beyond"] is None
+    assert s["bound"] == pytest.approx(math.exp(1.5)) and s["fails_beyond"] is None
     assert [round(c, 9) for c in calls if c > 0.75] == [1.5, 3.1, 1.1]
-    # in the interval: only the failing side is named
-    _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2 if x < 0 else failing(lambda y: 0.0, 2.0)(x))
+
+
+def test_interval_names_only_the_failing_side(monkeypatch):
+    _with_loss(monkeypatch, lambda x: (x / 0.5) ** 2 if x < 0 else _failing(lambda y: 0.0, 2.0)(x))
     iv = profile_interval(None, "q", 1.0, np.zeros(1), 0.0, THR, (1 / LIMIT, LIMIT))
     assert iv["upper"] is None and set(iv["fails_beyond"]) == {"upper"}
 
 
 def test_notes_name_a_side_that_could_not_be_computed_further():
-    from tlsjax.fit._fit_stau import side_notes
+    from tlsjax.fit._fit_stau import _bound_note
 
-    iv = dict(lower=0.5, upper=None, fails_beyond=dict(upper=20.0))
-    (note,) = side_notes("T_U", iv, 0.95)
-    assert note.startswith("on the upper side the profile of T_U could not be computed beyond "
-                           "20 K") and "no bound is given on that side" in note
-    (note,) = side_notes("T_U", dict(iv, upper=3.0), 0.95)
-    assert "the side's bound is the crossing before it" in note
+    failed = dict(upper=dict(computed_to=20.0, failed_at=80.0))
+    note = _bound_note("T_U", dict(lower=0.5, upper=None, fails_beyond=failed), 0.95)
+    assert note.startswith("T_U > 0.5 K (95 % one-sided, profile likelihood); no upper bound "
+                           "is given; on the upper side the profile of T_U was computed up to "
+                           "20 K: the re-minimization at 80 K gave a loss that is not finite")
+    assert "the data give no" not in note and "no bound given" in note
+    note = _bound_note("T_U", dict(lower=None, upper=3.0, fails_beyond=failed), 0.95)
+    assert "the data give no lower bound" in note and "no bound given" not in note

@@ -1106,12 +1106,15 @@ def _bounds_in_words(name, iv, level) -> str:
     if lo is not None and hi is not None:
         return (f"{full}: {lo:.3g} < {short} < {hi:.3g}{u} (each side one-sided {pct}, "
                 "profile likelihood)")
+    failed = iv.get("fails_beyond", {})  # a side whose walk failed: what the data say is
+    none = {s: f"no {s} bound is given" if s in failed else f"the data give no {s} bound"
+            for s in ("lower", "upper")}  # not known beyond it
     if lo is not None:
-        return (f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); the data "
-                "give no upper bound")
+        return f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); {none['upper']}"
     if hi is not None:
-        return (f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); the data "
-                "give no lower bound")
+        return f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); {none['lower']}"
+    if failed:
+        return f"{full}: no bound is given on either side within its range ({pct} profile)"
     return f"{full}: the data bound it on neither side within its range ({pct} profile)"
 
 
@@ -1130,8 +1133,9 @@ def side_notes(name, iv, level) -> list[str]:
          "but comes back below it further out: the values in between are excluded, the "
          "side's bound (or its openness) lies beyond them")
         for side, x in iv.get("comes_back", {}).items()] + [
-        (f"on the {side} side the profile of {label(name)} could not be computed beyond "
-         f"{x * f:.3g}{u} (the re-minimization there gave a loss that is not finite): "
-         + ("the side's bound is the crossing before it" if iv[side] is not None else
-            "no bound is given on that side, though the data may exclude values beyond it"))
+        (f"on the {side} side the profile of {label(name)} was computed up to "
+         f"{x['computed_to'] * f:.3g}{u}: the re-minimization at {x['failed_at'] * f:.3g}{u} "
+         "gave a loss that is not finite, so the side is judged on the values computed"
+         + ("" if iv[side] is not None else
+            " (no bound given, though the data may exclude values beyond them)"))
         for side, x in iv.get("fails_beyond", {}).items()]

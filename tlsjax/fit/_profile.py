@@ -19,8 +19,9 @@ profile has risen by `LEVELS_OFF` times that rise (or reaches the edge of the bo
 brackets the last crossing and bisects it (6 halvings). A profile that crosses but levels
 off below `LEVELS_OFF` times the rise up to the edge leaves that side open (see
 `LEVELS_OFF`). A re-minimization that fails (a loss that is not finite, e.g. a model that
-overflows far out) ends the walk: the profile is unknown beyond it, so it is neither taken
-as a rise nor as a plateau (`profile_side`'s `fails_beyond`). It uses the fit's own compiled
+overflows far out) ends the walk: the profile is unknown beyond the last point computed,
+so the failure is not taken for a rise, and the side is judged on the points computed
+(`profile_side`'s `fails_beyond`). It uses the fit's own compiled
 step (`Problem.with_fixed`), so it compiles nothing new.
 """
 
@@ -139,27 +140,32 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
       (the stopping rule of each re-minimization then works in reduced chi^2 units).
 
     **Returns:** dict(bound, lowest, levels_off, comes_back, fails_beyond): the bound (None
-    where the side is
-    open), the lowest profile loss seen (below `loss_min` only if the fit had not reached
-    its optimum), and, where the profile crosses the bound's rise but levels off below
-    `LEVELS_OFF` times it all the way to `limit`, and `limit` lies at least twice as far
-    from `value` as the crossing (in ln q; a nearer edge leaves too little room to tell a
-    plateau, and the crossing stays the bound) (the side is then given as open),
-    dict(crossing, rise_at_edge, edge): the crossing a plain walk would have called the
-    bound, and the rise at the edge in units of `threshold`; else None. `comes_back`: where
-    the profile first rose past the bound's rise (to a step of the walk), where it came back
-    below it further out (the confidence set is then not one interval, and the bound or
-    the open side lies beyond a gap); else None. `fails_beyond`: where a re-minimization of
-    the walk failed (a loss that is not finite), which ends the walk, since the profile is
-    unknown from there on: a crossing before it is the bound (as at a near edge, no
-    levelling off is judged), else the side is open; else None. A failed re-minimization
-    while bisecting ends the bisection with the bracket it has.
+    where the side is open), the lowest profile loss seen (below `loss_min` only if the fit
+    had not reached its optimum), and, where the profile crosses the bound's rise but levels
+    off below `LEVELS_OFF` times it all the way to `limit` (or to the last point computed,
+    see `fails_beyond`), that point lying at least twice as far from `value` as the crossing
+    (in ln q; a nearer edge leaves too little room to tell a plateau, and the crossing stays
+    the bound) (the side is then given as open), dict(crossing, rise_at_edge, edge): the
+    crossing a plain walk would have called the bound, the rise at that farthest point in
+    units of `threshold`, and the point; else None. `comes_back`: where the profile first
+    rose past the bound's rise (to a step of the walk), where it came back below it further
+    out (the confidence set is then not one interval, and the bound or the open side lies
+    beyond a gap); else None. `fails_beyond`: where a re-minimization of the walk failed (a
+    loss that is not finite), which ends the walk since the profile is unknown beyond the
+    last point computed: dict(computed_to, failed_at); the side is then judged on the
+    points computed (open where the last is below the bound's rise); else None. A failed
+    re-minimization while bisecting ends the bisection at the outer end of its bracket (a
+    point computed above the bound's rise: a wider bound, never a narrower one). A
+    re-minimization that meets a non-finite loss after some steps keeps its best point
+    (`minimize`): an upper bound of the profile there, counted as computed.
     """
     points = _walk(problem, name, value, u_best, loss_min, threshold, direction, limit,
                    max_steps, dof)
-    fails = None
-    if not math.isfinite(points[-1][1]):  # the profile is unknown from there on
-        fails, points = math.exp(points[-1][0]), points[:-1]
+    fails, edge = None, float(limit)
+    if not math.isfinite(points[-1][1]):  # the profile is unknown beyond the last point
+        failed_at, points = math.exp(points[-1][0]), points[:-1]
+        edge = math.exp(points[-1][0])
+        fails = dict(computed_to=edge, failed_at=failed_at)
     lowest = min(loss_min, min(p[1] for p in points))
     rises = [(p[1] - lowest) / threshold for p in points]
     below = max((i for i, r in enumerate(rises) if r < 1.0), default=0)
@@ -167,29 +173,39 @@ def profile_side(problem: Problem, name: str, value: float, u_best, loss_min: fl
     if below == len(points) - 1:  # below the bound's rise at the edge (or the failure): open
         return dict(bound=None, lowest=lowest, levels_off=None, fails_beyond=fails,
                     comes_back=None if first is None else _first_rise(points, first))
-    inside, outside, u_in = points[below][0], points[below + 1][0], points[below][2]
+    crossing, lowest = _bisect(problem, name, points[below], points[below + 1][0], lowest,
+                               threshold, max_steps, dof)
+    lv = math.log(value)
+    if rises[-1] < LEVELS_OFF and abs(math.log(edge) - lv) >= 2.0 * abs(math.log(crossing) - lv):
+        # the walk reached an edge (or its last point) at least twice as far out as the
+        # crossing (where a quadratic profile would have risen by 4) without rising to
+        # LEVELS_OFF
+        return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
+            crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
+            edge=edge), comes_back=None, fails_beyond=fails)
+    back = None if first == below + 1 else _first_rise(points, first)
+    return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back,
+                fails_beyond=fails)
+
+
+def _bisect(problem, name, inside_point, outside: float, lowest: float, threshold: float,
+            max_steps: int, dof) -> tuple[float, float]:
+    """The crossing between the walk's last point below the bound's rise (`inside_point`:
+    ln q, loss, u) and the next (`outside`, ln q), by 6 halvings, each re-minimization
+    started from the inner end; (crossing, lowest loss seen). A failed re-minimization
+    stops it at the bracket's outer end."""
+    inside, u_in = inside_point[0], inside_point[2]
     for _ in range(6):
         mid = 0.5 * (inside + outside)
         lm, um = _fixed_loss(problem, name, math.exp(mid), u_in, max_steps, dof)
-        if not math.isfinite(lm):  # a failed re-minimization tells nothing: keep the bracket
-            break
+        if not math.isfinite(lm):  # tells nothing: the outer end, computed above the rise
+            return math.exp(outside), lowest
         lowest = min(lowest, lm)
         if lm - lowest >= threshold:
             outside = mid
         else:
             inside, u_in = mid, um
-    crossing = math.exp(0.5 * (inside + outside))
-    lv, lim = math.log(value), math.log(limit)
-    if fails is None and rises[-1] < LEVELS_OFF \
-            and abs(lim - lv) >= 2.0 * abs(math.log(crossing) - lv):
-        # the walk reached an edge at least twice as far out as the crossing (where a
-        # quadratic profile would have risen by 4) without rising to LEVELS_OFF
-        return dict(bound=None, lowest=lowest, levels_off=dict(  # rise against the lowest
-            crossing=crossing, rise_at_edge=(points[-1][1] - lowest) / threshold,  # seen
-            edge=float(limit)), comes_back=None, fails_beyond=None)
-    back = None if first == below + 1 else _first_rise(points, first)
-    return dict(bound=crossing, lowest=lowest, levels_off=None, comes_back=back,
-                fails_beyond=fails)
+    return math.exp(0.5 * (inside + outside)), lowest
 
 
 def _first_rise(points, first: int) -> float:
