@@ -893,6 +893,34 @@ def test_dvv_coverage_paragraph_matches_its_json():
     assert all(m[0] == 0 and m[4] == 0 for m in per_side)  # "no bound missed ... no side levelled off"
     _said(page, text, r"\(A k_B\^3's upper side was open in (\S+) of them\)",
           _coverage_misses(seed3, "A_rel", "upper")[3])
+    seed4 = _json(DOCS / "how-to" / "figures" / "dvv_coverage_seed4.json")
+    assert seed4["settings"] == {"seed": 4, "level": 0.95} and len(seed4["draws"]) == 16
+    assert seed4["code"] == {"commit": "c1af580fbd49f6ef44bf6f13b97bf0d6be1d243a",
+                             "modified": False}
+    assert not any("failed" in r for r in seed4["draws"])
+    flat4 = [(q, s, f) for r in seed4["draws"] for q, sides in r["levels_off"].items()
+             for s, f in sides.items()]
+    assert [(q, s) for q, s, _ in flat4] == [("J0", "upper"), ("A_rel", "upper")]
+    rise = {q: f["rise_at_edge"] for q, _, f in flat4}
+    _said(page, text, r"two sides level off, A k_B\^3's upper side in one draw \(risen (\S+) "
+          r"times what a bound needs at the edge\) and J_o's upper side in another \((\S+) "
+          r"times\), and both crossings would have missed", rise["A_rel"], rise["J0"])
+    assert [_coverage_misses(seed4, q, s)[4:] for q, s, _ in flat4] == [(1, 1), (1, 1)]
+    missed4 = {(q, s): _coverage_misses(seed4, q, s)[:2]
+               for q in ("T_U", "kappa_log", "A_rel", "g", "J0") for s in ("lower", "upper")}
+    said = {("T_U", "lower"): (1, 16), ("kappa_log", "lower"): (1, 8), ("g", "lower"): (1, 15)}
+    assert {k: v for k, v in missed4.items() if v[0]} == said  # "no other side misses"
+    assert sum(not r["converged"] for r in seed4["draws"]) == 1
+    _said(page, text, r"The bounds miss it (\S+) time in (\S+) \(T_U, lower\), (\S+) in (\S+) "
+          r"\(kappa_log, lower\) and (\S+) in (\S+) \(g, lower\)", *said[("T_U", "lower")],
+          *said[("kappa_log", "lower")], *said[("g", "lower")])
+    all_flat = [_coverage_misses(run, q, s)[4:] for run in (new, seed4)
+                for q in ("T_U", "kappa_log", "A_rel", "g", "J0") for s in ("lower", "upper")]
+    n_flat_all = sum(f for f, _ in all_flat)
+    assert n_flat_all == sum(w for _, w in all_flat)  # every one would have missed
+    _said(page, text, r"all (\S+) crossings that level off would have missed", n_flat_all)
     _said("fit-uncertainties.md", _prose(DOCS / "explanation" / "fit-uncertainties.md"),
-          r"the study's second seed \((\S+) draws\) had no side that levels off",
-          len(seed3["draws"]))
+          r"the study's second seed \((\S+) draws\) had no side that levels off and its third "
+          r"\((\S+) draws\) had (\S+), whose crossings would both have missed the truth, as all "
+          r"(\S+) such crossings in the draws it was chosen on did", len(seed3["draws"]),
+          len(seed4["draws"]), len(flat4), n_flat + ju[4])
