@@ -134,10 +134,11 @@ def summary(result: dict) -> str:
             flat = [r for r in rows if side in r.get("levels_off", {}).get(q, {})]
             would = sum(truth_outside(r["levels_off"][q][side]["crossing"], side,
                                       result["truth"][q]) for r in flat)
-            stopped = ("" if any("fails_beyond" not in r for r in rows) else  # older runs
-                       f"; the walk stopped at a failed re-minimization in "  # did not
-                       f"{sum(side in r['fails_beyond'].get(q, {}) for r in rows)}, "  # record
-                       "bounded or open")  # it
+            stopped = ""  # runs before `fails_beyond` was recorded say nothing
+            if all("fails_beyond" in r for r in rows):
+                n_failed = sum(side in r["fails_beyond"].get(q, {}) for r in rows)
+                stopped = (f"; the walk stopped at a failed re-minimization in {n_failed}, "
+                           "bounded or open")
             parts.append(f"{side}: misses {k} (P(>= {k}) = "
                          f"{binomial_tail(k, len(rows), 1 - LEVEL):.2g}; open in {opened}, "
                          f"{len(flat)} of them levelling off, where the crossing would have "

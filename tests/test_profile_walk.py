@@ -167,3 +167,16 @@ def test_notes_name_a_side_that_could_not_be_computed_further():
     assert "the data give no" not in note and "no bound given" in note
     note = _bound_note("T_U", dict(lower=None, upper=3.0, fails_beyond=failed), 0.95)
     assert "the data give no lower bound" in note and "no bound given" not in note
+
+
+def test_note_of_a_plateau_seen_up_to_a_failure_names_the_last_value():
+    from tlsjax.fit._fit_stau import side_notes
+
+    iv = dict(lower=0.5, upper=None,
+              levels_off=dict(upper=dict(crossing=3.0, rise_at_edge=1.5, edge=20.0)))
+    (note,) = side_notes("T_U", iv, 0.95)
+    assert "1.50 times that at the edge of the range, 20 K" in note
+    iv["fails_beyond"] = dict(upper=dict(computed_to=20.0, failed_at=80.0))
+    plateau, failed = side_notes("T_U", iv, 0.95)
+    assert "1.50 times that at the last value computed, 20 K" in plateau
+    assert "the re-minimization at 80 K" in failed

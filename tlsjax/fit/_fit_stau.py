@@ -1123,9 +1123,12 @@ def side_notes(name, iv, level) -> list[str]:
     comes back below the bound's rise beyond its first crossing, or could not be computed
     further out (`fit._profile`)."""
     f, u = factor(name), f" {unit(name)}" if unit(name) else ""
+    failed = iv.get("fails_beyond", {})
+    edge = {s: "the last value computed" if s in failed else "the edge of the range"
+            for s in ("lower", "upper")}
     return [(f"on the {side} side the profile of {label(name)} passes the rise of a "
              f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
-             f"{lv['rise_at_edge']:.2f} times that at the edge of the range, "
+             f"{lv['rise_at_edge']:.2f} times that at {edge[side]}, "
              f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile that "
              "levels off is not calibrated (docs/explanation/fit-uncertainties.md), so that "
              "side is given as open") for side, lv in iv.get("levels_off", {}).items()] + [
@@ -1138,4 +1141,4 @@ def side_notes(name, iv, level) -> list[str]:
          "gave a loss that is not finite, so the side is judged on the values computed"
          + ("" if iv[side] is not None else
             " (no bound given, though the data may exclude values beyond them)"))
-        for side, x in iv.get("fails_beyond", {}).items()]
+        for side, x in failed.items()]
