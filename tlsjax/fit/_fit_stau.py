@@ -1106,13 +1106,15 @@ def _bounds_in_words(name, iv, level) -> str:
     if lo is not None and hi is not None:
         return (f"{full}: {lo:.3g} < {short} < {hi:.3g}{u} (each side one-sided {pct}, "
                 "profile likelihood)")
-    failed = iv.get("fails_beyond", {})  # a side whose walk failed: what the data say is
-    none = {s: f"no {s} bound is given" if s in failed else f"the data give no {s} bound"
-            for s in ("lower", "upper")}  # not known beyond it
+    failed = iv.get("fails_beyond", {})  # a walk that failed: the data beyond are not known
+
+    def none(side):
+        return f"no {side} bound is given" if side in failed else f"the data give no {side} bound"
+
     if lo is not None:
-        return f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); {none['upper']}"
+        return f"{full} > {lo:.3g}{u} ({pct} one-sided, profile likelihood); {none('upper')}"
     if hi is not None:
-        return f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); {none['lower']}"
+        return f"{full} < {hi:.3g}{u} ({pct} one-sided, profile likelihood); {none('lower')}"
     if failed:
         return f"{full}: no bound is given on either side within its range ({pct} profile)"
     return f"{full}: the data bound it on neither side within its range ({pct} profile)"
@@ -1124,21 +1126,24 @@ def side_notes(name, iv, level) -> list[str]:
     further out (`fit._profile`)."""
     f, u = factor(name), f" {unit(name)}" if unit(name) else ""
     failed = iv.get("fails_beyond", {})
-    edge = {s: "the last value computed" if s in failed else "the edge of the range"
-            for s in ("lower", "upper")}
-    return [(f"on the {side} side the profile of {label(name)} passes the rise of a "
-             f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen only "
-             f"{lv['rise_at_edge']:.2f} times that at {edge[side]}, "
-             f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile that "
-             "levels off is not calibrated (docs/explanation/fit-uncertainties.md), so that "
-             "side is given as open") for side, lv in iv.get("levels_off", {}).items()] + [
-        (f"on the {side} side the profile rises past the bound's rise near {x * f:.3g}{u} "
-         "but comes back below it further out: the values in between are excluded, the "
-         "side's bound (or its openness) lies beyond them")
-        for side, x in iv.get("comes_back", {}).items()] + [
-        (f"on the {side} side the profile of {label(name)} was computed up to "
-         f"{x['computed_to'] * f:.3g}{u}: the re-minimization at {x['failed_at'] * f:.3g}{u} "
-         "gave a loss that is not finite, so the side is judged on the values computed"
-         + ("" if iv[side] is not None else
-            " (no bound given, though the data may exclude values beyond them)"))
-        for side, x in failed.items()]
+    notes = []
+    for side, lv in iv.get("levels_off", {}).items():
+        edge = "the last value computed" if side in failed else "the edge of the range"
+        notes.append(f"on the {side} side the profile of {label(name)} passes the rise of a "
+                     f"{100 * level:g} % bound at {lv['crossing'] * f:.3g}{u} but has risen "
+                     f"only {lv['rise_at_edge']:.2f} times that at {edge}, "
+                     f"{lv['edge'] * f:.3g}{u}, twice as far out or more: a bound on a profile "
+                     "that levels off is not calibrated (docs/explanation/"
+                     "fit-uncertainties.md), so that side is given as open")
+    for side, x in iv.get("comes_back", {}).items():
+        notes.append(f"on the {side} side the profile rises past the bound's rise near "
+                     f"{x * f:.3g}{u} but comes back below it further out: the values in "
+                     "between are excluded, the side's bound (or its openness) lies beyond them")
+    for side, x in failed.items():
+        notes.append(f"on the {side} side the profile of {label(name)} was computed up to "
+                     f"{x['computed_to'] * f:.3g}{u}: the re-minimization at "
+                     f"{x['failed_at'] * f:.3g}{u} gave a loss that is not finite, so the side "
+                     "is judged on the values computed" + (
+                         "" if iv[side] is not None else
+                         " (no bound given, though the data may exclude values beyond them)"))
+    return notes
