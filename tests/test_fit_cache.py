@@ -175,3 +175,33 @@ def test_stored_programs_are_read_only_from_this_users_private_files(tmp_path):
         folder.chmod(0o700)
         dc.set_folder(previous)
         dc.forget()
+
+
+def test_split_short_ways_match_the_partition():
+    """`_split`'s short ways (a lone array, a named static object, a tree of arrays only)
+    give the array leaves that `eqx.partition` gives, keys equal for arguments of one
+    structure and types, and keys that differ across ways and across types."""
+    import optax
+
+    from tlsjax.fit import _disk_cache as dc
+    from tlsjax.fit._fit import _LBFGS
+
+    def leaves_by_partition(arg):
+        return jax.tree_util.tree_leaves(eqx.partition(arg, eqx.is_array)[0])
+
+    u = jnp.arange(3.0)
+    state = _LBFGS.init(u)
+    other = dc._split(optax.lbfgs())  # an equal optimizer that is not named: the long way
+    for arg in (u, state, _LBFGS, (u, None, {"a": u}), _model()):
+        got = dc._split(arg)
+        assert got[0] is arg
+        assert all(x is y for x, y in zip(got[1], leaves_by_partition(arg), strict=True))
+        assert got[2] != other[2]
+        hash(got[2])
+    assert dc._split(_LBFGS)[1] == [] and dc._split(_LBFGS)[2] == "optax.lbfgs()"
+    assert dc._split(_LBFGS.init(u + 1.0))[2] == dc._split(state)[2]  # equal types: shared
+    assert dc._split(_LBFGS.init(jnp.arange(4.0)))[2] != dc._split(state)[2]
+    assert dc._split(u)[2] != dc._split(u.astype(jnp.int32))[2]
+    assert dc._split(u)[2] != dc._split((u,))[2] != dc._split([u])[2]
+    # an array next to static leaves takes the long way, with the static leaf in the key
+    assert dc._split((u, 2))[2] != dc._split((u, 3))[2]

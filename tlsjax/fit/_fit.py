@@ -388,6 +388,7 @@ CHI2_WINDOW = 10
 _LBFGS = optax.lbfgs()
 name_static(_LBFGS.init, "optax.lbfgs().init")
 name_static(_LBFGS.update, "optax.lbfgs().update")
+name_static(_LBFGS, "optax.lbfgs()")
 
 
 def _optimizer(optimizer, learning_rate):

@@ -21,7 +21,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, Float
 
 from .._validate import check_grid, check_range, check_type, is_traced, runtime_check
@@ -188,6 +187,8 @@ class SoftTheta(AbstractTheta):
         # float64, 1e-14 keeps the root's error far below what finite differences of T_U
         # with steps ~1e-8 (w = 0.005) resolve (1e-12 left errors of 5e-5 relative).
         tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-14
+        import optimistix as optx  # here: its import takes ~0.2 s of every command
+
         sol = optx.root_find(
             _log_p_s_minus_target,
             optx.Bisection(rtol=tol, atol=tol, flip="detect", expand_if_necessary=True),

@@ -30,7 +30,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import check_int, check_range, check_type, checked_inputs, is_traced
@@ -358,6 +357,8 @@ def _crossing(dominance, lo: float, hi: float, dos, prm, at_bound: str = "raise"
     valid = (d_lo < 0.0) & (d_hi > 0.0)
     ul, uh = math.log(lo), math.log(hi)
     mid = 0.5 * (ul + uh)
+    import optimistix as optx  # here: its import takes ~0.2 s of every command
+
     sol = optx.root_find(
         _log_bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
         jnp.asarray(mid), args=(dominance, dos, prm, valid, mid),
