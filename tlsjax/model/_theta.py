@@ -187,7 +187,7 @@ class SoftTheta(AbstractTheta):
         # float64, 1e-14 keeps the root's error far below what finite differences of T_U
         # with steps ~1e-8 (w = 0.005) resolve (1e-12 left errors of 5e-5 relative).
         tol = 1e-5 if es.top.dtype == jnp.float32 else 1e-14
-        import optimistix as optx  # here: its import takes ~0.2 s of every command
+        import optimistix as optx  # here: importing it took ~0.2 s of every command
 
         sol = optx.root_find(
             _log_p_s_minus_target,

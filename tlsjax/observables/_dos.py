@@ -357,7 +357,7 @@ def _crossing(dominance, lo: float, hi: float, dos, prm, at_bound: str = "raise"
     valid = (d_lo < 0.0) & (d_hi > 0.0)
     ul, uh = math.log(lo), math.log(hi)
     mid = 0.5 * (ul + uh)
-    import optimistix as optx  # here: its import takes ~0.2 s of every command
+    import optimistix as optx  # here: importing it took ~0.2 s of every command
 
     sol = optx.root_find(
         _log_bracketed, optx.Bisection(rtol=1e-10, atol=1e-10, flip="detect"),
