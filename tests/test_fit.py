@@ -380,3 +380,47 @@ def test_profiles_check_only_the_member_not_profiled_anyway(monkeypatch):
     assert set(res.derived["profile"]["bounds"]) == {"A_rel", "kappa_log"}
     note = next(n for n in res.notes if "are correlated at" in n)
     assert "the Laplace error of kappa_log puts" in note and "its profile-likelihood" in note
+
+
+def test_profiles_walk_the_quantities_at_once_where_work_overlaps(monkeypatch):
+    """Under `overlapping()` (the command line) the quantities' walks run at once, each in
+    its own thread; the bounds come back in the order of the quantities, whatever order the
+    walks end in, and a walk's error reaches the caller."""
+    import threading
+    import time
+    import types
+
+    from tlsjax._background import overlapping
+    from tlsjax.fit import _fit_stau
+
+    names = ["T_U", "g", "J0"]
+    together = threading.Barrier(len(names), timeout=30)  # broken unless all run at once
+    fail = set()
+
+    def fake_one(res, setup, name, bounds, tu, thr, level):
+        together.wait()
+        time.sleep(0.05 * (len(names) - names.index(name)))  # the last ends first
+        if name in fail:
+            raise RuntimeError(f"walk of {name} failed")
+        return dict(best=1.0, level=level, lower=names.index(name), upper=None), res.loss
+
+    monkeypatch.setattr(_fit_stau, "_profile_one", fake_one)
+
+    def fresh():
+        return types.SimpleNamespace(
+            free=["g", "J0"], undetermined=["g", "J0"], loss=6.5, dof=11, notes=[],
+            problem=None, correlation=[[1.0, 0.0], [0.0, 1.0]],
+            stderr_log=dict(g=math.inf, J0=math.inf), params=dict(g=3e-4, J0=2.7e4),
+            meta=dict(model="stau", bounds=dict(g=(1e-4, 0.19), J0=(1.0, 1e5))),
+            derived=dict(T_U_K=0.175))
+
+    res = fresh()
+    with overlapping():
+        _fit_stau._profiles(res, types.SimpleNamespace(absolute=True), 0.95, progress=False)
+    bounds = res.derived["profile"]["bounds"]
+    assert list(bounds) == names and [b["lower"] for b in bounds.values()] == [0, 1, 2]
+    fail.add("g")
+    together.reset()
+    with overlapping(), pytest.raises(RuntimeError, match="walk of g failed"):
+        _fit_stau._profiles(fresh(), types.SimpleNamespace(absolute=True), 0.95,
+                            progress=False)

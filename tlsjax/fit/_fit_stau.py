@@ -39,6 +39,7 @@ import dataclasses
 import functools
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
@@ -47,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from .._background import in_background, overlap, stopping
 from .._progress import progress_bar
 from .._validate import check_range, check_type, device_array, seed_key
 from ..model._lattice import Sample
@@ -1013,10 +1015,10 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
     names = list(dict.fromkeys(targets))
     with progress_bar(len(names), desc="profile bounds", enabled=progress,
                       unit="quantity") as bar:
-        for name in names:
-            bar.set_postfix(of=name, refresh=False)
-            out[name], low = _profile_one(res, setup, name, bounds, tu, thr, level)
+        for name, (out[name], low) in _each_profile(res, setup, names, bounds, tu, thr,
+                                                    level):
             lowest = min(lowest, low)
+            bar.set_postfix(of=name, refresh=False)
             bar.update()
     d["profile"] = dict(level=level, delta_loss=thr, bounds=out)
     res.notes += pair_notes  # after the walks: an interrupted one leaves no promise behind
@@ -1070,6 +1072,25 @@ def _check_correlated(res: FitResult, setup: KappaSetup, bounds: dict, thr: floa
                      f"quadratic along them: {where}{beyond}, so {'their' if both else 'its'} "
                      "profile-likelihood bounds are given")
     return list(dict.fromkeys(profiled)), notes
+
+
+def _each_profile(res: FitResult, setup: KappaSetup, names, bounds, tu, thr, level):
+    """(name, `_profile_one`) for each of `names`, in their order. Where the fits overlap
+    work (`tlsjax._background.overlap`), all the quantities' walks run at once in background
+    threads (each walk its own sequence of fits, so the results are those of one after the
+    other); a stop or failure here ends them all."""
+    def one(name):
+        return _profile_one(res, setup, name, bounds, tu, thr, level)
+
+    if not overlap():
+        yield from ((name, one(name)) for name in names)
+        return
+    stop = threading.Event()
+    with stopping(stop):
+        slots = [in_background(lambda n=name: one(n), "tlsjax-profile", stop=stop)
+                 for name in names]
+        for name, slot in zip(names, slots):
+            yield name, slot.get()
 
 
 def _profile_one(res: FitResult, setup: KappaSetup, name: str, bounds: dict, tu: float,
