@@ -215,3 +215,46 @@ def test_rayleigh_start_with_a_material():
     free, terms, _ = fs._resolve_free("stm", None, False, "absent", "free", mat)
     p0 = fs._starting_values(setup, "stm", free, terms, None)
     assert set(free) == {"C", "rayleigh"} and 0.0 < p0["rayleigh"] < math.inf
+
+
+def test_candidates_of_a_wave_are_fitted_at_once_with_the_same_starts(monkeypatch):
+    """Where work overlaps (the command line), the candidates with as many free terms are
+    fitted at once; each starts from the same parent as one after the other would give it
+    (the best nested candidate of its own model), and the results are kept per candidate."""
+    import threading
+    import types
+
+    from tlsjax._background import overlapping
+    from tlsjax.fit import _select
+
+    cands = _select.candidates()
+    assert [[c[1:] for c in w] for w in _select._waves(cands)] == [
+        [("absent", "absent")] * 2, [("absent", "free"), ("free", "absent")] * 2,
+        [("free", "free")] * 2]
+    loss = {c: 10.0 - i for i, c in enumerate(cands)}  # later candidates fit better
+
+    def run(parallel: bool):
+        calls, wave_of = {}, {c: i for i, w in enumerate(_select._waves(cands)) for c in w}
+        meet = {i: threading.Barrier(len(w), timeout=30)
+                for i, w in enumerate(_select._waves([c for c in cands if c[0] == "stau"]))}
+
+        def fake(setup, model, *, boundary, rayleigh, starts_from, **kw):
+            c = (model, boundary, rayleigh)
+            if parallel and model == "stau":
+                meet[wave_of[c]].wait()  # broken unless the wave's fits run at once
+            calls[c] = starts_from[-1]
+            return types.SimpleNamespace(loss=loss[c], params={"of": c}, interrupted=False)
+
+        monkeypatch.setattr(_select, "fit_kappa_model", fake)
+        setup = types.SimpleNamespace(with_table=lambda: setup)
+        bar = types.SimpleNamespace(set_postfix=lambda **k: None, update=lambda n: None)
+        with overlapping(parallel):
+            _, done, skipped, stopped = _select._fit_candidates(setup, cands, None, {}, bar)
+        assert not skipped and not stopped and set(done) == set(cands)
+        return calls
+
+    sequential, at_once = run(False), run(True)
+    assert at_once == sequential
+    assert sequential[("stau", "free", "free")] == {"of": ("stau", "free", "absent")}
+    assert sequential[("stau", "absent", "free")] == {"of": ("stau", "absent", "absent")}
+    assert sequential[("stm", "absent", "absent")] is None

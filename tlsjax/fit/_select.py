@@ -24,6 +24,7 @@ Delta (< 2) as "the data do not decide".
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -166,29 +167,48 @@ def select_kappa_model(
         return res
 
 
-def _fit_family(setup, cands, material, fit_kwargs, bar, done, skipped) -> bool:
+def _fit_family(setup, cands, material, fit_kwargs, bar, done, skipped, stop=None) -> bool:
     """Fit the candidates of one model, simplest first, each also from the best fit of the
     candidates it contains; results go into `done` and `skipped`. Returns True if Ctrl-C
-    ended a fit."""
-    for c in cands:
-        bar.set_postfix(model=f"{c[0]} b={c[1]} r={c[2]}", refresh=False)
-        if c[0] == "stau":
+    ended a fit. Candidates with as many free terms (a wave: boundary alone, Rayleigh alone)
+    contain none of each other, so each starts from the waves before it only: where `stop`
+    is given (work overlaps), a wave's candidates are fitted at once, in background threads
+    and this one, the same fits as one after the other; else one by one in `cands`' order."""
+    for wave in _waves(cands) if stop is not None else [[c] for c in cands]:
+        if any(c[0] == "stau" for c in wave):
             setup = setup.with_table()
-        try:
-            parent = _parent_start(c, done)
-            res = fit_kappa_model(setup, c[0], boundary=c[1], rayleigh=c[2], material=material,
-                                  starts_from=(None,) if parent is None else (None, parent),
-                                  post=False, progress=False, **fit_kwargs)
-        except ValueError as err:  # e.g. more parameters than points
-            skipped[c] = str(err)
-            done[c] = None
+        jobs = [functools.partial(_fit_candidate, setup, c, _parent_start(c, done), material,
+                                  fit_kwargs) for c in wave]
+        bar.set_postfix(model=", ".join(f"{c[0]} b={c[1]} r={c[2]}" for c in wave),
+                        refresh=False)
+        side = [in_background(job, "tlsjax-candidates", stop=stop) for job in jobs[:-1]]
+        last = jobs[-1]()  # here, while the others run
+        outs = [*(slot.get() for slot in side), last]
+        for c, res in zip(wave, outs, strict=True):
+            done[c] = None if isinstance(res, str) else res
+            if isinstance(res, str):
+                skipped[c] = res
             bar.update(1)
-            continue
-        done[c] = res
-        bar.update(1)
-        if res.interrupted:
+        if any(not isinstance(res, str) and res.interrupted for res in outs):
             return True
     return False
+
+
+def _fit_candidate(setup, c, parent, material, fit_kwargs):
+    """The fit of candidate `c` (from `parent`'s parameters too, where given), or why it
+    cannot be fitted (e.g. more parameters than points)."""
+    try:
+        return fit_kappa_model(setup, c[0], boundary=c[1], rayleigh=c[2], material=material,
+                               starts_from=(None,) if parent is None else (None, parent),
+                               post=False, progress=False, **fit_kwargs)
+    except ValueError as err:
+        return str(err)
+
+
+def _waves(cands) -> list[list]:
+    """`cands` grouped by their number of free terms, fewest first, in `cands`' order."""
+    count = [sum(term == "free" for term in c[1:]) for c in cands]
+    return [[c for c, k in zip(cands, count) if k == n] for n in sorted(set(count))]
 
 
 def _fit_candidates(setup, cands, material, fit_kwargs, bar):
@@ -198,11 +218,12 @@ def _fit_candidates(setup, cands, material, fit_kwargs, bar):
     S-tau family are independent: where the fits overlap work (`tlsjax._background.overlap`, the
     command line), the constant-C family is fitted in a background thread while this one
     fits the S-tau family (after waiting for its table), the same fits in about half the
-    time on two cores. Ctrl-C stops both at their next step and keeps what they reached.
-    Otherwise, and with a user's `callback` or `save_path`, they run in `cands`' order."""
+    time on two cores; within a family, the candidates of a wave too (`_fit_family`).
+    Ctrl-C stops all at their next step and keeps what they reached. Otherwise, and with a
+    user's `callback` or `save_path`, they run in `cands`' order."""
     families = [[c for c in cands if c[0] == m] for m in ("stm", "stau")]
-    parallel = (overlap() and all(families)
-                and not {"callback", "save_path"} & set(fit_kwargs))
+    overlapped = overlap() and not {"callback", "save_path"} & set(fit_kwargs)
+    parallel = overlapped and all(families)
     if not parallel:
         families = [cands, []]
     results = [({}, {}), ({}, {})]
@@ -211,10 +232,11 @@ def _fit_candidates(setup, cands, material, fit_kwargs, bar):
         with stopping(stop):
             if parallel:
                 side = in_background(lambda: _fit_family(
-                    setup, families[0], material, fit_kwargs, bar, *results[0]),
+                    setup, families[0], material, fit_kwargs, bar, *results[0], stop),
                     "tlsjax-candidates", stop=stop)
             interrupted = _fit_family(setup, families[1] if parallel else families[0],
-                                      material, fit_kwargs, bar, *results[int(parallel)])
+                                      material, fit_kwargs, bar, *results[int(parallel)],
+                                      stop if overlapped else None)
             if interrupted:
                 stop.set()
             if side is not None:
