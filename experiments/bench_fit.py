@@ -19,13 +19,19 @@ noise).
   cache folder (`TLSJAX_CACHE_DIR`), warm with the folder the cold run filled. The warm
   report must be identical to the cold one (checked). With `--cold-warm` only these runs
   and the NumPy baseline are made.
+- **paired** (`--paired COMMIT [--rounds N]`): the default `tlsjax fit kappa FILE`, cold
+  and warm, of the code of COMMIT and of this checkout in turn, N rounds (before cold, now
+  cold, before warm, now warm; fresh cache folders each round): on a machine whose speed
+  drifts, the ratios now / before of each round are the measure of a change. The reports
+  of the two codes are compared. Only these runs and the NumPy baseline are made.
 - **NumPy baseline**: the constant-C + boundary model (same Gauss-Legendre kappa
   integral) fitted by Levenberg-Marquardt with finite-difference Jacobians in plain
   NumPy, in-process (no import or compilation to pay): how long the arithmetic of a
   simple fit takes without JAX.
 
     python experiments/bench_fit.py [--out DIR] [--skip-before] [--curves N] [--first N]
-                                    [--shared DIR] [--cold-warm]
+                                    [--shared DIR] [--cold-warm] [--paired COMMIT]
+                                    [--rounds N]
 
 Writes `bench_fit.json` and prints a table. Times are wall-clock seconds on this
 machine; on a shared machine they are noisy (CPU seconds are printed beside them).
@@ -112,16 +118,17 @@ def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
 CLI_SETTINGS = {"default": [], "stau": ["--model", "stau", "--dos-samples", "0"]}
 
 
-def run_cli(path: Path, extra: list[str], cache: Path) -> dict:
-    """`tlsjax fit kappa path *extra` in a fresh process with the cache folder `cache`:
-    wall and CPU seconds, the 1-minute load average before it, and the report."""
+def run_cli(path: Path, extra: list[str], cache: Path, root: Path = ROOT) -> dict:
+    """`tlsjax fit kappa path *extra` in a fresh process with the cache folder `cache`, of
+    the code under `root` (its `tlsjax/`): wall and CPU seconds, the 1-minute load average
+    before it, and the report."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", TLSJAX_CACHE_DIR=str(cache))
     env.pop("TLSJAX_NO_CACHE", None)
     load = os.getloadavg()[0]
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "tlsjax.cli", "fit", "kappa", str(path), *extra],
-                         env=env, capture_output=True, text=True, cwd=ROOT)
+                         env=env, capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - t
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
@@ -143,6 +150,45 @@ def cold_warm(path: Path, tmpdir: Path) -> dict:
         row[name] = dict(cold=cold, warm=warm, identical_report=same)
         print(f"{path.stem:28s} {name:8s} {json.dumps(row[name])}", flush=True)
     return row
+
+
+def paired(path: Path, tmpdir: Path, old: Path, rounds: int) -> dict:
+    """`rounds` rounds of the default command's cold and warm runs, the code under `old`
+    and this checkout's in turn; the runs, and per round the ratios now / before."""
+    runs: dict[str, list] = {"before": [], "now": []}
+    reports = set()
+    for i in range(rounds):
+        roots = {"before": old, "now": ROOT}
+        caches = {code: tmpdir / f"paired-{path.stem}-{code}-{i}" for code in roots}
+        done = {code: {} for code in roots}
+        for kind in ("cold", "warm"):
+            for code, root in roots.items():
+                done[code][kind] = d = run_cli(path, [], caches[code], root)
+                reports.add(d.pop("report", None))
+        for code in roots:
+            runs[code].append(done[code])
+        print(f"{path.stem:28s} round {i + 1}: " + json.dumps(done), flush=True)
+    ratios = {kind: [n[kind]["seconds"] / b[kind]["seconds"]
+                     for b, n in zip(runs["before"], runs["now"])
+                     if "error" not in b[kind] and "error" not in n[kind]]
+              for kind in ("cold", "warm")}
+    return dict(runs=runs, ratio_now_over_before=ratios,
+                identical_reports=len(reports) == 1 and None not in reports)
+
+
+def print_paired(results: dict, commit: str) -> None:
+    print(f"wall seconds of `tlsjax fit kappa FILE`, median over rounds; now / before per "
+          f"round (before: {commit[:7]})")
+    for label, row in results.items():
+        d = row["paired"]
+        med = {code: {kind: float(np.median([r[kind]["seconds"] for r in d["runs"][code]
+                                             if "error" not in r[kind]] or [math.nan]))
+                      for kind in ("cold", "warm")} for code in ("before", "now")}
+        cells = [f"{kind} {med['before'][kind]:5.1f} -> {med['now'][kind]:5.1f} s (ratios "
+                 + " ".join(f"{x:.2f}" for x in d["ratio_now_over_before"][kind]) + ")"
+                 for kind in ("cold", "warm")]
+        print(f"{label:28s} " + "  ".join(cells)
+              + ("" if d["identical_reports"] else "  REPORTS DIFFER"))
 
 
 def print_cold_warm(results: dict) -> None:
@@ -242,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "skipped with a note where absent)")
     ap.add_argument("--cold-warm", action="store_true",
                     help="only the cold / warm command-line runs and the NumPy baseline")
+    ap.add_argument("--paired", default=None, metavar="COMMIT",
+                    help="only the default command's cold / warm runs of COMMIT's code and "
+                    "this checkout's in turn, and the NumPy baseline")
+    ap.add_argument("--rounds", type=integer(1, 100), default=None,
+                    help="rounds of --paired (default 3)")
     return finish_parser(ap)
 
 
@@ -259,14 +310,30 @@ def main(argv=None) -> int:
     json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
                                 what="--out's bench_fit.json")
     start = working_tree_state()
-    if not (args.skip_before or args.cold_warm) and resolve_commit(BEFORE, ["tlsjax"]) is None:
+    if args.rounds is not None and args.paired is None:
+        ap.error("argument --rounds: only with --paired COMMIT")
+    paired_commit = None
+    if args.paired is not None:
+        if args.cold_warm:
+            ap.error("argument --paired: not with --cold-warm (it makes its own cold and warm "
+                     "runs)")
+        paired_commit = resolve_commit(args.paired, ["tlsjax"])
+        if paired_commit is None:
+            ap.error(f"argument --paired: {args.paired!r} is not a commit of this clone with "
+                     "tlsjax/")
+    if not (args.skip_before or args.cold_warm or args.paired) \
+            and resolve_commit(BEFORE, ["tlsjax"]) is None:
         ap.error(f"argument --skip-before: the older code {BEFORE} is not in this clone (a "
                  "shallow clone?); pass --skip-before")
-    modes = ([] if args.skip_before or args.cold_warm else ["before"]) + (
-        [] if args.cold_warm else ["stau", "stau_boundary", "auto"])
+    only_cli = args.cold_warm or args.paired is not None
+    modes = ([] if args.skip_before or only_cli else ["before"]) + (
+        [] if only_cli else ["stau", "stau_boundary", "auto"])
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
         old = old_code() if "before" in modes else None
+        if paired_commit is not None:
+            (Path(tmpname) / "paired-code").mkdir()
+            extract_commit(paired_commit, Path(tmpname) / "paired-code")
         todo = curves(Path(tmpname), args.curves, shared)
         for label, path in todo[:args.first or None]:
             row = {}
@@ -275,6 +342,9 @@ def main(argv=None) -> int:
                 print(f"{label:28s} {mode:14s} {json.dumps(row[mode])}", flush=True)
             if args.cold_warm:
                 row["cold_warm"] = cold_warm(path, Path(tmpname))
+            if paired_commit is not None:
+                row["paired"] = paired(path, Path(tmpname), Path(tmpname) / "paired-code",
+                                       args.rounds or 3)
             row["numpy_stm_boundary"] = numpy_fit(path)
             results[label] = row
         if old is not None:
@@ -282,6 +352,8 @@ def main(argv=None) -> int:
     print()
     if args.cold_warm:
         print_cold_warm(results)
+    if paired_commit is not None:
+        print_paired(results, paired_commit)
     head = f"{'curve':28s} " + " ".join(f"{m:>16s}" for m in modes) + f" {'NumPy LM':>15s}"
     print("wall seconds per fit (process: import + table + compile + fit + errors), "
           "rms ln residual in brackets")
@@ -304,12 +376,17 @@ def main(argv=None) -> int:
                 load_average=os.getloadavg(), now=code_state_over(start))
     if "before" in modes:
         meta["before_commit"] = BEFORE
+    if paired_commit is not None:
+        meta["paired_commit"] = paired_commit
     write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
     print(f"wrote {json_path} (load average at the end {meta['load_average']})")
     failed = [f"{label} {mode}" for label, row in results.items() for mode, d in row.items()
               if "error" in d] + [
         f"{label} {name} {k}" for label, row in results.items()
-        for name, d in row.get("cold_warm", {}).items() for k in ("cold", "warm") if "error" in d[k]]
+        for name, d in row.get("cold_warm", {}).items() for k in ("cold", "warm") if "error" in d[k]
+    ] + [f"{label} paired {code} round {i + 1} {k}" for label, row in results.items()
+         for code, rs in row.get("paired", {}).get("runs", {}).items()
+         for i, r in enumerate(rs) for k in ("cold", "warm") if "error" in r[k]]
     if failed:
         print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
         return 1
