@@ -924,3 +924,42 @@ def test_dvv_coverage_paragraph_matches_its_json():
           r"\((\S+) draws\) had (\S+), whose crossings would both have missed the truth, as all "
           r"(\S+) such crossings in the draws it was chosen on did", len(seed3["draws"]),
           len(seed4["draws"]), len(flat4), n_flat + ju[4])
+
+
+def test_fit_paired_table_matches_its_json():
+    """performance.md's paired runs of 133a614 and the code after it: medians, per-round
+    ratios, their ranges and the sentences about them."""
+    run = _json(FIGURES / "bench" / "bench_fit_paired_133a614.json")
+    assert run["meta"]["paired_commit"].startswith("133a614")
+    assert run["meta"]["now"] == {"commit": "d93971c14063ae1fdeee5845bd79445efa5275bf",
+                                  "modified": False}
+    table = _table("explanation/performance.md", "| curve (points) | cold: 133a614 / now")
+    assert len(table) == len(run["results"]) == 4
+    ratios = {"cold": [], "warm": []}
+    for row, (curve, result) in zip(table, run["results"].items(), strict=True):
+        where = f"performance.md paired {curve}"
+        d = result["paired"]
+        assert row[0] == BENCH_CURVES[curve] and d["identical_reports"], where
+        for kind, cells in (("cold", row[1:3]), ("warm", row[3:5])):
+            medians = [statistics.median([r[kind]["seconds"] for r in d["runs"][code]])
+                       for code in ("before", "now")]
+            _check(where, cells[0].replace(" s", ""), *medians)
+            shown = d["ratio_now_over_before"][kind]
+            _check(where, cells[1].replace(", ", " / "), *shown)
+            ratios[kind] += shown
+    text = _prose(DOCS / "explanation" / "performance.md")
+    for kind, pattern in (("warm", r"Every warm ratio is below 1 \((\S+)-(\S+), median (\S+)\)"),
+                          ("cold", r"the cold ratios spread on both sides of 1 \((\S+)-(\S+), "
+                                   r"median (\S+)\)")):
+        r = ratios[kind]
+        _said(f"performance.md paired {kind}", text, pattern, min(r), max(r),
+              statistics.median(r))
+    assert max(ratios["warm"]) < 1.0 and min(ratios["cold"]) < 1.0 < max(ratios["cold"])
+    reese = run["results"]["ptfe_reese1965_s1"]["paired"]
+    before = statistics.median([r["warm"]["seconds"] for r in reese["runs"]["before"]])
+    _said("performance.md paired period", text, r"the code before the changes took (\S+) s "
+          r"for the warm Reese fit", before)
+    committed = _json(FIGURES / "bench" / "bench_fit_cold_warm.json")["results"]
+    warm = committed["ptfe_reese1965_s1"]["cold_warm"]["default"]["warm"]["seconds"]
+    _said("performance.md paired estimate", text, r"the ratios would give about (\S+) s",
+          warm * statistics.median(reese["ratio_now_over_before"]["warm"]))
