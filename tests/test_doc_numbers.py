@@ -811,6 +811,29 @@ def test_dvv_example_paragraph_matches_its_json():
     assert bounds["g"]["upper"] > 0.01 and bounds["J0"]["lower"] < 1500  # "containing"
 
 
+def test_dvv_rerun_paragraph_matches_its_json():
+    """fit-qinv-and-dvv.md: the same Delta v/v fit run again on another machine lands
+    elsewhere along g-J_o, with what the data determine unchanged; numbers from both JSONs."""
+    fits = DOCS / "how-to" / "figures" / "example_fits"
+    a, b = (_json(fits / f"dvv_{n}.json") for n in ("auto_rerun", "auto"))
+    assert a["meta"]["data"] == b["meta"]["data"] and a["meta"]["precision_bits"] == 64
+    assert a["free"] == b["free"] and a["meta"]["bounds"] == b["meta"]["bounds"]
+    text = _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
+    pa, pb = a["params"], b["params"]
+    ba, bb = a["profile"]["bounds"], b["profile"]["bounds"]
+    _said("dvv rerun", text, r"g = (\S+) and J_o = (\S+) K against (\S+) and (\S+) K above, and "
+          r"T_U = (\S+) K against (\S+) K, at chi\^2 = (\S+) against (\S+)\.", pa["g"], pa["J0"],
+          pb["g"], pb["J0"], a["T_U_K"], b["T_U_K"], a["chi2"], b["chi2"])
+    _said("dvv rerun", text, r"kappa_log = (\S+) against (\S+), A k_B\^3 = (\S+) against (\S+) "
+          r"1/\(s K\^3\)", pa["kappa_log"], pb["kappa_log"], pa["A_rel"], pb["A_rel"])
+    _said("dvv rerun", text, r"(\S+) < T_U < (\S+) K \(against (\S+) and (\S+)\), (\S+) < "
+          r"kappa_log < (\S+) \((\S+) and (\S+)\), g < (\S+) \((\S+)\) and J_o > (\S+) K "
+          r"\((\S+) K\)", a["T_U_K_lower"], a["T_U_K_upper"], b["T_U_K_lower"],
+          b["T_U_K_upper"], ba["kappa_log"]["lower"], ba["kappa_log"]["upper"],
+          bb["kappa_log"]["lower"], bb["kappa_log"]["upper"], ba["g"]["upper"],
+          bb["g"]["upper"], ba["J0"]["lower"], bb["J0"]["lower"])
+
+
 def _coverage_misses(run: dict, q: str, side: str) -> tuple[int, int, float, int, int, int]:
     """(misses, draws profiling q, binomial probability of at least as many at 5 %, open
     sides, sides that level off, and how many of those crossings would have missed) of one
