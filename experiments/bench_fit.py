@@ -20,8 +20,9 @@ noise).
   report must be identical to the cold one (checked). With `--cold-warm` only these runs
   and the NumPy baseline are made.
 - **paired** (`--paired COMMIT [--rounds N]`): the default `tlsjax fit kappa FILE`, cold
-  and warm, of the code of COMMIT and of this checkout in turn, N rounds (before cold, now
-  cold, before warm, now warm; fresh cache folders each round): on a machine whose speed
+  and warm, of the code of COMMIT and of this checkout in turn, N rounds (the two cold runs,
+  then the two warm ones, the codes' order alternating from round to round; fresh cache
+  folders each round): on a machine whose speed
   drifts, the ratios now / before of each round are the measure of a change. The reports
   of the two codes are compared. Only these runs and the NumPy baseline are made.
 - **NumPy baseline**: the constant-C + boundary model (same Gauss-Legendre kappa
@@ -158,14 +159,16 @@ def paired(path: Path, tmpdir: Path, old: Path, rounds: int) -> dict:
     runs: dict[str, list] = {"before": [], "now": []}
     reports = set()
     for i in range(rounds):
-        roots = {"before": old, "now": ROOT}
+        # the codes' order alternates from round to round, so that a drift within a round
+        # favours neither
+        roots = {"before": old, "now": ROOT} if i % 2 == 0 else {"now": ROOT, "before": old}
         caches = {code: tmpdir / f"paired-{path.stem}-{code}-{i}" for code in roots}
         done = {code: {} for code in roots}
         for kind in ("cold", "warm"):
             for code, root in roots.items():
                 done[code][kind] = d = run_cli(path, [], caches[code], root)
                 reports.add(d.pop("report", None))
-        for code in roots:
+        for code in ("before", "now"):
             runs[code].append(done[code])
         print(f"{path.stem:28s} round {i + 1}: " + json.dumps(done), flush=True)
     ratios = {kind: [n[kind]["seconds"] / b[kind]["seconds"]
@@ -296,20 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     return finish_parser(ap)
 
 
-def main(argv=None) -> int:
-    from tlsjax._io import write_json
-
-    ap = build_parser()
-    args = ap.parse_args(argv)
-    if args.shared is not None and not Path(args.shared).is_dir():
-        ap.error(f"argument --shared: {args.shared!r} is not a folder")
-    shared = Path(args.shared) if args.shared is not None else SHARED
-    if not shared.is_dir():
-        print(f"note: {SHARED} is absent: only the synthetic curve is timed")
-    run = ap.run_id(args)
-    json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
-                                what="--out's bench_fit.json")
-    start = working_tree_state()
+def _checked_commits(ap, args) -> str | None:
+    """Check the options that name older code (before any work); returns the full hash of
+    --paired's commit, or None."""
     if args.rounds is not None and args.paired is None:
         ap.error("argument --rounds: only with --paired COMMIT")
     paired_commit = None
@@ -325,6 +317,35 @@ def main(argv=None) -> int:
             and resolve_commit(BEFORE, ["tlsjax"]) is None:
         ap.error(f"argument --skip-before: the older code {BEFORE} is not in this clone (a "
                  "shallow clone?); pass --skip-before")
+    return paired_commit
+
+
+def _failures(results: dict) -> list[str]:
+    """The runs that failed, by curve, mode and run."""
+    return [f"{label} {mode}" for label, row in results.items() for mode, d in row.items()
+            if "error" in d] + [
+        f"{label} {name} {k}" for label, row in results.items()
+        for name, d in row.get("cold_warm", {}).items() for k in ("cold", "warm") if "error" in d[k]
+    ] + [f"{label} paired {code} round {i + 1} {k}" for label, row in results.items()
+         for code, rs in row.get("paired", {}).get("runs", {}).items()
+         for i, r in enumerate(rs) for k in ("cold", "warm") if "error" in r[k]]
+
+
+def main(argv=None) -> int:
+    from tlsjax._io import write_json
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.shared is not None and not Path(args.shared).is_dir():
+        ap.error(f"argument --shared: {args.shared!r} is not a folder")
+    shared = Path(args.shared) if args.shared is not None else SHARED
+    if not shared.is_dir():
+        print(f"note: {SHARED} is absent: only the synthetic curve is timed")
+    run = ap.run_id(args)
+    json_path = ap.check_output(Path(args.out) / "bench_fit.json", args.overwrite, run=run,
+                                what="--out's bench_fit.json")
+    start = working_tree_state()
+    paired_commit = _checked_commits(ap, args)
     only_cli = args.cold_warm or args.paired is not None
     modes = ([] if args.skip_before or only_cli else ["before"]) + (
         [] if only_cli else ["stau", "stau_boundary", "auto"])
@@ -380,13 +401,7 @@ def main(argv=None) -> int:
         meta["paired_commit"] = paired_commit
     write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
     print(f"wrote {json_path} (load average at the end {meta['load_average']})")
-    failed = [f"{label} {mode}" for label, row in results.items() for mode, d in row.items()
-              if "error" in d] + [
-        f"{label} {name} {k}" for label, row in results.items()
-        for name, d in row.get("cold_warm", {}).items() for k in ("cold", "warm") if "error" in d[k]
-    ] + [f"{label} paired {code} round {i + 1} {k}" for label, row in results.items()
-         for code, rs in row.get("paired", {}).get("runs", {}).items()
-         for i, r in enumerate(rs) for k in ("cold", "warm") if "error" in r[k]]
+    failed = _failures(results)
     if failed:
         print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
         return 1

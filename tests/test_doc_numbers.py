@@ -978,6 +978,11 @@ def test_fit_paired_table_matches_its_json():
         _said(f"performance.md paired {kind}", text, pattern, min(r), max(r),
               statistics.median(r))
     assert max(ratios["warm"]) < 1.0 and min(ratios["cold"]) < 1.0 < max(ratios["cold"])
+    loads = [r[kind]["load_average"] for result in run["results"].values()
+             for runs in result["paired"]["runs"].values() for r in runs
+             for kind in ("cold", "warm")]
+    _said("performance.md paired load", text, r"1-minute load average (\S+)-(\S+) before the "
+          r"runs", min(loads), max(loads))
     reese = run["results"]["ptfe_reese1965_s1"]["paired"]
     before = statistics.median([r["warm"]["seconds"] for r in reese["runs"]["before"]])
     _said("performance.md paired period", text, r"the code before the changes took (\S+) s "

@@ -202,6 +202,21 @@ def test_split_short_ways_match_the_partition():
     assert dc._split(_LBFGS.init(u + 1.0))[2] == dc._split(state)[2]  # equal types: shared
     assert dc._split(_LBFGS.init(jnp.arange(4.0)))[2] != dc._split(state)[2]
     assert dc._split(u)[2] != dc._split(u.astype(jnp.int32))[2]
-    assert dc._split(u)[2] != dc._split((u,))[2] != dc._split([u])[2]
+    assert len({dc._split(u)[2], dc._split((u,))[2], dc._split([u])[2]}) == 3
+    weak = jnp.asarray(2.0)  # weak-typed, as a Python float becomes
+    assert jax.typeof(weak).weak_type
+    assert dc._split(weak)[2] != dc._split(jnp.asarray(2.0, weak.dtype))[2]
+    assert dc._split((weak, u))[2] != dc._split((jnp.asarray(2.0, weak.dtype), u))[2]
+    assert dc._split((u, None))[2] != dc._split((None, u))[2]
+    # NumPy leaves take the long way: the same leaves as the partition, their own key
+    host = (np.arange(3.0), u)
+    assert all(x is y for x, y in zip(dc._split(host)[1], leaves_by_partition(host),
+                                      strict=True))
+    assert dc._split(host)[2] != dc._split((u, u))[2]
+    # a traced argument has the key of its concrete value (traced calls then take the
+    # program's jit form)
+    keys = []
+    jax.jit(lambda x: keys.append(dc._split(x)[2]) or x)(u)
+    assert keys == [dc._split(u)[2]]
     # an array next to static leaves takes the long way, with the static leaf in the key
     assert dc._split((u, 2))[2] != dc._split((u, 3))[2]

@@ -258,3 +258,52 @@ def test_candidates_of_a_wave_are_fitted_at_once_with_the_same_starts(monkeypatc
     assert sequential[("stau", "free", "free")] == {"of": ("stau", "free", "absent")}
     assert sequential[("stau", "absent", "free")] == {"of": ("stau", "absent", "absent")}
     assert sequential[("stm", "absent", "absent")] is None
+
+
+def test_ctrl_c_during_a_wave_keeps_what_each_fit_reached(monkeypatch):
+    """Ctrl-C while a wave's candidates are fitted at once: each fit ends with its best
+    point (interrupted), both are kept, and no later wave starts."""
+    import signal
+    import threading
+    import types
+
+    from tlsjax import _interrupts
+    from tlsjax._background import overlapping
+    from tlsjax.fit import _select
+
+    cands = _select.candidates(model="stau")
+    meet, ran = threading.Barrier(2, timeout=30), []
+
+    def fake(setup, model, *, boundary, rayleigh, starts_from, **kw):
+        c = (model, boundary, rayleigh)
+        ran.append(c)
+        stopped = False
+        if c[1:] == ("free", "absent"):  # the wave's fit in this thread: Ctrl-C arrives
+            meet.wait()
+            _interrupts._STATE.requested = signal.SIGINT
+            stopped = True
+        elif c[1:] == ("absent", "free"):  # in a background thread: ends at its next step
+            meet.wait()
+            for _ in range(3000):
+                try:
+                    _interrupts.raise_if_interrupted()
+                except KeyboardInterrupt:  # its step takes longer than a wait's slice
+                    threading.Event().wait(0.3)
+                    stopped = True
+                    break
+                threading.Event().wait(0.01)
+        return types.SimpleNamespace(loss=1.0, params={"of": c}, interrupted=stopped)
+
+    monkeypatch.setattr(_select, "fit_kappa_model", fake)
+    setup = types.SimpleNamespace(with_table=lambda: setup)
+    bar = types.SimpleNamespace(set_postfix=lambda **k: None, update=lambda n: None)
+    try:
+        with overlapping():
+            _, done, skipped, stopped = _select._fit_candidates(setup, cands, None, {}, bar)
+    finally:
+        _interrupts.clear_request()
+    assert stopped and not skipped
+    assert set(done) == {("stau", "absent", "absent"), ("stau", "absent", "free"),
+                         ("stau", "free", "absent")}
+    assert all(done[c].interrupted for c in done if c[1:] != ("absent", "absent"))
+    assert ("stau", "free", "free") not in ran

@@ -126,8 +126,9 @@ def save_table(key: tuple, arrays: dict) -> None:
 
 # ---------------------------------------------------------------- programs
 
-#: Static arguments that are written down by name (e.g. the shared optax L-BFGS).
-_NAMED: dict[int, str] = {}
+#: Static arguments that are written down by name (e.g. the shared optax L-BFGS), by id:
+#: (the object, its name); the object is kept, so its id is never another's.
+_NAMED: dict[int, tuple[object, str]] = {}
 #: The in-process programs of every `stored_jit` function (`forget`).
 _MEMOS: list[dict] = []
 
@@ -140,9 +141,15 @@ def forget() -> None:
 
 
 def name_static(obj, name: str) -> None:
-    """Let `stored_jit` write the static argument `obj` (kept alive by the caller) as
-    `name` in its keys."""
-    _NAMED[id(obj)] = name
+    """Let `stored_jit` write the static argument `obj` as `name` in its keys (`obj` is
+    kept in the registry)."""
+    _NAMED[id(obj)] = (obj, name)
+
+
+def _name_of(obj) -> str | None:
+    """The name `name_static` gave `obj`, or None."""
+    entry = _NAMED.get(id(obj))
+    return entry[1] if entry is not None and entry[0] is obj else None
 
 
 def _static_text(static) -> str | None:
@@ -150,8 +157,8 @@ def _static_text(static) -> str | None:
     leaves, treedef = jax.tree_util.tree_flatten(static)
     parts = [str(treedef)]
     for leaf in leaves:
-        if id(leaf) in _NAMED:
-            parts.append(_NAMED[id(leaf)])
+        if _name_of(leaf) is not None:
+            parts.append(_name_of(leaf))
         elif isinstance(leaf, (bool, int, float, str, type(None))):
             parts.append(repr(leaf))
         else:
@@ -276,7 +283,7 @@ def _split(arg) -> tuple:
     ~160 us); each way has a key of its own form, so no two ways share a memo entry."""
     if isinstance(arg, jax.Array):
         return arg, [arg], jax.typeof(arg)
-    name = _NAMED.get(id(arg))
+    name = _name_of(arg)
     if name is not None:
         return arg, [], name
     cached = _SPLITS.get(id(arg))
@@ -288,7 +295,7 @@ def _split(arg) -> tuple:
     dynamic, static = eqx.partition(arg, eqx.is_array)
     leaves, in_def = jax.tree_util.tree_flatten(dynamic)
     s_leaves, s_def = jax.tree_util.tree_flatten(static)
-    key = (in_def, s_def, tuple(_NAMED.get(id(x), x) if not isinstance(
+    key = (in_def, s_def, tuple(_name_of(x) or x if not isinstance(
         x, (bool, int, float, str)) else (type(x), x) for x in s_leaves),
            tuple(jax.typeof(x) for x in leaves))
     out = (arg, leaves, key)

@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -730,6 +731,7 @@ def _residuals(problem: Problem, u):
 
 _N_RESIDUALS: dict = {}
 _N_RESIDUALS_MAX = 64
+_N_RESIDUALS_LOCK = threading.Lock()
 
 
 def _n_residuals(problem: Problem) -> int:
@@ -746,9 +748,10 @@ def _n_residuals(problem: Problem) -> int:
     u = jax.ShapeDtypeStruct((len(problem.names),), problem.log_lo.dtype)
     n = int(eqx.filter_eval_shape(_residuals, problem, u).shape[0])
     if key is not None:
-        while len(_N_RESIDUALS) >= _N_RESIDUALS_MAX:  # it keeps the problems' functions
-            _N_RESIDUALS.pop(next(iter(_N_RESIDUALS)))
-        _N_RESIDUALS[key] = n
+        with _N_RESIDUALS_LOCK:  # threads of the command line fit at once
+            while len(_N_RESIDUALS) >= _N_RESIDUALS_MAX:  # it keeps the problems' functions
+                _N_RESIDUALS.pop(next(iter(_N_RESIDUALS)), None)
+            _N_RESIDUALS[key] = n
     return n
 
 

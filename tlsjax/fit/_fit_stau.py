@@ -1018,7 +1018,7 @@ def _profiles(res: FitResult, setup: KappaSetup, level: float, progress: bool = 
         for name, (out[name], low) in _each_profile(res, setup, names, bounds, tu, thr,
                                                     level):
             lowest = min(lowest, low)
-            bar.set_postfix(of=name, refresh=False)
+            bar.set_postfix(done=name, refresh=False)
             bar.update()
     d["profile"] = dict(level=level, delta_loss=thr, bounds=out)
     res.notes += pair_notes  # after the walks: an interrupted one leaves no promise behind

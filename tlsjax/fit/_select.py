@@ -182,16 +182,34 @@ def _fit_family(setup, cands, material, fit_kwargs, bar, done, skipped, stop=Non
         bar.set_postfix(model=", ".join(f"{c[0]} b={c[1]} r={c[2]}" for c in wave),
                         refresh=False)
         side = [in_background(job, "tlsjax-candidates", stop=stop) for job in jobs[:-1]]
-        last = jobs[-1]()  # here, while the others run
-        outs = [*(slot.get() for slot in side), last]
+        try:
+            last = jobs[-1]()  # here, while the others run
+        except KeyboardInterrupt:  # before the fit could keep a point
+            last = None
+        outs = [*(_collected(slot, stop) for slot in side), last]
         for c, res in zip(wave, outs, strict=True):
+            if res is None:  # stopped before it had a result: not recorded
+                continue
             done[c] = None if isinstance(res, str) else res
             if isinstance(res, str):
                 skipped[c] = res
             bar.update(1)
-        if any(not isinstance(res, str) and res.interrupted for res in outs):
+        if any(res is None or not isinstance(res, str) and res.interrupted for res in outs):
             return True
     return False
+
+
+def _collected(slot, stop):
+    """The fit of a wave's background thread; on Ctrl-C while waiting for it, what it
+    reached (a stopped fit ends at its next step with its best point), or None where it
+    ended without a result or is still compiling after the grace."""
+    try:
+        return slot.get()
+    except KeyboardInterrupt:
+        stop.set()
+        if not slot.settle(_SETTLE_S) or slot.failed():
+            return None
+        return slot.get()
 
 
 def _fit_candidate(setup, c, parent, material, fit_kwargs):
