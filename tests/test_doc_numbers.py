@@ -991,3 +991,8 @@ def test_fit_paired_table_matches_its_json():
     warm = committed["ptfe_reese1965_s1"]["cold_warm"]["default"]["warm"]["seconds"]
     _said("performance.md paired estimate", text, r"the ratios would give about (\S+) s",
           warm * statistics.median(reese["ratio_now_over_before"]["warm"]))
+    _said("fit-your-data.md paired", _prose(DOCS / "tutorials" / "fit-your-data.md"),
+          r"the second fit took (\S+)-(\S+) times as long on every curve", min(ratios["warm"]),
+          max(ratios["warm"]))
+    _said("fit-your-data.md goals", _prose(DOCS / "tutorials" / "fit-your-data.md"),
+          r"misses the second \((\S+) s\)", warm)
