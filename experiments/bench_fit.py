@@ -22,9 +22,9 @@ noise).
 - **paired** (`--paired COMMIT [--rounds N]`): the default `tlsjax fit kappa FILE`, cold
   and warm, of the code of COMMIT and of this checkout in turn, N rounds (the two cold runs,
   then the two warm ones, the codes' order alternating from round to round; fresh cache
-  folders each round): on a machine whose speed
-  drifts, the ratios now / before of each round are the measure of a change. The reports
-  of the two codes are compared. Only these runs and the NumPy baseline are made.
+  folders each round): on a machine whose speed drifts, the ratios now / before of each
+  round are the measure of a change. The reports of the two codes are compared. Only these
+  runs and the NumPy baseline are made.
 - **NumPy baseline**: the constant-C + boundary model (same Gauss-Legendre kappa
   integral) fitted by Levenberg-Marquardt with finite-difference Jacobians in plain
   NumPy, in-process (no import or compilation to pay): how long the arithmetic of a
@@ -205,9 +205,10 @@ def print_cold_warm(results: dict) -> None:
                   + ("" if d["identical_report"] else "  REPORTS DIFFER"))
 
 
-def old_code() -> tempfile.TemporaryDirectory:
+def old_code(commit: str = BEFORE) -> tempfile.TemporaryDirectory:
+    """A temporary folder holding the `tlsjax/` of `commit`."""
     tmp = tempfile.TemporaryDirectory(prefix="tlsjax-before-")
-    extract_commit(BEFORE, tmp.name)
+    extract_commit(commit, tmp.name)
     return tmp
 
 
@@ -352,9 +353,7 @@ def main(argv=None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmpname:
         old = old_code() if "before" in modes else None
-        if paired_commit is not None:
-            (Path(tmpname) / "paired-code").mkdir()
-            extract_commit(paired_commit, Path(tmpname) / "paired-code")
+        pair = old_code(paired_commit) if paired_commit is not None else None
         todo = curves(Path(tmpname), args.curves, shared)
         for label, path in todo[:args.first or None]:
             row = {}
@@ -364,12 +363,12 @@ def main(argv=None) -> int:
             if args.cold_warm:
                 row["cold_warm"] = cold_warm(path, Path(tmpname))
             if paired_commit is not None:
-                row["paired"] = paired(path, Path(tmpname), Path(tmpname) / "paired-code",
-                                       args.rounds or 3)
+                row["paired"] = paired(path, Path(tmpname), Path(pair.name), args.rounds or 3)
             row["numpy_stm_boundary"] = numpy_fit(path)
             results[label] = row
-        if old is not None:
-            old.cleanup()
+        for code in (old, pair):
+            if code is not None:
+                code.cleanup()
     print()
     if args.cold_warm:
         print_cold_warm(results)

@@ -157,8 +157,9 @@ def _static_text(static) -> str | None:
     leaves, treedef = jax.tree_util.tree_flatten(static)
     parts = [str(treedef)]
     for leaf in leaves:
-        if _name_of(leaf) is not None:
-            parts.append(_name_of(leaf))
+        name = _name_of(leaf)
+        if name is not None:
+            parts.append(name)
         elif isinstance(leaf, (bool, int, float, str, type(None))):
             parts.append(repr(leaf))
         else:
