@@ -119,16 +119,17 @@ def run_child(mode: str, path: Path, pythonpath: str | None) -> dict:
 CLI_SETTINGS = {"default": [], "stau": ["--model", "stau", "--dos-samples", "0"]}
 
 
-def run_cli(path: Path, extra: list[str], cache: Path, root: Path = ROOT) -> dict:
-    """`tlsjax fit kappa path *extra` in a fresh process with the cache folder `cache`, of
-    the code under `root` (its `tlsjax/`): wall and CPU seconds, the 1-minute load average
-    before it, and the report."""
+def run_cli(path: Path, extra: list[str], cache: Path, root: Path = ROOT,
+            quantity: str = "kappa") -> dict:
+    """`tlsjax fit QUANTITY path *extra` in a fresh process with the cache folder `cache`,
+    of the code under `root` (its `tlsjax/`): wall and CPU seconds, the 1-minute load
+    average before it, and the report."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", TLSJAX_CACHE_DIR=str(cache))
     env.pop("TLSJAX_NO_CACHE", None)
     load = os.getloadavg()[0]
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "tlsjax.cli", "fit", "kappa", str(path), *extra],
+    out = subprocess.run([sys.executable, "-m", "tlsjax.cli", "fit", quantity, str(path), *extra],
                          env=env, capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - t
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -153,9 +154,11 @@ def cold_warm(path: Path, tmpdir: Path) -> dict:
     return row
 
 
-def paired(path: Path, tmpdir: Path, old: Path, rounds: int) -> dict:
-    """`rounds` rounds of the default command's cold and warm runs, the code under `old`
-    and this checkout's in turn; the runs, and per round the ratios now / before."""
+def paired(path: Path, tmpdir: Path, old: Path, rounds: int, quantity: str = "kappa",
+           extra: tuple[str, ...] = ()) -> dict:
+    """`rounds` rounds of the cold and warm runs of `tlsjax fit QUANTITY path *extra`, the
+    code under `old` and this checkout's in turn; the runs, and per round the ratios now /
+    before."""
     runs: dict[str, list] = {"before": [], "now": []}
     reports = set()
     for i in range(rounds):
@@ -166,7 +169,7 @@ def paired(path: Path, tmpdir: Path, old: Path, rounds: int) -> dict:
         done = {code: {} for code in roots}
         for kind in ("cold", "warm"):
             for code, root in roots.items():
-                done[code][kind] = d = run_cli(path, [], caches[code], root)
+                done[code][kind] = d = run_cli(path, list(extra), caches[code], root, quantity)
                 reports.add(d.pop("report", None))
         for code in ("before", "now"):
             runs[code].append(done[code])
@@ -179,9 +182,9 @@ def paired(path: Path, tmpdir: Path, old: Path, rounds: int) -> dict:
                 identical_reports=len(reports) == 1 and None not in reports)
 
 
-def print_paired(results: dict, commit: str) -> None:
-    print(f"wall seconds of `tlsjax fit kappa FILE`, median over rounds; now / before per "
-          f"round (before: {commit[:7]})")
+def print_paired(results: dict, commit: str, command: str = "tlsjax fit kappa FILE") -> None:
+    print(f"wall seconds of `{command}`, median over rounds; now / before per round "
+          f"(before: {commit[:7]})")
     for label, row in results.items():
         d = row["paired"]
         med = {code: {kind: float(np.median([r[kind]["seconds"] for r in d["runs"][code]

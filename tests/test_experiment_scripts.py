@@ -172,7 +172,8 @@ LEGAL = {
     "--worker": {"0": "worker 0 (set by the parent)"}, "--port": {"0": "set by the parent"},
 }
 #: Scripts that read a command line; the walk must find each (a new one is added here).
-SCRIPTS = {"bench_cpu_before_after.py", "bench_es.py", "bench_fit.py", "fit_atilde_jump.py",
+SCRIPTS = {"bench_cpu_before_after.py", "bench_es.py", "bench_fit.py", "bench_fit_curves.py",
+           "fit_atilde_jump.py",
            "dvv_coverage.py",
            "bench_mc.py", "bench_processes.py", "bench_scale.py", "dipole_mc.py",
            "fit_dos_sample_error.py", "fit_precision.py",

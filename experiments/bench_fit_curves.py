@@ -1,0 +1,228 @@
+"""Times of the example Q^-1(T) and Delta v/v(T) fits and of the relaxation integrals
+behind them, this checkout against the code of an older commit.
+
+- **integrals** (each code in a fresh process): Q^-1_rel + Delta v/v at the examples' 16
+  temperatures (0.05-10 K, 1 kHz, constant C, float64), as one compiled value and as one
+  compiled value with its reverse-mode gradient over (ln C, ln rho): the median ms per
+  call, and the compiled program's temporary memory. The fits' L-BFGS steps call the
+  second.
+- **NumPy baseline** (in this process): the same value in plain NumPy, vectorized, with
+  composite Gauss-Legendre quadrature over r (472 nodes for r_min = 1e-24) and E (408
+  nodes), as written without JAX.
+- **paired** (`--paired COMMIT`, default: the last commit before the closed-form r
+  integral): `tlsjax fit qinv data/example_qinv.csv --freq 1000 --sigma 0.03` and
+  `tlsjax fit dvv data/example_dvv.csv --freq 1000 --sigma 0.00673` as a user runs them,
+  cold (empty compilation cache folder) and warm, COMMIT's code and this checkout's in
+  turn, `--rounds N` rounds (default 1; the codes' order alternates from round to round).
+  The reports of the two codes are compared (they differ in the last digits, and the
+  Delta v/v example along the direction its data do not determine; see
+  docs/how-to/fit-qinv-and-dvv.md). `--no-fits` skips these runs.
+
+    python experiments/bench_fit_curves.py [--out DIR] [--overwrite] [--paired COMMIT]
+                                           [--rounds N] [--repeats N] [--no-fits]
+
+Writes `bench_fit_curves.json` and prints a table. Times are wall-clock seconds on this
+machine; on a shared machine they are noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import ROOT, code_state_over, resolve_commit, working_tree_state  # noqa: E402
+from bench_fit import old_code, paired, print_paired  # noqa: E402
+
+#: The last commit whose relaxation integrals summed a quadrature over r, stored node by
+#: node in a reverse-mode gradient.
+BEFORE = "0ccd8a3"
+#: The examples' fits, as docs/how-to/fit-qinv-and-dvv.md runs them.
+FITS = {"qinv": ("data/example_qinv.csv", ("--freq", "1000", "--sigma", "0.03")),
+        "dvv": ("data/example_dvv.csv", ("--freq", "1000", "--sigma", "0.00673"))}
+T_K = np.geomspace(0.05, 10.0, 16)
+OMEGA = 2 * math.pi * 1e3
+C, RHO, V_L, V_T = 3e-4, 1200.0, 2500.0, 1200.0
+
+CHILD = r"""
+import json, math, sys, time
+import numpy as np
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+import tlsjax as tj
+
+T = jnp.asarray(np.geomspace(0.05, 10.0, 16))
+om = jnp.asarray([2 * math.pi * 1e3])
+repeats = int(sys.argv[1])
+
+def f(log_c, log_rho):
+    tls = tj.ConstantC(jnp.exp(log_c))
+    m = tj.Material(jnp.exp(log_rho), 2500.0, 1200.0)
+    return (jnp.sum(tj.sound_velocity_shift(tls, m, T, om, T[0]))
+            + jnp.sum(tj.qinv_relaxation(tls, m, T, om)))
+
+x = (jnp.asarray(math.log(3e-4)), jnp.asarray(math.log(1200.0)))
+out = {}
+for name, fn in (("value", f), ("value_and_grad", jax.value_and_grad(f, argnums=(0, 1)))):
+    c = jax.jit(fn).lower(*x).compile()
+    jax.block_until_ready(c(*x))
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(c(*x))
+        ts.append(time.perf_counter() - t)
+    mem = c.memory_analysis()
+    v = c(*x) if name == "value" else c(*x)[0]
+    out[name] = dict(ms=1e3 * sorted(ts)[len(ts) // 2], value=float(v),
+                     temp_mb=None if mem is None else mem.temp_size_in_bytes / 1e6)
+print(json.dumps(out))
+"""
+
+
+def integrals(root: Path, repeats: int) -> dict:
+    """The CHILD's timings with the code under `root`, in a fresh process."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+    # run in `root`: `python -c` puts the working folder first on the path
+    out = subprocess.run([sys.executable, "-c", CHILD, str(repeats)], env=env,
+                         capture_output=True, text=True, cwd=root)
+    if out.returncode != 0:
+        return dict(error=(out.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def numpy_value() -> float:
+    """Q^-1_rel + Delta v/v of CHILD's `f` in plain NumPy (quadrature over r and E)."""
+    import jax
+
+    from tlsjax.observables._material import Material
+    from tlsjax.observables._stm import _XR_NODES, _XR_WEIGHTS, _gauss_legendre
+
+    with jax.enable_x64(True):  # tau_min^-1 = a_k E^3 coth(E/2T)
+        a_k = float(Material(RHO, V_L, V_T).relaxation_A_K)
+    lo, hi = math.log(1e-24), math.log(0.5)
+    u, wu = _gauss_legendre(np.linspace(lo, hi, math.ceil(hi - lo) + 1))
+    s, ws = _gauss_legendre(np.linspace(0.0, math.sqrt(0.5), 5))
+    r = np.concatenate([np.exp(u), 1.0 - s**2])
+    w_r = np.concatenate([wu, 2.0 * s * ws / (1.0 - s**2)]) * np.sqrt(1.0 - r)  # dr/r sqrt(1-r)
+    x, w_e = _XR_NODES, _XR_WEIGHTS * 0.5 / np.cosh(0.5 * _XR_NODES) ** 2
+
+    def rel(t):  # (h_q, h_v) integrals at one temperature
+        rate = a_k * (x * t) ** 3 / np.tanh(0.5 * x)  # (nx,)
+        wt = OMEGA * r[None, :] ** -1 / rate[:, None]  # omega tau, (nx, nr)
+        hq, hv = wt / (1.0 + wt**2), 1.0 / (1.0 + wt**2)
+        return C * np.sum(w_e[:, None] * w_r[None, :] * np.stack([hq, hv]), axis=(1, 2))
+
+    per_t = np.asarray([rel(t) for t in T_K])
+    xr, wres = _gauss_legendre(np.linspace(0.0, 1.0, 41))
+
+    def resonant(t, t0):  # constant C: -C int d(ln E) [tanh(E/2t) - tanh(E/2t0)]
+        lo, hi = math.log(1e-4 * min(t, t0)), math.log(60.0 * max(t, t0))
+        e = np.exp(lo + (hi - lo) * xr)
+        return -(hi - lo) * np.sum(wres * C * (np.tanh(0.5 * e / t) - np.tanh(0.5 * e / t0)))
+
+    res = np.asarray([resonant(t, T_K[0]) for t in T_K])
+    dvv = res - 0.5 * (per_t[:, 1] - per_t[0, 1])
+    return float(np.sum(dvv) + np.sum(per_t[:, 0]))
+
+
+def numpy_baseline(repeats: int) -> dict:
+    ts, value = [], math.nan
+    for _ in range(repeats):
+        t = time.perf_counter()
+        value = numpy_value()
+        ts.append(time.perf_counter() - t)
+    return dict(ms=1e3 * sorted(ts)[len(ts) // 2], value=value)
+
+
+def build_parser():
+    from tlsjax.cli._args import finish_parser, integer
+    from tlsjax.cli._main import Parser
+
+    ap = Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "out"),
+                    help="folder of bench_fit_curves.json")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="allow replacing bench_fit_curves.json")
+    ap.add_argument("--paired", default=BEFORE, metavar="COMMIT",
+                    help=f"the older code (default {BEFORE}: the last with a quadrature over r)")
+    ap.add_argument("--rounds", type=integer(1, 100), default=1,
+                    help="rounds of the paired fits")
+    ap.add_argument("--repeats", type=integer(1, 10000), default=30,
+                    help="timed calls per integral")
+    ap.add_argument("--no-fits", action="store_true", help="time the integrals only")
+    return finish_parser(ap)
+
+
+def _print(meta: dict, integ: dict, base: dict) -> None:
+    print(f"relaxation integrals at 16 temperatures (float64), median ms per call "
+          f"(before: {meta['paired_commit'][:7]}); NumPy baseline {base['ms']:.1f} ms")
+    for name in ("value", "value_and_grad"):
+        cells = []
+        for code in ("before", "now"):
+            d = integ[code]
+            cells.append("error" if "error" in d else
+                         f"{code} {d[name]['ms']:8.2f} ms (temp {d[name]['temp_mb']:.2f} MB)")
+        now = integ["now"].get(name, {}).get("ms", math.nan)
+        before = integ["before"].get(name, {}).get("ms", math.nan)
+        print(f"  {name:15s} " + "  ".join(cells)
+              + f"  before/now {before / now:.1f}x  NumPy/now {base['ms'] / now:.1f}x")
+
+
+def main(argv=None) -> int:
+    from tlsjax._io import write_json
+
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    run = ap.run_id(args)
+    json_path = ap.check_output(Path(args.out) / "bench_fit_curves.json", args.overwrite,
+                                run=run, what="--out's bench_fit_curves.json")
+    commit = resolve_commit(args.paired, ["tlsjax"])
+    if commit is None:
+        ap.error(f"argument --paired: {args.paired!r} is not a commit of this clone with tlsjax/")
+    start = working_tree_state()
+    base = numpy_baseline(max(3, args.repeats // 10))
+    results: dict = dict(numpy=base, integrals={}, fits={})
+    with tempfile.TemporaryDirectory() as tmpname:
+        old = old_code(commit)
+        try:
+            for code, root in (("before", Path(old.name)), ("now", ROOT)):
+                results["integrals"][code] = integrals(root, args.repeats)
+                print(f"integrals {code}: {json.dumps(results['integrals'][code])}", flush=True)
+            for q, (path, extra) in ({} if args.no_fits else FITS).items():
+                results["fits"][q] = paired(ROOT / path, Path(tmpname), Path(old.name),
+                                            args.rounds, q, extra)
+        finally:
+            old.cleanup()
+    meta = dict(python=sys.version.split()[0], cpus=os.cpu_count(), paired_commit=commit,
+                load_average=os.getloadavg(), now=code_state_over(start))
+    print()
+    _print(meta, results["integrals"], base)
+    now_value = results["integrals"]["now"].get("value", {}).get("value", math.nan)
+    results["numpy_minus_now_relative"] = abs(base["value"] - now_value) / abs(now_value)
+    print(f"  NumPy value {base['value']:.12g} against {now_value:.12g} "
+          f"(relative {results['numpy_minus_now_relative']:.1e})")
+    for q, d in results["fits"].items():
+        print_paired({q: dict(paired=d)}, commit, f"tlsjax fit {q} {FITS[q][0]} "
+                     + " ".join(FITS[q][1]))
+    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
+    print(f"wrote {json_path} (load average at the end {meta['load_average']})")
+    failed = [c for c, d in results["integrals"].items() if "error" in d] + [
+        f"{q} {code} round {i + 1} {k}" for q, d in results["fits"].items()
+        for code, rs in d["runs"].items() for i, r in enumerate(rs) for k in ("cold", "warm")
+        if "error" in r[k]]
+    if failed:
+        print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
