@@ -834,6 +834,57 @@ def test_dvv_rerun_paragraph_matches_its_json():
           bb["g"]["upper"], ba["J0"]["lower"], bb["J0"]["lower"])
 
 
+def test_dvv_closed_form_rerun_matches_its_json():
+    """fit-qinv-and-dvv.md: the example Delta v/v fit with the closed-form r integral."""
+    a = _json(DOCS / "how-to" / "figures" / "example_fits" / "dvv_auto_closed_form.json")
+    assert a["meta"]["precision_bits"] == 64 and a["meta"]["data"] == {"dvv": "data/example_dvv.csv"}
+    text = _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
+    p, b = a["params"], a["profile"]["bounds"]
+    _said("dvv closed form", text, r"stops at g = (\S+) and J_o = (\S+) K, T_U = (\S+) K, "
+          r"chi\^2 = (\S+), with kappa_log = (\S+), A k_B\^3 = (\S+) 1/\(s K\^3\), (\S+) < T_U < "
+          r"(\S+) K, (\S+) < kappa_log < (\S+), g < (\S+) and J_o > (\S+) K\.", p["g"], p["J0"],
+          a["T_U_K"], a["chi2"], p["kappa_log"], p["A_rel"], a["T_U_K_lower"], a["T_U_K_upper"],
+          b["kappa_log"]["lower"], b["kappa_log"]["upper"], b["g"]["upper"], b["J0"]["lower"])
+    bench = _json(FIGURES / "bench" / "bench_fit_curves.json")["results"]["fits"]["dvv"]["runs"]
+    before, now = (statistics.median([r["warm"]["seconds"] for r in bench[c]])
+                   for c in ("before", "now"))
+    _said("dvv closed form speed", text, r"the fit, (\S+) times faster, stops", before / now)
+
+
+def test_fit_curves_bench_table_matches_its_json():
+    """performance.md: the relaxation integrals and the example fits, 0ccd8a3 against the
+    closed form, and the sentences about them."""
+    run = _json(FIGURES / "bench" / "bench_fit_curves.json")
+    assert run["meta"]["paired_commit"].startswith("0ccd8a3")
+    assert run["meta"]["now"] == {"commit": "8e79f3a8f34f1a98a4338fc3b8a5cc12e6da2fb7",
+                                  "modified": False}
+    res = run["results"]
+    rows = _table("explanation/performance.md", "| what | 0ccd8a3 | now | now / 0ccd8a3 |")
+    assert len(rows) == 6
+    for row, name in zip(rows[:2], ("value", "value_and_grad")):
+        b, n = res["integrals"]["before"][name], res["integrals"]["now"][name]
+        for cell, d in ((row[1], b), (row[2], n)):
+            ms, mb = re.fullmatch(r"(\S+) ms \((\S+) MB(?: temporaries)?\)", cell).groups()
+            _check(f"performance.md integrals {name}", f"{ms} / {mb}", d["ms"], d["temp_mb"])
+        _check(f"performance.md integrals {name}", row[3], n["ms"] / b["ms"])
+    for row, (q, kind) in zip(rows[2:], [(q, k) for q in ("qinv", "dvv") for k in ("cold", "warm")]):
+        runs = res["fits"][q]["runs"]
+        b, n = (statistics.median([r[kind]["seconds"] for r in runs[c]]) for c in ("before", "now"))
+        assert (f"fit {q} " in row[0]) == (kind == "cold") and row[0].endswith(kind)
+        _check(f"performance.md fit {q} {kind}", f"{row[1]} / {row[2]}".replace(" s", ""), b, n)
+        _check(f"performance.md fit {q} {kind}", row[3], n / b)
+    text = _prose(DOCS / "explanation" / "performance.md")
+    _said("performance.md NumPy", text, r"plain vectorized NumPy, took (\S+) ms and agrees with "
+          r"the closed form to (\S+) \(relative\)", res["numpy"]["ms"],
+          res["numpy_minus_now_relative"])
+    assert res["fits"]["qinv"]["identical_reports"] and not res["fits"]["dvv"]["identical_reports"]
+    assert "The printed report of the Q^-1 example is identical with both codes" in text
+    loads = [r[k]["load_average"] for d in res["fits"].values() for rs in d["runs"].values()
+             for r in rs for k in ("cold", "warm")]
+    _said("performance.md curves load", text, r"1-minute load average (\S+)-(\S+) before\s+the "
+          r"runs, the benchmark's own\):", min(loads), max(loads))
+
+
 def _coverage_misses(run: dict, q: str, side: str) -> tuple[int, int, float, int, int, int]:
     """(misses, draws profiling q, binomial probability of at least as many at 5 %, open
     sides, sides that level off, and how many of those crossings would have missed) of one
