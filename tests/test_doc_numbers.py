@@ -1000,6 +1000,37 @@ def test_dvv_coverage_paragraph_matches_its_json():
           len(seed4["draws"]), len(flat4), n_flat + ju[4])
 
 
+def test_dvv_coverage_seed5_paragraph_matches_its_json():
+    """fit-qinv-and-dvv.md and fit-uncertainties.md: the fifth seed of the coverage study
+    (32 draws, closed-form r integral), every count and probability from its JSON."""
+    run = _json(DOCS / "how-to" / "figures" / "dvv_coverage_seed5.json")
+    assert run["settings"] == {"seed": 5, "level": 0.95} and len(run["draws"]) == 32
+    assert run["code"] == {"commit": "9c3495fd8f112d896745f6b2e01443048ab530b2",
+                           "modified": False}
+    assert not any("failed" in r for r in run["draws"])
+    page, text = "fit-qinv-and-dvv.md", _prose(DOCS / "how-to" / "fit-qinv-and-dvv.md")
+    flat = [(q, s, f) for r in run["draws"] for q, sides in r["levels_off"].items()
+            for s, f in sides.items()]
+    assert [(q, s) for q, s, _ in flat] == [("A_rel", "upper")] * 2
+    rises = sorted(f["rise_at_edge"] for _, _, f in flat)
+    a_up = _coverage_misses(run, "A_rel", "upper")
+    assert a_up[4:] == (2, 2)  # both crossings would have missed
+    _said(page, text, r"two sides level off, both the upper side of A k_B\^3 \(risen (\S+) and "
+          r"(\S+) times what a bound needs at the edge\), and both crossings would have missed "
+          r"the truth; A k_B\^3's upper side is open in (\S+) of the (\S+) draws", *rises,
+          a_up[3], a_up[1])
+    missed = {(q, s): _coverage_misses(run, q, s)[:3]
+              for q in ("T_U", "kappa_log", "A_rel", "g", "J0") for s in ("lower", "upper")}
+    assert [k for k, v in missed.items() if v[0]] == [("kappa_log", "lower")]
+    _said(page, text, r"kappa_log's lower one, (\S+) times in (\S+) \(probability (\S+)\); "
+          r"T_U's bounds miss it in none of the (\S+) draws, and (\S+) draws did not converge",
+          *missed[("kappa_log", "lower")], missed[("T_U", "lower")][1],
+          sum(not r["converged"] for r in run["draws"]))
+    _said("fit-uncertainties.md", _prose(DOCS / "explanation" / "fit-uncertainties.md"),
+          r"its fourth \((\S+) draws\) had (\S+) more, both of which would have missed too: "
+          r"support from (\S+) cases", len(run["draws"]), len(flat), 2 + len(flat))
+
+
 def test_fit_paired_table_matches_its_json():
     """performance.md's paired runs of 133a614 and the code after it: medians, per-round
     ratios, their ranges and the sentences about them."""
