@@ -879,6 +879,14 @@ def test_fit_curves_bench_table_matches_its_json():
           res["numpy_minus_now_relative"])
     assert res["fits"]["qinv"]["identical_reports"] and not res["fits"]["dvv"]["identical_reports"]
     assert "The printed report of the Q^-1 example is identical with both codes" in text
+    med = {q: {c: {k: statistics.median([r[k]["seconds"] for r in d["runs"][c]])
+                   for k in ("cold", "warm")} for c in ("before", "now")}
+           for q, d in res["fits"].items()}
+    _said("README fit curves", _prose(ROOT / "README.md"), r"The example Q\^-1 and Delta v/v fits "
+          r"take (\S+) s and (\S+) s cold, (\S+) s and (\S+) s warm .*? made them (\S+) and (\S+) "
+          r"times faster warm", med["qinv"]["now"]["cold"], med["dvv"]["now"]["cold"],
+          med["qinv"]["now"]["warm"], med["dvv"]["now"]["warm"],
+          *(med[q]["before"]["warm"] / med[q]["now"]["warm"] for q in ("qinv", "dvv")))
     loads = [r[k]["load_average"] for d in res["fits"].values() for rs in d["runs"].values()
              for r in rs for k in ("cold", "warm")]
     _said("performance.md curves load", text, r"1-minute load average (\S+)-(\S+) before\s+the "
