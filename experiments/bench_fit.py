@@ -122,8 +122,8 @@ CLI_SETTINGS = {"default": [], "stau": ["--model", "stau", "--dos-samples", "0"]
 def run_cli(path: Path, extra: list[str], cache: Path, root: Path = ROOT,
             quantity: str = "kappa") -> dict:
     """`tlsjax fit QUANTITY path *extra` in a fresh process with the cache folder `cache`,
-    of the code under `root` (its `tlsjax/`): wall and CPU seconds, the 1-minute load
-    average before it, and the report."""
+    of the code under `root` (its `tlsjax/`): wall and CPU seconds (user + system, and
+    each), the 1-minute load average before it, and the report."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", TLSJAX_CACHE_DIR=str(cache))
     env.pop("TLSJAX_NO_CACHE", None)
     load = os.getloadavg()[0]
@@ -133,10 +133,11 @@ def run_cli(path: Path, extra: list[str], cache: Path, root: Path = ROOT,
                          env=env, capture_output=True, text=True, cwd=root)
     wall = time.perf_counter() - t
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    user, system = cpu1.ru_utime - cpu0.ru_utime, cpu1.ru_stime - cpu0.ru_stime
     if out.returncode != 0:
         return dict(error=out.stderr.strip().splitlines()[-1], seconds=wall)
-    return dict(seconds=wall, cpu_seconds=cpu, load_average=load, report=out.stdout)
+    return dict(seconds=wall, cpu_seconds=user + system, user_seconds=user,
+                system_seconds=system, load_average=load, report=out.stdout)
 
 
 def cold_warm(path: Path, tmpdir: Path) -> dict:

@@ -59,17 +59,17 @@ import jax, jax.numpy as jnp
 jax.config.update("jax_enable_x64", True)
 import tlsjax as tj
 
-T = jnp.asarray(np.geomspace(0.05, 10.0, 16))
-om = jnp.asarray([2 * math.pi * 1e3])
-repeats = int(sys.argv[1])
+repeats, case = int(sys.argv[1]), json.loads(sys.argv[2])
+T = jnp.asarray(case["T_K"])
+om = jnp.asarray([case["omega"]])
 
 def f(log_c, log_rho):
     tls = tj.ConstantC(jnp.exp(log_c))
-    m = tj.Material(jnp.exp(log_rho), 2500.0, 1200.0)
+    m = tj.Material(jnp.exp(log_rho), case["v_l"], case["v_t"])
     return (jnp.sum(tj.sound_velocity_shift(tls, m, T, om, T[0]))
             + jnp.sum(tj.qinv_relaxation(tls, m, T, om)))
 
-x = (jnp.asarray(math.log(3e-4)), jnp.asarray(math.log(1200.0)))
+x = (jnp.asarray(math.log(case["C"])), jnp.asarray(math.log(case["rho"])))
 out = {}
 for name, fn in (("value", f), ("value_and_grad", jax.value_and_grad(f, argnums=(0, 1)))):
     c = jax.jit(fn).lower(*x).compile()
@@ -91,15 +91,48 @@ def integrals(root: Path, repeats: int) -> dict:
     """The CHILD's timings with the code under `root`, in a fresh process."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
     # run in `root`: `python -c` puts the working folder first on the path
-    out = subprocess.run([sys.executable, "-c", CHILD, str(repeats)], env=env,
-                         capture_output=True, text=True, cwd=root)
+    case = dict(T_K=T_K.tolist(), omega=OMEGA, C=C, rho=RHO, v_l=V_L, v_t=V_T)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(repeats), json.dumps(case)],
+                         env=env, capture_output=True, text=True, cwd=root)
     if out.returncode != 0:
         return dict(error=(out.stderr.strip().splitlines() or ["no output"])[-1])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def numpy_value() -> float:
-    """Q^-1_rel + Delta v/v of CHILD's `f` in plain NumPy (quadrature over r and E)."""
+def _r_quadrature(a: np.ndarray) -> np.ndarray:
+    """(Q^-1, Delta v/v) r integrals at a = omega tau_min, by the 472-node composite
+    Gauss-Legendre rule of the code before the closed form (in ln r up to r = 1/2, in
+    sqrt(1 - r) above)."""
+    from tlsjax.observables._stm import _gauss_legendre
+
+    lo, hi = math.log(1e-24), math.log(0.5)
+    u, wu = _gauss_legendre(np.linspace(lo, hi, math.ceil(hi - lo) + 1))
+    s, ws = _gauss_legendre(np.linspace(0.0, math.sqrt(0.5), 5))
+    r = np.concatenate([np.exp(u), 1.0 - s**2])
+    w_r = np.concatenate([wu, 2.0 * s * ws / (1.0 - s**2)]) * np.sqrt(1.0 - r)  # dr/r sqrt(1-r)
+    wt = a[..., None] / r  # omega tau
+    return np.stack([np.sum(w_r * wt / (1.0 + wt**2), axis=-1),
+                     np.sum(w_r / (1.0 + wt**2), axis=-1)])
+
+
+def _r_closed_form(a: np.ndarray) -> np.ndarray:
+    """The same in closed form (docs/conventions.md, section 5), in NumPy."""
+    from tlsjax.observables._stm import _r_moments
+
+    r_min, s0 = 1e-24, math.sqrt(1.0 - 1e-24)
+    small = np.minimum(a, 2.0)
+    b = np.sqrt(1.0 - 1j * small)
+    closed = -2.0 * s0 + b * (2.0 * np.log(b + s0) - np.log(r_min - 1j * small))
+    u = 1.0 / np.maximum(a, 2.0) ** 2
+    m = _r_moments(r_min)
+    q = np.polynomial.polynomial.polyval(-u, m[0::2]) * np.sqrt(u)
+    v = np.polynomial.polynomial.polyval(-u, m[1::2]) * u
+    return np.stack([np.where(a > 2.0, q, closed.imag), np.where(a > 2.0, v, closed.real)])
+
+
+def numpy_value(r_integrals) -> float:
+    """Q^-1_rel + Delta v/v of CHILD's `f` in plain NumPy, vectorized over temperatures and
+    energies, with `r_integrals` (`_r_quadrature` or `_r_closed_form`) for the r integral."""
     import jax
 
     from tlsjax.observables._material import Material
@@ -107,20 +140,9 @@ def numpy_value() -> float:
 
     with jax.enable_x64(True):  # tau_min^-1 = a_k E^3 coth(E/2T)
         a_k = float(Material(RHO, V_L, V_T).relaxation_A_K)
-    lo, hi = math.log(1e-24), math.log(0.5)
-    u, wu = _gauss_legendre(np.linspace(lo, hi, math.ceil(hi - lo) + 1))
-    s, ws = _gauss_legendre(np.linspace(0.0, math.sqrt(0.5), 5))
-    r = np.concatenate([np.exp(u), 1.0 - s**2])
-    w_r = np.concatenate([wu, 2.0 * s * ws / (1.0 - s**2)]) * np.sqrt(1.0 - r)  # dr/r sqrt(1-r)
     x, w_e = _XR_NODES, _XR_WEIGHTS * 0.5 / np.cosh(0.5 * _XR_NODES) ** 2
-
-    def rel(t):  # (h_q, h_v) integrals at one temperature
-        rate = a_k * (x * t) ** 3 / np.tanh(0.5 * x)  # (nx,)
-        wt = OMEGA * r[None, :] ** -1 / rate[:, None]  # omega tau, (nx, nr)
-        hq, hv = wt / (1.0 + wt**2), 1.0 / (1.0 + wt**2)
-        return C * np.sum(w_e[:, None] * w_r[None, :] * np.stack([hq, hv]), axis=(1, 2))
-
-    per_t = np.asarray([rel(t) for t in T_K])
+    rate = a_k * (x[None, :] * T_K[:, None]) ** 3 / np.tanh(0.5 * x)  # (nT, nx)
+    per_t = C * np.sum(w_e * r_integrals(OMEGA / rate), axis=-1)  # (2, nT): Q^-1, Delta v/v
     xr, wres = _gauss_legendre(np.linspace(0.0, 1.0, 41))
 
     def resonant(t, t0):  # constant C: -C int d(ln E) [tanh(E/2t) - tanh(E/2t0)]
@@ -129,17 +151,21 @@ def numpy_value() -> float:
         return -(hi - lo) * np.sum(wres * C * (np.tanh(0.5 * e / t) - np.tanh(0.5 * e / t0)))
 
     res = np.asarray([resonant(t, T_K[0]) for t in T_K])
-    dvv = res - 0.5 * (per_t[:, 1] - per_t[0, 1])
-    return float(np.sum(dvv) + np.sum(per_t[:, 0]))
+    dvv = res - 0.5 * (per_t[1] - per_t[1, 0])
+    return float(np.sum(dvv) + np.sum(per_t[0]))
 
 
 def numpy_baseline(repeats: int) -> dict:
-    ts, value = [], math.nan
-    for _ in range(repeats):
-        t = time.perf_counter()
-        value = numpy_value()
-        ts.append(time.perf_counter() - t)
-    return dict(ms=1e3 * sorted(ts)[len(ts) // 2], value=value)
+    """Median ms and the value of `numpy_value`, with each way of doing the r integral."""
+    out = {}
+    for name, fn in (("quadrature", _r_quadrature), ("closed_form", _r_closed_form)):
+        ts, value = [], math.nan
+        for _ in range(repeats):
+            t = time.perf_counter()
+            value = numpy_value(fn)
+            ts.append(time.perf_counter() - t)
+        out[name] = dict(ms=1e3 * sorted(ts)[len(ts) // 2], value=value)
+    return out
 
 
 def build_parser():
@@ -163,17 +189,19 @@ def build_parser():
 
 def _print(meta: dict, integ: dict, base: dict) -> None:
     print(f"relaxation integrals at 16 temperatures (float64), median ms per call "
-          f"(before: {meta['paired_commit'][:7]}); NumPy baseline {base['ms']:.1f} ms")
+          f"(before: {meta['paired_commit'][:7]}); NumPy baseline: r by quadrature "
+          f"{base['quadrature']['ms']:.1f} ms, in closed form {base['closed_form']['ms']:.2f} ms")
     for name in ("value", "value_and_grad"):
-        cells = []
+        cells, ms = [], {}
         for code in ("before", "now"):
-            d = integ[code]
-            cells.append("error" if "error" in d else
-                         f"{code} {d[name]['ms']:8.2f} ms (temp {d[name]['temp_mb']:.2f} MB)")
-        now = integ["now"].get(name, {}).get("ms", math.nan)
-        before = integ["before"].get(name, {}).get("ms", math.nan)
+            d = integ[code].get(name)
+            ms[code] = math.nan if d is None else d["ms"]
+            temp = "n/a" if d is None or d["temp_mb"] is None else f"{d['temp_mb']:.2f}"
+            cells.append("error" if d is None else f"{code} {d['ms']:8.2f} ms (temp {temp} MB)")
         print(f"  {name:15s} " + "  ".join(cells)
-              + f"  before/now {before / now:.1f}x  NumPy/now {base['ms'] / now:.1f}x")
+              + f"  before/now {ms['before'] / ms['now']:.1f}x; NumPy quadrature/before "
+              f"{base['quadrature']['ms'] / ms['before']:.1f}x, NumPy closed form/now "
+              f"{base['closed_form']['ms'] / ms['now']:.1f}x")
 
 
 def main(argv=None) -> int:
@@ -206,9 +234,10 @@ def main(argv=None) -> int:
     print()
     _print(meta, results["integrals"], base)
     now_value = results["integrals"]["now"].get("value", {}).get("value", math.nan)
-    results["numpy_minus_now_relative"] = abs(base["value"] - now_value) / abs(now_value)
-    print(f"  NumPy value {base['value']:.12g} against {now_value:.12g} "
-          f"(relative {results['numpy_minus_now_relative']:.1e})")
+    for name, d in base.items():
+        d["relative_to_now"] = abs(d["value"] - now_value) / abs(now_value)
+        print(f"  NumPy ({name}) value {d['value']:.12g} against {now_value:.12g} "
+              f"(relative {d['relative_to_now']:.1e})")
     for q, d in results["fits"].items():
         print_paired({q: dict(paired=d)}, commit, f"tlsjax fit {q} {FITS[q][0]} "
                      + " ".join(FITS[q][1]))

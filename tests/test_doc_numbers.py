@@ -848,7 +848,8 @@ def test_dvv_closed_form_rerun_matches_its_json():
     bench = _json(FIGURES / "bench" / "bench_fit_curves.json")["results"]["fits"]["dvv"]["runs"]
     before, now = (statistics.median([r["warm"]["seconds"] for r in bench[c]])
                    for c in ("before", "now"))
-    _said("dvv closed form speed", text, r"the fit, (\S+) times faster, stops", before / now)
+    _said("dvv closed form speed", text, r"the fit, (\S+) times faster in a warm run, stops",
+          before / now)
 
 
 def test_fit_curves_bench_table_matches_its_json():

@@ -196,27 +196,36 @@ def test_relaxation_derivatives_store_no_integrand_and_match_differences():
 
 
 def _r_integral_reference(a, r_min):
-    """int_{r_min}^1 dr sqrt(1 - r) (r, a) / (r^2 + a^2) by scipy's adaptive quadrature in
-    u = ln r (the Lorentzian in r sits at u = ln a)."""
-    def integrand(u, part):
+    """int_{r_min}^1 dr sqrt(1 - r) (r, a) / (r^2 + a^2) by scipy's adaptive quadrature:
+    in u = ln r up to r = 1/2 (the Lorentzian in r sits at u = ln a), in s = sqrt(1 - r)
+    above (no square-root end point)."""
+    def in_u(u, part):
         r = math.exp(u)
         return math.sqrt(1.0 - r) * r * (r if part == 0 else a) / (r * r + a * a)
 
-    lo = math.log(r_min)
-    points = [math.log(a)] if lo < math.log(a) < 0.0 else None
-    return [integrate.quad(integrand, lo, 0.0, args=(part,), points=points, limit=500,
-                           epsabs=0.0, epsrel=1e-13)[0] for part in (0, 1)]
+    def in_s(s, part):
+        r = 1.0 - s * s
+        return 2.0 * s * s * (r if part == 0 else a) / (r * r + a * a)
+
+    lo, mid = math.log(r_min), math.log(0.5)
+    kw = dict(limit=500, epsabs=0.0, epsrel=1e-13)
+    u_points = [math.log(a)] if lo < math.log(a) < mid else None
+    s_points = [math.sqrt(1.0 - a)] if 0.0 < a < 0.5 else None
+    return [integrate.quad(in_u, lo, mid, args=(part,), points=u_points, **kw)[0]
+            + integrate.quad(in_s, 0.0, math.sqrt(0.5), args=(part,), points=s_points, **kw)[0]
+            for part in (0, 1)]
 
 
 @pytest.mark.parametrize("r_min", [1e-24, 0.4])
 def test_r_integral_closed_form_matches_quadrature(r_min):
     """`_r_integral` (closed form below a = omega tau_min = 2, series in 1 / a^2 above)
-    against an adaptive quadrature from a = 1e-30 to 1e26, both sides of the switch, in
-    float64 (relative 1e-13) and float32 (4e-6 at worst, at the switch, where the closed
-    form's two terms cancel; finite values and gradients everywhere)."""
+    against an adaptive quadrature from a = 1e-56 to 1e26, densely on both sides of the
+    switch, in float64 (relative 1e-13) and float32 (1.2e-5: the closed form's two terms
+    cancel just below the switch), with finite first and second derivatives in float32."""
     from tlsjax.observables._stm import _LOG_A_SERIES, _r_integral
 
-    log_a = np.concatenate([np.linspace(-69.0, 60.0, 44), _LOG_A_SERIES + np.asarray([-1e-6, 1e-6])])
+    log_a = np.concatenate([np.linspace(-130.0, 60.0, 39), _LOG_A_SERIES + np.asarray([-1e-6, 1e-6]),
+                            np.linspace(_LOG_A_SERIES - 1.5, _LOG_A_SERIES + 0.3, 25)])
     ref = np.asarray([_r_integral_reference(math.exp(la), r_min) for la in log_a])
     for kind, col in (("v", 0), ("q", 1)):
         got = np.asarray(_r_integral(kind, r_min, jnp.asarray(log_a)))
@@ -224,8 +233,9 @@ def test_r_integral_closed_form_matches_quadrature(r_min):
         with jax.enable_x64(False):
             x32 = jnp.asarray(log_a, dtype=jnp.float32)
             got32 = np.asarray(_r_integral(kind, r_min, x32))
-            grad32 = np.asarray(jax.grad(lambda x, k=kind: jnp.sum(_r_integral(k, r_min, x)))(x32))
-        assert got32.dtype == np.float32 and np.all(np.isfinite(grad32))
-        big = np.abs(ref[:, col]) > 1e-30  # float32's range
-        np.testing.assert_allclose(got32[big], ref[big, col], rtol=5e-6)
-        assert np.all(got32[~big] < 1e-30)
+            first = jax.grad(lambda x, k=kind: _r_integral(k, r_min, x))
+            d1, d2 = (np.asarray(jax.vmap(f)(x32)) for f in (first, jax.grad(first)))
+        assert got32.dtype == np.float32 and np.all(np.isfinite(d1)) and np.all(np.isfinite(d2))
+        big = np.abs(ref[:, col]) > 1e-36  # float32's normal range
+        np.testing.assert_allclose(got32[big], ref[big, col], rtol=1.2e-5)
+        assert np.all(got32[~big] < 1e-36)

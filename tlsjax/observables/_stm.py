@@ -273,17 +273,24 @@ def _r_integral(kind: str, r_min: float, log_a):
     = -2 s_0 + b ln((b + s_0)^2 / (r_min - i a)), s_0 = sqrt(1 - r_min), b = sqrt(1 - i a)
     (s = sqrt(1 - r) turns the integrand into 2 s^2 / (b^2 - s^2)). Above a = 2, where the
     two terms cancel, I = (i / a) sum_n (-i / a)^n m_n with the moments m_n of
-    `_r_moments`. Both branches agree with an adaptive quadrature to < 2e-14 (float64)
-    from a = 1e-30 to 1e26 (`tests/test_stm.py`), and nothing over- or underflows before
-    the result itself does.
+    `_r_moments`. Both branches agree with an adaptive quadrature to < 2e-14 in float64
+    and ~1e-5 in float32 (below the switch, where the two terms cancel) from a = 1e-30
+    to 1e26 (`tests/test_stm.py`); nothing over- or underflows before the result itself
+    does, and first and second derivatives are finite.
     """
+    if kind not in ("q", "v"):
+        raise ValueError(f"_r_integral(kind={kind!r}): must be 'q' or 'v'")
     series = log_a > _LOG_A_SERIES
     # double `where`: each branch is evaluated (and differentiated) where it is finite
     la = jnp.where(series, 0.0, log_a)
     s0 = math.sqrt(1.0 - r_min)
     ia = 1j * jnp.exp(la)
     b = jnp.sqrt(1.0 - ia)
-    closed = -2.0 * s0 + b * (2.0 * jnp.log(b + s0) - jnp.log(r_min - ia))
+    # ln(r_min - i a) scaled by the larger of the two: a itself underflows (and the
+    # log's second derivative, 1 / (r_min - i a)^2, in float32) long before Q^-1 ~ a / r_min
+    top = jnp.maximum(la, math.log(r_min))
+    log_z = top + jnp.log(jnp.exp(math.log(r_min) - top) - 1j * jnp.exp(la - top))
+    closed = -2.0 * s0 + b * (2.0 * jnp.log(b + s0) - log_z)
     closed = closed.imag if kind == "q" else closed.real
     la = jnp.where(series, log_a, _LOG_A_SERIES)
     u = jnp.exp(-2.0 * la)  # 1 / a^2 <= 1/4
