@@ -857,7 +857,7 @@ def test_fit_curves_bench_table_matches_its_json():
     closed form, and the sentences about them."""
     run = _json(FIGURES / "bench" / "bench_fit_curves.json")
     assert run["meta"]["paired_commit"].startswith("0ccd8a3")
-    assert run["meta"]["now"] == {"commit": "8e79f3a8f34f1a98a4338fc3b8a5cc12e6da2fb7",
+    assert run["meta"]["now"] == {"commit": "247e8dd3c1cf8b892f4164abb79104bfc82edaa1",
                                   "modified": False}
     res = run["results"]
     rows = _table("explanation/performance.md", "| what | 0ccd8a3 | now | now / 0ccd8a3 |")
@@ -875,9 +875,17 @@ def test_fit_curves_bench_table_matches_its_json():
         _check(f"performance.md fit {q} {kind}", f"{row[1]} / {row[2]}".replace(" s", ""), b, n)
         _check(f"performance.md fit {q} {kind}", row[3], n / b)
     text = _prose(DOCS / "explanation" / "performance.md")
-    _said("performance.md NumPy", text, r"plain vectorized NumPy, took (\S+) ms and agrees with "
-          r"the closed form to (\S+) \(relative\)", res["numpy"]["ms"],
-          res["numpy_minus_now_relative"])
+    quad, closed = res["numpy"]["quadrature"], res["numpy"]["closed_form"]
+    _said("performance.md NumPy", text, r"with the quadrature over r it took (\S+) ms, with the "
+          r"closed form (\S+) ms, and they agree with this code to (\S+) and (\S+) \(relative\)",
+          quad["ms"], closed["ms"], quad["relative_to_now"], closed["relative_to_now"])
+    dvv = {c: res["fits"]["dvv"]["runs"][c][0]["warm"] for c in ("before", "now")}
+    _said("performance.md page faults", text, r"The warm example Delta v/v fit spent (\S+) s of "
+          r"system time \(page faults\) beside (\S+) s of user time", dvv["before"]["system_seconds"],
+          dvv["before"]["user_seconds"])
+    _said("performance.md system now", text, r"The warm fits now spend (\S+) and (\S+) s of system "
+          r"time", res["fits"]["qinv"]["runs"]["now"][0]["warm"]["system_seconds"],
+          dvv["now"]["system_seconds"])
     assert res["fits"]["qinv"]["identical_reports"] and not res["fits"]["dvv"]["identical_reports"]
     assert "The printed report of the Q^-1 example is identical with both codes" in text
     med = {q: {c: {k: statistics.median([r[k]["seconds"] for r in d["runs"][c]])
@@ -890,8 +898,8 @@ def test_fit_curves_bench_table_matches_its_json():
           *(med[q]["before"]["warm"] / med[q]["now"]["warm"] for q in ("qinv", "dvv")))
     loads = [r[k]["load_average"] for d in res["fits"].values() for rs in d["runs"].values()
              for r in rs for k in ("cold", "warm")]
-    _said("performance.md curves load", text, r"1-minute load average (\S+)-(\S+) before\s+the "
-          r"runs, the benchmark's own\):", min(loads), max(loads))
+    _said("performance.md curves load", text, r"against 0ccd8a3, .*?1-minute load average (\S+)-"
+          r"(\S+) before\s+the runs, the benchmark's own\):", min(loads), max(loads))
 
 
 def _coverage_misses(run: dict, q: str, side: str) -> tuple[int, int, float, int, int, int]:
