@@ -139,3 +139,17 @@ def code_state_over(start: dict) -> dict:
         return dict(commit=start["commit"], modified=None)
     return dict(commit=start["commit"],
                 modified=start["modified"] or end["modified"] or start != end)
+
+
+def finish_run(json_path: Path, meta: dict, results: dict, failed: list[str], *,
+               overwrite: bool, run: str) -> int:
+    """Write `{"meta", "results"}` to `json_path` (atomically), say so, and name the runs in
+    `failed`; the exit status (1 if any failed)."""
+    from tlsjax._io import write_json
+
+    write_json(json_path, dict(meta=meta, results=results), overwrite=overwrite, run=run)
+    print(f"wrote {json_path} (load average at the end {meta['load_average']})")
+    if failed:
+        print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
+        return 1
+    return 0

@@ -58,6 +58,7 @@ from _bench_common import (  # noqa: E402
     ROOT,
     code_state_over,
     extract_commit,
+    finish_run,
     resolve_commit,
     working_tree_state,
 )
@@ -337,8 +338,6 @@ def _failures(results: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from tlsjax._io import write_json
-
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.shared is not None and not Path(args.shared).is_dir():
@@ -402,13 +401,8 @@ def main(argv=None) -> int:
         meta["before_commit"] = BEFORE
     if paired_commit is not None:
         meta["paired_commit"] = paired_commit
-    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
-    print(f"wrote {json_path} (load average at the end {meta['load_average']})")
-    failed = _failures(results)
-    if failed:
-        print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
-        return 1
-    return 0
+    return finish_run(json_path, meta, results, _failures(results), overwrite=args.overwrite,
+                      run=run)
 
 
 if __name__ == "__main__":

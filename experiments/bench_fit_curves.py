@@ -39,7 +39,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import ROOT, code_state_over, resolve_commit, working_tree_state  # noqa: E402
+from _bench_common import (  # noqa: E402
+    ROOT,
+    code_state_over,
+    finish_run,
+    resolve_commit,
+    working_tree_state,
+)
 from bench_fit import old_code, paired, print_paired  # noqa: E402
 
 #: The last commit whose relaxation integrals summed a quadrature over r, stored node by
@@ -205,8 +211,6 @@ def _print(meta: dict, integ: dict, base: dict) -> None:
 
 
 def main(argv=None) -> int:
-    from tlsjax._io import write_json
-
     ap = build_parser()
     args = ap.parse_args(argv)
     run = ap.run_id(args)
@@ -241,16 +245,11 @@ def main(argv=None) -> int:
     for q, d in results["fits"].items():
         print_paired({q: dict(paired=d)}, commit, f"tlsjax fit {q} {FITS[q][0]} "
                      + " ".join(FITS[q][1]))
-    write_json(json_path, dict(meta=meta, results=results), overwrite=args.overwrite, run=run)
-    print(f"wrote {json_path} (load average at the end {meta['load_average']})")
     failed = [c for c, d in results["integrals"].items() if "error" in d] + [
         f"{q} {code} round {i + 1} {k}" for q, d in results["fits"].items()
         for code, rs in d["runs"].items() for i, r in enumerate(rs) for k in ("cold", "warm")
         if "error" in r[k]]
-    if failed:
-        print(f"failed: {', '.join(failed)} (their errors are in {json_path})", file=sys.stderr)
-        return 1
-    return 0
+    return finish_run(json_path, meta, results, failed, overwrite=args.overwrite, run=run)
 
 
 if __name__ == "__main__":
