@@ -274,7 +274,7 @@ def _r_integral(kind: str, r_min: float, log_a):
     (s = sqrt(1 - r) turns the integrand into 2 s^2 / (b^2 - s^2)). Above a = 2, where the
     two terms cancel, I = (i / a) sum_n (-i / a)^n m_n with the moments m_n of
     `_r_moments`. Both branches agree with an adaptive quadrature to < 2e-14 in float64
-    and ~1e-5 in float32 (below the switch, where the two terms cancel) from a = 1e-30
+    and ~1e-5 in float32 (below the switch, where the two terms cancel) from a = 1e-56
     to 1e26 (`tests/test_stm.py`); nothing over- or underflows before the result itself
     does, and first and second derivatives are finite.
     """
