@@ -6,9 +6,10 @@ behind them, this checkout against the code of an older commit.
   compiled value with its reverse-mode gradient over (ln C, ln rho): the median ms per
   call, and the compiled program's temporary memory. The fits' L-BFGS steps call the
   second.
-- **NumPy baseline** (in this process): the same value in plain NumPy, vectorized, with
-  composite Gauss-Legendre quadrature over r (472 nodes for r_min = 1e-24) and E (408
-  nodes), as written without JAX.
+- **NumPy baselines** (in this process): the same value in plain NumPy, vectorized over
+  temperatures and energies (Gauss-Legendre over E, 408 nodes), with the r integral by
+  the previous composite Gauss-Legendre quadrature (472 nodes for r_min = 1e-24) and in
+  closed form: each is compared with the JAX code of the same algorithm.
 - **paired** (`--paired COMMIT`, default: the last commit before the closed-form r
   integral): `tlsjax fit qinv data/example_qinv.csv --freq 1000 --sigma 0.03` and
   `tlsjax fit dvv data/example_dvv.csv --freq 1000 --sigma 0.00673` as a user runs them,
