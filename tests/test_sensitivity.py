@@ -49,10 +49,12 @@ def test_forward_and_reverse_agree(forward):
     # Each mode is its own program of one realization (jacfwd, jacrev). Compiled at the
     # suite's XLA optimization level 0 the two differ by up to 1.5e-6 relative (measured on
     # one realization's d ln P_S / d a~, with XLA's default emitters too; 1e-14 at XLA's
-    # default level, where a standalone run of this comparison gives 9e-15), so the modes
-    # are compared to the finite differences' accuracy, 1e-5 (test above).
+    # default level, where a standalone run of this comparison gives 9e-15), and by 2.1e-7
+    # absolute on d ln P_S(E = 1) / d a~ = -0.0208 (1.0e-5 relative) where XLA runs on one
+    # thread (a suite worker on 2 cores, conftest.py), so the modes are compared to the
+    # finite differences' accuracy, 1e-5 max(|d|, 1) (test above).
     np.testing.assert_allclose(rev.log_jacobian, forward.log_jacobian[:6], rtol=1e-5,
-                               atol=1e-9)
+                               atol=1e-5)
     np.testing.assert_allclose(rev.hard_values, forward.hard_values[:6], rtol=1e-12)
 
 
