@@ -33,19 +33,36 @@ if not EXACT_BITS:
 os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(_flags))
 
 
+#: The cores of the session, as its first process (the xdist controller) found them.
+ALL_CORES = "TLSJAX_TEST_CORES"
+#: Set by a worker once it keeps to its share: a pytest it starts (tests/test_exact_bits.py)
+#: keeps that share rather than taking a share of it.
+WORKER_CORES = "TLSJAX_TEST_WORKER_CORES"
+
+
+def share_of_cores(worker: str, n: int, cores: list[int]) -> list[int]:
+    """The cores of xdist worker `worker` (gwI) of `n`: every n-th of `cores` from the I-th;
+    all of them where n < 2 or there are fewer cores than workers."""
+    return cores[int(worker[2:]) % n::n] if 1 < n <= len(cores) else cores
+
+
 def _own_cores() -> None:
-    """In an xdist worker, keep to a share of the cores of its own (worker i of n: every
-    n-th core from the i-th), before JAX makes its CPU client: XLA then sizes its thread
-    pool to that share, rather than every worker spreading its kernels over every core
-    and the workers' threads contending (measured on 2 cores: the suite 7:07 against
-    8:01-8:23 unpinned). The subprocesses a test starts inherit its worker's share."""
+    """In an xdist worker, keep to a share of the session's cores of its own
+    (`share_of_cores`), before JAX makes its CPU client: XLA then sizes its thread pool to
+    that share, rather than every worker spreading its kernels over every core and the
+    workers' threads contending. The subprocesses a test starts inherit its worker's share.
+    `TLSJAX_TEST_SHARED_CORES=1` leaves every worker on every core (to compare)."""
+    if not hasattr(os, "sched_setaffinity") or WORKER_CORES in os.environ:
+        return
+    os.environ.setdefault(ALL_CORES, ",".join(map(str, sorted(os.sched_getaffinity(0)))))
     worker, n = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get(
         "PYTEST_XDIST_WORKER_COUNT", "")
-    if not (worker.startswith("gw") and n.isdigit() and hasattr(os, "sched_setaffinity")):
+    if (not (worker.startswith("gw") and n.isdigit())
+            or os.environ.get("TLSJAX_TEST_SHARED_CORES", "") not in ("", "0")):
         return
-    cores = sorted(os.sched_getaffinity(0))
-    if 1 < int(n) <= len(cores):
-        os.sched_setaffinity(0, set(cores[int(worker[2:]) % int(n)::int(n)]))
+    share = share_of_cores(worker, int(n), [int(c) for c in os.environ[ALL_CORES].split(",")])
+    os.sched_setaffinity(0, set(share))
+    os.environ[WORKER_CORES] = ",".join(map(str, share))
 
 
 _own_cores()
