@@ -46,19 +46,23 @@ def share_of_cores(worker: str, n: int, cores: list[int]) -> list[int]:
     return cores[int(worker[2:]) % n::n] if 1 < n <= len(cores) else cores
 
 
+def cores_shared() -> bool:
+    """`TLSJAX_TEST_SHARED_CORES=1`: every worker on every core (to compare with shares)."""
+    return os.environ.get("TLSJAX_TEST_SHARED_CORES", "") not in ("", "0")
+
+
 def _own_cores() -> None:
     """In an xdist worker, keep to a share of the session's cores of its own
     (`share_of_cores`), before JAX makes its CPU client: XLA then sizes its thread pool to
     that share, rather than every worker spreading its kernels over every core and the
     workers' threads contending. The subprocesses a test starts inherit its worker's share.
-    `TLSJAX_TEST_SHARED_CORES=1` leaves every worker on every core (to compare)."""
+    Off with `cores_shared()`."""
     if not hasattr(os, "sched_setaffinity") or WORKER_CORES in os.environ:
         return
     os.environ.setdefault(ALL_CORES, ",".join(map(str, sorted(os.sched_getaffinity(0)))))
     worker, n = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get(
         "PYTEST_XDIST_WORKER_COUNT", "")
-    if (not (worker.startswith("gw") and n.isdigit())
-            or os.environ.get("TLSJAX_TEST_SHARED_CORES", "") not in ("", "0")):
+    if not (worker.startswith("gw") and n.isdigit()) or cores_shared():
         return
     share = share_of_cores(worker, int(n), [int(c) for c in os.environ[ALL_CORES].split(",")])
     os.sched_setaffinity(0, set(share))

@@ -4,14 +4,14 @@ of the session's cores, so that XLA sizes its thread pool to that share."""
 import os
 
 import pytest
-from conftest import ALL_CORES, WORKER_CORES, share_of_cores
+from conftest import ALL_CORES, WORKER_CORES, cores_shared, share_of_cores
 
 
 def test_each_worker_keeps_to_its_share_of_the_cores():
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if not worker or not hasattr(os, "sched_getaffinity"):
         pytest.skip("not run by a pytest-xdist worker on a system with CPU affinity")
-    if os.environ.get("TLSJAX_TEST_SHARED_CORES", "") not in ("", "0"):
+    if cores_shared():
         pytest.skip("TLSJAX_TEST_SHARED_CORES is set: the workers share every core")
     n = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     cores = [int(c) for c in os.environ[ALL_CORES].split(",")]
