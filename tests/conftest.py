@@ -46,6 +46,11 @@ def share_of_cores(worker: str, n: int, cores: list[int]) -> list[int]:
     return cores[int(worker[2:]) % n::n] if 1 < n <= len(cores) else cores
 
 
+def session_cores() -> list[int]:
+    """The session's cores, as recorded in `ALL_CORES`."""
+    return [int(c) for c in os.environ[ALL_CORES].split(",")]
+
+
 def cores_shared() -> bool:
     """`TLSJAX_TEST_SHARED_CORES=1`: every worker on every core (to compare with shares)."""
     return os.environ.get("TLSJAX_TEST_SHARED_CORES", "") not in ("", "0")
@@ -64,7 +69,7 @@ def _own_cores() -> None:
         "PYTEST_XDIST_WORKER_COUNT", "")
     if not (worker.startswith("gw") and n.isdigit()) or cores_shared():
         return
-    share = share_of_cores(worker, int(n), [int(c) for c in os.environ[ALL_CORES].split(",")])
+    share = share_of_cores(worker, int(n), session_cores())
     os.sched_setaffinity(0, set(share))
     os.environ[WORKER_CORES] = ",".join(map(str, share))
 

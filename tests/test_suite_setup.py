@@ -4,7 +4,7 @@ of the session's cores, so that XLA sizes its thread pool to that share."""
 import os
 
 import pytest
-from conftest import ALL_CORES, WORKER_CORES, cores_shared, share_of_cores
+from conftest import WORKER_CORES, cores_shared, session_cores, share_of_cores
 
 
 def test_each_worker_keeps_to_its_share_of_the_cores():
@@ -14,7 +14,7 @@ def test_each_worker_keeps_to_its_share_of_the_cores():
     if cores_shared():
         pytest.skip("TLSJAX_TEST_SHARED_CORES is set: the workers share every core")
     n = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    cores = [int(c) for c in os.environ[ALL_CORES].split(",")]
+    cores = session_cores()
     mine = sorted(os.sched_getaffinity(0))
     assert mine == share_of_cores(worker, n, cores)
     assert os.environ[WORKER_CORES] == ",".join(map(str, mine))
